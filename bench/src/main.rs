@@ -1,0 +1,84 @@
+//! `berth-bench`: runs a named suite that compares Berth with its peers (runc, crun, dockerd,
+//! podman) in one run, interleaved round by round after warm-up, and prints a table of medians
+//! and Berth/peer ratios, also written to `bench/results/<suite>.md`.
+
+mod peers;
+mod stats;
+mod suites;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "berth-bench", version, about = "Compare Berth with its peers")]
+struct Cli {
+    /// Suite to run (see --list).
+    suite: Option<String>,
+    /// List the suites and exit.
+    #[arg(long)]
+    list: bool,
+    /// Install the peers from Debian first (runc, crun, docker.io, podman) and prepare the host.
+    #[arg(long)]
+    install_peers: bool,
+    /// Measured rounds (each contender runs once per round).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Warm-up rounds, not measured.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Directory of the Berth binaries (default: next to this harness).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Where to write `<suite>.md` (default: bench/results of this checkout).
+    #[arg(long)]
+    results_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.list {
+        for s in suites::all() {
+            println!("{:<12} {}", s.name, s.about);
+        }
+        return Ok(());
+    }
+    if cli.install_peers {
+        peers::install()?;
+    }
+    let Some(name) = cli.suite else {
+        anyhow::bail!("name a suite (see --list)");
+    };
+    let suite = suites::all()
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no suite named {name:?} (see --list)"))?;
+    let bin_dir = match cli.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("cannot locate the harness directory"))?,
+    };
+    let results_dir = cli
+        .results_dir
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"));
+    let report = suites::run_suite(&suite, &bin_dir, cli.warmup, cli.runs)?;
+    print!("{report}");
+    std::fs::create_dir_all(&results_dir)?;
+    let path = results_dir.join(format!("{}.md", suite.name));
+    std::fs::write(&path, &report)?;
+    println!("\nwritten to {}", path.display());
+    Ok(())
+}

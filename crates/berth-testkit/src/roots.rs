@@ -1,0 +1,60 @@
+//! Per-test data and exec roots, so daemons under test never share state or sockets.
+
+use std::path::{Path, PathBuf};
+
+/// A data root, an exec root and socket paths under one temporary directory, removed on drop.
+/// The directory lives directly under /tmp so socket paths stay well under the 108-byte limit.
+pub struct TestRoots {
+    dir: tempfile::TempDir,
+}
+
+impl TestRoots {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bt-").tempdir_in("/tmp")?;
+        std::fs::create_dir(dir.path().join("data"))?;
+        std::fs::create_dir(dir.path().join("exec"))?;
+        Ok(Self { dir })
+    }
+
+    /// The whole temporary directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The data root (`--data-root`).
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The exec root (`--exec-root`).
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.path().join("exec")
+    }
+
+    /// The Engine API socket of a daemon under test.
+    pub fn api_socket(&self) -> PathBuf {
+        self.exec_root().join("berth.sock")
+    }
+
+    /// The gRPC socket of a berth-containerd under test.
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.exec_root().join("containerd.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_are_distinct_and_removed() {
+        let a = TestRoots::new().unwrap();
+        let b = TestRoots::new().unwrap();
+        assert_ne!(a.data_root(), b.data_root());
+        assert!(a.api_socket().as_os_str().len() < 100);
+        let kept = a.path().to_path_buf();
+        assert!(kept.join("exec").is_dir());
+        drop(a);
+        assert!(!kept.exists());
+    }
+}

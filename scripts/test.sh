@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Berth's whole test suite: installs the test dependencies, checks formatting, lints and the
+# layering rules, builds every binary, then runs every test. Run as root (tests make namespaces,
+# mounts, cgroups and veths on the real kernel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== layering"
+./scripts/check-layers.sh
+
+echo "== build"
+cargo build --workspace --bins --locked
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
