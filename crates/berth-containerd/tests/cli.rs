@@ -2,5 +2,8 @@
 
 #[test]
 fn answers_help_and_version() {
-    berth_testkit::assert_help_and_version(env!("CARGO_BIN_EXE_berth-containerd").as_ref(), "berth-containerd");
+    berth_testkit::assert_help_and_version(
+        env!("CARGO_BIN_EXE_berth-containerd").as_ref(),
+        "berth-containerd",
+    );
 }

@@ -33,7 +33,10 @@ fn every_rust_file_has_a_module_doc() {
         .into_iter()
         .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
         .collect();
-    assert!(missing.is_empty(), "files without a leading //! doc line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a leading //! doc line: {missing:#?}"
+    );
 }
 
 #[test]
