@@ -42,9 +42,11 @@ pub enum FrameError {
     BadStream(u8),
 }
 
-/// Decodes the frame at the start of `buf`: `Ok(None)` while it is incomplete, otherwise the
-/// stream, the payload and the number of bytes consumed.
-pub fn decode_frame(buf: &[u8]) -> Result<Option<(Stream, &[u8], usize)>, FrameError> {
+/// A decoded frame: its stream, its payload and the number of bytes it took in the buffer.
+pub type Frame<'a> = (Stream, &'a [u8], usize);
+
+/// Decodes the frame at the start of `buf`: `Ok(None)` while it is incomplete.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, FrameError> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }
