@@ -1,0 +1,1 @@
+//! OCI seccomp profiles compiled and loaded with libseccomp (being written).
