@@ -1,0 +1,329 @@
+//! `create` (and the first half of `run`), on the runtime's side: validate the bundle, make the
+//! state dir, cgroup and exec fifo, clone the init into its namespaces, map its ids, put it in
+//! its cgroup, run the create-time hooks, and record the state. Any failure undoes all of it.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+
+use crate::channel::{Channel, Msg};
+use crate::cli::CreateArgs;
+use crate::init::{self, InitContext};
+use crate::process::ProcessPlan;
+use crate::rootfs::RootfsPlan;
+use crate::state::{self, EXEC_FIFO, Saved};
+use crate::{hooks, log, spec, sys};
+
+/// A created container: its init is blocked on the exec fifo.
+pub struct Created {
+    pub saved: Saved,
+    pub cgroup: berth_cgroups::Cgroup,
+}
+
+/// Undoes a half-made container unless disarmed.
+struct Undo {
+    dir: PathBuf,
+    cgroup: Option<berth_cgroups::Cgroup>,
+    child: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = rustix::process::waitpid(
+                rustix::process::Pid::from_raw(pid),
+                rustix::process::WaitOptions::empty(),
+            );
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                log::warn(&format!("removing the cgroup of a failed create: {e}"));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+fn id_map(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Creates the container `args.id` from `args.bundle`.
+pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
+    spec::validate_id(&args.id)?;
+    let bundle = spec::load(&args.bundle)?;
+    let spec = &bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .context("config.json has no process")?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .context("config.json has no linux section")?;
+
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("creating the state root {}", root.display()))?;
+    let dir = state::dir(root, &args.id);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            anyhow::bail!("container with id exists: {}", args.id)
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let mut undo = Undo {
+        dir: dir.clone(),
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+
+    // Namespaces: new ones are clone flags; paths are opened now and joined by the child,
+    // except pid, which must be joined here so the child is born in it.
+    let mut clone_flags: u64 = 0;
+    let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
+    let mut kinds = Vec::new();
+    let (mut new_user, mut new_mount, mut new_uts, mut new_cgroupns) = (false, false, false, false);
+    for ns in linux.namespaces().iter().flatten() {
+        let flag = ns_flag(ns.typ());
+        match ns.path() {
+            Some(path) if !path.as_os_str().is_empty() => {
+                let fd = rustix::fs::open(
+                    path,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .with_context(|| format!("opening namespace path {}", path.display()))?;
+                if flag == libc::CLONE_NEWPID {
+                    sys::setns(fd.as_fd(), flag).context("joining the pid namespace")?;
+                } else {
+                    join.push((flag, fd));
+                }
+                kinds.push(format!("{:?}={}", ns.typ(), path.display()));
+            }
+            _ => {
+                match flag {
+                    libc::CLONE_NEWUSER => new_user = true,
+                    libc::CLONE_NEWNS => new_mount = true,
+                    libc::CLONE_NEWUTS => new_uts = true,
+                    _ => {}
+                }
+                if flag == libc::CLONE_NEWCGROUP {
+                    new_cgroupns = true;
+                } else {
+                    clone_flags |= flag as u32 as u64;
+                }
+                kinds.push(format!("{:?}", ns.typ()));
+            }
+        }
+    }
+    anyhow::ensure!(new_mount, "the container needs a new mount namespace");
+    // The user namespace must be joined first: it owns the others.
+    join.sort_by_key(|(flag, _)| if *flag == libc::CLONE_NEWUSER { 0 } else { 1 });
+    let join_user = join.iter().any(|(f, _)| *f == libc::CLONE_NEWUSER);
+
+    let layout = berth_cgroups::Layout::detect().context("detecting the cgroup layout")?;
+    let cgroups_path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cgroup = berth_cgroups::Cgroup::new(&layout, &cgroups_path, &args.id)
+        .with_context(|| format!("resolving cgroupsPath {cgroups_path:?}"))?;
+    cgroup.create().context("creating the cgroup")?;
+    undo.cgroup = Some(cgroup.clone());
+    if let Some(res) = linux.resources() {
+        cgroup
+            .apply(&runc_resources(res))
+            .context("applying resource limits")?;
+    }
+
+    let plan = ProcessPlan::new(
+        process,
+        bundle.caps,
+        linux.seccomp().as_ref(),
+        args.preserve_fds,
+    )?;
+    let fifo = dir.join(EXEC_FIFO);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o622),
+        0,
+    )
+    .context("creating the exec fifo")?;
+
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let hooks = spec.hooks().clone();
+    let has_create_hooks = hooks.as_ref().is_some_and(|h| {
+        #[allow(deprecated)]
+        let prestart = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+        prestart
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let mut saved = Saved {
+        id: args.id.clone(),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        pid: 0,
+        pid_start: 0,
+        created: log::rfc3339_now(),
+        annotations,
+        cgroups_path,
+        hooks,
+        namespaces: kinds,
+    };
+    let console_socket = match &args.console_socket {
+        Some(p) => Some(std::path::absolute(p)?),
+        None => None,
+    };
+    let ctx = InitContext {
+        spec,
+        plan,
+        rootfs: RootfsPlan {
+            spec,
+            rootfs: &bundle.rootfs,
+            cgroup_dirs: cgroup.paths(),
+            cgroup_v2: matches!(layout.version(), berth_cgroups::Version::V2),
+            bind_devices: new_user || join_user,
+        },
+        join,
+        new_cgroupns,
+        new_utsns: new_uts,
+        console_socket,
+        fifo: fifo.clone(),
+        no_pivot: args.no_pivot,
+        has_create_hooks,
+        hook_state: saved.oci_state(state::Status::Created),
+    };
+
+    let (parent_end, child_end) = Channel::pair()?;
+    let pid = match sys::clone_process(clone_flags).context("cloning the container init")? {
+        None => {
+            drop(parent_end);
+            init::run(&ctx, &child_end)
+        }
+        Some(pid) => pid,
+    };
+    drop(child_end);
+    undo.child = Some(pid);
+
+    if new_user {
+        let uid = id_map(linux.uid_mappings().as_deref().unwrap_or(&[]));
+        let gid = id_map(linux.gid_mappings().as_deref().unwrap_or(&[]));
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid).context("writing uid_map")?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid).context("writing gid_map")?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .context("setting oom_score_adj")?;
+    }
+    cgroup
+        .add_pid(pid)
+        .context("moving the init into its cgroup")?;
+    parent_end.send(&Msg::Go)?;
+
+    saved.pid = pid;
+    saved.pid_start = state::proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
+    loop {
+        match parent_end.recv()? {
+            Some(Msg::RunCreateHooks) => {
+                let st = saved.oci_state(state::Status::Creating);
+                let h = spec.hooks().as_ref();
+                #[allow(deprecated)]
+                hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &st)?;
+                hooks::run_all(
+                    "createRuntime",
+                    h.and_then(|h| h.create_runtime().as_ref()),
+                    &st,
+                )?;
+                parent_end.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(e)) => anyhow::bail!("{e}"),
+            Some(other) => anyhow::bail!("unexpected message from the container init: {other:?}"),
+            None => anyhow::bail!("the container init exited during setup"),
+        }
+    }
+    saved.save(root)?;
+    if let Some(pid_file) = &args.pid_file {
+        state::write_atomic(&std::path::absolute(pid_file)?, pid.to_string().as_bytes())
+            .context("writing the pid file")?;
+    }
+    undo.armed = false;
+    Ok(Created { saved, cgroup })
+}
+
+/// The resources as runc applies them: a zero block I/O weight (dockerd's "no weight") is unset,
+/// and runc's always-allowed devices follow the spec's device rules (dockerd's rules deny all but
+/// a few devices, yet the container still gets /dev/full, /dev/tty, ptys and mknod).
+fn runc_resources(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::LinuxDeviceType::{B, C};
+    const ALWAYS_ALLOWED: [(
+        oci_spec::runtime::LinuxDeviceType,
+        Option<i64>,
+        Option<i64>,
+        &str,
+    ); 12] = [
+        (C, None, None, "m"),
+        (B, None, None, "m"),
+        (C, Some(1), Some(3), "rwm"),    // null
+        (C, Some(1), Some(8), "rwm"),    // random
+        (C, Some(1), Some(7), "rwm"),    // full
+        (C, Some(5), Some(0), "rwm"),    // tty
+        (C, Some(1), Some(5), "rwm"),    // zero
+        (C, Some(1), Some(9), "rwm"),    // urandom
+        (C, Some(5), Some(1), "rwm"),    // console
+        (C, Some(136), None, "rwm"),     // pts
+        (C, Some(5), Some(2), "rwm"),    // ptmx
+        (C, Some(10), Some(200), "rwm"), // net/tun
+    ];
+    let mut res = res.clone();
+    if let Some(mut bio) = res.block_io().clone().filter(|b| b.weight() == Some(0)) {
+        bio.set_weight(None);
+        res.set_block_io(Some(bio));
+    }
+    if let Some(rules) = res.devices_mut().as_mut().filter(|r| !r.is_empty()) {
+        for (typ, major, minor, access) in ALWAYS_ALLOWED {
+            let mut rule = oci_spec::runtime::LinuxDeviceCgroup::default();
+            rule.set_allow(true);
+            rule.set_typ(Some(typ));
+            rule.set_major(major);
+            rule.set_minor(minor);
+            rule.set_access(Some(access.to_string()));
+            rules.push(rule);
+        }
+    }
+    res
+}

@@ -1,0 +1,230 @@
+//! `exec`: a new process in a running container. The runtime joins the container's pid
+//! namespace for its children, clones a child that joins the container's cgroup and every other
+//! namespace (user first, mount last), sets up the process like the init and execs it; the
+//! runtime then waits for it, or returns at once with `--detach`.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::Context;
+use oci_spec::runtime::{Process, Spec};
+
+use crate::caps::{self, CapSets};
+use crate::channel::{Channel, Msg};
+use crate::cli::ExecArgs;
+use crate::lifecycle::{self, Container};
+use crate::process::ProcessPlan;
+use crate::state::{self, Status};
+use crate::{console, log, sys};
+
+/// Namespaces joined by an exec, in joining order (user first, mount last).
+const NAMESPACES: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+fn same_ns(pid: i32, name: &str) -> bool {
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+    let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.ino() == b.ino() && a.dev() == b.dev()
+        }
+        _ => true,
+    }
+}
+
+/// The process to run: `--process FILE`, or the container's own process with the flags applied.
+fn build_process(args: &ExecArgs, spec: &Spec) -> anyhow::Result<(Process, CapSets)> {
+    if let Some(path) = &args.process {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let (sets, unknown) = caps::filter_unknown(&mut v);
+        for name in unknown {
+            log::warn(&format!(
+                "ignoring unknown or unsupported capability {name:?}"
+            ));
+        }
+        let p: Process =
+            serde_json::from_value(v).with_context(|| format!("parsing {}", path.display()))?;
+        return Ok((p, sets));
+    }
+    anyhow::ensure!(
+        !args.command.is_empty(),
+        "exec failed: args must not be empty"
+    );
+    let mut p = spec
+        .process()
+        .clone()
+        .context("the container's config.json has no process")?;
+    let mut v = serde_json::to_value(&p)?;
+    let (mut sets, _) = caps::filter_unknown(&mut v);
+    p.set_args(Some(args.command.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(args.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &args.cwd {
+        p.set_cwd(cwd.into());
+    }
+    p.set_terminal(Some(args.tty));
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &args.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u.as_str(), "0"));
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("invalid uid {uid:?}"))?,
+        );
+        user.set_gid(
+            gid.parse()
+                .with_context(|| format!("invalid gid {gid:?}"))?,
+        );
+    }
+    if !args.additional_gids.is_empty() {
+        user.set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    p.set_user(user);
+    for name in &args.cap {
+        let n = caps::number(name).with_context(|| format!("unknown capability {name:?}"))?;
+        let bit = 1u64 << n;
+        sets.bounding |= bit;
+        sets.effective |= bit;
+        sets.permitted |= bit;
+        sets.inheritable |= bit;
+        sets.ambient |= bit;
+    }
+    Ok((p, sets))
+}
+
+/// Runs `args.command` (or `--process`) in container `args.id`; returns the exit code.
+pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
+    let c = Container::load(root, &args.id)?;
+    match c.status(root) {
+        Status::Running | Status::Created => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => {
+            anyhow::bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
+        _ => anyhow::bail!("cannot exec in a stopped container"),
+    }
+    if args.process_label.is_some() || args.apparmor.is_some() {
+        log::warn("SELinux and AppArmor are not available on this host: label and profile ignored");
+    }
+    let bundle = crate::spec::load(&c.saved.bundle)?;
+    let (process, caps) = build_process(args, &bundle.spec)?;
+    let seccomp = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone());
+    let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), args.preserve_fds)?;
+    anyhow::ensure!(
+        !plan.terminal || args.console_socket.is_some(),
+        "cannot allocate tty if runc will detach without setting console socket"
+    );
+    let console_socket = match &args.console_socket {
+        Some(p) => Some(std::path::absolute(p)?),
+        None => None,
+    };
+
+    let pid = c.saved.pid;
+    let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
+    for (name, flag) in NAMESPACES {
+        if same_ns(pid, name) {
+            continue;
+        }
+        let fd = rustix::fs::open(
+            format!("/proc/{pid}/ns/{name}"),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .with_context(|| format!("opening the container's {name} namespace"))?;
+        if flag == libc::CLONE_NEWPID {
+            sys::setns(fd.as_fd(), flag).context("joining the container's pid namespace")?;
+        } else {
+            join.push((flag, fd));
+        }
+    }
+
+    let (parent_end, child_end) = Channel::pair()?;
+    let child = match sys::clone_process(0).context("cloning the exec process")? {
+        None => {
+            drop(parent_end);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child_main(&plan, &join, console_socket.as_deref(), &child_end)
+            }));
+            let msg = match r {
+                Ok(Err(e)) => format!("{e:#}"),
+                _ => "exec child panicked".into(),
+            };
+            let _ = child_end.send(&Msg::Error(msg));
+            sys::exit_now(1)
+        }
+        Some(pid) => pid,
+    };
+    drop(child_end);
+    let result = (|| {
+        c.cgroup
+            .add_pid(child)
+            .context("moving the process into the container's cgroup")?;
+        parent_end.send(&Msg::Go)?;
+        parent_end.expect(Msg::Ready)
+    })();
+    if let Err(e) = result {
+        let _ = sys::kill(child, libc::SIGKILL);
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(child),
+            rustix::process::WaitOptions::empty(),
+        );
+        return Err(e);
+    }
+    if let Some(pid_file) = &args.pid_file {
+        state::write_atomic(
+            &std::path::absolute(pid_file)?,
+            child.to_string().as_bytes(),
+        )
+        .context("writing the pid file")?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    lifecycle::wait_foreground(child)
+}
+
+fn child_main(
+    plan: &ProcessPlan,
+    join: &[(libc::c_int, OwnedFd)],
+    console_socket: Option<&Path>,
+    chan: &Channel,
+) -> anyhow::Result<std::convert::Infallible> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("making the exec process non-dumpable")?;
+    chan.expect(Msg::Go)?;
+    let console = match console_socket {
+        Some(p) if plan.terminal => Some(console::connect(p)?),
+        _ => None,
+    };
+    for (flag, fd) in join {
+        sys::setns(fd.as_fd(), *flag).with_context(|| format!("joining namespace {flag:#x}"))?;
+    }
+    rustix::process::chdir("/").context("chdir to the container's root")?;
+    if let Some(sock) = &console {
+        console::setup(sock, plan.console_size, false)?;
+    }
+    drop(console);
+    plan.set_rlimits()?;
+    let exe = plan.become_process()?;
+    chan.send(&Msg::Ready)?;
+    plan.late_seccomp()?;
+    Err(plan.exec(&exe))
+}

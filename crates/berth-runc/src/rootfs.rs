@@ -1,0 +1,656 @@
+//! The container's root filesystem: propagation, the bind of `root.path`, every `mounts[]`
+//! entry, devices and /dev symlinks, pivot_root (or chroot with --no-pivot), then masked and
+//! read-only paths and a read-only root. Every destination is resolved inside the rootfs with
+//! openat2(RESOLVE_IN_ROOT) and mounted through its O_PATH descriptor, so a symlink in the image
+//! (or one swapped in during setup) can never send a mount outside the container.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::sys;
+
+const MS_RDONLY: libc::c_ulong = libc::MS_RDONLY;
+const MS_BIND: libc::c_ulong = libc::MS_BIND;
+const MS_REC: libc::c_ulong = libc::MS_REC;
+const MS_REMOUNT: libc::c_ulong = libc::MS_REMOUNT;
+
+/// Mount options of `mounts[].options`: flags set, flags cleared, propagation, and fs data.
+#[derive(Debug, Default, PartialEq)]
+pub struct MountOptions {
+    pub set: libc::c_ulong,
+    pub clear: libc::c_ulong,
+    pub propagation: Vec<libc::c_ulong>,
+    pub data: Vec<String>,
+}
+
+impl MountOptions {
+    pub fn parse(options: &[String]) -> anyhow::Result<Self> {
+        let mut o = MountOptions::default();
+        for opt in options {
+            let (set, clear): (libc::c_ulong, libc::c_ulong) = match opt.as_str() {
+                "ro" => (MS_RDONLY, 0),
+                "rw" => (0, MS_RDONLY),
+                "nosuid" => (libc::MS_NOSUID, 0),
+                "suid" => (0, libc::MS_NOSUID),
+                "nodev" => (libc::MS_NODEV, 0),
+                "dev" => (0, libc::MS_NODEV),
+                "noexec" => (libc::MS_NOEXEC, 0),
+                "exec" => (0, libc::MS_NOEXEC),
+                "sync" => (libc::MS_SYNCHRONOUS, 0),
+                "async" => (0, libc::MS_SYNCHRONOUS),
+                "dirsync" => (libc::MS_DIRSYNC, 0),
+                "remount" => (MS_REMOUNT, 0),
+                "mand" => (libc::MS_MANDLOCK, 0),
+                "nomand" => (0, libc::MS_MANDLOCK),
+                "atime" => (0, libc::MS_NOATIME),
+                "noatime" => (libc::MS_NOATIME, 0),
+                "diratime" => (0, libc::MS_NODIRATIME),
+                "nodiratime" => (libc::MS_NODIRATIME, 0),
+                "relatime" => (libc::MS_RELATIME, 0),
+                "norelatime" => (0, libc::MS_RELATIME),
+                "strictatime" => (libc::MS_STRICTATIME, 0),
+                "nostrictatime" => (0, libc::MS_STRICTATIME),
+                "bind" => (MS_BIND, 0),
+                "rbind" => (MS_BIND | MS_REC, 0),
+                "silent" => (libc::MS_SILENT, 0),
+                "loud" => (0, libc::MS_SILENT),
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                | "unbindable" | "runbindable" => {
+                    let base = match opt.trim_start_matches('r') {
+                        "private" => libc::MS_PRIVATE,
+                        "shared" => libc::MS_SHARED,
+                        "slave" => libc::MS_SLAVE,
+                        _ => libc::MS_UNBINDABLE,
+                    };
+                    let rec = if opt.starts_with('r') { MS_REC } else { 0 };
+                    o.propagation.push(base | rec);
+                    continue;
+                }
+                "tmpcopyup" => continue,
+                "idmap" | "ridmap" => {
+                    anyhow::bail!("mount option {opt:?} (id-mapped mounts) is not supported")
+                }
+                other => {
+                    anyhow::ensure!(!other.contains('\n'), "invalid mount option {other:?}");
+                    o.data.push(other.to_string());
+                    continue;
+                }
+            };
+            o.set = (o.set | set) & !clear;
+            o.clear |= clear;
+        }
+        Ok(o)
+    }
+
+    fn data_cstring(&self) -> anyhow::Result<Option<CString>> {
+        if self.data.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(CString::new(self.data.join(","))?))
+    }
+}
+
+/// `/proc/self/fd/N` for an open descriptor: mounting on it mounts on what the fd resolved to.
+pub fn fd_path(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+fn cstr(p: &Path) -> anyhow::Result<CString> {
+    Ok(CString::new(p.as_os_str().as_encoded_bytes())?)
+}
+
+/// Opens `path` (absolute, in container terms) inside `root` with O_PATH, never leaving it.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// Creates every missing directory of `path` inside `root` (mkdir -p that cannot escape) and
+/// returns an O_PATH descriptor of the last one.
+pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<OwnedFd> {
+    let mut prefix = PathBuf::from("/");
+    let mut fd = open_in_root(root, &prefix).context("opening the rootfs")?;
+    for comp in path.components() {
+        let Component::Normal(name) = comp else {
+            continue;
+        };
+        prefix.push(name);
+        fd = match open_in_root(root, &prefix) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                match rustix::fs::mkdirat(fd.as_fd(), name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating {}", prefix.display()));
+                    }
+                }
+                open_in_root(root, &prefix)
+                    .with_context(|| format!("opening {}", prefix.display()))?
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {}", prefix.display())),
+        };
+    }
+    let st = rustix::fs::fstat(&fd)?;
+    anyhow::ensure!(
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
+        "{} is not a directory",
+        path.display()
+    );
+    Ok(fd)
+}
+
+/// Creates (if missing) the regular file `path` inside `root` and returns an O_PATH fd of it.
+fn touch_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, path) {
+        return Ok(fd);
+    }
+    let parent = mkdir_all_in_root(root, path.parent().unwrap_or(Path::new("/")))?;
+    let name = path
+        .file_name()
+        .context("mount destination has no file name")?;
+    match rustix::fs::openat(
+        parent.as_fd(),
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o755),
+    ) {
+        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+    open_in_root(root, path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Everything done to the rootfs before pivot_root, in the container's new mount namespace.
+pub struct RootfsPlan<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    /// The container's cgroup directories (controller, host dir) for a `cgroup` mount on v1.
+    pub cgroup_dirs: Vec<(String, PathBuf)>,
+    pub cgroup_v2: bool,
+    /// Devices are bind-mounted from the host instead of mknod (user namespaces).
+    pub bind_devices: bool,
+}
+
+/// Default devices every container gets (as runc): null, zero, full, random, urandom, tty.
+const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+impl RootfsPlan<'_> {
+    /// Propagation of / and the bind of the rootfs onto itself; returns an fd of the rootfs.
+    pub fn prepare(&self) -> anyhow::Result<OwnedFd> {
+        let linux = self.spec.linux().as_ref();
+        let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            None | Some("") => libc::MS_SLAVE | MS_REC,
+            Some(p) => {
+                let o = MountOptions::parse(&[p.to_string()])?;
+                *o.propagation
+                    .first()
+                    .with_context(|| format!("invalid rootfsPropagation {p:?}"))?
+            }
+        };
+        // Shared propagation for the container is set on its own root later; the host side
+        // must never see the container's mounts, so / starts slave or private.
+        let host_prop = if prop & libc::MS_SHARED != 0 {
+            libc::MS_SLAVE | MS_REC
+        } else {
+            prop
+        };
+        sys::mount(None, c"/", None, host_prop, None).context("setting the propagation of /")?;
+        let rootfs = cstr(self.rootfs)?;
+        sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None)
+            .with_context(|| format!("bind-mounting the rootfs {}", self.rootfs.display()))?;
+        if prop & libc::MS_SHARED != 0 {
+            sys::mount(None, &rootfs, None, prop, None).context("making the rootfs shared")?;
+        }
+        let fd = rustix::fs::open(
+            self.rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening the rootfs {}", self.rootfs.display()))?;
+        Ok(fd)
+    }
+
+    /// Performs every `mounts[]` entry inside the rootfs.
+    pub fn mount_all(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
+        for m in self.spec.mounts().iter().flatten() {
+            self.mount_one(root, m)
+                .with_context(|| format!("mounting {}", m.destination().display()))?;
+        }
+        Ok(())
+    }
+
+    fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount) -> anyhow::Result<()> {
+        let dest = m.destination();
+        anyhow::ensure!(
+            dest.is_absolute(),
+            "mount destination {} is not absolute",
+            dest.display()
+        );
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
+        let typ = m.typ().as_deref().unwrap_or("");
+        let is_bind = opts.set & MS_BIND != 0 || typ == "bind";
+        if is_bind {
+            let source = m.source().as_ref().context("bind mount without a source")?;
+            let src_meta = std::fs::metadata(source)
+                .with_context(|| format!("bind source {} does not exist", source.display()))?;
+            let target = if src_meta.is_dir() {
+                mkdir_all_in_root(root, dest)?
+            } else {
+                touch_in_root(root, dest)?
+            };
+            let tpath = fd_path(target.as_fd());
+            let rec = opts.set & MS_REC;
+            sys::mount(Some(&cstr(source)?), &tpath, None, MS_BIND | rec, None)
+                .with_context(|| format!("binding {}", source.display()))?;
+            let wanted = opts.set & !(MS_BIND | MS_REC | MS_REMOUNT);
+            if wanted != 0 {
+                // Re-open: the fd still names the covered directory, not the new mount.
+                let target = open_in_root(root, dest)?;
+                let tpath = fd_path(target.as_fd());
+                remount_bind(&tpath, wanted)?;
+            }
+            for p in &opts.propagation {
+                let target = open_in_root(root, dest)?;
+                sys::mount(None, &fd_path(target.as_fd()), None, *p, None)?;
+            }
+            return Ok(());
+        }
+        if typ == "cgroup" {
+            return self.mount_cgroup(root, dest, &opts);
+        }
+        let target = mkdir_all_in_root(root, dest)?;
+        if typ == "proc" || typ == "sysfs" {
+            // /proc and /sys must be real directories of the image (CVE-2019-19921).
+            let st = rustix::fs::fstat(&target)?;
+            anyhow::ensure!(
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
+                "{} is not a directory",
+                dest.display()
+            );
+        }
+        let source = CString::new(
+            m.source()
+                .as_ref()
+                .map(|s| s.as_os_str().as_encoded_bytes())
+                .unwrap_or(typ.as_bytes()),
+        )?;
+        let fstype = CString::new(typ)?;
+        let data = opts.data_cstring()?;
+        let flags = opts.set & !MS_REMOUNT;
+        let tpath = fd_path(target.as_fd());
+        match sys::mount(Some(&source), &tpath, Some(&fstype), flags, data.as_deref()) {
+            Ok(()) => {}
+            // In a user namespace sysfs/mqueue may be refused: fall back to the host's (as runc).
+            Err(e)
+                if e.raw_os_error() == Some(libc::EPERM) && (typ == "sysfs" || typ == "mqueue") =>
+            {
+                let host = if typ == "sysfs" {
+                    c"/sys"
+                } else {
+                    c"/dev/mqueue"
+                };
+                sys::mount(Some(host), &tpath, None, MS_BIND | MS_REC, None)?;
+                let target = open_in_root(root, dest)?;
+                remount_bind(&fd_path(target.as_fd()), flags)?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("{typ} on {}", dest.display())),
+        }
+        for p in &opts.propagation {
+            let target = open_in_root(root, dest)?;
+            sys::mount(None, &fd_path(target.as_fd()), None, *p, None)?;
+        }
+        Ok(())
+    }
+
+    /// A `cgroup` mount: cgroup2 directly on v2; on v1 a tmpfs with the container's own cgroup
+    /// directory of each controller bound in (read-only when asked).
+    fn mount_cgroup(
+        &self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        opts: &MountOptions,
+    ) -> anyhow::Result<()> {
+        let target = mkdir_all_in_root(root, dest)?;
+        let flags = opts.set & !(MS_REMOUNT | MS_BIND | MS_REC);
+        if self.cgroup_v2 {
+            return sys::mount(
+                Some(c"cgroup2"),
+                &fd_path(target.as_fd()),
+                Some(c"cgroup2"),
+                flags,
+                None,
+            )
+            .context("mounting cgroup2");
+        }
+        sys::mount(
+            Some(c"tmpfs"),
+            &fd_path(target.as_fd()),
+            Some(c"tmpfs"),
+            flags & !MS_RDONLY,
+            Some(c"mode=755"),
+        )
+        .context("mounting the cgroup tmpfs")?;
+        for (controller, dir) in &self.cgroup_dirs {
+            let sub = dest.join(controller);
+            let fd = mkdir_all_in_root(root, &sub)?;
+            let p = fd_path(fd.as_fd());
+            sys::mount(Some(&cstr(dir)?), &p, None, MS_BIND, None)
+                .with_context(|| format!("binding the {controller} cgroup"))?;
+            let fd = open_in_root(root, &sub)?;
+            remount_bind(&fd_path(fd.as_fd()), flags)?;
+        }
+        if flags & MS_RDONLY != 0 {
+            let fd = open_in_root(root, dest)?;
+            remount_bind(&fd_path(fd.as_fd()), flags)
+                .context("making the cgroup tmpfs read-only")?;
+        }
+        Ok(())
+    }
+
+    /// Creates the default devices and `linux.devices` under /dev, and runc's /dev symlinks.
+    pub fn create_devices(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
+        let old = rustix::process::umask(Mode::empty());
+        let result = self.create_devices_inner(root);
+        rustix::process::umask(old);
+        result
+    }
+
+    fn create_devices_inner(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
+        let mut devices: Vec<(PathBuf, char, u32, u32, u32, u32, u32)> = DEFAULT_DEVICES
+            .iter()
+            .map(|&(p, ma, mi)| (PathBuf::from(p), 'c', ma, mi, 0o666, 0, 0))
+            .collect();
+        for d in self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            devices.retain(|x| x.0 != *d.path());
+            devices.push(device_entry(d)?);
+        }
+        for (path, kind, major, minor, mode, uid, gid) in devices {
+            anyhow::ensure!(
+                path.is_absolute() && path.starts_with("/dev"),
+                "device path {} is not under /dev",
+                path.display()
+            );
+            let parent = mkdir_all_in_root(root, path.parent().unwrap_or(Path::new("/dev")))?;
+            let name = path.file_name().context("device without a name")?;
+            if self.bind_devices {
+                let target = touch_in_root(root, &path)?;
+                sys::mount(
+                    Some(&cstr(&path)?),
+                    &fd_path(target.as_fd()),
+                    None,
+                    MS_BIND,
+                    None,
+                )
+                .with_context(|| format!("binding device {}", path.display()))?;
+                continue;
+            }
+            let ftype = match kind {
+                'b' => rustix::fs::FileType::BlockDevice,
+                'p' => rustix::fs::FileType::Fifo,
+                _ => rustix::fs::FileType::CharacterDevice,
+            };
+            let _ = rustix::fs::unlinkat(parent.as_fd(), name, rustix::fs::AtFlags::empty());
+            rustix::fs::mknodat(
+                parent.as_fd(),
+                name,
+                ftype,
+                Mode::from_raw_mode(mode & 0o7777),
+                rustix::fs::makedev(major, minor),
+            )
+            .with_context(|| format!("creating device {}", path.display()))?;
+            rustix::fs::chownat(
+                parent.as_fd(),
+                name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .with_context(|| format!("chown of device {}", path.display()))?;
+        }
+        let dev = mkdir_all_in_root(root, Path::new("/dev"))?;
+        let links = [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ];
+        for (name, target) in links {
+            match rustix::fs::symlinkat(target, dev.as_fd(), name) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e).with_context(|| format!("creating /dev/{name}")),
+            }
+        }
+        if Path::new("/proc/kcore").exists() {
+            let _ = rustix::fs::symlinkat("/proc/kcore", dev.as_fd(), "core");
+        }
+        // /dev/ptmx always points at the container's own devpts instance.
+        let _ = rustix::fs::unlinkat(dev.as_fd(), "ptmx", rustix::fs::AtFlags::empty());
+        rustix::fs::symlinkat("pts/ptmx", dev.as_fd(), "ptmx").context("creating /dev/ptmx")?;
+        Ok(())
+    }
+}
+
+type DeviceEntry = (PathBuf, char, u32, u32, u32, u32, u32);
+
+fn device_entry(d: &LinuxDevice) -> anyhow::Result<DeviceEntry> {
+    let kind = match d.typ() {
+        LinuxDeviceType::B => 'b',
+        LinuxDeviceType::P => 'p',
+        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+        LinuxDeviceType::A => anyhow::bail!("device {} has type 'a'", d.path().display()),
+    };
+    Ok((
+        d.path().clone(),
+        kind,
+        d.major() as u32,
+        d.minor() as u32,
+        d.file_mode().unwrap_or(0o666),
+        d.uid().unwrap_or(0),
+        d.gid().unwrap_or(0),
+    ))
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the kernel locked on it (nosuid,
+/// nodev, noexec, ro inherited from a more privileged mount namespace).
+fn remount_bind(target: &CStr, flags: libc::c_ulong) -> anyhow::Result<()> {
+    let base = MS_BIND | MS_REMOUNT;
+    match sys::mount(None, target, None, base | flags, None) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            let locked = sys::mount_flags_of(target)?
+                & (libc::ST_NOSUID | libc::ST_NODEV | libc::ST_NOEXEC | libc::ST_RDONLY);
+            // ST_* and MS_* agree for these four bits.
+            sys::mount(None, target, None, base | flags | locked, None)
+                .context("remounting a bind mount")
+        }
+        Err(e) => Err(e).context("remounting a bind mount"),
+    }
+}
+
+/// Switches the root to the rootfs: pivot_root, or with `no_pivot` a move onto / and chroot.
+pub fn switch_root(rootfs: BorrowedFd<'_>, no_pivot: bool) -> anyhow::Result<()> {
+    rustix::process::fchdir(rootfs).context("entering the rootfs")?;
+    if no_pivot {
+        sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
+            .context("moving the rootfs to /")?;
+        rustix::process::chroot(".").context("chroot into the rootfs")?;
+    } else {
+        rustix::process::pivot_root(".", ".").context("pivot_root")?;
+        // The old root now sits on top of the new one: detach it without touching the host.
+        sys::mount(None, c".", None, libc::MS_SLAVE | MS_REC, None)
+            .context("making the old root slave")?;
+        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+            .context("detaching the old root")?;
+    }
+    rustix::process::chdir("/").context("chdir to the new root")?;
+    Ok(())
+}
+
+/// Masks paths (after pivot_root): a read-only tmpfs over directories, /dev/null bound over
+/// files. /dev/null is checked to be the real null device first (CVE-2025-31133).
+pub fn mask_paths(paths: &[String]) -> anyhow::Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .context("opening /dev/null")?;
+    let st = rustix::fs::fstat(&null)?;
+    anyhow::ensure!(
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && rustix::fs::major(st.st_rdev) == 1
+            && rustix::fs::minor(st.st_rdev) == 3,
+        "/dev/null is not the null device: refusing to mask paths with it"
+    );
+    for p in paths {
+        let fd = match open_in_root(root.as_fd(), Path::new(p)) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e).with_context(|| format!("opening masked path {p}")),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        let target = fd_path(fd.as_fd());
+        let r =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), MS_RDONLY, None)
+            } else {
+                sys::mount(Some(&fd_path(null.as_fd())), &target, None, MS_BIND, None)
+            };
+        r.with_context(|| format!("masking {p}"))?;
+    }
+    Ok(())
+}
+
+/// Makes paths read-only (after pivot_root): bind each onto itself, then remount read-only.
+pub fn readonly_paths(paths: &[String]) -> anyhow::Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for p in paths {
+        let fd = match open_in_root(root.as_fd(), Path::new(p)) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e).with_context(|| format!("opening read-only path {p}")),
+        };
+        let target = fd_path(fd.as_fd());
+        sys::mount(Some(&target), &target, None, MS_BIND | MS_REC, None)
+            .with_context(|| format!("binding read-only path {p}"))?;
+        let fd = open_in_root(root.as_fd(), Path::new(p))?;
+        remount_bind(
+            &fd_path(fd.as_fd()),
+            MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        )
+        .with_context(|| format!("making {p} read-only"))?;
+    }
+    Ok(())
+}
+
+/// Remounts the container's root read-only.
+pub fn readonly_root() -> anyhow::Result<()> {
+    remount_bind(c"/", MS_RDONLY).context("making the root read-only")
+}
+
+/// Writes `linux.sysctl` after checking that /proc/sys is a real procfs (CVE-2019-16884).
+pub fn write_sysctls(sysctl: &std::collections::HashMap<String, String>) -> anyhow::Result<()> {
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let dir = rustix::fs::open(
+        "/proc/sys",
+        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .context("opening /proc/sys")?;
+    let fs = rustix::fs::fstatfs(&dir)?;
+    anyhow::ensure!(
+        fs.f_type == libc::PROC_SUPER_MAGIC,
+        "/proc/sys is not procfs"
+    );
+    for (key, value) in sysctl {
+        let rel = key.replace('.', "/");
+        anyhow::ensure!(
+            !rel.split('/').any(|c| c == ".." || c.is_empty()),
+            "invalid sysctl {key:?}"
+        );
+        let fd = rustix::fs::openat2(
+            &dir,
+            rel.as_str(),
+            OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .with_context(|| format!("opening sysctl {key}"))?;
+        rustix::io::write(&fd, value.as_bytes())
+            .with_context(|| format!("writing sysctl {key}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(o: &[&str]) -> MountOptions {
+        MountOptions::parse(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn options_map_to_flags_and_data() {
+        let o = parse(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        assert_eq!(o.set, libc::MS_NOSUID | libc::MS_STRICTATIME);
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+        let o = parse(&["rbind", "ro", "rprivate"]);
+        assert_eq!(o.set, MS_BIND | MS_REC | MS_RDONLY);
+        assert_eq!(o.propagation, vec![libc::MS_PRIVATE | MS_REC]);
+        let o = parse(&["ro", "rw"]);
+        assert_eq!(o.set & MS_RDONLY, 0);
+        assert_eq!(parse(&["slave"]).propagation, vec![libc::MS_SLAVE]);
+        assert_eq!(
+            parse(&["rslave"]).propagation,
+            vec![libc::MS_SLAVE | MS_REC]
+        );
+    }
+
+    #[test]
+    fn idmap_and_newlines_are_refused() {
+        assert!(MountOptions::parse(&["idmap".into()]).is_err());
+        assert!(MountOptions::parse(&["size=1\nx".into()]).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! A container's persisted state under `--root` (`<root>/<id>/state.json`, written atomically)
+//! and its live status, derived from the init process, the exec fifo and the freezer.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// OCI runtime spec version reported in `state`.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// Name of the fifo the init blocks on until `start`.
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What the runtime remembers about a container between commands.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Saved {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// Start time of the init (field 22 of /proc/PID/stat), to tell a reused pid apart.
+    pub pid_start: u64,
+    pub created: String,
+    pub annotations: BTreeMap<String, String>,
+    /// `linux.cgroupsPath` as given (resolved again on each command).
+    pub cgroups_path: String,
+    /// The spec's hooks, run again by `start` (poststart) and `delete` (poststop).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// Namespaces the container was created with (`type` → path if it joined one).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// Live status of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// Directory of a container's state.
+pub fn dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+impl Saved {
+    /// Loads a container's state; "container does not exist" if there is none.
+    pub fn load(root: &Path, id: &str) -> anyhow::Result<Saved> {
+        crate::spec::validate_id(id)?;
+        let path = dir(root, id).join("state.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!("container does not exist: {id}")
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Writes the state atomically (temp file, fsync, rename).
+    pub fn save(&self, root: &Path) -> anyhow::Result<()> {
+        let d = dir(root, &self.id);
+        write_atomic(&d.join("state.json"), &serde_json::to_vec(self)?)
+    }
+
+    /// Whether the recorded init is still alive (same pid, same start time, not a zombie).
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0
+            && proc_start_time(self.pid).is_some_and(|(start, state)| {
+                start == self.pid_start && state != 'Z' && state != 'X'
+            })
+    }
+
+    /// Derives the live status.
+    pub fn status(&self, root: &Path, cgroup: Option<&berth_cgroups::Cgroup>) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir(root, &self.id).join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if cgroup.is_some_and(|c| c.is_frozen().unwrap_or(false)) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state JSON (`runc state` output).
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        serde_json::json!({
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": "",
+            "annotations": self.annotations,
+        })
+    }
+}
+
+/// Start time (clock ticks since boot) and state letter of a process, from /proc/PID/stat.
+pub fn proc_start_time(pid: i32) -> Option<(u64, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 22 overall is index 19 after the state (field 3).
+    Some((fields.get(19)?.parse().ok()?, state))
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same directory, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let parent = path.parent().context("path has no parent")?;
+    let tmp = parent.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_readable() {
+        let (start, state) = proc_start_time(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(state == 'R' || state == 'S');
+    }
+}

@@ -1,0 +1,282 @@
+//! Thin wrappers over the few system calls rustix does not cover (clone3, execve, prctl on
+//! capabilities, personality, close_range). Every `unsafe` block of the runtime lives here.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Result of a fork-like clone: in the parent the child's pid, in the child `None`.
+pub type Forked = Option<i32>;
+
+/// `clone3` with `flags` (namespace flags, `CLONE_INTO_CGROUP` not used) and `SIGCHLD` as the
+/// exit signal, without a new stack: the child continues from here like after `fork()`.
+///
+/// The caller must be single-threaded: the child gets a copy of this thread only.
+pub fn clone_process(flags: u64) -> io::Result<Forked> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 with a null stack duplicates the calling thread like fork(2); `args` is a
+    // valid, fully initialised clone_args of the size passed. The runtime is single-threaded
+    // when it calls this (no locks can be held by other threads), and the child only runs the
+    // container's init path before exec or _exit.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as i32)),
+    }
+}
+
+/// Ends the calling process at once, without running exit handlers or destructors (for
+/// children of `clone_process`, which must never return into the parent's code).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Replaces the process image. Returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `path`, every argv and envp entry are NUL-terminated C strings that outlive the
+    // call, and both arrays are NULL-terminated.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Executes the file open at `fd` (used for the sealed copy of this binary).
+pub fn execve_fd(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `fd` is an open file descriptor, the empty path with AT_EMPTY_PATH names it, and
+    // argv/envp are NULL-terminated arrays of C strings that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl options used here (capability bounding/ambient sets) take integer
+    // arguments only and touch no memory of ours.
+    let r = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Drops capability number `cap` from the bounding set.
+pub fn drop_bounding_cap(cap: u32) -> io::Result<()> {
+    prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0)
+}
+
+/// Raises capability number `cap` in the ambient set.
+pub fn raise_ambient_cap(cap: u32) -> io::Result<()> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        cap as libc::c_ulong,
+    )
+}
+
+/// Sets the execution domain (`personality(2)`).
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory.
+    let r = unsafe { libc::personality(persona) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so none reaches the container.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `setns(2)` on an open namespace file.
+pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: setns takes a descriptor and a flag; the caller is single-threaded where the
+    // namespace type requires it (user, mount).
+    let r = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets the calling process's real, effective and saved ids (all threads: there is one).
+pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: integer-only system calls.
+    let r = unsafe { libc::setresgid(gid, gid, gid) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let r = unsafe { libc::setresuid(uid, uid, uid) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets the supplementary groups.
+pub fn set_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid slice of gid_t of the given length.
+    let r = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sends a signal to a process.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: integer-only system call.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Installs `handler` for `sig` (used only by the foreground `run`/`exec` to forward signals).
+pub fn set_signal_handler(sig: i32, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: `sa` is zero-initialised then filled; the handler is an `extern "C"` function that
+    // only performs async-signal-safe work (an atomic store).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        // No SA_RESTART: the waiting loop must see EINTR to forward the signal.
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Restores the default disposition of every catchable signal and unblocks all of them, so the
+/// container's process starts with a clean signal state.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition for every catchable signal.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised mask is passed; the old mask is not requested.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// `mount(2)` with raw flags, for translating OCI mount options one to one.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is either null (allowed for source, fstype and data) or a
+    // NUL-terminated string that outlives the call.
+    let r = unsafe {
+        libc::mount(
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Flags (`f_flag`) of the mount holding `path`, for re-applying locked flags on remount.
+pub fn mount_flags_of(path: &CStr) -> io::Result<libc::c_ulong> {
+    // SAFETY: `st` is a plain C struct that statvfs fills; `path` is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.f_flag)
+    }
+}
+
+/// `unshare(2)`; the caller is single-threaded.
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes a flag word; the runtime's children are single-threaded, which the
+    // user and mount namespace flags require.
+    let r = unsafe { libc::unshare(flags) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,430 @@
+//! berth-runc against the real kernel: what a container gets (isolation, root, identity,
+//! capabilities, limits, hooks, terminal) and the lifecycle commands (create, start, state,
+//! exec, pause, resume, kill, delete), each checked the way a user would check it.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use common::{Runc, bundle, wait_for};
+
+#[test]
+fn run_prints_output_and_returns_exit_code() {
+    let r = Runc::new();
+    let (code, out, err) = r.run(&bundle("echo hello; exit 7", |_| {}), &r.id("exit"));
+    assert_eq!(code, 7, "stderr: {err}");
+    assert_eq!(out, "hello\n");
+    assert_eq!(
+        std::fs::read_dir(r.root()).unwrap().count(),
+        0,
+        "run must delete its state"
+    );
+}
+
+#[test]
+fn container_is_isolated() {
+    let r = Runc::new();
+    let b = bundle(
+        "hostname; echo pid=$$; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cut -d' ' -f5 /proc/self/mountinfo",
+        |_| {},
+    );
+    let (code, out, err) = r.run(&b, &r.id("iso"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "berth-test");
+    assert_eq!(lines[1], "pid=1");
+    assert_eq!(lines[2], "lo", "a new network namespace has only lo: {out}");
+    // Its own mount table: the container's mounts and none of the host's other mounts.
+    let mounts = &lines[3..];
+    for want in ["/", "/proc", "/dev", "/dev/pts", "/sys"] {
+        assert!(
+            mounts.contains(&want),
+            "{want} not mounted in the container: {mounts:?}"
+        );
+    }
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let host_only = host
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| {
+            ["/mnt", "/tmp", "/work", "/run"]
+                .iter()
+                .any(|p| m.starts_with(p))
+        });
+    for m in host_only {
+        assert!(
+            !mounts.contains(&m),
+            "host mount {m} leaked into the container"
+        );
+    }
+}
+
+#[test]
+fn readonly_root_refuses_writes_and_rw_root_accepts_them() {
+    let r = Runc::new();
+    let ro = bundle("touch /newfile && echo wrote", |v| {
+        v["root"]["readonly"] = true.into()
+    });
+    let (code, out, err) = r.run(&ro, &r.id("ro"));
+    assert_ne!(code, 0);
+    assert!(
+        out.is_empty() && err.contains("Read-only file system"),
+        "{out} {err}"
+    );
+    let rw = bundle("touch /newfile && echo wrote", |v| {
+        v["root"]["readonly"] = false.into()
+    });
+    let (code, out, _) = r.run(&rw, &r.id("rw"));
+    assert_eq!((code, out.as_str()), (0, "wrote\n"));
+    assert!(rw.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn masked_paths_are_unreadable_and_readonly_paths_unwritable() {
+    let r = Runc::new();
+    let b = bundle(
+        "cat /proc/keys /proc/timer_list | wc -c; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/domainname || echo ro-ok",
+        |_| {},
+    );
+    let (code, out, err) = r.run(&b, &r.id("mask"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[0], "0",
+        "/proc/keys and /proc/timer_list must read empty"
+    );
+    assert_eq!(lines[1], "0", "/sys/firmware must be empty");
+    assert_eq!(lines[2], "ro-ok", "/proc/sys must be read-only");
+}
+
+#[test]
+fn capabilities_match_the_spec_and_inheritable_ambient_stay_empty() {
+    let r = Runc::new();
+    let b = bundle(
+        "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status",
+        |v| {
+            let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL"]);
+            v["process"]["capabilities"] = serde_json::json!({
+                "bounding": caps, "effective": caps, "permitted": caps,
+            });
+        },
+    );
+    let (code, out, err) = r.run(&b, &r.id("caps"));
+    assert_eq!(code, 0, "{err}");
+    let get = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(get("CapEff"), "0000000000000021");
+    assert_eq!(get("CapPrm"), "0000000000000021");
+    assert_eq!(get("CapBnd"), "0000000000000021");
+    assert_eq!(get("CapInh"), "0000000000000000");
+    assert_eq!(get("CapAmb"), "0000000000000000");
+}
+
+#[test]
+fn seccomp_denied_syscall_returns_the_specs_errno() {
+    let r = Runc::new();
+    let b = bundle("mkdir /tmp/x; echo rc=$?", |v| {
+        v["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }],
+        });
+    });
+    let (code, out, err) = r.run(&b, &r.id("sec"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Function not implemented"),
+        "ENOSYS (38) expected: {err}"
+    );
+    assert!(out.contains("rc=1"));
+}
+
+#[test]
+fn rlimits_and_identity_apply() {
+    let r = Runc::new();
+    let b = bundle("ulimit -n; id", |v| {
+        v["process"]["rlimits"] =
+            serde_json::json!([{ "type": "RLIMIT_NOFILE", "soft": 512, "hard": 512 }]);
+        v["process"]["user"] =
+            serde_json::json!({ "uid": 1000, "gid": 1001, "additionalGids": [10, 20] });
+    });
+    let (code, out, err) = r.run(&b, &r.id("ids"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "512");
+    assert!(lines[1].starts_with("uid=1000 gid=1001"), "{}", lines[1]);
+    assert!(lines[1].contains("groups=10,20"), "{}", lines[1]);
+}
+
+#[test]
+fn memory_limit_is_enforced() {
+    let r = Runc::new();
+    let b = bundle(
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived",
+        |v| {
+            v["linux"]["resources"] =
+                serde_json::json!({ "memory": { "limit": 16 * 1024 * 1024 } });
+        },
+    );
+    let (code, out, _) = r.run(&b, &r.id("mem"));
+    assert!(
+        !out.contains("survived"),
+        "a 64 MiB buffer must not fit in 16 MiB"
+    );
+    assert_eq!(code, 137, "the OOM killer ends the container with SIGKILL");
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let r = Runc::new();
+    let b = bundle(
+        "for i in $(seq 1 30); do sleep 3 & done 2>&1; echo done",
+        |v| {
+            v["linux"]["resources"] = serde_json::json!({ "pids": { "limit": 10 } });
+        },
+    );
+    let (_, out, err) = r.run(&b, &r.id("pids"));
+    assert!(
+        format!("{out}{err}").contains("can't fork"),
+        "fork must fail at the limit: {out} {err}"
+    );
+}
+
+#[test]
+fn hooks_run_with_the_state_on_stdin() {
+    let r = Runc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let hook = |name: &str| serde_json::json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")] });
+    let b = bundle("true", |v| {
+        v["hooks"] = serde_json::json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let id = r.id("hooks");
+    let (code, _, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("{name} hook did not run: {e}"));
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(state["id"], id.as_str(), "{name}");
+        assert_eq!(state["bundle"], b.path().to_str().unwrap(), "{name}");
+    }
+    let post: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("poststop.json")).unwrap())
+            .unwrap();
+    assert_eq!(post["status"], "stopped");
+}
+
+#[test]
+fn lifecycle_create_start_pause_resume_kill_delete() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |v| {
+        v["annotations"] = serde_json::json!({ "org.example/owner": "tests" });
+    });
+    let id = r.id("life");
+    r.create(&b, &id);
+    let st = r.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["annotations"]["org.example/owner"], "tests");
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    r.ok(&["start", &id]);
+    assert_eq!(r.status(&id), "running");
+    let ps: Vec<i64> = serde_json::from_str(&r.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(ps, vec![pid]);
+
+    r.ok(&["pause", &id]);
+    assert_eq!(r.status(&id), "paused");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(stat.lines().any(|l| l.starts_with("State:")
+        && (l.contains("(sleeping)") || l.contains("(stopped)") || l.contains("D"))));
+    r.ok(&["resume", &id]);
+    assert_eq!(r.status(&id), "running");
+
+    let o = r.out(&["delete", &id]);
+    assert!(
+        !o.status.success(),
+        "deleting a running container needs --force"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not stopped"));
+
+    r.ok(&["kill", &id, "KILL"]);
+    r.wait_status(&id, "stopped");
+    assert_eq!(r.state(&id)["pid"], 0);
+    let cgroup_dirs: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/pids")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(&id))
+        .collect();
+    assert_eq!(
+        cgroup_dirs.len(),
+        1,
+        "the container's cgroup exists until delete"
+    );
+    r.ok(&["delete", &id]);
+    assert!(!r.root().join(&id).exists(), "delete removes the state");
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(&id)
+            .exists(),
+        "delete removes the cgroup"
+    );
+    let o = r.out(&["state", &id]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+}
+
+#[test]
+fn kill_delivers_the_signal() {
+    let r = Runc::new();
+    let b = bundle(
+        "trap 'echo got-term > /tmp/got; exit 3' TERM; touch /tmp/ready; while true; do sleep 0.05; done",
+        |v| {
+            v["root"]["readonly"] = false.into();
+        },
+    );
+    let id = r.id("kill");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    // PID 1 ignores signals it has no handler for: wait until the trap is installed.
+    let ready = b.rootfs().join("tmp/ready");
+    wait_for(Duration::from_secs(10), "the trap to be set", || {
+        ready.exists()
+    })
+    .unwrap();
+    r.ok(&["kill", &id, "TERM"]);
+    r.wait_status(&id, "stopped");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("tmp/got")).unwrap(),
+        "got-term\n"
+    );
+}
+
+#[test]
+fn exec_joins_namespaces_and_cgroup() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |_| {});
+    let id = r.id("exec");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let out = r.ok(&[
+        "exec", &id, "sh", "-c",
+        "hostname; [ \"$(readlink /proc/self/ns/net)\" = \"$(readlink /proc/1/ns/net)\" ] && echo same-net; \
+         [ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same-cgroup; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        &["berth-test", "same-net", "same-cgroup"],
+        "{out}"
+    );
+    assert_ne!(lines[3], "1");
+    let o = r.out(&["exec", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "exec returns the process's exit code"
+    );
+    let o = r.out(&["exec", &id, "no-such-binary"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("executable file not found"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn terminal_via_console_socket() {
+    use std::os::unix::net::UnixListener;
+    let r = Runc::new();
+    let b = bundle("tty; echo term-ok", |v| {
+        v["process"]["terminal"] = true.into()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let id = r.id("tty");
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        rustix::net::recvmsg(
+            conn.as_fd(),
+            &mut iov,
+            &mut control,
+            rustix::net::RecvFlags::empty(),
+        )
+        .unwrap();
+        let fd = control.drain().find_map(|m| match m {
+            rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+            _ => None,
+        });
+        fd.expect("a pty master over SCM_RIGHTS")
+    });
+    r.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        &id,
+    ]);
+    let master = receiver.join().unwrap();
+    r.ok(&["start", &id]);
+    let mut seen = String::new();
+    wait_for(Duration::from_secs(10), "output on the pty", || {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = rustix::io::read(&master, &mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen.contains("term-ok")
+    })
+    .unwrap();
+    assert!(
+        seen.contains("/dev/pts/0"),
+        "the process's tty is the container's pty: {seen:?}"
+    );
+}
+
+#[test]
+fn json_log_records_errors_for_callers() {
+    let r = Runc::new();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let o = r.out(&[
+        "--log",
+        log.path().to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = std::fs::read_to_string(log.path()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("does not exist"), "{v}");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+}
