@@ -6,6 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
@@ -116,29 +117,54 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<Own
 }
 
 /// Creates every missing directory of `path` inside `root` (mkdir -p that cannot escape) and
-/// returns an O_PATH descriptor of the last one.
+/// returns an O_PATH descriptor of the last one. A dangling symlink on the way is followed the
+/// way the container would see it: its target is created inside the rootfs.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<OwnedFd> {
+    let mut todo: Vec<std::ffi::OsString> = normal_components(path);
+    todo.reverse();
     let mut prefix = PathBuf::from("/");
     let mut fd = open_in_root(root, &prefix).context("opening the rootfs")?;
-    for comp in path.components() {
-        let Component::Normal(name) = comp else {
-            continue;
-        };
-        prefix.push(name);
-        fd = match open_in_root(root, &prefix) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => {
-                match rustix::fs::mkdirat(fd.as_fd(), name, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("creating {}", prefix.display()));
-                    }
-                }
-                open_in_root(root, &prefix)
-                    .with_context(|| format!("opening {}", prefix.display()))?
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        let next = prefix.join(&name);
+        match open_in_root(root, &next) {
+            Ok(f) => {
+                fd = f;
+                prefix = next;
+                continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("opening {}", prefix.display())),
-        };
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e).with_context(|| format!("opening {}", next.display())),
+        }
+        match rustix::fs::mkdirat(fd.as_fd(), name.as_os_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => {
+                // A dangling symlink: continue from its target, resolved inside the rootfs.
+                let target = rustix::fs::readlinkat(fd.as_fd(), name.as_os_str(), Vec::new())
+                    .with_context(|| format!("reading the symlink {}", next.display()))?;
+                links += 1;
+                anyhow::ensure!(
+                    links <= 40,
+                    "too many levels of symbolic links in {}",
+                    path.display()
+                );
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.to_bytes()));
+                let base = if target.is_absolute() {
+                    PathBuf::from("/")
+                } else {
+                    prefix.clone()
+                };
+                let mut rest = normal_components(&base.join(&target));
+                rest.reverse();
+                todo.extend(rest);
+                prefix = PathBuf::from("/");
+                fd = open_in_root(root, &prefix).context("opening the rootfs")?;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating {}", next.display())),
+        }
+        fd = open_in_root(root, &next).with_context(|| format!("opening {}", next.display()))?;
+        prefix = next;
     }
     let st = rustix::fs::fstat(&fd)?;
     anyhow::ensure!(
@@ -147,6 +173,21 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<Ow
         path.display()
     );
     Ok(fd)
+}
+
+/// The normal components of a path, with `..` applied lexically (never above the root).
+fn normal_components(path: &Path) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n.to_os_string()),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Creates (if missing) the regular file `path` inside `root` and returns an O_PATH fd of it.
