@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config
   iproute2 nftables iptables
   runc                # the reference runtime conformance checks compare with
+  docker.io           # dockerd 20.10 + containerd: tests run berth-runc as a Docker runtime
   ca-certificates curl
 )
 missing=()

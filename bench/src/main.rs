@@ -2,7 +2,9 @@
 //! podman) in one run, interleaved round by round after warm-up, and prints a table of medians
 //! and Berth/peer ratios, also written to `bench/results/<suite>.md`.
 
+mod measure;
 mod peers;
+mod runtime_suite;
 mod stats;
 mod suites;
 
@@ -74,7 +76,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let results_dir = cli
         .results_dir
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"));
-    let report = suites::run_suite(&suite, &bin_dir, cli.warmup, cli.runs)?;
+    let work = tempfile::Builder::new()
+        .prefix("berth-bench-")
+        .tempdir_in("/tmp")?;
+    let ctx = suites::Ctx {
+        bin_dir,
+        work: work.path().to_path_buf(),
+    };
+    let report = suites::run_suite(&suite, &ctx, cli.warmup, cli.runs)?;
     print!("{report}");
     std::fs::create_dir_all(&results_dir)?;
     let path = results_dir.join(format!("{}.md", suite.name));

@@ -1,129 +1,91 @@
-//! The suites: each names its contenders (Berth first, then its peers) and how to run one
-//! iteration. Contenders run interleaved, round by round, so drift on a noisy machine hits all.
+//! The suites: each names its contenders (Berth first, then its peers) and what one iteration
+//! runs. Contenders run interleaved, round by round, so drift on a noisy machine hits all alike.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
+use crate::measure::{Sample, locate, run_steps};
+use crate::runtime_suite;
+use crate::stats::{ms, summarize};
 
-use crate::stats::{Summary, ms, summarize};
-
-/// One command line measured in a suite.
+/// One contender: a sequence of command lines timed together, with untimed setup/teardown.
 pub struct Contender {
     pub name: String,
     /// Berth's own contender: the others are compared with it.
     pub is_berth: bool,
-    pub argv: Vec<String>,
+    pub steps: Vec<Vec<String>>,
+    pub setup: Vec<Vec<String>>,
+    pub teardown: Vec<Vec<String>>,
+}
+
+impl Contender {
+    pub fn new(name: &str, is_berth: bool, steps: Vec<Vec<String>>) -> Self {
+        Contender {
+            name: name.into(),
+            is_berth,
+            steps,
+            setup: Vec::new(),
+            teardown: Vec::new(),
+        }
+    }
+}
+
+/// A table of a suite: one measured operation across contenders.
+pub struct Group {
+    pub title: String,
+    pub contenders: Vec<Contender>,
+}
+
+/// What a suite gets to prepare its contenders.
+pub struct Ctx {
+    pub bin_dir: PathBuf,
+    /// Scratch directory removed after the run.
+    pub work: PathBuf,
 }
 
 pub struct Suite {
     pub name: &'static str,
     pub about: &'static str,
-    contenders: fn(&Path) -> Vec<Contender>,
+    pub groups: fn(&Ctx) -> anyhow::Result<Vec<Group>>,
+}
+
+/// Turns string slices into an owned command line.
+pub fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
 }
 
 pub fn all() -> Vec<Suite> {
-    vec![Suite {
-        name: "version",
-        about: "`berth-runc --version` vs `runc --version` and `crun --version` (harness check)",
-        contenders: |bin| {
-            vec![
-                contender(
-                    "berth-runc",
-                    true,
-                    &[
-                        bin.join("berth-runc").to_string_lossy().as_ref(),
-                        "--version",
+    vec![
+        Suite {
+            name: "version",
+            about: "`berth-runc --version` vs `runc --version` and `crun --version` (harness check)",
+            groups: |ctx| {
+                let berth = ctx
+                    .bin_dir
+                    .join("berth-runc")
+                    .to_string_lossy()
+                    .into_owned();
+                Ok(vec![Group {
+                    title: "--version".into(),
+                    contenders: vec![
+                        Contender::new("berth-runc", true, vec![argv(&[&berth, "--version"])]),
+                        Contender::new("runc", false, vec![argv(&["runc", "--version"])]),
+                        Contender::new("crun", false, vec![argv(&["crun", "--version"])]),
                     ],
-                ),
-                contender("runc", false, &["runc", "--version"]),
-                contender("crun", false, &["crun", "--version"]),
-            ]
+                }])
+            },
         },
-    }]
-}
-
-fn contender(name: &str, is_berth: bool, argv: &[&str]) -> Contender {
-    Contender {
-        name: name.into(),
-        is_berth,
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// Finds `prog` as a path or on PATH.
-fn locate(prog: &str) -> Option<PathBuf> {
-    let p = Path::new(prog);
-    if p.is_absolute() {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(prog))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.is_file())
-}
-
-#[allow(clippy::disallowed_methods)] // running the contenders' command lines is what a benchmark does
-fn time_once(argv: &[String]) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .with_context(|| format!("running {}", argv.join(" ")))?;
-    let took = start.elapsed();
-    anyhow::ensure!(status.success(), "{} exited with {status}", argv.join(" "));
-    Ok(took)
+        Suite {
+            name: "runtime",
+            about: "OCI runtimes on the same busybox bundle: `run` of /bin/true, create+start+delete, exec",
+            groups: runtime_suite::groups,
+        },
+    ]
 }
 
 /// Runs `suite` and returns its report as Markdown.
-pub fn run_suite(
-    suite: &Suite,
-    bin_dir: &Path,
-    warmup: usize,
-    runs: usize,
-) -> anyhow::Result<String> {
-    let mut present = Vec::new();
-    let mut missing = Vec::new();
-    for mut c in (suite.contenders)(bin_dir) {
-        match locate(&c.argv[0]) {
-            Some(path) => {
-                c.argv[0] = path.to_string_lossy().into_owned();
-                present.push(c);
-            }
-            None if c.is_berth => anyhow::bail!(
-                "{} not found: build with `cargo build --release`",
-                c.argv[0]
-            ),
-            None => missing.push(c.name),
-        }
-    }
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); present.len()];
-    for round in 0..warmup + runs {
-        // Rotate the order each round so no contender always runs first after a pause.
-        for k in 0..present.len() {
-            let i = (round + k) % present.len();
-            let took = time_once(&present[i].argv)?;
-            if round >= warmup {
-                samples[i].push(took);
-            }
-        }
-    }
-    let summaries: Vec<Summary> = samples.iter().filter_map(|s| summarize(s)).collect();
-    let berth = present
-        .iter()
-        .zip(&summaries)
-        .find(|(c, _)| c.is_berth)
-        .map(|(_, s)| s.median);
+pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "# bench suite `{}`\n", suite.name)?;
     writeln!(out, "{}\n", suite.about)?;
@@ -132,19 +94,103 @@ pub fn run_suite(
         "{}; {warmup} warm-up + {runs} measured rounds, interleaved.\n",
         machine()
     )?;
+    for group in (suite.groups)(ctx)? {
+        out.push_str(&run_group(group, warmup, runs)?);
+    }
+    Ok(out)
+}
+
+fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String> {
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for mut c in group.contenders {
+        match locate(&c.steps[0][0]) {
+            Some(path) => {
+                let prog = c.steps[0][0].clone();
+                let path = path.to_string_lossy().into_owned();
+                for step in c
+                    .steps
+                    .iter_mut()
+                    .chain(c.setup.iter_mut())
+                    .chain(c.teardown.iter_mut())
+                {
+                    if step[0] == prog {
+                        step[0] = path.clone();
+                    }
+                }
+                present.push(c);
+            }
+            None if c.is_berth => anyhow::bail!(
+                "{} not found: build with `cargo build --release`",
+                c.steps[0][0]
+            ),
+            None => missing.push(c.name),
+        }
+    }
+    let mut failed: Vec<Option<String>> = vec![None; present.len()];
+    for (i, c) in present.iter().enumerate() {
+        if let Err(e) = run_steps(&c.setup) {
+            failed[i] = Some(format!("setup failed: {e:#}"));
+        }
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); present.len()];
+    for round in 0..warmup + runs {
+        // Rotate the order each round so no contender always runs first after a pause.
+        for k in 0..present.len() {
+            let i = (round + k) % present.len();
+            if failed[i].is_some() {
+                continue;
+            }
+            match run_steps(&present[i].steps) {
+                Ok(s) if round >= warmup => samples[i].push(s),
+                Ok(_) => {}
+                Err(e) => failed[i] = Some(format!("{e:#}")),
+            }
+        }
+    }
+    for c in &present {
+        let _ = run_steps(&c.teardown);
+    }
+    let medians: Vec<Option<Duration>> = samples
+        .iter()
+        .map(|s| summarize(&s.iter().map(|x| x.wall).collect::<Vec<_>>()).map(|x| x.median))
+        .collect();
+    let berth = present
+        .iter()
+        .zip(&medians)
+        .find(|(c, _)| c.is_berth)
+        .and_then(|(_, m)| *m);
+    let mut out = String::new();
+    writeln!(out, "## {}\n", group.title)?;
     writeln!(
         out,
-        "| contender | median ms | p10 ms | p90 ms | runs | Berth / this |"
+        "| contender | median ms | p10 ms | p90 ms | runs | peak RSS KiB (median) | Berth / this |"
     )?;
-    writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
-    for (c, s) in present.iter().zip(&summaries) {
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+    for (i, c) in present.iter().enumerate() {
+        if let Some(e) = &failed[i] {
+            let e = e.replace('\n', " ").replace('|', "/");
+            writeln!(
+                out,
+                "| {} | failed: {} | | | | | |",
+                c.name,
+                e.chars().take(160).collect::<String>()
+            )?;
+            continue;
+        }
+        let Some(s) = summarize(&samples[i].iter().map(|x| x.wall).collect::<Vec<_>>()) else {
+            continue;
+        };
+        let mut rss: Vec<u64> = samples[i].iter().map(|x| x.max_rss_kib).collect();
+        rss.sort_unstable();
+        let rss_med = rss.get(rss.len() / 2).copied().unwrap_or(0);
         let ratio = match berth {
             Some(b) if !c.is_berth => format!("{:.2}", b.as_secs_f64() / s.median.as_secs_f64()),
             _ => "—".into(),
         };
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {ratio} |",
+            "| {} | {} | {} | {} | {} | {rss_med} | {ratio} |",
             c.name,
             ms(s.median),
             ms(s.p10),
@@ -155,9 +201,10 @@ pub fn run_suite(
     for m in missing {
         writeln!(
             out,
-            "| {m} | not installed (run with --install-peers) | | | | |"
+            "| {m} | not installed (run with --install-peers) | | | | | |"
         )?;
     }
+    writeln!(out)?;
     Ok(out)
 }
 
@@ -176,4 +223,9 @@ fn machine() -> String {
         })
         .unwrap_or_default();
     format!("Machine: {cpus} CPUs ({model}), Linux {}", kernel.trim())
+}
+
+/// Keeps `Path` in scope for suite modules that build paths from `Ctx`.
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }

@@ -302,7 +302,9 @@ impl V1Cgroup {
             ),
         ];
         let weight_devices = b.weight_device().as_deref().unwrap_or_default();
-        let wanted = b.weight().is_some()
+        // A weight of 0 means "not set" (dockerd sends it so), as on v2 and in runc.
+        let weight = b.weight().filter(|w| *w != 0);
+        let wanted = weight.is_some()
             || weight_devices.iter().any(|d| d.weight().is_some())
             || throttles
                 .iter()
@@ -317,7 +319,7 @@ impl V1Cgroup {
         } else {
             ("blkio.bfq.weight", "blkio.bfq.weight_device")
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = weight {
             files::write(dir, weight_file, &w.to_string())?;
         }
         for d in weight_devices {

@@ -285,9 +285,9 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     Ok(Created { saved, cgroup })
 }
 
-/// The resources as runc applies them: a zero block I/O weight (dockerd's "no weight") is unset,
-/// and runc's always-allowed devices follow the spec's device rules (dockerd's rules deny all but
-/// a few devices, yet the container still gets /dev/full, /dev/tty, ptys and mknod).
+/// The resources as runc applies them: runc's always-allowed devices follow the spec's device rules
+/// (dockerd's rules deny all but a few devices, yet the container still gets /dev/full,
+/// /dev/tty, ptys and mknod).
 fn runc_resources(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::LinuxDeviceType::{B, C};
     const ALWAYS_ALLOWED: [(
@@ -310,10 +310,6 @@ fn runc_resources(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime:
         (C, Some(10), Some(200), "rwm"), // net/tun
     ];
     let mut res = res.clone();
-    if let Some(mut bio) = res.block_io().clone().filter(|b| b.weight() == Some(0)) {
-        bio.set_weight(None);
-        res.set_block_io(Some(bio));
-    }
     if let Some(rules) = res.devices_mut().as_mut().filter(|r| !r.is_empty()) {
         for (typ, major, minor, access) in ALWAYS_ALLOWED {
             let mut rule = oci_spec::runtime::LinuxDeviceCgroup::default();

@@ -225,6 +225,58 @@ impl BusyboxImage {
         std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
         Ok(())
     }
+
+    /// Writes the image as a `docker save` archive at `out`, tagged `repo_tag`, for `docker load`:
+    /// `manifest.json` (`Config`, `RepoTags`, `Layers`), the config as `<hex>.json` and the layer
+    /// uncompressed as `<diff-id hex>/layer.tar` (the layout Docker wrote before version 25, and
+    /// the one docker 20.10 and later all load).
+    pub fn write_docker_archive(&self, out: &Path, repo_tag: &str) -> anyhow::Result<()> {
+        use std::io::Read;
+        let mut layer = Vec::new();
+        flate2::read::GzDecoder::new(&self.layer.bytes[..])
+            .read_to_end(&mut layer)
+            .context("decompressing the busybox layer")?;
+        anyhow::ensure!(
+            sha256_digest(&layer) == self.diff_id,
+            "the uncompressed layer does not match its diff_id {}",
+            self.diff_id
+        );
+        let config_name = format!("{}.json", self.config.digest.trim_start_matches("sha256:"));
+        let layer_dir = self.diff_id.trim_start_matches("sha256:");
+        let layer_name = format!("{layer_dir}/layer.tar");
+        let manifest = serde_json::json!([{
+            "Config": config_name,
+            "RepoTags": [repo_tag],
+            "Layers": [layer_name],
+        }]);
+        let manifest = serde_json::to_vec(&manifest)?;
+
+        let file =
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+        let header = |kind: tar::EntryType, mode: u32, size: usize| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(size as u64);
+            h.set_mtime(0);
+            h
+        };
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        b.append_data(&mut h, format!("{layer_dir}/"), std::io::empty())?;
+        let mut h = header(tar::EntryType::Regular, 0o644, layer.len());
+        b.append_data(&mut h, &layer_name, &layer[..])?;
+        let mut h = header(tar::EntryType::Regular, 0o644, self.config.bytes.len());
+        b.append_data(&mut h, &config_name, &self.config.bytes[..])?;
+        let mut h = header(tar::EntryType::Regular, 0o644, manifest.len());
+        b.append_data(&mut h, "manifest.json", &manifest[..])?;
+        b.into_inner()?
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+            .with_context(|| format!("writing {}", out.display()))?;
+        Ok(())
+    }
 }
 
 /// An OCI runtime bundle (`config.json` + `rootfs/`) in a temporary directory, removed on drop.

@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod busybox;
 pub mod cleanup;
+pub mod dockerd;
 pub mod registry;
 pub mod roots;
 pub mod wait;
@@ -15,6 +16,7 @@ pub mod wait;
 pub use alloc::{Subnet, free_port};
 pub use busybox::{Blob, Bundle, BusyboxImage};
 pub use cleanup::Cleanup;
+pub use dockerd::Dockerd;
 pub use registry::{Registry, RegistryAuth};
 pub use roots::TestRoots;
 pub use wait::wait_for;

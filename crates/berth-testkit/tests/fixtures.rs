@@ -1,9 +1,10 @@
 //! The test kit's promises, checked against the real pieces: the busybox image and bundle are
 //! valid, the image goes into a real docker-registry and its manifest comes back by digest, and
-//! basic auth is enforced when asked for.
+//! basic auth is enforced when asked for; Docker's own `docker load` takes the `docker save`
+//! archive into a private dockerd, which runs it.
 
 use berth_testkit::busybox::sha256_digest;
-use berth_testkit::{Bundle, BusyboxImage, Registry};
+use berth_testkit::{Bundle, BusyboxImage, Dockerd, Registry};
 
 #[test]
 fn busybox_image_pushes_and_pulls_back_by_digest() {
@@ -85,4 +86,55 @@ fn bundle_rootfs_runs_busybox_and_spec_parses() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from-bundle\n");
+}
+
+#[test]
+fn image_writes_a_docker_save_archive() {
+    let image = BusyboxImage::build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busybox.tar");
+    image
+        .write_docker_archive(&path, "berth-test/busybox:latest")
+        .unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(name, bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest[0]["RepoTags"][0], "berth-test/busybox:latest");
+    let config = &files[manifest[0]["Config"].as_str().unwrap()];
+    assert_eq!(sha256_digest(config), image.config.digest);
+    let layer = &files[manifest[0]["Layers"][0].as_str().unwrap()];
+    assert_eq!(
+        sha256_digest(layer),
+        image.diff_id,
+        "layers are uncompressed"
+    );
+}
+
+/// The archive and the private dockerd against the reference: Docker's own `docker load`, and a
+/// container run by dockerd's default runtime (runc).
+#[test]
+fn dockerd_loads_the_busybox_archive_and_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    BusyboxImage::build()
+        .unwrap()
+        .write_docker_archive(&archive, "berth-test/busybox:latest")
+        .unwrap();
+    let dockerd = Dockerd::start(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+    let out = dockerd.docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "docker load: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Loaded image: berth-test/busybox:latest"),
+        "{out:?}"
+    );
+    let out = dockerd.docker(&["run", "--rm", "berth-test/busybox", "echo", "hi"]);
+    assert!(out.status.success(), "docker run: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }

@@ -47,6 +47,22 @@ pub fn v2_unified_host() -> Option<Layout> {
     }
 }
 
+/// Creating a cgroup in the hybrid host's `unified` tree enables its controllers (hugetlb here)
+/// at the root; undo that, or a v1 hierarchy for them can no longer be mounted (crun needs one).
+/// Best effort: while another test's cgroup still uses one, the kernel refuses and the last
+/// test to finish succeeds.
+fn restore_unified_root() {
+    let layout = Layout::detect().unwrap();
+    let Some(m) = layout.v2_mount().filter(|_| layout.is_hybrid()) else {
+        return;
+    };
+    let file = m.mountpoint.join("cgroup.subtree_control");
+    let enabled = std::fs::read_to_string(&file).unwrap_or_default();
+    for c in enabled.split_whitespace() {
+        let _ = std::fs::write(&file, format!("-{c}"));
+    }
+}
+
 pub fn resources(json: serde_json::Value) -> LinuxResources {
     serde_json::from_value(json).unwrap()
 }
@@ -94,6 +110,7 @@ impl Drop for TestCgroup {
         let _ = self.cg.thaw();
         let _ = self.cg.kill_all(libc::SIGKILL);
         let _ = self.cg.destroy();
+        restore_unified_root();
         if self.nested {
             for (_, dir) in self.cg.paths() {
                 if let Some(parent) = dir.parent() {

@@ -1,0 +1,92 @@
+//! Suite `runtime`: berth-runc vs runc vs crun on the same busybox bundle (`/bin/true`, the
+//! `runc spec` defaults): `run`, create+start+delete, and exec into a running container.
+
+use crate::suites::{Contender, Ctx, Group, argv, path_str};
+
+/// The runtimes compared, Berth first: (name, program).
+fn runtimes(ctx: &Ctx) -> Vec<(&'static str, String)> {
+    vec![
+        ("berth-runc", path_str(&ctx.bin_dir.join("berth-runc"))),
+        ("runc", "runc".into()),
+        ("crun", "crun".into()),
+    ]
+}
+
+/// Writes a bundle running `args` with the busybox rootfs under `dir`.
+fn write_bundle(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("rootfs"))?;
+    berth_testkit::busybox::write_rootfs(&dir.join("rootfs"))?;
+    let mut spec = serde_json::to_value(oci_default())?;
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["hostname"] = "bench".into();
+    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+    Ok(())
+}
+
+fn oci_default() -> serde_json::Value {
+    // The same defaults `runc spec` writes (namespaces, mounts, masked paths, capabilities).
+    let b = berth_testkit::Bundle::new(&["true"]).ok();
+    b.and_then(|b| std::fs::read(b.config_path()).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+pub fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
+    let true_bundle = ctx.work.join("true");
+    write_bundle(&true_bundle, &["/bin/true"])?;
+    let sleep_bundle = ctx.work.join("sleep");
+    write_bundle(&sleep_bundle, &["/bin/sleep", "100000"])?;
+    let tb = path_str(&true_bundle);
+    let sb = path_str(&sleep_bundle);
+
+    let mut run = Vec::new();
+    let mut lifecycle = Vec::new();
+    let mut exec = Vec::new();
+    for (name, prog) in runtimes(ctx) {
+        let root = path_str(&ctx.work.join(format!("state-{name}")));
+        let is_berth = name == "berth-runc";
+        let id = format!("bench-{name}");
+        run.push(Contender::new(
+            name,
+            is_berth,
+            vec![argv(&[&prog, "--root", &root, "run", "--bundle", &tb, &id])],
+        ));
+        let lid = format!("bench-lc-{name}");
+        lifecycle.push(Contender::new(
+            name,
+            is_berth,
+            vec![
+                argv(&[&prog, "--root", &root, "create", "--bundle", &tb, &lid]),
+                argv(&[&prog, "--root", &root, "start", &lid]),
+                argv(&[&prog, "--root", &root, "delete", "--force", &lid]),
+            ],
+        ));
+        let eid = format!("bench-ex-{name}");
+        let mut c = Contender::new(
+            name,
+            is_berth,
+            vec![argv(&[&prog, "--root", &root, "exec", &eid, "/bin/true"])],
+        );
+        c.setup = vec![
+            argv(&[&prog, "--root", &root, "create", "--bundle", &sb, &eid]),
+            argv(&[&prog, "--root", &root, "start", &eid]),
+        ];
+        c.teardown = vec![argv(&[&prog, "--root", &root, "delete", "--force", &eid])];
+        exec.push(c);
+    }
+    Ok(vec![
+        Group {
+            title: "`run` of /bin/true (create, start, wait, delete)".into(),
+            contenders: run,
+        },
+        Group {
+            title: "create + start + delete --force, as three commands".into(),
+            contenders: lifecycle,
+        },
+        Group {
+            title: "`exec /bin/true` in a running container".into(),
+            contenders: exec,
+        },
+    ])
+}
