@@ -90,3 +90,59 @@ pub fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
         },
     ])
 }
+
+/// The smallest `linux.resources.memory.limit` under which each runtime still starts /bin/true
+/// (the runtime's own pages in the container's cgroup count against it).
+pub fn memory_floor(ctx: &Ctx) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    const LIMITS_KIB: [u64; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+    let mut out = String::from(
+        "## Smallest memory limit that still starts `/bin/true`\n\n| runtime | smallest limit (KiB) |\n|---|---:|\n",
+    );
+    for (name, prog) in runtimes(ctx) {
+        if crate::measure::locate(&prog).is_none() {
+            writeln!(out, "| {name} | not installed |")?;
+            continue;
+        }
+        let root = path_str(&ctx.work.join(format!("state-mem-{name}")));
+        let mut floor = None;
+        for kib in LIMITS_KIB {
+            let dir = ctx.work.join(format!("mem-{kib}"));
+            if !dir.exists() {
+                write_bundle(&dir, &["/bin/true"])?;
+                let cfg = dir.join("config.json");
+                let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg)?)?;
+                v["linux"]["resources"]["memory"] = serde_json::json!({ "limit": kib * 1024 });
+                std::fs::write(&cfg, serde_json::to_vec(&v)?)?;
+            }
+            let id = format!("mem-{name}-{kib}");
+            let ok = crate::measure::run_steps(&[argv(&[
+                &prog,
+                "--root",
+                &root,
+                "run",
+                "--bundle",
+                &path_str(&dir),
+                &id,
+            ])])
+            .is_ok();
+            let _ = crate::measure::run_steps(&[argv(&[
+                &prog, "--root", &root, "delete", "--force", &id,
+            ])]);
+            if ok {
+                floor = Some(kib);
+                break;
+            }
+        }
+        match floor {
+            Some(k) => writeln!(out, "| {name} | {k} |")?,
+            None => writeln!(
+                out,
+                "| {name} | none up to {} |",
+                LIMITS_KIB[LIMITS_KIB.len() - 1]
+            )?,
+        }
+    }
+    out.push('\n');
+    Ok(out)
+}

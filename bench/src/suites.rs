@@ -48,6 +48,8 @@ pub struct Suite {
     pub name: &'static str,
     pub about: &'static str,
     pub groups: fn(&Ctx) -> anyhow::Result<Vec<Group>>,
+    /// Untimed measurements appended to the report (e.g. the smallest memory limit that starts).
+    pub extra: Option<fn(&Ctx) -> anyhow::Result<String>>,
 }
 
 /// Turns string slices into an owned command line.
@@ -75,11 +77,13 @@ pub fn all() -> Vec<Suite> {
                     ],
                 }])
             },
+            extra: None,
         },
         Suite {
             name: "runtime",
             about: "OCI runtimes on the same busybox bundle: `run` of /bin/true, create+start+delete, exec",
             groups: runtime_suite::groups,
+            extra: Some(runtime_suite::memory_floor),
         },
     ]
 }
@@ -96,6 +100,9 @@ pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow
     )?;
     for group in (suite.groups)(ctx)? {
         out.push_str(&run_group(group, warmup, runs)?);
+    }
+    if let Some(extra) = suite.extra {
+        out.push_str(&extra(ctx)?);
     }
     Ok(out)
 }

@@ -23,6 +23,12 @@ pub fn spec(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
         Spec::default()
     };
     let mut v = serde_json::to_value(&spec)?;
+    v["hostname"] = "berth".into();
+    // As runc since 1.1.2: no inheritable or ambient capabilities unless asked (CVE-2022-29162).
+    if let Some(caps) = v["process"]["capabilities"].as_object_mut() {
+        caps.remove("inheritable");
+        caps.remove("ambient");
+    }
     if rootless {
         // Map the caller's own ids, as `runc spec --rootless` does.
         let uid = rustix::process::getuid().as_raw();

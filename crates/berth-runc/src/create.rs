@@ -224,6 +224,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         console_socket,
         fifo: fifo.clone(),
         no_pivot: args.no_pivot,
+        new_keyring: !args.no_new_keyring,
         has_create_hooks,
         hook_state: saved.oci_state(state::Status::Created),
     };

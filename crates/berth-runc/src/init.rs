@@ -28,6 +28,7 @@ pub struct InitContext<'a> {
     pub console_socket: Option<PathBuf>,
     pub fifo: PathBuf,
     pub no_pivot: bool,
+    pub new_keyring: bool,
     /// Whether prestart/createRuntime/createContainer hooks exist (both sides agree on it).
     pub has_create_hooks: bool,
     /// The state JSON handed to createContainer/startContainer hooks.
@@ -54,6 +55,13 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     for (nstype, fd) in &ctx.join {
         sys::setns(fd.as_fd(), *nstype)
             .with_context(|| format!("joining namespace {nstype:#x}"))?;
+    }
+    if ctx.new_keyring {
+        match sys::join_new_session_keyring() {
+            // Kernels without keyrings, or a seccomp profile that denies keyctl: nothing to share.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
+            r => r.context("creating a session keyring")?,
+        }
     }
     if ctx.new_cgroupns {
         sys::unshare(libc::CLONE_NEWCGROUP).context("creating the cgroup namespace")?;

@@ -280,3 +280,22 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Gives the process a new, anonymous session keyring, so the container never shares the
+/// host's (runc does the same unless `--no-new-keyring`).
+pub fn join_new_session_keyring() -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks for a new anonymous keyring; no memory of ours is touched.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -428,3 +428,62 @@ fn json_log_records_errors_for_callers() {
     assert!(v["msg"].as_str().unwrap().contains("does not exist"), "{v}");
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn spec_writes_a_default_that_runs_and_is_not_overwritten() {
+    let r = Runc::new();
+    let b = bundle("true", |_| {});
+    std::fs::remove_file(b.config_path()).unwrap();
+    let o = r
+        .cmd(&["spec", "--bundle", b.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    b.edit_spec_json(|v| {
+        assert_eq!(v["process"]["args"], serde_json::json!(["sh"]));
+        assert!(v["process"]["capabilities"].get("inheritable").is_none());
+        v["process"]["terminal"] = false.into();
+        v["process"]["args"] = serde_json::json!(["echo", "from-spec"]);
+    })
+    .unwrap();
+    let (code, out, err) = r.run(&b, &r.id("spec"));
+    assert_eq!((code, out.as_str()), (0, "from-spec\n"), "{err}");
+    let o = r
+        .cmd(&["spec", "--bundle", b.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "an existing config.json is kept");
+}
+
+#[test]
+fn features_reports_the_oci_features_document() {
+    let r = Runc::new();
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["features"])).unwrap();
+    assert_eq!(v["ociVersionMax"], "1.2.0");
+    assert!(
+        v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "user")
+    );
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+    assert!(
+        v["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN")
+    );
+}
+
+#[test]
+fn a_tight_memory_limit_still_starts() {
+    // The init's own pages count against the container's limit until it execs: they must be few.
+    let r = Runc::new();
+    let b = bundle("echo started", |v| {
+        v["linux"]["resources"] = serde_json::json!({ "memory": { "limit": 1024 * 1024 } });
+    });
+    let (code, out, err) = r.run(&b, &r.id("tight"));
+    assert_eq!((code, out.as_str()), (0, "started\n"), "{err}");
+}
