@@ -230,12 +230,31 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     };
 
     let (parent_end, child_end) = Channel::pair()?;
-    let pid = match sys::clone_process(clone_flags).context("cloning the container init")? {
-        None => {
+    // On cgroup v2 the init is born in its cgroup: no migration (and no RCU wait) afterwards.
+    let v2_dir = match cgroup.version() {
+        berth_cgroups::Version::V2 => cgroup.paths().into_iter().next().and_then(|(_, dir)| {
+            rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+        }),
+        berth_cgroups::Version::V1 => None,
+    };
+    let cloned = match sys::clone_process(clone_flags, v2_dir.as_ref().map(|f| f.as_fd())) {
+        // The kernel may refuse (e.g. the no-internal-process rule): migrate the usual way.
+        Err(_) if v2_dir.is_some() => sys::clone_process(clone_flags, None).map(|f| (f, false)),
+        r => r.map(|f| (f, v2_dir.is_some())),
+    };
+    let (pid, born_in_cgroup) = match cloned.context("cloning the container init")? {
+        (None, _) => {
             drop(parent_end);
             init::run(&ctx, &child_end)
         }
-        Some(pid) => pid,
+        (Some(pid), joined) => (pid, joined),
     };
     drop(child_end);
     undo.child = Some(pid);
@@ -250,9 +269,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .context("setting oom_score_adj")?;
     }
-    cgroup
-        .add_pid(pid)
-        .context("moving the init into its cgroup")?;
+    if !born_in_cgroup {
+        cgroup
+            .add_pid(pid)
+            .context("moving the init into its cgroup")?;
+    }
     parent_end.send(&Msg::Go)?;
 
     saved.pid = pid;

@@ -157,7 +157,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
     }
 
     let (parent_end, child_end) = Channel::pair()?;
-    let child = match sys::clone_process(0).context("cloning the exec process")? {
+    let child = match sys::clone_process(0, None).context("cloning the exec process")? {
         None => {
             drop(parent_end);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

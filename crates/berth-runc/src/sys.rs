@@ -8,11 +8,13 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// Result of a fork-like clone: in the parent the child's pid, in the child `None`.
 pub type Forked = Option<i32>;
 
-/// `clone3` with `flags` (namespace flags, `CLONE_INTO_CGROUP` not used) and `SIGCHLD` as the
-/// exit signal, without a new stack: the child continues from here like after `fork()`.
+/// `clone3` with `flags` (namespace flags) and `SIGCHLD` as the exit signal, without a new
+/// stack: the child continues from here like after `fork()`. With `cgroup` (a cgroup2
+/// directory), the child is born in that cgroup (`CLONE_INTO_CGROUP`): no migration afterwards.
 ///
 /// The caller must be single-threaded: the child gets a copy of this thread only.
-pub fn clone_process(flags: u64) -> io::Result<Forked> {
+pub fn clone_process(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     #[repr(C)]
     #[derive(Default)]
     struct CloneArgs {
@@ -33,6 +35,10 @@ pub fn clone_process(flags: u64) -> io::Result<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: clone3 with a null stack duplicates the calling thread like fork(2); `args` is a
     // valid, fully initialised clone_args of the size passed. The runtime is single-threaded
     // when it calls this (no locks can be held by other threads), and the child only runs the
@@ -297,5 +303,56 @@ pub fn join_new_session_keyring() -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// CLONE_INTO_CGROUP puts the child straight into a cgroup2 directory. This host's cgroup2
+    /// tree (hybrid: /sys/fs/cgroup/unified; pure v2: /sys/fs/cgroup) takes it either way.
+    #[test]
+    fn clone_into_a_cgroup2_directory() {
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(std::path::Path::new)
+            .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.controllers").exists())
+            .expect("a cgroup2 mount");
+        let name = format!("berth-clone-test-{}", std::process::id());
+        let dir = root.join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        let fd = std::fs::File::open(&dir).unwrap();
+        let want = format!("0::/{name}\n");
+        let path = c"/proc/self/cgroup";
+        match clone_process(0, Some(fd.as_fd())).unwrap() {
+            None => {
+                // Raw syscalls only: this child of a multi-threaded test must not allocate.
+                let mut buf = [0u8; 4096];
+                // SAFETY: a NUL-terminated path and a stack buffer of the given length.
+                let n = unsafe {
+                    let f = libc::open(path.as_ptr(), libc::O_RDONLY);
+                    libc::read(f, buf.as_mut_ptr().cast(), buf.len())
+                };
+                let text = &buf[..n.max(0) as usize];
+                let found = text.windows(want.len()).any(|w| w == want.as_bytes());
+                exit_now(if found { 0 } else { 1 })
+            }
+            Some(pid) => {
+                let (_, status) = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::WaitOptions::empty(),
+                )
+                .unwrap()
+                .unwrap();
+                std::fs::remove_dir(&dir).unwrap();
+                assert_eq!(
+                    status.exit_status(),
+                    Some(0),
+                    "the child was not born in {name}"
+                );
+            }
+        }
     }
 }
