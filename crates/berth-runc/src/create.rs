@@ -177,6 +177,22 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         0,
     )
     .context("creating the exec fifo")?;
+    if new_user {
+        // The init opens the fifo as the user namespace's root: give it to that host id.
+        let host_id = |maps: &Option<Vec<LinuxIdMapping>>| {
+            maps.iter()
+                .flatten()
+                .find(|m| m.container_id() == 0)
+                .map(|m| m.host_id())
+        };
+        let (uid, gid) = (host_id(linux.uid_mappings()), host_id(linux.gid_mappings()));
+        rustix::fs::chown(
+            &fifo,
+            uid.map(rustix::fs::Uid::from_raw),
+            gid.map(rustix::fs::Gid::from_raw),
+        )
+        .context("handing the exec fifo to the container's root")?;
+    }
 
     let annotations: BTreeMap<String, String> = spec
         .annotations()
@@ -225,6 +241,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         fifo: fifo.clone(),
         no_pivot: args.no_pivot,
         new_keyring: !args.no_new_keyring,
+        in_userns: new_user || join_user,
         has_create_hooks,
         hook_state: saved.oci_state(state::Status::Created),
     };

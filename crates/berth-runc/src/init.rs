@@ -29,6 +29,9 @@ pub struct InitContext<'a> {
     pub fifo: PathBuf,
     pub no_pivot: bool,
     pub new_keyring: bool,
+    /// In a new or joined user namespace: become its root before touching the rootfs, since the
+    /// host's root is not mapped there (files it creates would be refused with EOVERFLOW).
+    pub in_userns: bool,
     /// Whether prestart/createRuntime/createContainer hooks exist (both sides agree on it).
     pub has_create_hooks: bool,
     /// The state JSON handed to createContainer/startContainer hooks.
@@ -55,6 +58,9 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     for (nstype, fd) in &ctx.join {
         sys::setns(fd.as_fd(), *nstype)
             .with_context(|| format!("joining namespace {nstype:#x}"))?;
+    }
+    if ctx.in_userns {
+        sys::set_ids(0, 0).context("becoming root in the user namespace (is uid/gid 0 mapped?)")?;
     }
     if ctx.new_keyring {
         match sys::join_new_session_keyring() {

@@ -487,3 +487,87 @@ fn a_tight_memory_limit_still_starts() {
     let (code, out, err) = r.run(&b, &r.id("tight"));
     assert_eq!((code, out.as_str()), (0, "started\n"), "{err}");
 }
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_host_id() {
+    let r = Runc::new();
+    let b = bundle("id -u; cat /proc/self/uid_map; sleep 100", |v| {
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "type": "user" }));
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    });
+    let id = r.id("userns");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = r
+        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(out.reopen().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid = r.state(&id)["pid"].as_i64().unwrap();
+    r.ok(&["start", &id]);
+    wait_for(Duration::from_secs(10), "the container's output", || {
+        std::fs::read_to_string(out.path()).unwrap().lines().count() >= 2
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(out.path()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside the container");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid.split_whitespace().nth(1),
+        Some("200000"),
+        "an unprivileged id on the host: {uid}"
+    );
+}
+
+#[test]
+fn namespaces_are_joined_by_path() {
+    let r = Runc::new();
+    let a = bundle("sleep 100", |_| {});
+    let a_id = r.id("ns-a");
+    r.create(&a, &a_id);
+    let a_pid = r.state(&a_id)["pid"].as_i64().unwrap();
+    let b = bundle("sleep 100", |v| {
+        for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" || ns["type"] == "ipc" {
+                let name = if ns["type"] == "network" {
+                    "net"
+                } else {
+                    "ipc"
+                };
+                ns["path"] = format!("/proc/{a_pid}/ns/{name}").into();
+            }
+        }
+    });
+    let b_id = r.id("ns-b");
+    r.create(&b, &b_id);
+    let b_pid = r.state(&b_id)["pid"].as_i64().unwrap();
+    let ns = |pid: i64, name: &str| std::fs::read_link(format!("/proc/{pid}/ns/{name}")).unwrap();
+    assert_eq!(
+        ns(a_pid, "net"),
+        ns(b_pid, "net"),
+        "joined the network namespace"
+    );
+    assert_eq!(
+        ns(a_pid, "ipc"),
+        ns(b_pid, "ipc"),
+        "joined the ipc namespace"
+    );
+    assert_ne!(
+        ns(a_pid, "uts"),
+        ns(b_pid, "uts"),
+        "other namespaces stay its own"
+    );
+    assert_ne!(ns(b_pid, "net"), ns(std::process::id() as i64, "net"));
+}
