@@ -20,6 +20,7 @@ mod selfclone;
 mod spec;
 mod state;
 mod sys;
+mod tty_proxy;
 
 use std::process::ExitCode;
 
@@ -88,11 +89,33 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Start { id } => lifecycle::start(root, &Container::load(root, &id)?)?,
         Command::Run {
-            create: args,
+            create: mut args,
             detach,
             keep,
         } => {
+            // A terminal with nobody to hand the pty to: relay it here, as runc does.
+            let console = if !detach
+                && args.console_socket.is_none()
+                && tty_proxy::wants_terminal(&args.bundle)
+            {
+                let l = tty_proxy::listen(root, &args.id)?;
+                args.console_socket = Some(l.path.clone());
+                Some(l)
+            } else {
+                None
+            };
             let created = create::create(root, &args)?;
+            let master = match &console {
+                Some(l) => match tty_proxy::receive_master(l) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        let _ = lifecycle::delete(root, &args.id, true);
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
+            drop(console);
             let c = Container {
                 saved: created.saved,
                 cgroup: created.cgroup,
@@ -103,6 +126,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             if detach {
                 return Ok(0);
+            }
+            if let Some(master) = master {
+                tty_proxy::relay(master, c.saved.pid)?;
             }
             let code = lifecycle::wait_foreground(c.saved.pid)?;
             if !keep {

@@ -571,3 +571,26 @@ fn namespaces_are_joined_by_path() {
     );
     assert_ne!(ns(b_pid, "net"), ns(std::process::id() as i64, "net"));
 }
+
+#[test]
+fn run_relays_a_terminal_without_a_console_socket() {
+    // `runc spec` defaults to a terminal; `run` in the foreground relays the pty itself.
+    let r = Runc::new();
+    let b = bundle("tty; echo exit-code-next; exit 4", |v| {
+        v["process"]["terminal"] = true.into()
+    });
+    let (code, out, err) = r.run(&b, &r.id("runtty"));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        out.contains("/dev/pts/0\r\n"),
+        "the process writes to a pty: {out:?}"
+    );
+    assert!(out.contains("exit-code-next"), "{out:?}");
+    assert!(
+        !r.root().read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".sock"))
+    );
+}
