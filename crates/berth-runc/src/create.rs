@@ -280,6 +280,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         let uid = id_map(linux.uid_mappings().as_deref().unwrap_or(&[]));
         let gid = id_map(linux.gid_mappings().as_deref().unwrap_or(&[]));
         std::fs::write(format!("/proc/{pid}/uid_map"), uid).context("writing uid_map")?;
+        if !rustix::process::geteuid().is_root() {
+            // Unprivileged: gid_map is only allowed once setgroups is denied (CVE-2014-8989).
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .context("denying setgroups")?;
+        }
         std::fs::write(format!("/proc/{pid}/gid_map"), gid).context("writing gid_map")?;
     }
     if let Some(adj) = process.oom_score_adj() {

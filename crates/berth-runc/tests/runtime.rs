@@ -257,11 +257,13 @@ fn lifecycle_create_start_pause_resume_kill_delete() {
 
     r.ok(&["pause", &id]);
     assert_eq!(r.status(&id), "paused");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(stat.lines().any(|l| l.starts_with("State:")
-        && (l.contains("(sleeping)") || l.contains("(stopped)") || l.contains("D"))));
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer")
+        .join(&id)
+        .join("freezer.state");
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
     r.ok(&["resume", &id]);
     assert_eq!(r.status(&id), "running");
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "THAWED");
 
     let o = r.out(&["delete", &id]);
     assert!(
@@ -593,4 +595,57 @@ fn run_relays_a_terminal_without_a_console_socket() {
             .to_string_lossy()
             .ends_with(".sock"))
     );
+}
+
+#[test]
+fn a_hook_that_times_out_fails_create_and_leaves_nothing() {
+    let r = Runc::new();
+    let b = bundle("true", |v| {
+        v["hooks"] = serde_json::json!({
+            "createRuntime": [{ "path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1 }],
+        });
+    });
+    let id = r.id("hooktimeout");
+    let started = std::time::Instant::now();
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the timeout must stop the hook"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("timed out"),
+        "{o:?}"
+    );
+    assert!(!r.root().join(&id).exists(), "no state left behind");
+}
+
+#[test]
+fn kill_all_signals_every_process_of_the_container() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000 & sleep 1000 & wait", |v| {
+        // Without a pid namespace the init's death would not end the others by itself.
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    let id = r.id("killall");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    wait_for(Duration::from_secs(10), "three processes", || {
+        serde_json::from_str::<Vec<i64>>(&r.ok(&["ps", "--format", "json", &id]))
+            .unwrap()
+            .len()
+            == 3
+    })
+    .unwrap();
+    r.ok(&["kill", "--all", &id, "KILL"]);
+    wait_for(Duration::from_secs(10), "no process left", || {
+        serde_json::from_str::<Vec<i64>>(&r.ok(&["ps", "--format", "json", &id]))
+            .unwrap()
+            .is_empty()
+    })
+    .unwrap();
+    r.wait_status(&id, "stopped");
 }
