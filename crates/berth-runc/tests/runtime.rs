@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use common::{Runc, bundle, wait_for};
@@ -367,25 +366,7 @@ fn terminal_via_console_socket() {
     let sock_path = dir.path().join("console.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     let id = r.id("tty");
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 64];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        rustix::net::recvmsg(
-            conn.as_fd(),
-            &mut iov,
-            &mut control,
-            rustix::net::RecvFlags::empty(),
-        )
-        .unwrap();
-        let fd = control.drain().find_map(|m| match m {
-            rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-            _ => None,
-        });
-        fd.expect("a pty master over SCM_RIGHTS")
-    });
+    let receiver = std::thread::spawn(move || common::receive_pty(&listener));
     r.ok(&[
         "create",
         "--bundle",
@@ -505,12 +486,18 @@ fn user_namespace_maps_root_to_an_unprivileged_host_id() {
     });
     let id = r.id("userns");
     let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
     let status = r
         .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
         .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(err.path()).unwrap()
+    );
     let pid = r.state(&id)["pid"].as_i64().unwrap();
     r.ok(&["start", &id]);
     wait_for(Duration::from_secs(10), "the container's output", || {
@@ -648,4 +635,41 @@ fn kill_all_signals_every_process_of_the_container() {
     })
     .unwrap();
     r.wait_status(&id, "stopped");
+}
+
+#[test]
+fn exec_with_a_terminal_through_the_console_socket() {
+    use std::os::unix::net::UnixListener;
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |_| {});
+    let id = r.id("exectty");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("exec.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || common::receive_pty(&listener));
+    let o = r.out(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; echo exec-tty-ok",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let master = receiver.join().unwrap();
+    let mut seen = String::new();
+    wait_for(Duration::from_secs(10), "output on the exec pty", || {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = rustix::io::read(&master, &mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen.contains("exec-tty-ok")
+    })
+    .unwrap();
+    assert!(seen.contains("/dev/pts/"), "{seen:?}");
 }

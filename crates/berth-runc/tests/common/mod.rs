@@ -138,3 +138,25 @@ pub fn bundle(script: &str, f: impl FnOnce(&mut serde_json::Value)) -> Bundle {
     .unwrap();
     b
 }
+
+/// Accepts one connection on a console socket and returns the pty master sent over it.
+pub fn receive_pty(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::AsFd;
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    rustix::net::recvmsg(
+        conn.as_fd(),
+        &mut iov,
+        &mut control,
+        rustix::net::RecvFlags::empty(),
+    )
+    .unwrap();
+    let fd = control.drain().find_map(|m| match m {
+        rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    fd.expect("a pty master over SCM_RIGHTS")
+}
