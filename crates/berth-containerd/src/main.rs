@@ -1,10 +1,15 @@
 //! `berth-containerd`: container and task lifecycle over gRPC. It starts one berth-shim per
-//! container and rebuilds its view from disk and from live shims when it starts. It owns no images.
+//! container and rebuilds its view from disk and from live shims when it starts. It owns no
+//! images. Today it serves the Containers service; Tasks and Events follow (issue #4).
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+mod containers;
+mod store;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -28,11 +33,78 @@ struct Cli {
     log_level: String,
 }
 
-fn main() -> ExitCode {
+/// Binds the socket, replacing a stale one (a socket file nobody answers on) but never a live
+/// daemon's.
+async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!(
+                "another berth-containerd is listening on {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    tokio::net::UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cli.root)
+        .with_context(|| format!("creating {}", cli.root.display()))?;
+    std::fs::create_dir_all(&cli.state)
+        .with_context(|| format!("creating {}", cli.state.display()))?;
+    let store = Arc::new(store::Store::new(&cli.root));
+    let listener = bind(&cli.address).await?;
+    tracing::info!(address = %cli.address.display(), "serving");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    let result = tonic::transport::Server::builder()
+        .add_service(berth_proto::v1::containers_server::ContainersServer::new(
+            containers::ContainersService { store },
+        ))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
+        .await;
+    let _ = std::fs::remove_file(&cli.address);
+    result.context("serving gRPC")
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    eprintln!(
-        "berth-containerd: the gRPC services are not built yet (issue #4); would listen on {}",
-        cli.address.display()
-    );
-    ExitCode::FAILURE
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth-containerd: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-containerd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
