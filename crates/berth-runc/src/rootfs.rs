@@ -166,12 +166,7 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<Ow
         fd = open_in_root(root, &next).with_context(|| format!("opening {}", next.display()))?;
         prefix = next;
     }
-    let st = rustix::fs::fstat(&fd)?;
-    anyhow::ensure!(
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
-        "{} is not a directory",
-        path.display()
-    );
+    anyhow::ensure!(is_dir(fd.as_fd())?, "{} is not a directory", path.display());
     Ok(fd)
 }
 
@@ -318,11 +313,18 @@ impl RootfsPlan<'_> {
         }
         let target = mkdir_all_in_root(root, dest)?;
         if typ == "proc" || typ == "sysfs" {
-            // /proc and /sys must be real directories of the image (CVE-2019-19921).
-            let st = rustix::fs::fstat(&target)?;
+            // /proc and /sys must be real directories of the image, reached through no symlink
+            // at all (CVE-2019-19921, CVE-2023-27561).
+            let direct = rustix::fs::openat2(
+                root,
+                dest,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS,
+            );
             anyhow::ensure!(
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
-                "{} is not a directory",
+                direct.is_ok(),
+                "{} is a symlink or lies under one: refusing to mount {typ} there",
                 dest.display()
             );
         }
@@ -551,17 +553,34 @@ pub fn switch_root(rootfs: BorrowedFd<'_>, no_pivot: bool) -> anyhow::Result<()>
     Ok(())
 }
 
+/// An O_PATH descriptor of the current root (after pivot_root: the container's).
+fn open_root() -> anyhow::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open("/", flags, Mode::empty()).context("opening /")?)
+}
+
+/// `open_in_root` for paths that may be absent (masked and read-only paths are optional).
+fn open_if_present(root: BorrowedFd<'_>, p: &str, what: &str) -> anyhow::Result<Option<OwnedFd>> {
+    match open_in_root(root, Path::new(p)) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("opening {what} {p}")),
+    }
+}
+
+/// Whether an open file is a directory.
+fn is_dir(fd: BorrowedFd<'_>) -> anyhow::Result<bool> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+}
+
 /// Masks paths (after pivot_root): a read-only tmpfs over directories, /dev/null bound over
 /// files. /dev/null is checked to be the real null device first (CVE-2025-31133).
 pub fn mask_paths(paths: &[String]) -> anyhow::Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let root = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let root = open_root()?;
     let null = rustix::fs::open(
         "/dev/null",
         OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
@@ -576,19 +595,15 @@ pub fn mask_paths(paths: &[String]) -> anyhow::Result<()> {
         "/dev/null is not the null device: refusing to mask paths with it"
     );
     for p in paths {
-        let fd = match open_in_root(root.as_fd(), Path::new(p)) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(e).with_context(|| format!("opening masked path {p}")),
+        let Some(fd) = open_if_present(root.as_fd(), p, "masked path")? else {
+            continue;
         };
-        let st = rustix::fs::fstat(&fd)?;
         let target = fd_path(fd.as_fd());
-        let r =
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), MS_RDONLY, None)
-            } else {
-                sys::mount(Some(&fd_path(null.as_fd())), &target, None, MS_BIND, None)
-            };
+        let r = if is_dir(fd.as_fd())? {
+            sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), MS_RDONLY, None)
+        } else {
+            sys::mount(Some(&fd_path(null.as_fd())), &target, None, MS_BIND, None)
+        };
         r.with_context(|| format!("masking {p}"))?;
     }
     Ok(())
@@ -599,16 +614,10 @@ pub fn readonly_paths(paths: &[String]) -> anyhow::Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let root = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let root = open_root()?;
     for p in paths {
-        let fd = match open_in_root(root.as_fd(), Path::new(p)) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(e).with_context(|| format!("opening read-only path {p}")),
+        let Some(fd) = open_if_present(root.as_fd(), p, "read-only path")? else {
+            continue;
         };
         let target = fd_path(fd.as_fd());
         sys::mount(Some(&target), &target, None, MS_BIND | MS_REC, None)
