@@ -556,7 +556,7 @@ pub fn switch_root(rootfs: BorrowedFd<'_>, no_pivot: bool) -> anyhow::Result<()>
 /// An O_PATH descriptor of the current root (after pivot_root: the container's).
 fn open_root() -> anyhow::Result<OwnedFd> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    Ok(rustix::fs::open("/", flags, Mode::empty()).context("opening /")?)
+    rustix::fs::open("/", flags, Mode::empty()).context("opening /")
 }
 
 /// `open_in_root` for paths that may be absent (masked and read-only paths are optional).
