@@ -1,12 +1,41 @@
 //! `berth-shim`: one per container. It is the container's parent (child subreaper), calls the OCI
 //! runtime, keeps the container's stdio open, writes its exit status to disk and serves requests
 //! on its own socket, so the container outlives every layer above it.
+//!
+//! `berth-shim start --id ID --task-dir DIR --runtime PATH --runtime-root RROOT [--stdin P]
+//! [--stdout P] [--stderr P] [--terminal]` checks its input, then re-executes itself as the
+//! hidden `serve` command in a new session (`setsid`); `start` returns once the container is
+//! created and the socket listens, printing `{"socket","shim_pid","pid"}`, so the long-lived
+//! shim is never the caller's child. On failure `start` exits 1 with the runtime's error and
+//! leaves no shim, socket or runtime state behind.
+//!
+//! The task directory is the OCI bundle itself (`DIR/config.json`, `DIR/rootfs`). The shim adds:
+//! `shim.sock` (its socket, see [`protocol`]), `init.pid`, `runtime.log` (the runtime's JSON
+//! log), `shim.log` (the shim's own stderr), `exit.json` (`{"status","exited_at"}` of the init,
+//! written atomically once it exits) and `exec-<exec_id>.exit.json` for execs.
+//!
+//! No async runtime and no threads: one poll loop (see `server`) keeps the shim near 1 MB RSS.
+
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+mod exit_file;
+mod protocol;
+mod runtime;
+mod server;
+mod stdio;
 
-use clap::Parser;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::protocol::StartReport;
+use crate::runtime::Runtime;
+use crate::server::{Proc, Shim, path_str, read_pid};
+use crate::stdio::StdioPaths;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,19 +44,249 @@ use clap::Parser;
     about = "Parent and stdio keeper of one container"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the container under a new detached shim; print its socket and pids as JSON.
+    Start(StartArgs),
+    /// The long-lived shim itself (run by `start`).
+    #[command(hide = true)]
+    Serve(StartArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct StartArgs {
     /// Container id.
     #[arg(long)]
-    id: Option<String>,
-    /// Task directory holding the OCI bundle; the shim's socket and exit status go here too.
+    id: String,
+    /// Task directory: the OCI bundle (config.json, rootfs); the socket and exit status go here.
     #[arg(long)]
-    bundle: Option<PathBuf>,
-    /// OCI runtime to call: berth-runc (default), runc, crun, or a path.
+    task_dir: PathBuf,
+    /// OCI runtime to call: a path, or a name looked up next to this binary, then on PATH.
     #[arg(long, default_value = "berth-runc")]
-    runtime: String,
+    runtime: PathBuf,
+    /// The runtime's state root (`--root`).
+    #[arg(long)]
+    runtime_root: PathBuf,
+    /// Stdin: a FIFO or file; empty for /dev/null.
+    #[arg(long, default_value = "")]
+    stdin: String,
+    /// Stdout: a FIFO or file; empty for /dev/null.
+    #[arg(long, default_value = "")]
+    stdout: String,
+    /// Stderr: a FIFO or file; empty for /dev/null (unused with --terminal).
+    #[arg(long, default_value = "")]
+    stderr: String,
+    /// Give the container a pty (its master is copied to --stdout, --stdin to it).
+    #[arg(long)]
+    terminal: bool,
 }
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("berth-shim: not built yet (issue #4)");
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Start(a) => start(a),
+        Command::Serve(a) => serve(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-shim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Resolves a runtime name: next to this binary first, then PATH (left to exec).
+fn resolve_runtime(rt: &Path) -> PathBuf {
+    if rt.components().count() == 1 {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            let beside = dir.join(rt);
+            if beside.is_file() {
+                return beside;
+            }
+        }
+        return rt.to_path_buf();
+    }
+    std::path::absolute(rt).unwrap_or_else(|_| rt.to_path_buf())
+}
+
+fn start(mut a: StartArgs) -> anyhow::Result<()> {
+    if !valid_id(&a.id) {
+        bail!(
+            "invalid container id {:?}: use 1-128 of [A-Za-z0-9_.-]",
+            a.id
+        );
+    }
+    a.task_dir = std::path::absolute(&a.task_dir).context("resolving --task-dir")?;
+    a.runtime_root = std::path::absolute(&a.runtime_root).context("resolving --runtime-root")?;
+    a.runtime = resolve_runtime(&a.runtime);
+    if !a.task_dir.join("config.json").is_file() {
+        bail!("{} holds no config.json", a.task_dir.display());
+    }
+    let socket = a.task_dir.join("shim.sock");
+    if UnixStream::connect(&socket).is_ok() {
+        bail!("a shim already serves {}", socket.display());
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(a.task_dir.join("shim.log"))
+        .context("opening shim.log")?;
+    let me = std::env::current_exe().context("finding the shim binary")?;
+    #[allow(clippy::disallowed_methods)] // re-executing ourselves as the detached shim
+    let mut cmd = std::process::Command::new(me);
+    cmd.arg("serve")
+        .arg("--id")
+        .arg(&a.id)
+        .arg("--task-dir")
+        .arg(&a.task_dir)
+        .arg("--runtime")
+        .arg(&a.runtime)
+        .arg("--runtime-root")
+        .arg(&a.runtime_root)
+        .arg("--stdin")
+        .arg(&a.stdin)
+        .arg("--stdout")
+        .arg(&a.stdout)
+        .arg("--stderr")
+        .arg(&a.stderr)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if a.terminal {
+        cmd.arg("--terminal");
+    }
+    let mut child = cmd.spawn().context("starting the shim")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        BufReader::new(out)
+            .read_line(&mut line)
+            .context("reading the shim's report")?;
+    }
+    if let Ok(report) = serde_json::from_str::<StartReport>(&line) {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    // The shim failed and cleaned up; wait for it so nothing is left when we return.
+    let _ = child.wait();
+    let msg = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "the shim exited without reporting (see shim.log)".to_string());
+    bail!("{msg}")
+}
+
+/// The detached shim: create the container, report to `start`, then serve.
+fn serve(a: StartArgs) -> anyhow::Result<()> {
+    rustix::process::setsid().context("starting a new session")?;
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .context("becoming a child subreaper")?;
+    let dir = a.task_dir.clone();
+    let socket = dir.join("shim.sock");
+    let console = dir.join("console.sock");
+    let runtime = Runtime {
+        bin: a.runtime.clone(),
+        root: a.runtime_root.clone(),
+        log: dir.join("runtime.log"),
+    };
+    let mut report = std::io::stdout();
+    let mut created = false;
+    let result = setup(&a, &runtime, &socket, &console, &mut created);
+    let _ = std::fs::remove_file(&console);
+    let (listener, init) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            if created {
+                let _ = runtime.run(&["delete", "--force", &a.id]);
+            }
+            let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(dir.join("init.pid"));
+            let line = serde_json::json!({ "error": format!("{e:#}") });
+            let _ = writeln!(report, "{line}");
+            return Err(e);
+        }
+    };
+    let rep = StartReport {
+        socket: path_str(&socket)?,
+        shim_pid: std::process::id(),
+        pid: init.pid.as_raw_nonzero().get() as u32,
+    };
+    writeln!(report, "{}", serde_json::to_string(&rep)?)?;
+    report.flush()?;
+    // Let go of `start`'s pipe: from here on the shim answers only on its socket.
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    rustix::stdio::dup2_stdout(&null).context("detaching stdout")?;
+    let shim = Shim::new(a.id.clone(), dir, runtime, init, listener, socket)?;
+    shim.run()
+}
+
+fn setup(
+    a: &StartArgs,
+    runtime: &Runtime,
+    socket: &Path,
+    console: &Path,
+    created: &mut bool,
+) -> anyhow::Result<(UnixListener, Proc)> {
+    let paths = StdioPaths {
+        stdin: Some(a.stdin.clone()),
+        stdout: Some(a.stdout.clone()),
+        stderr: Some(a.stderr.clone()),
+        terminal: a.terminal,
+    };
+    let (mut held, io) = stdio::open(&paths)?;
+    let _ = std::fs::remove_file(socket);
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
+    let pid_file = a.task_dir.join("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut args = vec![
+        "create".to_string(),
+        "--bundle".into(),
+        path_str(&a.task_dir)?,
+        "--pid-file".into(),
+        path_str(&pid_file)?,
+    ];
+    let console_listener = if a.terminal {
+        let _ = std::fs::remove_file(console);
+        args.extend(["--console-socket".into(), path_str(console)?]);
+        Some(UnixListener::bind(console).context("binding the console socket")?)
+    } else {
+        None
+    };
+    args.push(a.id.clone());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let offset = runtime.log_len();
+    let mut cmd = runtime.command(&argv);
+    cmd.stdin(io.stdin).stdout(io.stdout).stderr(io.stderr);
+    let mut child = cmd.spawn().context("running the runtime's create")?;
+    *created = true;
+    let master = console_listener
+        .as_ref()
+        .map(|l| stdio::receive_master(l, &mut child));
+    let out = child
+        .wait_with_output()
+        .context("waiting for the runtime")?;
+    runtime.check(&out, offset)?;
+    if let Some(m) = master {
+        held.master = Some(m?);
+    }
+    let pid = read_pid(&pid_file)?;
+    let init = Proc::new(pid, held, a.task_dir.join("exit.json"))?;
+    Ok((listener, init))
 }

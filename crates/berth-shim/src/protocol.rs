@@ -1,0 +1,129 @@
+//! The shim's socket protocol, the whole of it in one closed enum.
+//!
+//! One connection carries one request: the client writes one JSON object on one line, the shim
+//! answers with one JSON line and closes the connection. Many connections are served at once by
+//! one poll loop; a `wait` keeps its connection open until the process exits without holding up
+//! any other request.
+//!
+//! Requests are tagged by `"op"`; `exec_id` absent or null means the container's init process:
+//!
+//! | request | response |
+//! |---|---|
+//! | `{"op":"state"}` | `{"id","status":"created\|running\|paused\|stopped","pid","exit_status"?,"exited_at"?,"oom_count"}` |
+//! | `{"op":"start"}` | `{}` |
+//! | `{"op":"kill","signal":N,"all":false,"exec_id"?}` | `{}` |
+//! | `{"op":"exec","exec_id","process":{OCI process},"stdin"?,"stdout"?,"stderr"?,"terminal"?}` | `{"pid":N}` |
+//! | `{"op":"resize","exec_id"?,"width":W,"height":H}` | `{}` |
+//! | `{"op":"close_stdin","exec_id"?}` | `{}` |
+//! | `{"op":"wait","exec_id"?}` | `{"status":N,"exited_at":"RFC 3339"}` once exited |
+//! | `{"op":"pids"}` | `{"pids":[N,...]}` |
+//! | `{"op":"pause"}` / `{"op":"resume"}` | `{}` |
+//! | `{"op":"update","resources":{OCI linux resources}}` | `{}` |
+//! | `{"op":"delete","exec_id"?}` | `{"status":N,"exited_at":...}`; deleting the init also ends the shim |
+//! | `{"op":"shutdown"}` | `{}`; force-deletes the container, then the shim exits |
+//!
+//! Any failure answers `{"error":"<message>"}` (for runtime failures, the runtime's own message).
+
+use serde::{Deserialize, Serialize};
+
+/// A request on the shim's socket.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    State,
+    Start,
+    Kill {
+        signal: i32,
+        #[serde(default)]
+        all: bool,
+        #[serde(default)]
+        exec_id: Option<String>,
+    },
+    Exec {
+        exec_id: String,
+        process: serde_json::Value,
+        #[serde(default)]
+        stdin: Option<String>,
+        #[serde(default)]
+        stdout: Option<String>,
+        #[serde(default)]
+        stderr: Option<String>,
+        #[serde(default)]
+        terminal: bool,
+    },
+    Resize {
+        #[serde(default)]
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+    },
+    CloseStdin {
+        #[serde(default)]
+        exec_id: Option<String>,
+    },
+    Wait {
+        #[serde(default)]
+        exec_id: Option<String>,
+    },
+    Pids,
+    Pause,
+    Resume,
+    Update {
+        resources: serde_json::Value,
+    },
+    Delete {
+        #[serde(default)]
+        exec_id: Option<String>,
+    },
+    Shutdown,
+}
+
+/// How a process ended, as written to `exit.json` and returned by `wait` and `delete`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// Exit code, or 128 + signal number when killed by a signal.
+    pub status: i32,
+    /// RFC 3339 UTC time with nanoseconds.
+    pub exited_at: String,
+}
+
+/// The answer to `state`.
+#[derive(Debug, Serialize)]
+pub struct StateReply {
+    pub id: String,
+    pub status: String,
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exited_at: Option<String>,
+    pub oom_count: u64,
+}
+
+/// A response line; its shape depends on the request (see the module table).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Error { error: String },
+    State(StateReply),
+    Exit(ExitRecord),
+    Pids { pids: Vec<u32> },
+    Pid { pid: u32 },
+    Ok {},
+}
+
+impl Response {
+    pub fn error(e: &anyhow::Error) -> Self {
+        Response::Error {
+            error: format!("{e:#}"),
+        }
+    }
+}
+
+/// The line `berth-shim start` prints once the container is created and the socket listens.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct StartReport {
+    pub socket: String,
+    pub shim_pid: u32,
+    pub pid: u32,
+}

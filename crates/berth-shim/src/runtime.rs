@@ -1,0 +1,100 @@
+//! The OCI runtime's command line (runc's), the one contract through which the shim acts on the
+//! container. Every runtime call is synchronous; errors carry the runtime's own message, taken
+//! from the last `"level":"error"` line of its JSON log (as containerd does) or from its stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{Context, bail};
+
+/// One runtime binary with its state root and log file.
+pub struct Runtime {
+    pub bin: PathBuf,
+    pub root: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Runtime {
+    /// A runtime command with the global flags set and stdio detached from the shim's.
+    pub fn command(&self, args: &[&str]) -> Command {
+        #[allow(clippy::disallowed_methods)] // the OCI runtime CLI is the shim's contract
+        let mut c = Command::new(&self.bin);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Runs `args`, returning stdout, or the runtime's error text when it fails.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+        self.run_with_input(args, None)
+    }
+
+    /// Runs `args` with `input` on stdin (for `update -r -`).
+    pub fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+        let offset = self.log_len();
+        let mut cmd = self.command(args);
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("running {}", self.bin.display()))?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(data).context("writing to the runtime")?;
+        }
+        let out = child
+            .wait_with_output()
+            .context("waiting for the runtime")?;
+        self.check(&out, offset)?;
+        Ok(out.stdout)
+    }
+
+    /// Turns a failed run into the runtime's own error message.
+    pub fn check(&self, out: &Output, log_offset: u64) -> anyhow::Result<()> {
+        if out.status.success() {
+            return Ok(());
+        }
+        bail!("{}", self.error_text(&out.stderr, log_offset))
+    }
+
+    /// The log's current length: errors are looked for only in what a command appends after it.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// The last error the runtime logged, else its stderr, else a generic text.
+    pub fn error_text(&self, stderr: &[u8], log_offset: u64) -> String {
+        if let Some(msg) = last_logged_error(&self.log, log_offset) {
+            return msg;
+        }
+        let text = String::from_utf8_lossy(stderr).trim().to_string();
+        if text.is_empty() {
+            "the OCI runtime failed without a message".to_string()
+        } else {
+            text
+        }
+    }
+}
+
+/// The `msg` of the last `"level":"error"` line of a runtime's JSON log.
+pub fn last_logged_error(log: &Path, offset: u64) -> Option<String> {
+    let bytes = std::fs::read(log).ok()?;
+    let text = String::from_utf8_lossy(bytes.get(usize::try_from(offset).ok()?..)?);
+    text.lines().rev().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        if v.get("level")?.as_str()? == "error" {
+            v.get("msg")?.as_str().map(str::to_string)
+        } else {
+            None
+        }
+    })
+}
