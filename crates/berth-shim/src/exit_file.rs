@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
@@ -20,31 +19,7 @@ pub fn status_code(ws: rustix::process::WaitStatus) -> i32 {
 
 /// Now as RFC 3339 UTC with nanoseconds, e.g. `2026-11-28T12:06:48.123456789Z`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(d.as_secs(), d.subsec_nanos())
-}
-
-fn rfc3339(secs: u64, nanos: u32) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    berth_clock::rfc3339_now()
 }
 
 /// Writes `record` to `path` atomically: a crash leaves either no file or the whole record.
@@ -65,10 +40,9 @@ pub fn write(path: &Path, record: &ExitRecord) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn formats_rfc3339_nanos() {
+        use berth_clock::rfc3339;
         assert_eq!(rfc3339(0, 5), "1970-01-01T00:00:00.000000005Z");
         assert_eq!(rfc3339(1_709_210_096, 0), "2024-02-29T12:34:56.000000000Z");
         assert_eq!(rfc3339(1_795_867_608, 1), "2026-11-28T12:06:48.000000001Z");
