@@ -14,11 +14,15 @@
 //! log), `shim.log` (the shim's own stderr), `exit.json` (`{"status","exited_at"}` of the init,
 //! written atomically once it exits) and `exec-<exec_id>.exit.json` for execs.
 //!
+//! Once the container is created the shim watches its memory cgroup for OOM kills (see `oom`),
+//! counted in `state` and awaited with `oom_wait`.
+//!
 //! No async runtime and no threads: one poll loop (see `server`) keeps the shim near 1 MB RSS.
 
 #![forbid(unsafe_code)]
 
 mod exit_file;
+mod oom;
 mod protocol;
 mod runtime;
 mod server;
@@ -32,6 +36,7 @@ use std::process::{ExitCode, Stdio};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::oom::OomWatch;
 use crate::protocol::StartReport;
 use crate::runtime::Runtime;
 use crate::server::{Proc, Shim, path_str, read_pid};
@@ -222,6 +227,8 @@ fn serve(a: StartArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    // Watch before reporting, so no OOM kill after `start` returns goes unseen.
+    let oom = OomWatch::start(init.pid);
     let rep = StartReport {
         socket: path_str(&socket)?,
         shim_pid: std::process::id(),
@@ -232,7 +239,7 @@ fn serve(a: StartArgs) -> anyhow::Result<()> {
     // Let go of `start`'s pipe: from here on the shim answers only on its socket.
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     rustix::stdio::dup2_stdout(&null).context("detaching stdout")?;
-    let shim = Shim::new(a.id.clone(), dir, runtime, init, listener, socket)?;
+    let shim = Shim::new(a.id.clone(), dir, runtime, init, listener, socket, oom)?;
     shim.run()
 }
 

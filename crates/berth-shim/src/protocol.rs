@@ -2,8 +2,8 @@
 //!
 //! One connection carries one request: the client writes one JSON object on one line, the shim
 //! answers with one JSON line and closes the connection. Many connections are served at once by
-//! one poll loop; a `wait` keeps its connection open until the process exits without holding up
-//! any other request.
+//! one poll loop; a `wait` keeps its connection open until the process exits, and an `oom_wait`
+//! until the container has more OOM kills than it names, without holding up any other request.
 //!
 //! Requests are tagged by `"op"`; `exec_id` absent or null means the container's init process:
 //!
@@ -16,11 +16,15 @@
 //! | `{"op":"resize","exec_id"?,"width":W,"height":H}` | `{}` |
 //! | `{"op":"close_stdin","exec_id"?}` | `{}` |
 //! | `{"op":"wait","exec_id"?}` | `{"status":N,"exited_at":"RFC 3339"}` once exited |
+//! | `{"op":"oom_wait","after":N}` | `{"oom_count":M}` once M > N; closed unanswered if the shim exits first |
 //! | `{"op":"pids"}` | `{"pids":[N,...]}` |
 //! | `{"op":"pause"}` / `{"op":"resume"}` | `{}` |
 //! | `{"op":"update","resources":{OCI linux resources}}` | `{}` |
 //! | `{"op":"delete","exec_id"?}` | `{"status":N,"exited_at":...}`; deleting the init also ends the shim |
 //! | `{"op":"shutdown"}` | `{}`; force-deletes the container, then the shim exits |
+//!
+//! `oom_count` counts the OOM kills in the container's memory cgroup since the shim started; it
+//! stays 0 where the cgroup cannot be watched (shim.log says why).
 //!
 //! Any failure answers `{"error":"<message>"}` (for runtime failures, the runtime's own message).
 
@@ -64,6 +68,12 @@ pub enum Request {
     Wait {
         #[serde(default)]
         exec_id: Option<String>,
+    },
+    /// Answers `{"oom_count":M}` as soon as the container's OOM kill count M exceeds `after`
+    /// (at once if it already does); until then the connection stays open, like `wait`'s. If the
+    /// shim exits first, the connection is closed without an answer.
+    OomWait {
+        after: u64,
     },
     Pids,
     Pause,
@@ -109,6 +119,7 @@ pub enum Response {
     Exit(ExitRecord),
     Pids { pids: Vec<u32> },
     Pid { pid: u32 },
+    Oom { oom_count: u64 },
     Ok {},
 }
 

@@ -1,6 +1,7 @@
 //! The shim's single-threaded poll loop: the socket and its connections, one pidfd per live
 //! process (no signal handling needed: a pidfd turns readable when its process exits, then every
-//! zombie child is reaped with `waitpid(-1, WNOHANG)`), stdin FIFOs and pty masters to copy.
+//! zombie child is reaped with `waitpid(-1, WNOHANG)`), stdin FIFOs and pty masters to copy, and
+//! the OOM watch's eventfd or inotify fd (see `oom`).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -14,6 +15,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::process::{Pid, PidfdFlags, WaitOptions, WaitStatus};
 
 use crate::exit_file;
+use crate::oom::OomWatch;
 use crate::protocol::{ExitRecord, Request, Response, StateReply};
 use crate::runtime::Runtime;
 use crate::stdio::{self, Held, StdioPaths};
@@ -135,6 +137,7 @@ impl Proc {
 enum Tag {
     Master(Option<String>),
     Stdin(Option<String>),
+    Oom,
     Pidfd,
     Conn(usize),
     Listener,
@@ -155,6 +158,9 @@ pub struct Shim {
     listener: UnixListener,
     socket: PathBuf,
     conns: Vec<Conn>,
+    oom: OomWatch,
+    /// `oom_wait`s not yet answered, with the count each waits to see exceeded.
+    oom_waiters: Vec<(u64, UnixStream)>,
     done: bool,
 }
 
@@ -174,6 +180,7 @@ impl Shim {
         init: Proc,
         listener: UnixListener,
         socket: PathBuf,
+        oom: OomWatch,
     ) -> anyhow::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(Shim {
@@ -185,6 +192,8 @@ impl Shim {
             listener,
             socket,
             conns: Vec::new(),
+            oom,
+            oom_waiters: Vec::new(),
             done: false,
         })
     }
@@ -215,6 +224,7 @@ impl Shim {
                             p.pump_stdin();
                         }
                     }
+                    Tag::Oom => self.take_oom(),
                     Tag::Pidfd => self.reap_all(),
                     Tag::Conn(i) => self.read_conn(i),
                     Tag::Listener => self.accept_all(),
@@ -234,6 +244,10 @@ impl Shim {
         for (i, c) in self.conns.iter().enumerate() {
             tags.push(Tag::Conn(i));
             fds.push(PollFd::new(&c.stream, PollFlags::IN));
+        }
+        if let Some(fd) = self.oom.fd() {
+            tags.push(Tag::Oom);
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
         }
         let procs = std::iter::once((None, &self.init))
             .chain(self.execs.iter().map(|(k, p)| (Some(k.clone()), p)));
@@ -260,7 +274,8 @@ impl Shim {
             .zip(fds.iter().map(|f| f.revents()))
             .filter(|(_, r)| !r.is_empty())
             .collect();
-        // Output before exits (so a waiter sees all of it), exits before requests; conns in
+        // Output before exits (so a waiter sees all of it), OOM kills before exits (so the init's
+        // own shows in `state` once `wait` returns), exits before requests; conns in
         // descending order so removing one never shifts another still to handle.
         ready.sort_by(|a, b| match (&a.0, &b.0) {
             (Tag::Conn(x), Tag::Conn(y)) => y.cmp(x),
@@ -268,6 +283,22 @@ impl Shim {
         });
         ready.dedup_by(|a, b| a.0 == Tag::Pidfd && b.0 == Tag::Pidfd);
         Ok(ready)
+    }
+
+    /// Takes in the OOM kills the kernel reported and answers the `oom_wait`s they satisfy.
+    fn take_oom(&mut self) {
+        self.oom.refresh();
+        let count = self.oom.count();
+        if !self.oom_waiters.iter().any(|(after, _)| count > *after) {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.oom_waiters)
+            .into_iter()
+            .partition(|(after, _)| count > *after);
+        self.oom_waiters = waiting;
+        for (_, stream) in ready {
+            reply(stream, &Response::Oom { oom_count: count });
+        }
     }
 
     /// Reaps every exited child; records the ones that are the init or an exec.
@@ -354,6 +385,16 @@ impl Shim {
             }
             return;
         }
+        if let Request::OomWait { after } = req {
+            self.take_oom();
+            let count = self.oom.count();
+            if count > after {
+                reply(stream, &Response::Oom { oom_count: count });
+            } else {
+                self.oom_waiters.push((after, stream));
+            }
+            return;
+        }
         let resp = self.handle(req).unwrap_or_else(|e| Response::error(&e));
         reply(stream, &resp);
     }
@@ -435,6 +476,7 @@ impl Shim {
                 Ok(Response::Ok {})
             }
             Request::Wait { .. } => bail!("wait is handled by the loop"),
+            Request::OomWait { .. } => bail!("oom_wait is handled by the loop"),
             Request::Pids => {
                 let out = self.runtime.run(&["ps", "--format", "json", &id])?;
                 let pids: Vec<u32> =
@@ -479,6 +521,8 @@ impl Shim {
     }
 
     fn state(&mut self) -> anyhow::Result<StateReply> {
+        // The kernel may not have woken the poll yet (v2 delays notifications): read it now.
+        self.take_oom();
         let status = if self.init.exit.is_some() {
             "stopped".to_string()
         } else {
@@ -496,7 +540,7 @@ impl Shim {
             pid: self.init.pid.as_raw_nonzero().get() as u32,
             exit_status: self.init.exit.as_ref().map(|e| e.status),
             exited_at: self.init.exit.as_ref().map(|e| e.exited_at.clone()),
-            oom_count: 0,
+            oom_count: self.oom.count(),
         })
     }
 
@@ -595,8 +639,10 @@ impl Shim {
         Ok(pid)
     }
 
-    /// Ends the shim: answers the remaining waiters and removes the socket.
+    /// Ends the shim: answers the remaining waiters, closes the `oom_wait`s unanswered and
+    /// removes the socket.
     fn finish(&mut self) {
+        self.oom_waiters.clear();
         let procs = std::iter::once(&mut self.init).chain(self.execs.values_mut());
         for p in procs {
             let resp = match &p.exit {

@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use common::{Task, alive, processes_mentioning, rss_kb, stat_field, wait_for};
+use common::{
+    Task, alive, processes_mentioning, read_response, rss_kb, send_request, stat_field, wait_for,
+};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(10);
@@ -229,4 +231,89 @@ fn bad_requests_get_errors_not_a_dead_shim() {
     assert_eq!(t.req(json!({"op":"state"}))["status"], "created");
     t.req(json!({"op":"shutdown"}));
     wait_for(T, "the shim to exit", || !alive(t.shim_pid.unwrap())).unwrap();
+}
+
+/// A task limited to 16 MiB of memory (and of memory+swap where the host limits swap), with a
+/// tmpfs at /tmp of no size of its own: what is written there is charged to the container.
+fn memory_limited_task(name: &str, args: &[&str]) -> Task {
+    let t = Task::new(name, args);
+    let limit: u64 = 16 << 20;
+    let swap_active = std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().count() > 1);
+    let limits_swap = std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        .exists()
+        || (std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() && swap_active);
+    t.bundle
+        .edit_spec_json(|v| {
+            let mut memory = json!({ "limit": limit });
+            if limits_swap {
+                memory["swap"] = json!(limit);
+            }
+            v["linux"]["resources"]["memory"] = memory;
+            v["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777"]
+            }));
+        })
+        .unwrap();
+    t
+}
+
+/// Fails when the shim logged that it could not watch the container's memory cgroup.
+fn assert_oom_watched(t: &Task) {
+    let log = std::fs::read_to_string(t.dir().join("shim.log")).unwrap_or_default();
+    assert!(!log.contains("watching for OOM kills"), "shim.log: {log}");
+}
+
+#[test]
+fn oom_kill_answers_oom_wait_and_counts_in_state() {
+    let mut t = memory_limited_task(
+        "oom",
+        &["sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=64"],
+    );
+    t.start_ok(&[]);
+    assert_oom_watched(&t);
+    assert_eq!(t.req(json!({"op":"state"}))["oom_count"], 0);
+    // Parked before anything runs; it must not hold up other requests.
+    let waiter = send_request(&t.socket(), &json!({"op":"oom_wait","after":0}), T);
+    assert_eq!(t.req(json!({"op":"state"}))["status"], "created");
+    assert_eq!(t.req(json!({"op":"start"})), json!({}));
+    let w = read_response(waiter).expect("oom_wait closed unanswered");
+    assert!(w["oom_count"].as_u64() >= Some(1), "{w}");
+
+    let exit = t.req(json!({"op":"wait"}));
+    println!("after the OOM kill: {exit}");
+    let st = t.req(json!({"op":"state"}));
+    assert!(st["oom_count"].as_u64() >= w["oom_count"].as_u64(), "{st}");
+    let count = st["oom_count"].as_u64().unwrap();
+    // Already exceeded: answered at once.
+    let again = t.req(json!({"op":"oom_wait","after":count - 1}));
+    assert_eq!(again, json!({ "oom_count": count }));
+    assert!(t.req(json!({"op":"delete"}))["status"].is_number());
+    wait_for(T, "the shim to exit", || !alive(t.shim_pid.unwrap())).unwrap();
+    assert_oom_watched(&t);
+}
+
+#[test]
+fn container_within_its_memory_limit_has_no_oom_kills() {
+    let mut t = memory_limited_task(
+        "nooom",
+        &["sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=4"],
+    );
+    t.start_ok(&[]);
+    let waiter = send_request(&t.socket(), &json!({"op":"oom_wait","after":0}), T);
+    t.req(json!({"op":"start"}));
+    assert_eq!(t.req(json!({"op":"wait"}))["status"], 0);
+    let st = t.req(json!({"op":"state"}));
+    assert_eq!(
+        (st["status"].as_str(), st["oom_count"].as_u64()),
+        (Some("stopped"), Some(0)),
+        "{st}"
+    );
+    // The shim's exit closes a pending oom_wait without an answer.
+    assert_eq!(t.req(json!({"op":"delete"}))["status"], 0);
+    assert_eq!(read_response(waiter), None);
+    wait_for(T, "the shim to exit", || !alive(t.shim_pid.unwrap())).unwrap();
+    assert_oom_watched(&t);
 }

@@ -147,6 +147,27 @@ pub fn request(socket: &Path, req: &Value) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad response {line:?}: {e}"))
 }
 
+/// Sends one request and leaves the connection open, for requests answered later (`wait`,
+/// `oom_wait`); reads on it give up after `timeout`.
+pub fn send_request(socket: &Path, req: &Value, timeout: std::time::Duration) -> UnixStream {
+    let mut s = UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
+    s.set_read_timeout(Some(timeout)).unwrap();
+    writeln!(s, "{req}").unwrap();
+    s
+}
+
+/// The answer on a connection from [`send_request`]; None if the shim closed it unanswered.
+pub fn read_response(s: UnixStream) -> Option<Value> {
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("no answer in time: {e}"));
+    (!line.is_empty()).then(|| {
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad response {line:?}: {e}"))
+    })
+}
+
 /// Whether `pid` is a live (non-zombie) process.
 pub fn alive(pid: u32) -> bool {
     stat_field(pid, 0).is_some_and(|s| s != "Z" && s != "X")
