@@ -100,6 +100,7 @@ pub fn validate_runtime(runtime: &str) -> Result<String, Status> {
 
 pub struct ContainersService {
     pub store: Arc<Store>,
+    pub registry: Arc<crate::registry::Registry>,
 }
 
 #[tonic::async_trait]
@@ -186,9 +187,13 @@ impl Containers for ContainersService {
         req: Request<DeleteContainerRequest>,
     ) -> Result<Response<DeleteContainerResponse>, Status> {
         let ns = namespace_of(&req)?;
-        self.store
-            .delete(&ns, &req.into_inner().id)
-            .map_err(to_status)?;
+        let id = req.into_inner().id;
+        if self.registry.get(&ns, &id).is_ok() {
+            return Err(Status::failed_precondition(format!(
+                "container {id} has a task: delete the task first"
+            )));
+        }
+        self.store.delete(&ns, &id).map_err(to_status)?;
         Ok(Response::new(DeleteContainerResponse {}))
     }
 }

@@ -1,10 +1,15 @@
 //! `berth-containerd`: container and task lifecycle over gRPC. It starts one berth-shim per
 //! container and rebuilds its view from disk and from live shims when it starts. It owns no
-//! images. Today it serves the Containers service; Tasks and Events follow (issue #4).
+//! images. It serves the Containers, Tasks and Events services.
 #![forbid(unsafe_code)]
 
 mod containers;
+mod events;
+mod metrics;
+mod registry;
+mod shim_client;
 mod store;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +64,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", cli.state.display()))?;
     let store = Arc::new(store::Store::new(&cli.root));
     let listener = bind(&cli.address).await?;
+    let publisher = events::Publisher::default();
+    let registry = Arc::new(registry::Registry::new(&cli.state, publisher.clone()));
+    // Before serving: every task on disk is re-attached or buried first, so no caller ever
+    // sees a half-known task.
+    registry.recover().await;
     tracing::info!(address = %cli.address.display(), "serving");
     let shutdown = async {
         let mut term =
@@ -70,7 +80,16 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     };
     let result = tonic::transport::Server::builder()
         .add_service(berth_proto::v1::containers_server::ContainersServer::new(
-            containers::ContainersService { store },
+            containers::ContainersService {
+                store: store.clone(),
+                registry: registry.clone(),
+            },
+        ))
+        .add_service(berth_proto::v1::tasks_server::TasksServer::new(
+            tasks::TasksService { store, registry },
+        ))
+        .add_service(berth_proto::v1::events_server::EventsServer::new(
+            events::EventsService { publisher },
         ))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::UnixListenerStream::new(listener),

@@ -2,9 +2,9 @@
 //! update, delete; tenants isolated by namespace; records surviving a restart (even kill -9);
 //! bad input refused with the right code and nothing stored.
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use berth_proto::v1::containers_client::ContainersClient;
 use berth_proto::v1::{
@@ -12,47 +12,9 @@ use berth_proto::v1::{
     ListContainersRequest, UpdateContainerRequest,
 };
 use berth_proto::with_namespace;
-use berth_testkit::{TestRoots, wait_for};
+use berth_testkit::TestRoots;
+use common::Daemon;
 use tonic::Code;
-
-/// A berth-containerd under test, killed on drop.
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    fn start(roots: &TestRoots) -> Daemon {
-        #[allow(clippy::disallowed_methods)] // the daemon under test
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-containerd"))
-            .arg("--root")
-            .arg(roots.data_root().join("containerd"))
-            .arg("--state")
-            .arg(roots.exec_root())
-            .arg("--address")
-            .arg(roots.containerd_socket())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sock = roots.containerd_socket();
-        wait_for(Duration::from_secs(10), "the gRPC socket", || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-        })
-        .unwrap();
-        Daemon { child }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn client(roots: &TestRoots) -> ContainersClient<tonic::transport::Channel> {
     ContainersClient::new(

@@ -1,0 +1,170 @@
+//! berth-containerd's side of the shim: starting one (`berth-shim start`, which returns once the
+//! container is created) and the shim's socket protocol (one JSON request line, one JSON answer
+//! line per connection; see berth-shim's `protocol.rs`). Binaries are found next to this one
+//! first, then on PATH.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Longest unix socket path the kernel accepts (sun_path less its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Why a shim call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// The shim is gone (its socket refuses connections or closed without answering).
+    #[error("the shim of container {id} is not running")]
+    Gone { id: String },
+    /// The shim (or the runtime behind it) answered with an error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What `berth-shim start` prints once the container exists.
+#[derive(Debug, Deserialize)]
+pub struct StartReport {
+    pub shim_pid: u32,
+    pub pid: u32,
+}
+
+/// How a process ended, as the shim reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub status: u32,
+    pub at_unix_nanos: i64,
+}
+
+impl Exit {
+    /// Reads `{"status","exited_at"}` (the shim's answer and its `exit.json`).
+    pub fn from_json(v: &Value) -> Option<Exit> {
+        let status = v.get("status")?.as_i64()?;
+        let at = v.get("exited_at")?.as_str()?;
+        Some(Exit {
+            status: u32::try_from(status).unwrap_or(255),
+            at_unix_nanos: berth_clock::parse_rfc3339(at).unwrap_or(0),
+        })
+    }
+
+    /// The exit recorded on disk by a shim (`exit.json` in the task dir), if any.
+    pub fn read_file(path: &Path) -> Option<Exit> {
+        let bytes = std::fs::read(path).ok()?;
+        Exit::from_json(&serde_json::from_slice(&bytes).ok()?)
+    }
+}
+
+/// Finds a helper binary: next to this executable first, then by name on PATH.
+pub fn find_binary(name: &str) -> PathBuf {
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Everything `berth-shim start` needs.
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub task_dir: &'a Path,
+    pub runtime: &'a str,
+    pub runtime_root: &'a Path,
+    pub stdin: &'a str,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+    pub terminal: bool,
+}
+
+/// Runs `berth-shim start`; on failure the error is the shim's message (the runtime's own text
+/// when the runtime failed) and the shim has left nothing behind.
+pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
+    #[allow(clippy::disallowed_methods)] // berth-shim's command line is its start contract
+    let mut cmd = std::process::Command::new(find_binary("berth-shim"));
+    cmd.arg("start")
+        .arg("--id")
+        .arg(l.id)
+        .arg("--task-dir")
+        .arg(l.task_dir)
+        .arg("--runtime")
+        .arg(find_binary(l.runtime))
+        .arg("--runtime-root")
+        .arg(l.runtime_root)
+        .arg("--stdin")
+        .arg(l.stdin)
+        .arg("--stdout")
+        .arg(l.stdout)
+        .arg("--stderr")
+        .arg(l.stderr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if l.terminal {
+        cmd.arg("--terminal");
+    }
+    // `start` blocks until the runtime has created the container: keep it off the reactor.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
+        .map_err(|e| ShimError::Failed(format!("starting berth-shim: {e}")))?;
+    if out.status.success() {
+        return serde_json::from_slice(&out.stdout)
+            .map_err(|e| ShimError::Failed(format!("the shim's report is not JSON: {e}")));
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let msg = err.trim().trim_start_matches("berth-shim: ").to_string();
+    Err(ShimError::Failed(if msg.is_empty() {
+        format!("berth-shim start failed ({})", out.status)
+    } else {
+        msg
+    }))
+}
+
+/// A handle on one shim's socket.
+#[derive(Debug, Clone)]
+pub struct Shim {
+    pub id: String,
+    pub socket: PathBuf,
+}
+
+impl Shim {
+    /// Sends one request and returns the answer; `{"error":...}` answers become [`ShimError::Failed`].
+    pub async fn call(&self, req: Value) -> Result<Value, ShimError> {
+        let gone = || ShimError::Gone {
+            id: self.id.clone(),
+        };
+        let mut stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| gone())?;
+        let mut line = serde_json::to_vec(&req).unwrap_or_default();
+        line.push(b'\n');
+        stream.write_all(&line).await.map_err(|_| gone())?;
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .await
+            .map_err(|_| gone())?;
+        if answer.is_empty() {
+            return Err(gone());
+        }
+        let v: Value = serde_json::from_str(&answer)
+            .map_err(|e| ShimError::Failed(format!("the shim answered garbage: {e}")))?;
+        match v.get("error").and_then(Value::as_str) {
+            Some(e) => Err(ShimError::Failed(e.to_string())),
+            None => Ok(v),
+        }
+    }
+
+    /// Blocks until the process (the init when `exec_id` is None) has exited.
+    pub async fn wait(&self, exec_id: Option<&str>) -> Result<Exit, ShimError> {
+        let v = self
+            .call(serde_json::json!({ "op": "wait", "exec_id": exec_id }))
+            .await?;
+        Exit::from_json(&v).ok_or_else(|| ShimError::Failed(format!("bad wait answer {v}")))
+    }
+}
