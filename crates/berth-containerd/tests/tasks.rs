@@ -567,3 +567,138 @@ async fn bad_input_is_refused_and_leaves_no_task() {
     assert!(left.is_empty(), "{left:?}");
     assert!(common::shims_of(&roots).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_over_its_memory_limit_produces_an_oom_event() {
+    let roots = TestRoots::new().unwrap();
+    let _sweep = Sweep::new(&roots);
+    let _d = Daemon::start(&roots);
+    let mut api = api(&roots).await;
+    let ev = Recorder::start(&mut api, &["namespace==berth"]).await;
+    let limit: u64 = 16 << 20;
+    // Where swap is limited separately, cap it too so the tmpfs pages cannot escape to swap.
+    let memsw = std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    let fill = |v: &mut serde_json::Value| {
+        let mut memory = json!({ "limit": limit });
+        if memsw {
+            memory["swap"] = json!(limit);
+        }
+        v["linux"]["resources"]["memory"] = memory;
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777"]
+        }));
+    };
+    let args = ["sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=64"];
+    let c = container(&mut api, "berth", "hog", &args, fill).await;
+    api.tasks.create(c.req(task_request(&c))).await.unwrap();
+    start(&mut api, &c, "").await;
+    ev.wait_topic("hog", "/tasks/oom").await;
+    assert_eq!(
+        wait(&mut api, &c, "").await,
+        137,
+        "killed by the OOM killer"
+    );
+    assert_eq!(delete(&mut api, &c).await, 137);
+    let topics = ev.topics_of("hog");
+    let at = |t: &str| topics.iter().position(|x| x == t).unwrap();
+    assert!(at("/tasks/start") < at("/tasks/oom"), "{topics:?}");
+
+    // One that stays within its limit gets none.
+    let args = ["sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=4"];
+    let c = container(&mut api, "berth", "modest", &args, fill).await;
+    api.tasks.create(c.req(task_request(&c))).await.unwrap();
+    start(&mut api, &c, "").await;
+    assert_eq!(wait(&mut api, &c, "").await, 0);
+    assert_eq!(delete(&mut api, &c).await, 0);
+    ev.wait_topic("modest", "/tasks/delete").await;
+    assert!(!ev.topics_of("modest").iter().any(|t| t == "/tasks/oom"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_task_gets_a_pty_that_resizes() {
+    let roots = TestRoots::new().unwrap();
+    let _sweep = Sweep::new(&roots);
+    let _d = Daemon::start(&roots);
+    let mut api = api(&roots).await;
+    let c = container(
+        &mut api,
+        "berth",
+        "tty",
+        &["sh", "-c", "tty; exec sleep 1000"],
+        |v| {
+            v["process"]["terminal"] = json!(true);
+        },
+    )
+    .await;
+    let mut req = task_request(&c);
+    req.terminal = true;
+    api.tasks.create(c.req(req)).await.unwrap();
+    start(&mut api, &c, "").await;
+    let out = c.stdout_path();
+    wait_for(T, "the pty's output", || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.contains("/dev/pts/"))
+    })
+    .unwrap();
+    api.tasks
+        .resize_pty(c.req(berth_proto::v1::ResizePtyRequest {
+            container_id: c.id.clone(),
+            exec_id: String::new(),
+            width: 100,
+            height: 40,
+        }))
+        .await
+        .unwrap();
+    // The container's console is its pty: an exec sees the new size there.
+    api.tasks
+        .exec(c.req(exec_request(
+            &c,
+            "size",
+            &["stty", "-F", "/dev/console", "size"],
+            false,
+        )))
+        .await
+        .unwrap();
+    start(&mut api, &c, "size").await;
+    assert_eq!(wait(&mut api, &c, "size").await, 0);
+    let size = std::fs::read_to_string(c.bundle.path().join("size.out")).unwrap();
+    assert_eq!(size.trim(), "40 100");
+    kill(&mut api, &c, 9).await;
+    assert_eq!(wait(&mut api, &c, "").await, 137);
+    delete(&mut api, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runc_serves_as_the_runtime_by_name() {
+    let roots = TestRoots::new().unwrap();
+    let _sweep = Sweep::new(&roots);
+    let _d = Daemon::start(&roots);
+    let mut api = api(&roots).await;
+    let bundle = common::Bundle::new(&["sh", "-c", "echo via-runc; exit 4"]).unwrap();
+    let c = Ctr {
+        bundle,
+        id: "by-runc".into(),
+        ns: "berth".into(),
+    };
+    api.containers
+        .create(c.req(berth_proto::v1::CreateContainerRequest {
+            container: Some(berth_proto::v1::Container {
+                id: c.id.clone(),
+                runtime: "runc".into(),
+                spec: std::fs::read(c.bundle.config_path()).unwrap(),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap();
+    api.tasks.create(c.req(task_request(&c))).await.unwrap();
+    // runc's own state proves who created it.
+    let state = roots.exec_root().join("runc/berth/by-runc/state.json");
+    assert!(state.exists(), "{} missing", state.display());
+    start(&mut api, &c, "").await;
+    assert_eq!(wait(&mut api, &c, "").await, 4);
+    assert_eq!(c.stdout(), "via-runc\n");
+    assert_eq!(delete(&mut api, &c).await, 4);
+}
