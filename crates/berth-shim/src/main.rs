@@ -34,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
 
 use crate::oom::OomWatch;
 use crate::protocol::StartReport;
@@ -42,60 +41,131 @@ use crate::runtime::Runtime;
 use crate::server::{Proc, Shim, path_str, read_pid};
 use crate::stdio::StdioPaths;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth-shim",
-    version,
-    about = "Parent and stdio keeper of one container"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const USAGE: &str = "\
+Parent and stdio keeper of one container
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create the container under a new detached shim; print its socket and pids as JSON.
-    Start(StartArgs),
-    /// The long-lived shim itself (run by `start`).
-    #[command(hide = true)]
-    Serve(StartArgs),
-}
+Usage: berth-shim start --id ID --task-dir DIR --runtime-root RROOT [OPTIONS]
 
-#[derive(Args, Debug, Clone)]
+Commands:
+  start  Create the container under a new detached shim; print its socket and pids as JSON
+
+Options of start:
+      --id ID              Container id
+      --task-dir DIR       Task directory: the OCI bundle (config.json, rootfs); the socket and
+                           exit status go here
+      --runtime PATH       OCI runtime to call: a path, or a name looked up next to this binary,
+                           then on PATH [default: berth-runc]
+      --runtime-root DIR   The runtime's state root (--root)
+      --stdin P            Stdin: a FIFO or file; empty for /dev/null
+      --stdout P           Stdout: a FIFO or file; empty for /dev/null
+      --stderr P           Stderr: a FIFO or file; empty for /dev/null (unused with --terminal)
+      --terminal           Give the container a pty (its master is copied to --stdout, --stdin to it)
+  -h, --help               Print help
+  -V, --version            Print version
+";
+
+/// `start`'s (and the hidden `serve`'s) arguments. Parsed by hand: the shim lives as long as
+/// its container, and an argument parser's pages would be most of its resident code.
+#[derive(Debug, Clone)]
 struct StartArgs {
-    /// Container id.
-    #[arg(long)]
     id: String,
-    /// Task directory: the OCI bundle (config.json, rootfs); the socket and exit status go here.
-    #[arg(long)]
     task_dir: PathBuf,
-    /// OCI runtime to call: a path, or a name looked up next to this binary, then on PATH.
-    #[arg(long, default_value = "berth-runc")]
     runtime: PathBuf,
-    /// The runtime's state root (`--root`).
-    #[arg(long)]
     runtime_root: PathBuf,
-    /// Stdin: a FIFO or file; empty for /dev/null.
-    #[arg(long, default_value = "")]
     stdin: String,
-    /// Stdout: a FIFO or file; empty for /dev/null.
-    #[arg(long, default_value = "")]
     stdout: String,
-    /// Stderr: a FIFO or file; empty for /dev/null (unused with --terminal).
-    #[arg(long, default_value = "")]
     stderr: String,
-    /// Give the container a pty (its master is copied to --stdout, --stdin to it).
-    #[arg(long)]
     terminal: bool,
 }
 
+enum Command {
+    Start(StartArgs),
+    Serve(StartArgs),
+    Help,
+    Version,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Command> {
+    let Some(cmd) = args.first() else {
+        bail!("a command is required\n\n{USAGE}");
+    };
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "-V" | "--version" => return Ok(Command::Version),
+        "start" | "serve" => {}
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+    let mut a = StartArgs {
+        id: String::new(),
+        task_dir: PathBuf::new(),
+        runtime: PathBuf::from("berth-runc"),
+        runtime_root: PathBuf::new(),
+        stdin: String::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+        terminal: false,
+    };
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--terminal" => {
+                a.terminal = true;
+                continue;
+            }
+            _ => {}
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match name {
+            "--id" => a.id = value()?,
+            "--task-dir" => a.task_dir = value()?.into(),
+            "--runtime" => a.runtime = value()?.into(),
+            "--runtime-root" => a.runtime_root = value()?.into(),
+            "--stdin" => a.stdin = value()?,
+            "--stdout" => a.stdout = value()?,
+            "--stderr" => a.stderr = value()?,
+            other => bail!("unexpected argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    for (flag, missing) in [
+        ("--id", a.id.is_empty()),
+        ("--task-dir", a.task_dir.as_os_str().is_empty()),
+        ("--runtime-root", a.runtime_root.as_os_str().is_empty()),
+    ] {
+        if missing {
+            bail!("{flag} is required\n\n{USAGE}");
+        }
+    }
+    Ok(if cmd == "start" {
+        Command::Start(a)
+    } else {
+        Command::Serve(a)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = parse(&args).and_then(|c| match c {
         Command::Start(a) => start(a),
         Command::Serve(a) => serve(a),
-    };
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("berth-shim {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
