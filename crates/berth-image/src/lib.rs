@@ -5,6 +5,9 @@
 
 pub mod content;
 pub mod digest;
+pub mod images;
+pub mod layers;
+pub mod manifest;
 pub mod reference;
 pub mod unpack;
 
