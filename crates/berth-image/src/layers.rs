@@ -183,7 +183,7 @@ mod tests {
         std::fs::write(p.diff_dir().join("f"), b"1").unwrap();
         assert!(p.commit(&info).unwrap());
         assert!(!q.commit(&info).unwrap(), "the second copy is dropped");
-        assert_eq!(ls.list(), [chain.clone()]);
+        assert_eq!(ls.list(), std::slice::from_ref(&chain));
         assert_eq!(ls.info(&chain).unwrap(), info);
         assert_eq!(std::fs::read(ls.diff_dir(&chain).join("f")).unwrap(), b"1");
         ls.remove(&chain).unwrap();

@@ -177,7 +177,7 @@ pub struct Index {
 /// What a manifest fetch turned out to be.
 #[derive(Debug, Clone)]
 pub enum Parsed {
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
     Index(Index),
 }
 
@@ -237,7 +237,7 @@ pub fn parse(content_type: &str, bytes: &[u8]) -> Result<Parsed, ManifestError> 
                 })
         }
         OCI_MANIFEST | DOCKER_MANIFEST => {
-            let m: Manifest =
+            let m: Box<Manifest> =
                 serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
                     what: "manifest",
                     source,
