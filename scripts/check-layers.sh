@@ -17,6 +17,9 @@ for dep in tokio tonic hyper axum berth-api; do
   forbid berth-shim "$dep" "the shim stays small and sync"
 done
 forbid berth berth-proto "the client speaks only the Engine API"
+forbid berth-image tokio "the image library is synchronous; berthd runs it on blocking threads"
+forbid berth-runc berth-image "the runtime knows nothing of images"
+forbid berth-containerd berth-image "containerd owns no images"
 forbid berth-containerd berth-api "containerd knows nothing of the Engine API"
 [ "$fail" = 0 ] && echo "layering: ok"
 exit "$fail"

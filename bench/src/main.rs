@@ -1,9 +1,14 @@
-//! `berth-bench`: runs a named suite that compares Berth with its peers (runc, crun, dockerd,
-//! podman) in one run, interleaved round by round after warm-up, and prints a table of medians
-//! and Berth/peer ratios, also written to `bench/results/<suite>.md`.
+//! `berth-bench`: runs a named suite that compares Berth with its peers (runc, crun, containerd,
+//! dockerd, podman) in one run, interleaved round by round after warm-up, and prints a table of
+//! medians and Berth/peer ratios, also written to `bench/results/<suite>.md`. The hidden
+//! `grpc-run` subcommand is a contender of the `lifecycle` suite, not for people.
 
+mod daemons;
+mod grpc_client;
+mod lifecycle_suite;
 mod measure;
 mod peers;
+mod proc_mem;
 mod runtime_suite;
 mod stats;
 mod suites;
@@ -11,17 +16,25 @@ mod suites;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-bench", version, about = "Compare Berth with its peers")]
+#[command(
+    name = "berth-bench",
+    version,
+    about = "Compare Berth with its peers",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    client: Option<Client>,
     /// Suite to run (see --list).
     suite: Option<String>,
     /// List the suites and exit.
     #[arg(long)]
     list: bool,
-    /// Install the peers from Debian first (runc, crun, docker.io, podman) and prepare the host.
+    /// Install the peers from Debian first (runc, crun, containerd, docker.io, podman) and
+    /// prepare the host.
     #[arg(long)]
     install_peers: bool,
     /// Measured rounds (each contender runs once per round).
@@ -38,9 +51,21 @@ struct Cli {
     results_dir: Option<PathBuf>,
 }
 
+/// Clients the harness runs as contenders (a fresh process per iteration).
+#[derive(Subcommand, Debug)]
+enum Client {
+    /// Create, start, wait for and delete one container through berth-containerd's API.
+    #[command(hide = true)]
+    GrpcRun(grpc_client::RunArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let result = match &cli.client {
+        Some(Client::GrpcRun(args)) => grpc_client::grpc_run(args),
+        None => run(cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth-bench: {e:#}");

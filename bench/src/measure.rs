@@ -15,6 +15,18 @@ pub struct Sample {
     pub max_rss_kib: u64,
 }
 
+/// Replaced in a command line by the round number, for ids that must differ from run to run.
+pub const RUN: &str = "{run}";
+
+/// The command lines of `steps` with [`RUN`] replaced by `round`.
+pub fn numbered(steps: &[Vec<String>], round: usize) -> Vec<Vec<String>> {
+    let n = round.to_string();
+    steps
+        .iter()
+        .map(|argv| argv.iter().map(|a| a.replace(RUN, &n)).collect())
+        .collect()
+}
+
 /// Finds `prog` as a path or on PATH.
 pub fn locate(prog: &str) -> Option<PathBuf> {
     let p = Path::new(prog);
@@ -79,4 +91,34 @@ pub fn run_steps(steps: &[Vec<String>]) -> anyhow::Result<Sample> {
         }
     }
     Ok(Sample { wall, max_rss_kib })
+}
+
+/// Runs one command line (untimed) and returns its stdout; fails on a non-zero exit, with its
+/// stderr in the error.
+#[allow(clippy::disallowed_methods)] // the peers' CLIs (ctr, runc) are how a suite drives them
+pub fn output(argv: &[String]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", argv.join(" ")))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed ({}): {}",
+        argv.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_placeholder_becomes_the_round() {
+        let steps = vec![vec!["ctr".to_string(), "run".into(), "id-{run}".into()]];
+        assert_eq!(numbered(&steps, 7), vec![vec!["ctr", "run", "id-7"]]);
+    }
 }

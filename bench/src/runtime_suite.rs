@@ -1,7 +1,17 @@
 //! Suite `runtime`: berth-runc vs runc vs crun on the same busybox bundle (`/bin/true`, the
 //! `runc spec` defaults): `run`, create+start+delete, and exec into a running container.
 
-use crate::suites::{Contender, Ctx, Group, argv, path_str};
+use crate::suites::{Contender, Ctx, Group, Plan, argv, path_str};
+
+/// The three timed groups, then the memory floor of each runtime.
+pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
+    let groups = groups(ctx)?;
+    let ctx = ctx.clone();
+    Ok(Plan {
+        groups,
+        extra: Some(Box::new(move || memory_floor(&ctx))),
+    })
+}
 
 /// The runtimes compared, Berth first: (name, program).
 fn runtimes(ctx: &Ctx) -> Vec<(&'static str, String)> {
@@ -32,7 +42,7 @@ fn oci_default() -> serde_json::Value {
         .unwrap_or_default()
 }
 
-pub fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
+fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
     let true_bundle = ctx.work.join("true");
     write_bundle(&true_bundle, &["/bin/true"])?;
     let sleep_bundle = ctx.work.join("sleep");
@@ -93,7 +103,7 @@ pub fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
 
 /// The smallest `linux.resources.memory.limit` under which each runtime still starts /bin/true
 /// (the runtime's own pages in the container's cgroup count against it).
-pub fn memory_floor(ctx: &Ctx) -> anyhow::Result<String> {
+fn memory_floor(ctx: &Ctx) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     const LIMITS_KIB: [u64; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
     let mut out = String::from(

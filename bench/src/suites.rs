@@ -1,15 +1,18 @@
 //! The suites: each names its contenders (Berth first, then its peers) and what one iteration
 //! runs. Contenders run interleaved, round by round, so drift on a noisy machine hits all alike.
+//! A suite that needs daemons starts them while preparing and hands them to its [`Plan`], which
+//! stops them when the suite is done, failed or not.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::measure::{Sample, locate, run_steps};
-use crate::runtime_suite;
+use crate::measure::{Sample, locate, numbered, run_steps};
 use crate::stats::{ms, summarize};
+use crate::{lifecycle_suite, runtime_suite};
 
 /// One contender: a sequence of command lines timed together, with untimed setup/teardown.
+/// [`crate::measure::RUN`] in a timed command line becomes the round number.
 pub struct Contender {
     pub name: String,
     /// Berth's own contender: the others are compared with it.
@@ -38,6 +41,7 @@ pub struct Group {
 }
 
 /// What a suite gets to prepare its contenders.
+#[derive(Clone)]
 pub struct Ctx {
     pub bin_dir: PathBuf,
     /// Scratch directory removed after the run.
@@ -47,9 +51,19 @@ pub struct Ctx {
 pub struct Suite {
     pub name: &'static str,
     pub about: &'static str,
-    pub groups: fn(&Ctx) -> anyhow::Result<Vec<Group>>,
-    /// Untimed measurements appended to the report (e.g. the smallest memory limit that starts).
-    pub extra: Option<fn(&Ctx) -> anyhow::Result<String>>,
+    /// Writes what the contenders need, starts what they share (daemons) and names the groups.
+    pub prepare: fn(&Ctx) -> anyhow::Result<Plan>,
+}
+
+/// Untimed measurements appended to the report after the groups, as Markdown.
+pub type Extra = Box<dyn FnOnce() -> anyhow::Result<String>>;
+
+/// A prepared suite.
+pub struct Plan {
+    pub groups: Vec<Group>,
+    /// Runs after the groups (e.g. the smallest memory limit that starts). What it owns —
+    /// daemons, bundles — lives until the report is done and is dropped even if a group fails.
+    pub extra: Option<Extra>,
 }
 
 /// Turns string slices into an owned command line.
@@ -62,28 +76,34 @@ pub fn all() -> Vec<Suite> {
         Suite {
             name: "version",
             about: "`berth-runc --version` vs `runc --version` and `crun --version` (harness check)",
-            groups: |ctx| {
+            prepare: |ctx| {
                 let berth = ctx
                     .bin_dir
                     .join("berth-runc")
                     .to_string_lossy()
                     .into_owned();
-                Ok(vec![Group {
-                    title: "--version".into(),
-                    contenders: vec![
-                        Contender::new("berth-runc", true, vec![argv(&[&berth, "--version"])]),
-                        Contender::new("runc", false, vec![argv(&["runc", "--version"])]),
-                        Contender::new("crun", false, vec![argv(&["crun", "--version"])]),
-                    ],
-                }])
+                Ok(Plan {
+                    groups: vec![Group {
+                        title: "--version".into(),
+                        contenders: vec![
+                            Contender::new("berth-runc", true, vec![argv(&[&berth, "--version"])]),
+                            Contender::new("runc", false, vec![argv(&["runc", "--version"])]),
+                            Contender::new("crun", false, vec![argv(&["crun", "--version"])]),
+                        ],
+                    }],
+                    extra: None,
+                })
             },
-            extra: None,
         },
         Suite {
             name: "runtime",
             about: "OCI runtimes on the same busybox bundle: `run` of /bin/true, create+start+delete, exec",
-            groups: runtime_suite::groups,
-            extra: Some(runtime_suite::memory_floor),
+            prepare: runtime_suite::plan,
+        },
+        Suite {
+            name: "lifecycle",
+            about: lifecycle_suite::ABOUT,
+            prepare: lifecycle_suite::plan,
         },
     ]
 }
@@ -98,11 +118,12 @@ pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow
         "{}; {warmup} warm-up + {runs} measured rounds, interleaved.\n",
         machine()
     )?;
-    for group in (suite.groups)(ctx)? {
+    let Plan { groups, extra } = (suite.prepare)(ctx)?;
+    for group in groups {
         out.push_str(&run_group(group, warmup, runs)?);
     }
-    if let Some(extra) = suite.extra {
-        out.push_str(&extra(ctx)?);
+    if let Some(extra) = extra {
+        out.push_str(&extra()?);
     }
     Ok(out)
 }
@@ -148,7 +169,7 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
             if failed[i].is_some() {
                 continue;
             }
-            match run_steps(&present[i].steps) {
+            match run_steps(&numbered(&present[i].steps, round)) {
                 Ok(s) if round >= warmup => samples[i].push(s),
                 Ok(_) => {}
                 Err(e) => failed[i] = Some(format!("{e:#}")),

@@ -1,6 +1,6 @@
 //! Image management for berthd: validated references, the content-addressed blob store, and
-//! layers unpacked safely into overlayfs lower directories. The registry client and the image
-//! metadata store build on these (issue #5).
+//! layers unpacked safely into overlayfs lower directories, image records, the registry
+//! client, and the service that pulls and removes images across them.
 #![forbid(unsafe_code)]
 
 pub mod content;
@@ -9,6 +9,8 @@ pub mod images;
 pub mod layers;
 pub mod manifest;
 pub mod reference;
+pub mod registry;
+pub mod service;
 pub mod unpack;
 
 pub use content::{ContentError, ContentStore};

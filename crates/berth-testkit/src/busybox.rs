@@ -27,7 +27,7 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn new(media_type: &'static str, bytes: Vec<u8>) -> Self {
+    pub fn new(media_type: &'static str, bytes: Vec<u8>) -> Self {
         Self {
             media_type,
             digest: sha256_digest(&bytes),
@@ -35,7 +35,7 @@ impl Blob {
         }
     }
 
-    fn descriptor(&self) -> serde_json::Value {
+    pub fn descriptor(&self) -> serde_json::Value {
         serde_json::json!({
             "mediaType": self.media_type,
             "digest": self.digest,
@@ -122,8 +122,9 @@ pub fn write_rootfs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The layer as an uncompressed tar with fixed owners and times, so its digest is reproducible.
-fn layer_tar() -> anyhow::Result<Vec<u8>> {
+/// The busybox layer as an uncompressed tar with fixed owners and times, so its digest is
+/// reproducible.
+pub fn layer_tar() -> anyhow::Result<Vec<u8>> {
     let busybox = std::fs::read(HOST_BUSYBOX).with_context(|| format!("reading {HOST_BUSYBOX}"))?;
     let mut b = tar::Builder::new(Vec::new());
     let header = |kind: tar::EntryType, mode: u32, size: u64| {
@@ -174,10 +175,15 @@ pub struct BusyboxImage {
 impl BusyboxImage {
     /// Builds the image from the host busybox. `Cmd` is `["sh"]`, like Docker's busybox image.
     pub fn build() -> anyhow::Result<Self> {
-        let tar = layer_tar()?;
-        let diff_id = sha256_digest(&tar);
+        Self::from_layer_tar(&layer_tar()?, None)
+    }
+
+    /// An image of one layer made from an uncompressed tar (gzip-compressed here), with the
+    /// config's diff id computed, or set to `diff_id` to make a lying image for tests.
+    pub fn from_layer_tar(tar: &[u8], diff_id: Option<&str>) -> anyhow::Result<Self> {
+        let diff_id = diff_id.map_or_else(|| sha256_digest(tar), str::to_string);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar)?;
+        gz.write_all(tar)?;
         let layer = Blob::new(OCI_LAYER_GZIP, gz.finish()?);
         let config = serde_json::json!({
             "architecture": "amd64",

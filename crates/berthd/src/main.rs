@@ -1,11 +1,32 @@
 //! `berthd`: the daemon. It serves the Docker Engine API on a unix socket, owns images, networks,
 //! volumes and container metadata, turns a Docker "create" into an OCI spec and drives
 //! berth-containerd over gRPC. It never calls the OCI runtime itself.
+//!
+//! Built so far: the server (`server.rs`, `http.rs`), the system routes (`system.rs`), the
+//! image routes over berth-image (`images.rs`), and containers (`container.rs` records,
+//! `spec.rs` Docker config → OCI spec, `rootfs.rs` overlayfs, `run.rs` lifecycle through
+//! berth-containerd, `logs.rs` json-file logs, `ctr_routes.rs`). Exec, volumes, events and
+//! networks follow (issues #6, #8).
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+mod container;
+mod containerd;
+mod ctr_routes;
+mod http;
+mod images;
+mod logs;
+mod rootfs;
+mod run;
+mod server;
+mod spec;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -21,7 +42,7 @@ struct Cli {
     /// Root of runtime state: sockets, task bundles, runtime state.
     #[arg(long, default_value = "/run/berth")]
     exec_root: PathBuf,
-    /// Address to serve the Engine API on (unix://PATH, or tcp://ADDR with mutual TLS).
+    /// Address to serve the Engine API on (unix://PATH).
     #[arg(short = 'H', long = "host")]
     host: Vec<String>,
     /// Use this berth-containerd instead of starting one under the exec root.
@@ -38,12 +59,123 @@ struct Cli {
     log_level: String,
 }
 
+/// Everything the routes share.
+pub struct Daemon {
+    pub id: String,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub images: berth_image::service::ImageService,
+    pub containers: container::Store,
+    pub runs: run::Runs,
+    pub containerd: containerd::Containerd,
+}
+
+/// The daemon's id: random once, kept in the data root (like dockerd's engine id).
+fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_root.join("engine-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let mut buf = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buf)
+        .context("reading random bytes")?;
+    let id: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        Some(_) => Ok(PathBuf::from("/run/berth/berth.sock")),
+        None if host.starts_with("tcp://") => {
+            anyhow::bail!("{host}: TCP listeners are not supported yet; use unix://PATH")
+        }
+        None => anyhow::bail!("{host}: use unix://PATH"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    for dir in [&cli.data_root, &cli.exec_root] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let hosts = if cli.host.is_empty() {
+        vec!["unix://".to_string() + &cli.exec_root.join("berth.sock").display().to_string()]
+    } else {
+        cli.host.clone()
+    };
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    for h in &hosts {
+        let p = socket_path(h)?;
+        listeners.push(server::bind_unix(&p).await?);
+        sockets.push(p);
+    }
+    let data_root = cli.data_root.clone();
+    let images =
+        tokio::task::spawn_blocking(move || berth_image::service::ImageService::open(&data_root))
+            .await?;
+    let containerd =
+        containerd::Containerd::start(cli.containerd.as_deref(), &cli.data_root, &cli.exec_root)
+            .await?;
+    let d = Arc::new(Daemon {
+        id: daemon_id(&cli.data_root)?,
+        data_root: cli.data_root.clone(),
+        exec_root: cli.exec_root.clone(),
+        images,
+        containers: container::Store::open(&cli.data_root.join("containers")),
+        runs: run::Runs::default(),
+        containerd,
+    });
+    run::recover(&d).await;
+    tokio::spawn(run::watch_events(d.clone()));
+    for (l, p) in listeners.into_iter().zip(&sockets) {
+        tracing::info!(socket = %p.display(), "serving the Engine API");
+        tokio::spawn(server::serve(l, d.clone()));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    for p in &sockets {
+        let _ = std::fs::remove_file(p);
+    }
+    // Containers keep running under their shims; our own containerd stops (when we started it).
+    d.containerd.stop();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    eprintln!(
-        "berthd: the Engine API server is not built yet (issue #6); data root {}, exec root {}",
-        cli.data_root.display(),
-        cli.exec_root.display()
-    );
-    ExitCode::FAILURE
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(run(cli));
+    // Blocking pulls still running must not hold the process open.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

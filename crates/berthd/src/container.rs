@@ -1,0 +1,282 @@
+//! Container records and their store: one directory per container under
+//! `<data-root>/containers/<id>/` holding `config.v2.json` (the record, written atomically on
+//! every change), the generated `hostname`, `hosts` and `resolv.conf`, the json-file log, and
+//! the overlayfs `upper`/`work`/`merged` dirs. The in-memory table is rebuilt from those files
+//! at start; names are unique.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::ApiError;
+
+/// A container's run state, in Docker's words.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited, dead.
+    pub status: String,
+    pub pid: u32,
+    pub exit_code: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    pub error: String,
+}
+
+/// One container, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image id (`sha256:…`).
+    pub image_id: String,
+    /// The create request's container config (everything but HostConfig).
+    pub config: Value,
+    pub host_config: Value,
+    /// The command: entrypoint and args.
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    pub restart_count: u64,
+    /// The OCI spec given to berth-containerd.
+    #[serde(default)]
+    pub spec: Value,
+}
+
+impl Record {
+    pub fn running(&self) -> bool {
+        matches!(
+            self.state.status.as_str(),
+            "running" | "paused" | "restarting"
+        )
+    }
+    pub fn tty(&self) -> bool {
+        self.config["Tty"].as_bool().unwrap_or(false)
+    }
+    pub fn open_stdin(&self) -> bool {
+        self.config["OpenStdin"].as_bool().unwrap_or(false)
+    }
+    pub fn auto_remove(&self) -> bool {
+        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+    }
+}
+
+pub type Handle = Arc<tokio::sync::Mutex<Record>>;
+
+pub struct Store {
+    root: PathBuf,
+    table: Mutex<HashMap<String, Handle>>,
+    /// name → id.
+    names: Mutex<HashMap<String, String>>,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Store {
+    /// Loads every record under `root`.
+    pub fn open(root: &Path) -> Store {
+        let s = Store {
+            root: root.to_path_buf(),
+            table: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+        };
+        if let Ok(rd) = std::fs::read_dir(root) {
+            for e in rd.flatten() {
+                let p = e.path().join("config.v2.json");
+                let Some(rec) = std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                else {
+                    continue;
+                };
+                s.lock_names().insert(rec.name.clone(), rec.id.clone());
+                s.lock_table()
+                    .insert(rec.id.clone(), Arc::new(tokio::sync::Mutex::new(rec)));
+            }
+        }
+        s
+    }
+
+    fn lock_table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Writes the record to disk.
+    pub fn save(&self, rec: &Record) -> Result<(), ApiError> {
+        let dir = self.dir(&rec.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+        let bytes = serde_json::to_vec(rec).unwrap_or_default();
+        write_atomic(&dir.join("config.v2.json"), &bytes)
+            .map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))
+    }
+
+    /// Adds a new record, claiming its name.
+    pub fn insert(&self, rec: Record) -> Result<Handle, ApiError> {
+        {
+            let mut names = self.lock_names();
+            if let Some(other) = names.get(&rec.name) {
+                return Err(ApiError::conflict(format!(
+                    "Conflict. The container name \"/{}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    rec.name
+                )));
+            }
+            names.insert(rec.name.clone(), rec.id.clone());
+        }
+        if let Err(e) = self.save(&rec) {
+            self.lock_names().remove(&rec.name);
+            return Err(e);
+        }
+        let h = Arc::new(tokio::sync::Mutex::new(rec.clone()));
+        self.lock_table().insert(rec.id.clone(), h.clone());
+        Ok(h)
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<Handle, ApiError> {
+        let not_found = || ApiError::not_found(format!("No such container: {name_or_id}"));
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        let table = self.lock_table();
+        if let Some(h) = table.get(key) {
+            return Ok(h.clone());
+        }
+        if let Some(id) = self.lock_names().get(key) {
+            if let Some(h) = table.get(id) {
+                return Ok(h.clone());
+            }
+        }
+        let mut hits = table.iter().filter(|(id, _)| id.starts_with(key));
+        match (hits.next(), hits.next()) {
+            (Some((_, h)), None) => Ok(h.clone()),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Handle> {
+        self.lock_table().values().cloned().collect()
+    }
+
+    /// Drops a record and its directory.
+    pub fn remove(&self, rec: &Record) {
+        self.lock_table().remove(&rec.id);
+        self.lock_names().remove(&rec.name);
+        let _ = std::fs::remove_dir_all(self.dir(&rec.id));
+    }
+
+    /// Renames, keeping names unique.
+    pub fn rename(&self, rec: &mut Record, new: &str) -> Result<(), ApiError> {
+        let mut names = self.lock_names();
+        if let Some(other) = names.get(new) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        names.remove(&rec.name);
+        names.insert(new.to_string(), rec.id.clone());
+        rec.name = new.to_string();
+        drop(names);
+        self.save(rec)
+    }
+}
+
+/// Docker's container-name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// A new 64-hex container id.
+pub fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A generated name like Docker's (`adjective_surname`).
+pub fn random_name(id: &str) -> String {
+    const LEFT: [&str; 16] = [
+        "brave", "calm", "eager", "fond", "gallant", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quirky", "sharp", "tender", "vivid",
+    ];
+    const RIGHT: [&str; 16] = [
+        "babbage", "curie", "darwin", "euler", "fermat", "gauss", "hopper", "lovelace", "noether",
+        "pascal", "ritchie", "shannon", "tesla", "turing", "wozniak", "yalow",
+    ];
+    let b = u64::from_str_radix(&id[..16.min(id.len())], 16).unwrap_or(0);
+    format!(
+        "{}_{}",
+        LEFT[(b & 15) as usize],
+        RIGHT[((b >> 4) & 15) as usize]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_lookups() {
+        assert!(valid_name("web-1") && !valid_name("-x") && !valid_name("a") && !valid_name("a b"));
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path());
+        let rec = |id: &str, name: &str| Record {
+            id: id.into(),
+            name: name.into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            config: Value::Null,
+            host_config: Value::Null,
+            path: "sh".into(),
+            args: vec![],
+            state: State::default(),
+            restart_count: 0,
+            spec: Value::Null,
+        };
+        s.insert(rec("abc123", "web")).unwrap();
+        assert!(s.insert(rec("abd456", "web")).is_err(), "name in use");
+        s.insert(rec("abd456", "db")).unwrap();
+        assert!(s.find("/web").is_ok() && s.find("abc").is_ok());
+        assert_eq!(
+            s.find("ab").unwrap_err().status,
+            hyper::StatusCode::BAD_REQUEST
+        );
+        assert_eq!(s.find("zz").unwrap_err().message, "No such container: zz");
+        // A restart finds them again.
+        let s2 = Store::open(dir.path());
+        assert!(s2.find("db").is_ok());
+        assert_eq!(random_name(&new_id()).split('_').count(), 2);
+    }
+}

@@ -1,0 +1,740 @@
+//! Container routes: create, list, inspect, start, stop, restart, kill, wait, attach, logs,
+//! rename, remove, prune; JSON shaped as the docker CLI and docker-py read it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::Daemon;
+use crate::container::{Record, State, new_id, random_name, valid_name};
+use crate::http::{ApiError, ApiResult, Query, empty, empty_body, json, parse_json, read_body};
+use crate::logs::{self, ReadOptions, Stream};
+use crate::run;
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+/// `POST /containers/create?name=`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let body = read_body(req.into_body(), 4 << 20).await?;
+    let mut create: Value = parse_json(&body)?;
+    if !create.is_object() {
+        return Err(ApiError::bad_request(
+            "the container config must be a JSON object",
+        ));
+    }
+    let image_name = create["Image"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("Config cannot be empty in order to create a container")
+        })?
+        .to_string();
+    let id = new_id();
+    let name = match q.get("name").filter(|n| !n.is_empty()) {
+        Some(n) => {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !valid_name(n) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            n.to_string()
+        }
+        None => {
+            let base = random_name(&id);
+            let taken = |n: &str| d.containers.find(n).is_ok();
+            if taken(&base) {
+                format!("{base}_{}", &id[..6])
+            } else {
+                base
+            }
+        }
+    };
+    let d2 = d.clone();
+    let image_name2 = image_name.clone();
+    let image = tokio::task::spawn_blocking(move || d2.images.images.resolve(&image_name2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|_| ApiError::not_found(format!("No such image: {image_name}")))?;
+    let image_config: Value = d
+        .images
+        .content
+        .read(&image.id, berth_image::manifest::MAX_CONFIG)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|v| v["config"].clone())
+        .unwrap_or(Value::Null);
+    let host_config = create
+        .as_object_mut()
+        .and_then(|o| o.remove("HostConfig"))
+        .unwrap_or_else(|| json!({}));
+    let argv = crate::spec::command(&create, &image_config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let dir = d.containers.dir(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    let cleanup = |e: ApiError| {
+        let _ = std::fs::remove_dir_all(&dir);
+        e
+    };
+    let hostname = create["Hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(short(&id))
+        .to_string();
+    crate::rootfs::write_etc_files(&dir, &hostname).map_err(cleanup)?;
+    let mut full = create.clone();
+    full["HostConfig"] = host_config.clone();
+    let merged = crate::rootfs::merged(&dir).display().to_string();
+    let user_root = d
+        .images
+        .layer_dirs(&image)
+        .into_iter()
+        .find(|l| l.join("etc/passwd").is_file())
+        .map(|l| l.display().to_string())
+        .unwrap_or_default();
+    let spec = crate::spec::build(&crate::spec::SpecInput {
+        id: &id,
+        create: &full,
+        image_config: &image_config,
+        rootfs: &merged,
+        user_root: &user_root,
+        container_dir: &dir.display().to_string(),
+        hard_nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
+        cgroup_parent: "/berth",
+        netns_path: None,
+    })
+    .map_err(|e| cleanup(ApiError::bad_request(e.to_string())))?;
+    let mut config = create;
+    config["Image"] = json!(image_name);
+    config["Hostname"] = json!(hostname);
+    let rec = Record {
+        id: id.clone(),
+        name,
+        created: berth_clock::rfc3339_now(),
+        image: image_name,
+        image_id: image.id.to_string(),
+        config,
+        host_config,
+        path: argv.first().cloned().unwrap_or_default(),
+        args: argv.iter().skip(1).cloned().collect(),
+        state: State {
+            status: "created".into(),
+            started_at: "0001-01-01T00:00:00Z".into(),
+            finished_at: "0001-01-01T00:00:00Z".into(),
+            ..Default::default()
+        },
+        restart_count: 0,
+        spec,
+    };
+    d.containers.insert(rec).map_err(cleanup)?;
+    d.runs.ensure(&id, None);
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({"Id": id, "Warnings": []}),
+    ))
+}
+
+/// Go's `units.HumanDuration`, as `docker ps` shows ages.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h, day) = (s / 60, s / 3600, s / 86400);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if day < 14 => format!("{day} days"),
+        _ if day < 56 => format!("{} weeks", day / 7),
+        _ if day < 730 => format!("{} months", day / 30),
+        _ => format!("{} years", day / 365),
+    }
+}
+
+fn unix(rfc: &str) -> i64 {
+    berth_clock::parse_rfc3339(rfc).map_or(0, |n| n / 1_000_000_000)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn status_text(r: &Record) -> String {
+    match r.state.status.as_str() {
+        "running" => format!("Up {}", human_duration(now() - unix(&r.state.started_at))),
+        "paused" => format!(
+            "Up {} (Paused)",
+            human_duration(now() - unix(&r.state.started_at))
+        ),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            human_duration(now() - unix(&r.state.finished_at))
+        ),
+        "created" => "Created".into(),
+        other => other.to_string(),
+    }
+}
+
+fn command_line(r: &Record) -> String {
+    std::iter::once(r.path.as_str())
+        .chain(r.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn summary(r: &Record) -> Value {
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image,
+        "ImageID": r.image_id,
+        "Command": command_line(r),
+        "Created": unix(&r.created),
+        "Ports": [],
+        "Labels": r.config["Labels"].as_object().cloned().unwrap_or_default(),
+        "State": r.state.status,
+        "Status": status_text(r),
+        "HostConfig": {"NetworkMode": r.host_config["NetworkMode"].as_str().unwrap_or("default")},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}
+
+/// `GET /containers/json?all=&filters=&limit=`.
+pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let all = q.bool("all");
+    let filters = q.filters()?;
+    for (k, _) in &filters {
+        if !matches!(
+            k.as_str(),
+            "status" | "name" | "id" | "label" | "exited" | "ancestor"
+        ) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let mut out = Vec::new();
+    for h in d.containers.all() {
+        let r = h.lock().await.clone();
+        let matches = filters.iter().all(|(k, v)| match k.as_str() {
+            "status" => r.state.status == *v,
+            "name" => r.name.contains(v.trim_start_matches('/')),
+            "id" => r.id.starts_with(v.as_str()),
+            "exited" => r.state.status == "exited" && r.state.exit_code.to_string() == *v,
+            "ancestor" => r.image == *v || r.image_id == *v,
+            "label" => match v.split_once('=') {
+                Some((lk, lv)) => r.config["Labels"][lk].as_str() == Some(lv),
+                None => r.config["Labels"].get(v).is_some(),
+            },
+            _ => true,
+        });
+        let shown =
+            all || r.running() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+        if matches && shown {
+            out.push((r.created.clone(), summary(&r)));
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut list: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
+    if let Some(n) = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        list.truncate(n);
+    }
+    Ok(json(StatusCode::OK, &list))
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let h = d.containers.find(name)?;
+    let r = h.lock().await.clone();
+    let dir = d.containers.dir(&r.id);
+    let p = |f: &str| dir.join(f).display().to_string();
+    let st = &r.state;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": st.status,
+                "Running": st.status == "running" || st.status == "paused",
+                "Paused": st.status == "paused",
+                "Restarting": st.status == "restarting",
+                "OOMKilled": st.oom_killed,
+                "Dead": st.status == "dead",
+                "Pid": st.pid,
+                "ExitCode": st.exit_code,
+                "Error": st.error,
+                "StartedAt": st.started_at,
+                "FinishedAt": st.finished_at,
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": p("resolv.conf"),
+            "HostnamePath": p("hostname"),
+            "HostsPath": p("hosts"),
+            "LogPath": run::log_path(d, &r.id).display().to_string(),
+            "Name": format!("/{}", r.name),
+            "RestartCount": r.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": r.host_config,
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "MergedDir": p("merged"), "UpperDir": p("upper"), "WorkDir": p("work"),
+            }},
+            "Mounts": [],
+            "Config": r.config,
+            "NetworkSettings": {
+                "Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
+                "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+                "Networks": {},
+            },
+        }),
+    ))
+}
+
+pub async fn start(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let h = d.containers.find(name)?;
+    if let Err(e) = run::start(d, &h).await {
+        // Like dockerd: an auto-remove container that cannot start is removed.
+        let rec = h.lock().await.clone();
+        if e.status != StatusCode::NOT_MODIFIED && rec.auto_remove() && !rec.running() {
+            run::remove_files(d, &rec);
+        }
+        return Err(e);
+    }
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+fn timeout_param(q: &Query) -> Option<i64> {
+    q.get("t").or(q.get("timeout")).and_then(|t| t.parse().ok())
+}
+
+pub async fn stop(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    run::stop(d, &h, timeout_param(&q)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn restart(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    match run::stop(d, &h, timeout_param(&q)).await {
+        Ok(()) => {}
+        Err(e) if e.status == StatusCode::NOT_MODIFIED => {}
+        Err(e) => return Err(e),
+    }
+    run::start(d, &h).await?;
+    h.lock().await.restart_count += 1;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    let (id, running) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.running())
+    };
+    if !running {
+        return Err(ApiError::conflict(format!("Container {id} is not running")));
+    }
+    let sig = match q.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => run::signal_number(s)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))?,
+        None => 9,
+    };
+    run::kill(d, &id, sig).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: the headers go out at
+/// once, the status when the condition holds.
+pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let condition = q
+        .get("condition")
+        .filter(|c| !c.is_empty())
+        .unwrap_or("not-running")
+        .to_string();
+    if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad_request(format!(
+            "invalid condition: {condition:?}"
+        )));
+    }
+    let h = d.containers.find(name)?;
+    let (id, running, last) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.running(), r.state.exit_code)
+    };
+    let live = d.runs.ensure(&id, (!running).then_some(last));
+    let mut exited = live.exited.subscribe();
+    let mut removed = live.removed.subscribe();
+    // The current run's state is "seen": next-exit waits for a change.
+    exited.borrow_and_update();
+    let (stream, resp) = crate::http::JsonStream::new();
+    tokio::spawn(async move {
+        let code = match condition.as_str() {
+            "not-running" if !running => Some(last),
+            "removed" => {
+                while !*removed.borrow_and_update() {
+                    if removed.changed().await.is_err() {
+                        break;
+                    }
+                }
+                *exited.borrow()
+            }
+            _ => loop {
+                if exited.changed().await.is_err() {
+                    break None;
+                }
+                if let Some(c) = *exited.borrow_and_update() {
+                    break Some(c);
+                }
+            },
+        };
+        let _ = stream
+            .send(&json!({"StatusCode": code.unwrap_or(0), "Error": null}))
+            .await;
+    });
+    Ok(resp)
+}
+
+/// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=`: upgrades the connection
+/// and relays the container's output (stdcopy-framed unless it has a TTY) and the client's
+/// stdin; ends when the container exits.
+pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    let (id, tty, running, last) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.tty(), r.running(), r.state.exit_code)
+    };
+    let want = |k: &str| q.bool(k);
+    let (want_out, want_err, want_in) = (want("stdout"), want("stderr"), want("stdin"));
+    let live = d.runs.ensure(&id, (!running).then_some(last));
+    let mut output = live.output.subscribe();
+    let mut exited = live.exited.subscribe();
+    exited.borrow_and_update();
+    let d2 = d.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+        let mut stdin_open = want_in;
+        let mut buf = vec![0u8; 16 * 1024];
+        let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
+            let wanted = match s {
+                Stream::Stdout => want_out,
+                Stream::Stderr => want_err,
+            };
+            if !wanted {
+                return None;
+            }
+            if tty {
+                return Some(c.to_vec());
+            }
+            let mut frame = Vec::with_capacity(c.len() + 8);
+            let st = match s {
+                Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
+                Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
+            };
+            berth_api::stdcopy::encode_frame(st, c, &mut frame);
+            Some(frame)
+        };
+        loop {
+            tokio::select! {
+                m = output.recv() => match m {
+                    Ok((s, c)) => {
+                        if let Some(bytes) = write_chunk(s, &c) {
+                            if wr.write_all(&bytes).await.is_err() { return; }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                },
+                n = rd.read(&mut buf), if stdin_open => match n {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        // `docker run -i` attaches before start: let the run begin first.
+                        stdin_ready(&d2, &id).await;
+                        run::close_stdin(&d2, &id).await;
+                    }
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        stdin_ready(&d2, &id).await;
+                        let live = d2.runs.get(&id);
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Some(l) = live {
+                                if let Some(f) = l.stdin.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                                    use std::io::Write;
+                                    let _ = f.write_all(&data);
+                                }
+                            }
+                        }).await;
+                    }
+                },
+                c = exited.changed() => {
+                    if c.is_err() || exited.borrow_and_update().is_some() {
+                        // The run ended: what it wrote is already queued; send it and close.
+                        while let Ok((s, c)) = output.try_recv() {
+                            if let Some(bytes) = write_chunk(s, &c) {
+                                let _ = wr.write_all(&bytes).await;
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let mut r = Response::new(empty_body());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let hd = r.headers_mut();
+    hd.insert("Content-Type", HeaderValue::from_static(ct));
+    hd.insert("Connection", HeaderValue::from_static("Upgrade"));
+    hd.insert("Upgrade", HeaderValue::from_static("tcp"));
+    Ok(r)
+}
+
+/// Waits (up to a minute) until the container's stdin is open, or its run is over.
+async fn stdin_ready(d: &Daemon, id: &str) {
+    for _ in 0..3000 {
+        let Some(l) = d.runs.get(id) else { return };
+        if l.stdin.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let over = l.exited.borrow().is_some()
+            && d.containers
+                .find(id)
+                .ok()
+                .and_then(|h| h.try_lock().ok().map(|r| r.state.status == "exited"))
+                .unwrap_or(false);
+        if over {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `GET /containers/{id}/logs`.
+pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    let (id, tty, running) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.tty(), r.running())
+    };
+    if !q.bool("stdout") && !q.bool("stderr") {
+        return Err(ApiError::bad_request("You must choose at least one stream"));
+    }
+    let time = |k: &str| -> Result<Option<i64>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty() && *v != "0") {
+            None => Ok(None),
+            Some(v) => logs::parse_time_param(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid value for \"{k}\": {v}"))),
+        }
+    };
+    let opts = ReadOptions {
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        since: time("since")?,
+        until: time("until")?,
+        tail: q
+            .get("tail")
+            .filter(|t| *t != "all" && !t.is_empty())
+            .and_then(|t| t.parse().ok()),
+        timestamps: q.bool("timestamps"),
+        follow: q.bool("follow") && running,
+    };
+    let path = run::log_path(d, &id);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let timestamps = opts.timestamps;
+    let frame = move |r: &logs::Record| -> Bytes {
+        let line = logs::format_line(r, timestamps);
+        if tty {
+            return Bytes::from(line);
+        }
+        let st = match r.stream {
+            Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
+            Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
+        };
+        let mut out = Vec::with_capacity(line.len() + 8);
+        berth_api::stdcopy::encode_frame(st, &line, &mut out);
+        Bytes::from(out)
+    };
+    if opts.follow {
+        let live = d.runs.ensure(&id, None);
+        let mut exited = live.exited.subscribe();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                if exited.borrow_and_update().is_some() {
+                    break;
+                }
+                if exited.changed().await.is_err() {
+                    break;
+                }
+            }
+            let _ = stop_tx.send(true);
+        });
+        let (rtx, mut rrx) = tokio::sync::mpsc::channel::<logs::Record>(256);
+        tokio::spawn(logs::follow(path, opts, rtx, stop_rx));
+        tokio::spawn(async move {
+            while let Some(r) = rrx.recv().await {
+                if tx.send(frame(&r)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    } else {
+        let records = tokio::task::spawn_blocking(move || logs::read(&path, &opts))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            for r in &records {
+                if tx.send(frame(r)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    use http_body_util::BodyExt;
+    use tokio_stream::StreamExt;
+    let body = http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))),
+    );
+    let mut r = Response::new(body.boxed());
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    r.headers_mut()
+        .insert("Content-Type", HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+/// `DELETE /containers/{id}?force=&v=`.
+pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    let (id, running) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.running())
+    };
+    if running {
+        if !q.bool("force") {
+            return Err(ApiError::conflict(format!(
+                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
+        let _ = run::kill(d, &id, 9).await;
+        run::wait_exit(d, &id, Some(Duration::from_secs(30))).await;
+    }
+    let rec = h.lock().await.clone();
+    if rec.running() {
+        return Err(ApiError::conflict(format!(
+            "container {id} could not be stopped"
+        )));
+    }
+    run::remove_files(d, &rec);
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let new = q
+        .get("name")
+        .map(|n| n.trim_start_matches('/').to_string())
+        .filter(|n| valid_name(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            )
+        })?;
+    let h = d.containers.find(name)?;
+    let mut r = h.lock().await;
+    d.containers.rename(&mut r, &new)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/prune`.
+pub async fn prune(d: &Arc<Daemon>) -> ApiResult {
+    let mut deleted = Vec::new();
+    for h in d.containers.all() {
+        let r = h.lock().await.clone();
+        if !r.running() {
+            run::remove_files(d, &r);
+            deleted.push(r.id);
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
+
+/// Used by the images routes: a container using image `id`, if any.
+pub fn user_of_image(d: &Daemon, id: &berth_image::Digest) -> Option<String> {
+    for h in d.containers.all() {
+        if let Ok(r) = h.try_lock() {
+            if r.image_id == id.as_str() {
+                return Some(short(&r.id).to_string());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(70), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3700), "About an hour");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+}

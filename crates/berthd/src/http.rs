@@ -1,0 +1,265 @@
+//! HTTP plumbing for the Engine API: the body type, Docker's error shape and codes, JSON and
+//! streamed JSON responses, query strings, and request bodies read with a size cap.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Resp = Response<Body>;
+
+/// An error the API reports as `{"message": ...}` with Docker's status code.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+}
+
+pub type ApiResult = Result<Resp, ApiError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn empty_body() -> Body {
+    Empty::new().boxed()
+}
+
+fn with_type(mut r: Resp, ct: &'static str) -> Resp {
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
+
+/// A JSON response (`Content-Type: application/json` exactly: the docker CLI checks it).
+pub fn json<T: Serialize>(status: StatusCode, v: &T) -> Resp {
+    let mut bytes = serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec());
+    bytes.push(b'\n');
+    let mut r = Response::new(full(bytes));
+    *r.status_mut() = status;
+    with_type(r, "application/json")
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Resp {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    with_type(r, "text/plain; charset=utf-8")
+}
+
+pub fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(empty_body());
+    *r.status_mut() = status;
+    r
+}
+
+impl ApiError {
+    pub fn into_response(self) -> Resp {
+        if self.status == StatusCode::NOT_MODIFIED {
+            return empty(self.status);
+        }
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, message = self.message, "request failed");
+        }
+        json(
+            self.status,
+            &berth_api::ErrorResponse {
+                message: self.message,
+            },
+        )
+    }
+}
+
+/// A newline-delimited JSON stream: the headers go out at once, each `send` is one line.
+pub struct JsonStream {
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl JsonStream {
+    pub fn new() -> (JsonStream, Resp) {
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let body = StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+                .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+        );
+        let r = with_type(Response::new(BodyExt::boxed(body)), "application/json");
+        (JsonStream { tx }, r)
+    }
+
+    /// Sends one JSON line; false once the client has gone.
+    pub async fn send<T: Serialize>(&self, v: &T) -> bool {
+        let mut line = serde_json::to_vec(v).unwrap_or_default();
+        line.extend_from_slice(b"\r\n");
+        self.tx.send(Bytes::from(line)).await.is_ok()
+    }
+
+    /// From synchronous code (a blocking task).
+    pub fn send_blocking<T: Serialize>(&self, v: &T) -> bool {
+        let mut line = serde_json::to_vec(v).unwrap_or_default();
+        line.extend_from_slice(b"\r\n");
+        self.tx.blocking_send(Bytes::from(line)).is_ok()
+    }
+}
+
+/// A parsed query string (`a=1&b=x%20y`).
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        Query(
+            q.unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                    None => (percent_decode(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Docker's boolean parameters: `1`, `true`, `True` are true; absent, empty, `0`, `false` not.
+    pub fn bool(&self, k: &str) -> bool {
+        matches!(self.get(k), Some(v) if !matches!(v, "" | "0" | "false" | "False" | "FALSE"))
+    }
+
+    /// The `filters` parameter: `{"key":["v1","v2"]}` (or the old `{"key":{"v1":true}}`).
+    pub fn filters(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))?;
+        let mut out = Vec::new();
+        for (k, vals) in obj {
+            match vals {
+                serde_json::Value::Array(a) => {
+                    for x in a {
+                        out.push((k.clone(), x.as_str().unwrap_or_default().to_string()));
+                    }
+                }
+                serde_json::Value::Object(m) => {
+                    for (x, on) in m {
+                        if on.as_bool().unwrap_or(false) {
+                            out.push((k.clone(), x.clone()));
+                        }
+                    }
+                }
+                _ => return Err(ApiError::bad_request(format!("invalid filter {k}"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limit);
+    limited
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+}
+
+/// Parses a JSON request body; an empty body is `{}` (the docker CLI sends none at times).
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_decode_like_go() {
+        let q = Query::parse(Some(
+            "fromImage=127.0.0.1%3A5000%2Fbb&tag=latest&all=1&x=a+b&n",
+        ));
+        assert_eq!(q.get("fromImage"), Some("127.0.0.1:5000/bb"));
+        assert_eq!(q.get("x"), Some("a b"));
+        assert!(q.bool("all") && !q.bool("n") && !q.bool("missing"));
+        let f = Query::parse(Some(
+            "filters=%7B%22dangling%22%3A%5B%22true%22%5D%2C%22label%22%3A%7B%22a%22%3Atrue%7D%7D",
+        ));
+        let mut got = f.filters().unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("dangling".to_string(), "true".to_string()),
+                ("label".to_string(), "a".to_string())
+            ]
+        );
+        assert!(Query::parse(Some("filters=%7Bbad")).filters().is_err());
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

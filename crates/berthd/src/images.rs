@@ -1,0 +1,517 @@
+//! Image routes: pull (`POST /images/create`) with Docker's progress stream, list, inspect,
+//! history, tag, remove, prune, and `POST /auth`. The stores are synchronous (berth-image): each
+//! call runs on a blocking thread.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use berth_image::images::ImageRecord;
+use berth_image::manifest::{MAX_CONFIG, Platform};
+use berth_image::registry::{Credentials, RegistryClient, RegistryError};
+use berth_image::service::{Progress, PullError, RemoveError, Removed};
+use berth_image::{Digest, Reference};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::Daemon;
+use crate::http::{ApiError, ApiResult, JsonStream, Query, empty, json, parse_json, read_body};
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))
+}
+
+/// Credentials from `X-Registry-Auth` (base64url JSON, as the docker CLI sends them).
+fn registry_auth<T>(req: &Request<T>) -> Option<Credentials> {
+    let raw = req.headers().get("X-Registry-Auth")?.to_str().ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let username = v["username"].as_str().unwrap_or_default().to_string();
+    let password = v["password"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .or(v["identitytoken"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    (!username.is_empty() || !password.is_empty()).then_some(Credentials { username, password })
+}
+
+fn client_for(domain: &str, creds: Option<Credentials>) -> RegistryClient {
+    let c = RegistryClient::new();
+    match creds {
+        Some(cr) => c.with_credentials(domain, cr),
+        None => c,
+    }
+}
+
+fn pull_error(r: &Reference, e: &PullError) -> ApiError {
+    match e {
+        PullError::Registry(RegistryError::NotFound { .. }) => ApiError::not_found(format!(
+            "manifest for {} not found: manifest unknown: manifest unknown",
+            r.familiar()
+        )),
+        // dockerd answers "pull access denied" as not found: a 401 would make the CLI prompt.
+        PullError::Registry(RegistryError::Unauthorized { .. } | RegistryError::Denied(_)) => {
+            ApiError::not_found(format!(
+                "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
+                r.familiar_repository()
+            ))
+        }
+        PullError::Manifest(_) => ApiError::bad_request(e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+fn progress_bar(current: u64, total: u64) -> String {
+    let width = 50u64;
+    let filled = (current.min(total) * width).checked_div(total).unwrap_or(0) as usize;
+    let bar = if filled == 0 {
+        " ".repeat(width as usize)
+    } else {
+        format!(
+            "{}>{}",
+            "=".repeat(filled - 1),
+            " ".repeat(width as usize - filled)
+        )
+    };
+    format!("[{bar}] {}/{}", human(current), human(total))
+}
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.3}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.3}MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.3}kB", f / 1e3)
+    } else {
+        format!("{n}B")
+    }
+}
+
+/// Docker's JSON message for one progress event.
+fn progress_json(p: &Progress) -> Value {
+    match p {
+        Progress::Status {
+            id: Some(id),
+            status,
+        } => json!({"status": status, "id": id}),
+        Progress::Status { id: None, status } => json!({"status": status}),
+        Progress::Layer {
+            id,
+            status,
+            current: Some(c),
+            total,
+        } => json!({
+            "status": status,
+            "progressDetail": {"current": c, "total": total},
+            "progress": progress_bar(*c, total.unwrap_or(0)),
+            "id": id,
+        }),
+        Progress::Layer { id, status, .. } => {
+            json!({"status": status, "progressDetail": {}, "id": id})
+        }
+    }
+}
+
+/// The reference `fromImage` + `tag` name, as dockerd combines them.
+fn pull_reference(q: &Query) -> Result<Reference, ApiError> {
+    let from = q
+        .get("fromImage")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_string(),
+    };
+    Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=`: a pull. Failures before the first
+/// progress line are HTTP errors; later ones travel in the stream as `errorDetail`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    if q.get("fromSrc").is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "importing a rootfs tar (fromSrc) is not supported yet",
+        ));
+    }
+    let r = pull_reference(&q)?;
+    let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => Platform::parse(p).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        None => Platform::host(),
+    };
+    let client = client_for(r.domain(), registry_auth(&req));
+    let (stream, resp) = JsonStream::new();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let d = d.clone();
+    tokio::task::spawn_blocking(move || {
+        let first = Mutex::new(Some(first_tx));
+        let started = || {
+            if let Some(tx) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(Ok(()));
+            }
+        };
+        let on_progress = |p: Progress| {
+            started();
+            stream.send_blocking(&progress_json(&p));
+        };
+        let result = d.images.pull(&client, &r, &platform, &on_progress);
+        if let Err(e) = result {
+            tracing::warn!(image = %r, error = %e, "pull failed");
+            let api = pull_error(&r, &e);
+            match first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(tx) => {
+                    let _ = tx.send(Err(api));
+                }
+                None => {
+                    stream.send_blocking(&json!({
+                        "errorDetail": {"message": api.message},
+                        "error": api.message,
+                    }));
+                }
+            }
+        }
+    });
+    match first_rx.await {
+        Ok(Ok(())) => Ok(resp),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::internal("the pull ended without a result")),
+    }
+}
+
+fn unix_secs(rfc3339: &str) -> i64 {
+    berth_clock::parse_rfc3339(rfc3339).map_or(0, |n| n / 1_000_000_000)
+}
+
+fn read_config(d: &Daemon, rec: &ImageRecord) -> Value {
+    d.images
+        .content
+        .read(&rec.id, MAX_CONFIG)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn labels_of(config: &Value) -> Value {
+    match &config["config"]["Labels"] {
+        Value::Object(m) => Value::Object(m.clone()),
+        _ => json!({}),
+    }
+}
+
+/// Glob match for `reference=` filters (`*` within a path component).
+fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), s.as_bytes())
+}
+
+fn summary(d: &Daemon, rec: &ImageRecord) -> Value {
+    let config = read_config(d, rec);
+    let tags = rec.familiar_tags();
+    let digests = rec.familiar_digests();
+    json!({
+        "Id": rec.id.to_string(),
+        "ParentId": "",
+        "RepoTags": if tags.is_empty() { json!(["<none>:<none>"]) } else { json!(tags) },
+        "RepoDigests": if digests.is_empty() && tags.is_empty() { json!(["<none>@<none>"]) } else { json!(digests) },
+        "Created": unix_secs(&rec.created),
+        "Size": rec.size,
+        "VirtualSize": rec.size,
+        "SharedSize": -1,
+        "Labels": labels_of(&config),
+        "Containers": -1,
+    })
+}
+
+/// `GET /images/json`: filters `dangling`, `reference`, `label`.
+pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let filters = q.filters()?;
+    for (k, _) in &filters {
+        if !matches!(
+            k.as_str(),
+            "dangling" | "reference" | "label" | "before" | "since"
+        ) {
+            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+        }
+    }
+    let d = d.clone();
+    let out = blocking(move || {
+        d.images
+            .images
+            .list()
+            .into_iter()
+            .filter(|rec| {
+                filters.iter().all(|(k, v)| match k.as_str() {
+                    "dangling" => (v == "true" || v == "1") == rec.repo_tags.is_empty(),
+                    "reference" => rec.familiar_tags().iter().any(|t| {
+                        glob(v, t) || t.split(':').next().is_some_and(|repo| glob(v, repo))
+                    }),
+                    "label" => {
+                        let labels = labels_of(&read_config(&d, rec));
+                        match v.split_once('=') {
+                            Some((lk, lv)) => labels[lk].as_str() == Some(lv),
+                            None => labels.get(v).is_some(),
+                        }
+                    }
+                    _ => true,
+                })
+            })
+            .map(|rec| summary(&d, &rec))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &out))
+}
+
+fn resolve(d: &Daemon, name: &str) -> Result<ImageRecord, ApiError> {
+    d.images
+        .images
+        .resolve(name)
+        .map_err(|_| ApiError::not_found(format!("No such image: {name}")))
+}
+
+/// `GET /images/{name}/json`.
+pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let (d, name) = (d.clone(), name.to_string());
+    let v = blocking(move || -> Result<Value, ApiError> {
+        let rec = resolve(&d, &name)?;
+        let config = read_config(&d, &rec);
+        let layers = d.images.layer_dirs(&rec);
+        let lower = layers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        Ok(json!({
+            "Id": rec.id.to_string(),
+            "RepoTags": rec.familiar_tags(),
+            "RepoDigests": rec.familiar_digests(),
+            "Parent": "",
+            "Comment": config["comment"].as_str().unwrap_or_default(),
+            "Created": config["created"].as_str().unwrap_or(&rec.created),
+            "Container": "",
+            "ContainerConfig": config["container_config"],
+            "DockerVersion": config["docker_version"].as_str().unwrap_or_default(),
+            "Author": config["author"].as_str().unwrap_or_default(),
+            "Config": config["config"],
+            "Architecture": config["architecture"],
+            "Os": config["os"],
+            "Variant": config["variant"],
+            "Size": rec.size,
+            "VirtualSize": rec.size,
+            "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower}},
+            "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        }))
+    })
+    .await??;
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// `GET /images/{name}/history`: newest first, as `docker history` shows it.
+pub async fn history(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let (d, name) = (d.clone(), name.to_string());
+    let v = blocking(move || -> Result<Vec<Value>, ApiError> {
+        let rec = resolve(&d, &name)?;
+        let config = read_config(&d, &rec);
+        let history = config["history"].as_array().cloned().unwrap_or_default();
+        let sizes: Vec<u64> = rec
+            .chain
+            .iter()
+            .map(|c| d.images.layers.info(c).map_or(0, |i| i.size))
+            .collect();
+        let mut layer = 0;
+        let mut out = Vec::new();
+        for h in &history {
+            let empty = h["empty_layer"].as_bool().unwrap_or(false);
+            let size = if empty {
+                0
+            } else {
+                let s = sizes.get(layer).copied().unwrap_or(0);
+                layer += 1;
+                s
+            };
+            out.push(json!({
+                "Id": "<missing>",
+                "Created": unix_secs(h["created"].as_str().unwrap_or_default()),
+                "CreatedBy": h["created_by"].as_str().unwrap_or_default(),
+                "Tags": Value::Null,
+                "Size": size,
+                "Comment": h["comment"].as_str().unwrap_or_default(),
+            }));
+        }
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top["Id"] = json!(rec.id.to_string());
+            top["Tags"] = json!(rec.familiar_tags());
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub async fn tag(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let repo = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("repo is required"))?;
+    let full = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let target = Reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if target.digest().is_some() {
+        return Err(ApiError::bad_request(
+            "refusing to create a tag with a digest reference",
+        ));
+    }
+    let (d, name) = (d.clone(), name.to_string());
+    blocking(move || -> Result<(), ApiError> {
+        let rec = resolve(&d, &name)?;
+        d.images
+            .images
+            .tag(&rec.id, &target)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(())
+    })
+    .await??;
+    Ok(empty(StatusCode::CREATED))
+}
+
+fn removed_json(r: &[Removed]) -> Vec<Value> {
+    r.iter()
+        .map(|x| match x {
+            Removed::Untagged(t) => json!({"Untagged": t}),
+            Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
+        })
+        .collect()
+}
+
+/// `DELETE /images/{name}?force=`.
+pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let force = q.bool("force");
+    let (d, name) = (d.clone(), name.to_string());
+    let out = blocking(move || {
+        let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d, id);
+        d.images.remove(&name, force, &in_use).map_err(|e| match e {
+            RemoveError::Image(_) => ApiError::not_found(format!("No such image: {name}")),
+            other => ApiError::conflict(other.to_string()),
+        })
+    })
+    .await??;
+    Ok(json(StatusCode::OK, &removed_json(&out)))
+}
+
+/// `POST /images/prune`: dangling images by default, every unused one with `dangling=false`.
+pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let filters = q.filters()?;
+    let all = filters
+        .iter()
+        .any(|(k, v)| k == "dangling" && (v == "false" || v == "0"));
+    let d = d.clone();
+    let (deleted, reclaimed) = blocking(move || {
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for rec in d.images.images.list() {
+            if !all && !rec.repo_tags.is_empty() {
+                continue;
+            }
+            let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d, id);
+            if in_use(&rec.id).is_some() {
+                continue;
+            }
+            if let Ok(out) = d.images.remove(rec.id.as_str(), true, &in_use) {
+                reclaimed += rec.size;
+                deleted.extend(removed_json(&out));
+            }
+        }
+        (deleted, reclaimed)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
+}
+
+/// `POST /auth`: checks credentials against the registry (`docker login`).
+pub async fn auth(_d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 64 << 10).await?;
+    let v: Value = parse_json(&body)?;
+    let user = v["username"].as_str().unwrap_or_default().to_string();
+    let pass = v["password"].as_str().unwrap_or_default().to_string();
+    let server = v["serveraddress"].as_str().unwrap_or_default();
+    let host = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let domain = match host.as_str() {
+        "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    };
+    let client = client_for(
+        &domain,
+        Some(Credentials {
+            username: user,
+            password: pass,
+        }),
+    );
+    let checked = blocking(move || client.check(&domain)).await?;
+    match checked {
+        Ok(()) => Ok(json(
+            StatusCode::OK,
+            &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+        )),
+        Err(RegistryError::Unauthorized { .. }) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("login attempt to {server} failed with status: 401 Unauthorized"),
+        )),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_and_references() {
+        assert!(glob("bus*", "busybox"));
+        assert!(!glob("bus*", "a/busybox"));
+        assert!(glob("*/app", "user/app"));
+        let q = Query::parse(Some("fromImage=busybox&tag=1.36"));
+        assert_eq!(
+            pull_reference(&q).unwrap().to_string(),
+            "docker.io/library/busybox:1.36"
+        );
+        assert!(pull_reference(&Query::parse(Some("fromImage=Bad"))).is_err());
+        assert!(progress_bar(5, 10).starts_with("[========================>"));
+    }
+}

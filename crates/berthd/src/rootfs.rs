@@ -1,0 +1,107 @@
+//! A container's root filesystem: overlayfs of its image's layer dirs (top first) under a
+//! per-container `upper`/`work` pair, mounted at `merged` in the container's directory while it
+//! runs; plus the `hostname`, `hosts` and `resolv.conf` files bind-mounted into it.
+
+use std::path::{Path, PathBuf};
+
+use crate::http::ApiError;
+
+/// Longest overlayfs option string the kernel takes (one page).
+const MAX_OPTIONS: usize = 4000;
+
+pub fn merged(container_dir: &Path) -> PathBuf {
+    container_dir.join("merged")
+}
+
+/// Mounts the rootfs (idempotent: an existing mount is kept).
+pub fn mount(container_dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf, ApiError> {
+    let (upper, work, merged) = (
+        container_dir.join("upper"),
+        container_dir.join("work"),
+        merged(container_dir),
+    );
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", d.display())))?;
+    }
+    if is_mounted(&merged) {
+        return Ok(merged);
+    }
+    if lowers.is_empty() {
+        return Err(ApiError::internal("the image has no layers"));
+    }
+    let lower = lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    if data.len() > MAX_OPTIONS {
+        return Err(ApiError::internal(format!(
+            "the image has too many layers ({}) for one overlayfs mount",
+            lowers.len()
+        )));
+    }
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| ApiError::internal("a layer path holds a NUL byte"))?;
+    rustix::mount::mount(
+        "overlay",
+        &merged,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    )
+    .map_err(|e| ApiError::internal(format!("mounting the rootfs at {}: {e}", merged.display())))?;
+    Ok(merged)
+}
+
+/// Whether `p` is a mount point (per /proc/self/mountinfo).
+pub fn is_mounted(p: &Path) -> bool {
+    let want = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// Unmounts the rootfs (absent is fine).
+pub fn unmount(container_dir: &Path) {
+    let m = merged(container_dir);
+    while is_mounted(&m) {
+        if rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH).is_err() {
+            break;
+        }
+    }
+}
+
+/// Writes `hostname`, `hosts` and `resolv.conf` for the container.
+pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), ApiError> {
+    let w = |name: &str, text: String| {
+        let p = container_dir.join(name);
+        std::fs::write(&p, text)
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", p.display())))
+    };
+    w("hostname", format!("{hostname}\n"))?;
+    w(
+        "hosts",
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        ),
+    )?;
+    // No network yet: loopback only, so no resolver is reachable anyway; keep search/options
+    // from the host like Docker does, without host-local nameservers.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: String = host
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !(l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    w("resolv.conf", kept)
+}

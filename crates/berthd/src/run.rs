@@ -1,0 +1,607 @@
+//! Running containers through berth-containerd: start (rootfs, spec, FIFOs, task), the output
+//! pumps (FIFO → json-file log + attached clients), exits (from containerd's event stream, with
+//! Tasks.Wait as the truth), kill, stop, and removal. Per-container live state (`Live`) is kept
+//! in memory while a task exists.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_proto::v1::containers_client::ContainersClient;
+use berth_proto::v1::envelope::Event;
+use berth_proto::v1::events_client::EventsClient;
+use berth_proto::v1::tasks_client::TasksClient;
+use berth_proto::v1::{
+    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteTaskRequest, KillRequest, StartRequest, SubscribeRequest,
+};
+use berth_proto::with_namespace;
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, watch};
+
+use crate::Daemon;
+use crate::container::Handle;
+use crate::containerd::NAMESPACE;
+use crate::http::ApiError;
+use crate::logs::{LogWriter, Stream};
+
+/// What berthd keeps in memory per container (from its first use until its removal).
+pub struct Live {
+    /// Output chunks for attached clients.
+    pub output: broadcast::Sender<(Stream, Bytes)>,
+    /// None while a run is in progress; Some(exit code) once it ended and its output drained.
+    pub exited: watch::Sender<Option<i64>>,
+    /// Turns true when the container is removed.
+    pub removed: watch::Sender<bool>,
+    /// The write end of the container's stdin FIFO, when it has one.
+    pub stdin: Mutex<Option<std::fs::File>>,
+}
+
+#[derive(Default)]
+pub struct Runs {
+    live: Mutex<HashMap<String, Arc<Live>>>,
+}
+
+impl Runs {
+    pub fn get(&self, id: &str) -> Option<Arc<Live>> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The container's live state, made on first use; `exit` is its last known exit code.
+    pub fn ensure(&self, id: &str, exit: Option<i64>) -> Arc<Live> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Live {
+                    output: broadcast::channel(1024).0,
+                    exited: watch::channel(exit).0,
+                    removed: watch::channel(false).0,
+                    stdin: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets a removed container, telling whoever waits for its removal.
+    pub fn forget(&self, id: &str) {
+        if let Some(l) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+        {
+            let _ = l.removed.send(true);
+        }
+    }
+}
+
+fn grpc(e: tonic::Status) -> ApiError {
+    match e.code() {
+        tonic::Code::NotFound => ApiError::not_found(e.message().to_string()),
+        tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => {
+            ApiError::conflict(e.message().to_string())
+        }
+        tonic::Code::InvalidArgument => ApiError::bad_request(e.message().to_string()),
+        _ => ApiError::internal(e.message().to_string()),
+    }
+}
+
+fn req<T>(m: T) -> tonic::Request<T> {
+    with_namespace(NAMESPACE, m)
+}
+
+fn fifo_dir(d: &Daemon, id: &str) -> PathBuf {
+    d.exec_root.join("containers").join(id)
+}
+
+fn mkfifo(p: &Path) -> Result<(), ApiError> {
+    let _ = std::fs::remove_file(p);
+    rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", p.display())))
+}
+
+pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
+    d.containers.dir(id).join(format!("{id}-json.log"))
+}
+
+fn log_limits(host_config: &serde_json::Value) -> (Option<u64>, u32) {
+    let opts = &host_config["LogConfig"]["Config"];
+    let size = opts["max-size"].as_str().and_then(parse_size);
+    let files = opts["max-file"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    (size, files)
+}
+
+/// Docker's size strings: `10m`, `1g`, `512k`, plain bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_lowercase();
+    let (num, mult) = match s.trim_end_matches('b').chars().last()? {
+        'k' => (&s[..s.find('k')?], 1u64 << 10),
+        'm' => (&s[..s.find('m')?], 1 << 20),
+        'g' => (&s[..s.find('g')?], 1 << 30),
+        _ => (s.trim_end_matches('b'), 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mult as f64) as u64)
+}
+
+/// Copies one FIFO into the log and to attached clients until the container exits.
+async fn pump(
+    path: PathBuf,
+    stream: Stream,
+    log: Arc<Mutex<LogWriter>>,
+    out: broadcast::Sender<(Stream, Bytes)>,
+    mut exited: watch::Receiver<bool>,
+) {
+    let Ok(mut rx) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&path) else {
+        return;
+    };
+    // Our own write end: no EOF before the container's writers appear.
+    let keep = std::fs::OpenOptions::new().write(true).open(&path).ok();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut draining = false;
+    loop {
+        let n = if draining {
+            match tokio::time::timeout(Duration::from_millis(50), rx.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            }
+        } else {
+            tokio::select! {
+                r = rx.read(&mut buf) => r.unwrap_or(0),
+                _ = exited.changed() => { draining = true; continue; }
+            }
+        };
+        if n == 0 {
+            if draining {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let chunk = Bytes::copy_from_slice(&buf[..n]);
+        if let Ok(mut w) = log.lock() {
+            let _ = w.write(stream, &chunk, std::time::SystemTime::now());
+        }
+        let _ = out.send((stream, chunk));
+    }
+    drop(keep);
+}
+
+/// Starts a created or exited container.
+pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
+    let mut rec = h.lock().await;
+    if rec.running() {
+        return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
+    }
+    let id = rec.id.clone();
+    let image = d
+        .images
+        .images
+        .get(
+            &berth_image::Digest::parse(&rec.image_id)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        )
+        .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
+    let cdir = d.containers.dir(&id);
+    let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image))?;
+    let fifos = fifo_dir(d, &id);
+    std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (out_fifo, err_fifo, in_fifo) = (
+        fifos.join("stdout"),
+        fifos.join("stderr"),
+        fifos.join("stdin"),
+    );
+    mkfifo(&out_fifo)?;
+    if !rec.tty() {
+        mkfifo(&err_fifo)?;
+    }
+    if rec.open_stdin() {
+        mkfifo(&in_fifo)?;
+    }
+    let mut spec = rec.spec.clone();
+    spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
+    let mut containers = ContainersClient::new(d.containerd.channel.clone());
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    // A stale record from an earlier run goes first.
+    let _ = containers
+        .delete(req(DeleteContainerRequest { id: id.clone() }))
+        .await;
+    containers
+        .create(req(CreateContainerRequest {
+            container: Some(Container {
+                id: id.clone(),
+                spec: serde_json::to_vec(&spec).unwrap_or_default(),
+                runtime: String::new(),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .map_err(grpc)?;
+    let live = d.runs.ensure(&id, None);
+    live.exited.send_replace(None);
+    let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
+    let s = |p: &Path, on: bool| {
+        if on {
+            p.display().to_string()
+        } else {
+            String::new()
+        }
+    };
+    let created = tasks
+        .create(req(CreateTaskRequest {
+            container_id: id.clone(),
+            rootfs: rootfs.display().to_string(),
+            stdin: s(&in_fifo, rec.open_stdin()),
+            stdout: out_fifo.display().to_string(),
+            stderr: s(&err_fifo, !rec.tty()),
+            terminal: rec.tty(),
+        }))
+        .await;
+    if let Err(e) = created {
+        let _ = io.drain.send(true);
+        let _ = containers
+            .delete(req(DeleteContainerRequest { id: id.clone() }))
+            .await;
+        crate::rootfs::unmount(&cdir);
+        rec.state.error = e.message().to_string();
+        let _ = d.containers.save(&rec);
+        live.exited.send_replace(Some(rec.state.exit_code));
+        return Err(ApiError::new(
+            hyper::StatusCode::BAD_REQUEST,
+            format!("failed to create task for container: {}", e.message()),
+        ));
+    }
+    let stdin = if rec.open_stdin() {
+        std::fs::OpenOptions::new().write(true).open(&in_fifo).ok()
+    } else {
+        None
+    };
+    *live.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdin;
+    let started = tasks
+        .start(req(StartRequest {
+            container_id: id.clone(),
+            exec_id: String::new(),
+        }))
+        .await;
+    let pid = match started {
+        Ok(r) => r.into_inner().pid,
+        Err(e) => {
+            let _ = tasks
+                .kill(req(KillRequest {
+                    container_id: id.clone(),
+                    exec_id: String::new(),
+                    signal: 9,
+                    all: true,
+                }))
+                .await;
+            let _ = tasks
+                .delete(req(DeleteTaskRequest {
+                    container_id: id.clone(),
+                }))
+                .await;
+            let _ = containers
+                .delete(req(DeleteContainerRequest { id: id.clone() }))
+                .await;
+            let _ = io.drain.send(true);
+            crate::rootfs::unmount(&cdir);
+            rec.state.error = e.message().to_string();
+            rec.state.exit_code = 127;
+            let _ = d.containers.save(&rec);
+            live.exited.send_replace(Some(127));
+            return Err(ApiError::new(
+                hyper::StatusCode::BAD_REQUEST,
+                format!("failed to start container: {}", e.message()),
+            ));
+        }
+    };
+    rec.state = crate::container::State {
+        status: "running".into(),
+        pid,
+        exit_code: 0,
+        started_at: berth_clock::rfc3339_now(),
+        finished_at: "0001-01-01T00:00:00Z".into(),
+        oom_killed: false,
+        error: String::new(),
+    };
+    d.containers.save(&rec)?;
+    drop(rec);
+    spawn_waiter(d, h, &id, io);
+    Ok(())
+}
+
+/// The output side of a run: the pumps and the log they write.
+struct Io {
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    drain: watch::Sender<bool>,
+    log: Arc<Mutex<LogWriter>>,
+}
+
+/// Starts pumping the container's FIFOs into its log and to attached clients.
+fn open_io(
+    d: &Daemon,
+    id: &str,
+    tty: bool,
+    host_config: &serde_json::Value,
+) -> Result<Io, ApiError> {
+    let (size, files) = log_limits(host_config);
+    let log = LogWriter::open(&log_path(d, id), size, files)
+        .map_err(|e| ApiError::internal(format!("opening the log: {e}")))?;
+    let log = Arc::new(Mutex::new(log));
+    let out = d.runs.ensure(id, None).output.clone();
+    let (drain, drain_rx) = watch::channel(false);
+    let fifos = fifo_dir(d, id);
+    let mut streams = vec![(fifos.join("stdout"), Stream::Stdout)];
+    if !tty {
+        streams.push((fifos.join("stderr"), Stream::Stderr));
+    }
+    let pumps = streams
+        .into_iter()
+        .map(|(p, s)| tokio::spawn(pump(p, s, log.clone(), out.clone(), drain_rx.clone())))
+        .collect();
+    Ok(Io { pumps, drain, log })
+}
+
+/// Waits on the task (the truth), then drains the output and records the exit.
+fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
+    let (d2, h2, id2) = (d.clone(), h.clone(), id.to_string());
+    tokio::spawn(async move {
+        let mut tasks = TasksClient::new(d2.containerd.channel.clone());
+        let code = loop {
+            match tasks
+                .wait(req(berth_proto::v1::WaitRequest {
+                    container_id: id2.clone(),
+                    exec_id: String::new(),
+                }))
+                .await
+            {
+                Ok(w) => break i64::from(w.into_inner().exit_status),
+                Err(e) if e.code() == tonic::Code::NotFound => break 255,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let _ = io.drain.send(true);
+        for p in io.pumps {
+            let _ = p.await;
+        }
+        if let Ok(mut w) = io.log.lock() {
+            let _ = w.flush_partial();
+        }
+        let remove = finish(&d2, &h2, code).await;
+        d2.runs.ensure(&id2, None).exited.send_replace(Some(code));
+        if let Some(rec) = remove {
+            remove_files(&d2, &rec);
+        }
+    });
+}
+
+/// After a berthd restart: re-attach to the containers that still run (their output waited
+/// in the FIFOs, held open by the shims), and record the exits that happened meanwhile.
+pub async fn recover(d: &Arc<Daemon>) {
+    for h in d.containers.all() {
+        let (id, tty, running, hc) = {
+            let r = h.lock().await;
+            (r.id.clone(), r.tty(), r.running(), r.host_config.clone())
+        };
+        if !running {
+            continue;
+        }
+        let mut tasks = TasksClient::new(d.containerd.channel.clone());
+        let alive = tasks
+            .get(req(berth_proto::v1::GetRequest {
+                container_id: id.clone(),
+                exec_id: String::new(),
+            }))
+            .await
+            .is_ok();
+        d.runs.ensure(&id, None);
+        match open_io(d, &id, tty, &hc) {
+            Ok(io) if alive => spawn_waiter(d, &h, &id, io),
+            Ok(io) => {
+                let _ = io.drain.send(true);
+                let remove = finish(d, &h, 255).await;
+                d.runs.ensure(&id, None).exited.send_replace(Some(255));
+                if let Some(rec) = remove {
+                    remove_files(d, &rec);
+                }
+            }
+            Err(e) => tracing::warn!(id, error = e.message, "re-attaching"),
+        }
+    }
+}
+
+/// After an exit: delete the task, unmount, record the state. Returns the record when it is to
+/// be removed (auto-remove).
+async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::container::Record> {
+    let mut rec = h.lock().await;
+    let id = rec.id.clone();
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let _ = tasks
+        .delete(req(DeleteTaskRequest {
+            container_id: id.clone(),
+        }))
+        .await;
+    let mut containers = ContainersClient::new(d.containerd.channel.clone());
+    let _ = containers
+        .delete(req(DeleteContainerRequest { id: id.clone() }))
+        .await;
+    crate::rootfs::unmount(&d.containers.dir(&id));
+    let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
+    rec.state.status = "exited".into();
+    rec.state.exit_code = code;
+    rec.state.pid = 0;
+    rec.state.finished_at = berth_clock::rfc3339_now();
+    let _ = d.containers.save(&rec);
+    if let Some(l) = d.runs.get(&id) {
+        l.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+    rec.auto_remove().then(|| rec.clone())
+}
+
+/// Removes a stopped container's record, rootfs dirs and logs.
+pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
+    crate::rootfs::unmount(&d.containers.dir(&rec.id));
+    let _ = std::fs::remove_dir_all(fifo_dir(d, &rec.id));
+    d.containers.remove(rec);
+    d.runs.forget(&rec.id);
+}
+
+/// Sends a signal to the container's processes.
+pub async fn kill(d: &Arc<Daemon>, id: &str, signal: u32) -> Result<(), ApiError> {
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    tasks
+        .kill(req(KillRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+            signal,
+            all: false,
+        }))
+        .await
+        .map_err(grpc)?;
+    Ok(())
+}
+
+/// Waits for the running container `id` to exit, at most `timeout` (None = forever).
+pub async fn wait_exit(d: &Daemon, id: &str, timeout: Option<Duration>) -> Option<i64> {
+    let live = d.runs.ensure(id, None);
+    let mut rx = live.exited.subscribe();
+    let fut = async {
+        loop {
+            if let Some(c) = *rx.borrow() {
+                return Some(c);
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.ok().flatten(),
+        None => fut.await,
+    }
+}
+
+/// Stops a container: its stop signal, then SIGKILL after `timeout` seconds.
+pub async fn stop(d: &Arc<Daemon>, h: &Handle, timeout: Option<i64>) -> Result<(), ApiError> {
+    let (id, running, signal, default_timeout) = {
+        let rec = h.lock().await;
+        let sig = rec.config["StopSignal"]
+            .as_str()
+            .and_then(signal_number)
+            .unwrap_or(15);
+        let t = rec.config["StopTimeout"].as_i64().unwrap_or(10);
+        (rec.id.clone(), rec.running(), sig, t)
+    };
+    if !running {
+        return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
+    }
+    let t = timeout.unwrap_or(default_timeout);
+    if t != 0 {
+        let _ = kill(d, &id, signal).await;
+    }
+    let graceful = if t < 0 {
+        None
+    } else {
+        Some(Duration::from_secs(t as u64))
+    };
+    if t == 0 || wait_exit(d, &id, graceful).await.is_none() {
+        let _ = kill(d, &id, 9).await;
+        wait_exit(d, &id, Some(Duration::from_secs(30))).await;
+    }
+    Ok(())
+}
+
+/// Closes the container's stdin (the attached client's stdin ended).
+pub async fn close_stdin(d: &Arc<Daemon>, id: &str) {
+    if let Some(l) = d.runs.get(id) {
+        l.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let _ = tasks
+        .close_io(req(CloseIoRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+            stdin: true,
+        }))
+        .await;
+}
+
+/// Signal names and numbers as Docker accepts them (`SIGTERM`, `TERM`, `15`).
+pub fn signal_number(s: &str) -> Option<u32> {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let table = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// Watches containerd's events to log them; exits are handled by each container's waiter.
+pub async fn watch_events(d: Arc<Daemon>) {
+    loop {
+        let mut ev = EventsClient::new(d.containerd.channel.clone());
+        if let Ok(s) = ev
+            .subscribe(SubscribeRequest {
+                filters: vec![format!("namespace=={NAMESPACE}")],
+            })
+            .await
+        {
+            let mut s = s.into_inner();
+            while let Ok(Some(e)) = s.message().await {
+                if let Some(Event::Oom(o)) = e.event {
+                    if let Ok(h) = d.containers.find(&o.container_id) {
+                        let mut rec = h.lock().await;
+                        rec.state.oom_killed = true;
+                        let _ = d.containers.save(&rec);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

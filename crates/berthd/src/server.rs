@@ -1,0 +1,198 @@
+//! The Engine API server: unix-socket listeners, one hyper HTTP/1.1 connection task each (with
+//! upgrades, for attach), the version prefix (`/v1.45/...`, every route also unversioned), the
+//! headers every response carries, and the routing table.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use crate::Daemon;
+use crate::http::{ApiError, Resp, text};
+use crate::{ctr_routes, images, system};
+
+/// Binds a unix socket, replacing a stale one but never a live daemon's.
+pub async fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!("another daemon is listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let l = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("listening on {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    Ok(l)
+}
+
+/// Accepts connections until the listener fails.
+pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection");
+                continue;
+            }
+        };
+        let d = d.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let d = d.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
+            });
+            // Title-Case header names, as Go's server writes them.
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Compares API versions `a.b`.
+fn version_key(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
+    let method = req.method().clone();
+    let full_path = req.uri().path().to_string();
+    let (version, path) = berth_api::strip_version(&full_path);
+    let mut resp = match version.map(|v| (v, version_key(v))) {
+        Some((v, Some(key))) if key > version_key(berth_api::API_VERSION).unwrap_or((1, 45)) => {
+            ApiError::bad_request(format!(
+                "client version {v} is too new. Maximum supported API version is {}",
+                berth_api::API_VERSION
+            ))
+            .into_response()
+        }
+        Some((v, Some(key))) if key < version_key(berth_api::MIN_API_VERSION).unwrap_or((1, 24)) => {
+            ApiError::bad_request(format!(
+                "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+                berth_api::MIN_API_VERSION
+            ))
+            .into_response()
+        }
+        _ => {
+            let path = path.to_string();
+            match route(&d, &method, &path, req).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+    };
+    tracing::debug!(%method, path = full_path, status = %resp.status(), "request");
+    let h = resp.headers_mut();
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_static(berth_api::API_VERSION),
+    );
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    if let Ok(v) = HeaderValue::from_str(&format!("Berth/{} (linux)", env!("CARGO_PKG_VERSION"))) {
+        h.insert("Server", v);
+    }
+    resp
+}
+
+/// Splits `/images/NAME/ACTION` where NAME may itself contain slashes (route greedily).
+fn image_route(path: &str) -> Option<(String, &str)> {
+    let rest = path.strip_prefix("/images/")?;
+    for action in ["json", "history", "tag", "push", "get"] {
+        if let Some(name) = rest.strip_suffix(&format!("/{action}")) {
+            if !name.is_empty() {
+                return Some((name.to_string(), action));
+            }
+        }
+    }
+    (!rest.is_empty()).then(|| (rest.to_string(), ""))
+}
+
+async fn route(
+    d: &Arc<Daemon>,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let path = path.trim_end_matches('/');
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/_ping") => Ok(system::ping(method)),
+        (&Method::GET, "/version") => Ok(system::version(d)),
+        (&Method::GET, "/info") => Ok(system::info(d).await),
+        (&Method::POST, "/auth") => images::auth(d, req).await,
+        (&Method::GET, "/images/json") => images::list(d, req).await,
+        (&Method::POST, "/images/create") => images::create(d, req).await,
+        (&Method::POST, "/images/prune") => images::prune(d, req).await,
+        (&Method::POST, "/containers/create") => ctr_routes::create(d, req).await,
+        (&Method::GET, "/containers/json") => ctr_routes::list(d, req).await,
+        (&Method::POST, "/containers/prune") => ctr_routes::prune(d).await,
+        _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
+        _ => match (method, image_route(path)) {
+            (&Method::GET, Some((name, "json"))) => images::inspect(d, &name).await,
+            (&Method::GET, Some((name, "history"))) => images::history(d, &name).await,
+            (&Method::POST, Some((name, "tag"))) => images::tag(d, &name, req).await,
+            (&Method::DELETE, Some((name, _))) if !name.is_empty() => {
+                let name = path.trim_start_matches("/images/").to_string();
+                images::remove(d, &name, req).await
+            }
+            _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
+        },
+    }
+}
+
+async fn container_route(
+    d: &Arc<Daemon>,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let rest = path.trim_start_matches("/containers/");
+    let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match (method, action) {
+        (&Method::GET, "json") => ctr_routes::inspect(d, name).await,
+        (&Method::POST, "start") => ctr_routes::start(d, name).await,
+        (&Method::POST, "stop") => ctr_routes::stop(d, name, req).await,
+        (&Method::POST, "restart") => ctr_routes::restart(d, name, req).await,
+        (&Method::POST, "kill") => ctr_routes::kill(d, name, req).await,
+        (&Method::POST, "wait") => ctr_routes::wait(d, name, req).await,
+        (&Method::POST, "attach") => ctr_routes::attach(d, name, req).await,
+        (&Method::GET, "logs") => ctr_routes::logs(d, name, req).await,
+        (&Method::POST, "rename") => ctr_routes::rename(d, name, req).await,
+        (&Method::DELETE, "") => ctr_routes::remove(d, name, req).await,
+        _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_with_slashes_route_greedily() {
+        assert_eq!(
+            image_route("/images/127.0.0.1:5000/a/b:1/json"),
+            Some(("127.0.0.1:5000/a/b:1".to_string(), "json"))
+        );
+        assert_eq!(
+            image_route("/images/busybox"),
+            Some(("busybox".to_string(), ""))
+        );
+        assert_eq!(image_route("/images/"), None);
+        assert!(version_key("1.41") < version_key("1.45"));
+    }
+}

@@ -1,0 +1,177 @@
+//! System routes: `/_ping`, `/version`, `/info`, with the fields the docker CLI, docker-py and
+//! compose read.
+
+use std::sync::Arc;
+
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::Daemon;
+use crate::http::{Resp, empty, json, text};
+
+pub fn ping(method: &Method) -> Resp {
+    let mut r = if method == Method::HEAD {
+        empty(StatusCode::OK)
+    } else {
+        text(StatusCode::OK, "OK")
+    };
+    let h = r.headers_mut();
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert("Pragma", HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn kernel_version() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        other => other,
+    }
+}
+
+fn go_arch() -> String {
+    berth_image::manifest::Platform::host().architecture
+}
+
+pub fn version(_d: &Daemon) -> Resp {
+    let v = env!("CARGO_PKG_VERSION");
+    json(
+        StatusCode::OK,
+        &json!({
+            "Platform": {"Name": "Berth"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": v,
+                "Details": {
+                    "ApiVersion": berth_api::API_VERSION,
+                    "MinAPIVersion": berth_api::MIN_API_VERSION,
+                    "Os": "linux",
+                    "Arch": go_arch(),
+                    "KernelVersion": kernel_version(),
+                    "Experimental": "false",
+                },
+            }],
+            "Version": v,
+            "ApiVersion": berth_api::API_VERSION,
+            "MinAPIVersion": berth_api::MIN_API_VERSION,
+            "GitCommit": "berth",
+            "GoVersion": "rust",
+            "Os": "linux",
+            "Arch": go_arch(),
+            "KernelVersion": kernel_version(),
+            "BuildTime": "",
+        }),
+    )
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+pub async fn info(d: &Arc<Daemon>) -> Resp {
+    let images = {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || d.images.images.list().len())
+            .await
+            .unwrap_or(0)
+    };
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    json(
+        StatusCode::OK,
+        &json!({
+            "ID": d.id,
+            "Containers": 0,
+            "ContainersRunning": 0,
+            "ContainersPaused": 0,
+            "ContainersStopped": 0,
+            "Images": images,
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+            "MemoryLimit": true,
+            "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "CPUShares": true,
+            "CPUSet": true,
+            "PidsLimit": true,
+            "IPv4Forwarding": true,
+            "Debug": false,
+            "NFd": 0,
+            "NGoroutines": 0,
+            "SystemTime": berth_clock::rfc3339_now(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version(),
+            "NEventsListener": 0,
+            "KernelVersion": kernel_version(),
+            "OperatingSystem": os_name(),
+            "OSVersion": "",
+            "OSType": "linux",
+            "Architecture": arch(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                "IndexConfigs": {},
+                "Mirrors": [],
+            },
+            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "MemTotal": mem_total(),
+            "DockerRootDir": d.data_root.display().to_string(),
+            "Name": hostname,
+            "Labels": [],
+            "ExperimentalBuild": false,
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Runtimes": {"berth-runc": {"path": "berth-runc"}, "runc": {"path": "runc"}},
+            "DefaultRuntime": "berth-runc",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "LiveRestoreEnabled": true,
+            "Isolation": "",
+            "InitBinary": "",
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Warnings": [],
+        }),
+    )
+}

@@ -1,0 +1,184 @@
+//! Shared setup of the berthd tests: the daemon under test on private roots, the real docker
+//! CLI pointed at it (its own config directory), and a raw HTTP client for the requests the CLI
+//! would never send.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+pub use berth_testkit::{TestRoots, wait_for};
+
+/// The Debian docker CLI (20.10, API 1.41): the client users already have.
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// A berthd under test, stopped on drop.
+pub struct Berthd {
+    child: Child,
+    pub roots: TestRoots,
+    cli_config: tempfile::TempDir,
+}
+
+impl Berthd {
+    pub fn start() -> Berthd {
+        let roots = TestRoots::new().unwrap();
+        #[allow(clippy::disallowed_methods)] // the daemon under test
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--data-root")
+            .arg(roots.data_root())
+            .arg("--exec-root")
+            .arg(roots.exec_root())
+            .arg("-H")
+            .arg(format!("unix://{}", roots.api_socket().display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sock = roots.api_socket();
+        wait_for(Duration::from_secs(10), "the Engine API socket", || {
+            UnixStream::connect(&sock).is_ok()
+        })
+        .unwrap();
+        Berthd {
+            child,
+            roots,
+            cli_config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.roots.api_socket().display())
+    }
+
+    /// Runs the docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        #[allow(clippy::disallowed_methods)] // the real client against the daemon under test
+        std::process::Command::new(DOCKER)
+            .env("DOCKER_CONFIG", self.cli_config.path())
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the docker CLI and insists it succeeds; returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends one raw HTTP/1.1 request; returns (status, headers, body).
+    pub fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
+        let mut s = UnixStream::connect(self.roots.api_socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+}
+
+/// Shuts down every shim under `exec_root` (each force-deletes its container) and unmounts
+/// whatever is still mounted under `data_root`: what a failed test may leave behind.
+fn sweep(exec_root: &std::path::Path, data_root: &std::path::Path) {
+    let list = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for ns in list(&exec_root.join("tasks")) {
+        for task in list(&ns) {
+            if let Ok(mut s) = UnixStream::connect(task.join("shim.sock")) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.write_all(b"{\"op\":\"shutdown\"}\n");
+                let _ = s.read(&mut [0u8; 256]);
+            }
+        }
+    }
+    let prefix = data_root.display().to_string();
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    for m in mounts.iter().rev() {
+        let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Mount points under `dir`.
+pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+/// Live shim processes serving this daemon's containers.
+pub fn shims_of(d: &Berthd) -> usize {
+    let root = d.roots.exec_root().display().to_string();
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.contains("berth-shim") && c.contains(&root)
+                    })
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        let _cleanup = SweepOnDrop(self.roots.exec_root(), self.roots.data_root());
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct SweepOnDrop(std::path::PathBuf, std::path::PathBuf);
+
+impl Drop for SweepOnDrop {
+    fn drop(&mut self) {
+        sweep(&self.0, &self.1);
+    }
+}

@@ -1,0 +1,206 @@
+//! Images through the real docker CLI against berthd and a real registry on loopback: pull
+//! (anonymous and with `docker login`), images, inspect, history, tag, rmi, prune; and pulls of
+//! broken or hostile images that must fail cleanly and leave the store as it was.
+
+mod common;
+
+use berth_testkit::{BusyboxImage, Registry};
+use common::Berthd;
+
+fn count_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|rd| rd.count()).unwrap_or(0)
+}
+
+/// The stores hold nothing: no layers, no blobs, no image records.
+fn assert_store_empty(d: &Berthd) {
+    let data = d.roots.data_root();
+    let layers: Vec<_> = std::fs::read_dir(data.join("layers"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(layers.is_empty(), "layers left: {layers:?}");
+    assert_eq!(
+        count_entries(&data.join("content/blobs/sha256")),
+        0,
+        "blobs left"
+    );
+    assert_eq!(
+        count_entries(&data.join("content/ingest")),
+        0,
+        "ingests left"
+    );
+    assert_eq!(
+        count_entries(&data.join("meta/images")),
+        0,
+        "image records left"
+    );
+}
+
+#[test]
+fn pull_list_inspect_tag_and_remove_with_the_docker_cli() {
+    let reg = Registry::start().unwrap();
+    let img = BusyboxImage::build().unwrap();
+    reg.push_image(&img, "bb", "latest").unwrap();
+    let d = Berthd::start();
+    let name = format!("{}/bb:latest", reg.host());
+
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let again = d.docker_ok(&["pull", &name]);
+    assert!(again.contains("Image is up to date"), "{again}");
+
+    let listed = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let short = &img.config.digest[7..19];
+    assert_eq!(listed.trim(), format!("{}/bb:latest {short}", reg.host()));
+
+    let inspect = d.docker_ok(&["image", "inspect", &name]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Id"], img.config.digest.as_str());
+    assert_eq!(v[0]["RootFS"]["Layers"][0], img.diff_id.as_str());
+    assert_eq!(v[0]["Config"]["Cmd"][0], "sh");
+    assert_eq!(v[0]["Os"], "linux");
+    // The layer is unpacked where GraphDriver says, ready for overlayfs.
+    let lower = v[0]["GraphDriver"]["Data"]["LowerDir"].as_str().unwrap();
+    assert!(std::path::Path::new(lower).join("bin/busybox").is_file());
+    let hist = d.docker_ok(&["history", "--format", "{{.CreatedBy}}", &name]);
+    assert!(hist.contains("berth-testkit"), "{hist}");
+
+    d.docker_ok(&["tag", &name, "mine:v1"]);
+    let by_id = d.docker_ok(&["images", "-q"]);
+    assert_eq!(by_id.lines().count(), 2, "one image, two tags: {by_id}");
+    let out = d.docker_ok(&["rmi", "mine:v1"]);
+    assert_eq!(out.trim(), "Untagged: mine:v1");
+    let out = d.docker_ok(&["rmi", &name]);
+    assert!(out.contains(&format!("Untagged: {name}")), "{out}");
+    assert!(
+        out.contains(&format!("Deleted: {}", img.config.digest)),
+        "{out}"
+    );
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert_store_empty(&d);
+
+    let out = d.docker(&["image", "inspect", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such image: nope"));
+}
+
+#[test]
+fn login_then_pull_from_a_registry_with_basic_auth() {
+    let reg = Registry::start_with_auth("berth", "s3cret").unwrap();
+    let img = BusyboxImage::build().unwrap();
+    reg.push_image(&img, "private/bb", "v1").unwrap();
+    let d = Berthd::start();
+    let name = format!("{}/private/bb:v1", reg.host());
+
+    let out = d.docker(&["pull", &name]);
+    assert!(!out.status.success(), "pulled without credentials");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pull access denied") || err.contains("unauthorized"),
+        "{err}"
+    );
+
+    let bad = d.docker(&["login", "-u", "berth", "-p", "wrong", &reg.host()]);
+    assert!(!bad.status.success());
+    let ok = d.docker_ok(&["login", "-u", "berth", "-p", "s3cret", &reg.host()]);
+    assert!(ok.contains("Login Succeeded"), "{ok}");
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
+}
+
+#[test]
+fn broken_and_hostile_images_fail_and_leave_the_store_as_it_was() {
+    let reg = Registry::start().unwrap();
+    let d = Berthd::start();
+
+    // Unknown tag: a clear error, nothing stored.
+    let out = d.docker(&["pull", &format!("{}/nothing:here", reg.host())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not found"), "{err}");
+
+    // A config that lies about its layer's content.
+    let tar = berth_testkit::busybox::layer_tar().unwrap();
+    let liar = BusyboxImage::from_layer_tar(
+        &tar,
+        Some("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+    )
+    .unwrap();
+    reg.push_image(&liar, "liar", "latest").unwrap();
+    let out = d.docker(&["pull", &format!("{}/liar", reg.host())]);
+    assert!(!out.status.success(), "a lying image was pulled");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("does not match"), "{text}");
+
+    // A layer that climbs out with "..".
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..14].copy_from_slice(b"../../../pwned");
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    let evil = BusyboxImage::from_layer_tar(&b.into_inner().unwrap(), None).unwrap();
+    reg.push_image(&evil, "evil", "latest").unwrap();
+    let out = d.docker(&["pull", &format!("{}/evil", reg.host())]);
+    assert!(!out.status.success(), "a hostile layer was pulled");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"..\""), "{text}");
+    assert!(!d.roots.data_root().join("pwned").exists());
+    assert!(!d.roots.path().join("pwned").exists());
+
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert_store_empty(&d);
+}
+
+#[test]
+fn the_api_answers_like_docker_on_the_wire() {
+    let d = Berthd::start();
+    let (status, head, body) = d.raw("GET", "/_ping", b"");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert!(head.contains("Api-Version: 1.45"), "{head}");
+    assert!(head.to_lowercase().contains("ostype: linux"), "{head}");
+    let (status, _, body) = d.raw("GET", "/v1.41/version", b"");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ApiVersion"], "1.45");
+    assert_eq!(v["MinAPIVersion"], "1.24");
+    let (status, _, body) = d.raw("GET", "/v9.99/version", b"");
+    assert_eq!(status, 400);
+    assert!(body.contains("too new"), "{body}");
+    let (status, _, body) = d.raw("GET", "/nowhere", b"");
+    assert_eq!((status, body.trim()), (404, "404 page not found"));
+    let (status, head, body) = d.raw("GET", "/images/nope/json", b"");
+    assert_eq!(status, 404);
+    assert!(
+        head.contains("Content-Type: application/json\r\n")
+            || head.ends_with("Content-Type: application/json"),
+        "{head}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"],
+        "No such image: nope"
+    );
+    let (status, _, body) = d.raw("POST", "/images/create?fromImage=Bad%20Name", b"");
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = d.raw("POST", "/auth", b"{not json");
+    assert_eq!(status, 400);
+    let (status, _, body) = d.raw("GET", "/images/json?filters=%7Bbad", b"");
+    assert_eq!(status, 400, "{body}");
+
+    let info = d.docker_ok(&[
+        "info",
+        "--format",
+        "{{.ServerVersion}} {{.Driver}} {{.OSType}}",
+    ]);
+    assert_eq!(
+        info.trim(),
+        format!("{} overlay2 linux", env!("CARGO_PKG_VERSION"))
+    );
+    let ver = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(ver.trim(), "1.45");
+}
