@@ -110,7 +110,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         user_root: &user_root,
         container_dir: &dir.display().to_string(),
         hard_nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
-        cgroup_parent: "/berth",
+        cgroup_parent: &d.cgroup_parent,
         netns_path: None,
     })
     .map_err(|e| cleanup(ApiError::bad_request(e.to_string())))?;

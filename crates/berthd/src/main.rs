@@ -54,6 +54,9 @@ struct Cli {
     /// Address and prefix of the default bridge.
     #[arg(long)]
     bip: Option<String>,
+    /// Parent cgroup of the containers' cgroups.
+    #[arg(long, default_value = "/berth")]
+    cgroup_parent: String,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -64,6 +67,7 @@ pub struct Daemon {
     pub id: String,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub cgroup_parent: String,
     pub images: berth_image::service::ImageService,
     pub containers: container::Store,
     pub runs: run::Runs,
@@ -124,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         id: daemon_id(&cli.data_root)?,
         data_root: cli.data_root.clone(),
         exec_root: cli.exec_root.clone(),
+        cgroup_parent: format!("/{}", cli.cgroup_parent.trim_matches('/')),
         images,
         containers: container::Store::open(&cli.data_root.join("containers")),
         runs: run::Runs::default(),
@@ -146,7 +151,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Containers keep running under their shims; our own containerd stops (when we started it).
     d.containerd.stop();
+    remove_cgroup_parent(&d.cgroup_parent);
     Ok(())
+}
+
+/// Removes the containers' parent cgroup from every hierarchy where it is empty (no
+/// containers left); one that still has containers stays.
+fn remove_cgroup_parent(parent: &str) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if matches!(fields.get(sep + 1), Some(&"cgroup") | Some(&"cgroup2")) {
+            if let Some(mnt) = fields.get(4) {
+                let _ = std::fs::remove_dir(format!("{mnt}{parent}"));
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {

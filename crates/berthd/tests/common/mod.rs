@@ -14,6 +14,17 @@ pub use berth_testkit::{TestRoots, wait_for};
 /// The Debian docker CLI (20.10, API 1.41): the client users already have.
 pub const DOCKER: &str = "/usr/bin/docker";
 
+/// This daemon's own parent cgroup (tests run side by side).
+pub fn cgroup_parent(roots: &TestRoots) -> String {
+    let name = roots
+        .path()
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    format!("/berth-test-{name}")
+}
+
 /// A berthd under test, stopped on drop.
 pub struct Berthd {
     child: Child,
@@ -32,6 +43,8 @@ impl Berthd {
             .arg(roots.exec_root())
             .arg("-H")
             .arg(format!("unix://{}", roots.api_socket().display()))
+            .arg("--cgroup-parent")
+            .arg(cgroup_parent(&roots))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -101,7 +114,7 @@ impl Berthd {
 
 /// Shuts down every shim under `exec_root` (each force-deletes its container) and unmounts
 /// whatever is still mounted under `data_root`: what a failed test may leave behind.
-fn sweep(exec_root: &std::path::Path, data_root: &std::path::Path) {
+fn sweep(exec_root: &std::path::Path, data_root: &std::path::Path, cgroup_parent: &str) {
     let list = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
         std::fs::read_dir(d)
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -126,6 +139,12 @@ fn sweep(exec_root: &std::path::Path, data_root: &std::path::Path) {
     for m in mounts.iter().rev() {
         let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
     }
+    for hierarchy in list(std::path::Path::new("/sys/fs/cgroup")) {
+        let _ = std::fs::remove_dir(hierarchy.join(cgroup_parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir(
+        std::path::Path::new("/sys/fs/cgroup").join(cgroup_parent.trim_start_matches('/')),
+    );
 }
 
 /// Mount points under `dir`.
@@ -158,7 +177,11 @@ pub fn shims_of(d: &Berthd) -> usize {
 
 impl Drop for Berthd {
     fn drop(&mut self) {
-        let _cleanup = SweepOnDrop(self.roots.exec_root(), self.roots.data_root());
+        let _cleanup = SweepOnDrop(
+            self.roots.exec_root(),
+            self.roots.data_root(),
+            cgroup_parent(&self.roots),
+        );
         if let Ok(pid) = i32::try_from(self.child.id()) {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
@@ -175,10 +198,10 @@ impl Drop for Berthd {
     }
 }
 
-struct SweepOnDrop(std::path::PathBuf, std::path::PathBuf);
+struct SweepOnDrop(std::path::PathBuf, std::path::PathBuf, String);
 
 impl Drop for SweepOnDrop {
     fn drop(&mut self) {
-        sweep(&self.0, &self.1);
+        sweep(&self.0, &self.1, &self.2);
     }
 }
