@@ -18,6 +18,22 @@ pub struct Containerd {
     pub channel: Channel,
     /// Set when berthd started it (and so stops it).
     child: std::sync::Mutex<Option<std::process::Child>>,
+    /// A containerd an earlier berthd of this exec root started and left running: ours to stop.
+    adopted: Option<rustix::process::Pid>,
+}
+
+/// The pid in `<exec>/containerd.pid`, if that process is still a berth-containerd.
+fn adopted_pid(exec_root: &Path) -> Option<rustix::process::Pid> {
+    let raw: i32 = std::fs::read_to_string(exec_root.join("containerd.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read(format!("/proc/{raw}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmd)
+        .contains("berth-containerd")
+        .then(|| rustix::process::Pid::from_raw(raw))
+        .flatten()
 }
 
 fn find_binary(name: &str) -> PathBuf {
@@ -48,6 +64,7 @@ impl Containerd {
                 socket,
                 channel,
                 child: Default::default(),
+                adopted: None,
             });
         }
         let socket = exec_root.join("containerd.sock");
@@ -58,6 +75,7 @@ impl Containerd {
                 socket,
                 channel,
                 child: Default::default(),
+                adopted: adopted_pid(exec_root),
             });
         }
         let bin = find_binary("berth-containerd");
@@ -80,6 +98,7 @@ impl Containerd {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut child = child;
+        let _ = std::fs::write(exec_root.join("containerd.pid"), child.id().to_string());
         for _ in 0..500 {
             if tokio::net::UnixStream::connect(&socket).await.is_ok() {
                 let channel = connect(&socket).await?;
@@ -87,6 +106,7 @@ impl Containerd {
                     socket,
                     channel,
                     child: std::sync::Mutex::new(Some(child)),
+                    adopted: None,
                 });
             }
             if let Ok(Some(st)) = child.try_wait() {
@@ -104,6 +124,15 @@ impl Containerd {
 
     /// Stops the containerd berthd started (containers keep running under their shims).
     pub fn stop(&self) {
+        if let Some(pid) = self.adopted {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            for _ in 0..200 {
+                if !Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let taken = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut child) = taken {
             if let Some(pid) = i32::try_from(child.id())

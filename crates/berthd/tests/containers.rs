@@ -211,3 +211,39 @@ fn bad_input_gets_dockers_errors_and_changes_nothing() {
     d.docker_ok(&["container", "prune", "-f"]);
     assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn containers_and_their_logs_survive_a_berthd_crash() {
+    let (_reg, d, image) = daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        &image,
+        "sh",
+        "-c",
+        "echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo during; exec sleep 1000",
+    ]);
+    common::wait_for(std::time::Duration::from_secs(10), "the first line", || {
+        String::from_utf8_lossy(&d.docker(&["logs", "ticker"]).stdout) == "before\n"
+    })
+    .unwrap();
+    let merged = d.docker_ok(&["inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", "ticker"]);
+    let d = d.crash_and_restart_with(|| {
+        // While berthd is down the container writes more.
+        std::fs::write(std::path::Path::new(merged.trim()).join("tmp/go"), b"").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    });
+    let st = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(st.trim(), "ticker running");
+    common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the line written meanwhile",
+        || String::from_utf8_lossy(&d.docker(&["logs", "ticker"]).stdout) == "before\nduring\n",
+    )
+    .unwrap();
+    d.docker_ok(&["rm", "-f", "ticker"]);
+    assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
+    assert_eq!(common::shims_of(&d), 0);
+}

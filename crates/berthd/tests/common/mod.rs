@@ -27,14 +27,17 @@ pub fn cgroup_parent(roots: &TestRoots) -> String {
 
 /// A berthd under test, stopped on drop.
 pub struct Berthd {
-    child: Child,
+    child: Option<Child>,
     pub roots: TestRoots,
     cli_config: tempfile::TempDir,
 }
 
 impl Berthd {
     pub fn start() -> Berthd {
-        let roots = TestRoots::new().unwrap();
+        Berthd::start_on(TestRoots::new().unwrap(), tempfile::tempdir().unwrap())
+    }
+
+    fn start_on(roots: TestRoots, cli_config: tempfile::TempDir) -> Berthd {
         #[allow(clippy::disallowed_methods)] // the daemon under test
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
             .arg("--data-root")
@@ -54,10 +57,29 @@ impl Berthd {
         })
         .unwrap();
         Berthd {
-            child,
+            child: Some(child),
             roots,
-            cli_config: tempfile::tempdir().unwrap(),
+            cli_config,
         }
+    }
+
+    /// kill -9 the daemon (its containerd and containers stay), then start it again on the
+    /// same roots.
+    pub fn crash_and_restart(self) -> Berthd {
+        self.crash_and_restart_with(|| {})
+    }
+
+    /// Like `crash_and_restart`, running `meanwhile` while no berthd runs.
+    pub fn crash_and_restart_with(mut self, meanwhile: impl FnOnce()) -> Berthd {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        meanwhile();
+        let roots = std::mem::replace(&mut self.roots, TestRoots::new().unwrap());
+        let cli = std::mem::replace(&mut self.cli_config, tempfile::tempdir().unwrap());
+        drop(self);
+        Berthd::start_on(roots, cli)
     }
 
     pub fn host(&self) -> String {
@@ -177,24 +199,27 @@ pub fn shims_of(d: &Berthd) -> usize {
 
 impl Drop for Berthd {
     fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return; // handed over by crash_and_restart
+        };
         let _cleanup = SweepOnDrop(
             self.roots.exec_root(),
             self.roots.data_root(),
             cgroup_parent(&self.roots),
         );
-        if let Ok(pid) = i32::try_from(self.child.id()) {
+        if let Ok(pid) = i32::try_from(child.id()) {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
         }
         for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
