@@ -11,6 +11,7 @@ PACKAGES=(
   iproute2 nftables iptables
   runc                # the reference runtime conformance checks compare with
   docker.io           # dockerd 20.10 + containerd: tests run berth-runc as a Docker runtime
+  python3-docker      # docker-py, the Python SDK the compatibility tests drive berthd with
   ca-certificates curl
 )
 missing=()

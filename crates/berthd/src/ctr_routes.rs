@@ -74,10 +74,31 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .map(|v| v["config"].clone())
         .unwrap_or(Value::Null);
-    let host_config = create
+    let mut host_config = create
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))
         .unwrap_or_else(|| json!({}));
+    if !host_config.is_object() {
+        return Err(ApiError::bad_request("HostConfig must be a JSON object"));
+    }
+    // The defaults dockerd fills in, which clients read back.
+    if host_config["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        host_config["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    }
+    if host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        host_config["NetworkMode"] = json!("default");
+    }
+    if !host_config["RestartPolicy"].is_object() {
+        host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    }
     let argv = crate::spec::command(&create, &image_config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let dir = d.containers.dir(&id);

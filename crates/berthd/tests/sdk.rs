@@ -1,0 +1,61 @@
+//! The Python docker SDK (docker-py, as users script Docker) against berthd: pull, run with
+//! output, detached run, inspect, kill, wait, remove, and its NotFound on a missing image.
+
+mod common;
+
+use berth_testkit::{BusyboxImage, Registry};
+use common::Berthd;
+
+const SCRIPT: &str = r#"
+import sys, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1])
+image = sys.argv[2]
+assert c.ping()
+assert c.version()["ApiVersion"] == "1.45"
+c.images.pull(image)
+assert c.images.get(image).attrs["Config"]["Cmd"] == ["sh"]
+out = c.containers.run(image, "echo hi from python", remove=True)
+assert out == b"hi from python\n", out
+ct = c.containers.run(image, "sleep 1000", detach=True, name="py")
+ct.reload()
+assert ct.status == "running", ct.status
+assert c.containers.get("py").attrs["State"]["Running"] is True
+ct.kill()
+assert ct.wait()["StatusCode"] == 137
+ct.remove()
+try:
+    c.containers.get("py")
+    raise SystemExit("removed container still found")
+except docker.errors.NotFound:
+    pass
+try:
+    c.images.get("no/such-image")
+    raise SystemExit("missing image found")
+except docker.errors.ImageNotFound:
+    pass
+print("sdk ok")
+"#;
+
+#[test]
+fn the_python_docker_sdk_works() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb:latest", reg.host());
+    #[allow(clippy::disallowed_methods)] // the real SDK, as users run it
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(d.roots.api_socket())
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-py failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sdk ok");
+}
