@@ -322,7 +322,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "ExecIDs": null,
+            "ExecIDs": d.execs.of(&r.id),
             "HostConfig": r.host_config,
             "GraphDriver": {"Name": "overlay2", "Data": {
                 "MergedDir": p("merged"), "UpperDir": p("upper"), "WorkDir": p("work"),
@@ -446,97 +446,143 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     Ok(resp)
 }
 
-/// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=`: upgrades the connection
-/// and relays the container's output (stdcopy-framed unless it has a TTY) and the client's
-/// stdin; ends when the container exits.
-pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
-    let q = Query::parse(req.uri().query());
-    let h = d.containers.find(name)?;
-    let (id, tty, running, last) = {
-        let r = h.lock().await;
-        (r.id.clone(), r.tty(), r.running(), r.state.exit_code)
+/// Where a hijacked connection's stdin goes.
+pub enum StdinTarget {
+    /// The container's own stdin (attach).
+    Container(String),
+    /// An exec's stdin FIFO.
+    Exec {
+        container: String,
+        exec_id: String,
+        file: Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    },
+}
+
+/// What a hijacked connection relays.
+pub struct Relay {
+    pub tty: bool,
+    pub want_out: bool,
+    pub want_err: bool,
+    pub stdin: Option<StdinTarget>,
+}
+
+/// Copies output (stdcopy-framed unless TTY) to the client and the client's stdin to the
+/// process, until `exited` turns Some; then sends what is queued and closes.
+pub async fn relay(
+    d: Arc<Daemon>,
+    upgraded: hyper::upgrade::Upgraded,
+    mut output: tokio::sync::broadcast::Receiver<(Stream, Bytes)>,
+    mut exited: tokio::sync::watch::Receiver<Option<i64>>,
+    r: Relay,
+) {
+    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+    let mut stdin_open = r.stdin.is_some();
+    let mut buf = vec![0u8; 16 * 1024];
+    let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
+        let wanted = match s {
+            Stream::Stdout => r.want_out,
+            Stream::Stderr => r.want_err,
+        };
+        if !wanted {
+            return None;
+        }
+        if r.tty {
+            return Some(c.to_vec());
+        }
+        let mut frame = Vec::with_capacity(c.len() + 8);
+        let st = match s {
+            Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
+            Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
+        };
+        berth_api::stdcopy::encode_frame(st, c, &mut frame);
+        Some(frame)
     };
-    let want = |k: &str| q.bool(k);
-    let (want_out, want_err, want_in) = (want("stdout"), want("stderr"), want("stdin"));
-    let live = d.runs.ensure(&id, (!running).then_some(last));
-    let mut output = live.output.subscribe();
-    let mut exited = live.exited.subscribe();
-    exited.borrow_and_update();
-    let d2 = d.clone();
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else {
-            return;
-        };
-        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
-        let mut stdin_open = want_in;
-        let mut buf = vec![0u8; 16 * 1024];
-        let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
-            let wanted = match s {
-                Stream::Stdout => want_out,
-                Stream::Stderr => want_err,
-            };
-            if !wanted {
-                return None;
-            }
-            if tty {
-                return Some(c.to_vec());
-            }
-            let mut frame = Vec::with_capacity(c.len() + 8);
-            let st = match s {
-                Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
-                Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
-            };
-            berth_api::stdcopy::encode_frame(st, c, &mut frame);
-            Some(frame)
-        };
-        loop {
-            tokio::select! {
-                m = output.recv() => match m {
-                    Ok((s, c)) => {
+    loop {
+        tokio::select! {
+            m = output.recv() => match m {
+                Ok((s, c)) => {
+                    if let Some(bytes) = write_chunk(s, &c) {
+                        if wr.write_all(&bytes).await.is_err() { return; }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+            n = rd.read(&mut buf), if stdin_open => {
+                let data = match n {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => Some(buf[..n].to_vec()),
+                };
+                stdin_open = data.is_some();
+                if let Some(t) = &r.stdin {
+                    feed_stdin(&d, t, data).await;
+                }
+            },
+            c = exited.changed() => {
+                if c.is_err() || exited.borrow_and_update().is_some() {
+                    // The process ended: what it wrote is already queued; send it and close.
+                    while let Ok((s, c)) = output.try_recv() {
                         if let Some(bytes) = write_chunk(s, &c) {
-                            if wr.write_all(&bytes).await.is_err() { return; }
+                            let _ = wr.write_all(&bytes).await;
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => break,
-                },
-                n = rd.read(&mut buf), if stdin_open => match n {
-                    Ok(0) | Err(_) => {
-                        stdin_open = false;
-                        // `docker run -i` attaches before start: let the run begin first.
-                        stdin_ready(&d2, &id).await;
-                        run::close_stdin(&d2, &id).await;
-                    }
-                    Ok(n) => {
-                        let data = buf[..n].to_vec();
-                        stdin_ready(&d2, &id).await;
-                        let live = d2.runs.get(&id);
-                        let _ = tokio::task::spawn_blocking(move || {
-                            if let Some(l) = live {
-                                if let Some(f) = l.stdin.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                                    use std::io::Write;
-                                    let _ = f.write_all(&data);
-                                }
-                            }
-                        }).await;
-                    }
-                },
-                c = exited.changed() => {
-                    if c.is_err() || exited.borrow_and_update().is_some() {
-                        // The run ended: what it wrote is already queued; send it and close.
-                        while let Ok((s, c)) = output.try_recv() {
-                            if let Some(bytes) = write_chunk(s, &c) {
-                                let _ = wr.write_all(&bytes).await;
-                            }
-                        }
-                        break;
-                    }
+                    break;
                 }
             }
         }
-        let _ = wr.flush().await;
-        let _ = wr.shutdown().await;
-    });
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}
+
+/// Writes client stdin to the process, or closes its stdin at the client's EOF (`None`).
+async fn feed_stdin(d: &Arc<Daemon>, t: &StdinTarget, data: Option<Vec<u8>>) {
+    use std::io::Write;
+    match t {
+        StdinTarget::Container(id) => {
+            // `docker run -i` attaches before start: let the run begin first.
+            stdin_ready(d, id).await;
+            match data {
+                None => run::close_stdin(d, id).await,
+                Some(data) => {
+                    let live = d.runs.get(id);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Some(l) = live {
+                            if let Some(f) =
+                                l.stdin.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+                            {
+                                let _ = f.write_all(&data);
+                            }
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+        StdinTarget::Exec {
+            container,
+            exec_id,
+            file,
+        } => match data {
+            None => {
+                file.lock().unwrap_or_else(|p| p.into_inner()).take();
+                crate::exec::close_stdin(d, container, exec_id).await;
+            }
+            Some(data) => {
+                let file = file.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(f) = file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        let _ = f.write_all(&data);
+                    }
+                })
+                .await;
+            }
+        },
+    }
+}
+
+/// The 101 response that hands the connection over to a relay.
+pub fn upgraded_response(tty: bool) -> crate::http::Resp {
     let ct = if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -548,7 +594,35 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     hd.insert("Content-Type", HeaderValue::from_static(ct));
     hd.insert("Connection", HeaderValue::from_static("Upgrade"));
     hd.insert("Upgrade", HeaderValue::from_static("tcp"));
-    Ok(r)
+    r
+}
+
+/// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=`: upgrades the connection
+/// and relays the container's output and the client's stdin; ends when the container exits.
+pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let h = d.containers.find(name)?;
+    let (id, tty, running, last) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.tty(), r.running(), r.state.exit_code)
+    };
+    let live = d.runs.ensure(&id, (!running).then_some(last));
+    let output = live.output.subscribe();
+    let mut exited = live.exited.subscribe();
+    exited.borrow_and_update();
+    let r = Relay {
+        tty,
+        want_out: q.bool("stdout"),
+        want_err: q.bool("stderr"),
+        stdin: q.bool("stdin").then(|| StdinTarget::Container(id.clone())),
+    };
+    let d2 = d.clone();
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            relay(d2, upgraded, output, exited, r).await;
+        }
+    });
+    Ok(upgraded_response(tty))
 }
 
 /// Waits (up to a minute) until the container's stdin is open, or its run is over.
@@ -715,6 +789,114 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let mut r = h.lock().await;
     d.containers.rename(&mut r, &new)?;
     Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn resize(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let id = d.containers.find(name)?.lock().await.id.clone();
+    crate::exec::resize(d, &id, "", &q).await
+}
+
+/// `POST /containers/{id}/pause` and `/unpause`.
+pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
+    use berth_proto::v1::{PauseTaskRequest, ResumeTaskRequest};
+    let h = d.containers.find(name)?;
+    let mut rec = h.lock().await;
+    let mut tasks = berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+    match (pause, rec.state.status.as_str()) {
+        (true, "running") => {
+            tasks
+                .pause(run::req(PauseTaskRequest {
+                    container_id: rec.id.clone(),
+                }))
+                .await
+                .map_err(run::grpc)?;
+            rec.state.status = "paused".into();
+        }
+        (false, "paused") => {
+            tasks
+                .resume(run::req(ResumeTaskRequest {
+                    container_id: rec.id.clone(),
+                }))
+                .await
+                .map_err(run::grpc)?;
+            rec.state.status = "running".into();
+        }
+        (true, "paused") => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is already paused",
+                rec.id
+            )));
+        }
+        (false, _) => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                rec.id
+            )));
+        }
+        _ => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+    }
+    d.containers.save(&rec)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `GET /containers/{id}/top`: the container's processes, ps-style.
+pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let h = d.containers.find(name)?;
+    let (id, running) = {
+        let r = h.lock().await;
+        (r.id.clone(), r.running())
+    };
+    if !running {
+        return Err(ApiError::conflict(format!("Container {id} is not running")));
+    }
+    let mut tasks = berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+    let pids = tasks
+        .list_pids(run::req(berth_proto::v1::ListPidsRequest {
+            container_id: id,
+        }))
+        .await
+        .map_err(run::grpc)?
+        .into_inner()
+        .pids;
+    let mut rows = Vec::new();
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .unwrap_or("0")
+            .to_string();
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                c.split(|b| *b == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        rows.push(json!([uid, pid.to_string(), ppid, cmd]));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows}),
+    ))
 }
 
 /// `POST /containers/prune`.

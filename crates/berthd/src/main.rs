@@ -13,6 +13,7 @@
 mod container;
 mod containerd;
 mod ctr_routes;
+mod exec;
 mod http;
 mod images;
 mod logs;
@@ -71,6 +72,7 @@ pub struct Daemon {
     pub images: berth_image::service::ImageService,
     pub containers: container::Store,
     pub runs: run::Runs,
+    pub execs: exec::Execs,
     pub containerd: containerd::Containerd,
 }
 
@@ -132,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         images,
         containers: container::Store::open(&cli.data_root.join("containers")),
         runs: run::Runs::default(),
+        execs: exec::Execs::default(),
         containerd,
     });
     run::recover(&d).await;

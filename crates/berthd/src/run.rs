@@ -83,7 +83,7 @@ impl Runs {
     }
 }
 
-fn grpc(e: tonic::Status) -> ApiError {
+pub fn grpc(e: tonic::Status) -> ApiError {
     match e.code() {
         tonic::Code::NotFound => ApiError::not_found(e.message().to_string()),
         tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => {
@@ -94,15 +94,15 @@ fn grpc(e: tonic::Status) -> ApiError {
     }
 }
 
-fn req<T>(m: T) -> tonic::Request<T> {
+pub fn req<T>(m: T) -> tonic::Request<T> {
     with_namespace(NAMESPACE, m)
 }
 
-fn fifo_dir(d: &Daemon, id: &str) -> PathBuf {
+pub fn fifo_dir(d: &Daemon, id: &str) -> PathBuf {
     d.exec_root.join("containers").join(id)
 }
 
-fn mkfifo(p: &Path) -> Result<(), ApiError> {
+pub fn mkfifo(p: &Path) -> Result<(), ApiError> {
     let _ = std::fs::remove_file(p);
     rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", p.display())))
@@ -138,10 +138,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// Copies one FIFO into the log and to attached clients until the container exits.
-async fn pump(
+pub async fn pump(
     path: PathBuf,
     stream: Stream,
-    log: Arc<Mutex<LogWriter>>,
+    log: Option<Arc<Mutex<LogWriter>>>,
     out: broadcast::Sender<(Stream, Bytes)>,
     mut exited: watch::Receiver<bool>,
 ) {
@@ -172,7 +172,7 @@ async fn pump(
             continue;
         }
         let chunk = Bytes::copy_from_slice(&buf[..n]);
-        if let Ok(mut w) = log.lock() {
+        if let Some(Ok(mut w)) = log.as_ref().map(|l| l.lock()) {
             let _ = w.write(stream, &chunk, std::time::SystemTime::now());
         }
         let _ = out.send((stream, chunk));
@@ -265,7 +265,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         ));
     }
     let stdin = if rec.open_stdin() {
-        std::fs::OpenOptions::new().write(true).open(&in_fifo).ok()
+        crate::exec::open_writer(&in_fifo)
     } else {
         None
     };
@@ -349,7 +349,7 @@ fn open_io(
     }
     let pumps = streams
         .into_iter()
-        .map(|(p, s)| tokio::spawn(pump(p, s, log.clone(), out.clone(), drain_rx.clone())))
+        .map(|(p, s)| tokio::spawn(pump(p, s, Some(log.clone()), out.clone(), drain_rx.clone())))
         .collect();
     Ok(Io { pumps, drain, log })
 }

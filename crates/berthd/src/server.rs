@@ -142,6 +142,16 @@ async fn route(
         (&Method::GET, "/containers/json") => ctr_routes::list(d, req).await,
         (&Method::POST, "/containers/prune") => ctr_routes::prune(d).await,
         _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
+        _ if path.starts_with("/exec/") => {
+            let rest = path.trim_start_matches("/exec/");
+            let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+            match (method, action) {
+                (&Method::POST, "start") => crate::exec::start(d, id, req).await,
+                (&Method::GET, "json") => crate::exec::inspect(d, id).await,
+                (&Method::POST, "resize") => crate::exec::resize_exec(d, id, req).await,
+                _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
+            }
+        }
         _ => match (method, image_route(path)) {
             (&Method::GET, Some((name, "json"))) => images::inspect(d, &name).await,
             (&Method::GET, Some((name, "history"))) => images::history(d, &name).await,
@@ -174,6 +184,11 @@ async fn container_route(
         (&Method::GET, "logs") => ctr_routes::logs(d, name, req).await,
         (&Method::POST, "rename") => ctr_routes::rename(d, name, req).await,
         (&Method::DELETE, "") => ctr_routes::remove(d, name, req).await,
+        (&Method::POST, "exec") => crate::exec::create(d, name, req).await,
+        (&Method::POST, "resize") => ctr_routes::resize(d, name, req).await,
+        (&Method::POST, "pause") => ctr_routes::pause(d, name, true).await,
+        (&Method::POST, "unpause") => ctr_routes::pause(d, name, false).await,
+        (&Method::GET, "top") => ctr_routes::top(d, name).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
     }
 }

@@ -247,3 +247,54 @@ fn containers_and_their_logs_survive_a_berthd_crash() {
     assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
     assert_eq!(common::shims_of(&d), 0);
 }
+
+#[test]
+fn exec_pause_and_top_on_a_running_container() {
+    let (_reg, d, image) = daemon_with_image();
+    d.docker_ok(&["run", "-d", "--name", "box", &image, "sleep", "1000"]);
+    assert_eq!(d.docker_ok(&["exec", "box", "echo", "inside"]), "inside\n");
+    let out = d.docker(&["exec", "box", "sh", "-c", "echo oops >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(stderr(&out), "oops\n");
+    #[allow(clippy::disallowed_methods)] // the real client, stdin piped
+    let mut child = std::process::Command::new(DOCKER)
+        .env("DOCKER_CONFIG", d.roots.path().join("cli-exec"))
+        .args(["-H", &d.host(), "exec", "-i", "box", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    d.docker_ok(&["exec", "-d", "box", "touch", "/tmp/made-by-detached-exec"]);
+    common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the detached exec",
+        || {
+            d.docker(&["exec", "box", "test", "-e", "/tmp/made-by-detached-exec"])
+                .status
+                .success()
+        },
+    )
+    .unwrap();
+    let top = d.docker_ok(&["top", "box"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    d.docker_ok(&["pause", "box"]);
+    let st = d.docker_ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(st.contains("(Paused)"), "{st}");
+    d.docker_ok(&["unpause", "box"]);
+    d.docker_ok(&["kill", "box"]);
+    d.docker_ok(&["wait", "box"]);
+    let out = d.docker(&["exec", "box", "true"]);
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    d.docker_ok(&["rm", "box"]);
+    assert_eq!(common::shims_of(&d), 0);
+}

@@ -48,6 +48,8 @@ impl Berthd {
             .arg(format!("unix://{}", roots.api_socket().display()))
             .arg("--cgroup-parent")
             .arg(cgroup_parent(&roots))
+            .arg("--log-level")
+            .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
