@@ -387,3 +387,48 @@ fn unmount_under(dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A private berthd (which starts its own berth-containerd), found in `bin_dir`.
+pub struct Berthd {
+    daemon: Daemon,
+    pub socket: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Berthd {
+    pub fn start(bin_dir: &Path, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let socket = dir.join("berth.sock");
+        let cgroup_parent = format!("berth-bench-{}", std::process::id());
+        let cmd = argv(&[
+            &path_str(&bin_dir.join("berthd")),
+            "--data-root",
+            &path_str(&dir.join("data")),
+            "--exec-root",
+            &path_str(&dir.join("exec")),
+            "-H",
+            &format!("unix://{}", path_str(&socket)),
+            "--cgroup-parent",
+            &format!("/{cgroup_parent}"),
+            "--log-level",
+            "warn",
+        ]);
+        let daemon = Daemon::start("berthd", &cmd, &socket, dir.join("berthd.log"))?;
+        Ok(Berthd {
+            daemon,
+            socket,
+            cgroup_parent,
+        })
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", path_str(&self.socket))
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        self.daemon.stop();
+        remove_cgroups(&self.cgroup_parent);
+    }
+}

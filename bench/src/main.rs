@@ -9,6 +9,7 @@ mod lifecycle_suite;
 mod measure;
 mod peers;
 mod proc_mem;
+mod pull_suite;
 mod runtime_suite;
 mod stats;
 mod suites;

@@ -3,7 +3,14 @@
 use anyhow::Context;
 
 /// Debian packages of the peers Berth is measured against.
-pub const PEER_PACKAGES: [&str; 5] = ["runc", "crun", "containerd", "docker.io", "podman"];
+pub const PEER_PACKAGES: [&str; 6] = [
+    "runc",
+    "crun",
+    "containerd",
+    "docker.io",
+    "podman",
+    "skopeo",
+];
 
 /// Installs the peers with apt-get and mounts what crun needs on a hybrid cgroup host.
 pub fn install() -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::measure::{Sample, locate, numbered, run_steps};
 use crate::stats::{ms, summarize};
-use crate::{lifecycle_suite, runtime_suite};
+use crate::{lifecycle_suite, pull_suite, runtime_suite};
 
 /// One contender: a sequence of command lines timed together, with untimed setup/teardown.
 /// [`crate::measure::RUN`] in a timed command line becomes the round number.
@@ -20,6 +20,8 @@ pub struct Contender {
     pub steps: Vec<Vec<String>>,
     pub setup: Vec<Vec<String>>,
     pub teardown: Vec<Vec<String>>,
+    /// Untimed, after each round's steps (e.g. `rmi` so every pull is cold).
+    pub after_each: Vec<Vec<String>>,
 }
 
 impl Contender {
@@ -30,6 +32,7 @@ impl Contender {
             steps,
             setup: Vec::new(),
             teardown: Vec::new(),
+            after_each: Vec::new(),
         }
     }
 }
@@ -105,6 +108,11 @@ pub fn all() -> Vec<Suite> {
             about: lifecycle_suite::ABOUT,
             prepare: lifecycle_suite::plan,
         },
+        Suite {
+            name: "pull",
+            about: pull_suite::ABOUT,
+            prepare: pull_suite::plan,
+        },
     ]
 }
 
@@ -141,6 +149,7 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
                     .iter_mut()
                     .chain(c.setup.iter_mut())
                     .chain(c.teardown.iter_mut())
+                    .chain(c.after_each.iter_mut())
                 {
                     if step[0] == prog {
                         step[0] = path.clone();
@@ -173,6 +182,9 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
                 Ok(s) if round >= warmup => samples[i].push(s),
                 Ok(_) => {}
                 Err(e) => failed[i] = Some(format!("{e:#}")),
+            }
+            if let Err(e) = run_steps(&numbered(&present[i].after_each, round)) {
+                failed[i].get_or_insert(format!("after the round: {e:#}"));
             }
         }
     }

@@ -213,13 +213,18 @@ impl Registry {
     ) -> anyhow::Result<String> {
         self.push_blob(repo, &image.layer)?;
         self.push_blob(repo, &image.config)?;
+        self.push_manifest(repo, tag, &image.manifest)
+    }
+
+    /// Puts a manifest (its blobs already pushed) as `repo:tag`; returns its digest.
+    pub fn push_manifest(&self, repo: &str, tag: &str, manifest: &Blob) -> anyhow::Result<String> {
         let resp = self
             .authorized(
                 self.agent
                     .put(self.url(&format!("/v2/{repo}/manifests/{tag}"))),
             )
-            .header("Content-Type", OCI_MANIFEST)
-            .send(&image.manifest.bytes[..])?;
+            .header("Content-Type", manifest.media_type)
+            .send(&manifest.bytes[..])?;
         anyhow::ensure!(
             resp.status() == 201,
             "putting manifest: HTTP {}",
@@ -229,7 +234,7 @@ impl Registry {
             .headers()
             .get("Docker-Content-Digest")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or(&image.manifest.digest)
+            .unwrap_or(&manifest.digest)
             .to_string();
         Ok(digest)
     }
