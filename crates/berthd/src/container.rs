@@ -48,6 +48,9 @@ pub struct Record {
     /// The OCI spec given to berth-containerd.
     #[serde(default)]
     pub spec: Value,
+    /// Names of the volumes it mounts.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 impl Record {
@@ -264,6 +267,7 @@ mod tests {
             state: State::default(),
             restart_count: 0,
             spec: Value::Null,
+            volumes: vec![],
         };
         s.insert(rec("abc123", "web")).unwrap();
         assert!(s.insert(rec("abd456", "web")).is_err(), "name in use");

@@ -114,7 +114,9 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .to_string();
     crate::rootfs::write_etc_files(&dir, &hostname).map_err(cleanup)?;
     let mut full = create.clone();
-    full["HostConfig"] = host_config.clone();
+    let mut resolved = host_config.clone();
+    let volumes = crate::volumes::resolve(d, &mut resolved).map_err(cleanup)?;
+    full["HostConfig"] = resolved;
     let merged = crate::rootfs::merged(&dir).display().to_string();
     let user_root = d
         .images
@@ -156,6 +158,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         },
         restart_count: 0,
         spec,
+        volumes,
     };
     d.containers.insert(rec).map_err(cleanup)?;
     d.runs.ensure(&id, None);
@@ -770,6 +773,9 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         )));
     }
     run::remove_files(d, &rec);
+    if q.bool("v") {
+        crate::volumes::remove_anonymous(d, &rec.volumes).await;
+    }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

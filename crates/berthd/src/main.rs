@@ -22,6 +22,7 @@ mod run;
 mod server;
 mod spec;
 mod system;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

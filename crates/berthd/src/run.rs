@@ -383,6 +383,7 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
         d2.runs.ensure(&id2, None).exited.send_replace(Some(code));
         if let Some(rec) = remove {
             remove_files(&d2, &rec);
+            crate::volumes::remove_anonymous(&d2, &rec.volumes).await;
         }
     });
 }

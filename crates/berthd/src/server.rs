@@ -141,6 +141,16 @@ async fn route(
         (&Method::POST, "/containers/create") => ctr_routes::create(d, req).await,
         (&Method::GET, "/containers/json") => ctr_routes::list(d, req).await,
         (&Method::POST, "/containers/prune") => ctr_routes::prune(d).await,
+        (&Method::POST, "/volumes/create") => crate::volumes::create(d, req).await,
+        (&Method::GET, "/volumes") => crate::volumes::list(d, req).await,
+        (&Method::POST, "/volumes/prune") => crate::volumes::prune(d, req).await,
+        (&Method::GET, _) if path.starts_with("/volumes/") => {
+            crate::volumes::inspect(d, path.trim_start_matches("/volumes/")).await
+        }
+        (&Method::DELETE, _) if path.starts_with("/volumes/") => {
+            let name = path.trim_start_matches("/volumes/").to_string();
+            crate::volumes::remove(d, &name, req).await
+        }
         _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
         _ if path.starts_with("/exec/") => {
             let rest = path.trim_start_matches("/exec/");
