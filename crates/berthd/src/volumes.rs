@@ -23,7 +23,7 @@ fn record_path(d: &Daemon, name: &str) -> PathBuf {
 
 /// The volume's record, if it exists.
 pub fn get(d: &Daemon, name: &str) -> Option<Value> {
-    if !valid_name(name) && !(name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())) {
+    if !valid_name(name) {
         return None;
     }
     std::fs::read(record_path(d, name))
