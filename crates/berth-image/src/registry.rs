@@ -1,137 +1,201 @@
-//! The registry client (distribution API v2 / OCI distribution spec), synchronous on `ureq`.
-//! Auth follows the registry's `WWW-Authenticate` challenge: `Basic` with the credentials given
-//! for its domain, or `Bearer` (a token fetched from the realm for the scope, with those
-//! credentials if any, cached until it expires). Plain HTTP is used for loopback registries
-//! (Docker's default insecure range); other registries need TLS, which this build lacks.
+//! The registry client (Docker Registry HTTP API v2 / OCI distribution spec), synchronous on
+//! `ureq`: manifests by tag or digest, blobs streamed in and out (monolithic or chunked
+//! uploads, cross-repository mounts), and the `WWW-Authenticate` dance of [`auth`].
+//!
+//! Only loopback registries (127.0.0.0/8, `::1`, `localhost`, Docker's default insecure range)
+//! are reached, over plain HTTP; anything that would need TLS — another registry, a token realm,
+//! a redirect or an upload location elsewhere — is refused with [`RegistryError::Tls`].
+//! Redirects are followed by hand for that reason, and credentials never follow one to another
+//! host.
 
-use std::collections::HashMap;
+mod auth;
+mod error;
+
 use std::io::Read;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
+pub use auth::{Challenge, Credentials, Scopes, parse_challenges};
+pub use error::RegistryError;
+
+use auth::Auth;
+use error::{ErrorBody, from_status};
 
 use crate::digest::{Digest, HashingReader};
 use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
-/// A user name and password (or identity token) for one registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
+type Resp = ureq::http::Response<ureq::Body>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("unauthorized: {message}")]
-    Unauthorized { message: String },
-    #[error("{what} not found: {message}")]
-    NotFound { what: String, message: String },
-    #[error("denied: {0}")]
-    Denied(String),
-    #[error("{what} is larger than the {limit}-byte limit")]
-    TooLarge { what: String, limit: u64 },
-    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch {
-        what: String,
-        expected: Digest,
-        actual: Digest,
-    },
-    #[error("{0}: TLS registries are not supported yet (only loopback registries over HTTP)")]
-    Tls(String),
-    #[error("registry answered {status} for {url}: {message}")]
-    Http {
-        status: u16,
-        url: String,
-        message: String,
-    },
-    #[error("talking to the registry at {url}: {source}")]
-    Transport {
-        url: String,
-        #[source]
-        source: Box<ureq::Error>,
-    },
-    #[error("reading from the registry: {0}")]
-    Io(#[from] std::io::Error),
-}
+/// Redirects followed for one GET (registries send blob downloads to storage this way).
+const MAX_REDIRECTS: usize = 5;
+/// How much of an error answer is read for its message.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+/// Monolithic uploads report progress at most once per this many bytes (and at the end).
+const PROGRESS_STEP: u64 = 256 << 10;
 
-/// Is this registry host on loopback (HTTP allowed)?
-pub fn is_loopback(domain: &str) -> bool {
-    let host = if let Some(rest) = domain.strip_prefix('[') {
+/// Is this registry host (`host`, `host:port`, `[v6]:port`) on loopback, where plain HTTP is
+/// allowed?
+pub fn is_loopback(host: &str) -> bool {
+    let host = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
+    } else if host.parse::<std::net::IpAddr>().is_ok() {
+        host
     } else {
-        domain.split(':').next().unwrap_or_default()
+        host.split(':').next().unwrap_or_default()
     };
-    host == "localhost"
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// One `WWW-Authenticate` challenge: its scheme and parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    pub scheme: String,
-    pub params: HashMap<String, String>,
+/// Refuses a URL this build cannot or will not reach: anything but `http://` to loopback.
+pub(crate) fn require_loopback_http(url: &str) -> Result<(), RegistryError> {
+    let uri: ureq::http::Uri = url.parse().map_err(|_| RegistryError::Protocol {
+        url: url.to_string(),
+        problem: "not a valid URL".into(),
+    })?;
+    let ok = uri.scheme_str() == Some("http") && uri.host().is_some_and(is_loopback);
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Tls(url.to_string()))
+    }
 }
 
-/// Parses `Bearer realm="https://a/token",service="reg",scope="repository:x:pull"` (quoted
-/// strings may hold commas and escaped quotes).
-pub fn parse_challenge(h: &str) -> Option<Challenge> {
-    let h = h.trim();
-    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-    let mut params = HashMap::new();
-    let b = rest.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && (b[i] == b',' || b[i] == b' ') {
-            i += 1;
-        }
-        let ks = i;
-        while i < b.len() && b[i] != b'=' {
-            i += 1;
-        }
-        let key = rest[ks..i].trim().to_lowercase();
-        i += 1;
-        let mut val = String::new();
-        if i < b.len() && b[i] == b'"' {
-            i += 1;
-            while i < b.len() && b[i] != b'"' {
-                if b[i] == b'\\' && i + 1 < b.len() {
-                    i += 1;
-                }
-                val.push(b[i] as char);
-                i += 1;
-            }
-            i += 1;
-        } else {
-            let vs = i;
-            while i < b.len() && b[i] != b',' {
-                i += 1;
-            }
-            val = rest[vs.min(rest.len())..i.min(rest.len())]
-                .trim()
-                .to_string();
-        }
-        if !key.is_empty() {
-            params.insert(key, val);
-        }
-    }
-    Some(Challenge {
-        scheme: scheme.to_lowercase(),
-        params,
+/// `scheme://authority` of an absolute URL.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after + i);
+    &url[..end]
+}
+
+fn has_scheme(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     })
 }
 
-type Resp = ureq::http::Response<ureq::Body>;
+/// Resolves a `Location` header against the URL of the request that answered it.
+fn resolve(base: &str, location: &str) -> String {
+    if has_scheme(location) {
+        location.to_string()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("http://{rest}")
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(base))
+    } else {
+        let path = base.split(['?', '#']).next().unwrap_or(base);
+        let dir = &path[..path.rfind('/').map_or(path.len(), |i| i + 1)];
+        format!("{dir}{location}")
+    }
+}
 
-/// Authorization header values by (domain, scope), with their expiry.
-type AuthCache = HashMap<(String, String), (String, Option<Instant>)>;
+fn header<'a>(resp: &'a Resp, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
 
+fn content_length(resp: &Resp) -> Option<u64> {
+    header(resp, "Content-Length").and_then(|v| v.trim().parse().ok())
+}
+
+/// The start of an error answer, for its message; a body that cannot be read says nothing.
+fn error_body(resp: &mut Resp) -> String {
+    let mut bytes = Vec::new();
+    let _ = resp
+        .body_mut()
+        .as_reader()
+        .take(MAX_ERROR_BODY)
+        .read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn with_auth<B>(
+    req: ureq::RequestBuilder<B>,
+    auth: Option<&str>,
+    url: &str,
+    registry: &str,
+) -> ureq::RequestBuilder<B> {
+    // Credentials go only to the registry's own origin.
+    match auth {
+        Some(a) if origin(url) == origin(registry) => req.header("Authorization", a),
+        _ => req,
+    }
+}
+
+/// The data of a monolithic upload on its way into the request: reports progress and keeps
+/// the first read error (ureq would only say the body broke off).
+struct Upload<'a, R> {
+    inner: R,
+    sent: u64,
+    reported: u64,
+    error: Option<std::io::Error>,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Upload<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.sent += n as u64;
+                if n == 0 || self.sent - self.reported >= PROGRESS_STEP {
+                    if self.sent != self.reported {
+                        (self.progress)(self.sent);
+                    }
+                    self.reported = self.sent;
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.error.get_or_insert(e);
+                Err(std::io::Error::from(kind))
+            }
+        }
+    }
+}
+
+/// Where a blob upload goes and what it must add up to.
+struct UploadTarget<'a> {
+    domain: &'a str,
+    want: &'a Scopes,
+    /// The URL that started the upload: credentials go only to its origin.
+    registry: &'a str,
+    digest: &'a Digest,
+    size: u64,
+}
+
+impl UploadTarget<'_> {
+    /// Checks what was read for the upload against the promised size and digest.
+    fn verify(&self, actual: &Digest, read: u64) -> Result<(), RegistryError> {
+        let what = || format!("blob {}", self.digest);
+        if read != self.size {
+            Err(RegistryError::SizeMismatch {
+                what: what(),
+                expected: self.size,
+                actual: read,
+            })
+        } else if actual != self.digest {
+            Err(RegistryError::DigestMismatch {
+                what: what(),
+                expected: self.digest.clone(),
+                actual: actual.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A client for loopback registries, with credentials per registry domain and the bearer
+/// tokens they issued. Cheap to share between threads (`&self` everywhere).
 pub struct RegistryClient {
     agent: ureq::Agent,
-    creds: HashMap<String, Credentials>,
-    auth: Mutex<AuthCache>,
+    auth: Auth,
 }
 
 impl Default for RegistryClient {
@@ -140,238 +204,162 @@ impl Default for RegistryClient {
     }
 }
 
-fn registry_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let e = &v["errors"][0];
-            let code = e["code"].as_str().unwrap_or_default().to_lowercase();
-            let msg = e["message"].as_str()?.to_string();
-            Some(if code.is_empty() {
-                msg
-            } else {
-                format!("{}: {msg}", code.replace('_', " "))
-            })
-        })
-        .unwrap_or_else(|| body.trim().chars().take(200).collect())
-}
-
 impl RegistryClient {
     pub fn new() -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Followed by hand: only to loopback, and without credentials to another origin.
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(30)))
-            .max_redirects(5)
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         RegistryClient {
             agent,
-            creds: HashMap::new(),
-            auth: Mutex::new(HashMap::new()),
+            auth: Auth::default(),
         }
     }
 
+    /// Uses `creds` for the registry `domain` (`127.0.0.1:5000`, as in image references).
     pub fn with_credentials(mut self, domain: &str, creds: Credentials) -> Self {
-        self.creds.insert(domain.to_string(), creds);
+        self.auth.set_credentials(domain, creds);
         self
     }
 
-    fn base(&self, domain: &str) -> Result<String, RegistryError> {
+    /// `http://DOMAIN/v2/PATH`, for loopback registries only.
+    fn url(&self, domain: &str, path: &str) -> Result<String, RegistryError> {
         if is_loopback(domain) {
-            Ok(format!("http://{domain}"))
+            Ok(format!("http://{domain}/v2/{path}"))
         } else {
             Err(RegistryError::Tls(domain.to_string()))
         }
     }
 
-    fn cached_auth(&self, domain: &str, scope: &str) -> Option<String> {
-        let map = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(domain.to_string(), scope.to_string()))
-            .filter(|(_, exp)| exp.is_none_or(|e| e > Instant::now()))
-            .map(|(h, _)| h.clone())
-    }
-
-    fn basic(&self, domain: &str) -> Option<String> {
-        self.creds.get(domain).map(|c| {
-            let raw = format!("{}:{}", c.username, c.password);
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            )
-        })
-    }
-
-    /// Answers a 401's challenge: returns the Authorization header to retry with.
-    fn authorize(&self, domain: &str, scope: &str, resp: &Resp) -> Result<String, RegistryError> {
-        let challenge = resp
-            .headers()
-            .get("WWW-Authenticate")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_challenge)
-            .ok_or_else(|| RegistryError::Unauthorized {
-                message: "authentication required".into(),
-            })?;
-        let header = match challenge.scheme.as_str() {
-            "basic" => {
-                let h = self
-                    .basic(domain)
-                    .ok_or_else(|| RegistryError::Unauthorized {
-                        message: "authentication required".into(),
-                    })?;
-                (h, None)
-            }
-            "bearer" => {
-                let realm = challenge.params.get("realm").cloned().unwrap_or_default();
-                let url = ureq::http::Uri::try_from(realm.as_str()).map_err(|_| {
-                    RegistryError::Unauthorized {
-                        message: format!("bad token realm {realm:?}"),
-                    }
-                })?;
-                if url.scheme_str() != Some("http")
-                    || !is_loopback(url.authority().map_or("", |a| a.as_str()))
-                {
-                    return Err(RegistryError::Tls(realm));
-                }
-                let mut q = Vec::new();
-                if let Some(s) = challenge.params.get("service") {
-                    q.push(format!("service={}", urlencode(s)));
-                }
-                let want = if scope.is_empty() {
-                    challenge.params.get("scope").cloned().unwrap_or_default()
-                } else {
-                    scope.to_string()
-                };
-                for s in want.split(' ').filter(|s| !s.is_empty()) {
-                    q.push(format!("scope={}", urlencode(s)));
-                }
-                let sep = if realm.contains('?') { '&' } else { '?' };
-                let token_url = format!("{realm}{sep}{}", q.join("&"));
-                let mut req = self.agent.get(&token_url);
-                if let Some(b) = self.basic(domain) {
-                    req = req.header("Authorization", &b);
-                }
-                let mut r = req.call().map_err(|e| RegistryError::Transport {
-                    url: token_url.clone(),
-                    source: Box::new(e),
-                })?;
-                if r.status() == 401 || r.status() == 403 {
-                    return Err(RegistryError::Unauthorized {
-                        message: "incorrect username or password".into(),
-                    });
-                }
-                let body = r
-                    .body_mut()
-                    .with_config()
-                    .limit(1 << 20)
-                    .read_to_string()
-                    .map_err(|e| RegistryError::Transport {
-                        url: token_url.clone(),
-                        source: Box::new(e),
-                    })?;
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                let token = v["token"]
-                    .as_str()
-                    .or(v["access_token"].as_str())
-                    .ok_or_else(|| RegistryError::Unauthorized {
-                        message: "the token server sent no token".into(),
-                    })?;
-                let ttl = v["expires_in"].as_u64().unwrap_or(60).max(10);
-                (
-                    format!("Bearer {token}"),
-                    Some(Instant::now() + Duration::from_secs(ttl - 5)),
-                )
-            }
-            other => {
-                return Err(RegistryError::Unauthorized {
-                    message: format!("unsupported auth scheme {other}"),
-                });
-            }
-        };
-        self.auth
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((domain.to_string(), scope.to_string()), header.clone());
-        Ok(header.0)
-    }
-
-    /// Runs a request (built by `f` with an optional Authorization header), answering one
-    /// auth challenge. Only for requests whose body can be sent twice.
-    fn exec(
+    /// Sends a request built by `build` (given the `Authorization` value, if any) with the
+    /// answer the domain's last challenge calls for; on a 401, answers this challenge and sends
+    /// it once more. The request's body must therefore be one that can be sent twice.
+    fn send(
         &self,
         domain: &str,
-        scope: &str,
-        url: &str,
-        f: &dyn Fn(Option<&str>) -> Result<Resp, ureq::Error>,
+        want: &Scopes,
+        build: &mut dyn FnMut(Option<&str>) -> Result<Resp, RegistryError>,
     ) -> Result<Resp, RegistryError> {
-        let transport = |e| RegistryError::Transport {
-            url: url.to_string(),
-            source: Box::new(e),
-        };
-        let auth = self.cached_auth(domain, scope);
-        let resp = f(auth.as_deref()).map_err(transport)?;
+        let sent = self.auth.header_for(&self.agent, domain, want)?;
+        let mut resp = build(sent.as_deref())?;
         if resp.status() != 401 {
             return Ok(resp);
         }
-        let header = self.authorize(domain, scope, &resp)?;
-        let resp = f(Some(&header)).map_err(transport)?;
+        let challenges: Vec<Challenge> = resp
+            .headers()
+            .get_all("WWW-Authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let refusal = ErrorBody::parse(&error_body(&mut resp));
+        let retry = self.auth.answer(
+            &self.agent,
+            domain,
+            want,
+            &challenges,
+            sent.as_deref(),
+            &refusal,
+        )?;
+        let mut resp = build(Some(&retry))?;
         if resp.status() == 401 {
+            let refusal = ErrorBody::parse(&error_body(&mut resp));
             return Err(RegistryError::Unauthorized {
-                message: if self.creds.contains_key(domain) {
-                    "incorrect username or password".into()
-                } else {
-                    "authentication required".into()
-                },
+                domain: domain.to_string(),
+                message: refusal.message_or("authentication required"),
             });
         }
         Ok(resp)
     }
 
-    fn fail(what: &str, url: &str, mut resp: Resp) -> RegistryError {
+    fn fail(&self, what: &str, url: &str, domain: &str, mut resp: Resp) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 10)
-            .read_to_string()
-            .unwrap_or_default();
-        let message = registry_message(&body);
-        match status {
-            404 => RegistryError::NotFound {
-                what: what.to_string(),
-                message,
-            },
-            401 => RegistryError::Unauthorized { message },
-            403 => RegistryError::Denied(message),
-            _ => RegistryError::Http {
-                status,
-                url: url.to_string(),
-                message,
-            },
-        }
+        from_status(status, &error_body(&mut resp), what, url, domain)
     }
 
-    /// `GET /v2/`: the registry answers and accepts the credentials.
-    pub fn check(&self, domain: &str) -> Result<(), RegistryError> {
-        let url = format!("{}/v2/", self.base(domain)?);
-        let resp = self.exec(domain, "", &url, &|auth| {
-            let mut r = self.agent.get(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
+    /// GET (or HEAD) following redirects to loopback; `auth` goes only to `url`'s origin.
+    fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&str>,
+        head: bool,
+    ) -> Result<Resp, RegistryError> {
+        let mut at = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = if head {
+                self.agent.head(&at)
+            } else {
+                self.agent.get(&at)
+            };
+            if let Some(a) = accept {
+                req = req.header("Accept", a);
             }
-            r.call()
+            let resp = with_auth(req, auth, &at, url)
+                .call()
+                .map_err(|e| RegistryError::transport(&at, e))?;
+            let redirect = matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308);
+            let Some(location) = header(&resp, "Location").filter(|_| redirect) else {
+                return Ok(resp);
+            };
+            let next = resolve(&at, location);
+            require_loopback_http(&next)?;
+            at = next;
+        }
+        Err(RegistryError::Protocol {
+            url: url.to_string(),
+            problem: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// The upload URL a POST or PATCH answered with.
+    fn location(&self, request_url: &str, resp: &Resp) -> Result<String, RegistryError> {
+        let location = header(resp, "Location").ok_or_else(|| RegistryError::Protocol {
+            url: request_url.to_string(),
+            problem: "the upload answer has no Location".into(),
+        })?;
+        let url = resolve(request_url, location);
+        require_loopback_http(&url)?;
+        Ok(url)
+    }
+
+    /// Starts an upload (or a mount) with an empty POST.
+    fn post(&self, url: &str, auth: Option<&str>) -> Result<Resp, RegistryError> {
+        with_auth(self.agent.post(url), auth, url, url)
+            .send(&[] as &[u8])
+            .map_err(|e| RegistryError::transport(url, e))
+    }
+
+    /// Cancels an upload we will not finish; a failure only leaves it for the registry to expire.
+    fn cancel_upload(&self, domain: &str, want: &Scopes, location: &str, registry: &str) {
+        let auth = self
+            .auth
+            .header_for(&self.agent, domain, want)
+            .ok()
+            .flatten();
+        let _ = with_auth(self.agent.delete(location), auth.as_deref(), location, registry).call();
+    }
+
+    /// `GET /v2/`: the registry answers and accepts the credentials (for `docker login`).
+    pub fn check(&self, domain: &str) -> Result<(), RegistryError> {
+        let url = self.url(domain, "")?;
+        let resp = self.send(domain, &Scopes::default(), &mut |auth| {
+            self.get(&url, None, auth, false)
         })?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(Self::fail("registry", &url, resp))
+            Err(self.fail(&format!("the registry API at {url}"), &url, domain, resp))
         }
     }
 
-    fn pull_scope(repo: &str) -> String {
-        format!("repository:{repo}:pull")
-    }
-
-    /// Fetches a manifest or index: (media type, digest of the bytes, bytes).
+    /// Fetches a manifest or index by tag or digest: (media type, digest of the bytes, bytes).
+    /// Refuses more than `limit` bytes, and bytes that do not hash to a digest `reference`.
     pub fn get_manifest(
         &self,
         domain: &str,
@@ -379,141 +367,95 @@ impl RegistryClient {
         reference: &str,
         limit: u64,
     ) -> Result<(String, Digest, Vec<u8>), RegistryError> {
-        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base(domain)?);
+        let url = self.url(domain, &format!("{repo}/manifests/{reference}"))?;
+        let by_digest = Digest::parse(reference).ok();
+        let what = match by_digest {
+            Some(_) => format!("manifest for {repo}@{reference}"),
+            None => format!("manifest for {repo}:{reference}"),
+        };
         let accept = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(", ");
-        let mut resp = self.exec(domain, &Self::pull_scope(repo), &url, &|auth| {
-            let mut r = self.agent.get(&url).header("Accept", &accept);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
+        let mut resp = self.send(domain, &Scopes::repository(repo, &["pull"]), &mut |auth| {
+            self.get(&url, Some(&accept), auth, false)
         })?;
-        let what = format!("manifest for {repo}:{reference}");
         if !resp.status().is_success() {
-            return Err(Self::fail(&what, &url, resp));
+            return Err(self.fail(&what, &url, domain, resp));
         }
-        let ct = resp
-            .headers()
-            .get("Content-Type")
-            .and_then(|v| v.to_str().ok())
+        if content_length(&resp).is_some_and(|n| n > limit) {
+            return Err(RegistryError::TooLarge { what, limit });
+        }
+        let media_type = header(&resp, "Content-Type")
+            .and_then(|v| v.split(';').next())
             .unwrap_or_default()
+            .trim()
             .to_string();
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
-            .take(limit + 1)
-            .read_to_end(&mut bytes)?;
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|source| RegistryError::Read {
+                url: url.clone(),
+                source,
+            })?;
         if bytes.len() as u64 > limit {
             return Err(RegistryError::TooLarge { what, limit });
         }
         let digest = Digest::of(&bytes);
-        if let Ok(want) = Digest::parse(reference) {
-            if want != digest {
-                return Err(RegistryError::DigestMismatch {
-                    what,
-                    expected: want,
-                    actual: digest,
-                });
-            }
+        if let Some(expected) = by_digest.filter(|d| *d != digest) {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected,
+                actual: digest,
+            });
         }
-        Ok((ct, digest, bytes))
+        Ok((media_type, digest, bytes))
     }
 
-    /// Streams a blob; the caller verifies its digest as it reads.
+    /// Streams a blob (following redirects to loopback): (`Content-Length` if sent, body).
+    /// The caller verifies the digest as it reads.
     pub fn get_blob(
         &self,
         domain: &str,
         repo: &str,
         digest: &Digest,
     ) -> Result<(Option<u64>, Box<dyn Read + Send>), RegistryError> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base(domain)?);
-        let resp = self.exec(domain, &Self::pull_scope(repo), &url, &|auth| {
-            let mut r = self.agent.get(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
+        let url = self.url(domain, &format!("{repo}/blobs/{digest}"))?;
+        let resp = self.send(domain, &Scopes::repository(repo, &["pull"]), &mut |auth| {
+            self.get(&url, None, auth, false)
         })?;
         if !resp.status().is_success() {
-            return Err(Self::fail(&format!("blob {digest}"), &url, resp));
+            return Err(self.fail(&format!("blob {digest}"), &url, domain, resp));
         }
-        let len = resp
-            .headers()
-            .get("Content-Length")
-            .and_then(|v| v.to_str().ok()?.parse().ok());
-        let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        Ok((len, Box::new(reader)))
+        let len = content_length(&resp);
+        Ok((len, Box::new(resp.into_body().into_reader())))
     }
 
-    /// `HEAD` a blob: its size if the registry has it.
+    /// `HEAD` a blob: its size if the repository has it, `None` if not.
     pub fn blob_size(
         &self,
         domain: &str,
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base(domain)?);
-        let resp = self.exec(domain, &Self::push_scope(repo), &url, &|auth| {
-            let mut r = self.agent.head(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
+        let url = self.url(domain, &format!("{repo}/blobs/{digest}"))?;
+        let resp = self.send(domain, &Scopes::repository(repo, &["pull"]), &mut |auth| {
+            self.get(&url, None, auth, true)
         })?;
         match resp.status().as_u16() {
-            200 => Ok(Some(
-                resp.headers()
-                    .get("Content-Length")
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0),
-            )),
+            200 => content_length(&resp)
+                .map(Some)
+                .ok_or_else(|| RegistryError::Protocol {
+                    url,
+                    problem: "the blob's HEAD answer has no Content-Length".into(),
+                }),
             404 => Ok(None),
-            _ => Err(Self::fail(&format!("blob {digest}"), &url, resp)),
+            _ => Err(self.fail(&format!("blob {digest}"), &url, domain, resp)),
         }
     }
 
-    fn push_scope(repo: &str) -> String {
-        format!("repository:{repo}:pull,push")
-    }
-
-    fn location(&self, domain: &str, resp: &Resp) -> Result<String, RegistryError> {
-        let loc = resp
-            .headers()
-            .get("Location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RegistryError::Http {
-                status: resp.status().as_u16(),
-                url: domain.to_string(),
-                message: "upload response without Location".into(),
-            })?;
-        Ok(
-            if loc.starts_with("http://") || loc.starts_with("https://") {
-                loc.to_string()
-            } else {
-                format!("{}{loc}", self.base(domain)?)
-            },
-        )
-    }
-
-    /// Starts an upload (optionally as a mount from `from`); returns the response.
-    fn start_upload(
-        &self,
-        domain: &str,
-        repo: &str,
-        query: &str,
-        scope: &str,
-    ) -> Result<Resp, RegistryError> {
-        let url = format!("{}/v2/{repo}/blobs/uploads/{query}", self.base(domain)?);
-        self.exec(domain, scope, &url, &|auth| {
-            let mut r = self.agent.post(&url);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send_empty()
-        })
-    }
-
-    /// Cross-repository mount: true if the registry mounted the blob.
+    /// Cross-repository mount (`POST …/blobs/uploads/?mount=DIGEST&from=FROM`): true if the
+    /// registry mounted the blob (201); false if it started an upload instead (202), which is
+    /// cancelled.
     pub fn mount_blob(
         &self,
         domain: &str,
@@ -521,31 +463,34 @@ impl RegistryClient {
         digest: &Digest,
         from_repo: &str,
     ) -> Result<bool, RegistryError> {
-        let scope = format!("{} repository:{from_repo}:pull", Self::push_scope(repo));
-        let resp = self.start_upload(
+        let want = Scopes::repository(repo, &["pull", "push"])
+            .union(&Scopes::repository(from_repo, &["pull"]));
+        let url = self.url(
             domain,
-            repo,
-            &format!("?mount={digest}&from={from_repo}"),
-            &scope,
+            &format!("{repo}/blobs/uploads/?mount={digest}&from={from_repo}"),
         )?;
+        let resp = self.send(domain, &want, &mut |auth| self.post(&url, auth))?;
         match resp.status().as_u16() {
             201 => Ok(true),
             202 => {
-                // An upload was started instead: cancel it.
-                let loc = self.location(domain, &resp)?;
-                let auth = self.cached_auth(domain, &scope);
-                let mut r = self.agent.delete(&loc);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
+                if let Ok(location) = self.location(&url, &resp) {
+                    self.cancel_upload(domain, &want, &location, &url);
                 }
-                let _ = r.call();
                 Ok(false)
             }
-            _ => Err(Self::fail(&format!("blob {digest}"), domain, resp)),
+            _ => Err(self.fail(
+                &format!("blob {digest} in {from_repo}"),
+                &url,
+                domain,
+                resp,
+            )),
         }
     }
 
-    /// Uploads a blob monolithically or in chunks, verifying `digest` on the way.
+    /// Uploads `size` bytes of `data` as the blob `digest`: a POST to start, then one streamed
+    /// PUT (`chunk_size` None) or PATCHes of `chunk_size` bytes with `Content-Range` and a
+    /// closing PUT. `progress` gets the bytes sent so far as it goes. Data that is short or
+    /// does not hash to `digest` fails the upload (and cancels it).
     #[allow(clippy::too_many_arguments)]
     pub fn push_blob(
         &self,
@@ -557,74 +502,151 @@ impl RegistryClient {
         chunk_size: Option<usize>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), RegistryError> {
-        let scope = Self::push_scope(repo);
-        let resp = self.start_upload(domain, repo, "", &scope)?;
+        let want = Scopes::repository(repo, &["pull", "push"]);
+        let start = self.url(domain, &format!("{repo}/blobs/uploads/"))?;
+        let resp = self.send(domain, &want, &mut |auth| self.post(&start, auth))?;
         if resp.status() != 202 {
-            return Err(Self::fail("upload", domain, resp));
+            return Err(self.fail(&format!("an upload to {repo}"), &start, domain, resp));
         }
-        let mut loc = self.location(domain, &resp)?;
-        let auth = self.cached_auth(domain, &scope);
-        let with_auth = |mut r: ureq::RequestBuilder<ureq::typestate::WithBody>| {
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r
+        let location = self.location(&start, &resp)?;
+        let target = UploadTarget {
+            domain,
+            want: &want,
+            registry: &start,
+            digest,
+            size,
         };
-        let mut hr = HashingReader::new(data.take(size));
-        let mut sent = 0u64;
-        let chunk = chunk_size.unwrap_or(usize::MAX).max(1);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let want = (size - sent).min(chunk as u64);
-            (&mut hr).take(want).read_to_end(&mut buf)?;
-            let last = sent + buf.len() as u64 >= size;
-            if chunk_size.is_none() || last {
-                // The final request carries the rest and the digest.
-                let sep = if loc.contains('?') { '&' } else { '?' };
-                let url = format!("{loc}{sep}digest={digest}");
-                let resp = with_auth(self.agent.put(&url))
-                    .header("Content-Type", "application/octet-stream")
-                    .send(&buf[..])
-                    .map_err(|e| RegistryError::Transport {
-                        url: url.clone(),
-                        source: Box::new(e),
-                    })?;
-                sent += buf.len() as u64;
-                progress(sent);
-                if resp.status() != 201 {
-                    return Err(Self::fail(&format!("blob {digest}"), &url, resp));
-                }
-                break;
+        let source = HashingReader::new(data.take(size));
+        let result = match chunk_size {
+            None => self.put_whole(&target, &location, source, progress),
+            Some(n) => self.put_chunks(&target, location, source, n.max(1), progress),
+        };
+        result.map_err(|(e, unfinished)| {
+            if let Some(location) = unfinished {
+                self.cancel_upload(domain, &want, &location, &start);
             }
-            let end = sent + buf.len() as u64 - 1;
-            let resp = with_auth(self.agent.patch(&loc))
-                .header("Content-Type", "application/octet-stream")
-                .header("Content-Range", &format!("{sent}-{end}"))
-                .send(&buf[..])
-                .map_err(|e| RegistryError::Transport {
-                    url: loc.clone(),
-                    source: Box::new(e),
-                })?;
-            if resp.status() != 202 {
-                return Err(Self::fail(&format!("blob {digest}"), &loc, resp));
-            }
-            sent += buf.len() as u64;
-            progress(sent);
-            loc = self.location(domain, &resp)?;
-        }
-        let (actual, n, _) = hr.finish();
-        if n != size || actual != *digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("blob {digest}"),
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(())
+            e
+        })
     }
 
-    /// Puts a manifest under a tag or digest; returns its digest.
+    /// The monolithic upload: one PUT streaming the data. Errors carry the upload to cancel.
+    fn put_whole(
+        &self,
+        up: &UploadTarget<'_>,
+        location: &str,
+        source: HashingReader<std::io::Take<&mut dyn Read>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), (RegistryError, Option<String>)> {
+        let cancel = |e| (e, Some(location.to_string()));
+        let auth = self
+            .auth
+            .header_for(&self.agent, up.domain, up.want)
+            .map_err(cancel)?;
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", up.digest);
+        let mut body = Upload {
+            inner: source,
+            sent: 0,
+            reported: 0,
+            error: None,
+            progress,
+        };
+        let sent = with_auth(self.agent.put(&url), auth.as_deref(), &url, up.registry)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", &up.size.to_string())
+            .send(ureq::SendBody::from_reader(&mut body));
+        let Upload {
+            inner,
+            error,
+            sent: read,
+            reported,
+            progress,
+        } = body;
+        if reported != read {
+            progress(read);
+        }
+        if let Some(source) = error {
+            return Err(cancel(RegistryError::Source {
+                what: format!("blob {}", up.digest),
+                source,
+            }));
+        }
+        let (actual, n, _) = inner.finish();
+        up.verify(&actual, n).map_err(cancel)?;
+        let resp = sent.map_err(|e| cancel(RegistryError::transport(&url, e)))?;
+        if resp.status() == 201 {
+            return Ok(());
+        }
+        let what = format!("blob {}", up.digest);
+        Err(cancel(self.fail(&what, &url, up.domain, resp)))
+    }
+
+    /// The chunked upload: PATCHes of `chunk` bytes, then a PUT with the digest.
+    fn put_chunks(
+        &self,
+        up: &UploadTarget<'_>,
+        mut location: String,
+        mut source: HashingReader<std::io::Take<&mut dyn Read>>,
+        chunk: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), (RegistryError, Option<String>)> {
+        let what = format!("blob {}", up.digest);
+        let mut buf = Vec::with_capacity(chunk.min(up.size as usize));
+        loop {
+            buf.clear();
+            if let Err(source) = (&mut source).take(chunk as u64).read_to_end(&mut buf) {
+                let e = RegistryError::Source {
+                    what: what.clone(),
+                    source,
+                };
+                return Err((e, Some(location)));
+            }
+            if buf.is_empty() {
+                break;
+            }
+            let first = source.count() - buf.len() as u64;
+            let range = format!("{first}-{}", source.count() - 1);
+            let at = location.clone();
+            let resp = self
+                .send(up.domain, up.want, &mut |auth| {
+                    with_auth(self.agent.patch(&at), auth, &at, up.registry)
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Range", &range)
+                        .send(&buf[..])
+                        .map_err(|e| RegistryError::transport(&at, e))
+                })
+                .map_err(|e| (e, Some(location.clone())))?;
+            if resp.status() != 202 {
+                return Err((self.fail(&what, &at, up.domain, resp), Some(location)));
+            }
+            location = self
+                .location(&at, &resp)
+                .map_err(|e| (e, Some(at.clone())))?;
+            progress(source.count());
+        }
+        let (actual, n, _) = source.finish();
+        up.verify(&actual, n).map_err(|e| (e, Some(location.clone())))?;
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", up.digest);
+        let resp = self
+            .send(up.domain, up.want, &mut |auth| {
+                with_auth(self.agent.put(&url), auth, &url, up.registry)
+                    .header("Content-Type", "application/octet-stream")
+                    .send(&[] as &[u8])
+                    .map_err(|e| RegistryError::transport(&url, e))
+            })
+            .map_err(|e| (e, Some(location.clone())))?;
+        if resp.status() == 201 {
+            if up.size == 0 {
+                progress(0);
+            }
+            return Ok(());
+        }
+        Err((self.fail(&what, &url, up.domain, resp), Some(location)))
+    }
+
+    /// Puts a manifest under a tag or digest with its media type; returns the digest the
+    /// registry reports (`Docker-Content-Digest`), or that of the bytes.
     pub fn put_manifest(
         &self,
         domain: &str,
@@ -633,38 +655,30 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
-        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base(domain)?);
-        let resp = self.exec(domain, &Self::push_scope(repo), &url, &|auth| {
-            let mut r = self.agent.put(&url).header("Content-Type", media_type);
-            if let Some(a) = auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(bytes)
-        })?;
-        if resp.status() != 201 && resp.status() != 200 {
-            return Err(Self::fail(
-                &format!("manifest {repo}:{reference}"),
-                &url,
-                resp,
-            ));
+        let what = format!("manifest for {repo}:{reference}");
+        let ours = Digest::of(bytes);
+        if let Some(expected) = Digest::parse(reference).ok().filter(|d| *d != ours) {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected,
+                actual: ours,
+            });
         }
-        Ok(resp
-            .headers()
-            .get("Docker-Content-Digest")
-            .and_then(|v| Digest::parse(v.to_str().ok()?).ok())
-            .unwrap_or_else(|| Digest::of(bytes)))
+        let url = self.url(domain, &format!("{repo}/manifests/{reference}"))?;
+        let want = Scopes::repository(repo, &["pull", "push"]);
+        let resp = self.send(domain, &want, &mut |auth| {
+            with_auth(self.agent.put(&url), auth, &url, &url)
+                .header("Content-Type", media_type)
+                .send(bytes)
+                .map_err(|e| RegistryError::transport(&url, e))
+        })?;
+        if !matches!(resp.status().as_u16(), 200 | 201) {
+            return Err(self.fail(&what, &url, domain, resp));
+        }
+        Ok(header(&resp, "Docker-Content-Digest")
+            .and_then(|v| Digest::parse(v.trim()).ok())
+            .unwrap_or(ours))
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -672,23 +686,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenges_parse_with_quotes_and_commas() {
-        let c = parse_challenge(
-            r#"Bearer realm="http://127.0.0.1:1/token",service="reg, one",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(c.scheme, "bearer");
-        assert_eq!(c.params["realm"], "http://127.0.0.1:1/token");
-        assert_eq!(c.params["service"], "reg, one");
-        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
-        let c = parse_challenge(r#"Basic realm="x \"y\"""#).unwrap();
+    fn only_loopback_is_reached_over_http() {
+        for host in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "[::1]",
+            "::1",
+            "localhost",
+            "LOCALHOST:80",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["docker.io", "10.0.0.1:5000", "[fe80::1]:5000", "localhost.example"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+        assert!(require_loopback_http("http://127.0.0.1:9/v2/").is_ok());
+        assert!(require_loopback_http("http://[::1]:9/token?x=y").is_ok());
+        for url in [
+            "https://127.0.0.1/v2/",
+            "http://example.com/v2/",
+            "http://user@10.0.0.1/",
+        ] {
+            let e = require_loopback_http(url).unwrap_err();
+            assert!(matches!(e, RegistryError::Tls(_)), "{url}: {e}");
+            assert!(e.to_string().contains("TLS registries are not supported yet"));
+        }
+        let e = RegistryClient::new().check("registry.example.com").unwrap_err();
+        assert!(matches!(e, RegistryError::Tls(_)), "{e}");
+    }
+
+    #[test]
+    fn locations_resolve_against_the_request() {
+        let base = "http://127.0.0.1:5000/v2/a/blobs/uploads/?mount=x";
+        assert_eq!(origin(base), "http://127.0.0.1:5000");
+        assert_eq!(origin("http://h"), "http://h");
         assert_eq!(
-            (c.scheme.as_str(), c.params["realm"].as_str()),
-            ("basic", "x \"y\"")
+            resolve(base, "/v2/a/blobs/uploads/u1?_state=s"),
+            "http://127.0.0.1:5000/v2/a/blobs/uploads/u1?_state=s"
         );
-        assert!(
-            is_loopback("127.0.0.1:5000") && is_loopback("[::1]:5000") && is_loopback("localhost")
+        assert_eq!(
+            resolve(base, "http://127.0.0.1:6000/x"),
+            "http://127.0.0.1:6000/x"
         );
-        assert!(!is_loopback("docker.io") && !is_loopback("10.0.0.1:5000"));
+        assert_eq!(resolve(base, "//[::1]:7/y"), "http://[::1]:7/y");
+        assert_eq!(
+            resolve(base, "u2?s=1"),
+            "http://127.0.0.1:5000/v2/a/blobs/uploads/u2?s=1"
+        );
+        assert_eq!(
+            resolve("http://h/x", "/y?next=http://z/"),
+            "http://h/y?next=http://z/"
+        );
     }
 }
