@@ -160,7 +160,9 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         spec,
         volumes,
     };
+    let attrs = crate::events::container_attrs(&rec, &[]);
     d.containers.insert(rec).map_err(cleanup)?;
+    d.events.emit("container", "create", &id, attrs);
     d.runs.ensure(&id, None);
     Ok(json(
         StatusCode::CREATED,
@@ -362,6 +364,13 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     let q = Query::parse(req.uri().query());
     let h = d.containers.find(name)?;
     run::stop(d, &h, timeout_param(&q)).await?;
+    let rec = h.lock().await.clone();
+    d.events.emit(
+        "container",
+        "stop",
+        &rec.id,
+        crate::events::container_attrs(&rec, &[]),
+    );
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -394,6 +403,13 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         None => 9,
     };
     run::kill(d, &id, sig).await?;
+    let rec = h.lock().await.clone();
+    d.events.emit(
+        "container",
+        "kill",
+        &id,
+        crate::events::container_attrs(&rec, &[("signal", sig.to_string())]),
+    );
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -793,7 +809,14 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         })?;
     let h = d.containers.find(name)?;
     let mut r = h.lock().await;
+    let old = r.name.clone();
     d.containers.rename(&mut r, &new)?;
+    d.events.emit(
+        "container",
+        "rename",
+        &r.id,
+        crate::events::container_attrs(&r, &[("oldName", format!("/{old}"))]),
+    );
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -849,6 +872,13 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
         }
     }
     d.containers.save(&rec)?;
+    let action = if pause { "pause" } else { "unpause" };
+    d.events.emit(
+        "container",
+        action,
+        &rec.id,
+        crate::events::container_attrs(&rec, &[]),
+    );
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

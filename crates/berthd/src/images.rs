@@ -167,6 +167,14 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             stream.send_blocking(&progress_json(&p));
         };
         let result = d.images.pull(&client, &r, &platform, &on_progress);
+        if result.is_ok() {
+            d.events.emit(
+                "image",
+                "pull",
+                &r.familiar(),
+                json!({"name": r.familiar()}),
+            );
+        }
         if let Err(e) = result {
             tracing::warn!(image = %r, error = %e, "pull failed");
             let api = pull_error(&r, &e);
@@ -394,10 +402,25 @@ pub async fn tag(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
             .images
             .tag(&rec.id, &target)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        d.events.emit(
+            "image",
+            "tag",
+            rec.id.as_str(),
+            json!({"name": target.familiar()}),
+        );
         Ok(())
     })
     .await??;
     Ok(empty(StatusCode::CREATED))
+}
+
+fn emit_removed(d: &Daemon, r: &[Removed]) {
+    for x in r {
+        match x {
+            Removed::Untagged(t) => d.events.emit("image", "untag", t, json!({"name": t})),
+            Removed::Deleted(id) => d.events.emit("image", "delete", id.as_str(), json!({})),
+        }
+    }
 }
 
 fn removed_json(r: &[Removed]) -> Vec<Value> {
@@ -413,15 +436,18 @@ fn removed_json(r: &[Removed]) -> Vec<Value> {
 pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let force = q.bool("force");
-    let (d, name) = (d.clone(), name.to_string());
+    let (d2, name) = (d.clone(), name.to_string());
     let out = blocking(move || {
-        let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d, id);
-        d.images.remove(&name, force, &in_use).map_err(|e| match e {
-            RemoveError::Image(_) => ApiError::not_found(format!("No such image: {name}")),
-            other => ApiError::conflict(other.to_string()),
-        })
+        let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d2, id);
+        d2.images
+            .remove(&name, force, &in_use)
+            .map_err(|e| match e {
+                RemoveError::Image(_) => ApiError::not_found(format!("No such image: {name}")),
+                other => ApiError::conflict(other.to_string()),
+            })
     })
     .await??;
+    emit_removed(d, &out);
     Ok(json(StatusCode::OK, &removed_json(&out)))
 }
 

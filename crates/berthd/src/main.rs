@@ -13,6 +13,7 @@
 mod container;
 mod containerd;
 mod ctr_routes;
+mod events;
 mod exec;
 mod http;
 mod images;
@@ -74,6 +75,7 @@ pub struct Daemon {
     pub containers: container::Store,
     pub runs: run::Runs,
     pub execs: exec::Execs,
+    pub events: events::Events,
     pub containerd: containerd::Containerd,
 }
 
@@ -136,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         containers: container::Store::open(&cli.data_root.join("containers")),
         runs: run::Runs::default(),
         execs: exec::Execs::default(),
+        events: events::Events::default(),
         containerd,
     });
     run::recover(&d).await;

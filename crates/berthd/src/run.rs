@@ -317,6 +317,12 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         error: String::new(),
     };
     d.containers.save(&rec)?;
+    d.events.emit(
+        "container",
+        "start",
+        &id,
+        crate::events::container_attrs(&rec, &[]),
+    );
     drop(rec);
     spawn_waiter(d, h, &id, io);
     Ok(())
@@ -445,6 +451,12 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
     rec.state.pid = 0;
     rec.state.finished_at = berth_clock::rfc3339_now();
     let _ = d.containers.save(&rec);
+    d.events.emit(
+        "container",
+        "die",
+        &id,
+        crate::events::container_attrs(&rec, &[("exitCode", code.to_string())]),
+    );
     if let Some(l) = d.runs.get(&id) {
         l.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
@@ -457,6 +469,12 @@ pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
     let _ = std::fs::remove_dir_all(fifo_dir(d, &rec.id));
     d.containers.remove(rec);
     d.runs.forget(&rec.id);
+    d.events.emit(
+        "container",
+        "destroy",
+        &rec.id,
+        crate::events::container_attrs(rec, &[]),
+    );
 }
 
 /// Sends a signal to the container's processes.

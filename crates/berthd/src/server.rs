@@ -134,6 +134,7 @@ async fn route(
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(system::ping(method)),
         (&Method::GET, "/version") => Ok(system::version(d)),
         (&Method::GET, "/info") => Ok(system::info(d).await),
+        (&Method::GET, "/events") => crate::events::stream(d, req).await,
         (&Method::POST, "/auth") => images::auth(d, req).await,
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,

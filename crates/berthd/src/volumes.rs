@@ -123,6 +123,8 @@ pub fn resolve(d: &Daemon, hc: &mut Value) -> Result<Vec<String>, ApiError> {
 
 /// Removes a volume's directory (the caller checked it is unused).
 fn destroy(d: &Daemon, name: &str) -> u64 {
+    d.events
+        .emit("volume", "destroy", name, json!({"driver": "local"}));
     let dir = root(d).join(name);
     let size = dir_size(&dir.join("_data"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -172,6 +174,8 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .map(str::to_string)
         .unwrap_or_else(crate::container::new_id);
     let vol = ensure(d, &name, v["Labels"].clone(), false)?;
+    d.events
+        .emit("volume", "create", &name, json!({"driver": "local"}));
     Ok(json(StatusCode::CREATED, &vol))
 }
 

@@ -298,3 +298,65 @@ fn exec_pause_and_top_on_a_running_container() {
     d.docker_ok(&["rm", "box"]);
     assert_eq!(common::shims_of(&d), 0);
 }
+
+#[test]
+fn events_stream_live_and_from_the_backlog() {
+    use std::io::BufRead;
+    let (_reg, d, image) = daemon_with_image();
+    #[allow(clippy::disallowed_methods)] // the real client's `docker events`
+    let mut watcher = std::process::Command::new(DOCKER)
+        .env("DOCKER_CONFIG", d.roots.path().join("cli-events"))
+        .args(["-H", &d.host(), "events", "--filter", "container=evt"])
+        .args([
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(watcher.stdout.take().unwrap());
+    // Give the subscription a moment to be in place before the actions.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.docker_ok(&["run", "--name", "evt", &image, "true"]);
+    d.docker_ok(&["run", "--rm", "--name", "other", &image, "true"]);
+    d.docker_ok(&["rm", "evt"]);
+    let mut seen = Vec::new();
+    for line in lines.lines() {
+        let line = line.unwrap();
+        let done = line.contains("destroy");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(
+        seen,
+        [
+            "container create evt",
+            "container start evt",
+            "container die evt",
+            "container destroy evt"
+        ],
+        "only evt's events, in order"
+    );
+    // The same from the backlog, with an end.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let past = d.docker_ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(past.lines().collect::<Vec<_>>(), ["evt 0", "other 0"]);
+}
