@@ -1,797 +1,997 @@
-//! A Docker container create request plus its image config, turned into an OCI runtime spec
-//! with dockerd's defaults: the command (entrypoint/cmd rules), env, user, Docker's default
-//! capability set, masked and read-only paths, the standard mounts, the container's
-//! `hostname`/`hosts`/`resolv.conf`, binds and tmpfs mounts, resource limits and devices.
+//! Docker "create" → OCI runtime spec: turns a `POST /containers/create` body plus the image
+//! config into a runtime-spec 1.2 `config.json` value with dockerd's defaults (moby's
+//! `oci/defaults.go`, `daemon/oci_linux.go`, its volume parser, runc's user lookup), rejecting
+//! what dockerd rejects with dockerd's messages. It writes nothing and reads only the image's
+//! `/etc/passwd` and `/etc/group` (never through a symlink out of their root), the devices
+//! `HostConfig.Devices` names, and this process' capability bounding set.
+//!
+//! Volumes are the caller's: it rewrites named and anonymous ones to host paths first (so
+//! `nocopy` and `VolumeOptions` on binds are accepted). Deliberately absent: the image's
+//! `VOLUME`s, `--volumes-from`, `--init`, seccomp (the caller adds Docker's profile),
+//! AppArmor/SELinux, user namespaces, joining other containers' namespaces, host devices for
+//! `--privileged`, `rootfsPropagation`, blkio throttles, `DeviceCgroupRules`, tmpfs `Options`.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
-use serde_json::{Value, json};
-
-/// Docker's default PATH.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Docker's default capabilities.
-const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-const MASKED_PATHS: [&str; 10] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-];
-
-const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SpecError {
-    #[error("No command specified")]
-    NoCommand,
-    #[error("invalid CapAdd: unknown capability: {0:?}")]
-    UnknownCap(String),
-    #[error("unable to find user {0}: no matching entries in passwd file")]
-    NoUser(String),
-    #[error("unable to find group {0}: no matching entries in group file")]
-    NoGroup(String),
-    #[error("invalid mount config: {0}")]
-    Mount(String),
-    #[error("Duplicate mount point: {0}")]
-    DuplicateMount(String),
-    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
-    WorkingDir(String),
-    #[error("error gathering device information while adding custom device {0:?}: {1}")]
-    Device(String, String),
-}
+use serde_json::{Map, Value, json};
 
 /// Everything the spec depends on besides the request.
 pub struct SpecInput<'a> {
+    /// The 64-hex container id.
     pub id: &'a str,
+    /// The create body as the docker CLI sends it (Config at top level, plus `HostConfig`).
     pub create: &'a Value,
+    /// The image config's `config` object; may be `Null`.
     pub image_config: &'a Value,
+    /// Absolute path of the mounted rootfs.
     pub rootfs: &'a str,
-    /// Where the image's `/etc/passwd` and `/etc/group` are (its top layer that has them).
+    /// Where the image's `/etc/passwd` and `/etc/group` are (the rootfs is not mounted at create).
     pub user_root: &'a str,
+    /// Directory holding the `hostname`, `hosts` and `resolv.conf` files to bind-mount.
     pub container_dir: &'a str,
+    /// The host's hard `RLIMIT_NOFILE`. No default rlimits are added (containers inherit the
+    /// shim's, as Docker's inherit containerd's); an unlimited `nofile` ulimit becomes this.
     pub hard_nofile: Option<u64>,
+    /// Parent cgroup (`/berth` → `cgroupsPath` `/berth/<id>`); `HostConfig.CgroupParent` wins.
     pub cgroup_parent: &'a str,
+    /// Network namespace to join; `None` makes a private one. Host networking has no entry.
     pub netns_path: Option<&'a str>,
 }
 
-fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array().map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    })
+/// Why a create request cannot become a spec; the messages are dockerd's where it has one.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid value for {0}: expected {1}")]
+    FieldType(&'static str, &'static str),
+    #[error("No command specified")]
+    NoCommand,
+    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
+    WorkingDir(String),
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UserNotFound(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    GroupNotFound(String),
+    #[error("uids and gids must be in range 0-2147483647")]
+    IdRange,
+    #[error("reading the image's /etc/{0}")]
+    ReadRootfs(&'static str, #[source] std::io::Error),
+    #[error("invalid {0}: unknown capability: {1:?}")]
+    Capability(&'static str, String),
+    #[error("invalid {0} mode: {1}")]
+    Mode(&'static str, String),
+    #[error("joining another container's {0} namespace is not supported yet")]
+    JoinContainer(&'static str),
+    #[error("invalid volume specification: '{0}'")]
+    VolumeSpec(String),
+    #[error("invalid mode: {0}")]
+    VolumeMode(String),
+    #[error("invalid volume specification: '{0}': invalid mount config for type \"bind\": {1}")]
+    BindSpec(String, MountProblem),
+    #[error("invalid mount config for type {0:?}: {1}")]
+    MountConfig(String, MountProblem),
+    #[error("invalid tmpfs option {0:?}")]
+    TmpfsOption(String),
+    #[error("named volumes are not supported yet: {0}")]
+    Volume(String),
+    #[error("Duplicate mount point: {0}")]
+    DuplicateMount(String),
+    #[error(
+        "error gathering device information while adding custom device {0:?}: not a device node"
+    )]
+    NotADevice(String),
+    #[error("error gathering device information while adding custom device {0:?}")]
+    DeviceStat(String, #[source] std::io::Error),
+    #[error("invalid device mode: {0}")]
+    DeviceMode(String),
+    #[error("Invalid value {0}, range for oom score adj is [-1000, 1000]")]
+    OomScoreAdj(i64),
+    /// A resource setting dockerd rejects (its message).
+    #[error("{0}")]
+    Resource(&'static str),
 }
 
-/// Entrypoint + Cmd as Docker resolves them: a request Entrypoint replaces the image's and
-/// drops the image's Cmd; a request Cmd replaces the image's Cmd.
-pub fn command(create: &Value, image: &Value) -> Result<Vec<String>, SpecError> {
-    let req_ep = strings(&create["Entrypoint"]);
-    let req_cmd = strings(&create["Cmd"]).filter(|c| !c.is_empty());
-    let (ep, cmd) = match req_ep {
-        Some(ep) => (ep, req_cmd.unwrap_or_default()),
-        None => (
-            strings(&image["Entrypoint"]).unwrap_or_default(),
-            req_cmd
-                .or_else(|| strings(&image["Cmd"]))
-                .unwrap_or_default(),
-        ),
-    };
-    let ep: Vec<String> = ep.into_iter().filter(|s| !s.is_empty()).collect();
-    let argv: Vec<String> = ep.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
-        return Err(SpecError::NoCommand);
+/// What is wrong with one mount (dockerd's wording), inside a [`SpecError`].
+#[derive(Debug, thiserror::Error)]
+pub enum MountProblem {
+    #[error("field {0} must not be empty")]
+    MissingField(&'static str),
+    #[error("field {0} must not be specified")]
+    ExtraField(&'static str),
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    NotAbsolute(String),
+    #[error("invalid specification: destination can't be '/'")]
+    TargetIsRoot,
+    #[error("bind source path does not exist: {0}")]
+    SourceMissing(String),
+    #[error("invalid propagation mode: {0}")]
+    Propagation(String),
+    #[error("mount type unknown")]
+    UnknownType,
+}
+
+type Result<T, E = SpecError> = std::result::Result<T, E>;
+type Key = &'static str;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Docker's default capabilities, without their `CAP_` prefix.
+const DEFAULT_CAPS: &str = "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID \
+    SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE";
+/// Every capability in number order, without its `CAP_` prefix.
+const ALL_CAPS: &str = "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID \
+    SETPCAP LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER \
+    SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE \
+    SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP \
+    MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF \
+    CHECKPOINT_RESTORE";
+const MASKED_PATHS: &str = "/proc/asound /proc/acpi /proc/kcore /proc/keys \
+    /proc/latency_stats /proc/timer_list /proc/timer_stats /proc/sched_debug /proc/scsi \
+    /sys/firmware /sys/devices/virtual/powercap";
+const READONLY_PATHS: &str = "/proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger";
+/// Docker's default mounts: destination, type, source, options.
+const DEFAULT_MOUNTS: &str = "/proc proc proc nosuid,noexec,nodev
+    /dev tmpfs tmpfs nosuid,strictatime,mode=755,size=65536k
+    /dev/pts devpts devpts nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5
+    /sys sysfs sysfs nosuid,noexec,nodev,ro
+    /sys/fs/cgroup cgroup cgroup ro,nosuid,noexec,nodev
+    /dev/mqueue mqueue mqueue nosuid,noexec,nodev
+    /dev/shm tmpfs shm nosuid,noexec,nodev,mode=1777";
+const NO_NEW_PRIVILEGES: &str = "no-new-privileges no-new-privileges:true no-new-privileges=true";
+const RW_MODES: &str = "rw ro ro-non-recursive ro-force-recursive rro";
+const PROPAGATIONS: &str = "private rprivate slave rslave shared rshared";
+/// The mount flags and tmpfs parameters a tmpfs accepts (moby/sys `MergeTmpfsOptions`).
+const TMPFS_FLAGS: &str = "ro rw exec noexec suid nosuid dev nodev sync async atime noatime \
+    diratime nodiratime relatime norelatime strictatime nostrictatime mand nomand dirsync remount \
+    bind rbind private rprivate shared rshared slave rslave unbindable runbindable";
+const TMPFS_DATA: &str = "size mode uid gid nr_inodes nr_blocks mpol";
+
+fn has_word(list: &str, word: &str) -> bool {
+    list.split_whitespace().any(|w| w == word)
+}
+
+fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.is_empty() { default } else { value }
+}
+
+fn words(list: &str, prefix: &str) -> Vec<String> {
+    let words = list.split_whitespace();
+    words.map(|w| format!("{prefix}{w}")).collect()
+}
+
+/// Builds the OCI runtime spec for one container.
+pub fn build(input: &SpecInput) -> Result<Value> {
+    let (create, image) = (input.create, input.image_config);
+    let hc = &create["HostConfig"];
+    let args = command(create, image)?;
+    let privileged = flag(hc, "Privileged")?;
+    let short_id = input.id.get(..12).unwrap_or(input.id);
+    let hostname = or(string(create, "Hostname")?, short_id);
+    let user = or(string(create, "User")?, string(image, "User")?);
+    let cwd = or(string(create, "WorkingDir")?, string(image, "WorkingDir")?);
+    if !cwd.is_empty() && !cwd.starts_with('/') {
+        return Err(SpecError::WorkingDir(cwd.into()));
     }
-    Ok(argv)
+    let group_add = strs(hc, "GroupAdd")?.unwrap_or_default();
+    let (uid, gid, gids) = resolve_user(Path::new(input.user_root), user, &group_add)?;
+    let caps = capabilities(hc, privileged)?;
+    // As execve does for a non-root user, Docker gives one only the bounding set.
+    let held = if uid == 0 { caps.clone() } else { Vec::new() };
+    let (net, ipc) = (string(hc, "NetworkMode")?, string(hc, "IpcMode")?);
+    let (namespaces, uts_host) = namespaces(hc, net, ipc, input.netns_path)?;
+    let mounts = mounts(input, hc, privileged, ipc)?;
+    let (devices, rules) = devices(hc, privileged)?;
+    let masked = strs(hc, "MaskedPaths")?.unwrap_or_else(|| words(MASKED_PATHS, ""));
+    let readonly = strs(hc, "ReadonlyPaths")?.unwrap_or_else(|| words(READONLY_PATHS, ""));
+    let opts = strs(hc, "SecurityOpt")?.unwrap_or_default();
+    let oom = int(hc, "OomScoreAdj")?;
+    if !(-1000..=1000).contains(&oom) {
+        return Err(SpecError::OomScoreAdj(oom));
+    }
+    let parent = or(string(hc, "CgroupParent")?, input.cgroup_parent);
+    let mut spec = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": flag(create, "Tty")?,
+            "user": {"uid": uid, "gid": gid, "additionalGids": gids},
+            "args": args,
+            "env": env(create, image, hostname)?,
+            "cwd": clean(cwd),
+            "capabilities": {"bounding": caps, "effective": held, "permitted": held,
+                "inheritable": [], "ambient": []},
+            "rlimits": rlimits(hc, input.hard_nofile)?,
+            "noNewPrivileges": opts.iter().any(|o| has_word(NO_NEW_PRIVILEGES, o)),
+            "oomScoreAdj": oom,
+        },
+        "root": {"path": input.rootfs, "readonly": flag(hc, "ReadonlyRootfs")?},
+        "hostname": if uts_host { None } else { Some(hostname) },
+        "domainname": Some(string(create, "Domainname")?).filter(|d| !d.is_empty()),
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": if privileged { Vec::new() } else { masked },
+            "readonlyPaths": if privileged { Vec::new() } else { readonly },
+            "devices": devices,
+            "resources": resources(hc, rules)?,
+            "cgroupsPath": clean(&format!("/{parent}/{}", input.id)),
+            "sysctl": sysctls(hc, net)?,
+        },
+    });
+    prune(&mut spec);
+    Ok(spec)
 }
 
-/// Replaces `kv`'s key in place, or appends it; `KEY` alone (no `=`) removes the key.
-fn replace_or_append(env: &mut Vec<String>, kv: &str) {
-    let key = kv.split('=').next().unwrap_or_default();
-    let pos = env.iter().position(|e| e.split('=').next() == Some(key));
-    match (pos, kv.contains('=')) {
-        (Some(i), true) => env[i] = kv.to_string(),
-        (Some(i), false) => {
-            env.remove(i);
+/// Drops `null` members and the objects left empty, so absent settings stay absent.
+fn prune(v: &mut Value) {
+    if let Value::Array(items) = v {
+        items.iter_mut().for_each(prune);
+    } else if let Value::Object(map) = v {
+        map.values_mut().for_each(prune);
+        map.retain(|_, x| !x.is_null() && x.as_object().is_none_or(|o| !o.is_empty()));
+    }
+}
+
+/// The command line, resolved as dockerd does: a request `Entrypoint` replaces the image's and
+/// drops the image `Cmd`; a request `Cmd` replaces the image's; `Entrypoint: [""]` clears it.
+pub fn command(create: &Value, image_config: &Value) -> Result<Vec<String>> {
+    let mut entrypoint = strs(create, "Entrypoint")?;
+    let mut cmd = strs(create, "Cmd")?.unwrap_or_default();
+    if entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if cmd.is_empty() {
+            cmd = strs(image_config, "Cmd")?.unwrap_or_default();
         }
-        (None, true) => env.push(kv.to_string()),
-        (None, false) => {}
+        if entrypoint.is_none() {
+            entrypoint = strs(image_config, "Entrypoint")?;
+        }
+    }
+    let mut argv = entrypoint.filter(|e| e != &[""]).unwrap_or_default();
+    argv.extend(cmd);
+    Some(argv)
+        .filter(|a| !a.is_empty())
+        .ok_or(SpecError::NoCommand)
+}
+
+/// The environment: Docker's `PATH`, `HOSTNAME` and (with a TTY) `TERM=xterm`, overridden or
+/// extended by the request's `Env`, then the image's (the request wins by key); a bare `KEY`
+/// unsets it.
+pub fn env(create: &Value, image_config: &Value, hostname: &str) -> Result<Vec<String>> {
+    fn key(e: &str) -> &str {
+        e.split_once('=').map_or(e, |(k, _)| k)
+    }
+    let mut merged = strs(create, "Env")?.unwrap_or_default();
+    for e in strs(image_config, "Env")?.unwrap_or_default() {
+        if !merged.iter().any(|u| key(u) == key(&e)) {
+            merged.push(e);
+        }
+    }
+    let mut out = vec![format!("PATH={DEFAULT_PATH}")];
+    out.push(format!("HOSTNAME={hostname}"));
+    out.extend(flag(create, "Tty")?.then(|| "TERM=xterm".to_string()));
+    for e in merged {
+        match (e.contains('='), out.iter().position(|o| key(o) == key(&e))) {
+            (true, Some(i)) => out[i] = e,
+            (true, None) => out.push(e),
+            (false, Some(i)) => drop(out.remove(i)),
+            (false, None) => {}
+        }
+    }
+    Ok(out)
+}
+
+// Request fields: absent and `null` read as the zero value; a wrong type is an error.
+
+type Getter<'v, T> = fn(&'v Value) -> Option<T>;
+
+fn typed<'v, T>(v: &'v Value, k: Key, what: Key, get: Getter<'v, T>) -> Result<Option<T>> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => get(x).map(Some).ok_or(SpecError::FieldType(k, what)),
     }
 }
 
-/// The environment as dockerd builds it: PATH (Docker's default), HOSTNAME, TERM=xterm with a
-/// TTY, then the image's env with the request's merged in (replaced in place by key).
-pub fn env(create: &Value, image: &Value, hostname: &str) -> Vec<String> {
-    let mut config = strings(&image["Env"]).unwrap_or_default();
-    for e in strings(&create["Env"]).unwrap_or_default() {
-        replace_or_append(&mut config, &e);
-    }
-    let mut out = vec![
-        format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={hostname}"),
-    ];
-    if create["Tty"].as_bool() == Some(true) {
-        out.push("TERM=xterm".into());
-    }
-    for e in config {
-        replace_or_append(&mut out, &e);
-    }
-    out
+fn string(v: &Value, k: Key) -> Result<&str> {
+    Ok(typed(v, k, "a string", Value::as_str)?.unwrap_or_default())
 }
 
-/// Looks a name up in a passwd- or group-style file of the rootfs.
-fn lookup(rootfs: &str, file: &str, name: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(format!("{rootfs}/etc/{file}")).ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| {
-            (
-                f[2].parse().unwrap_or(0),
-                f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0),
-            )
-        })
-    })
+fn opt_int(v: &Value, k: Key) -> Result<Option<i64>> {
+    typed(v, k, "an integer", Value::as_i64)
 }
 
-/// `user[:group]` by number or by name from the rootfs.
-pub fn user(spec_user: &str, rootfs: &str) -> Result<(u32, u32), SpecError> {
-    if spec_user.is_empty() {
-        return Ok((0, 0));
+fn int(v: &Value, k: Key) -> Result<i64> {
+    Ok(opt_int(v, k)?.unwrap_or_default())
+}
+
+fn flag(v: &Value, k: Key) -> Result<bool> {
+    Ok(typed(v, k, "a boolean", Value::as_bool)?.unwrap_or_default())
+}
+
+fn list(v: &Value, k: Key) -> Result<&[Value]> {
+    Ok(typed(v, k, "an array", |x| Some(x.as_array()?.as_slice()))?.unwrap_or_default())
+}
+
+/// An object of strings, such as `Tmpfs` or `Sysctls`.
+fn string_map(v: &Value, k: Key) -> Result<Map<String, Value>> {
+    fn strings(o: &&Map<String, Value>) -> bool {
+        o.values().all(Value::is_string)
     }
-    let (u, g) = match spec_user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec_user, None),
+    let get = |x: &Value| x.as_object().filter(strings).cloned();
+    Ok(typed(v, k, "an object of strings", get)?.unwrap_or_default())
+}
+
+/// Docker's `StrSlice`: `null` → `None`, a string → one element, else an array of strings.
+fn strs(v: &Value, k: Key) -> Result<Option<Vec<String>>> {
+    let items = |x: &Value| match x {
+        Value::String(s) => Some(vec![s.clone()]),
+        x => serde_json::from_value(x.clone()).ok(),
     };
-    let (uid, mut gid) = match u.parse::<u32>() {
-        Ok(n) => (n, lookup_uid_gid(rootfs, n)),
-        Err(_) => lookup(rootfs, "passwd", u).ok_or_else(|| SpecError::NoUser(u.to_string()))?,
-    };
-    if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => {
-                lookup(rootfs, "group", g)
-                    .ok_or_else(|| SpecError::NoGroup(g.to_string()))?
-                    .0
+    typed(v, k, "an array of strings", items)
+}
+
+/// Go's `path.Clean` of an absolute path.
+fn clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        match c {
+            ".." => out.truncate(out.len().saturating_sub(1)),
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// Known capabilities in this process' bounding set: a container cannot hold more than its
+/// runtime does (containerd's `WithAllCurrentCapabilities`; this host lacks `SYS_RESOURCE`).
+fn host_caps() -> Vec<String> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find_map(|l| l.strip_prefix("CapBnd:"));
+    let bounding = u64::from_str_radix(line.unwrap_or_default().trim(), 16);
+    let held = |i: usize| (bounding.as_ref().unwrap_or(&u64::MAX) >> i) & 1 == 1;
+    let caps = words(ALL_CAPS, "CAP_").into_iter().enumerate();
+    caps.filter(|(i, _)| held(*i)).map(|(_, c)| c).collect()
+}
+
+/// Docker's default set after `CapAdd`/`CapDrop` (`CAP_` optional, any case, `ALL`).
+fn capabilities(hc: &Value, privileged: bool) -> Result<Vec<String>> {
+    let normalize = |field| -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for c in strs(hc, field)?.unwrap_or_default() {
+            let c = c.to_uppercase();
+            let name = format!("CAP_{}", c.strip_prefix("CAP_").unwrap_or(&c));
+            match c.as_str() {
+                "ALL" => out.push(c.clone()),
+                _ if has_word(ALL_CAPS, &name[4..]) => out.push(name),
+                _ => return Err(SpecError::Capability(field, name)),
             }
-        };
+        }
+        Ok(out)
+    };
+    let (add, drop) = (normalize("CapAdd")?, normalize("CapDrop")?);
+    let all = |l: &[String]| l.iter().any(|c| c == "ALL");
+    let kept = |base: Vec<String>| base.into_iter().filter(|c| !drop.contains(c));
+    let mut caps: Vec<String> = match () {
+        _ if privileged => host_caps(),
+        _ if all(&drop) => add,
+        _ if all(&add) => kept(host_caps()).collect(),
+        _ => kept(words(DEFAULT_CAPS, "CAP_")).chain(add).collect(),
+    };
+    let mut seen = HashSet::new();
+    caps.retain(|c| seen.insert(c.clone()));
+    Ok(caps)
+}
+
+fn in_range(id: i64) -> Result<u32> {
+    let id = u32::try_from(id).ok().filter(|i| *i <= i32::MAX as u32);
+    id.ok_or(SpecError::IdRange)
+}
+
+/// A rootfs' `/etc/passwd` or `/etc/group` (at most 4 MiB); empty when missing or when it
+/// resolves outside the rootfs (a symlink is never followed onto the host).
+fn read_etc(rootfs: &Path, name: &'static str) -> Result<String> {
+    let read = || -> std::io::Result<String> {
+        let path = fs::canonicalize(rootfs.join("etc").join(name))?;
+        let mut buf = Vec::new();
+        let inside = rootfs.is_absolute() && path.starts_with(fs::canonicalize(rootfs)?);
+        if inside && fs::metadata(&path)?.is_file() {
+            fs::File::open(path)?.take(4 << 20).read_to_end(&mut buf)?;
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    use std::io::ErrorKind::{NotADirectory, NotFound};
+    match read() {
+        Err(e) if matches!(e.kind(), NotFound | NotADirectory) => Ok(String::new()),
+        result => result.map_err(|e| SpecError::ReadRootfs(name, e)),
     }
+}
+
+/// `(name, id, 4th field)` of each passwd (`uid`, gid) or group (`gid`, members) line.
+fn parse_etc(text: &str) -> Vec<(&str, i64, &str)> {
+    fn entry(l: &str) -> Option<(&str, i64, &str)> {
+        let f: Vec<&str> = l.trim().split(':').collect();
+        let fourth = f.get(3).copied().unwrap_or_default();
+        Some((f[0], f.get(2)?.parse().ok()?, fourth))
+    }
+    text.lines().filter_map(entry).collect()
+}
+
+/// `user[:group]` (numbers or names in `root`'s `/etc/passwd` and `/etc/group`) as uid and gid.
+pub fn user(spec: &str, root: &str) -> Result<(u32, u32)> {
+    let (uid, gid, _) = resolve_user(Path::new(root), spec, &[])?;
     Ok((uid, gid))
 }
 
-fn lookup_uid_gid(rootfs: &str, uid: u32) -> u32 {
-    std::fs::read_to_string(format!("{rootfs}/etc/passwd"))
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid))
-                    .then(|| f[3].parse().ok())
-                    .flatten()
-            })
-        })
-        .unwrap_or(0)
-}
-
-fn normalize_cap(c: &str) -> String {
-    let up = c.to_uppercase();
-    if up == "ALL" || up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    }
-}
-
-/// Docker's default set adjusted by CapAdd/CapDrop (or everything when privileged).
-pub fn capabilities(hc: &Value) -> Result<Vec<String>, SpecError> {
-    if hc["Privileged"].as_bool() == Some(true) {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
-    }
-    let add: Vec<String> = strings(&hc["CapAdd"])
-        .unwrap_or_default()
-        .iter()
-        .map(|c| normalize_cap(c))
-        .collect();
-    let drop: Vec<String> = strings(&hc["CapDrop"])
-        .unwrap_or_default()
-        .iter()
-        .map(|c| normalize_cap(c))
-        .collect();
-    for c in add.iter().chain(&drop) {
-        if c != "CAP_ALL" && c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
-            return Err(SpecError::UnknownCap(c.clone()));
-        }
-    }
-    let mut set: BTreeSet<String> = if drop.iter().any(|c| c == "ALL") {
-        BTreeSet::new()
-    } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+/// runc's `GetExecUser` for `user[:group]`, then Docker's additional gids: the primary gid,
+/// the user's supplementary groups (implicit group only) and `GroupAdd`.
+fn resolve_user(rootfs: &Path, spec: &str, add: &[String]) -> Result<(u32, u32, Vec<u32>)> {
+    let (user_arg, group_arg) = spec.split_once(':').unwrap_or((spec, ""));
+    let (uid_num, gid_num) = (user_arg.parse::<i64>().ok(), group_arg.parse::<i64>().ok());
+    let (passwd, group) = (read_etc(rootfs, "passwd")?, read_etc(rootfs, "group")?);
+    let (users, groups) = (parse_etc(&passwd), parse_etc(&group));
+    let found = users.iter().find(|(name, uid, _)| match uid_num {
+        _ if user_arg.is_empty() => *uid == 0,
+        Some(n) => *uid == n,
+        None => *name == user_arg,
+    });
+    let (uid, mut gid, name) = match (found, uid_num) {
+        (Some(&(name, uid, gid)), _) => (uid, gid.parse().unwrap_or(0), name),
+        (None, _) if user_arg.is_empty() => (0, 0, ""),
+        (None, Some(n)) => (n, 0, ""),
+        (None, None) => return Err(SpecError::UserNotFound(user_arg.into())),
     };
-    if add.iter().any(|c| c == "ALL") {
-        set = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+    let mut gids = Vec::new();
+    if !group_arg.is_empty() {
+        let matches = |g: &&(&str, i64, &str)| gid_num.map_or(g.0 == group_arg, |n| g.1 == n);
+        let hit = groups.iter().find(matches);
+        gid = match (hit, gid_num) {
+            (Some(hit), _) => hit.1,
+            (None, Some(n)) => n,
+            (None, None) => return Err(SpecError::GroupNotFound(group_arg.into())),
+        };
+    } else if !name.is_empty() {
+        let member = |g: &&(&str, i64, &str)| g.2.split(',').any(|u| u == name);
+        gids.extend(groups.iter().filter(member).map(|g| g.1));
     }
-    for c in &add {
-        if c != "ALL" {
-            set.insert(c.clone());
-        }
+    gids.insert(0, gid);
+    for a in add {
+        let named = groups.iter().find(|g| g.0 == a || g.1.to_string() == *a);
+        let g = named.map(|g| g.1).or(a.parse().ok());
+        gids.push(g.ok_or_else(|| SpecError::GroupNotFound(a.clone()))?);
     }
-    for c in &drop {
-        set.remove(c);
-    }
-    Ok(set.into_iter().collect())
+    let gids: Vec<u32> = gids.into_iter().map(in_range).collect::<Result<_>>()?;
+    Ok((in_range(uid)?, in_range(gid)?, gids))
 }
 
-/// One bind from `src:dst[:opts]`.
-fn bind(spec: &str) -> Result<Value, SpecError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => {
-            return Err(SpecError::Mount(format!(
-                "invalid volume specification: '{spec}'"
-            )));
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(SpecError::Mount(format!(
-            "named volumes are not supported yet: '{spec}'"
-        )));
-    }
-    if !dst.starts_with('/') {
-        return Err(SpecError::Mount(format!(
-            "invalid volume specification: '{spec}': the destination must be absolute"
-        )));
-    }
-    let mut options = vec!["rbind".to_string()];
-    let mut prop = "rprivate";
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" | "rw" => options.push(o.into()),
-            "z" | "Z" | "nocopy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => prop = o,
-            other => return Err(SpecError::Mount(format!("invalid mode: {other}"))),
-        }
-    }
-    options.push(prop.into());
-    Ok(json!({"destination": dst, "type": "bind", "source": src, "options": options}))
-}
-
-fn tmpfs(dst: &str, opts: &str) -> Value {
-    let mut options = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        if o == "exec" {
-            options.retain(|x| x != "noexec");
-        } else {
-            options.push(o.into());
-        }
-    }
-    json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": options})
-}
-
-/// `major:minor` of a host device node.
-fn device_numbers(path: &str) -> Result<(char, i64, i64), SpecError> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let m = std::fs::metadata(path).map_err(|e| SpecError::Device(path.into(), e.to_string()))?;
-    let ft = m.file_type();
-    let kind = if ft.is_char_device() {
-        'c'
-    } else if ft.is_block_device() {
-        'b'
-    } else {
-        return Err(SpecError::Device(path.into(), "not a device node".into()));
-    };
-    let rdev = m.rdev();
-    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
-    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-    Ok((kind, major as i64, minor as i64))
-}
-
-/// Builds the OCI spec.
-pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
-    let c = input.create;
-    let hc = &c["HostConfig"];
-    let image = input.image_config;
-    let args = command(c, image)?;
-    let hostname = c["Hostname"]
-        .as_str()
-        .filter(|h| !h.is_empty())
-        .unwrap_or(&input.id[..12.min(input.id.len())])
-        .to_string();
-    let cwd = c["WorkingDir"]
-        .as_str()
-        .filter(|w| !w.is_empty())
-        .or(image["WorkingDir"].as_str().filter(|w| !w.is_empty()))
-        .unwrap_or("/")
-        .to_string();
-    if !cwd.starts_with('/') {
-        return Err(SpecError::WorkingDir(cwd));
-    }
-    let user_spec = c["User"]
-        .as_str()
-        .filter(|u| !u.is_empty())
-        .or(image["User"].as_str())
-        .unwrap_or("");
-    // Names are resolved against the image's files (the rootfs is not mounted yet).
-    let (uid, gid) = user(user_spec, input.user_root)?;
-    let mut groups = Vec::new();
-    for g in strings(&hc["GroupAdd"]).unwrap_or_default() {
-        groups.push(match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => {
-                lookup(input.user_root, "group", &g)
-                    .ok_or(SpecError::NoGroup(g))?
-                    .0
+/// `HostConfig.Ulimits`, passed through (`-1` is unlimited); no defaults are added. An unlimited
+/// `nofile` becomes the host's hard limit, as the kernel never accepts `RLIM_INFINITY` there.
+fn rlimits(hc: &Value, hard_nofile: Option<u64>) -> Result<Vec<Value>> {
+    let ulimit = |u: &Value| {
+        let name = string(u, "Name")?;
+        let value = |k| -> Result<u64> {
+            match (int(u, k)?, hard_nofile) {
+                (-1, Some(hard)) if name == "nofile" => Ok(hard),
+                (v, _) => Ok(v as u64),
             }
-        });
-    }
-    let caps = capabilities(hc)?;
-    let privileged = hc["Privileged"].as_bool() == Some(true);
-    let nnp = strings(&hc["SecurityOpt"])
-        .unwrap_or_default()
-        .iter()
-        .any(|o| {
-            o == "no-new-privileges"
-                || o == "no-new-privileges:true"
-                || o == "no-new-privileges=true"
-        });
+        };
+        let kind = format!("RLIMIT_{}", name.to_uppercase());
+        Ok(json!({"type": kind, "soft": value("Soft")?, "hard": value("Hard")?}))
+    };
+    list(hc, "Ulimits")?.iter().map(ulimit).collect()
+}
 
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+/// Docker's namespaces, and whether the UTS namespace is the host's.
+fn namespaces(hc: &Value, net: &str, ipc: &str, netns: Option<&str>) -> Result<(Vec<Value>, bool)> {
+    let (uts, pid) = (string(hc, "UTSMode")?, string(hc, "PidMode")?);
+    // dockerd's default cgroup namespace is private on a pure cgroup v2 host, else the host's.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let cgroup = or(
+        string(hc, "CgroupnsMode")?,
+        if v2 { "private" } else { "host" },
+    );
+    let user = string(hc, "UsernsMode")?;
+    // Any other network mode (none, bridge, a network's name) is private: new, or `netns`.
+    let net = match net {
+        "host" => "host",
+        n if n.starts_with("container:") && netns.is_none() => n,
+        _ => "",
+    };
+    let modes = [
+        ("network", net, "network", ""),
+        ("uts", uts, "UTS", ""),
+        ("pid", pid, "PID", ""),
+        ("ipc", ipc, "IPC", "private shareable none"),
+        ("cgroup", cgroup, "cgroup namespace", "private"),
+        ("user", or(user, "host"), "user namespace", ""),
     ];
-    let shm = hc["ShmSize"]
-        .as_u64()
-        .filter(|s| *s > 0)
-        .unwrap_or(64 << 20);
-    mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}k", shm / 1024)]}));
-    for f in ["hostname", "hosts", "resolv.conf"] {
-        mounts.push(json!({
-            "destination": format!("/etc/{f}"),
-            "type": "bind",
-            "source": format!("{}/{f}", input.container_dir),
-            "options": ["rbind", "rprivate"],
-        }));
-    }
-    let mut user_mounts = Vec::new();
-    for b in strings(&hc["Binds"]).unwrap_or_default() {
-        user_mounts.push(bind(&b)?);
-    }
-    if let Some(ms) = hc["Mounts"].as_array() {
-        for m in ms {
-            let dst = m["Target"].as_str().unwrap_or_default();
-            if !dst.starts_with('/') {
-                return Err(SpecError::Mount(format!(
-                    "invalid mount target {dst:?}: must be absolute"
-                )));
+    let mut ns = vec![json!({"type": "mount"})];
+    for (kind, mode, what, private) in modes {
+        match mode {
+            "host" => {}
+            m if m.starts_with("container:") => return Err(SpecError::JoinContainer(what)),
+            m if m.is_empty() || has_word(private, m) => {
+                ns.push(json!({"type": kind, "path": netns.filter(|_| kind == "network")}));
             }
-            match m["Type"].as_str().unwrap_or_default() {
-                "bind" => {
-                    let src = m["Source"].as_str().unwrap_or_default();
-                    if !std::path::Path::new(src).exists() {
-                        return Err(SpecError::Mount(format!(
-                            "bind source path does not exist: {src}"
-                        )));
-                    }
-                    let ro = if m["ReadOnly"].as_bool() == Some(true) {
-                        ":ro"
-                    } else {
-                        ""
-                    };
-                    user_mounts.push(bind(&format!("{src}:{dst}{ro}"))?);
-                }
-                "tmpfs" => {
-                    let mut o = Vec::new();
-                    if let Some(sz) = m["TmpfsOptions"]["SizeBytes"].as_u64() {
-                        o.push(format!("size={sz}"));
-                    }
-                    if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64() {
-                        o.push(format!("mode={mode:o}"));
-                    }
-                    user_mounts.push(tmpfs(dst, &o.join(",")));
-                }
-                "volume" => {
-                    return Err(SpecError::Mount(
-                        "named volumes are not supported yet".into(),
-                    ));
-                }
-                other => return Err(SpecError::Mount(format!("mount type unknown: {other:?}"))),
-            }
+            m => return Err(SpecError::Mode(what, m.into())),
         }
     }
-    if let Some(t) = hc["Tmpfs"].as_object() {
-        for (dst, opts) in t {
-            if !dst.starts_with('/') {
-                return Err(SpecError::Mount(format!(
-                    "invalid tmpfs destination {dst:?}"
-                )));
-            }
-            user_mounts.push(tmpfs(dst, opts.as_str().unwrap_or_default()));
-        }
-    }
-    let mut seen = BTreeSet::new();
-    for m in &user_mounts {
-        let d = m["destination"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_string();
-        if !seen.insert(d.clone()) {
-            return Err(SpecError::DuplicateMount(d));
-        }
-    }
-    // A user mount over a default one replaces it.
-    mounts.retain(|m| !seen.contains(m["destination"].as_str().unwrap_or_default()));
-    mounts.extend(user_mounts);
+    Ok((ns, uts == "host"))
+}
 
-    let network_mode = hc["NetworkMode"].as_str().unwrap_or("default");
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
-    if network_mode != "host" {
-        let mut ns = json!({"type": "network"});
-        if let Some(p) = input.netns_path {
-            ns["path"] = json!(p);
-        }
-        namespaces.push(ns);
+/// Docker's defaults for a private network namespace, then `HostConfig.Sysctls`.
+fn sysctls(hc: &Value, net: &str) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    if net != "host" && !net.starts_with("container:") {
+        out.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+        out.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
     }
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        namespaces.push(json!({"type": "cgroup"}));
-    }
+    out.extend(string_map(hc, "Sysctls")?);
+    Ok(out)
+}
 
-    let mut resources = json!({});
-    let mut devices_rules = if privileged {
-        vec![json!({"allow": true, "access": "rwm"})]
-    } else {
-        let mut r = vec![json!({"allow": false, "access": "rwm"})];
-        for (t, maj, min) in [
-            ("c", 1, 3),
-            ("c", 1, 5),
-            ("c", 1, 7),
-            ("c", 1, 8),
-            ("c", 1, 9),
-            ("c", 5, 0),
-            ("c", 5, 1),
-            ("c", 5, 2),
-            ("c", 136, -1),
-            ("c", 10, 200),
-        ] {
-            let mut rule = json!({"allow": true, "type": t, "major": maj, "access": "rwm"});
-            if min >= 0 {
-                rule["minor"] = json!(min);
-            }
-            r.push(rule);
-        }
-        r
+fn check_target(t: &str) -> Result<String, MountProblem> {
+    match t {
+        "" => Err(MountProblem::MissingField("Target")),
+        t if !t.starts_with('/') => Err(MountProblem::NotAbsolute(t.into())),
+        t if clean(t) == "/" => Err(MountProblem::TargetIsRoot),
+        t => Ok(clean(t)),
+    }
+}
+
+/// A bind mount with options `rbind` (or `bind`), `ro`/`rro`/nothing, and the propagation.
+fn bind(source: &str, dest: &str, options: [&str; 3]) -> Value {
+    let options: Vec<&str> = options.into_iter().filter(|o| !o.is_empty()).collect();
+    json!({"destination": dest, "type": "bind", "source": clean(source), "options": options})
+}
+
+/// Docker's `linuxValidMountMode`: known options, at most one read-write and one propagation.
+fn valid_mode(mode: &str) -> bool {
+    const KNOWN: &str = "z Z nocopy consistent cached delegated";
+    let opts: Vec<&str> = mode.split(',').collect();
+    let count = |kind: &str| opts.iter().filter(|o| has_word(kind, o)).count();
+    let (rw, prop) = (count(RW_MODES), count(PROPAGATIONS));
+    mode.is_empty() || (rw <= 1 && prop <= 1 && rw + prop + count(KNOWN) == opts.len())
+}
+
+/// One `HostConfig.Binds` entry, `src:dst[:mode]` (a host path; a name is a volume).
+fn parse_bind(raw: &str) -> Result<Value> {
+    let invalid = || SpecError::VolumeSpec(raw.into());
+    let (src, dst, mode) = match raw.splitn(4, ':').collect::<Vec<_>>()[..] {
+        [""] | ["", ..] => return Err(invalid()),
+        [_] => return Err(SpecError::Volume(raw.into())),
+        [_, m] if valid_mode(m) => return Err(invalid()),
+        [s, d] => (s, d, ""),
+        [s, d, m] => (s, d, m),
+        _ => return Err(invalid()),
     };
-    let mut devices = Vec::new();
-    if let Some(ds) = hc["Devices"].as_array() {
-        for d in ds {
-            let host = d["PathOnHost"].as_str().unwrap_or_default();
-            let inside = d["PathInContainer"]
-                .as_str()
-                .filter(|p| !p.is_empty())
-                .unwrap_or(host);
-            let perms = d["CgroupPermissions"]
-                .as_str()
-                .filter(|p| !p.is_empty())
-                .unwrap_or("rwm");
-            let (kind, major, minor) = device_numbers(host)?;
-            devices.push(json!({"path": inside, "type": kind.to_string(), "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}));
-            devices_rules.push(json!({"allow": true, "type": kind.to_string(), "major": major, "minor": minor, "access": perms}));
-        }
+    if !valid_mode(mode) {
+        return Err(SpecError::VolumeMode(mode.into()));
+    } else if !src.starts_with('/') {
+        return Err(SpecError::Volume(raw.into()));
     }
-    resources["devices"] = json!(devices_rules);
-    let mut memory = json!({});
-    if let Some(m) = hc["Memory"].as_i64().filter(|m| *m > 0) {
-        memory["limit"] = json!(m);
-        match hc["MemorySwap"].as_i64() {
-            Some(-1) => memory["swap"] = json!(-1),
-            Some(s) if s > 0 => memory["swap"] = json!(s),
-            _ => memory["swap"] = json!(m * 2),
-        }
-    }
-    if let Some(r) = hc["MemoryReservation"].as_i64().filter(|m| *m > 0) {
-        memory["reservation"] = json!(r);
-    }
-    if memory.as_object().is_some_and(|o| !o.is_empty()) {
-        resources["memory"] = memory;
-    }
-    let mut cpu = json!({});
-    if let Some(s) = hc["CpuShares"].as_u64().filter(|s| *s > 0) {
-        cpu["shares"] = json!(s);
-    }
-    if let Some(n) = hc["NanoCpus"].as_i64().filter(|n| *n > 0) {
-        cpu["period"] = json!(100_000);
-        cpu["quota"] = json!(n * 100_000 / 1_000_000_000);
-    }
-    if let Some(q) = hc["CpuQuota"].as_i64().filter(|q| *q > 0) {
-        cpu["quota"] = json!(q);
-    }
-    if let Some(p) = hc["CpuPeriod"].as_u64().filter(|p| *p > 0) {
-        cpu["period"] = json!(p);
-    }
-    for (k, f) in [("CpusetCpus", "cpus"), ("CpusetMems", "mems")] {
-        if let Some(v) = hc[k].as_str().filter(|v| !v.is_empty()) {
-            cpu[f] = json!(v);
-        }
-    }
-    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
-        resources["cpu"] = cpu;
-    }
-    if let Some(p) = hc["PidsLimit"].as_i64().filter(|p| *p > 0) {
-        resources["pids"] = json!({"limit": p});
-    }
-    if let Some(w) = hc["BlkioWeight"].as_u64().filter(|w| *w > 0) {
-        resources["blockIO"] = json!({"weight": w});
-    }
+    let problem = |p| SpecError::BindSpec(raw.into(), p);
+    let dest = check_target(dst).map_err(problem)?;
+    let opts: Vec<&str> = mode.split(',').collect();
+    let ro = match () {
+        _ if opts.contains(&"rro") || opts.contains(&"ro-force-recursive") => "rro",
+        _ if opts.contains(&"ro") || opts.contains(&"ro-non-recursive") => "ro",
+        _ => "",
+    };
+    let prop = opts.into_iter().find(|o| has_word(PROPAGATIONS, o));
+    Ok(bind(src, &dest, ["rbind", ro, prop.unwrap_or("rprivate")]))
+}
 
-    let mut rlimits = Vec::new();
-    if let Some(ul) = hc["Ulimits"].as_array() {
-        for u in ul {
-            let name = u["Name"].as_str().unwrap_or_default().to_uppercase();
-            rlimits.push(
-                json!({"type": format!("RLIMIT_{name}"), "hard": u["Hard"], "soft": u["Soft"]}),
-            );
+/// One `HostConfig.Mounts` entry (the API's mount object).
+fn parse_mount(m: &Value) -> Result<Value> {
+    let kind = string(m, "Type")?;
+    let problem = |p| SpecError::MountConfig(kind.into(), p);
+    let dest = check_target(string(m, "Target")?).map_err(problem)?;
+    let (source, read_only) = (string(m, "Source")?, flag(m, "ReadOnly")?);
+    let (b, t) = (&m["BindOptions"], &m["TmpfsOptions"]);
+    let fault = match kind {
+        "bind" => {
+            let prop = or(string(b, "Propagation")?, "rprivate");
+            let exists = flag(b, "CreateMountpoint")? || fs::metadata(source).is_ok();
+            let recursive = ["rbind", "bind"][usize::from(flag(b, "NonRecursive")?)];
+            let ro = match flag(b, "ReadOnlyForceRecursive")? {
+                _ if !read_only => "",
+                true => "rro",
+                false => "ro",
+            };
+            match () {
+                _ if !has_word(PROPAGATIONS, prop) => MountProblem::Propagation(prop.into()),
+                _ if source.is_empty() => MountProblem::MissingField("Source"),
+                _ if !source.starts_with('/') => MountProblem::NotAbsolute(source.into()),
+                _ if !exists => MountProblem::SourceMissing(source.into()),
+                _ => return Ok(bind(source, &dest, [recursive, ro, prop])),
+            }
         }
-    } else if let Some(h) = input.hard_nofile {
-        let n = h.min(1_048_576);
-        rlimits.push(json!({"type": "RLIMIT_NOFILE", "hard": n, "soft": n}));
-    }
+        "tmpfs" if !b.is_null() => MountProblem::ExtraField("BindOptions"),
+        "tmpfs" if !source.is_empty() => MountProblem::ExtraField("Source"),
+        "tmpfs" => {
+            let (mode, size) = (int(t, "Mode")?, int(t, "SizeBytes")?);
+            let mut data = vec![read_only.then(|| "ro".to_string())];
+            data.push((mode != 0).then(|| format!("mode={mode:o}")));
+            data.push((size != 0).then(|| format!("size={size}")));
+            let data: Vec<String> = data.into_iter().flatten().collect();
+            return tmpfs(&dest, &data.join(","));
+        }
+        "volume" => return Err(SpecError::Volume(format!("{source}:{dest}"))),
+        _ => MountProblem::UnknownType,
+    };
+    Err(problem(fault))
+}
 
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": resources,
-        "cgroupsPath": format!("{}/{}", input.cgroup_parent.trim_end_matches('/'), input.id),
-        "devices": devices,
-    });
-    if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+/// A tmpfs with Docker's `noexec,nosuid,nodev,rprivate`, then the options asked for (the last of
+/// a kind wins when applied, as moby/sys `MergeTmpfsOptions` has it): mount flags or parameters.
+fn tmpfs(dest: &str, data: &str) -> Result<Value> {
+    let mut options = vec!["noexec", "nosuid", "nodev", "rprivate"];
+    let wanted = |o: &&str| !o.is_empty() && *o != "defaults";
+    for opt in data.split(',').filter(wanted) {
+        let key = opt.split_once('=').map_or("", |(k, _)| k);
+        if !has_word(TMPFS_FLAGS, opt) && !has_word(TMPFS_DATA, key) {
+            return Err(SpecError::TmpfsOption(opt.into()));
+        }
+        options.push(opt);
     }
-    if let Some(s) = hc["Sysctls"].as_object().filter(|s| !s.is_empty()) {
-        linux["sysctl"] = json!(s);
+    Ok(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}))
+}
+
+/// Docker's default mounts less those replaced, then the user's and the network files.
+fn mounts(input: &SpecInput, hc: &Value, privileged: bool, ipc: &str) -> Result<Vec<Value>> {
+    let binds = strs(hc, "Binds")?.unwrap_or_default();
+    let mut user: Vec<Value> = binds.iter().map(|b| parse_bind(b)).collect::<Result<_>>()?;
+    for m in list(hc, "Mounts")? {
+        user.push(parse_mount(m)?);
     }
-    let mut process = json!({
-        "terminal": c["Tty"].as_bool().unwrap_or(false),
-        "user": {"uid": uid, "gid": gid, "additionalGids": groups},
-        "args": args,
-        "env": env(c, image, &hostname),
-        "cwd": cwd,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "rlimits": rlimits,
-        "noNewPrivileges": nnp,
-    });
-    if let Some(adj) = hc["OomScoreAdj"].as_i64().filter(|a| *a != 0) {
-        process["oomScoreAdj"] = json!(adj);
+    for (dest, data) in string_map(hc, "Tmpfs")? {
+        let problem = |p| SpecError::MountConfig("tmpfs".into(), p);
+        let dest = check_target(&dest).map_err(problem)?;
+        user.push(tmpfs(&dest, data.as_str().unwrap_or_default())?);
     }
-    let mut spec = json!({
-        "ociVersion": "1.2.0",
-        "process": process,
-        "root": {"path": input.rootfs, "readonly": hc["ReadonlyRootfs"].as_bool().unwrap_or(false)},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
-    });
-    if let Some(dn) = c["Domainname"].as_str().filter(|d| !d.is_empty()) {
-        spec["domainname"] = json!(dn);
+    if !list(hc, "VolumesFrom")?.is_empty() {
+        return Err(SpecError::Volume("--volumes-from".into()));
     }
-    Ok(spec)
+    let dest = |m: &Value| m["destination"].as_str().unwrap_or_default().to_string();
+    let mut dests = HashSet::new();
+    if let Some(dup) = user.iter().map(dest).find(|d| !dests.insert(d.clone())) {
+        return Err(SpecError::DuplicateMount(dup));
+    }
+    let readonly = flag(hc, "ReadonlyRootfs")?;
+    let dir = input.container_dir.trim_end_matches('/');
+    let ro = if readonly { "ro" } else { "" };
+    for file in ["hostname", "hosts", "resolv.conf"] {
+        let (source, target) = (format!("{dir}/{file}"), format!("/etc/{file}"));
+        if !dests.contains(&target) {
+            user.push(bind(&source, &target, ["rbind", ro, "rprivate"]));
+        }
+    }
+    if ipc == "host" && !dests.contains("/dev/shm") {
+        user.push(bind("/dev/shm", "/dev/shm", ["rbind", "", "rprivate"]));
+    }
+    user.sort_by_key(|m| dest(m).matches('/').count());
+    let dests: HashSet<String> = user.iter().map(dest).collect();
+    let shm = Some(int(hc, "ShmSize")?).filter(|s| *s != 0);
+    let mut out = Vec::new();
+    for line in DEFAULT_MOUNTS.lines().map(str::split_whitespace) {
+        let [target, kind, source, options] = line.collect::<Vec<_>>()[..] else {
+            continue;
+        };
+        let under_dev = target.starts_with("/dev/") && dests.contains("/dev");
+        if dests.contains(target) || under_dev || (target == "/dev/shm" && ipc == "none") {
+            continue;
+        }
+        let mut options: Vec<String> = options.split(',').map(String::from).collect();
+        if target == "/dev/shm" {
+            options.push(format!("size={}", shm.unwrap_or(64 << 20)));
+        }
+        let exempt = has_word("/proc /dev/pts /dev/shm /dev/mqueue /dev", target);
+        if readonly && !exempt && !options.iter().any(|o| o == "ro") {
+            options.push("ro".into());
+        }
+        if privileged && (target == "/sys" || kind == "cgroup") {
+            options.retain(|o| o != "ro");
+        }
+        let m = json!({"destination": target, "type": kind, "source": source, "options": options});
+        out.push(m);
+    }
+    out.extend(user);
+    Ok(out)
+}
+
+/// `linux.devices` from `HostConfig.Devices`, each stat-ed on the host (symlinks followed), and
+/// the device cgroup rules: deny all, allow Docker's defaults and those devices; or allow
+/// everything for `--privileged`.
+fn devices(hc: &Value, privileged: bool) -> Result<(Vec<Value>, Vec<Value>)> {
+    let mut rules = vec![json!({"allow": privileged, "access": "rwm"})];
+    // Allow zero, null, urandom, random, tty and console; deny fuse.
+    for (major, minor) in [(1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1), (10, 229)] {
+        let rule = json!({"allow": major != 10, "type": "c", "major": major, "minor": minor,
+            "access": "rwm"});
+        rules.extend((!privileged).then_some(rule));
+    }
+    let mut nodes = Vec::new();
+    for d in list(hc, "Devices")? {
+        let (host, inside) = (string(d, "PathOnHost")?, string(d, "PathInContainer")?);
+        let perms = or(string(d, "CgroupPermissions")?, "rwm");
+        let repeated = "rwm".chars().any(|c| perms.matches(c).count() > 1);
+        if repeated || perms.chars().any(|c| !"rwm".contains(c)) {
+            return Err(SpecError::DeviceMode(perms.into()));
+        }
+        let m = fs::metadata(host).map_err(|e| SpecError::DeviceStat(host.into(), e))?;
+        let kind = match m.file_type() {
+            t if t.is_char_device() => "c",
+            t if t.is_block_device() => "b",
+            _ => return Err(SpecError::NotADevice(host.into())),
+        };
+        // glibc's major() and minor() of a dev_t.
+        let major = ((m.rdev() >> 32) & 0xffff_f000) | ((m.rdev() >> 8) & 0xfff);
+        let minor = ((m.rdev() >> 12) & 0xffff_ff00) | (m.rdev() & 0xff);
+        let (path, mode, uid, gid) = (or(inside, host), m.mode() & 0o7777, m.uid(), m.gid());
+        let node = json!({"path": path, "type": kind, "major": major, "minor": minor,
+            "fileMode": mode, "uid": uid, "gid": gid});
+        let rule = json!({"allow": true, "type": kind, "major": major, "minor": minor,
+            "access": perms});
+        rules.extend((!privileged).then_some(rule));
+        nodes.push(node);
+    }
+    Ok((nodes, rules))
+}
+
+/// `return Err(SpecError::Resource(message))` for the first condition that holds.
+macro_rules! reject {
+    ($($bad:expr => $message:literal,)*) => {
+        $(if $bad { return Err(SpecError::Resource($message)); })*
+    };
+}
+
+/// `linux.resources` from HostConfig, validated as dockerd does.
+fn resources(hc: &Value, device_rules: Vec<Value>) -> Result<Value> {
+    let (limit, reserve) = (int(hc, "Memory")?, int(hc, "MemoryReservation")?);
+    let (swap, swappiness) = (int(hc, "MemorySwap")?, opt_int(hc, "MemorySwappiness")?);
+    let (nano, shares) = (int(hc, "NanoCpus")?, int(hc, "CpuShares")?);
+    let (period, quota) = (int(hc, "CpuPeriod")?, int(hc, "CpuQuota")?);
+    let (weight, min) = (int(hc, "BlkioWeight")?, 6 << 20);
+    let swappiness = swappiness.filter(|s| *s != -1);
+    reject! {
+        limit != 0 && limit < min => "Minimum memory limit allowed is 6MB",
+        limit > 0 && swap > 0 && swap < limit => "Minimum memoryswap limit should be larger than memory limit, see usage",
+        limit == 0 && swap > 0 => "You should always set the Memory limit when using Memoryswap limit, see usage",
+        limit > 0 && reserve > limit => "Minimum memory limit can not be less than memory reservation limit, see usage",
+        swappiness.is_some_and(|s| !(0..=100).contains(&s)) => "valid memory swappiness range is 0-100",
+        nano > 0 && period > 0 => "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        nano > 0 && quota > 0 => "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        period != 0 && !(1000..=1_000_000).contains(&period) => "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        quota > 0 && quota < 1000 => "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        weight != 0 && !(10..=1000).contains(&weight) => "Range of blkio weight is from 10 to 1000",
+    }
+    let positive = |n: i64| (n > 0).then_some(n);
+    let nonzero = |n: i64| (n != 0).then_some(n);
+    let cpuset = |k| Ok::<_, SpecError>(Some(string(hc, k)?).filter(|s| !s.is_empty()));
+    // Docker's default swap is twice the memory limit; -1 is unlimited.
+    Ok(json!({
+        "devices": device_rules,
+        "memory": {"limit": positive(limit), "reservation": positive(reserve),
+            "swap": nonzero(if limit > 0 && swap == 0 { limit.saturating_mul(2) } else { swap }),
+            "swappiness": swappiness,
+            "disableOOMKiller": flag(hc, "OomKillDisable")?.then_some(true)},
+        "cpu": {"shares": positive(shares),
+            "quota": nonzero(quota).or(positive(nano / 10_000)),
+            "period": nonzero(period).or(positive(nano).map(|_| 100_000)),
+            "cpus": cpuset("CpusetCpus")?, "mems": cpuset("CpusetMems")?},
+        "pids": {"limit": opt_int(hc, "PidsLimit")?.and_then(positive)},
+        "blockIO": {"weight": positive(weight)},
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn commands_resolve_like_docker() {
-        let img = json!({"Entrypoint": ["/ep"], "Cmd": ["a"]});
-        assert_eq!(command(&json!({}), &img).unwrap(), ["/ep", "a"]);
-        assert_eq!(command(&json!({"Cmd": ["b"]}), &img).unwrap(), ["/ep", "b"]);
-        assert_eq!(
-            command(&json!({"Entrypoint": ["/x"]}), &img).unwrap(),
-            ["/x"]
-        );
-        assert_eq!(
-            command(&json!({"Entrypoint": [], "Cmd": ["sh"]}), &img).unwrap(),
-            ["sh"]
-        );
-        assert_eq!(command(&json!({}), &json!(null)), Err(SpecError::NoCommand));
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Each case is `[create, {key: expected}]`, built over `create.rootfs` (or none) and
+    /// joining `create.netns`. A key is a JSON pointer into the spec (`/error`: the rejection's
+    /// message) or `@<mount destination>`, optionally followed by ` <field>`.
+    fn check(cases: Value) {
+        let image = json!({"Cmd": ["sh"], "Env": ["A=image"], "WorkingDir": "/w"});
+        for case in cases.as_array().unwrap() {
+            let (create, image_config, netns_path) = (&case[0], &image, case[0]["netns"].as_str());
+            let rootfs = create["rootfs"].as_str().unwrap_or("/nonexistent");
+            let input = SpecInput {
+                id: ID,
+                create,
+                image_config,
+                rootfs,
+                user_root: rootfs,
+                container_dir: "/run/c/",
+                hard_nofile: Some(4096),
+                cgroup_parent: "/berth",
+                netns_path,
+            };
+            let spec = build(&input).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+            for (key, want) in case[1].as_object().unwrap() {
+                let (path, field) = key.split_once(' ').unwrap_or((key, ""));
+                let mut mounts = spec["mounts"].as_array().into_iter().flatten();
+                let got = match path.strip_prefix('@') {
+                    Some(d) => mounts
+                        .rfind(|m| m["destination"] == d)
+                        .map(|m| m.get(field).unwrap_or(m)),
+                    None => spec.pointer(path),
+                };
+                assert_eq!(got.unwrap_or(&Value::Null), want, "{key} for {}", case[0]);
+            }
+        }
     }
 
     #[test]
-    fn env_caps_users_and_mounts() {
-        let e = env(
-            &json!({"Env": ["A=2", "NOEQ"], "Tty": true}),
-            &json!({"Env": ["A=1", "B=1"]}),
-            "h",
-        );
-        assert_eq!(
-            e,
-            [
-                &format!("PATH={DEFAULT_PATH}"),
-                "HOSTNAME=h",
-                "TERM=xterm",
-                "A=2",
-                "B=1"
-            ]
-        );
-        let e = env(
-            &json!({"Env": ["PATH=/x", "B"]}),
-            &json!({"Env": ["B=1"]}),
-            "h",
-        );
-        assert_eq!(e, ["PATH=/x", "HOSTNAME=h"]);
-        let caps = capabilities(&json!({"CapAdd": ["net_admin"], "CapDrop": ["CHOWN"]})).unwrap();
-        assert!(
-            caps.contains(&"CAP_NET_ADMIN".to_string()) && !caps.contains(&"CAP_CHOWN".to_string())
-        );
-        assert_eq!(
-            capabilities(&json!({"CapDrop": ["ALL"]})).unwrap(),
-            Vec::<String>::new()
-        );
-        assert!(matches!(
-            capabilities(&json!({"CapAdd": ["NOPE"]})),
-            Err(SpecError::UnknownCap(_))
-        ));
+    fn command_and_env_follow_dockers_rules() {
+        let image = json!({"Entrypoint": ["/ep"], "Cmd": ["img"], "Env": ["PATH=/img", "A=image", "B=image", "C=image"]});
+        let cases = json!([
+            [{}, ["/ep", "img"]], [{"Cmd": ["ls", "-l"]}, ["/ep", "ls", "-l"]],
+            [{"Entrypoint": ["/other"]}, ["/other"]], [{"Entrypoint": "/str", "Cmd": "x"}, ["/str", "x"]],
+            [{"Entrypoint": [""], "Cmd": ["ls"]}, ["ls"]], [{"Entrypoint": [], "Cmd": null}, ["img"]],
+            [{"Entrypoint": [""]}, "No command specified"], [{"Cmd": 5}, "invalid value for Cmd: expected an array of strings"],
+        ]);
+        for case in cases.as_array().unwrap() {
+            let got = command(&case[0], &image).map_or_else(|e| json!(e.to_string()), |a| json!(a));
+            assert_eq!(got, case[1], "for {}", case[0]);
+        }
+        let create = json!({"Env": ["A=request", "B", "D=new"], "Tty": true});
+        let want = "PATH=/img HOSTNAME=h TERM=xterm A=request D=new C=image";
+        assert_eq!(env(&create, &image, "h").unwrap().join(" "), want);
+    }
+
+    #[test]
+    fn user_is_resolved_by_number_or_by_name_in_the_rootfs() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(
-            dir.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
-        let root = dir.path().to_str().unwrap();
-        assert_eq!(user("nobody", root).unwrap(), (65534, 65534));
-        assert_eq!(user("1000:staff", root).unwrap(), (1000, 50));
-        assert!(matches!(user("ghost", root), Err(SpecError::NoUser(_))));
-        assert!(bind("rel:/x").is_err() && bind("/a:rel").is_err());
-        assert_eq!(
-            bind("/a:/b:ro").unwrap()["options"],
-            json!(["rbind", "ro", "rprivate"])
+        let (etc, root) = (dir.path().join("etc"), dir.path().to_str().unwrap());
+        let group = "root:x:0:\nwheel:x:10:app,x\nstaff:x:50:\n";
+        let passwd = "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin\napp:x:1000:1000::/:/bin";
+        fs::create_dir_all(etc.join("real")).unwrap();
+        fs::write(etc.join("real/passwd"), passwd).unwrap();
+        fs::write(etc.join("group"), group).unwrap();
+        std::os::unix::fs::symlink("real/passwd", etc.join("passwd")).unwrap();
+        let user = |uid: u32, gid: u32, gids: &[u32]| json!({"/process/user": {"uid": uid, "gid": gid, "additionalGids": gids}});
+        let no_group = "unable to find group ghosts: no matching entries in group file";
+        let mut cases = json!([
+            [{}, user(0, 0, &[0])], [{"User": "nobody"}, user(65534, 65534, &[65534])],
+            [{"User": "app", "HostConfig": {"GroupAdd": ["staff", "7"]}}, user(1000, 1000, &[1000, 10, 50, 7])],
+            [{"User": "1000:staff"}, user(1000, 50, &[50])], [{"User": "4242:4343"}, user(4242, 4343, &[4343])],
+            [{"User": "4242"}, user(4242, 0, &[0])], [{"User": "app"}, {"/process/capabilities/permitted": []}],
+            [{"User": "ghost"}, {"/error": "unable to find user ghost: no matching entries in passwd file"}],
+            [{"User": "app:ghosts"}, {"/error": no_group}], [{"User": "app", "HostConfig": {"GroupAdd": ["ghosts"]}}, {"/error": no_group}],
+            [{"User": "-1"}, {"/error": "uids and gids must be in range 0-2147483647"}],
+        ]);
+        for case in cases.as_array_mut().unwrap() {
+            case[0]["rootfs"] = json!(root);
+        }
+        check(cases);
+        // A symlink out of the rootfs reads as no file: the host's /etc/group is never used.
+        fs::remove_file(etc.join("group")).unwrap();
+        std::os::unix::fs::symlink("/etc/group", etc.join("group")).unwrap();
+        let no_root = "unable to find group root: no matching entries in group file";
+        check(json!([[{"User": "app:root", "rootfs": root}, {"/error": no_root}]]));
+        let resolved = (
+            super::user("app", root).unwrap(),
+            super::user("", "").unwrap(),
         );
+        assert_eq!(resolved, ((1000, 1000), (0, 0)));
     }
 
     #[test]
-    fn specs_carry_dockers_defaults_and_limits() {
-        let create = json!({"Image": "bb", "Cmd": ["true"], "HostConfig": {
-            "NanoCpus": 1_500_000_000i64, "Memory": 1 << 26, "MemorySwap": -1, "PidsLimit": 50,
-            "Binds": ["/tmp:/data", "/tmp:/data"],
-        }});
-        let input = |c: &'static Value| SpecInput {
-            id: "0123456789abcdef",
-            create: c,
-            image_config: &Value::Null,
-            rootfs: "/r",
-            user_root: "/r",
-            container_dir: "/c",
-            hard_nofile: Some(1024),
-            cgroup_parent: "/berth",
-            netns_path: None,
-        };
-        let c: &'static Value = Box::leak(Box::new(create));
-        assert!(matches!(
-            build(&input(c)),
-            Err(SpecError::DuplicateMount(_))
-        ));
-        let ok: &'static Value = Box::leak(Box::new(json!({"Cmd": ["true"], "HostConfig": {
-            "NanoCpus": 1_500_000_000i64, "Memory": 1 << 26, "MemorySwap": -1, "PidsLimit": 50,
-            "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull"}],
-        }})));
-        let s = build(&input(ok)).unwrap();
-        assert_eq!(
-            s["linux"]["resources"]["cpu"],
-            json!({"period": 100000, "quota": 150000})
-        );
-        assert_eq!(s["linux"]["resources"]["memory"]["swap"], -1);
-        assert_eq!(s["linux"]["resources"]["pids"]["limit"], 50);
-        assert_eq!(s["linux"]["devices"][0]["major"], 1);
-        assert_eq!(s["linux"]["devices"][0]["minor"], 3);
-        assert_eq!(s["hostname"], "0123456789ab");
-        assert_eq!(s["linux"]["cgroupsPath"], "/berth/0123456789abcdef");
-        assert!(
-            s["linux"]["maskedPaths"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
-        );
-        assert!(
-            s["mounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m["destination"] == "/etc/hosts")
-        );
-        let host: &'static Value = Box::leak(Box::new(
-            json!({"Cmd": ["true"], "HostConfig": {"NetworkMode": "host", "Privileged": true}}),
-        ));
-        let s = build(&input(host)).unwrap();
-        assert!(
-            !s["linux"]["namespaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|n| n["type"] == "network")
-        );
-        assert!(s["linux"].get("maskedPaths").is_none());
+    fn capabilities_follow_cap_add_cap_drop_and_privileged() {
+        let caps = "/process/capabilities/bounding";
+        let default = words(DEFAULT_CAPS, "CAP_");
+        let mut all = host_caps();
+        all.retain(|c| c != "CAP_SYS_ADMIN");
+        let mut tweaked = default.clone();
+        tweaked.retain(|c| c != "CAP_MKNOD" && c != "CAP_CHOWN");
+        tweaked.extend(["CAP_SYS_ADMIN".into(), "CAP_NET_ADMIN".into()]);
+        check(json!([
+            [{}, {caps: default, "/process/capabilities/effective": default, "/process/capabilities/inheritable": []}],
+            [{"HostConfig": {"CapAdd": ["sys_admin", "CAP_NET_ADMIN", "kill"], "CapDrop": ["mknod", "Cap_Chown"]}}, {caps: tweaked}],
+            [{"HostConfig": {"CapDrop": ["ALL"], "CapAdd": ["kill"]}}, {caps: ["CAP_KILL"]}],
+            [{"HostConfig": {"CapAdd": ["ALL"], "CapDrop": ["sys_admin"]}}, {caps: all}],
+            [{"HostConfig": {"Privileged": true, "CapDrop": ["kill"]}}, {caps: host_caps()}],
+            [{"HostConfig": {"CapAdd": ["CAP_FOO"]}}, {"/error": "invalid CapAdd: unknown capability: \"CAP_FOO\""}],
+            [{"HostConfig": {"CapDrop": ["bar"]}}, {"/error": "invalid CapDrop: unknown capability: \"CAP_BAR\""}],
+        ]));
+    }
+
+    #[test]
+    fn spec_carries_the_process_root_and_dockers_defaults() {
+        let ulimits = json!([{"Name": "nofile", "Soft": 1024, "Hard": -1}, {"Name": "nproc", "Soft": 10, "Hard": 20}]);
+        let hc = json!({"ReadonlyRootfs": true, "OomScoreAdj": 100, "SecurityOpt": ["no-new-privileges:true", "seccomp=unconfined"],
+            "CgroupParent": "/custom", "Sysctls": {"net.core.somaxconn": "1024"}, "Ulimits": ulimits});
+        let create = json!({"Hostname": "web", "Domainname": "example.org", "WorkingDir": "/srv/./app/", "Tty": true, "HostConfig": hc,
+            "rootfs": "/rootfs"});
+        let want = json!({"/mounts/0/destination": "/proc", "/mounts/6/destination": "/dev/shm", "/mounts/7/destination": "/etc/hostname",
+            "/mounts/9/destination": "/etc/resolv.conf", "/mounts/10": null, "/ociVersion": "1.2.0", "/hostname": "web",
+            "/domainname": "example.org", "/process/terminal": true,
+            "/process/cwd": "/srv/app", "/process/args": ["sh"], "/process/noNewPrivileges": true, "/process/oomScoreAdj": 100,
+            "/process/rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}, {"type": "RLIMIT_NPROC", "soft": 10, "hard": 20}],
+            "/process/env": [format!("PATH={DEFAULT_PATH}"), "HOSTNAME=web", "TERM=xterm", "A=image"],
+            "/root": {"path": "/rootfs", "readonly": true}, "/linux/cgroupsPath": format!("/custom/{ID}"),
+            "/linux/sysctl": {"net.core.somaxconn": "1024", "net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"},
+            "@/etc/hostname": {"destination": "/etc/hostname", "type": "bind", "source": "/run/c/hostname", "options": ["rbind", "ro", "rprivate"]},
+            "@/sys/fs/cgroup options": ["ro", "nosuid", "noexec", "nodev"], "@/dev/mqueue options": ["nosuid", "noexec", "nodev"]});
+        check(json!([[create, want],
+            [{}, {"/hostname": &ID[..12], "/process/cwd": "/w", "/process/rlimits": [], "/process/env/1": format!("HOSTNAME={}", &ID[..12]),
+                "/linux/cgroupsPath": format!("/berth/{ID}"), "/linux/resources/memory": null, "/domainname": null, "/root/readonly": false,
+                "/process/terminal": false, "/process/noNewPrivileges": false, "@/etc/resolv.conf options": ["rbind", "rprivate"],
+                "@/proc": {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+                "@/dev/pts options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}],
+            [{"WorkingDir": "rel"}, {"/error": "the working directory 'rel' is invalid, it needs to be an absolute path"}],
+            [{"HostConfig": {"OomScoreAdj": 2000}}, {"/error": "Invalid value 2000, range for oom score adj is [-1000, 1000]"}],
+            [{"HostConfig": {"Privileged": "yes"}}, {"/error": "invalid value for Privileged: expected a boolean"}],
+        ]));
+    }
+
+    #[test]
+    fn binds_mounts_and_tmpfs_parse_like_dockers_volume_parser() {
+        let bind = json!({"destination": "/dst", "type": "bind", "source": "/src", "options": ["rbind", "rprivate"]});
+        let mounts = json!([{"Type": "bind", "Source": "/tmp", "Target": "/t", "ReadOnly": true, "BindOptions": {"NonRecursive": true,
+            "Propagation": "rslave"}}, {"Type": "tmpfs", "Target": "/c", "ReadOnly": true, "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}]);
+        let shm = "nosuid noexec nodev mode=1777";
+        let invalid = "invalid mount config for type \"bind\":";
+        check(json!([
+            [{"HostConfig": {"Binds": ["/src:/dst", "/a/:/b/c/:ro,rshared", "/tmp:/etc/hosts:rw"]}}, {"@/dst": bind, "@/b/c source": "/a",
+                "@/b/c options": ["rbind", "ro", "rshared"], "@/etc/hosts source": "/tmp"}],
+            [{"HostConfig": {"Mounts": mounts, "Tmpfs": {"/run": "rw,size=64m,exec"}}}, {"@/t options": ["bind", "ro", "rslave"],
+                "@/run options": ["noexec", "nosuid", "nodev", "rprivate", "rw", "size=64m", "exec"], "@/c type": "tmpfs",
+                "@/c options": ["noexec", "nosuid", "nodev", "rprivate", "ro", "mode=1777", "size=1048576"]}],
+            [{}, {"@/dev/shm options": words(&format!("{shm} size=67108864"), "")}], [{"HostConfig": {"IpcMode": "none"}}, {"@/dev/shm": null}],
+            [{"HostConfig": {"ShmSize": 1048576}}, {"@/dev/shm options": words(&format!("{shm} size=1048576"), "")}],
+            [{"HostConfig": {"Binds": ["vol:/data"]}}, {"/error": "named volumes are not supported yet: vol:/data"}],
+            [{"HostConfig": {"Binds": ["/s:rel"]}}, {"/error": format!("invalid volume specification: '/s:rel': {invalid} invalid mount path: 'rel' mount path must be absolute")}],
+            [{"HostConfig": {"Binds": ["/s:/"]}}, {"/error": format!("invalid volume specification: '/s:/': {invalid} invalid specification: destination can't be '/'")}],
+            [{"HostConfig": {"Binds": ["/s:/x:nocopy,z"]}}, {"@/x options": ["rbind", "rprivate"]}],
+            [{"HostConfig": {"Binds": ["/s:/x:ro,rw"]}}, {"/error": "invalid mode: ro,rw"}],
+            [{"HostConfig": {"Binds": ["/a:/x", "/b:/x/"]}}, {"/error": "Duplicate mount point: /x"}],
+            [{"HostConfig": {"Binds": ["/a:/x"], "Tmpfs": {"/x": ""}}}, {"/error": "Duplicate mount point: /x"}],
+            [{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/no/x", "Target": "/x"}]}}, {"/error": format!("{invalid} bind source path does not exist: /no/x")}],
+            [{"HostConfig": {"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x"}]}}, {"/error": "named volumes are not supported yet: v:/x"}],
+            [{"HostConfig": {"Tmpfs": {"/x": "size=1m,bogus"}}}, {"/error": "invalid tmpfs option \"bogus\""}],
+            [{"HostConfig": {"Tmpfs": {"rel": ""}}}, {"/error": "invalid mount config for type \"tmpfs\": invalid mount path: 'rel' mount path must be absolute"}],
+        ]));
+    }
+
+    #[test]
+    fn resources_devices_and_namespaces() {
+        let hc = json!({"Memory": 268435456, "MemorySwap": -1, "CpuShares": 512, "CpusetCpus": "0", "NanoCpus": 1_500_000_000u64,
+            "PidsLimit": 100, "BlkioWeight": 300, "OomKillDisable": true});
+        check(json!([
+            [{"HostConfig": hc}, {"/linux/resources/cpu": {"shares": 512, "quota": 150000, "period": 100000, "cpus": "0"},
+                "/linux/resources/memory": {"limit": 268435456, "swap": -1, "disableOOMKiller": true},
+                "/linux/resources/pids": {"limit": 100}, "/linux/resources/blockIO": {"weight": 300}}],
+            [{"HostConfig": {"Memory": 10485760}}, {"/linux/resources/memory": {"limit": 10485760, "swap": 20971520}}],
+            [{"HostConfig": {"PidsLimit": -1, "CpuQuota": 50000}}, {"/linux/resources/pids": null, "/linux/resources/cpu": {"quota": 50000}}],
+            [{"HostConfig": {"Memory": 1024}}, {"/error": "Minimum memory limit allowed is 6MB"}],
+            [{"HostConfig": {"NanoCpus": 1000000000, "CpuQuota": 50000}}, {"/error": "Conflicting options: Nano CPUs and CPU Quota cannot both be set"}],
+            [{"HostConfig": {"Memory": "1g"}}, {"/error": "invalid value for Memory: expected an integer"}],
+        ]));
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let dev_null = json!({"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"});
+        let gathering = "error gathering device information while adding custom device";
+        check(json!([
+            [{"HostConfig": {"Devices": [dev_null]}}, {"/linux/devices/0/path": "/dev/mynull", "/linux/devices/0/type": "c",
+                "/linux/devices/0/major": 1, "/linux/devices/0/minor": 3, "/linux/resources/devices/0": {"allow": false, "access": "rwm"},
+                "/linux/resources/devices/8": {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}}],
+            [{"HostConfig": {"Devices": [{"PathOnHost": file}]}}, {"/error": format!("{gathering} {file:?}: not a device node")}],
+            [{"HostConfig": {"Devices": [{"PathOnHost": "/dev/nope"}]}}, {"/error": format!("{gathering} \"/dev/nope\"")}],
+            [{"HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "CgroupPermissions": "rwx"}]}}, {"/error": "invalid device mode: rwx"}],
+            [{"HostConfig": {"CgroupnsMode": "private"}}, {"/linux/maskedPaths": words(MASKED_PATHS, ""), "/linux/readonlyPaths": words(READONLY_PATHS, ""), "/linux/devices": [],
+                "@/sys options": ["nosuid", "noexec", "nodev", "ro"], "/linux/namespaces": [{"type": "mount"}, {"type": "network"},
+                {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}, {"type": "cgroup"}]}],
+            [{"HostConfig": {"Privileged": true}}, {"/linux/maskedPaths": [], "/linux/readonlyPaths": [], "@/sys options": ["nosuid", "noexec", "nodev"],
+                "@/sys/fs/cgroup options": ["nosuid", "noexec", "nodev"], "/linux/resources/devices": [{"allow": true, "access": "rwm"}]}],
+            [{"HostConfig": {"MaskedPaths": ["/proc/x"], "ReadonlyPaths": []}}, {"/linux/maskedPaths": ["/proc/x"], "/linux/readonlyPaths": []}],
+            [{"HostConfig": {"NetworkMode": "bridge"}, "netns": "/run/netns/x"}, {"/linux/namespaces/1": {"type": "network", "path": "/run/netns/x"}}],
+            [{"HostConfig": {"NetworkMode": "host", "PidMode": "host", "IpcMode": "host", "UTSMode": "host", "CgroupnsMode": "host"},
+                "netns": "/x"}, {"/linux/namespaces": [{"type": "mount"}], "/hostname": null, "/linux/sysctl": null, "@/dev/shm source": "/dev/shm"}],
+            [{"HostConfig": {"PidMode": "container:abc"}}, {"/error": "joining another container's PID namespace is not supported yet"}],
+            [{"HostConfig": {"NetworkMode": "container:abc"}}, {"/error": "joining another container's network namespace is not supported yet"}],
+            [{"HostConfig": {"IpcMode": "bogus"}}, {"/error": "invalid IPC mode: bogus"}],
+        ]));
     }
 }
