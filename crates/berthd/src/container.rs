@@ -24,6 +24,12 @@ pub struct State {
     pub finished_at: String,
     pub oom_killed: bool,
     pub error: String,
+    /// Stopped or killed by a user: restart policies leave it alone.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Policy restarts in a row without a 10-second run in between (the back-off exponent).
+    #[serde(default)]
+    pub quick_restarts: u32,
 }
 
 /// One container, as stored.
@@ -66,6 +72,22 @@ impl Record {
     pub fn open_stdin(&self) -> bool {
         self.config["OpenStdin"].as_bool().unwrap_or(false)
     }
+    /// Whether the restart policy restarts the container after this exit.
+    pub fn should_restart(&self) -> bool {
+        let p = &self.host_config["RestartPolicy"];
+        if self.state.manually_stopped {
+            return false;
+        }
+        match p["Name"].as_str().unwrap_or("no") {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                let max = p["MaximumRetryCount"].as_u64().unwrap_or(0);
+                self.state.exit_code != 0 && (max == 0 || self.restart_count < max)
+            }
+            _ => false,
+        }
+    }
+
     pub fn auto_remove(&self) -> bool {
         self.host_config["AutoRemove"].as_bool().unwrap_or(false)
     }

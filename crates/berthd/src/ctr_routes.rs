@@ -99,6 +99,33 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     if !host_config["RestartPolicy"].is_object() {
         host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
     }
+    let policy = host_config["RestartPolicy"]["Name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !matches!(
+        policy.as_str(),
+        "" | "no" | "always" | "unless-stopped" | "on-failure"
+    ) {
+        return Err(ApiError::bad_request(format!(
+            "invalid restart policy '{policy}'"
+        )));
+    }
+    if host_config["RestartPolicy"]["MaximumRetryCount"]
+        .as_i64()
+        .unwrap_or(0)
+        != 0
+        && policy != "on-failure"
+    {
+        return Err(ApiError::bad_request(format!(
+            "maximum retry count cannot be used with restart policy '{policy}'"
+        )));
+    }
+    if !matches!(policy.as_str(), "" | "no") && host_config["AutoRemove"].as_bool() == Some(true) {
+        return Err(ApiError::bad_request(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
     let argv = crate::spec::command(&create, &image_config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let dir = d.containers.dir(&id);
@@ -383,7 +410,6 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> Api
         Err(e) => return Err(e),
     }
     run::start(d, &h).await?;
-    h.lock().await.restart_count += 1;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -402,6 +428,9 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
             .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))?,
         None => 9,
     };
+    if sig == 9 || sig == 15 {
+        run::mark_manually_stopped(d, &h).await;
+    }
     run::kill(d, &id, sig).await?;
     let rec = h.lock().await.clone();
     d.events.emit(

@@ -142,6 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         containerd,
     });
     run::recover(&d).await;
+    run::start_by_policy(&d).await;
     tokio::spawn(run::watch_events(d.clone()));
     for (l, p) in listeners.into_iter().zip(&sockets) {
         tracing::info!(socket = %p.display(), "serving the Engine API");

@@ -315,6 +315,8 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         finished_at: "0001-01-01T00:00:00Z".into(),
         oom_killed: false,
         error: String::new(),
+        manually_stopped: false,
+        quick_restarts: rec.state.quick_restarts,
     };
     d.containers.save(&rec)?;
     d.events.emit(
@@ -390,8 +392,69 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
         if let Some(rec) = remove {
             remove_files(&d2, &rec);
             crate::volumes::remove_anonymous(&d2, &rec.volumes).await;
+            return;
+        }
+        restart_by_policy(&d2, &h2).await;
+    });
+}
+
+/// Applies the restart policy after an exit: Docker's back-off (100 ms doubling per quick
+/// restart, reset by a run of 10 s or more), then start again unless a user stopped it meanwhile.
+async fn restart_by_policy(d: &Arc<Daemon>, h: &Handle) {
+    let delay = {
+        let mut rec = h.lock().await;
+        if !rec.should_restart() {
+            return;
+        }
+        let ran = berth_clock::parse_rfc3339(&rec.state.finished_at).unwrap_or(0)
+            - berth_clock::parse_rfc3339(&rec.state.started_at).unwrap_or(0);
+        if ran >= 10_000_000_000 {
+            rec.state.quick_restarts = 0;
+        }
+        let n = rec.state.quick_restarts.min(10);
+        rec.state.quick_restarts += 1;
+        Duration::from_millis(100 << n)
+    };
+    let (d, h) = (d.clone(), h.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let id = {
+            let rec = h.lock().await;
+            if rec.running() || !rec.should_restart() || d.containers.find(&rec.id).is_err() {
+                return;
+            }
+            rec.id.clone()
+        };
+        match start(&d, &h).await {
+            Ok(()) => h.lock().await.restart_count += 1,
+            Err(e) => tracing::warn!(id, error = e.message, "restart by policy"),
         }
     });
+}
+
+/// At daemon start: containers whose policy says so are started again (`always` even if a
+/// user stopped it; `unless-stopped` only if no user did).
+pub async fn start_by_policy(d: &Arc<Daemon>) {
+    for h in d.containers.all() {
+        let go = {
+            let rec = h.lock().await;
+            let name = rec.host_config["RestartPolicy"]["Name"]
+                .as_str()
+                .unwrap_or("no")
+                .to_string();
+            !rec.running()
+                && rec.state.status != "created"
+                && (name == "always" || (name == "unless-stopped" && !rec.state.manually_stopped))
+        };
+        if go {
+            if let Err(e) = start(d, &h).await {
+                tracing::warn!(
+                    error = e.message,
+                    "starting a container by its restart policy"
+                );
+            }
+        }
+    }
 }
 
 /// After a berthd restart: re-attach to the containers that still run (their output waited
@@ -526,6 +589,7 @@ pub async fn stop(d: &Arc<Daemon>, h: &Handle, timeout: Option<i64>) -> Result<(
     if !running {
         return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
     }
+    mark_manually_stopped(d, h).await;
     let t = timeout.unwrap_or(default_timeout);
     if t != 0 {
         let _ = kill(d, &id, signal).await;
@@ -540,6 +604,13 @@ pub async fn stop(d: &Arc<Daemon>, h: &Handle, timeout: Option<i64>) -> Result<(
         wait_exit(d, &id, Some(Duration::from_secs(30))).await;
     }
     Ok(())
+}
+
+/// Records that a user stopped the container (restart policies then leave it alone).
+pub async fn mark_manually_stopped(d: &Daemon, h: &Handle) {
+    let mut rec = h.lock().await;
+    rec.state.manually_stopped = true;
+    let _ = d.containers.save(&rec);
 }
 
 /// Closes the container's stdin (the attached client's stdin ended).

@@ -360,3 +360,76 @@ fn events_stream_live_and_from_the_backlog() {
     ]);
     assert_eq!(past.lines().collect::<Vec<_>>(), ["evt 0", "other 0"]);
 }
+
+#[test]
+fn restart_policies_restart_until_told_otherwise() {
+    let (_reg, d, image) = daemon_with_image();
+    let count = |name: &str| {
+        d.docker_ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", name])
+            .trim()
+            .to_string()
+    };
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &image,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    common::wait_for(
+        std::time::Duration::from_secs(20),
+        "two restarts, then rest",
+        || count("flaky") == "2 exited",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        count("flaky"),
+        "2 exited",
+        "on-failure:2 stops after two restarts"
+    );
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        "--restart",
+        "always",
+        &image,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    common::wait_for(
+        std::time::Duration::from_secs(20),
+        "a restart of an always container",
+        || {
+            count("steady")
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                >= 1
+        },
+    )
+    .unwrap();
+    d.docker_ok(&["stop", "-t", "1", "steady"]);
+    let after_stop = count("steady");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        count("steady"),
+        after_stop,
+        "a stopped container stays stopped"
+    );
+    assert!(after_stop.ends_with("exited"), "{after_stop}");
+
+    let bad = d.docker(&["run", "--rm", "--restart", "always", &image, "true"]);
+    assert!(!bad.status.success(), "--rm with --restart was accepted");
+    d.docker_ok(&["rm", "-f", "flaky", "steady"]);
+}
