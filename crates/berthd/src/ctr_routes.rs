@@ -8,13 +8,11 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Daemon;
 use crate::container::{Record, State, new_id, random_name, valid_name};
-use crate::http::{ApiError, ApiResult, Query, empty, empty_body, json, parse_json, read_body};
+use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
 use crate::logs::{self, ReadOptions, Stream};
 use crate::run;
 
@@ -494,157 +492,6 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     Ok(resp)
 }
 
-/// Where a hijacked connection's stdin goes.
-pub enum StdinTarget {
-    /// The container's own stdin (attach).
-    Container(String),
-    /// An exec's stdin FIFO.
-    Exec {
-        container: String,
-        exec_id: String,
-        file: Arc<std::sync::Mutex<Option<std::fs::File>>>,
-    },
-}
-
-/// What a hijacked connection relays.
-pub struct Relay {
-    pub tty: bool,
-    pub want_out: bool,
-    pub want_err: bool,
-    pub stdin: Option<StdinTarget>,
-}
-
-/// Copies output (stdcopy-framed unless TTY) to the client and the client's stdin to the
-/// process, until `exited` turns Some; then sends what is queued and closes.
-pub async fn relay(
-    d: Arc<Daemon>,
-    upgraded: hyper::upgrade::Upgraded,
-    mut output: tokio::sync::broadcast::Receiver<(Stream, Bytes)>,
-    mut exited: tokio::sync::watch::Receiver<Option<i64>>,
-    r: Relay,
-) {
-    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
-    let mut stdin_open = r.stdin.is_some();
-    let mut buf = vec![0u8; 16 * 1024];
-    let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
-        let wanted = match s {
-            Stream::Stdout => r.want_out,
-            Stream::Stderr => r.want_err,
-        };
-        if !wanted {
-            return None;
-        }
-        if r.tty {
-            return Some(c.to_vec());
-        }
-        let mut frame = Vec::with_capacity(c.len() + 8);
-        let st = match s {
-            Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
-            Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
-        };
-        berth_api::stdcopy::encode_frame(st, c, &mut frame);
-        Some(frame)
-    };
-    loop {
-        tokio::select! {
-            m = output.recv() => match m {
-                Ok((s, c)) => {
-                    if let Some(bytes) = write_chunk(s, &c) {
-                        if wr.write_all(&bytes).await.is_err() { return; }
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => break,
-            },
-            n = rd.read(&mut buf), if stdin_open => {
-                let data = match n {
-                    Ok(0) | Err(_) => None,
-                    Ok(n) => Some(buf[..n].to_vec()),
-                };
-                stdin_open = data.is_some();
-                if let Some(t) = &r.stdin {
-                    feed_stdin(&d, t, data).await;
-                }
-            },
-            c = exited.changed() => {
-                if c.is_err() || exited.borrow_and_update().is_some() {
-                    // The process ended: what it wrote is already queued; send it and close.
-                    while let Ok((s, c)) = output.try_recv() {
-                        if let Some(bytes) = write_chunk(s, &c) {
-                            let _ = wr.write_all(&bytes).await;
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
-}
-
-/// Writes client stdin to the process, or closes its stdin at the client's EOF (`None`).
-async fn feed_stdin(d: &Arc<Daemon>, t: &StdinTarget, data: Option<Vec<u8>>) {
-    use std::io::Write;
-    match t {
-        StdinTarget::Container(id) => {
-            // `docker run -i` attaches before start: let the run begin first.
-            stdin_ready(d, id).await;
-            match data {
-                None => run::close_stdin(d, id).await,
-                Some(data) => {
-                    let live = d.runs.get(id);
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Some(l) = live {
-                            if let Some(f) =
-                                l.stdin.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
-                            {
-                                let _ = f.write_all(&data);
-                            }
-                        }
-                    })
-                    .await;
-                }
-            }
-        }
-        StdinTarget::Exec {
-            container,
-            exec_id,
-            file,
-        } => match data {
-            None => {
-                file.lock().unwrap_or_else(|p| p.into_inner()).take();
-                crate::exec::close_stdin(d, container, exec_id).await;
-            }
-            Some(data) => {
-                let file = file.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Some(f) = file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                        let _ = f.write_all(&data);
-                    }
-                })
-                .await;
-            }
-        },
-    }
-}
-
-/// The 101 response that hands the connection over to a relay.
-pub fn upgraded_response(tty: bool) -> crate::http::Resp {
-    let ct = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    let mut r = Response::new(empty_body());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let hd = r.headers_mut();
-    hd.insert("Content-Type", HeaderValue::from_static(ct));
-    hd.insert("Connection", HeaderValue::from_static("Upgrade"));
-    hd.insert("Upgrade", HeaderValue::from_static("tcp"));
-    r
-}
-
 /// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=`: upgrades the connection
 /// and relays the container's output and the client's stdin; ends when the container exits.
 pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
@@ -658,39 +505,21 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let output = live.output.subscribe();
     let mut exited = live.exited.subscribe();
     exited.borrow_and_update();
-    let r = Relay {
+    let r = crate::attach::Relay {
         tty,
         want_out: q.bool("stdout"),
         want_err: q.bool("stderr"),
-        stdin: q.bool("stdin").then(|| StdinTarget::Container(id.clone())),
+        stdin: q
+            .bool("stdin")
+            .then(|| crate::attach::StdinTarget::Container(id.clone())),
     };
     let d2 = d.clone();
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            relay(d2, upgraded, output, exited, r).await;
+            crate::attach::relay(d2, upgraded, output, exited, r).await;
         }
     });
-    Ok(upgraded_response(tty))
-}
-
-/// Waits (up to a minute) until the container's stdin is open, or its run is over.
-async fn stdin_ready(d: &Daemon, id: &str) {
-    for _ in 0..3000 {
-        let Some(l) = d.runs.get(id) else { return };
-        if l.stdin.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-            return;
-        }
-        let over = l.exited.borrow().is_some()
-            && d.containers
-                .find(id)
-                .ok()
-                .and_then(|h| h.try_lock().ok().map(|r| r.state.status == "exited"))
-                .unwrap_or(false);
-        if over {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    Ok(crate::attach::upgraded_response(tty))
 }
 
 /// `GET /containers/{id}/logs`.

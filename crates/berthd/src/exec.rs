@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
 use crate::Daemon;
-use crate::ctr_routes::{Relay, StdinTarget, relay, upgraded_response};
+use crate::attach::{Relay, StdinTarget, relay, upgraded_response};
 use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
 use crate::logs::Stream;
 use crate::run::{self, grpc, req};

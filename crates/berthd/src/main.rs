@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod attach;
 mod container;
 mod containerd;
 mod ctr_routes;
