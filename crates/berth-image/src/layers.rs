@@ -57,6 +57,11 @@ impl PendingLayer {
         self.dir.path().join("diff")
     }
 
+    /// Changes where the layer will be stored (when its chain id is known only after unpacking).
+    pub fn retarget(&mut self, target: PathBuf) {
+        self.target = target;
+    }
+
     /// Moves the complete layer into place. Returns false if an identical layer got there first
     /// (this copy is then discarded).
     pub fn commit(self, info: &LayerInfo) -> Result<bool, LayerError> {

@@ -552,6 +552,70 @@ impl ImageService {
     }
 }
 
+impl ImageService {
+    /// `docker import`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image whose
+    /// container config is `config` (Cmd, Entrypoint, Env, WorkingDir...), tagged `tag` if given.
+    /// Nothing is left behind when the tar is refused.
+    pub fn import(
+        &self,
+        tar: impl std::io::Read,
+        config: serde_json::Value,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, PullError> {
+        let placeholder = Digest::of(b"import in progress");
+        let pending = self.layers.begin(&placeholder)?;
+        let unpacked = unpack::unpack(&pending.diff_dir(), tar, self.limits).map_err(|source| {
+            PullError::Unpack {
+                layer: placeholder.clone(),
+                source,
+            }
+        })?;
+        let chain = unpacked.diff_id.clone();
+        let created = berth_clock::rfc3339_now();
+        let platform = Platform::host();
+        let image_config = serde_json::json!({
+            "architecture": platform.architecture,
+            "os": "linux",
+            "created": created,
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [chain.to_string()]},
+            "history": [{"created": created, "comment": "Imported from tarball"}],
+        });
+        let bytes = serde_json::to_vec(&image_config).unwrap_or_default();
+        let made_layer = if self.layers.exists(&chain) {
+            false
+        } else {
+            let mut p = pending;
+            p.retarget(self.layers.dir(&chain));
+            p.commit(&LayerInfo {
+                chain_id: chain.clone(),
+                diff_id: chain.clone(),
+                parent: None,
+                size: unpacked.size,
+                blob: None,
+            })?
+        };
+        let stored = (|| {
+            let id = self.content.put(&bytes)?;
+            let rec = ImageRecord {
+                id,
+                repo_tags: tag.map(|t| t.to_string()).into_iter().collect(),
+                repo_digests: Vec::new(),
+                manifest: None,
+                chain: vec![chain.clone()],
+                size: unpacked.size,
+                created,
+                stored_at: now_secs(),
+            };
+            Ok::<_, PullError>(self.images.put(rec)?)
+        })();
+        if stored.is_err() && made_layer {
+            self.collect(std::slice::from_ref(&chain), &[]);
+        }
+        stored
+    }
+}
+
 fn descriptor(media_type: String, digest: Digest, size: u64) -> Descriptor {
     Descriptor {
         media_type,

@@ -178,6 +178,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`changes=...&changes=...`).
+    pub fn get_all(&self, k: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Docker's boolean parameters: `1`, `true`, `True` are true; absent, empty, `0`, `false` not.
     pub fn bool(&self, k: &str) -> bool {
         matches!(self.get(k), Some(v) if !matches!(v, "" | "0" | "false" | "False" | "FALSE"))

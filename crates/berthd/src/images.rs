@@ -140,11 +140,8 @@ fn pull_reference(q: &Query) -> Result<Reference, ApiError> {
 /// progress line are HTTP errors; later ones travel in the stream as `errorDetail`.
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    if q.get("fromSrc").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "importing a rootfs tar (fromSrc) is not supported yet",
-        ));
+    if let Some(src) = q.get("fromSrc") {
+        return import(d, src.to_string(), &q, req).await;
     }
     let r = pull_reference(&q)?;
     let platform = match q.get("platform").filter(|p| !p.is_empty()) {
@@ -196,6 +193,121 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ApiError::internal("the pull ended without a result")),
     }
+}
+
+/// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.
+fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
+    let mut c = json!({});
+    for ch in changes {
+        let (instr, rest) = ch
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((ch.trim(), ""));
+        let rest = rest.trim();
+        let words = || -> Value {
+            match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) => json!(v),
+                Err(_) => json!(["/bin/sh", "-c", rest]),
+            }
+        };
+        match instr.to_uppercase().as_str() {
+            "CMD" => c["Cmd"] = words(),
+            "ENTRYPOINT" => c["Entrypoint"] = words(),
+            "WORKDIR" => c["WorkingDir"] = json!(rest),
+            "USER" => c["User"] = json!(rest),
+            "ENV" => {
+                let kv = match rest.split_once('=') {
+                    Some(_) => rest.to_string(),
+                    None => rest.replacen(' ', "=", 1),
+                };
+                let mut env = c["Env"].as_array().cloned().unwrap_or_default();
+                env.push(json!(kv));
+                c["Env"] = json!(env);
+            }
+            "LABEL" => {
+                let (k, v) = rest.split_once('=').unwrap_or((rest, ""));
+                c["Labels"][k] = json!(v.trim_matches('"'));
+            }
+            "EXPOSE" => {
+                for p in rest.split_whitespace() {
+                    let p = if p.contains('/') {
+                        p.to_string()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    c["ExposedPorts"][p] = json!({});
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "{other} is not a valid change command"
+                )));
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&changes=`: `docker import` of a rootfs tar sent as
+/// the request body (streamed to a temp file, then unpacked as one layer).
+async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>) -> ApiResult {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    if src != "-" {
+        return Err(ApiError::bad_request(
+            "importing from a URL is not supported: send the tar as the request body (fromSrc=-)",
+        ));
+    }
+    let reference = match q.get("repo").filter(|r| !r.is_empty()) {
+        None => None,
+        Some(repo) => {
+            let name = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.to_string(),
+            };
+            Some(Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+    };
+    let config = import_config(&q.get_all("changes"))?;
+    let tmp_dir = d.data_root.join("tmp");
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+        .map_err(|e| ApiError::internal(format!("making a temp file: {e}")))?;
+    let mut file = tokio::fs::File::from_std(
+        tmp.reopen()
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the tar: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            file.write_all(data)
+                .await
+                .map_err(|e| ApiError::internal(format!("storing the tar: {e}")))?;
+        }
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    drop(file);
+    let d2 = d.clone();
+    let r2 = reference.clone();
+    let rec = blocking(move || {
+        let f = std::fs::File::open(tmp.path())?;
+        let out = d2.images.import(f, config, r2.as_ref());
+        drop(tmp);
+        Ok::<_, std::io::Error>(out)
+    })
+    .await?
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    d.events.emit(
+        "image",
+        "import",
+        rec.id.as_str(),
+        json!({"name": reference.map(|r| r.familiar()).unwrap_or_default()}),
+    );
+    Ok(json(StatusCode::OK, &json!({"status": rec.id.to_string()})))
 }
 
 fn unix_secs(rfc3339: &str) -> i64 {

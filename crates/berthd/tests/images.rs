@@ -204,3 +204,59 @@ fn the_api_answers_like_docker_on_the_wire() {
     let ver = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(ver.trim(), "1.45");
 }
+
+#[test]
+fn docker_import_makes_a_runnable_image_and_refuses_hostile_tars() {
+    let d = Berthd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    std::fs::write(&tar, berth_testkit::busybox::layer_tar().unwrap()).unwrap();
+    let out = d.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "ENV GREETING=hi",
+        &tar.display().to_string(),
+        "imported:v1",
+    ]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let cmd = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.Cmd}} {{.Config.Env}}",
+        "imported:v1",
+    ]);
+    assert_eq!(cmd.trim(), "[sh] [GREETING=hi]");
+    let run = d.docker_ok(&[
+        "run",
+        "--rm",
+        "imported:v1",
+        "sh",
+        "-c",
+        "echo $GREETING from import",
+    ]);
+    assert_eq!(run, "hi from import\n");
+    d.docker_ok(&["rmi", "imported:v1"]);
+    assert_store_empty(&d);
+
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    let evil = dir.path().join("evil.tar");
+    std::fs::write(&evil, b.into_inner().unwrap()).unwrap();
+    let out = d.docker(&["import", &evil.display().to_string(), "evil:v1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"..\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!d.roots.data_root().join("escape").exists());
+    assert_store_empty(&d);
+}
