@@ -23,6 +23,7 @@ mod rootfs;
 mod run;
 mod server;
 mod spec;
+mod stats;
 mod system;
 mod volumes;
 

@@ -200,6 +200,7 @@ async fn container_route(
         (&Method::POST, "pause") => ctr_routes::pause(d, name, true).await,
         (&Method::POST, "unpause") => ctr_routes::pause(d, name, false).await,
         (&Method::GET, "top") => ctr_routes::top(d, name).await,
+        (&Method::GET, "stats") => crate::stats::stats(d, name, req).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
     }
 }

@@ -433,3 +433,41 @@ fn restart_policies_restart_until_told_otherwise() {
     assert!(!bad.status.success(), "--rm with --restart was accepted");
     d.docker_ok(&["rm", "-f", "flaky", "steady"]);
 }
+
+#[test]
+fn docker_stats_reads_the_cgroup() {
+    let (_reg, d, image) = daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        &image,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=20; exec sleep 1000",
+    ]);
+    common::wait_for(std::time::Duration::from_secs(10), "the fill", || {
+        d.docker(&["exec", "busy", "test", "-e", "/dev/shm/fill"])
+            .status
+            .success()
+    })
+    .unwrap();
+    let out = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "busy",
+    ]);
+    // e.g. "busy 20.5MiB / 64MiB 1"
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"busy"), "{out}");
+    assert!(out.contains("/ 64MiB"), "the limit shows: {out}");
+    let used: f64 = fields[1].trim_end_matches("MiB").parse().unwrap_or(0.0);
+    assert!(used >= 19.0, "the 20 MiB in /dev/shm count: {out}");
+    assert_eq!(fields.last(), Some(&"1"), "{out}");
+    d.docker_ok(&["rm", "-f", "busy"]);
+}
