@@ -249,7 +249,7 @@ fn command_line(r: &Record) -> String {
         .join(" ")
 }
 
-fn summary(r: &Record) -> Value {
+pub fn summary(r: &Record) -> Value {
     json!({
         "Id": r.id,
         "Names": [format!("/{}", r.name)],

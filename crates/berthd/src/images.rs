@@ -343,7 +343,7 @@ fn glob(pattern: &str, s: &str) -> bool {
     m(pattern.as_bytes(), s.as_bytes())
 }
 
-fn summary(d: &Daemon, rec: &ImageRecord) -> Value {
+pub fn summary(d: &Daemon, rec: &ImageRecord) -> Value {
     let config = read_config(d, rec);
     let tags = rec.familiar_tags();
     let digests = rec.familiar_digests();

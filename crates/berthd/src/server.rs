@@ -135,6 +135,7 @@ async fn route(
         (&Method::GET, "/version") => Ok(system::version(d)),
         (&Method::GET, "/info") => Ok(system::info(d).await),
         (&Method::GET, "/events") => crate::events::stream(d, req).await,
+        (&Method::GET, "/system/df") => Ok(system::df(d).await),
         (&Method::POST, "/auth") => images::auth(d, req).await,
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,

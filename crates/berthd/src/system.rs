@@ -107,6 +107,58 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
+/// `GET /system/df`: disk use of images, containers (their upper dirs) and volumes.
+pub async fn df(d: &Arc<Daemon>) -> Resp {
+    let d2 = d.clone();
+    let (images, layers_size) = tokio::task::spawn_blocking(move || {
+        let recs = d2.images.images.list();
+        let layers: u64 = d2
+            .images
+            .layers
+            .list()
+            .iter()
+            .filter_map(|c| d2.images.layers.info(c))
+            .map(|i| i.size)
+            .sum();
+        let list: Vec<serde_json::Value> = recs
+            .iter()
+            .map(|r| crate::images::summary(&d2, r))
+            .collect();
+        (list, layers)
+    })
+    .await
+    .unwrap_or_default();
+    let mut containers = Vec::new();
+    for h in d.containers.all() {
+        let r = h.lock().await.clone();
+        let mut v = crate::ctr_routes::summary(&r);
+        v["SizeRw"] = json!(crate::volumes::dir_size(
+            &d.containers.dir(&r.id).join("upper")
+        ));
+        containers.push(v);
+    }
+    let mut volumes = Vec::new();
+    for mut v in crate::volumes::all(d) {
+        let name = v["Name"].as_str().unwrap_or_default().to_string();
+        let size = crate::volumes::dir_size(std::path::Path::new(
+            v["Mountpoint"].as_str().unwrap_or_default(),
+        ));
+        v["UsageData"] =
+            json!({"Size": size, "RefCount": crate::volumes::users(d, &name).await.len()});
+        volumes.push(v);
+    }
+    json(
+        StatusCode::OK,
+        &json!({
+            "LayersSize": layers_size,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        }),
+    )
+}
+
 pub async fn info(d: &Arc<Daemon>) -> Resp {
     let images = {
         let d = d.clone();

@@ -70,7 +70,7 @@ pub fn ensure(d: &Daemon, name: &str, labels: Value, anonymous: bool) -> Result<
 }
 
 /// Containers using a volume.
-async fn users(d: &Daemon, name: &str) -> Vec<String> {
+pub async fn users(d: &Daemon, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for h in d.containers.all() {
         let r = h.lock().await;
@@ -131,7 +131,7 @@ fn destroy(d: &Daemon, name: &str) -> u64 {
     size
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+pub fn dir_size(p: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };
@@ -144,7 +144,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn all(d: &Daemon) -> Vec<Value> {
+pub fn all(d: &Daemon) -> Vec<Value> {
     let mut out: Vec<Value> = std::fs::read_dir(root(d))
         .map(|rd| {
             rd.flatten()

@@ -91,6 +91,9 @@ fn named_anonymous_and_bind_volumes() {
     let err = String::from_utf8_lossy(&missing.stderr).to_lowercase();
     assert!(err.contains("no such volume"), "{err}");
     d.docker_ok(&["volume", "create", "spare"]);
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Images 1"), "{df}");
+    assert!(df.contains("Local Volumes 1"), "{df}");
     let pruned = d.docker_ok(&["volume", "prune", "-f"]);
     assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     assert!(common::mounts_under(&d.roots.data_root()).is_empty());
