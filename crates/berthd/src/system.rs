@@ -1,5 +1,5 @@
-//! System routes: `/_ping`, `/version`, `/info`, with the fields the docker CLI, docker-py and
-//! compose read.
+//! System routes: `/_ping`, `/version`, `/info`, `/system/df`, with the fields the docker CLI,
+//! docker-py and compose read.
 
 use std::sync::Arc;
 
