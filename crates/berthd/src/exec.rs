@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use berth_proto::v1::tasks_client::TasksClient;
 use berth_proto::v1::{
     CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, ResizePtyRequest, StartRequest,
-    WaitRequest,
 };
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -259,20 +257,8 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     e.state.lock().unwrap_or_else(|p| p.into_inner()).1 = pid;
     let (d2, e2) = (d.clone(), e.clone());
     tokio::spawn(async move {
+        let code = run::wait_task(&d2, &e2.container, &exec_id).await;
         let mut tasks = TasksClient::new(d2.containerd.channel.clone());
-        let code = loop {
-            match tasks
-                .wait(req(WaitRequest {
-                    container_id: e2.container.clone(),
-                    exec_id: exec_id.clone(),
-                }))
-                .await
-            {
-                Ok(w) => break i64::from(w.into_inner().exit_status),
-                Err(s) if s.code() == tonic::Code::NotFound => break 255,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
         let _ = drain.send(true);
         for p in pumps {
             let _ = p.await;

@@ -215,21 +215,24 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
     let mut containers = ContainersClient::new(d.containerd.channel.clone());
     let mut tasks = TasksClient::new(d.containerd.channel.clone());
-    // A stale record from an earlier run goes first.
-    let _ = containers
-        .delete(req(DeleteContainerRequest { id: id.clone() }))
-        .await;
-    containers
-        .create(req(CreateContainerRequest {
-            container: Some(Container {
-                id: id.clone(),
-                spec: serde_json::to_vec(&spec).unwrap_or_default(),
-                runtime: String::new(),
-                ..Default::default()
-            }),
-        }))
-        .await
-        .map_err(grpc)?;
+    let record = CreateContainerRequest {
+        container: Some(Container {
+            id: id.clone(),
+            spec: serde_json::to_vec(&spec).unwrap_or_default(),
+            runtime: String::new(),
+            ..Default::default()
+        }),
+    };
+    if let Err(e) = containers.create(req(record.clone())).await {
+        // A stale record a crash left behind: replace it (the usual start pays no extra call).
+        if e.code() != tonic::Code::AlreadyExists {
+            return Err(grpc(e));
+        }
+        let _ = containers
+            .delete(req(DeleteContainerRequest { id: id.clone() }))
+            .await;
+        containers.create(req(record)).await.map_err(grpc)?;
+    }
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
     let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
@@ -362,24 +365,30 @@ fn open_io(
     Ok(Io { pumps, drain, log })
 }
 
+/// Waits until the task's process (the init when `exec_id` is empty) exits; its exit code, or
+/// 255 when containerd no longer knows it. Transient errors are retried.
+pub async fn wait_task(d: &Daemon, container: &str, exec_id: &str) -> i64 {
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    loop {
+        let w = tasks
+            .wait(req(berth_proto::v1::WaitRequest {
+                container_id: container.to_string(),
+                exec_id: exec_id.to_string(),
+            }))
+            .await;
+        match w {
+            Ok(w) => return i64::from(w.into_inner().exit_status),
+            Err(e) if e.code() == tonic::Code::NotFound => return 255,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// Waits on the task (the truth), then drains the output and records the exit.
 fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
     let (d2, h2, id2) = (d.clone(), h.clone(), id.to_string());
     tokio::spawn(async move {
-        let mut tasks = TasksClient::new(d2.containerd.channel.clone());
-        let code = loop {
-            match tasks
-                .wait(req(berth_proto::v1::WaitRequest {
-                    container_id: id2.clone(),
-                    exec_id: String::new(),
-                }))
-                .await
-            {
-                Ok(w) => break i64::from(w.into_inner().exit_status),
-                Err(e) if e.code() == tonic::Code::NotFound => break 255,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
+        let code = wait_task(&d2, &id2, "").await;
         let _ = io.drain.send(true);
         for p in io.pumps {
             let _ = p.await;
