@@ -18,6 +18,8 @@ for dep in tokio tonic hyper axum berth-api; do
 done
 forbid berth berth-proto "the client speaks only the Engine API"
 forbid berth-image tokio "the image library is synchronous; berthd runs it on blocking threads"
+forbid berth-net tokio "networking is synchronous; berthd runs it on blocking threads"
+forbid berth-containerd berth-net "networks are berthd's; containerd joins the namespace it is given"
 forbid berth-runc berth-image "the runtime knows nothing of images"
 forbid berth-containerd berth-image "containerd owns no images"
 forbid berth-containerd berth-api "containerd knows nothing of the Engine API"

@@ -57,6 +57,12 @@ pub struct Record {
     /// Names of the volumes it mounts.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// The networks it is on, primary first, with their endpoints while it runs.
+    #[serde(default)]
+    pub networks: Vec<crate::network::Attachment>,
+    /// Its published ports while it runs.
+    #[serde(default)]
+    pub ports: Vec<crate::network::Published>,
 }
 
 impl Record {
@@ -290,6 +296,8 @@ mod tests {
             restart_count: 0,
             spec: Value::Null,
             volumes: vec![],
+            networks: vec![],
+            ports: vec![],
         };
         s.insert(rec("abc123", "web")).unwrap();
         assert!(s.insert(rec("abd456", "web")).is_err(), "name in use");

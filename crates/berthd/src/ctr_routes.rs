@@ -94,6 +94,20 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     {
         host_config["NetworkMode"] = json!("default");
     }
+    let networks = crate::endpoints::attachments(
+        d,
+        host_config["NetworkMode"].as_str().unwrap_or_default(),
+        &create,
+    )?;
+    // The image's exposed ports are the container's too (`-P` publishes them).
+    if let Some(ports) = image_config["ExposedPorts"].as_object() {
+        if !create["ExposedPorts"].is_object() {
+            create["ExposedPorts"] = json!({});
+        }
+        for k in ports.keys() {
+            create["ExposedPorts"][k] = json!({});
+        }
+    }
     if !host_config["RestartPolicy"].is_object() {
         host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
     }
@@ -184,6 +198,8 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         restart_count: 0,
         spec,
         volumes,
+        networks,
+        ports: vec![],
     };
     let attrs = crate::events::container_attrs(&rec, &[]);
     d.containers.insert(rec).map_err(cleanup)?;
@@ -257,12 +273,12 @@ pub fn summary(r: &Record) -> Value {
         "ImageID": r.image_id,
         "Command": command_line(r),
         "Created": unix(&r.created),
-        "Ports": [],
+        "Ports": crate::endpoints::ports_list(r),
         "Labels": r.config["Labels"].as_object().cloned().unwrap_or_default(),
         "State": r.state.status,
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config["NetworkMode"].as_str().unwrap_or("default")},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": crate::endpoints::networks_json(r)},
         "Mounts": [],
     })
 }
@@ -359,11 +375,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             }},
             "Mounts": [],
             "Config": r.config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
-                "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
-                "Networks": {},
-            },
+            "NetworkSettings": crate::endpoints::settings_json(d, &r),
         }),
     ))
 }

@@ -14,11 +14,14 @@ mod attach;
 mod container;
 mod containerd;
 mod ctr_routes;
+mod endpoints;
 mod events;
 mod exec;
 mod http;
 mod images;
 mod logs;
+mod net_routes;
+mod network;
 mod rootfs;
 mod run;
 mod server;
@@ -56,9 +59,15 @@ struct Cli {
     /// Name of the default bridge.
     #[arg(long, default_value = "berth0")]
     bridge: String,
-    /// Address and prefix of the default bridge.
+    /// Address and prefix of the default bridge (default: the first free /16 of the pool).
     #[arg(long)]
     bip: Option<String>,
+    /// Where networks get subnets from: `base=CIDR,size=PREFIX`.
+    #[arg(long, default_value = "base=172.17.0.0/12,size=16")]
+    default_address_pool: String,
+    /// MTU of the bridges and containers' interfaces.
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
     /// Parent cgroup of the containers' cgroups.
     #[arg(long, default_value = "/berth")]
     cgroup_parent: String,
@@ -79,6 +88,7 @@ pub struct Daemon {
     pub execs: exec::Execs,
     pub events: events::Events,
     pub containerd: containerd::Containerd,
+    pub networks: Arc<network::Networks>,
 }
 
 /// The daemon's id: random once, kept in the data root (like dockerd's engine id).
@@ -131,6 +141,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let containerd =
         containerd::Containerd::start(cli.containerd.as_deref(), &cli.data_root, &cli.exec_root)
             .await?;
+    let net_config = network_config(&cli)?;
+    let networks = Arc::new(network::Networks::open(
+        &cli.data_root,
+        &cli.exec_root,
+        net_config,
+    )?);
     let d = Arc::new(Daemon {
         id: daemon_id(&cli.data_root)?,
         data_root: cli.data_root.clone(),
@@ -142,7 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         execs: exec::Execs::default(),
         events: events::Events::default(),
         containerd,
+        networks,
     });
+    endpoints::restore(&d).await;
     run::recover(&d).await;
     run::start_by_policy(&d).await;
     tokio::spawn(run::watch_events(d.clone()));
@@ -161,8 +179,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Containers keep running under their shims; our own containerd stops (when we started it).
     d.containerd.stop();
+    endpoints::shutdown(&d).await;
     remove_cgroup_parent(&d.cgroup_parent);
     Ok(())
+}
+
+/// The network flags, checked.
+fn network_config(cli: &Cli) -> anyhow::Result<network::Config> {
+    let mut base = None;
+    let mut size = None;
+    for kv in cli.default_address_pool.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<berth_net::ipam::Subnet>()?),
+            Some(("size", v)) => size = v.parse::<u8>().ok(),
+            _ => anyhow::bail!("--default-address-pool: expected base=CIDR,size=PREFIX"),
+        }
+    }
+    let (Some(pool), Some(pool_prefix)) = (base, size) else {
+        anyhow::bail!("--default-address-pool: expected base=CIDR,size=PREFIX");
+    };
+    if pool_prefix < pool.prefix() || pool_prefix > 30 {
+        anyhow::bail!("--default-address-pool: size must be between the base's prefix and 30");
+    }
+    if cli.bridge.is_empty() || cli.bridge.len() > 15 {
+        anyhow::bail!("--bridge: a device name of 1 to 15 characters");
+    }
+    Ok(network::Config {
+        bridge: cli.bridge.clone(),
+        bip: cli.bip.clone(),
+        pool,
+        pool_prefix,
+        mtu: cli.mtu,
+    })
 }
 
 /// Removes the containers' parent cgroup from every hierarchy where it is empty (no

@@ -211,8 +211,26 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     if rec.open_stdin() {
         mkfifo(&in_fifo)?;
     }
+    let netns = match crate::endpoints::setup(d, &mut rec).await {
+        Ok(p) => p,
+        Err(e) => {
+            crate::rootfs::unmount(&cdir);
+            return Err(e);
+        }
+    };
     let mut spec = rec.spec.clone();
     spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
+    if let Some(path) = netns {
+        for ns in spec["linux"]["namespaces"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(path);
+            }
+        }
+    }
     let mut containers = ContainersClient::new(d.containerd.channel.clone());
     let mut tasks = TasksClient::new(d.containerd.channel.clone());
     let record = CreateContainerRequest {
@@ -225,13 +243,18 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     };
     if let Err(e) = containers.create(req(record.clone())).await {
         // A stale record a crash left behind: replace it (the usual start pays no extra call).
-        if e.code() != tonic::Code::AlreadyExists {
+        let mut replaced = Err(e);
+        if matches!(&replaced, Err(e) if e.code() == tonic::Code::AlreadyExists) {
+            let _ = containers
+                .delete(req(DeleteContainerRequest { id: id.clone() }))
+                .await;
+            replaced = containers.create(req(record)).await;
+        }
+        if let Err(e) = replaced {
+            crate::endpoints::teardown(d, &mut rec).await;
+            crate::rootfs::unmount(&cdir);
             return Err(grpc(e));
         }
-        let _ = containers
-            .delete(req(DeleteContainerRequest { id: id.clone() }))
-            .await;
-        containers.create(req(record)).await.map_err(grpc)?;
     }
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
@@ -258,6 +281,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         let _ = containers
             .delete(req(DeleteContainerRequest { id: id.clone() }))
             .await;
+        crate::endpoints::teardown(d, &mut rec).await;
         crate::rootfs::unmount(&cdir);
         rec.state.error = e.message().to_string();
         let _ = d.containers.save(&rec);
@@ -299,6 +323,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
                 .delete(req(DeleteContainerRequest { id: id.clone() }))
                 .await;
             let _ = io.drain.send(true);
+            crate::endpoints::teardown(d, &mut rec).await;
             crate::rootfs::unmount(&cdir);
             rec.state.error = e.message().to_string();
             rec.state.exit_code = 127;
@@ -518,6 +543,7 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
         .await;
     crate::rootfs::unmount(&d.containers.dir(&id));
     let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
+    crate::endpoints::teardown(d, &mut rec).await;
     rec.state.status = "exited".into();
     rec.state.exit_code = code;
     rec.state.pid = 0;

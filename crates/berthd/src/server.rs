@@ -153,6 +153,22 @@ async fn route(
             let name = path.trim_start_matches("/volumes/").to_string();
             crate::volumes::remove(d, &name, req).await
         }
+        (&Method::GET, "/networks") => crate::net_routes::list(d, req).await,
+        (&Method::POST, "/networks/create") => crate::net_routes::create(d, req).await,
+        (&Method::POST, "/networks/prune") => crate::net_routes::prune(d, req).await,
+        _ if path.starts_with("/networks/") => {
+            let rest = path.trim_start_matches("/networks/");
+            let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+            match (method, action) {
+                (&Method::GET, "") => crate::net_routes::inspect(d, id).await,
+                (&Method::DELETE, "") => crate::net_routes::remove(d, id).await,
+                (&Method::POST, "connect") => crate::net_routes::connect(d, id, true, req).await,
+                (&Method::POST, "disconnect") => {
+                    crate::net_routes::connect(d, id, false, req).await
+                }
+                _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
+            }
+        }
         _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
         _ if path.starts_with("/exec/") => {
             let rest = path.trim_start_matches("/exec/");

@@ -489,12 +489,9 @@ fn namespaces(hc: &Value, net: &str, ipc: &str, netns: Option<&str>) -> Result<(
         if v2 { "private" } else { "host" },
     );
     let user = string(hc, "UsernsMode")?;
-    // Any other network mode (none, bridge, a network's name) is private: new, or `netns`.
-    let net = match net {
-        "host" => "host",
-        n if n.starts_with("container:") && netns.is_none() => n,
-        _ => "",
-    };
+    // Any other network mode (none, bridge, a network's name, another container's) is
+    // private: new, or `netns`, which berthd pins (or finds) when the container starts.
+    let net = if net == "host" { "host" } else { "" };
     let modes = [
         ("network", net, "network", ""),
         ("uts", uts, "UTS", ""),
@@ -990,7 +987,7 @@ mod tests {
             [{"HostConfig": {"NetworkMode": "host", "PidMode": "host", "IpcMode": "host", "UTSMode": "host", "CgroupnsMode": "host"},
                 "netns": "/x"}, {"/linux/namespaces": [{"type": "mount"}], "/hostname": null, "/linux/sysctl": null, "@/dev/shm source": "/dev/shm"}],
             [{"HostConfig": {"PidMode": "container:abc"}}, {"/error": "joining another container's PID namespace is not supported yet"}],
-            [{"HostConfig": {"NetworkMode": "container:abc"}}, {"/error": "joining another container's network namespace is not supported yet"}],
+            [{"HostConfig": {"NetworkMode": "container:abc"}}, {"/linux/namespaces/1": {"type": "network"}}],
             [{"HostConfig": {"IpcMode": "bogus"}}, {"/error": "invalid IPC mode: bogus"}],
         ]));
     }

@@ -30,14 +30,24 @@ pub struct Berthd {
     child: Option<Child>,
     pub roots: TestRoots,
     cli_config: tempfile::TempDir,
+    /// The default bridge's name and subnet, this daemon's alone.
+    pub subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
 }
 
 impl Berthd {
     pub fn start() -> Berthd {
-        Berthd::start_on(TestRoots::new().unwrap(), tempfile::tempdir().unwrap())
+        Berthd::start_on(
+            TestRoots::new().unwrap(),
+            tempfile::tempdir().unwrap(),
+            std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
+        )
     }
 
-    fn start_on(roots: TestRoots, cli_config: tempfile::TempDir) -> Berthd {
+    fn start_on(
+        roots: TestRoots,
+        cli_config: tempfile::TempDir,
+        subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
+    ) -> Berthd {
         #[allow(clippy::disallowed_methods)] // the daemon under test
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
             .arg("--data-root")
@@ -48,6 +58,10 @@ impl Berthd {
             .arg(format!("unix://{}", roots.api_socket().display()))
             .arg("--cgroup-parent")
             .arg(cgroup_parent(&roots))
+            .arg("--bridge")
+            .arg(subnet.bridge_name())
+            .arg("--bip")
+            .arg(subnet.bip())
             .arg("--log-level")
             .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -62,6 +76,7 @@ impl Berthd {
             child: Some(child),
             roots,
             cli_config,
+            subnet,
         }
     }
 
@@ -80,8 +95,9 @@ impl Berthd {
         meanwhile();
         let roots = std::mem::replace(&mut self.roots, TestRoots::new().unwrap());
         let cli = std::mem::replace(&mut self.cli_config, tempfile::tempdir().unwrap());
+        let subnet = self.subnet.clone();
         drop(self);
-        Berthd::start_on(roots, cli)
+        Berthd::start_on(roots, cli, subnet)
     }
 
     pub fn host(&self) -> String {
@@ -208,6 +224,7 @@ impl Drop for Berthd {
             self.roots.exec_root(),
             self.roots.data_root(),
             cgroup_parent(&self.roots),
+            self.subnet.bridge_name(),
         );
         if let Ok(pid) = i32::try_from(child.id()) {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
@@ -225,10 +242,37 @@ impl Drop for Berthd {
     }
 }
 
-struct SweepOnDrop(std::path::PathBuf, std::path::PathBuf, String);
+struct SweepOnDrop(std::path::PathBuf, std::path::PathBuf, String, String);
 
 impl Drop for SweepOnDrop {
     fn drop(&mut self) {
         sweep(&self.0, &self.1, &self.2);
+        sweep_network(&self.0, &self.1, &self.3);
     }
+}
+
+/// Removes what a failed test may leave of its daemon's networking: pinned namespaces, the
+/// bridges of its networks, its nftables table.
+fn sweep_network(exec_root: &std::path::Path, data_root: &std::path::Path, bridge: &str) {
+    for ns in berth_net::netns::list(&exec_root.join("netns")) {
+        let _ = berth_net::netns::remove(&ns);
+    }
+    let mut bridges = vec![bridge.to_string()];
+    for e in std::fs::read_dir(data_root.join("meta/networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let v: serde_json::Value = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+            bridges.push(b.to_string());
+        }
+    }
+    for b in bridges {
+        let _ = berth_net::netns::delete_link(&b);
+    }
+    let _ = berth_net::nft::remove(&berth_net::nft::table_name(bridge));
 }

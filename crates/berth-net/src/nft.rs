@@ -1,0 +1,200 @@
+//! The daemon's own nftables table: masquerade for outbound traffic of its bridges, DNAT for
+//! published ports (from other hosts and from the host itself, 127.0.0.1 included), and
+//! isolation between its networks. The whole table is rendered from berthd's state and replaced
+//! in one atomic `nft -f -` transaction, so rules never drift from the containers they serve
+//! and removing the table removes every rule. `nft` is the contract here (no netlink nftables).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+
+use crate::NetError;
+use crate::ipam::Subnet;
+
+/// One bridge network's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeRules {
+    pub bridge: String,
+    pub subnet: Subnet,
+    /// No traffic in or out of the bridge (Docker's `--internal`).
+    pub internal: bool,
+}
+
+/// A published port: traffic to `host_ip:host_port` (any local address if `host_ip` is None)
+/// goes to `addr:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMap {
+    pub udp: bool,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Everything the table holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Firewall {
+    pub networks: Vec<BridgeRules>,
+    pub ports: Vec<PortMap>,
+}
+
+/// A table name for a daemon, from its default bridge's name (unique on the host).
+pub fn table_name(bridge: &str) -> String {
+    let safe: String = bridge
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("berth_{safe}")
+}
+
+/// The nft script that replaces `table` with `fw`.
+pub fn render(table: &str, fw: &Firewall) -> String {
+    let mut s = format!("add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n");
+    let mut chain = |name: &str, hook: Option<&str>, rules: Vec<String>| {
+        let _ = writeln!(s, "\tchain {name} {{");
+        if let Some(h) = hook {
+            let _ = writeln!(s, "\t\t{h}; policy accept;");
+        }
+        for r in rules {
+            let _ = writeln!(s, "\t\t{r}");
+        }
+        let _ = writeln!(s, "\t}}");
+    };
+    let jump = vec!["fib daddr type local jump published".to_string()];
+    chain(
+        "prerouting",
+        Some("type nat hook prerouting priority dstnat"),
+        jump.clone(),
+    );
+    chain("output", Some("type nat hook output priority -100"), jump);
+    chain(
+        "published",
+        None,
+        fw.ports
+            .iter()
+            .map(|p| {
+                let daddr = p
+                    .host_ip
+                    .map(|ip| format!("ip daddr {ip} "))
+                    .unwrap_or_default();
+                let proto = if p.udp { "udp" } else { "tcp" };
+                format!(
+                    "{daddr}{proto} dport {} dnat to {}:{}",
+                    p.host_port, p.addr, p.port
+                )
+            })
+            .collect(),
+    );
+    let mut post = vec![];
+    let mut forward = vec![];
+    for n in &fw.networks {
+        let br = &n.bridge;
+        post.push(format!("oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade"));
+        if n.internal {
+            forward.push(format!("iifname \"{br}\" oifname != \"{br}\" drop"));
+            forward.push(format!("oifname \"{br}\" iifname != \"{br}\" drop"));
+        } else {
+            post.push(format!(
+                "ip saddr {} oifname != \"{br}\" masquerade",
+                n.subnet
+            ));
+        }
+        for other in fw.networks.iter().filter(|o| o.bridge != *br) {
+            forward.push(format!(
+                "iifname \"{br}\" oifname \"{}\" drop",
+                other.bridge
+            ));
+        }
+    }
+    chain(
+        "postrouting",
+        Some("type nat hook postrouting priority srcnat"),
+        post,
+    );
+    chain(
+        "forward",
+        Some("type filter hook forward priority filter"),
+        forward,
+    );
+    s.push_str("}\n");
+    s
+}
+
+/// Replaces the table atomically.
+pub fn apply(table: &str, fw: &Firewall) -> Result<(), NetError> {
+    run_nft(&render(table, fw))
+}
+
+/// Removes the table and every rule in it (fine if there is none).
+pub fn remove(table: &str) -> Result<(), NetError> {
+    run_nft(&format!("add table ip {table}\ndelete table ip {table}\n"))
+}
+
+fn run_nft(script: &str) -> Result<(), NetError> {
+    #[allow(clippy::disallowed_methods)] // nft is the firewall's contract (DESIGN.md)
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(NetError::NftSpawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(NetError::NftSpawn)?;
+    }
+    let out = child.wait_with_output().map_err(NetError::NftSpawn)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Nft(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_renders_nat_ports_and_isolation() {
+        let fw = Firewall {
+            networks: vec![
+                BridgeRules {
+                    bridge: "berth0".into(),
+                    subnet: "172.30.1.0/24".parse().unwrap(),
+                    internal: false,
+                },
+                BridgeRules {
+                    bridge: "br-abc".into(),
+                    subnet: "172.30.2.0/24".parse().unwrap(),
+                    internal: true,
+                },
+            ],
+            ports: vec![PortMap {
+                udp: false,
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 8080,
+                addr: "172.30.1.2".parse().unwrap(),
+                port: 80,
+            }],
+        };
+        let s = render("berth_berth0", &fw);
+        for want in [
+            "add table ip berth_berth0\ndelete table ip berth_berth0\n",
+            "ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.30.1.2:80",
+            "ip saddr 172.30.1.0/24 oifname != \"berth0\" masquerade",
+            "oifname \"berth0\" ip saddr 127.0.0.0/8 masquerade",
+            "iifname \"br-abc\" oifname != \"br-abc\" drop",
+            "iifname \"berth0\" oifname \"br-abc\" drop",
+            "iifname \"br-abc\" oifname \"berth0\" drop",
+        ] {
+            assert!(s.contains(want), "{want:?} missing from\n{s}");
+        }
+        // The internal network never masquerades out.
+        assert!(!s.contains("172.30.2.0/24 oifname"));
+        assert_eq!(table_name("berth-t7"), "berth_berth_t7");
+    }
+}

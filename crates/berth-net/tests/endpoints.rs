@@ -1,0 +1,126 @@
+//! berth-net on the real kernel: a bridge, two pinned namespaces plugged into it, TCP between
+//! them, the nftables table applied and removed; nothing left behind.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use berth_net::ipam::{Pool, Subnet, mac_for};
+use berth_net::netns::{self, Endpoint};
+use berth_net::nft;
+
+/// Runs `f` on a thread inside the namespace at `ns`.
+fn inside<T: Send>(ns: &Path, f: impl FnOnce() -> T + Send) -> T {
+    let file = std::fs::File::open(ns).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
+    let reserved = berth_testkit::alloc::Subnet::reserve().unwrap();
+    let subnet: Subnet = reserved.cidr().parse().unwrap();
+    let bridge = reserved.bridge_name();
+    let gw = subnet.nth(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(netns::ensure_bridge(&bridge, gw, subnet, 1500).unwrap());
+    assert!(!netns::ensure_bridge(&bridge, gw, subnet, 1500).unwrap());
+    let mut pool = Pool::new(subnet, None, gw);
+    let mut eps = vec![];
+    for name in ["a", "b"] {
+        let ns = dir.path().join(name);
+        netns::create(&ns).unwrap();
+        let address = pool.allocate().unwrap();
+        let ep = Endpoint {
+            bridge: bridge.clone(),
+            host_ifname: format!("vt{}{name}", &bridge[bridge.len() - 3..]),
+            ifname: "eth0".into(),
+            address,
+            prefix: subnet.prefix(),
+            mac: mac_for(address),
+            gateway: Some(gw),
+            mtu: 1500,
+        };
+        netns::attach(&ns, &ep).unwrap();
+        eps.push((ns, ep));
+    }
+    assert_eq!(netns::bridge_ports(&bridge).unwrap().len(), 2);
+    let (a, b) = (&eps[0], &eps[1]);
+    let listener = inside(&b.0, || TcpListener::bind((b.1.address, 7777)).unwrap());
+    let client = std::thread::spawn({
+        let (ns, addr) = (a.0.clone(), b.1.address);
+        move || {
+            inside(&ns, || {
+                let mut s = TcpStream::connect((addr, 7777)).unwrap();
+                s.write_all(b"ping").unwrap();
+            })
+        }
+    });
+    let (mut conn, peer) = listener.accept().unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).unwrap();
+    client.join().unwrap();
+    assert_eq!((got.as_str(), peer.ip()), ("ping", a.1.address.into()));
+    // The host reaches a container through the bridge, too.
+    let listener = inside(&a.0, || {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7778)).unwrap()
+    });
+    TcpStream::connect((a.1.address, 7778)).unwrap();
+    listener.accept().unwrap();
+
+    // Published port through the daemon's table: 127.0.0.1:PORT → b:7779.
+    let port = berth_testkit::alloc::free_port().unwrap();
+    let table = nft::table_name(&bridge);
+    let fw = nft::Firewall {
+        networks: vec![nft::BridgeRules {
+            bridge: bridge.clone(),
+            subnet,
+            internal: false,
+        }],
+        ports: vec![nft::PortMap {
+            udp: false,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: port,
+            addr: b.1.address,
+            port: 7779,
+        }],
+    };
+    nft::apply(&table, &fw).unwrap();
+    let listener = inside(&b.0, || {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7779)).unwrap()
+    });
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    s.write_all(b"published").unwrap();
+    drop(s);
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "published");
+    nft::remove(&table).unwrap();
+
+    for (ns, ep) in &eps {
+        netns::detach(&ep.host_ifname).unwrap();
+        netns::remove(ns).unwrap();
+        assert!(!ns.exists());
+    }
+    assert!(netns::bridge_ports(&bridge).unwrap().is_empty());
+    netns::delete_link(&bridge).unwrap();
+    assert!(!Path::new(&format!("/sys/class/net/{bridge}")).exists());
+    #[allow(clippy::disallowed_methods)] // checking the kernel's view with the admin's tool
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains(&table));
+}

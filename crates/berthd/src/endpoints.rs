@@ -1,0 +1,590 @@
+//! A container's networking: which networks a create request asks for (`attachments`), the
+//! pinned namespace and one veth endpoint per network made before its task starts (`setup`),
+//! published ports, `/etc/hosts` and `/etc/resolv.conf` for it, and `teardown` when it stops
+//! (veths, namespace, addresses, ports, DNS names: nothing stays). Also the container's
+//! `NetworkSettings` and `Ports` in Docker's JSON.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_net::ipam::{mac_for, mac_string};
+use berth_net::netns::{self, Endpoint};
+use serde_json::{Value, json};
+
+use crate::Daemon;
+use crate::container::Record;
+use crate::http::ApiError;
+use crate::network::{Attachment, EndpointState, Network, Published, apply_firewall};
+
+fn ierr(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// The network a `NetworkMode` names (`default` and empty mean `bridge`).
+pub fn mode_network(mode: &str) -> &str {
+    match mode {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+/// The attachments a create request asks for, validated against the networks that exist.
+pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachment>, ApiError> {
+    if let Some(other) = mode.strip_prefix("container:") {
+        d.containers.find(other)?;
+        return Ok(vec![]);
+    }
+    let primary = mode_network(mode).to_string();
+    let mut names = vec![primary.clone()];
+    let eps = create["NetworkingConfig"]["EndpointsConfig"].as_object();
+    for k in eps.into_iter().flat_map(|m| m.keys()) {
+        if *k != primary && !(primary == "bridge" && k == "default") {
+            names.push(k.clone());
+        }
+    }
+    let mut out = vec![];
+    for name in names {
+        let net = d
+            .networks
+            .find(&name)
+            .ok_or_else(|| ApiError::not_found(format!("network {name} not found")))?;
+        if !out.is_empty() && net.driver != "bridge" {
+            return Err(ApiError::bad_request(format!(
+                "container cannot be connected to network {name} and to others"
+            )));
+        }
+        let cfg = eps
+            .and_then(|m| {
+                m.get(&name)
+                    .or_else(|| m.get(&net.name))
+                    .or_else(|| m.get(mode).filter(|_| out.is_empty()))
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        out.push(attachment_from(&net, &cfg)?);
+    }
+    Ok(out)
+}
+
+/// One attachment from an `EndpointSettings`-shaped request.
+pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiError> {
+    let aliases: Vec<String> = cfg["Aliases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ipv4 = cfg["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !net.user_defined_bridge() {
+        if !ipv4.is_empty() {
+            return Err(ApiError::bad_request(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if !aliases.is_empty() {
+            return Err(ApiError::bad_request(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+    }
+    if !ipv4.is_empty() {
+        let ip: Ipv4Addr = ipv4
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {ipv4}")))?;
+        let subnet: berth_net::ipam::Subnet = net.subnet.parse().map_err(ierr)?;
+        if !subnet.contains(ip) {
+            return Err(ApiError::bad_request(format!(
+                "no configured subnet contains IP address {ip}"
+            )));
+        }
+    }
+    Ok(Attachment {
+        network: net.name.clone(),
+        network_id: net.id.clone(),
+        aliases,
+        ipv4,
+        endpoint: None,
+    })
+}
+
+/// Where a container's pinned namespace lives.
+pub fn netns_path(d: &Daemon, id: &str) -> PathBuf {
+    d.networks.netns_dir.join(id)
+}
+
+/// The network namespace a container's task joins, made ready: None for the host's or a
+/// private one the runtime makes (`none`). Fills in the record's endpoints and ports; on error
+/// nothing of it is left.
+pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<String>, ApiError> {
+    let mode = rec.host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(other) = mode.strip_prefix("container:") {
+        let h = d.containers.find(other)?;
+        let o = h.lock().await;
+        if !o.running() {
+            return Err(ApiError::conflict(format!(
+                "cannot join network of a non running container: {}",
+                o.id
+            )));
+        }
+        let pinned = netns_path(d, &o.id);
+        return Ok(Some(if pinned.exists() {
+            pinned.display().to_string()
+        } else {
+            format!("/proc/{}/ns/net", o.state.pid)
+        }));
+    }
+    let bridged: Vec<usize> = (0..rec.networks.len())
+        .filter(|&i| {
+            d.networks
+                .find(&rec.networks[i].network_id)
+                .is_some_and(|n| n.driver == "bridge")
+        })
+        .collect();
+    if bridged.is_empty() {
+        return Ok(None);
+    }
+    let ns = netns_path(d, &rec.id);
+    let ns2 = ns.clone();
+    tokio::task::spawn_blocking(move || netns::create(&ns2))
+        .await
+        .map_err(ierr)?
+        .map_err(|e| ApiError::internal(format!("creating the network namespace: {e}")))?;
+    let result = async {
+        for (n, &i) in bridged.iter().enumerate() {
+            connect_endpoint(d, rec, i, &ns, n == 0).await?;
+        }
+        publish(d, rec).await
+    }
+    .await;
+    if let Err(e) = result {
+        teardown(d, rec).await;
+        return Err(e);
+    }
+    write_net_files(d, rec)?;
+    Ok(Some(ns.display().to_string()))
+}
+
+/// Makes the endpoint of attachment `i` inside the namespace `ns`.
+pub async fn connect_endpoint(
+    d: &Arc<Daemon>,
+    rec: &mut Record,
+    i: usize,
+    ns: &Path,
+    primary: bool,
+) -> Result<(), ApiError> {
+    let att = rec.networks[i].clone();
+    let net = d
+        .networks
+        .find(&att.network_id)
+        .ok_or_else(|| ApiError::not_found(format!("network {} not found", att.network)))?;
+    let fixed = att.ipv4.parse().ok();
+    let (address, prefix, gateway) = d.networks.allocate(&net.id, fixed)?;
+    let used: Vec<&str> = rec
+        .networks
+        .iter()
+        .filter_map(|a| a.endpoint.as_ref().map(|e| e.ifname.as_str()))
+        .collect();
+    let ifname = (0..)
+        .map(|n| format!("eth{n}"))
+        .find(|n| !used.contains(&n.as_str()))
+        .unwrap_or_default();
+    let endpoint_id = crate::container::new_id();
+    let ep = Endpoint {
+        bridge: net.bridge.clone(),
+        host_ifname: format!("vb{}", &endpoint_id[..11]),
+        ifname,
+        address,
+        prefix,
+        mac: mac_for(address),
+        gateway: (primary && !net.internal).then_some(gateway),
+        mtu: d.networks.config.mtu,
+    };
+    let (ns2, ep2) = (ns.to_path_buf(), ep.clone());
+    let attached = tokio::task::spawn_blocking(move || netns::attach(&ns2, &ep2))
+        .await
+        .map_err(ierr)
+        .and_then(|r| r.map_err(|e| ApiError::internal(format!("attaching to {}: {e}", net.name))));
+    if let Err(e) = attached {
+        d.networks.release(&net.id, address);
+        return Err(e);
+    }
+    if net.user_defined_bridge() {
+        d.networks
+            .set_names(&net.id, &dns_names(rec, &att), address, true);
+    }
+    rec.networks[i].endpoint = Some(EndpointState {
+        id: endpoint_id,
+        address,
+        prefix,
+        gateway,
+        mac: mac_string(ep.mac),
+        host_ifname: ep.host_ifname,
+        ifname: ep.ifname,
+    });
+    Ok(())
+}
+
+/// Names a container answers to on a network: its name, aliases and short id.
+fn dns_names(rec: &Record, att: &Attachment) -> Vec<String> {
+    let mut v = vec![rec.name.clone(), rec.id[..12].to_string()];
+    v.extend(att.aliases.iter().cloned());
+    v
+}
+
+/// Removes the endpoint of attachment `i` (its address goes back to the pool).
+pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize) {
+    let Some(ep) = rec.networks[i].endpoint.take() else {
+        return;
+    };
+    let att = rec.networks[i].clone();
+    let host = ep.host_ifname.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || netns::detach(&host)).await {
+        tracing::warn!(container = rec.id, error = %e, "removing a veth");
+    }
+    d.networks.release(&att.network_id, ep.address);
+    d.networks
+        .set_names(&att.network_id, &dns_names(rec, &att), ep.address, false);
+}
+
+/// Everything `setup` made, undone; fine to call when nothing was made.
+pub async fn teardown(d: &Daemon, rec: &mut Record) {
+    for i in 0..rec.networks.len() {
+        disconnect_endpoint(d, rec, i).await;
+    }
+    let had_ports = d.networks.drop_ports(&rec.id);
+    rec.ports.clear();
+    if had_ports {
+        let nets = d.networks.clone();
+        if let Err(e) = apply_firewall(&nets).await {
+            tracing::warn!(container = rec.id, error = e.message, "removing port rules");
+        }
+    }
+    let ns = netns_path(d, &rec.id);
+    if ns.exists() {
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || netns::remove(&ns)).await {
+            tracing::warn!(container = rec.id, error = %e, "removing the network namespace");
+        }
+    }
+}
+
+/// The ports a container exposes (its config's, which include its image's).
+fn exposed(rec: &Record) -> Vec<String> {
+    rec.config["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `80/tcp` → (80, "tcp").
+fn port_proto(key: &str) -> Option<(u16, String)> {
+    let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    (proto == "tcp" || proto == "udp").then_some(())?;
+    Some((p.parse().ok()?, proto))
+}
+
+/// Publishes `PortBindings` (and every exposed port with `PublishAllPorts`) to the primary
+/// endpoint's address.
+async fn publish(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
+    let Some(addr) = rec
+        .networks
+        .iter()
+        .find_map(|a| a.endpoint.as_ref().map(|e| e.address))
+    else {
+        return Ok(());
+    };
+    let mut want = vec![];
+    if let Some(m) = rec.host_config["PortBindings"].as_object() {
+        for (key, binds) in m {
+            let (port, proto) = port_proto(key).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid port specification: {key:?}"))
+            })?;
+            for b in binds.as_array().into_iter().flatten() {
+                let host_ip = b["HostIp"].as_str().unwrap_or_default();
+                let host_ip = if host_ip == "0.0.0.0" { "" } else { host_ip };
+                if !host_ip.is_empty() && host_ip.parse::<Ipv4Addr>().is_err() {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid host IP {host_ip:?}: only IPv4 is supported"
+                    )));
+                }
+                let hp = b["HostPort"].as_str().unwrap_or_default();
+                let host_port = if hp.is_empty() {
+                    0
+                } else {
+                    hp.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid port specification: {hp:?}"))
+                    })?
+                };
+                want.push(Published {
+                    proto: proto.clone(),
+                    host_ip: host_ip.into(),
+                    host_port,
+                    port,
+                    addr,
+                });
+            }
+        }
+    }
+    if rec.host_config["PublishAllPorts"].as_bool() == Some(true) {
+        for key in exposed(rec) {
+            if let Some((port, proto)) = port_proto(&key) {
+                if !want.iter().any(|w| w.port == port && w.proto == proto) {
+                    want.push(Published {
+                        proto,
+                        host_ip: String::new(),
+                        host_port: 0,
+                        port,
+                        addr,
+                    });
+                }
+            }
+        }
+    }
+    if want.is_empty() {
+        return Ok(());
+    }
+    rec.ports = d.networks.hold_ports(&rec.id, want)?;
+    apply_firewall(&d.networks).await
+}
+
+/// `/etc/hosts` with the container's addresses, and `/etc/resolv.conf` pointing at the
+/// network's DNS (user-defined networks) or the host's resolvers (the default bridge).
+fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), ApiError> {
+    let dir = d.containers.dir(&rec.id);
+    let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for a in &rec.networks {
+        if let Some(ep) = &a.endpoint {
+            hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+        }
+    }
+    let w = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text)
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", p.display())))
+    };
+    w("hosts", hosts)?;
+    let dns = rec.networks.iter().find_map(|a| {
+        let n = d.networks.find(&a.network_id)?;
+        (n.user_defined_bridge() && a.endpoint.is_some()).then_some(n.gateway)
+    });
+    if let Some(gw) = dns {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut text = format!("nameserver {gw}\n");
+        for l in host.lines().map(str::trim_start) {
+            if l.starts_with("search") || (l.starts_with("options") && !l.contains("ndots")) {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        text.push_str("options ndots:0\n");
+        w("resolv.conf", text)?;
+    }
+    Ok(())
+}
+
+/// `NetworkSettings.Networks` of a container.
+pub fn networks_json(rec: &Record) -> Value {
+    let mut nets = serde_json::Map::new();
+    for a in &rec.networks {
+        let ep = a.endpoint.as_ref();
+        nets.insert(
+            a.network.clone(),
+            json!({
+                "IPAMConfig": if a.ipv4.is_empty() { Value::Null } else { json!({"IPv4Address": a.ipv4}) },
+                "Links": null,
+                "Aliases": if a.aliases.is_empty() { Value::Null } else { json!(a.aliases) },
+                "NetworkID": a.network_id,
+                "EndpointID": ep.map(|e| e.id.as_str()).unwrap_or_default(),
+                "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": ep.map(|e| e.address.to_string()).unwrap_or_default(),
+                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or_default(),
+                "DriverOpts": null,
+            }),
+        );
+    }
+    Value::Object(nets)
+}
+
+/// `NetworkSettings` of a container's inspect.
+pub fn settings_json(d: &Daemon, rec: &Record) -> Value {
+    let nets = networks_json(rec);
+    let mut ports = serde_json::Map::new();
+    if rec.running() {
+        for key in exposed(rec) {
+            ports.insert(key, Value::Null);
+        }
+        for p in &rec.ports {
+            let key = format!("{}/{}", p.port, p.proto);
+            let entry = json!({"HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "HostPort": p.host_port.to_string()});
+            match ports.get_mut(&key).and_then(Value::as_array_mut) {
+                Some(list) => list.push(entry),
+                None => {
+                    ports.insert(key, json!([entry]));
+                }
+            }
+        }
+    }
+    let default = rec
+        .networks
+        .iter()
+        .find(|a| a.network == "bridge")
+        .and_then(|a| a.endpoint.as_ref());
+    let sandbox = netns_path(d, &rec.id);
+    json!({
+        "Bridge": "", "SandboxID": if rec.running() { &rec.id } else { "" },
+        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SandboxKey": if sandbox.exists() { sandbox.display().to_string() } else { String::new() },
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": default.map(|e| e.id.as_str()).unwrap_or_default(),
+        "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": default.map(|e| e.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": default.map(|e| e.mac.as_str()).unwrap_or_default(),
+        "Networks": nets,
+    })
+}
+
+/// `Ports` of a container in the list (`docker ps`).
+pub fn ports_list(rec: &Record) -> Value {
+    json!(
+        rec.ports
+            .iter()
+            .map(|p| json!({
+                "IP": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip },
+                "PrivatePort": p.port, "PublicPort": p.host_port, "Type": p.proto,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// After a daemon restart: take back the addresses, ports and names of running containers'
+/// endpoints, tear down those of containers that are not running, start the DNS servers, apply
+/// the firewall, and remove namespaces and veths no container owns.
+pub async fn restore(d: &Arc<Daemon>) {
+    for n in d
+        .networks
+        .all()
+        .into_iter()
+        .filter(|n| n.driver == "bridge")
+    {
+        if let Err(e) = crate::network::ensure_bridge(&d.networks, &n).await {
+            tracing::warn!(network = n.name, error = e.message, "restoring a bridge");
+        }
+        if n.user_defined_bridge() {
+            crate::network::start_dns(&d.networks, &n).await;
+        }
+    }
+    let mut owned_ns = vec![];
+    let mut owned_veths = vec![];
+    for h in d.containers.all() {
+        let mut rec = h.lock().await;
+        if !rec.networks.iter().any(|a| a.endpoint.is_some()) {
+            continue;
+        }
+        if !rec.running() {
+            teardown(d, &mut rec).await;
+            let _ = d.containers.save(&rec);
+            continue;
+        }
+        owned_ns.push(netns_path(d, &rec.id));
+        for a in rec.networks.clone() {
+            if let Some(ep) = &a.endpoint {
+                owned_veths.push(ep.host_ifname.clone());
+                if let Err(e) = d.networks.allocate(&a.network_id, Some(ep.address)) {
+                    tracing::warn!(
+                        container = rec.id,
+                        error = e.message,
+                        "re-taking an address"
+                    );
+                }
+                if d.networks
+                    .find(&a.network_id)
+                    .is_some_and(|n| n.user_defined_bridge())
+                {
+                    d.networks
+                        .set_names(&a.network_id, &dns_names(&rec, &a), ep.address, true);
+                }
+            }
+        }
+        if !rec.ports.is_empty() {
+            if let Err(e) = d.networks.hold_ports(&rec.id, rec.ports.clone()) {
+                tracing::warn!(
+                    container = rec.id,
+                    error = e.message,
+                    "re-taking published ports"
+                );
+            }
+        }
+    }
+    if let Err(e) = apply_firewall(&d.networks).await {
+        tracing::warn!(error = e.message, "applying the firewall");
+    }
+    for ns in netns::list(&d.networks.netns_dir) {
+        if !owned_ns.contains(&ns) {
+            tracing::info!(path = %ns.display(), "removing an orphaned network namespace");
+            let _ = tokio::task::spawn_blocking(move || netns::remove(&ns)).await;
+        }
+    }
+    let bridges: Vec<String> = d
+        .networks
+        .all()
+        .into_iter()
+        .filter(|n| n.driver == "bridge")
+        .map(|n| n.bridge)
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for b in bridges {
+            for port in netns::bridge_ports(&b).unwrap_or_default() {
+                if port.starts_with("vb") && !owned_veths.contains(&port) {
+                    tracing::info!(veth = port, "removing an orphaned veth");
+                    let _ = netns::detach(&port);
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// On shutdown: bridges without containers, and the firewall table when nothing runs, go away.
+pub async fn shutdown(d: &Arc<Daemon>) {
+    let mut busy = std::collections::HashSet::new();
+    for h in d.containers.all() {
+        let rec = h.lock().await;
+        for a in &rec.networks {
+            if a.endpoint.is_some() {
+                busy.insert(a.network_id.clone());
+            }
+        }
+    }
+    let (nets, table) = (d.networks.all(), d.networks.table.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for n in nets
+            .iter()
+            .filter(|n| n.driver == "bridge" && !busy.contains(&n.id))
+        {
+            let _ = netns::delete_link(&n.bridge);
+        }
+        if busy.is_empty() {
+            let _ = berth_net::nft::remove(&table);
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir(&d.networks.netns_dir);
+}

@@ -1,0 +1,324 @@
+//! The Engine API's network routes: list, inspect, create, remove, connect, disconnect, prune,
+//! with Docker's JSON, status codes and error texts.
+
+use std::sync::Arc;
+
+use berth_net::ipam::Subnet;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::Daemon;
+use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
+use crate::network::{Network, apply_firewall, ensure_bridge, start_dns, to_json};
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::not_found(format!("network {key} not found"))
+}
+
+fn forbidden(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, m)
+}
+
+/// The containers with an endpoint on a network: (id, name, endpoint).
+async fn members(d: &Daemon, net_id: &str) -> Vec<(String, String, crate::network::EndpointState)> {
+    let mut out = vec![];
+    for h in d.containers.all() {
+        let r = h.lock().await;
+        for a in &r.networks {
+            if let (true, Some(ep)) = (a.network_id == net_id, &a.endpoint) {
+                out.push((r.id.clone(), r.name.clone(), ep.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Containers configured on a network, running or not.
+async fn users(d: &Daemon, net_id: &str) -> Vec<String> {
+    let mut out = vec![];
+    for h in d.containers.all() {
+        let r = h.lock().await;
+        if r.networks.iter().any(|a| a.network_id == net_id) {
+            out.push(r.id.clone());
+        }
+    }
+    out
+}
+
+/// `GET /networks?filters=`.
+pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let filters = Query::parse(req.uri().query()).filters()?;
+    let mut out = vec![];
+    for n in d.networks.all() {
+        let mut keep = true;
+        for (k, v) in &filters {
+            keep &= match k.as_str() {
+                "name" => n.name.contains(v.as_str()),
+                "id" => n.id.starts_with(v.as_str()),
+                "driver" => n.driver == *v,
+                "scope" => v == "local",
+                "type" => (v == "custom") != n.predefined(),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => n.labels[lk].as_str() == Some(lv),
+                    None => n.labels.get(v).is_some(),
+                },
+                "dangling" => {
+                    (v == "true" || v == "1")
+                        == (users(d, &n.id).await.is_empty() && !n.predefined())
+                }
+                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+            };
+        }
+        if keep {
+            out.push(to_json(&n, &members(d, &n.id).await));
+        }
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `GET /networks/{id}`.
+pub async fn inspect(d: &Arc<Daemon>, key: &str) -> ApiResult {
+    let n = d.networks.find(key).ok_or_else(|| not_found(key))?;
+    Ok(json(StatusCode::OK, &to_json(&n, &members(d, &n.id).await)))
+}
+
+/// `POST /networks/create`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let v: Value = parse_json(&body)?;
+    let name = v["Name"].as_str().unwrap_or_default().to_string();
+    if !crate::container::valid_name(&name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if d.networks.find(&name).is_some_and(|n| n.name == name) {
+        return Err(ApiError::conflict(format!(
+            "network with name {name} already exists"
+        )));
+    }
+    let driver = v["Driver"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("bridge");
+    if driver != "bridge" {
+        return Err(ApiError::not_found(format!(
+            "plugin \"{driver}\" not found"
+        )));
+    }
+    if v["EnableIPv6"].as_bool() == Some(true) {
+        return Err(ApiError::bad_request("IPv6 networks are not supported"));
+    }
+    let configs = v["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(ApiError::bad_request(
+            "only one IPv4 subnet per network is supported",
+        ));
+    }
+    let cfg = configs.first().cloned().unwrap_or(Value::Null);
+    let id = crate::container::new_id();
+    let bridge = v["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("br-{}", &id[..12]));
+    let bad = |e: berth_net::NetError| ApiError::bad_request(e.to_string());
+    let subnet: Subnet = match cfg["Subnet"].as_str().filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let subnet: Subnet = s.parse().map_err(bad)?;
+            if let Some(what) = d.networks.overlap(&subnet, &bridge) {
+                return Err(forbidden(format!(
+                    "Pool overlaps with other one on this address space ({what})"
+                )));
+            }
+            subnet
+        }
+        None => d.networks.free_subnet(&bridge).ok_or_else(|| {
+            forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+        })?,
+    };
+    let gateway = match cfg["Gateway"].as_str().filter(|s| !s.is_empty()) {
+        Some(g) => {
+            let gw: std::net::Ipv4Addr = g
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gateway address {g}")))?;
+            if !subnet.contains(gw) {
+                return Err(forbidden(format!("no matching subnet for gateway {gw}")));
+            }
+            gw
+        }
+        None => subnet.nth(1).unwrap_or(subnet.network()),
+    };
+    let ip_range = match cfg["IPRange"].as_str().filter(|s| !s.is_empty()) {
+        Some(r) => {
+            let range: Subnet = r.parse().map_err(bad)?;
+            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+                return Err(forbidden(format!(
+                    "ip range {range} is not in subnet {subnet}"
+                )));
+            }
+            range.to_string()
+        }
+        None => String::new(),
+    };
+    let net = Network {
+        id: id.clone(),
+        name: name.clone(),
+        driver: "bridge".into(),
+        created: berth_clock::rfc3339_now(),
+        bridge,
+        subnet: subnet.to_string(),
+        gateway: gateway.to_string(),
+        ip_range,
+        internal: v["Internal"].as_bool().unwrap_or(false),
+        attachable: v["Attachable"].as_bool().unwrap_or(false),
+        labels: if v["Labels"].is_object() {
+            v["Labels"].clone()
+        } else {
+            json!({})
+        },
+        options: if v["Options"].is_object() {
+            v["Options"].clone()
+        } else {
+            json!({})
+        },
+    };
+    ensure_bridge(&d.networks, &net).await?;
+    let stored = d
+        .networks
+        .store(&net)
+        .map_err(|e| ApiError::internal(format!("storing network {name}: {e:#}")));
+    let applied = match stored {
+        Ok(()) => apply_firewall(&d.networks).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = applied {
+        d.networks.delete(&id);
+        let bridge = net.bridge.clone();
+        let _ = tokio::task::spawn_blocking(move || berth_net::netns::delete_link(&bridge)).await;
+        return Err(e);
+    }
+    start_dns(&d.networks, &net).await;
+    d.events.emit(
+        "network",
+        "create",
+        &id,
+        json!({"name": name, "type": "bridge"}),
+    );
+    Ok(json(StatusCode::CREATED, &json!({"Id": id, "Warning": ""})))
+}
+
+/// Removes an unused user-defined network: its bridge, DNS and rules.
+async fn destroy(d: &Arc<Daemon>, n: &Network) -> Result<(), ApiError> {
+    d.networks.delete(&n.id);
+    let bridge = n.bridge.clone();
+    let _ = tokio::task::spawn_blocking(move || berth_net::netns::delete_link(&bridge)).await;
+    apply_firewall(&d.networks).await?;
+    d.events.emit(
+        "network",
+        "destroy",
+        &n.id,
+        json!({"name": n.name, "type": n.driver}),
+    );
+    Ok(())
+}
+
+/// `DELETE /networks/{id}`.
+pub async fn remove(d: &Arc<Daemon>, key: &str) -> ApiResult {
+    let n = d.networks.find(key).ok_or_else(|| not_found(key))?;
+    if n.predefined() {
+        return Err(forbidden(format!(
+            "{} is a pre-defined network and cannot be removed",
+            n.name
+        )));
+    }
+    if !users(d, &n.id).await.is_empty() {
+        return Err(forbidden(format!(
+            "error while removing network: network {} id {} has active endpoints",
+            n.name, n.id
+        )));
+    }
+    destroy(d, &n).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /networks/prune`.
+pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let filters = Query::parse(req.uri().query()).filters()?;
+    let mut deleted = vec![];
+    for n in d.networks.all() {
+        let labelled = filters
+            .iter()
+            .all(|(k, v)| match (k.as_str(), v.split_once('=')) {
+                ("label", Some((lk, lv))) => n.labels[lk].as_str() == Some(lv),
+                ("label", None) => n.labels.get(v).is_some(),
+                _ => true,
+            });
+        if !n.predefined() && labelled && users(d, &n.id).await.is_empty() {
+            destroy(d, &n).await?;
+            deleted.push(n.name.clone());
+        }
+    }
+    Ok(json(StatusCode::OK, &json!({"NetworksDeleted": deleted})))
+}
+
+/// `POST /networks/{id}/connect` and `/disconnect`.
+pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incoming>) -> ApiResult {
+    let n = d.networks.find(key).ok_or_else(|| not_found(key))?;
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let v: Value = parse_json(&body)?;
+    let cname = v["Container"].as_str().unwrap_or_default();
+    let h = d.containers.find(cname)?;
+    let mut rec = h.lock().await;
+    let at = rec.networks.iter().position(|a| a.network_id == n.id);
+    let mode = rec.host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if join {
+        if at.is_some() {
+            return Err(forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, n.name
+            )));
+        }
+        if n.driver != "bridge"
+            || mode == "host"
+            || mode == "none"
+            || mode.starts_with("container:")
+        {
+            return Err(ApiError::bad_request(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network ({})",
+                n.name
+            )));
+        }
+        let att = crate::endpoints::attachment_from(&n, &v["EndpointConfig"])?;
+        rec.networks.push(att);
+        let i = rec.networks.len() - 1;
+        if rec.running() {
+            let ns = crate::endpoints::netns_path(d, &rec.id);
+            if let Err(e) = crate::endpoints::connect_endpoint(d, &mut rec, i, &ns, false).await {
+                rec.networks.pop();
+                return Err(e);
+            }
+        }
+    } else {
+        let Some(i) = at else {
+            return Err(forbidden(format!(
+                "container {} is not connected to network {}",
+                rec.id, n.name
+            )));
+        };
+        crate::endpoints::disconnect_endpoint(d, &mut rec, i).await;
+        rec.networks.remove(i);
+    }
+    d.containers.save(&rec)?;
+    let action = if join { "connect" } else { "disconnect" };
+    d.events.emit(
+        "network",
+        action,
+        &n.id,
+        json!({"container": rec.id, "name": n.name, "type": n.driver}),
+    );
+    Ok(empty(StatusCode::OK))
+}

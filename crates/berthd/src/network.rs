@@ -1,0 +1,604 @@
+//! Networks: their records (`<data-root>/meta/networks/<id>.json`), the predefined `bridge`,
+//! `host` and `none`, the address pools (rebuilt at start from the containers' recorded
+//! endpoints, never persisted on their own), the published ports' reserved host sockets, the
+//! daemon's nftables table rendered from all of it, and the embedded DNS server of each
+//! user-defined network (UDP on its gateway address, answering container names and aliases).
+//! The kernel work is berth-net's; container attach/detach is `endpoints.rs`; routes are
+//! `net_routes.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_net::ipam::{Pool, Subnet};
+use berth_net::nft;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::http::ApiError;
+
+/// One network, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub created: String,
+    /// The bridge device (bridge driver only).
+    #[serde(default)]
+    pub bridge: String,
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub ip_range: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub labels: Value,
+    #[serde(default)]
+    pub options: Value,
+}
+
+impl Network {
+    /// The predefined networks: `bridge` (the default), `host`, `none`.
+    pub fn predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+    pub fn user_defined_bridge(&self) -> bool {
+        self.driver == "bridge" && self.name != "bridge"
+    }
+    fn pool(&self) -> Option<Pool> {
+        let subnet: Subnet = self.subnet.parse().ok()?;
+        let gateway = self.gateway.parse().ok()?;
+        let range = self.ip_range.parse().ok();
+        Some(Pool::new(subnet, range, gateway))
+    }
+}
+
+/// A container's membership in a network (kept while it is stopped, like Docker's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: a fixed address.
+    #[serde(default)]
+    pub ipv4: String,
+    /// Present while the container runs.
+    #[serde(default)]
+    pub endpoint: Option<EndpointState>,
+}
+
+/// A live endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub id: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub host_ifname: String,
+    pub ifname: String,
+}
+
+/// A published port of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Empty for every address.
+    pub host_ip: String,
+    pub host_port: u16,
+    pub port: u16,
+    pub addr: Ipv4Addr,
+}
+
+/// Daemon-wide network settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bridge: String,
+    pub bip: Option<String>,
+    /// Where user-defined networks without a subnet get one, and its size.
+    pub pool: Subnet,
+    pub pool_prefix: u8,
+    pub mtu: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    nets: BTreeMap<String, Network>,
+    pools: HashMap<String, Pool>,
+    /// Reserved host sockets of published ports, by container.
+    held: HashMap<String, Vec<(Published, OwnedFd)>>,
+    /// DNS names per network id.
+    names: HashMap<String, HashMap<String, Vec<Ipv4Addr>>>,
+    dns: HashMap<String, tokio::task::JoinHandle<()>>,
+}
+
+/// All networks and their runtime state.
+pub struct Networks {
+    pub config: Config,
+    pub table: String,
+    root: PathBuf,
+    pub netns_dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+fn ierr(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+impl Networks {
+    /// Loads the records and makes sure the predefined networks exist.
+    pub fn open(
+        data_root: &std::path::Path,
+        exec_root: &std::path::Path,
+        config: Config,
+    ) -> anyhow::Result<Self> {
+        let root = data_root.join("meta/networks");
+        std::fs::create_dir_all(&root)?;
+        let netns_dir = exec_root.join("netns");
+        std::fs::create_dir_all(&netns_dir)?;
+        let mut inner = Inner::default();
+        for e in std::fs::read_dir(&root)?.flatten() {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            match serde_json::from_slice::<Network>(&bytes) {
+                Ok(n) => {
+                    if let Some(p) = n.pool() {
+                        inner.pools.insert(n.id.clone(), p);
+                    }
+                    inner.nets.insert(n.id.clone(), n);
+                }
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), error = %err, "skipping a network record")
+                }
+            }
+        }
+        let table = nft::table_name(&config.bridge);
+        let nets = Networks {
+            config,
+            table,
+            root,
+            netns_dir,
+            inner: Mutex::new(inner),
+        };
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if nets.find(name).is_none() {
+                nets.store(&Network {
+                    id: crate::container::new_id(),
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: berth_clock::rfc3339_now(),
+                    bridge: String::new(),
+                    subnet: String::new(),
+                    gateway: String::new(),
+                    ip_range: String::new(),
+                    internal: false,
+                    attachable: false,
+                    labels: json!({}),
+                    options: json!({}),
+                })?;
+            }
+        }
+        let (gateway, subnet) = match &nets.config.bip {
+            Some(b) => berth_net::ipam::parse_cidr_address(b)?,
+            None => {
+                let existing = nets
+                    .find("bridge")
+                    .and_then(|n| Some((n.gateway.parse().ok()?, n.subnet.parse().ok()?)));
+                match existing {
+                    Some(x) => x,
+                    None => {
+                        let s = nets.free_subnet(&nets.config.bridge).ok_or_else(|| {
+                            anyhow::anyhow!("no free subnet for the default bridge; give --bip")
+                        })?;
+                        (s.nth(1).unwrap_or(s.network()), s)
+                    }
+                }
+            }
+        };
+        let mut bridge = nets.find("bridge").unwrap_or(Network {
+            id: crate::container::new_id(),
+            name: "bridge".into(),
+            driver: "bridge".into(),
+            created: berth_clock::rfc3339_now(),
+            bridge: String::new(),
+            subnet: String::new(),
+            gateway: String::new(),
+            ip_range: String::new(),
+            internal: false,
+            attachable: false,
+            labels: json!({}),
+            options: json!({}),
+        });
+        bridge.bridge = nets.config.bridge.clone();
+        bridge.subnet = subnet.to_string();
+        bridge.gateway = gateway.to_string();
+        bridge.options = json!({
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+            "com.docker.network.bridge.name": nets.config.bridge,
+            "com.docker.network.driver.mtu": nets.config.mtu.to_string(),
+        });
+        nets.store(&bridge)?;
+        Ok(nets)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a record and puts it in the table.
+    pub fn store(&self, n: &Network) -> anyhow::Result<()> {
+        let path = self.root.join(format!("{}.json", n.id));
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(n)?)?;
+        std::fs::rename(&tmp, &path)?;
+        let mut inner = self.lock();
+        if let Some(p) = n.pool() {
+            inner.pools.entry(n.id.clone()).or_insert(p);
+        }
+        inner.nets.insert(n.id.clone(), n.clone());
+        Ok(())
+    }
+
+    /// Forgets a network (its bridge and DNS server are the caller's to stop).
+    pub fn delete(&self, id: &str) {
+        let _ = std::fs::remove_file(self.root.join(format!("{id}.json")));
+        let mut inner = self.lock();
+        inner.nets.remove(id);
+        inner.pools.remove(id);
+        inner.names.remove(id);
+        if let Some(t) = inner.dns.remove(id) {
+            t.abort();
+        }
+    }
+
+    /// By full id, exact name, or unique id prefix — Docker's order.
+    pub fn find(&self, key: &str) -> Option<Network> {
+        let inner = self.lock();
+        if let Some(n) = inner.nets.get(key) {
+            return Some(n.clone());
+        }
+        if let Some(n) = inner.nets.values().find(|n| n.name == key) {
+            return Some(n.clone());
+        }
+        let mut by_prefix = inner
+            .nets
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn all(&self) -> Vec<Network> {
+        let mut v: Vec<Network> = self.lock().nets.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A subnet overlapping `s` among the networks and the host's routes (except through
+    /// `own_bridge`), described for the error message.
+    pub fn overlap(&self, s: &Subnet, own_bridge: &str) -> Option<String> {
+        for n in self.lock().nets.values() {
+            if let Ok(other) = n.subnet.parse::<Subnet>() {
+                if other.overlaps(s) && n.bridge != own_bridge {
+                    return Some(format!("network {}", n.name));
+                }
+            }
+        }
+        host_routes()
+            .into_iter()
+            .find(|(r, dev)| r.overlaps(s) && dev != own_bridge && r.prefix() > 0)
+            .map(|(r, dev)| format!("route {r} on {dev}"))
+    }
+
+    /// The first subnet of the daemon's pool that nothing uses.
+    pub fn free_subnet(&self, own_bridge: &str) -> Option<Subnet> {
+        (0..4096)
+            .map_while(|i| self.config.pool.split(self.config.pool_prefix, i))
+            .find(|s| self.overlap(s, own_bridge).is_none())
+    }
+
+    /// Takes an address of a network: the given one or the next free.
+    pub fn allocate(
+        &self,
+        net_id: &str,
+        fixed: Option<Ipv4Addr>,
+    ) -> Result<(Ipv4Addr, u8, Ipv4Addr), ApiError> {
+        let mut inner = self.lock();
+        let pool = inner
+            .pools
+            .get_mut(net_id)
+            .ok_or_else(|| ApiError::not_found(format!("network {net_id} not found")))?;
+        let ip = match fixed {
+            Some(ip) => pool.reserve(ip).map(|()| ip),
+            None => pool.allocate(),
+        }
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((ip, pool.subnet().prefix(), pool.gateway()))
+    }
+
+    pub fn release(&self, net_id: &str, ip: Ipv4Addr) {
+        if let Some(p) = self.lock().pools.get_mut(net_id) {
+            p.release(ip);
+        }
+    }
+
+    /// Adds or removes a container's names on a network's DNS.
+    pub fn set_names(&self, net_id: &str, names: &[String], ip: Ipv4Addr, add: bool) {
+        let mut inner = self.lock();
+        let table = inner.names.entry(net_id.to_string()).or_default();
+        for n in names {
+            let key = n.to_ascii_lowercase();
+            let ips = table.entry(key.clone()).or_default();
+            ips.retain(|x| *x != ip);
+            if add {
+                ips.push(ip);
+            } else if ips.is_empty() {
+                table.remove(&key);
+            }
+        }
+    }
+
+    fn lookup(&self, net_id: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let inner = self.lock();
+        let ips = inner.names.get(net_id)?.get(name)?;
+        (!ips.is_empty()).then(|| ips.clone())
+    }
+
+    /// Reserves the host side of published ports for a container: a bound socket per port
+    /// (so nothing else can take it, and port 0 gets a free one). All or nothing.
+    pub fn hold_ports(
+        &self,
+        container: &str,
+        want: Vec<Published>,
+    ) -> Result<Vec<Published>, ApiError> {
+        let mut inner = self.lock();
+        let mut got: Vec<(Published, OwnedFd)> = vec![];
+        for mut p in want {
+            let taken = inner
+                .held
+                .values()
+                .flatten()
+                .chain(got.iter())
+                .any(|(q, _)| {
+                    q.proto == p.proto
+                        && q.host_port == p.host_port
+                        && p.host_port != 0
+                        && (q.host_ip.is_empty() || p.host_ip.is_empty() || q.host_ip == p.host_ip)
+                });
+            let bound = if taken {
+                Err(rustix::io::Errno::ADDRINUSE)
+            } else {
+                bind_port(&p)
+            };
+            match bound {
+                Ok((fd, port)) => {
+                    p.host_port = port;
+                    got.push((p, fd));
+                }
+                Err(e) => {
+                    let ip = if p.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &p.host_ip
+                    };
+                    let why = if e == rustix::io::Errno::ADDRINUSE {
+                        "port is already allocated".to_string()
+                    } else {
+                        std::io::Error::from(e).to_string()
+                    };
+                    return Err(ApiError::internal(format!(
+                        "driver failed programming external connectivity on endpoint {container}: Bind for {ip}:{} failed: {why}",
+                        p.host_port
+                    )));
+                }
+            }
+        }
+        let out = got.iter().map(|(p, _)| p.clone()).collect();
+        if !got.is_empty() {
+            inner.held.insert(container.to_string(), got);
+        }
+        Ok(out)
+    }
+
+    /// Lets go of a container's ports; whether it had any.
+    pub fn drop_ports(&self, container: &str) -> bool {
+        self.lock().held.remove(container).is_some()
+    }
+
+    /// The nftables state for the current networks and ports.
+    pub fn firewall(&self) -> nft::Firewall {
+        let inner = self.lock();
+        nft::Firewall {
+            networks: inner
+                .nets
+                .values()
+                .filter(|n| n.driver == "bridge")
+                .filter_map(|n| {
+                    Some(nft::BridgeRules {
+                        bridge: n.bridge.clone(),
+                        subnet: n.subnet.parse().ok()?,
+                        internal: n.internal,
+                    })
+                })
+                .collect(),
+            ports: inner
+                .held
+                .values()
+                .flatten()
+                .map(|(p, _)| nft::PortMap {
+                    udp: p.proto == "udp",
+                    host_ip: p.host_ip.parse().ok(),
+                    host_port: p.host_port,
+                    addr: p.addr,
+                    port: p.port,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any container still holds published ports.
+    pub fn any_ports(&self) -> bool {
+        !self.lock().held.is_empty()
+    }
+}
+
+/// Replaces the daemon's nftables table with the current state.
+pub async fn apply_firewall(nets: &Arc<Networks>) -> Result<(), ApiError> {
+    let fw = nets.firewall();
+    let table = nets.table.clone();
+    tokio::task::spawn_blocking(move || nft::apply(&table, &fw))
+        .await
+        .map_err(ierr)?
+        .map_err(|e| ApiError::internal(format!("programming the firewall: {e}")))
+}
+
+/// Brings up a bridge network's device.
+pub async fn ensure_bridge(nets: &Networks, n: &Network) -> Result<(), ApiError> {
+    let (subnet, gateway): (Subnet, Ipv4Addr) = match (n.subnet.parse(), n.gateway.parse()) {
+        (Ok(s), Ok(g)) => (s, g),
+        _ => {
+            return Err(ApiError::internal(format!(
+                "network {} has no valid subnet",
+                n.name
+            )));
+        }
+    };
+    let (bridge, mtu) = (n.bridge.clone(), nets.config.mtu);
+    tokio::task::spawn_blocking(move || {
+        berth_net::netns::ensure_bridge(&bridge, gateway, subnet, mtu)
+    })
+    .await
+    .map_err(ierr)?
+    .map(drop)
+    .map_err(|e| ApiError::internal(format!("creating bridge {}: {e}", n.bridge)))
+}
+
+/// Starts the DNS server of a user-defined network on its gateway address.
+pub async fn start_dns(nets: &Arc<Networks>, n: &Network) {
+    let (Ok(gw), Ok(subnet)) = (n.gateway.parse::<Ipv4Addr>(), n.subnet.parse::<Subnet>()) else {
+        return;
+    };
+    let sock = match tokio::net::UdpSocket::bind((gw, 53)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(network = n.name, error = %e, "no embedded DNS on this network");
+            return;
+        }
+    };
+    let (weak, id) = (Arc::downgrade(nets), n.id.clone());
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((len, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let from_here = match from.ip() {
+                std::net::IpAddr::V4(a) => subnet.contains(a),
+                _ => false,
+            };
+            let Some(nets) = weak.upgrade() else { return };
+            if !from_here {
+                continue;
+            }
+            let lookup = |name: &str| nets.lookup(&id, name);
+            if let Some(reply) = berth_net::dns::answer(&buf[..len], &lookup) {
+                let _ = sock.send_to(&reply, from).await;
+            }
+        }
+    });
+    if let Some(old) = nets.lock().dns.insert(n.id.clone(), task) {
+        old.abort();
+    }
+}
+
+/// Binds a socket for a published port; returns it with the port (chosen by the kernel for 0).
+fn bind_port(p: &Published) -> Result<(OwnedFd, u16), rustix::io::Errno> {
+    use rustix::net::{AddressFamily, SocketAddrV4, SocketType};
+    let kind = if p.proto == "udp" {
+        SocketType::DGRAM
+    } else {
+        SocketType::STREAM
+    };
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        kind,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let ip: Ipv4Addr = p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    rustix::net::bind(&fd, &SocketAddrV4::new(ip, p.host_port))?;
+    let port = std::net::SocketAddr::try_from(rustix::net::getsockname(&fd)?)
+        .map(|s| s.port())
+        .unwrap_or(p.host_port);
+    Ok((fd, port))
+}
+
+/// The host's IPv4 routes: destination subnet and device.
+fn host_routes() -> Vec<(Subnet, String)> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let hex = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(u32::from_be(v)))
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = hex(f.get(1)?)?;
+            let mask = u32::from(hex(f.get(7)?)?);
+            Some((
+                Subnet::new(dst, mask.count_ones() as u8).ok()?,
+                f[0].to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Docker's JSON for a network; `containers` maps container id → (name, endpoint).
+pub fn to_json(n: &Network, containers: &[(String, String, EndpointState)]) -> Value {
+    let mut cs = serde_json::Map::new();
+    for (id, name, ep) in containers {
+        cs.insert(
+            id.clone(),
+            json!({
+                "Name": name, "EndpointID": ep.id, "MacAddress": ep.mac,
+                "IPv4Address": format!("{}/{}", ep.address, ep.prefix), "IPv6Address": "",
+            }),
+        );
+    }
+    let mut cfg = json!({});
+    if !n.subnet.is_empty() {
+        cfg["Subnet"] = json!(n.subnet);
+        cfg["Gateway"] = json!(n.gateway);
+    }
+    if !n.ip_range.is_empty() {
+        cfg["IPRange"] = json!(n.ip_range);
+    }
+    json!({
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": if n.subnet.is_empty() { json!([]) } else { json!([cfg]) }},
+        "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": cs, "Options": n.options,
+        "Labels": if n.labels.is_object() { n.labels.clone() } else { json!({}) },
+    })
+}
