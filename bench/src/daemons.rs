@@ -393,6 +393,10 @@ pub struct Berthd {
     daemon: Daemon,
     pub socket: PathBuf,
     cgroup_parent: String,
+    /// The default bridge's name and subnet, reserved like a test daemon's.
+    _subnet: berth_testkit::alloc::Subnet,
+    /// The exec root: short, so shim socket paths stay under the 108-byte limit.
+    _exec: tempfile::TempDir,
 }
 
 impl Berthd {
@@ -400,16 +404,22 @@ impl Berthd {
         std::fs::create_dir_all(dir)?;
         let socket = dir.join("berth.sock");
         let cgroup_parent = format!("berth-bench-{}", std::process::id());
+        let subnet = berth_testkit::alloc::Subnet::reserve()?;
+        let exec = tempfile::Builder::new().prefix("bb-").tempdir_in("/tmp")?;
         let cmd = argv(&[
             &path_str(&bin_dir.join("berthd")),
             "--data-root",
             &path_str(&dir.join("data")),
             "--exec-root",
-            &path_str(&dir.join("exec")),
+            &path_str(exec.path()),
             "-H",
             &format!("unix://{}", path_str(&socket)),
             "--cgroup-parent",
             &format!("/{cgroup_parent}"),
+            "--bridge",
+            &subnet.bridge_name(),
+            "--bip",
+            &subnet.bip(),
             "--log-level",
             "warn",
         ]);
@@ -418,6 +428,8 @@ impl Berthd {
             daemon,
             socket,
             cgroup_parent,
+            _subnet: subnet,
+            _exec: exec,
         })
     }
 

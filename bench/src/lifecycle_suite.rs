@@ -116,6 +116,7 @@ impl Lab {
                     vec![ctr_run(&["--rootfs", &rootfs, &rootfs_id, "/bin/true"])],
                 ),
             ],
+            differences: vec![],
         })
     }
 

@@ -7,6 +7,7 @@ mod daemons;
 mod grpc_client;
 mod lifecycle_suite;
 mod measure;
+mod network_suite;
 mod peers;
 mod proc_mem;
 mod pull_suite;

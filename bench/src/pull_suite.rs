@@ -113,6 +113,7 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                 LAYER_BYTES >> 20
             ),
             contenders: vec![berth, docker_c, skopeo],
+            differences: vec![],
         }],
         extra: Some(Box::new(move || {
             drop(lab);

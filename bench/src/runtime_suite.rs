@@ -89,14 +89,17 @@ fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
         Group {
             title: "`run` of /bin/true (create, start, wait, delete)".into(),
             contenders: run,
+            differences: vec![],
         },
         Group {
             title: "create + start + delete --force, as three commands".into(),
             contenders: lifecycle,
+            differences: vec![],
         },
         Group {
             title: "`exec /bin/true` in a running container".into(),
             contenders: exec,
+            differences: vec![],
         },
     ])
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::measure::{Sample, locate, numbered, run_steps};
 use crate::stats::{ms, summarize};
-use crate::{lifecycle_suite, pull_suite, runtime_suite};
+use crate::{lifecycle_suite, network_suite, pull_suite, runtime_suite};
 
 /// One contender: a sequence of command lines timed together, with untimed setup/teardown.
 /// [`crate::measure::RUN`] in a timed command line becomes the round number.
@@ -41,6 +41,9 @@ impl Contender {
 pub struct Group {
     pub title: String,
     pub contenders: Vec<Contender>,
+    /// Differences of medians reported under the table: (label, minuend contender, subtrahend
+    /// contender). The first one is Berth's; the others are compared with it.
+    pub differences: Vec<(String, String, String)>,
 }
 
 /// What a suite gets to prepare its contenders.
@@ -93,6 +96,7 @@ pub fn all() -> Vec<Suite> {
                             Contender::new("runc", false, vec![argv(&["runc", "--version"])]),
                             Contender::new("crun", false, vec![argv(&["crun", "--version"])]),
                         ],
+                        differences: vec![],
                     }],
                     extra: None,
                 })
@@ -112,6 +116,11 @@ pub fn all() -> Vec<Suite> {
             name: "pull",
             about: pull_suite::ABOUT,
             prepare: pull_suite::plan,
+        },
+        Suite {
+            name: "network",
+            about: network_suite::ABOUT,
+            prepare: network_suite::plan,
         },
     ]
 }
@@ -245,6 +254,40 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
         )?;
     }
     writeln!(out)?;
+    if !group.differences.is_empty() {
+        let median_of = |name: &str| {
+            present
+                .iter()
+                .position(|c| c.name == name)
+                .filter(|&i| failed[i].is_none())
+                .and_then(|i| medians[i])
+                .map(|d| d.as_secs_f64() * 1000.0)
+        };
+        let diffs: Vec<(String, Option<f64>)> = group
+            .differences
+            .iter()
+            .map(|(label, a, b)| {
+                (
+                    label.clone(),
+                    median_of(a).zip(median_of(b)).map(|(a, b)| a - b),
+                )
+            })
+            .collect();
+        let first = diffs.first().and_then(|d| d.1);
+        writeln!(out, "| difference of medians | ms | Berth / this |")?;
+        writeln!(out, "|---|---:|---:|")?;
+        for (i, (label, d)) in diffs.iter().enumerate() {
+            let ratio = match (first, d) {
+                (Some(b), Some(x)) if i > 0 && *x > 0.0 => format!("{:.2}", b / x),
+                _ => "—".into(),
+            };
+            let ms = d
+                .map(|x| format!("{x:+.1}"))
+                .unwrap_or_else(|| "n/a".into());
+            writeln!(out, "| {label} | {ms} | {ratio} |")?;
+        }
+        writeln!(out)?;
+    }
     Ok(out)
 }
 

@@ -37,6 +37,16 @@ impl Dockerd {
     /// Starts dockerd with the extra runtimes `(name, path)` and waits until it answers.
     /// Fails with an install hint if docker.io is missing.
     pub fn start(runtimes: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        Self::start_inner(runtimes, None)
+    }
+
+    /// Starts dockerd whose default network uses the existing bridge `bridge` (which must
+    /// carry an address: dockerd takes its subnet from it). Still no iptables rules.
+    pub fn start_on_bridge(bridge: &str) -> anyhow::Result<Self> {
+        Self::start_inner(&[], Some(bridge))
+    }
+
+    fn start_inner(runtimes: &[(&str, &Path)], bridge: Option<&str>) -> anyhow::Result<Self> {
         for bin in [DOCKERD_BIN, DOCKER_BIN] {
             anyhow::ensure!(
                 Path::new(bin).exists(),
@@ -62,7 +72,8 @@ impl Dockerd {
                 "unix://{}",
                 dir.path().join("docker.sock").display()
             ))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .arg(format!("--bridge={}", bridge.unwrap_or("none")))
+            .args(["--iptables=false", "--ip6tables=false"])
             .args(["--storage-driver", "overlay2", "--log-level", "warn"]);
         for (name, path) in runtimes {
             cmd.arg("--add-runtime")

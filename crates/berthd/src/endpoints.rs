@@ -240,25 +240,36 @@ fn dns_names(rec: &Record, att: &Attachment) -> Vec<String> {
     v
 }
 
-/// Removes the endpoint of attachment `i` (its address goes back to the pool).
-pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize) {
+/// Removes the endpoint of attachment `i`; its address goes back to the pool once the veth is
+/// gone. Deleting a link waits for the kernel's RCU grace periods (20–40 ms here): with
+/// `background` that happens after the caller has moved on (a stopped container's namespace is
+/// going away anyway), else before this returns (a running container's `network disconnect`).
+pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize, background: bool) {
     let Some(ep) = rec.networks[i].endpoint.take() else {
         return;
     };
     let att = rec.networks[i].clone();
-    let host = ep.host_ifname.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || netns::detach(&host)).await {
-        tracing::warn!(container = rec.id, error = %e, "removing a veth");
-    }
-    d.networks.release(&att.network_id, ep.address);
     d.networks
         .set_names(&att.network_id, &dns_names(rec, &att), ep.address, false);
+    let (nets, id) = (d.networks.clone(), rec.id.clone());
+    let unplug = async move {
+        let host = ep.host_ifname.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || netns::detach(&host)).await {
+            tracing::warn!(container = id, error = %e, "removing a veth");
+        }
+        nets.release(&att.network_id, ep.address);
+    };
+    if background {
+        tokio::spawn(unplug);
+    } else {
+        unplug.await;
+    }
 }
 
 /// Everything `setup` made, undone; fine to call when nothing was made.
 pub async fn teardown(d: &Daemon, rec: &mut Record) {
     for i in 0..rec.networks.len() {
-        disconnect_endpoint(d, rec, i).await;
+        disconnect_endpoint(d, rec, i, true).await;
     }
     let had_ports = d.networks.drop_ports(&rec.id);
     rec.ports.clear();

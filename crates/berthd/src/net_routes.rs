@@ -309,7 +309,7 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
                 rec.id, n.name
             )));
         };
-        crate::endpoints::disconnect_endpoint(d, &mut rec, i).await;
+        crate::endpoints::disconnect_endpoint(d, &mut rec, i, false).await;
         rec.networks.remove(i);
     }
     d.containers.save(&rec)?;

@@ -43,6 +43,15 @@ fn bridge_ports(bridge: &str) -> Vec<String> {
     berth_net::netns::bridge_ports(bridge).unwrap()
 }
 
+/// Waits until a bridge has `n` ports: a stopped container's veth is deleted just after its
+/// stop is reported (deleting a link waits for the kernel's grace periods).
+fn wait_ports(bridge: &str, n: usize) {
+    wait_for(Duration::from_secs(10), "the bridge's veths to go", || {
+        bridge_ports(bridge).len() == n
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", bridge_ports(bridge)));
+}
+
 fn nft_tables() -> String {
     #[allow(clippy::disallowed_methods)] // the admin's view of the firewall
     let out = std::process::Command::new("nft")
@@ -175,7 +184,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     assert_eq!(members.trim(), "web");
 
     d.docker_ok(&["rm", "-f", "web"]);
-    assert!(bridge_ports(&bridge).is_empty(), "veths left on {bridge}");
+    wait_ports(&bridge, 0);
     d.docker_ok(&["network", "rm", "appnet"]);
     assert!(!host_links().contains(&bridge));
     let (default_bridge, exec_root) = (d.subnet.bridge_name(), d.roots.exec_root());
@@ -233,7 +242,7 @@ fn published_port_answers_on_loopback_and_is_unpublished_on_stop() {
         "clash",
     ]);
     assert_eq!(state.trim(), "created");
-    assert_eq!(bridge_ports(&d.subnet.bridge_name()).len(), 1);
+    wait_ports(&d.subnet.bridge_name(), 1);
     // A random host port with -P for the image's... and the config's exposed port.
     d.docker_ok(&[
         "run", "-d", "--name", "anyport", "--expose", "8080", "-P", &image, "sleep", "30",
@@ -450,7 +459,7 @@ fn fifty_containers_get_fifty_addresses_kept_across_a_daemon_crash() {
     d.docker_ok(&args);
     let bridge_id = d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "many"]);
     let bridge = format!("br-{}", &bridge_id.trim()[..12]);
-    assert!(bridge_ports(&bridge).is_empty());
+    wait_ports(&bridge, 0);
     d.docker_ok(&["network", "rm", "many"]);
     let (default_bridge, exec_root) = (d.subnet.bridge_name(), d.roots.exec_root());
     drop(d);
