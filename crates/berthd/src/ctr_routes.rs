@@ -94,6 +94,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     {
         host_config["NetworkMode"] = json!("default");
     }
+    if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+        if crate::endpoints::parse_mac(m).is_none() {
+            return Err(ApiError::bad_request(format!("invalid MAC address: {m}")));
+        }
+    }
     let networks = crate::endpoints::attachments(
         d,
         host_config["NetworkMode"].as_str().unwrap_or_default(),

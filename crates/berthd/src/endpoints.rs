@@ -104,11 +104,18 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiErro
             )));
         }
     }
+    let mac = cfg["MacAddress"].as_str().filter(|m| !m.is_empty());
+    if let Some(m) = mac {
+        if parse_mac(m).is_none() {
+            return Err(ApiError::bad_request(format!("invalid MAC address: {m}")));
+        }
+    }
     Ok(Attachment {
         network: net.name.clone(),
         network_id: net.id.clone(),
         aliases,
         ipv4,
+        mac: mac.map(str::to_string),
         endpoint: None,
     })
 }
@@ -198,13 +205,19 @@ pub async fn connect_endpoint(
         .find(|n| !used.contains(&n.as_str()))
         .unwrap_or_default();
     let endpoint_id = crate::container::new_id();
+    // `--mac-address`: the container's config (primary network) or the endpoint's settings.
+    let mac = match (primary, rec.config["MacAddress"].as_str()) {
+        (true, Some(m)) if !m.is_empty() => parse_mac(m),
+        _ => att.mac.as_deref().and_then(parse_mac),
+    }
+    .unwrap_or(mac_for(address));
     let ep = Endpoint {
         bridge: net.bridge.clone(),
         host_ifname: format!("vb{}", &endpoint_id[..11]),
         ifname,
         address,
         prefix,
-        mac: mac_for(address),
+        mac,
         gateway: (primary && !net.internal).then_some(gateway),
         mtu: d.networks.config.mtu,
     };
@@ -231,6 +244,20 @@ pub async fn connect_endpoint(
         ifname: ep.ifname,
     });
     Ok(())
+}
+
+/// `02:42:ac:11:00:02` → bytes; None unless six hex pairs.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 /// Names a container answers to on a network: its name, aliases and short id.

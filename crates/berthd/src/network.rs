@@ -72,6 +72,9 @@ pub struct Attachment {
     /// `--ip`: a fixed address.
     #[serde(default)]
     pub ipv4: String,
+    /// `--mac-address` given for this network's endpoint.
+    #[serde(default)]
+    pub mac: Option<String>,
     /// Present while the container runs.
     #[serde(default)]
     pub endpoint: Option<EndpointState>,

@@ -534,3 +534,144 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     let names = d.docker_ok(&["network", "ls", "-q"]);
     assert_eq!(names.lines().count(), 3);
 }
+
+#[test]
+fn user_networks_are_isolated_internal_ones_closed_and_orphans_swept_after_a_crash() {
+    let (_reg, d, image) = daemon_with_image();
+    let (sa, sb, sc) = (
+        Subnet::reserve().unwrap(),
+        Subnet::reserve().unwrap(),
+        Subnet::reserve().unwrap(),
+    );
+    d.docker_ok(&["network", "create", "--subnet", &sa.cidr(), "neta"]);
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &sb.cidr(),
+        "--internal",
+        "netb",
+    ]);
+    d.docker_ok(&["network", "create", "--subnet", &sc.cidr(), "netc"]);
+    let fixed = sa.cidr().replace(".0/24", ".50");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "neta",
+        "--ip",
+        &fixed,
+        "--mac-address",
+        "02:42:0a:0b:0c:0d",
+        &image,
+        "sh",
+        "-c",
+        "mkdir /w && echo isolated > /w/index.html && httpd -f -p 80 -h /w",
+    ]);
+    let got = d.docker_ok(&[
+        "inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}} {{.NetworkSettings.Networks.neta.MacAddress}}", "srv",
+    ]);
+    assert_eq!(got.trim(), format!("{fixed} 02:42:0a:0b:0c:0d"));
+    // (busybox-static's `wget -T` crashes; nc's -w bounds the wait instead.)
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w2 {fixed} 80");
+    let fetch = |net: &str| {
+        let out = d.docker(&["run", "--rm", "--network", net, &image, "sh", "-c", &get]);
+        String::from_utf8_lossy(&out.stdout).contains("isolated")
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "srv to answer on its own network",
+        || fetch("neta"),
+    )
+    .unwrap();
+    assert!(!fetch("netc"), "another network reached srv");
+    assert!(!fetch("netb"), "an internal network reached srv");
+    let routes = d.docker_ok(&["run", "--rm", "--network", "netb", &image, "ip", "route"]);
+    assert!(
+        !routes.contains("default"),
+        "internal network with a default route: {routes}"
+    );
+    // The same fixed address twice is refused.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "neta",
+        "--ip",
+        &fixed,
+        &image,
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains("Address already in use"),
+        "{}",
+        stderr(&out)
+    );
+
+    let pid: i32 = d
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", "srv"])
+        .trim()
+        .parse()
+        .unwrap();
+    let neta_id = d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "neta"]);
+    let bridge_a = format!("br-{}", &neta_id.trim()[..12]);
+    let netns_dir = d.roots.exec_root().join("netns");
+    let orphan = netns_dir.join("orphan");
+    let d = d.crash_and_restart_with(|| {
+        // The container dies while no daemon runs; a crashed daemon left a namespace and a veth.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        berth_net::netns::create(&orphan).unwrap();
+        let addr: Ipv4Addr = sa.cidr().replace(".0/24", ".99").parse().unwrap();
+        berth_net::netns::attach(
+            &orphan,
+            &berth_net::netns::Endpoint {
+                bridge: bridge_a.clone(),
+                host_ifname: "vborphan0000".into(),
+                ifname: "eth0".into(),
+                address: addr,
+                prefix: 24,
+                mac: berth_net::ipam::mac_for(addr),
+                gateway: None,
+                mtu: 1500,
+            },
+        )
+        .unwrap();
+    });
+    wait_for(
+        Duration::from_secs(10),
+        "the crashed daemon's orphans to go",
+        || berth_net::netns::list(&netns_dir).is_empty() && bridge_ports(&bridge_a).is_empty(),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}: {:?} {:?}",
+            berth_net::netns::list(&netns_dir),
+            bridge_ports(&bridge_a)
+        )
+    });
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.NetworkSettings.Networks.neta.IPAddress}}",
+        "srv",
+    ]);
+    assert_eq!(state.trim(), "exited");
+    // Its fixed address is free again: it restarts with it.
+    d.docker_ok(&["start", "srv"]);
+    let ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.neta.IPAddress}}",
+        "srv",
+    ]);
+    assert_eq!(ip.trim(), fixed);
+    d.docker_ok(&["rm", "-f", "srv"]);
+    for n in ["neta", "netb", "netc"] {
+        d.docker_ok(&["network", "rm", n]);
+    }
+}
