@@ -32,6 +32,8 @@ pub struct Berthd {
     cli_config: tempfile::TempDir,
     /// The default bridge's name and subnet, this daemon's alone.
     pub subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
+    /// Where its networks created without a subnet get one (/26s of a /24 of its own).
+    pub pool: std::sync::Arc<berth_testkit::alloc::Subnet>,
 }
 
 impl Berthd {
@@ -40,6 +42,7 @@ impl Berthd {
             TestRoots::new().unwrap(),
             tempfile::tempdir().unwrap(),
             std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
+            std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
         )
     }
 
@@ -47,6 +50,7 @@ impl Berthd {
         roots: TestRoots,
         cli_config: tempfile::TempDir,
         subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
+        pool: std::sync::Arc<berth_testkit::alloc::Subnet>,
     ) -> Berthd {
         #[allow(clippy::disallowed_methods)] // the daemon under test
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
@@ -62,6 +66,8 @@ impl Berthd {
             .arg(subnet.bridge_name())
             .arg("--bip")
             .arg(subnet.bip())
+            .arg("--default-address-pool")
+            .arg(format!("base={},size=26", pool.cidr()))
             .arg("--log-level")
             .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -77,6 +83,7 @@ impl Berthd {
             roots,
             cli_config,
             subnet,
+            pool,
         }
     }
 
@@ -95,9 +102,9 @@ impl Berthd {
         meanwhile();
         let roots = std::mem::replace(&mut self.roots, TestRoots::new().unwrap());
         let cli = std::mem::replace(&mut self.cli_config, tempfile::tempdir().unwrap());
-        let subnet = self.subnet.clone();
+        let (subnet, pool) = (self.subnet.clone(), self.pool.clone());
         drop(self);
-        Berthd::start_on(roots, cli, subnet)
+        Berthd::start_on(roots, cli, subnet, pool)
     }
 
     pub fn host(&self) -> String {
