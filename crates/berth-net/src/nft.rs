@@ -173,18 +173,28 @@ mod tests {
                     internal: true,
                 },
             ],
-            ports: vec![PortMap {
-                udp: false,
-                host_ip: Some("127.0.0.1".parse().unwrap()),
-                host_port: 8080,
-                addr: "172.30.1.2".parse().unwrap(),
-                port: 80,
-            }],
+            ports: vec![
+                PortMap {
+                    udp: false,
+                    host_ip: Some("127.0.0.1".parse().unwrap()),
+                    host_port: 8080,
+                    addr: "172.30.1.2".parse().unwrap(),
+                    port: 80,
+                },
+                PortMap {
+                    udp: true,
+                    host_ip: None,
+                    host_port: 5353,
+                    addr: "172.30.1.3".parse().unwrap(),
+                    port: 53,
+                },
+            ],
         };
         let s = render("berth_berth0", &fw);
         for want in [
             "add table ip berth_berth0\ndelete table ip berth_berth0\n",
             "ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.30.1.2:80",
+            "\t\tudp dport 5353 dnat to 172.30.1.3:53\n",
             "ip saddr 172.30.1.0/24 oifname != \"berth0\" masquerade",
             "oifname \"berth0\" ip saddr 127.0.0.0/8 masquerade",
             "iifname \"br-abc\" oifname != \"br-abc\" drop",

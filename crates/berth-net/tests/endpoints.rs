@@ -2,7 +2,7 @@
 //! them, the nftables table applied and removed; nothing left behind.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -81,6 +81,7 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
 
     // Published port through the daemon's table: 127.0.0.1:PORT → b:7779.
     let port = berth_testkit::alloc::free_port().unwrap();
+    let udp_port = berth_testkit::alloc::free_port().unwrap();
     let table = nft::table_name(&bridge);
     let fw = nft::Firewall {
         networks: vec![nft::BridgeRules {
@@ -88,13 +89,22 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
             subnet,
             internal: false,
         }],
-        ports: vec![nft::PortMap {
-            udp: false,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
-            host_port: port,
-            addr: b.1.address,
-            port: 7779,
-        }],
+        ports: vec![
+            nft::PortMap {
+                udp: false,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: port,
+                addr: b.1.address,
+                port: 7779,
+            },
+            nft::PortMap {
+                udp: true,
+                host_ip: None,
+                host_port: udp_port,
+                addr: b.1.address,
+                port: 7780,
+            },
+        ],
     };
     nft::apply(&table, &fw).unwrap();
     let listener = inside(&b.0, || {
@@ -107,6 +117,18 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
     let mut got = String::new();
     conn.read_to_string(&mut got).unwrap();
     assert_eq!(got, "published");
+    let udp = inside(&b.0, || {
+        UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7780)).unwrap()
+    });
+    udp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    sender
+        .send_to(b"datagram", (Ipv4Addr::LOCALHOST, udp_port))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"datagram");
     nft::remove(&table).unwrap();
 
     for (ns, ep) in &eps {
