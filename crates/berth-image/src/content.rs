@@ -59,6 +59,18 @@ impl Write for Ingest {
 }
 
 impl Ingest {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.file.as_file().metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Commits the blob under `digest`, which its writer hashed while writing it (for blobs
+    /// whose digest is known only at the end, such as a layer tar hashed while unpacking).
+    pub fn commit_as(mut self, digest: &Digest) -> Result<(), ContentError> {
+        self.final_path = self.final_path.with_file_name(digest.hex());
+        self.commit(digest, digest)
+    }
+
     /// Syncs and moves the blob under its digest; `actual` is what the writer hashed.
     pub fn commit(self, expected: &Digest, actual: &Digest) -> Result<(), ContentError> {
         if expected != actual {

@@ -2,7 +2,7 @@
 //! that hashes what passes through it, so a blob is verified while it streams.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
@@ -106,6 +106,37 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+/// Hashes everything written through it to the inner writer.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The digest of everything written, and the inner writer.
+    pub fn finish(self) -> (Digest, W) {
+        (Digest::from_hasher(self.hasher), self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

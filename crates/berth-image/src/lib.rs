@@ -6,8 +6,10 @@
 pub mod content;
 pub mod digest;
 pub mod images;
+pub mod layer_tar;
 pub mod layers;
 pub mod manifest;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod service;

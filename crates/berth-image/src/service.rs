@@ -83,6 +83,20 @@ pub struct ImageService {
     pub limits: Limits,
 }
 
+/// Copies everything it reads into `out`.
+struct TeeWrite<'a, R> {
+    inner: R,
+    out: &'a mut Ingest,
+}
+
+impl<R: Read> Read for TeeWrite<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// Copies everything it reads into the blob being ingested, hashing it and reporting progress.
 struct Tee<'a, R> {
     inner: HashingReader<R>,
@@ -564,12 +578,32 @@ impl ImageService {
     ) -> Result<ImageRecord, PullError> {
         let placeholder = Digest::of(b"import in progress");
         let pending = self.layers.begin(&placeholder)?;
-        let unpacked = unpack::unpack(&pending.diff_dir(), tar, self.limits).map_err(|source| {
-            PullError::Unpack {
-                layer: placeholder.clone(),
-                source,
+        // The plain tar is kept as the layer's blob (pushed and saved as it came), written while
+        // it is unpacked and hashed.
+        let mut ingest = self.content.ingest(&placeholder)?;
+        let unpack_err = |source| PullError::Unpack {
+            layer: placeholder.clone(),
+            source,
+        };
+        let (_, plain) = unpack::decompress(tar).map_err(|e| unpack_err(UnpackError::Read(e)))?;
+        let tee = TeeWrite {
+            inner: plain,
+            out: &mut ingest,
+        };
+        let unpacked =
+            unpack::unpack_plain(&pending.diff_dir(), tee, self.limits).map_err(unpack_err)?;
+        let blob_size = self.content.size(&unpacked.diff_id);
+        let blob = match blob_size {
+            Some(size) => {
+                drop(ingest);
+                size
             }
-        })?;
+            None => {
+                let size = ingest.written();
+                ingest.commit_as(&unpacked.diff_id)?;
+                size
+            }
+        };
         let chain = unpacked.diff_id.clone();
         let created = berth_clock::rfc3339_now();
         let platform = Platform::host();
@@ -592,7 +626,11 @@ impl ImageService {
                 diff_id: chain.clone(),
                 parent: None,
                 size: unpacked.size,
-                blob: None,
+                blob: Some(descriptor(
+                    crate::manifest::OCI_LAYER.to_string(),
+                    chain.clone(),
+                    blob,
+                )),
             })?
         };
         let stored = (|| {

@@ -42,7 +42,18 @@ pub fn ensure_sealed() -> anyhow::Result<()> {
     .context("creating the memfd for the sealed runtime copy")?;
     let mut dst = std::fs::File::from(memfd);
     std::io::copy(&mut src, &mut dst).context("copying the runtime into the memfd")?;
-    rustix::fs::fcntl_add_seals(&dst, SEALS).context("sealing the runtime copy")?;
+    // std::io::copy splices; pages still referenced by the pipe for a moment make F_SEAL_WRITE
+    // fail with EBUSY (seen under load): wait for them briefly.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::fcntl_add_seals(&dst, SEALS) {
+            Err(rustix::io::Errno::BUSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            r => break r.context("sealing the runtime copy")?,
+        }
+    }
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()

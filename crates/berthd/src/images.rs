@@ -195,6 +195,88 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
 }
 
+/// `POST /images/{name}/push?tag=`: pushes `name:tag` (with an empty tag: every local tag of
+/// the repository) with Docker's progress stream, ending in the `aux` message with the digest.
+/// Failures before the first line are HTTP errors; later ones travel in the stream.
+pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let full = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let named = Reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let explicit = q.get("tag").is_some_and(|t| !t.is_empty())
+        || full.contains('@')
+        || name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+    let d2 = d.clone();
+    let named2 = named.clone();
+    let targets: Vec<(Reference, ImageRecord)> = blocking(move || {
+        let images = &d2.images.images;
+        if explicit {
+            return images
+                .resolve(&named2.to_string())
+                .ok()
+                .map(|rec| vec![(named2.clone(), rec)])
+                .unwrap_or_default();
+        }
+        let mut out = vec![];
+        for rec in images.list() {
+            for t in &rec.repo_tags {
+                if let Ok(r) = Reference::parse(t) {
+                    if r.repository() == named2.repository() {
+                        out.push((r, rec.clone()));
+                    }
+                }
+            }
+        }
+        out
+    })
+    .await?;
+    if targets.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "An image does not exist locally with the tag: {}",
+            named.familiar()
+        )));
+    }
+    let client = client_for(named.domain(), registry_auth(&req));
+    let (stream, resp) = JsonStream::new();
+    let d = d.clone();
+    tokio::task::spawn_blocking(move || {
+        for (target, rec) in targets {
+            let mut on_progress = |p: Progress| {
+                stream.send_blocking(&progress_json(&p));
+            };
+            match d.images.push(&rec, &target, &client, &mut on_progress) {
+                Ok(done) => {
+                    stream.send_blocking(&json!({
+                        "progressDetail": {},
+                        "aux": {"Tag": done.tag, "Digest": done.digest.to_string(), "Size": done.size},
+                    }));
+                    d.events.emit(
+                        "image",
+                        "push",
+                        &target.familiar(),
+                        json!({"name": target.familiar()}),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(image = %target, error = %e, "push failed");
+                    let message = e.to_string();
+                    stream.send_blocking(&json!({
+                        "errorDetail": {"message": message},
+                        "error": message,
+                    }));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(resp)
+}
+
 /// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.
 fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
     let mut c = json!({});

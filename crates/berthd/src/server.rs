@@ -184,6 +184,7 @@ async fn route(
             (&Method::GET, Some((name, "json"))) => images::inspect(d, &name).await,
             (&Method::GET, Some((name, "history"))) => images::history(d, &name).await,
             (&Method::POST, Some((name, "tag"))) => images::tag(d, &name, req).await,
+            (&Method::POST, Some((name, "push"))) => images::push(d, &name, req).await,
             (&Method::DELETE, Some((name, _))) if !name.is_empty() => {
                 let name = path.trim_start_matches("/images/").to_string();
                 images::remove(d, &name, req).await

@@ -1,0 +1,165 @@
+//! A stored layer back to a layer tar (the inverse of `unpack.rs`): a `diff/` directory walked in
+//! sorted order, with overlayfs whiteouts (0:0 character devices) written as `.wh.<name>` files
+//! and opaque directories (`trusted.overlay.opaque=y`) as `.wh..wh..opq` entries, hard links as
+//! link entries, and modes, owners and mtimes kept, so the same directory always gives the same
+//! bytes (and the same digests). Used to push and save images whose layers came from no blob.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+/// Writes the tar of the layer directory `dir` to `out`.
+pub fn write_layer(dir: &Path, out: impl Write) -> io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut links = HashMap::new();
+    walk(&mut b, dir, Path::new(""), &mut links)?;
+    b.into_inner()?.flush()
+}
+
+fn header(meta: &Metadata, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(u64::from(meta.uid()));
+    h.set_gid(u64::from(meta.gid()));
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn opaque(path: &Path) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(
+        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf),
+        Ok(1) if buf[0] == b'y'
+    )
+}
+
+fn walk<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    rel: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    if !rel.as_os_str().is_empty() && opaque(dir) {
+        let meta = std::fs::symlink_metadata(dir)?;
+        let mut h = header(&meta, tar::EntryType::Regular);
+        h.set_mode(0o644);
+        b.append_data(&mut h, rel.join(".wh..wh..opq"), io::empty())?;
+    }
+    for e in entries {
+        let path = e.path();
+        let name = rel.join(e.file_name());
+        let meta = std::fs::symlink_metadata(&path)?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_mode(0o644);
+            b.append_data(&mut h, wh, io::empty())?;
+        } else if ft.is_dir() {
+            let mut h = header(&meta, tar::EntryType::Directory);
+            b.append_data(&mut h, &name, io::empty())?;
+            walk(b, &path, &name, links)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path)?;
+            let mut h = header(&meta, tar::EntryType::Symlink);
+            b.append_link(&mut h, &name, target)?;
+        } else if ft.is_file() {
+            let key = (meta.dev(), meta.ino());
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&key) {
+                    let mut h = header(&meta, tar::EntryType::Link);
+                    b.append_link(&mut h, &name, first)?;
+                    continue;
+                }
+                links.insert(key, name.clone());
+            }
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_size(meta.len());
+            b.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
+        } else {
+            let kind = if ft.is_fifo() {
+                tar::EntryType::Fifo
+            } else if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                continue; // sockets are not layer content
+            };
+            let mut h = header(&meta, kind);
+            let dev = meta.rdev();
+            h.set_device_major(rustix::fs::major(dev))?;
+            h.set_device_minor(rustix::fs::minor(dev))?;
+            b.append_data(&mut h, &name, io::empty())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_round_trips_through_unpack_with_whiteouts_and_links() {
+        let src = tempfile::tempdir().unwrap();
+        let d = src.path();
+        std::fs::create_dir_all(d.join("etc/conf.d")).unwrap();
+        std::fs::write(d.join("etc/conf.d/a"), b"alpha").unwrap();
+        std::fs::hard_link(d.join("etc/conf.d/a"), d.join("etc/a-link")).unwrap();
+        std::os::unix::fs::symlink("conf.d/a", d.join("etc/sym")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.join("etc/gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let mut tar = Vec::new();
+        write_layer(d, &mut tar).unwrap();
+        let mut again = Vec::new();
+        write_layer(d, &mut again).unwrap();
+        assert_eq!(tar, again, "the same directory gives the same bytes");
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/a-link",
+                "etc/conf.d",
+                "etc/conf.d/a",
+                "etc/.wh.gone",
+                "etc/sym"
+            ]
+        );
+        let out = tempfile::tempdir().unwrap();
+        crate::unpack::unpack(out.path(), &tar[..], crate::unpack::Limits::default()).unwrap();
+        assert_eq!(
+            std::fs::read(out.path().join("etc/conf.d/a")).unwrap(),
+            b"alpha"
+        );
+        assert_eq!(
+            std::fs::read_link(out.path().join("etc/sym")).unwrap(),
+            Path::new("conf.d/a")
+        );
+        let gone = std::fs::symlink_metadata(out.path().join("etc/gone")).unwrap();
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        let (a, l) = (
+            std::fs::metadata(out.path().join("etc/conf.d/a")).unwrap(),
+            std::fs::metadata(out.path().join("etc/a-link")).unwrap(),
+        );
+        assert_eq!(a.ino(), l.ino(), "the hard link stays a hard link");
+    }
+}

@@ -1,0 +1,103 @@
+//! `docker push` against berthd and a real registry on loopback: a pulled image re-tagged and
+//! pushed keeps its manifest digest, layers the registry has are not sent again, an imported
+//! image (no blobs) is packed and pushed, everything pushed pulls back and runs on a second
+//! daemon; pushing needs credentials where the registry asks for them; a missing image is
+//! refused with Docker's words.
+
+mod common;
+
+use berth_testkit::{BusyboxImage, Registry};
+use common::Berthd;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn push_pulled_and_imported_images_then_pull_them_back() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "src/bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let src = format!("{}/src/bb:latest", reg.host());
+    d.docker_ok(&["pull", "-q", &src]);
+    let original = d.docker_ok(&["inspect", "-f", "{{index .RepoDigests 0}}", &src]);
+    let original_digest = original.trim().rsplit('@').next().unwrap().to_string();
+
+    let copy = format!("{}/copy/bb:v1", reg.host());
+    d.docker_ok(&["tag", &src, &copy]);
+    let out = d.docker_ok(&["push", &copy]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/copy/bb]",
+            reg.host()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("v1: digest: {original_digest} size: ")),
+        "the manifest changed on push: {out}"
+    );
+    // Again: every layer is already there.
+    let again = d.docker_ok(&["push", &copy]);
+    assert!(again.contains("Layer already exists"), "{again}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    std::fs::write(&tar, berth_testkit::busybox::layer_tar().unwrap()).unwrap();
+    let imported = format!("{}/imported/bb:1", reg.host());
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        &tar.display().to_string(),
+        &imported,
+    ]);
+    let out = d.docker_ok(&["push", &imported]);
+    assert!(
+        out.contains("Pushed") && out.contains("1: digest: sha256:"),
+        "{out}"
+    );
+
+    // A second daemon pulls both back and runs them.
+    let other = Berthd::start();
+    for name in [&copy, &imported] {
+        other.docker_ok(&["pull", "-q", name]);
+        let run = other.docker_ok(&["run", "--rm", name, "echo", "pushed and pulled"]);
+        assert_eq!(run, "pushed and pulled\n");
+    }
+    let pulled = other.docker_ok(&["inspect", "-f", "{{index .RepoDigests 0}}", &copy]);
+    assert!(pulled.trim().ends_with(&original_digest), "{pulled}");
+
+    let missing = format!("{}/nope/bb:v9", reg.host());
+    let out = d.docker(&["push", &missing]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("An image does not exist locally with the tag"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn push_to_a_registry_with_auth_needs_login() {
+    let reg = Registry::start_with_auth("berth", "s3cret").unwrap();
+    let d = Berthd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    std::fs::write(&tar, berth_testkit::busybox::layer_tar().unwrap()).unwrap();
+    let name = format!("{}/private/bb:v1", reg.host());
+    d.docker_ok(&["import", &tar.display().to_string(), &name]);
+    let out = d.docker(&["push", &name]);
+    assert!(!out.status.success(), "pushed without credentials");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        text.contains("unauthorized") || text.contains("authentication"),
+        "{text}"
+    );
+    d.docker_ok(&["login", "-u", "berth", "-p", "s3cret", &reg.host()]);
+    let out = d.docker_ok(&["push", &name]);
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    d.docker_ok(&["rmi", &name]);
+    d.docker_ok(&["pull", "-q", &name]);
+}
