@@ -3,6 +3,7 @@
 //! client, and the service that pulls and removes images across them.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod images;

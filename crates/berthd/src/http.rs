@@ -129,6 +129,53 @@ impl JsonStream {
     }
 }
 
+/// A streamed binary body (a tar): headers go out at once with `content_type`; a blocking task
+/// writes into it as a `std::io::Write` (in 64 KiB chunks); a write fails once the client left.
+pub struct ByteStream {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ByteStream {
+    pub fn new(content_type: &'static str) -> (ByteStream, Resp) {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let body = StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+                .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+        );
+        let r = with_type(Response::new(BodyExt::boxed(body)), content_type);
+        (
+            ByteStream {
+                tx,
+                buf: Vec::with_capacity(64 << 10),
+            },
+            r,
+        )
+    }
+}
+
+impl std::io::Write for ByteStream {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(64 << 10),
+        ));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
 /// A parsed query string (`a=1&b=x%20y`).
 #[derive(Debug, Default)]
 pub struct Query(Vec<(String, String)>);

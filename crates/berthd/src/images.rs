@@ -333,8 +333,6 @@ fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=`: `docker import` of a rootfs tar sent as
 /// the request body (streamed to a temp file, then unpacked as one layer).
 async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>) -> ApiResult {
-    use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
     if src != "-" {
         return Err(ApiError::bad_request(
             "importing from a URL is not supported: send the tar as the request body (fromSrc=-)",
@@ -351,6 +349,34 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         }
     };
     let config = import_config(&q.get_all("changes"))?;
+    let tmp = body_to_temp_file(d, req).await?;
+    let d2 = d.clone();
+    let r2 = reference.clone();
+    let rec = blocking(move || {
+        let f = std::fs::File::open(tmp.path())?;
+        let out = d2.images.import(f, config, r2.as_ref());
+        drop(tmp);
+        Ok::<_, std::io::Error>(out)
+    })
+    .await?
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    d.events.emit(
+        "image",
+        "import",
+        rec.id.as_str(),
+        json!({"name": reference.map(|r| r.familiar()).unwrap_or_default()}),
+    );
+    Ok(json(StatusCode::OK, &json!({"status": rec.id.to_string()})))
+}
+
+/// Stores a request body (a tar) in a temp file under `<data>/tmp`.
+async fn body_to_temp_file(
+    d: &Daemon,
+    req: Request<Incoming>,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
     let tmp_dir = d.data_root.join("tmp");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::internal(e.to_string()))?;
     let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
@@ -371,25 +397,78 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
     file.flush()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    drop(file);
+    Ok(tmp)
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`: `docker save`, streamed.
+pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images given"));
+    }
     let d2 = d.clone();
-    let r2 = reference.clone();
-    let rec = blocking(move || {
-        let f = std::fs::File::open(tmp.path())?;
-        let out = d2.images.import(f, config, r2.as_ref());
-        drop(tmp);
-        Ok::<_, std::io::Error>(out)
+    let images = blocking(move || {
+        let mut out: Vec<(ImageRecord, Vec<Reference>)> = Vec::new();
+        for n in names {
+            let rec = d2
+                .images
+                .images
+                .resolve(&n)
+                .map_err(|_| ApiError::not_found(format!("reference does not exist: {n}")))?;
+            // Saved under the name given when it is one of the image's tags (not an id).
+            let tag = Reference::parse(&n)
+                .ok()
+                .filter(|r| rec.repo_tags.contains(&r.to_string()));
+            match out.iter_mut().find(|(r, _)| r.id == rec.id) {
+                Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
+                None => out.push((rec, tag.into_iter().collect())),
+            }
+        }
+        Ok::<_, ApiError>(out)
     })
-    .await?
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    d.events.emit(
-        "image",
-        "import",
-        rec.id.as_str(),
-        json!({"name": reference.map(|r| r.familiar()).unwrap_or_default()}),
-    );
-    Ok(json(StatusCode::OK, &json!({"status": rec.id.to_string()})))
+    .await??;
+    let (mut stream, resp) = crate::http::ByteStream::new("application/x-tar");
+    let d = d.clone();
+    tokio::task::spawn_blocking(move || {
+        let saved = d.images.save(&images, &mut stream);
+        if let Err(e) = saved.and_then(|()| {
+            std::io::Write::flush(&mut stream).map_err(|source| {
+                berth_image::archive::ArchiveError::Io {
+                    what: "sending the archive".into(),
+                    source,
+                }
+            })
+        }) {
+            // The tar is cut short: the client sees a truncated archive.
+            tracing::warn!(error = %e, "save failed");
+        }
+    });
+    Ok(resp)
+}
+
+/// `POST /images/load?quiet=`: `docker load` of a docker-archive or an OCI layout.
+pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    // `quiet` only hides progress bars, which a load from a local file has none of.
+    let tmp = body_to_temp_file(d, req).await?;
+    let d2 = d.clone();
+    let lines = blocking(move || {
+        let f = std::fs::File::open(tmp.path())
+            .map_err(|e| ApiError::internal(format!("reopening the tar: {e}")))?;
+        d2.images
+            .load(f, &d2.data_root.join("tmp"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await??;
+    for l in &lines {
+        let name = l.rsplit(' ').next().unwrap_or_default();
+        d.events.emit("image", "load", name, json!({"name": name}));
+    }
+    let (stream, resp) = JsonStream::new();
+    tokio::spawn(async move {
+        for l in lines {
+            let _ = stream.send(&json!({"stream": format!("{l}\n")})).await;
+        }
+    });
+    Ok(resp)
 }
 
 fn unix_secs(rfc3339: &str) -> i64 {

@@ -140,6 +140,15 @@ async fn route(
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,
         (&Method::POST, "/images/prune") => images::prune(d, req).await,
+        (&Method::POST, "/images/load") => images::load(d, req).await,
+        (&Method::GET, "/images/get") => {
+            let names = crate::http::Query::parse(req.uri().query())
+                .get_all("names")
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            images::save(d, names).await
+        }
         (&Method::POST, "/containers/create") => ctr_routes::create(d, req).await,
         (&Method::GET, "/containers/json") => ctr_routes::list(d, req).await,
         (&Method::POST, "/containers/prune") => ctr_routes::prune(d).await,
@@ -185,6 +194,7 @@ async fn route(
             (&Method::GET, Some((name, "history"))) => images::history(d, &name).await,
             (&Method::POST, Some((name, "tag"))) => images::tag(d, &name, req).await,
             (&Method::POST, Some((name, "push"))) => images::push(d, &name, req).await,
+            (&Method::GET, Some((name, "get"))) => images::save(d, vec![name]).await,
             (&Method::DELETE, Some((name, _))) if !name.is_empty() => {
                 let name = path.trim_start_matches("/images/").to_string();
                 images::remove(d, &name, req).await
