@@ -274,6 +274,21 @@ fn none_host_and_container_modes() {
         "/sys/class/net",
     ]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // --hostname on the default bridge: /etc/hosts maps the container's address to it.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "webhost",
+        &image,
+        "sh",
+        "-c",
+        "hostname; grep webhost /etc/hosts; ip -4 -o addr show eth0",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "webhost", "{out}");
+    let ip = lines[1].split_whitespace().next().unwrap();
+    assert!(lines[2].contains(&format!("inet {ip}/24")), "{out}");
     let out = d.docker_ok(&[
         "run",
         "--rm",
