@@ -12,6 +12,7 @@ PACKAGES=(
   runc                # the reference runtime conformance checks compare with
   docker.io           # dockerd 20.10 + containerd: tests run berth-runc as a Docker runtime
   python3-docker      # docker-py, the Python SDK the compatibility tests drive berthd with
+  tini                # tini-static (docker-init) for run --init
   docker-compose      # compose 1.29 (on docker-py), driven against berthd by the compose test
   ca-certificates curl
 )

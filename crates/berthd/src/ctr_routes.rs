@@ -179,6 +179,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         hard_nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
         cgroup_parent: &d.cgroup_parent,
         netns_path: None,
+        init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
     })
     .map_err(|e| cleanup(ApiError::bad_request(e.to_string())))?;
     let mut config = create;
@@ -700,6 +701,91 @@ pub async fn resize(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let q = Query::parse(req.uri().query());
     let id = d.containers.find(name)?.lock().await.id.clone();
     crate::exec::resize(d, &id, "", &q).await
+}
+
+/// HostConfig fields `docker update` may change.
+const UPDATABLE: [&str; 14] = [
+    "Memory",
+    "MemoryReservation",
+    "MemorySwap",
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "CpusetCpus",
+    "CpusetMems",
+    "NanoCpus",
+    "PidsLimit",
+    "BlkioWeight",
+    "RestartPolicy",
+];
+
+/// `POST /containers/{id}/update`: resources (applied to the running task at once) and the
+/// restart policy.
+pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let v: Value = parse_json(&body)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("the update must be a JSON object"));
+    }
+    let h = d.containers.find(name)?;
+    let mut rec = h.lock().await;
+    let mut hc = rec.host_config.clone();
+    for k in UPDATABLE {
+        match &v[k] {
+            Value::Null => {}
+            Value::Number(n) if n.as_i64() == Some(0) && k != "PidsLimit" => {}
+            Value::String(s) if s.is_empty() => {}
+            x => hc[k] = x.clone(),
+        }
+    }
+    let policy = hc["RestartPolicy"]["Name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !matches!(
+        policy.as_str(),
+        "" | "no" | "always" | "unless-stopped" | "on-failure"
+    ) {
+        return Err(ApiError::bad_request(format!(
+            "invalid restart policy '{policy}'"
+        )));
+    }
+    if !matches!(policy.as_str(), "" | "no") && rec.auto_remove() {
+        return Err(ApiError::bad_request(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container",
+        ));
+    }
+    let resources = crate::spec::updated_resources(&hc, &rec.spec["linux"]["resources"])
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if rec.running() {
+        let mut tasks =
+            berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+        tasks
+            .update(run::req(berth_proto::v1::UpdateTaskRequest {
+                container_id: rec.id.clone(),
+                resources: serde_json::to_vec(&resources).unwrap_or_default(),
+            }))
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "Cannot update container {}: {}",
+                    rec.id,
+                    e.message()
+                ))
+            })?;
+    }
+    rec.host_config = hc;
+    rec.spec["linux"]["resources"] = resources;
+    d.containers.save(&rec)?;
+    d.events.emit(
+        "container",
+        "update",
+        &rec.id.clone(),
+        crate::events::container_attrs(&rec, &[]),
+    );
+    Ok(json(StatusCode::OK, &json!({"Warnings": []})))
 }
 
 /// `POST /containers/{id}/pause` and `/unpause`.

@@ -89,6 +89,8 @@ pub struct Daemon {
     pub events: events::Events,
     pub containerd: containerd::Containerd,
     pub networks: Arc<network::Networks>,
+    /// The static init `--init` containers run (`docker-init` or `tini-static`), if found.
+    pub init_path: Option<PathBuf>,
 }
 
 /// The daemon's id: random once, kept in the data root (like dockerd's engine id).
@@ -159,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         events: events::Events::default(),
         containerd,
         networks,
+        init_path: find_init(),
     });
     endpoints::restore(&d).await;
     run::recover(&d).await;
@@ -182,6 +185,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     endpoints::shutdown(&d).await;
     remove_cgroup_parent(&d.cgroup_parent);
     Ok(())
+}
+
+/// A static init for `--init`: `docker-init` next to berthd, then `docker-init` or
+/// `tini-static` on PATH (Debian's tini package; a dynamic tini would not run in most images).
+fn find_init() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.join("docker-init")));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(["docker-init", "tini-static"].iter().flat_map(|name| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .collect::<Vec<_>>()
+        }))
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
 }
 
 /// The network flags, checked.

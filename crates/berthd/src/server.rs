@@ -225,6 +225,7 @@ async fn container_route(
         (&Method::DELETE, "") => ctr_routes::remove(d, name, req).await,
         (&Method::POST, "exec") => crate::exec::create(d, name, req).await,
         (&Method::POST, "resize") => ctr_routes::resize(d, name, req).await,
+        (&Method::POST, "update") => ctr_routes::update(d, name, req).await,
         (&Method::POST, "pause") => ctr_routes::pause(d, name, true).await,
         (&Method::POST, "unpause") => ctr_routes::pause(d, name, false).await,
         (&Method::GET, "top") => ctr_routes::top(d, name).await,

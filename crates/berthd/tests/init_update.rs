@@ -1,0 +1,90 @@
+//! `docker run --init` (tini as PID 1, the command's exit code passed through) and `docker
+//! update` (limits applied to the running container's cgroup at once, the restart policy
+//! changed, bad values refused with Docker's words and nothing changed).
+
+mod common;
+
+use berth_testkit::{BusyboxImage, Registry};
+use common::Berthd;
+
+fn daemon_with_image() -> (Registry, Berthd, String) {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    (reg, d, image)
+}
+
+#[test]
+fn init_runs_as_pid_1_and_passes_the_exit_code_through() {
+    let (_reg, d, image) = daemon_with_image();
+    let pid1 = |init: bool| {
+        let mut args = vec!["run", "--rm"];
+        if init {
+            args.push("--init");
+        }
+        args.extend([image.as_str(), "readlink", "/proc/1/exe"]);
+        d.docker_ok(&args).trim().to_string()
+    };
+    assert_eq!(pid1(true), "/sbin/docker-init");
+    assert_eq!(pid1(false), "/bin/busybox");
+    let out = d.docker(&["run", "--rm", "--init", &image, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// A v1 controller file of the container's cgroup (this host is v1), or the v2 one.
+fn cgroup_file(d: &Berthd, id: &str, v1: &str, v2: &str) -> String {
+    let parent = common::cgroup_parent(&d.roots);
+    let (dir, file) = v1.split_once('/').unwrap();
+    let p1 = format!("/sys/fs/cgroup/{dir}{parent}/{id}/{file}");
+    let p2 = format!("/sys/fs/cgroup{parent}/{id}/{v2}");
+    std::fs::read_to_string(&p1)
+        .or_else(|_| std::fs::read_to_string(&p2))
+        .unwrap_or_else(|e| panic!("{p1} / {p2}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
+    let (_reg, d, image) = daemon_with_image();
+    let id = d.docker_ok(&[
+        "run", "-d", "--name", "upd", "-m", "64m", &image, "sleep", "300",
+    ]);
+    let id = id.trim();
+    assert_eq!(
+        cgroup_file(&d, id, "memory/memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    d.docker_ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:2",
+        "upd",
+    ]);
+    assert_eq!(
+        cgroup_file(&d, id, "memory/memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+    assert_eq!(cgroup_file(&d, id, "pids/pids.max", "pids.max"), "50");
+    let hc = d.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "upd"]);
+    assert_eq!(hc.trim(), "134217728 50 on-failure:2");
+    let out = d.docker(&["update", "-m", "1m", "upd"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit allowed is 6MB"));
+    assert_eq!(
+        cgroup_file(&d, id, "memory/memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+    let out = d.docker(&["update", "-m", "64m", "nosuch"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such container: nosuch"));
+    d.docker_ok(&["rm", "-f", "upd"]);
+}
