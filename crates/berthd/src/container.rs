@@ -30,6 +30,9 @@ pub struct State {
     /// Policy restarts in a row without a 10-second run in between (the back-off exponent).
     #[serde(default)]
     pub quick_restarts: u32,
+    /// The healthcheck's state, for a container that has one.
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// One container, as stored.

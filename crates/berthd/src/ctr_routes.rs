@@ -249,7 +249,14 @@ fn now() -> i64 {
 
 fn status_text(r: &Record) -> String {
     match r.state.status.as_str() {
-        "running" => format!("Up {}", human_duration(now() - unix(&r.state.started_at))),
+        "running" => {
+            let up = format!("Up {}", human_duration(now() - unix(&r.state.started_at)));
+            match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(s) if !s.is_empty() => format!("{up} ({s})"),
+                _ => up,
+            }
+        }
         "paused" => format!(
             "Up {} (Paused)",
             human_duration(now() - unix(&r.state.started_at))
@@ -342,9 +349,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let dir = d.containers.dir(&r.id);
     let p = |f: &str| dir.join(f).display().to_string();
     let st = &r.state;
-    Ok(json(
-        StatusCode::OK,
-        &json!({
+    let mut v = json!({
             "Id": r.id,
             "Created": r.created,
             "Path": r.path,
@@ -361,6 +366,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
                 "Error": st.error,
                 "StartedAt": st.started_at,
                 "FinishedAt": st.finished_at,
+                "Health": st.health.as_ref().map(crate::health::Health::to_json),
             },
             "Image": r.image_id,
             "ResolvConfPath": p("resolv.conf"),
@@ -382,8 +388,14 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "Mounts": [],
             "Config": r.config,
             "NetworkSettings": crate::endpoints::settings_json(d, &r),
-        }),
-    ))
+    });
+    // Docker omits State.Health for a container without a healthcheck (clients test for it).
+    if st.health.is_none() {
+        if let Some(state) = v["State"].as_object_mut() {
+            state.remove("Health");
+        }
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 pub async fn start(d: &Arc<Daemon>, name: &str) -> ApiResult {

@@ -99,7 +99,7 @@ pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiRes
 }
 
 /// The exec's OCI process: the container's, with the exec's args, env, cwd, user and TTY.
-fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, ApiError> {
+pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, ApiError> {
     let mut p = base.clone();
     p["args"] = c["Cmd"].clone();
     p["terminal"] = json!(c["Tty"].as_bool().unwrap_or(false));

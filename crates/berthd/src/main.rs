@@ -17,6 +17,7 @@ mod ctr_routes;
 mod endpoints;
 mod events;
 mod exec;
+mod health;
 mod http;
 mod images;
 mod logs;

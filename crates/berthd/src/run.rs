@@ -195,6 +195,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
                 .map_err(|e| ApiError::internal(e.to_string()))?,
         )
         .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
+    let image_config = crate::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
     let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image))?;
     let fifos = fifo_dir(d, &id);
@@ -345,6 +346,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         error: String::new(),
         manually_stopped: false,
         quick_restarts: rec.state.quick_restarts,
+        health: crate::health::starting(&rec.config, &image_config),
     };
     d.containers.save(&rec)?;
     d.events.emit(
@@ -353,8 +355,10 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         &id,
         crate::events::container_attrs(&rec, &[]),
     );
+    let config = rec.config.clone();
     drop(rec);
     spawn_waiter(d, h, &id, io);
+    crate::health::monitor(d, h, &config, &image_config, &id);
     Ok(())
 }
 
@@ -512,7 +516,17 @@ pub async fn recover(d: &Arc<Daemon>) {
             .is_ok();
         d.runs.ensure(&id, None);
         match open_io(d, &id, tty, &hc) {
-            Ok(io) if alive => spawn_waiter(d, &h, &id, io),
+            Ok(io) if alive => {
+                spawn_waiter(d, &h, &id, io);
+                let (config, image_id) = {
+                    let r = h.lock().await;
+                    (r.config.clone(), r.image_id.clone())
+                };
+                let image_config = berth_image::Digest::parse(&image_id)
+                    .map(|i| crate::health::image_config(d, &i))
+                    .unwrap_or_default();
+                crate::health::monitor(d, &h, &config, &image_config, &id);
+            }
             Ok(io) => {
                 let _ = io.drain.send(true);
                 let remove = finish(d, &h, 255).await;

@@ -88,3 +88,104 @@ fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such container: nosuch"));
     d.docker_ok(&["rm", "-f", "upd"]);
 }
+
+#[test]
+fn healthchecks_go_from_starting_to_healthy_or_unhealthy() {
+    let (_reg, d, image) = daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--health-cmd",
+        "test -f /tmp/ready && echo ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        &image,
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/ready; sleep 300",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sick",
+        "--health-cmd",
+        "echo failing; exit 1",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&["run", "-d", "--name", "plain", &image, "sleep", "300"]);
+    let status = |name: &str| {
+        d.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", name])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(status("fine"), "starting");
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(20),
+        "fine to be healthy",
+        || status("fine") == "healthy",
+    )
+    .unwrap();
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(20),
+        "sick to be unhealthy",
+        || status("sick") == "unhealthy",
+    )
+    .unwrap();
+    let log = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{.ExitCode}}:{{.Output}}|{{end}}",
+        "sick",
+    ]);
+    assert!(log.contains("1:failing\n|"), "{log}");
+    let streak = d.docker_ok(&["inspect", "-f", "{{.State.Health.FailingStreak}}", "sick"]);
+    assert!(streak.trim().parse::<u32>().unwrap() >= 2, "{streak}");
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("fine Up") && l.ends_with("(healthy)")),
+        "{ps}"
+    );
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("sick Up") && l.ends_with("(unhealthy)")),
+        "{ps}"
+    );
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("plain Up") && !l.contains('(')),
+        "{ps}"
+    );
+    let plain = d.docker_ok(&["inspect", "-f", "{{json .State}}", "plain"]);
+    assert!(!plain.contains("Health"), "{plain}");
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=fine",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(ev.lines().any(|l| l == "health_status: healthy"), "{ev}");
+    d.docker_ok(&["rm", "-f", "fine", "sick", "plain"]);
+}

@@ -1,0 +1,304 @@
+//! Healthchecks: the container's `Healthcheck` (its own, else its image's; `["NONE"]` turns it
+//! off) probed as an exec process every interval while it runs, with a timeout; the result goes
+//! to `State.Health` (status, failing streak, last five probes) as Docker keeps it, to
+//! `docker ps` ("(healthy)"), and to `health_status` events. Failures during the start period do
+//! not count against the retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::v1::tasks_client::TasksClient;
+use berth_proto::v1::{DeleteProcessRequest, ExecProcessRequest, KillRequest, StartRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::Daemon;
+use crate::container::Handle;
+use crate::logs::Stream;
+use crate::run::{self, req};
+
+/// Docker's `State.Health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<Probe>,
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Probe {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
+}
+
+impl Health {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "Status": self.status,
+            "FailingStreak": self.failing_streak,
+            "Log": self.log.iter().map(|p| json!({
+                "Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A healthcheck's settings with Docker's defaults.
+#[derive(Debug, Clone, PartialEq)]
+struct Check {
+    argv: Vec<String>,
+    interval: Duration,
+    timeout: Duration,
+    start_period: Duration,
+    retries: u32,
+}
+
+const OUTPUT_LIMIT: usize = 4096;
+const LOG_ENTRIES: usize = 5;
+
+/// The healthcheck of a container config over its image config's, if any.
+fn check_of(config: &Value, image: &Value) -> Option<Check> {
+    let own = &config["Healthcheck"];
+    let img = &image["Healthcheck"];
+    let test = own["Test"]
+        .as_array()
+        .filter(|t| !t.is_empty())
+        .or_else(|| img["Test"].as_array())?;
+    let words: Vec<String> = test
+        .iter()
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect();
+    let argv = match words.first().map(String::as_str) {
+        Some("CMD") => words[1..].to_vec(),
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), words[1..].join(" ")],
+        _ => return None, // NONE, or nothing
+    };
+    if argv.is_empty() {
+        return None;
+    }
+    let nanos = |k: &str, default: u64| {
+        let v = own[k]
+            .as_u64()
+            .filter(|n| *n > 0)
+            .or(img[k].as_u64().filter(|n| *n > 0));
+        Duration::from_nanos(v.unwrap_or(default))
+    };
+    let retries = own["Retries"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .or(img["Retries"].as_u64().filter(|n| *n > 0))
+        .unwrap_or(3) as u32;
+    Some(Check {
+        argv,
+        interval: nanos("Interval", 30_000_000_000),
+        timeout: nanos("Timeout", 30_000_000_000),
+        start_period: nanos("StartPeriod", 0),
+        retries,
+    })
+}
+
+/// Starts probing a container that just started (nothing if it has no healthcheck). The
+/// monitor ends when the run ends.
+pub fn monitor(d: &Arc<Daemon>, h: &Handle, config: &Value, image_config: &Value, id: &str) {
+    let Some(check) = check_of(config, image_config) else {
+        return;
+    };
+    let (d, h, id) = (d.clone(), h.clone(), id.to_string());
+    let mut exited = d.runs.ensure(&id, None).exited.subscribe();
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(check.interval) => {}
+                _ = exited.changed() => return,
+            }
+            if exited.borrow().is_some() {
+                return;
+            }
+            let start = berth_clock::rfc3339_now();
+            let (exit_code, output) = probe(&d, &id, &check).await;
+            let probe = Probe {
+                start,
+                end: berth_clock::rfc3339_now(),
+                exit_code,
+                output,
+            };
+            let mut rec = h.lock().await;
+            if rec.state.status != "running" {
+                return;
+            }
+            let health = rec.state.health.get_or_insert_with(Health::default);
+            let before = health.status.clone();
+            if exit_code == 0 {
+                health.failing_streak = 0;
+                health.status = "healthy".into();
+            } else if started.elapsed() >= check.start_period {
+                health.failing_streak += 1;
+                if health.failing_streak >= check.retries {
+                    health.status = "unhealthy".into();
+                }
+            }
+            health.log.push(probe);
+            let excess = health.log.len().saturating_sub(LOG_ENTRIES);
+            health.log.drain(..excess);
+            let now = health.status.clone();
+            let _ = d.containers.save(&rec);
+            if now != before {
+                d.events.emit(
+                    "container",
+                    &format!("health_status: {now}"),
+                    &id,
+                    crate::events::container_attrs(&rec, &[]),
+                );
+            }
+        }
+    });
+}
+
+/// The `config` object of an image's config (where its `Healthcheck` is); Null if unreadable.
+pub fn image_config(d: &Daemon, image: &berth_image::Digest) -> Value {
+    d.images
+        .content
+        .read(image, berth_image::manifest::MAX_CONFIG)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|v| v["config"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// The `Health` a container starts a run with.
+pub fn starting(config: &Value, image_config: &Value) -> Option<Health> {
+    check_of(config, image_config).map(|_| Health {
+        status: "starting".into(),
+        ..Default::default()
+    })
+}
+
+/// Runs one probe as an exec process: (exit code, output), -1 when it timed out or could not
+/// run.
+async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
+    let (base, rootfs) = match d.containers.find(id) {
+        Ok(h) => {
+            let rec = h.lock().await;
+            (
+                rec.spec["process"].clone(),
+                crate::rootfs::merged(&d.containers.dir(id))
+                    .display()
+                    .to_string(),
+            )
+        }
+        Err(_) => return (-1, String::new()),
+    };
+    let Ok(process) = crate::exec::process_spec(&base, &json!({"Cmd": check.argv}), &rootfs) else {
+        return (-1, "the healthcheck command is invalid".into());
+    };
+    let exec_id = format!("health-{}", &crate::container::new_id()[..8]);
+    let dir = run::fifo_dir(d, id);
+    let out = dir.join(format!("{exec_id}-out"));
+    if std::fs::create_dir_all(&dir).is_err() || run::mkfifo(&out).is_err() {
+        return (-1, "cannot make the probe's output FIFO".into());
+    }
+    let (tx, mut rx) = broadcast::channel::<(Stream, bytes::Bytes)>(256);
+    let (drain, drain_rx) = tokio::sync::watch::channel(false);
+    let pump = tokio::spawn(run::pump(out.clone(), Stream::Stdout, None, tx, drain_rx));
+    let collect = tokio::spawn(async move {
+        let mut text = Vec::new();
+        while let Ok((_, chunk)) = rx.recv().await {
+            if text.len() < OUTPUT_LIMIT {
+                text.extend_from_slice(&chunk[..chunk.len().min(OUTPUT_LIMIT - text.len())]);
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let path = out.display().to_string();
+    let made = tasks
+        .exec(req(ExecProcessRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.clone(),
+            stdin: String::new(),
+            stdout: path.clone(),
+            stderr: path,
+            terminal: false,
+            spec: serde_json::to_vec(&process).unwrap_or_default(),
+        }))
+        .await;
+    let started = match made {
+        Ok(_) => {
+            tasks
+                .start(req(StartRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.clone(),
+                }))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let code = match started {
+        Err(e) => Err(e.message().to_string()),
+        Ok(_) => match tokio::time::timeout(check.timeout, run::wait_task(d, id, &exec_id)).await {
+            Ok(code) => Ok(code),
+            Err(_) => {
+                let _ = tasks
+                    .kill(req(KillRequest {
+                        container_id: id.to_string(),
+                        exec_id: exec_id.clone(),
+                        signal: 9,
+                        all: false,
+                    }))
+                    .await;
+                let _ = run::wait_task(d, id, &exec_id).await;
+                Err(format!(
+                    "Health check exceeded timeout ({}s)",
+                    check.timeout.as_secs_f64()
+                ))
+            }
+        },
+    };
+    let _ = drain.send(true);
+    let _ = pump.await;
+    let output = collect.await.unwrap_or_default();
+    let _ = tasks
+        .delete_process(req(DeleteProcessRequest {
+            container_id: id.to_string(),
+            exec_id,
+        }))
+        .await;
+    let _ = std::fs::remove_file(&out);
+    match code {
+        Ok(c) => (c, output),
+        Err(why) => (-1, why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_healthcheck_wins_over_the_image_and_none_disables() {
+        let image = json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Retries": 5}});
+        let c = check_of(&json!({}), &image).unwrap();
+        assert_eq!(
+            (c.argv.clone(), c.interval, c.retries),
+            (vec!["true".to_string()], Duration::from_secs(5), 5)
+        );
+        let own = json!({"Healthcheck": {"Test": ["CMD-SHELL", "wget -q localhost"], "Timeout": 1_000_000_000u64}});
+        let c = check_of(&own, &image).unwrap();
+        assert_eq!(c.argv, ["/bin/sh", "-c", "wget -q localhost"]);
+        assert_eq!(
+            (c.timeout, c.interval, c.retries),
+            (Duration::from_secs(1), Duration::from_secs(5), 5)
+        );
+        assert_eq!(
+            check_of(&json!({"Healthcheck": {"Test": ["NONE"]}}), &image),
+            None
+        );
+        assert_eq!(check_of(&json!({}), &json!({})), None);
+    }
+}
