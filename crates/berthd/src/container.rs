@@ -60,6 +60,9 @@ pub struct Record {
     /// Names of the volumes it mounts.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Docker's `Mounts` entries (binds, volumes, tmpfs) for inspect and ps.
+    #[serde(default)]
+    pub mounts: Vec<Value>,
     /// The networks it is on, primary first, with their endpoints while it runs.
     #[serde(default)]
     pub networks: Vec<crate::network::Attachment>,
@@ -299,6 +302,7 @@ mod tests {
             restart_count: 0,
             spec: Value::Null,
             volumes: vec![],
+            mounts: vec![],
             networks: vec![],
             ports: vec![],
         };

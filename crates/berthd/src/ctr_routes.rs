@@ -159,7 +159,12 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     crate::rootfs::write_etc_files(&dir, &hostname).map_err(cleanup)?;
     let mut full = create.clone();
     let mut resolved = host_config.clone();
-    let volumes = crate::volumes::resolve(d, &mut resolved).map_err(cleanup)?;
+    crate::volumes::add_image_volumes(&mut resolved, &image_config);
+    let layer_dirs = d.images.layer_dirs(&image);
+    let crate::volumes::Resolved {
+        names: volumes,
+        points: mounts,
+    } = crate::volumes::resolve(d, &mut resolved, &layer_dirs).map_err(cleanup)?;
     full["HostConfig"] = resolved;
     let merged = crate::rootfs::merged(&dir).display().to_string();
     let user_root = d
@@ -181,7 +186,14 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         netns_path: None,
         init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
     })
-    .map_err(|e| cleanup(ApiError::bad_request(e.to_string())))?;
+    .map_err(|e| cleanup(ApiError::bad_request(e.to_string())));
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => {
+            crate::volumes::remove_anonymous(d, &volumes).await;
+            return Err(e);
+        }
+    };
     let mut config = create;
     config["Image"] = json!(image_name);
     config["Hostname"] = json!(hostname);
@@ -204,6 +216,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         restart_count: 0,
         spec,
         volumes,
+        mounts,
         networks,
         ports: vec![],
     };
@@ -292,7 +305,7 @@ pub fn summary(r: &Record) -> Value {
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config["NetworkMode"].as_str().unwrap_or("default")},
         "NetworkSettings": {"Networks": crate::endpoints::networks_json(r)},
-        "Mounts": [],
+        "Mounts": r.mounts,
     })
 }
 
@@ -385,7 +398,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "GraphDriver": {"Name": "overlay2", "Data": {
                 "MergedDir": p("merged"), "UpperDir": p("upper"), "WorkDir": p("work"),
             }},
-            "Mounts": [],
+            "Mounts": r.mounts,
             "Config": r.config,
             "NetworkSettings": crate::endpoints::settings_json(d, &r),
     });

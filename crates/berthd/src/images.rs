@@ -277,7 +277,8 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     Ok(resp)
 }
 
-/// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE.
+/// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE,
+/// VOLUME.
 fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
     let mut c = json!({});
     for ch in changes {
@@ -309,6 +310,13 @@ fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
             "LABEL" => {
                 let (k, v) = rest.split_once('=').unwrap_or((rest, ""));
                 c["Labels"][k] = json!(v.trim_matches('"'));
+            }
+            "VOLUME" => {
+                let paths = serde_json::from_str::<Vec<String>>(rest)
+                    .unwrap_or_else(|_| rest.split_whitespace().map(str::to_string).collect());
+                for p in paths {
+                    c["Volumes"][p] = json!({});
+                }
             }
             "EXPOSE" => {
                 for p in rest.split_whitespace() {

@@ -81,29 +81,116 @@ pub async fn users(d: &Daemon, name: &str) -> Vec<String> {
     out
 }
 
-/// Rewrites `Binds` and `Mounts` of type volume to host paths, creating missing volumes;
-/// returns the volume names used. Anonymous volumes (`Mounts` without a source) get new names.
-pub fn resolve(d: &Daemon, hc: &mut Value) -> Result<Vec<String>, ApiError> {
-    let mut used = Vec::new();
+/// Image `VOLUME`s that no bind, mount or tmpfs of the request covers become anonymous volume
+/// mounts (as Docker makes them).
+pub fn add_image_volumes(hc: &mut Value, image_config: &Value) {
+    let Some(vols) = image_config["Volumes"].as_object() else {
+        return;
+    };
+    let mut taken: Vec<String> = Vec::new();
+    for b in hc["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if let Some(t) = b.split(':').nth(1) {
+            taken.push(t.trim_end_matches('/').to_string());
+        }
+    }
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        taken.extend(
+            m["Target"]
+                .as_str()
+                .map(|t| t.trim_end_matches('/').to_string()),
+        );
+    }
+    taken.extend(
+        hc["Tmpfs"]
+            .as_object()
+            .into_iter()
+            .flat_map(|t| t.keys().cloned()),
+    );
+    for target in vols.keys() {
+        let t = target.trim_end_matches('/');
+        if t.is_empty() || taken.iter().any(|x| x == t) {
+            continue;
+        }
+        if !hc["Mounts"].is_array() {
+            hc["Mounts"] = json!([]);
+        }
+        if let Some(list) = hc["Mounts"].as_array_mut() {
+            list.push(json!({"Type": "volume", "Source": "", "Target": t}));
+        }
+    }
+}
+
+/// What `resolve` found: the volume names used and Docker's `Mounts` entries for inspect.
+pub struct Resolved {
+    pub names: Vec<String>,
+    pub points: Vec<Value>,
+}
+
+/// A volume's inspect entry.
+fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str) -> Value {
+    json!({"Type": "volume", "Name": name, "Source": mountpoint, "Destination": target,
+        "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""})
+}
+
+/// Rewrites `Binds` and `Mounts` of type volume to host paths, creating missing volumes; a new
+/// volume gets what the image has at its target (Docker's copy-up; `layers` top first).
+/// Anonymous volumes (`Mounts` without a source) get new names.
+pub fn resolve(d: &Daemon, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolved, ApiError> {
+    let mut out = Resolved {
+        names: Vec::new(),
+        points: Vec::new(),
+    };
+    let make = |name: &str, labels: Value, anon: bool, target: &str| {
+        let fresh = get(d, name).is_none();
+        let v = ensure(d, name, labels, anon)?;
+        let mp = v["Mountpoint"].as_str().unwrap_or_default().to_string();
+        if fresh {
+            copy_up(layers, target, std::path::Path::new(&mp));
+        }
+        Ok::<_, ApiError>(mp)
+    };
     if let Some(binds) = hc["Binds"].as_array_mut() {
         for b in binds.iter_mut() {
-            let Some(spec) = b.as_str() else { continue };
-            let (src, rest) = spec.split_once(':').unwrap_or((spec, ""));
-            if src.starts_with('/') || rest.is_empty() {
+            let Some(spec) = b.as_str().map(str::to_string) else {
+                continue;
+            };
+            let mut parts = spec.splitn(3, ':');
+            let (src, target, mode) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let rw = !mode.split(',').any(|o| o == "ro");
+            if src.starts_with('/') || target.is_empty() {
+                out.points
+                    .push(json!({"Type": "bind", "Source": src, "Destination": target,
+                    "Mode": mode, "RW": rw, "Propagation": "rprivate"}));
                 continue;
             }
-            let v = ensure(d, src, json!({}), false)?;
-            used.push(src.to_string());
-            *b = json!(format!(
-                "{}:{rest}",
-                v["Mountpoint"].as_str().unwrap_or_default()
-            ));
+            let mp = make(src, json!({}), false, target)?;
+            out.points.push(volume_point(src, &mp, target, rw, mode));
+            out.names.push(src.to_string());
+            let rest = spec.split_once(':').map(|x| x.1).unwrap_or_default();
+            *b = json!(format!("{mp}:{rest}"));
         }
     }
     if let Some(mounts) = hc["Mounts"].as_array_mut() {
         for m in mounts.iter_mut() {
-            if m["Type"] != "volume" {
-                continue;
+            let target = m["Target"].as_str().unwrap_or_default().to_string();
+            let rw = m["ReadOnly"].as_bool() != Some(true);
+            match m["Type"].as_str() {
+                Some("volume") => {}
+                Some(kind) => {
+                    out.points.push(json!({"Type": kind, "Source": m["Source"], "Destination": target,
+                        "Mode": "", "RW": rw, "Propagation": if kind == "bind" { "rprivate" } else { "" }}));
+                    continue;
+                }
+                None => continue,
             }
             let given = m["Source"].as_str().unwrap_or_default().to_string();
             let (name, anon) = if given.is_empty() {
@@ -112,13 +199,90 @@ pub fn resolve(d: &Daemon, hc: &mut Value) -> Result<Vec<String>, ApiError> {
                 (given, false)
             };
             let labels = m["VolumeOptions"]["Labels"].clone();
-            let v = ensure(d, &name, labels, anon)?;
-            used.push(name);
+            let mp = make(&name, labels, anon, &target)?;
+            out.points.push(volume_point(&name, &mp, &target, rw, "z"));
+            out.names.push(name);
             m["Type"] = json!("bind");
-            m["Source"] = v["Mountpoint"].clone();
+            m["Source"] = json!(mp);
         }
     }
-    Ok(used)
+    Ok(out)
+}
+
+/// Fills a new volume with what the image has at `target`: the layers applied bottom to top
+/// (whiteouts remove, opaque directories reset), modes and owners kept. Best effort: a volume
+/// the image has nothing for stays empty.
+fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) {
+    let rel = target.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    for layer in layers.iter().rev() {
+        let src = layer.join(rel);
+        match std::fs::symlink_metadata(&src) {
+            Ok(m) if m.is_dir() => {
+                if is_opaque(&src) {
+                    clear_dir(dest);
+                }
+                copy_tree(&src, dest);
+            }
+            Ok(_) => clear_dir(dest), // a whiteout or a non-directory hides what was below
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_opaque(p: &std::path::Path) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+fn clear_dir(p: &std::path::Path) {
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+}
+
+fn copy_tree(src: &std::path::Path, dest: &std::path::Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    if let Ok(m) = std::fs::symlink_metadata(src) {
+        let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(m.mode() & 0o7777));
+        let _ = std::os::unix::fs::lchown(dest, Some(m.uid()), Some(m.gid()));
+    }
+    for e in std::fs::read_dir(src).into_iter().flatten().flatten() {
+        let (from, to) = (e.path(), dest.join(e.file_name()));
+        let Ok(m) = std::fs::symlink_metadata(&from) else {
+            continue;
+        };
+        let ft = m.file_type();
+        if ft.is_char_device() && m.rdev() == 0 {
+            let _ = std::fs::remove_dir_all(&to).or_else(|_| std::fs::remove_file(&to));
+            continue;
+        }
+        if ft.is_dir() {
+            if is_opaque(&from) {
+                let _ = std::fs::remove_dir_all(&to);
+            }
+            let _ = std::fs::create_dir_all(&to);
+            copy_tree(&from, &to);
+            continue;
+        }
+        let _ = std::fs::remove_file(&to);
+        if ft.is_symlink() {
+            if let Ok(t) = std::fs::read_link(&from) {
+                let _ = std::os::unix::fs::symlink(t, &to);
+            }
+        } else if ft.is_file() && std::fs::copy(&from, &to).is_ok() {
+            let _ =
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(m.mode() & 0o7777));
+        }
+        let _ = std::os::unix::fs::lchown(&to, Some(m.uid()), Some(m.gid()));
+    }
 }
 
 /// Removes a volume's directory (the caller checked it is unused).

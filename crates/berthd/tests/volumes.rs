@@ -98,3 +98,98 @@ fn named_anonymous_and_bind_volumes() {
     assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     assert!(common::mounts_under(&d.roots.data_root()).is_empty());
 }
+
+/// The busybox rootfs plus `/data/seed.txt`, as a layer tar.
+fn rootfs_with_seed() -> Vec<u8> {
+    let base = berth_testkit::busybox::layer_tar().unwrap();
+    let mut out = tar::Builder::new(Vec::new());
+    let mut src = tar::Archive::new(&base[..]);
+    for e in src.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.append(&h, &data[..]).unwrap();
+    }
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    out.append_data(&mut dir, "data/", std::io::empty())
+        .unwrap();
+    let mut f = tar::Header::new_gnu();
+    f.set_mode(0o640);
+    f.set_size(7);
+    f.set_uid(1000);
+    out.append_data(&mut f, "data/seed.txt", &b"seeded\n"[..])
+        .unwrap();
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn image_volumes_are_seeded_from_the_image_and_shown_in_mounts() {
+    let d = Berthd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    std::fs::write(&tar, rootfs_with_seed()).unwrap();
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "VOLUME /data",
+        "-c",
+        "CMD [\"sh\"]",
+        &tar.display().to_string(),
+        "withvol:1",
+    ]);
+    // An anonymous volume per run, filled from the image (content, mode, owner).
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "withvol:1",
+        "sh",
+        "-c",
+        "cat /data/seed.txt; stat -c '%a %u' /data/seed.txt; mount | grep -c ' /data '",
+    ]);
+    assert_eq!(out, "seeded\n640 1000\n1\n");
+    assert_eq!(
+        d.docker_ok(&["volume", "ls", "-q"]).trim(),
+        "",
+        "--rm left its anonymous volume"
+    );
+    // A fresh named volume is seeded too; inspect's Mounts names it.
+    let host_dir = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/hostdir:ro", host_dir.path().display());
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "-v",
+        "named:/data",
+        "-v",
+        &bind,
+        "withvol:1",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["exec", "keeper", "cat", "/data/seed.txt"]),
+        "seeded\n"
+    );
+    let mounts = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}|{{end}}",
+        "keeper",
+    ]);
+    assert!(mounts.contains("volume named /data true|"), "{mounts}");
+    assert!(mounts.contains("bind  /hostdir false|"), "{mounts}");
+    // Without -v, the image's volume is anonymous and listed.
+    d.docker_ok(&["run", "-d", "--name", "anon", "withvol:1", "sleep", "300"]);
+    let name = d.docker_ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "anon"]);
+    assert_eq!(name.trim().len(), 64, "{name}");
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).contains(name.trim()));
+    d.docker_ok(&["rm", "-f", "-v", "keeper", "anon"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "named");
+    d.docker_ok(&["volume", "rm", "named"]);
+}
