@@ -25,6 +25,7 @@ mod net_routes;
 mod network;
 mod rootfs;
 mod run;
+mod seccomp_profile;
 mod server;
 mod spec;
 mod stats;

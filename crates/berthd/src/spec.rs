@@ -53,6 +53,8 @@ pub enum SpecError {
     NoCommand,
     #[error("--init: no docker-init (tini) binary found next to berthd or on PATH")]
     NoInit,
+    #[error("Decoding seccomp profile failed: {0}")]
+    Seccomp(String),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     WorkingDir(String),
     #[error("unable to find user {0}: no matching entries in passwd file")]
@@ -165,6 +167,27 @@ fn words(list: &str, prefix: &str) -> Vec<String> {
     words.map(|w| format!("{prefix}{w}")).collect()
 }
 
+/// The container's seccomp profile: Berth's default, none (`seccomp=unconfined`, privileged)
+/// or the one given (`seccomp=<JSON>`, as the docker CLI sends a profile file's content).
+fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<Value>> {
+    let given = opts.iter().find_map(|o| {
+        o.strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+    });
+    match given {
+        _ if privileged => Ok(None),
+        Some("unconfined") => Ok(None),
+        Some(text) => {
+            let v: Value =
+                serde_json::from_str(text).map_err(|e| SpecError::Seccomp(e.to_string()))?;
+            crate::seccomp_profile::from_docker(&v, caps)
+                .map(Some)
+                .map_err(SpecError::Seccomp)
+        }
+        None => Ok(Some(crate::seccomp_profile::default_profile(caps))),
+    }
+}
+
 /// Where `--init`'s binary appears inside the container, as with Docker.
 const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
@@ -203,6 +226,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
         return Err(SpecError::OomScoreAdj(oom));
     }
     let parent = or(string(hc, "CgroupParent")?, input.cgroup_parent);
+    let seccomp = seccomp(&opts, &caps, privileged)?;
     let mut mounts = mounts;
     if let (true, Some(path)) = (init, input.init_path) {
         mounts.push(
@@ -236,6 +260,7 @@ pub fn build(input: &SpecInput) -> Result<Value> {
             "resources": resources(hc, rules)?,
             "cgroupsPath": clean(&format!("/{parent}/{}", input.id)),
             "sysctl": sysctls(hc, net)?,
+            "seccomp": seccomp,
         },
     });
     prune(&mut spec);

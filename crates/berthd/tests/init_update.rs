@@ -189,3 +189,63 @@ fn healthchecks_go_from_starting_to_healthy_or_unhealthy() {
     assert!(ev.lines().any(|l| l == "health_status: healthy"), "{ev}");
     d.docker_ok(&["rm", "-f", "fine", "sick", "plain"]);
 }
+
+#[test]
+fn containers_get_the_default_seccomp_profile_unless_unconfined_or_privileged() {
+    let (_reg, d, image) = daemon_with_image();
+    let mode = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend([image.as_str(), "grep", "^Seccomp:", "/proc/self/status"]);
+        d.docker_ok(&args)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(mode(&[]), "2", "no filter by default");
+    assert_eq!(mode(&["--security-opt", "seccomp=unconfined"]), "0");
+    assert_eq!(mode(&["--privileged"]), "0");
+    // A user namespace needs no capability; the profile refuses it (as Docker's does) ...
+    let out = d.docker(&["run", "--rm", &image, "unshare", "-U", "true"]);
+    assert!(
+        !out.status.success(),
+        "unshare -U allowed under the default profile"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    // ... which unconfined containers may do.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        &image,
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    // A profile file, as the docker CLI sends its content.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("deny-mkdir.json");
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#).unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        &image,
+        "mkdir",
+        "/tmp/x",
+    ]);
+    assert!(!out.status.success(), "the profile's rule did not apply");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp={bad",
+        &image,
+        "true",
+    ]);
+    assert!(!out.status.success());
+}
