@@ -148,20 +148,19 @@ pub async fn pump(
     let Ok(mut rx) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&path) else {
         return;
     };
-    // Our own write end: no EOF before the container's writers appear.
-    let keep = std::fs::OpenOptions::new().write(true).open(&path).ok();
+    // Our own write end: no EOF before the container's writers appear (the shim may hold one
+    // too, so the end of a run is its exit, not EOF).
+    let mut keep = std::fs::OpenOptions::new().write(true).open(&path).ok();
     let mut buf = vec![0u8; 32 * 1024];
     let mut draining = false;
     loop {
         let n = if draining {
-            match tokio::time::timeout(Duration::from_millis(50), rx.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            }
+            // Everything the run wrote is in the pipe by now: take what is there, never wait.
+            rx.try_read(&mut buf).unwrap_or(0)
         } else {
             tokio::select! {
                 r = rx.read(&mut buf) => r.unwrap_or(0),
-                _ = exited.changed() => { draining = true; continue; }
+                _ = exited.changed() => { draining = true; keep = None; continue; }
             }
         };
         if n == 0 {
@@ -198,6 +197,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     let image_config = crate::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
     let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image))?;
+    tracing::debug!(id, "rootfs mounted");
     let fifos = fifo_dir(d, &id);
     std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;
     let (out_fifo, err_fifo, in_fifo) = (
@@ -257,6 +257,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             return Err(grpc(e));
         }
     }
+    tracing::debug!(id, "container record created");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
     let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
@@ -292,6 +293,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             format!("failed to create task for container: {}", e.message()),
         ));
     }
+    tracing::debug!(id, "task created");
     let stdin = if rec.open_stdin() {
         crate::exec::open_writer(&in_fifo)
     } else {
@@ -418,14 +420,17 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
     let (d2, h2, id2) = (d.clone(), h.clone(), id.to_string());
     tokio::spawn(async move {
         let code = wait_task(&d2, &id2, "").await;
+        tracing::debug!(id = id2, code, "task exited");
         let _ = io.drain.send(true);
         for p in io.pumps {
             let _ = p.await;
         }
+        tracing::debug!(id = id2, "output drained");
         if let Ok(mut w) = io.log.lock() {
             let _ = w.flush_partial();
         }
         let remove = finish(&d2, &h2, code).await;
+        tracing::debug!(id = id2, "finished");
         d2.runs.ensure(&id2, None).exited.send_replace(Some(code));
         if let Some(rec) = remove {
             remove_files(&d2, &rec);
@@ -551,13 +556,17 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
             container_id: id.clone(),
         }))
         .await;
+    tracing::debug!(id, "task deleted");
     let mut containers = ContainersClient::new(d.containerd.channel.clone());
     let _ = containers
         .delete(req(DeleteContainerRequest { id: id.clone() }))
         .await;
+    tracing::debug!(id, "container record deleted");
     crate::rootfs::unmount(&d.containers.dir(&id));
+    tracing::debug!(id, "rootfs unmounted");
     let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
     crate::endpoints::teardown(d, &mut rec).await;
+    tracing::debug!(id, "network torn down");
     rec.state.status = "exited".into();
     rec.state.exit_code = code;
     rec.state.pid = 0;

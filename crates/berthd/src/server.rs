@@ -70,6 +70,7 @@ fn version_key(v: &str) -> Option<(u32, u32)> {
 }
 
 async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
+    let began = std::time::Instant::now();
     let method = req.method().clone();
     let full_path = req.uri().path().to_string();
     let (version, path) = berth_api::strip_version(&full_path);
@@ -96,7 +97,7 @@ async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
             }
         }
     };
-    tracing::debug!(%method, path = full_path, status = %resp.status(), "request");
+    tracing::debug!(%method, path = full_path, status = %resp.status(), elapsed = ?began.elapsed(), "request");
     let h = resp.headers_mut();
     h.insert(
         "Api-Version",

@@ -583,7 +583,7 @@ fn user_networks_are_isolated_internal_ones_closed_and_orphans_swept_after_a_cra
         &image,
         "sh",
         "-c",
-        "mkdir /w && echo isolated > /w/index.html && httpd -f -p 80 -h /w",
+        "mkdir -p /w && echo isolated > /w/index.html && httpd -f -p 80 -h /w",
     ]);
     let got = d.docker_ok(&[
         "inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}} {{.NetworkSettings.Networks.neta.MacAddress}}", "srv",
