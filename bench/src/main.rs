@@ -3,6 +3,7 @@
 //! medians and Berth/peer ratios, also written to `bench/results/<suite>.md`. The hidden
 //! `grpc-run` subcommand is a contender of the `lifecycle` suite, not for people.
 
+mod cli_suite;
 mod daemons;
 mod grpc_client;
 mod lifecycle_suite;

@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod busybox;
 pub mod cleanup;
 pub mod dockerd;
+pub mod leftovers;
 pub mod registry;
 pub mod roots;
 pub mod wait;

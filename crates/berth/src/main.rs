@@ -2,71 +2,82 @@
 //! works against berthd and dockerd alike, and never touches a daemon's disk state.
 #![forbid(unsafe_code)]
 
-use std::os::unix::net::UnixStream;
+mod api;
+mod cli;
+mod commands;
+mod completion;
+mod format;
+mod http;
+mod progress;
+mod status;
+mod stream;
+mod template;
+mod term;
+mod units;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use crate::api::Client;
+use crate::cli::{Cli, Command};
 
 /// Default daemon address, the same one berthd listens on.
 const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth",
-    version,
-    about = "A Docker-compatible client for berthd (and dockerd)"
-)]
-struct Cli {
-    /// Daemon socket to connect to (also read from BERTH_HOST, then DOCKER_HOST).
-    #[arg(short = 'H', long = "host", global = true)]
-    host: Option<String>,
-
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Show the client version and whether the daemon answers.
-    Version,
-}
-
 /// Picks the daemon address the way the docker CLI does: flag, then environment, then default.
 fn resolve_host(flag: Option<String>) -> String {
-    flag.or_else(|| std::env::var("BERTH_HOST").ok())
+    flag.or_else(|| std::env::var("BERTH_HOST").ok().filter(|h| !h.is_empty()))
         .or_else(|| std::env::var("DOCKER_HOST").ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
+/// `berth ps | head -1`: a closed stdout ends the program quietly, as SIGPIPE ends the docker
+/// CLI, instead of the panic `print!` raises (Rust ignores SIGPIPE, and resetting it needs
+/// `unsafe`).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let host = resolve_host(cli.host);
-    match cli.command {
-        None => {
-            eprintln!("berth: no command given; see `berth --help`");
-            ExitCode::from(125)
+    quiet_on_broken_pipe();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // Docker exits 125 on a usage error, 0 for --help/--version.
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
         }
-        Some(Command::Version) => {
-            println!("Client: Berth");
-            println!(" Version:  {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                " OS/Arch:  {}/{}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            );
-            let reachable = match host.strip_prefix("unix://") {
-                Some(path) => UnixStream::connect(path).is_ok(),
-                None => false,
-            };
-            if reachable {
-                println!("\nServer: listening at {host} (the Engine API client is not built yet)");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("\nCannot connect to berthd at {host}: is it running?");
-                ExitCode::FAILURE
-            }
-        }
+    };
+    let host = resolve_host(cli.host.clone());
+    let run_like = matches!(cli.command, Command::Run(_) | Command::Create(_));
+    if cli.tls
+        || cli.tlsverify
+        || std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty())
+    {
+        eprintln!("TLS is not supported by this build of berth: use a unix socket or plain tcp://");
+        return ExitCode::from(1);
+    }
+    if let Some(dir) = &cli.config {
+        commands::auth::set_config_dir(dir);
+    }
+    let result = Client::new(&host).and_then(|client| commands::dispatch(&client, cli.command));
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => ExitCode::from(u8::try_from(status::report(&e, &host, run_like)).unwrap_or(1)),
     }
 }
 
@@ -80,5 +91,11 @@ mod tests {
             resolve_host(Some("unix:///tmp/x.sock".into())),
             "unix:///tmp/x.sock"
         );
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

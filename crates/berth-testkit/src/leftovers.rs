@@ -1,0 +1,75 @@
+//! What a berthd under test may leave behind when its test fails: shims still running, overlay
+//! mounts under its data root, its cgroups, its pinned network namespaces, bridges and nftables
+//! table. Every harness that starts a berthd sweeps with this after stopping it.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Sweeps everything of the daemon with these roots, cgroup parent and default bridge.
+pub fn sweep(exec_root: &Path, data_root: &Path, cgroup_parent: &str, bridge: &str) {
+    processes_and_mounts(exec_root, data_root, cgroup_parent);
+    network(exec_root, data_root, bridge);
+}
+
+/// Shuts down every shim under `exec_root` (each force-deletes its container) and unmounts
+/// whatever is still mounted under `data_root`: what a failed test may leave behind.
+fn processes_and_mounts(exec_root: &Path, data_root: &Path, cgroup_parent: &str) {
+    let list = |d: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for ns in list(&exec_root.join("tasks")) {
+        for task in list(&ns) {
+            if let Ok(mut s) = UnixStream::connect(task.join("shim.sock")) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.write_all(b"{\"op\":\"shutdown\"}\n");
+                let _ = s.read(&mut [0u8; 256]);
+            }
+        }
+    }
+    let prefix = data_root.display().to_string();
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    for m in mounts.iter().rev() {
+        let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
+    }
+    for hierarchy in list(Path::new("/sys/fs/cgroup")) {
+        let _ = std::fs::remove_dir(hierarchy.join(cgroup_parent.trim_start_matches('/')));
+    }
+    let _ = std::fs::remove_dir(
+        Path::new("/sys/fs/cgroup").join(cgroup_parent.trim_start_matches('/')),
+    );
+}
+
+/// Removes what a failed test may leave of its daemon's networking: pinned namespaces, the
+/// bridges of its networks, its nftables table.
+fn network(exec_root: &Path, data_root: &Path, bridge: &str) {
+    for ns in berth_net::netns::list(&exec_root.join("netns")) {
+        let _ = berth_net::netns::remove(&ns);
+    }
+    let mut bridges = vec![bridge.to_string()];
+    for e in std::fs::read_dir(data_root.join("meta/networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let v: serde_json::Value = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+            bridges.push(b.to_string());
+        }
+    }
+    for b in bridges {
+        let _ = berth_net::netns::delete_link(&b);
+    }
+    let _ = berth_net::nft::remove(&berth_net::nft::table_name(bridge));
+}

@@ -1,0 +1,282 @@
+//! `network create|ls|inspect|rm|connect|disconnect|prune`.
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::api::{self, Client, query};
+use crate::commands::containers::{confirm, for_each};
+use crate::commands::volumes::print_inspected;
+use crate::format::{Lister, short_id};
+use crate::http;
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Create a network
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(Names),
+    /// Connect a container to a network
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range")]
+    pub ip_range: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Enable IPv6 networking
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// Set metadata on a network
+    #[arg(long)]
+    pub label: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Provide filter values (e.g. 'driver=bridge')
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Pretty-print networks using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Names {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>')
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+fn kv_map(items: &[String]) -> Map<String, Value> {
+    items
+        .iter()
+        .map(|s| {
+            let (k, v) = s.split_once('=').unwrap_or((s, ""));
+            (k.to_string(), Value::String(v.to_string()))
+        })
+        .collect()
+}
+
+fn net_path(name: &str, action: &str) -> String {
+    if action.is_empty() {
+        format!("/networks/{}", http::encode(name))
+    } else {
+        format!("/networks/{}/{action}", http::encode(name))
+    }
+}
+
+pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
+    match cmd {
+        NetworkCmd::Create(a) => {
+            let configs: Vec<Value> = a
+                .subnet
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut c = json!({"Subnet": s});
+                    if let Some(g) = a.gateway.get(i) {
+                        c["Gateway"] = json!(g);
+                    }
+                    if let Some(r) = a.ip_range.get(i) {
+                        c["IPRange"] = json!(r);
+                    }
+                    c
+                })
+                .collect();
+            anyhow::ensure!(
+                a.gateway.len() <= a.subnet.len(),
+                "every --gateway needs a --subnet"
+            );
+            let body = json!({
+                "Name": a.name,
+                "CheckDuplicate": true,
+                "Driver": a.driver,
+                "Internal": a.internal,
+                "Attachable": a.attachable,
+                "EnableIPv6": a.ipv6,
+                "Options": kv_map(&a.opt),
+                "Labels": kv_map(&a.label),
+                "IPAM": {"Driver": "default", "Config": configs, "Options": {}},
+            });
+            let v = client.post("/networks/create", Some(&body))?;
+            let w = api::s(&v, "Warning");
+            if !w.is_empty() {
+                eprintln!("WARNING: {w}");
+            }
+            println!("{}", api::s(&v, "Id"));
+            Ok(0)
+        }
+        NetworkCmd::Ls(a) => {
+            let q = query(&[("filters", api::filters_json(&a.filter)?)]);
+            let v = client.get(&format!("/networks{q}"))?;
+            let mut rows: Vec<Value> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    let id = api::s(n, "Id");
+                    json!({
+                        "ID": if a.no_trunc { id.to_string() } else { short_id(id) },
+                        "Name": api::s(n, "Name"),
+                        "Driver": api::s(n, "Driver"),
+                        "Scope": api::s(n, "Scope"),
+                        "IPv6": n.get("EnableIPv6").and_then(Value::as_bool).unwrap_or(false).to_string(),
+                        "Internal": n.get("Internal").and_then(Value::as_bool).unwrap_or(false).to_string(),
+                        "CreatedAt": api::s(n, "Created"),
+                    })
+                })
+                .collect();
+            rows.sort_by(|x, y| api::s(x, "Name").cmp(api::s(y, "Name")));
+            let out = Lister {
+                default: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+                headers: &[
+                    ("ID", "NETWORK ID"),
+                    ("Name", "NAME"),
+                    ("Driver", "DRIVER"),
+                    ("Scope", "SCOPE"),
+                    ("IPv6", "IPV6"),
+                    ("Internal", "INTERNAL"),
+                    ("CreatedAt", "CREATED AT"),
+                ],
+                format: a.format.as_deref().unwrap_or(""),
+                quiet: a.quiet,
+                quiet_field: "ID",
+            }
+            .render(&rows)?;
+            print!("{out}");
+            Ok(0)
+        }
+        NetworkCmd::Inspect(a) => {
+            let mut list = Vec::new();
+            let mut status = 0;
+            for n in &a.names {
+                match client.get(&net_path(n, "")) {
+                    Ok(v) => list.push(v),
+                    Err(e) if api::is_not_found(&e) => {
+                        status = 1;
+                        eprintln!("Error: No such network: {n}");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            print_inspected(list, a.format.as_deref())?;
+            Ok(status)
+        }
+        NetworkCmd::Rm(a) => for_each(&a.names, |n| {
+            client.delete(&net_path(n, ""))?;
+            Ok(Some(n.to_string()))
+        }),
+        NetworkCmd::Connect(a) => {
+            let mut ep = json!({"Aliases": a.alias});
+            if let Some(ip) = &a.ip {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            }
+            let body = json!({"Container": a.container, "EndpointConfig": ep});
+            client.post(&net_path(&a.network, "connect"), Some(&body))?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect(a) => {
+            let body = json!({"Container": a.container, "Force": a.force});
+            client.post(&net_path(&a.network, "disconnect"), Some(&body))?;
+            Ok(0)
+        }
+        NetworkCmd::Prune(a) => {
+            if !confirm(
+                "WARNING! This will remove all custom networks not used by at least one container.",
+                a.force,
+            ) {
+                return Ok(0);
+            }
+            let q = query(&[("filters", api::filters_json(&a.filter)?)]);
+            let v = client.post(&format!("/networks/prune{q}"), None)?;
+            let deleted = v
+                .get("NetworksDeleted")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Networks:");
+                for d in &deleted {
+                    println!("{}", d.as_str().unwrap_or_default());
+                }
+            }
+            Ok(0)
+        }
+    }
+}

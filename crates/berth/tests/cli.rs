@@ -1,6 +1,0 @@
-//! `berth` answers `--help` and `--version` like every Berth binary.
-
-#[test]
-fn answers_help_and_version() {
-    berth_testkit::assert_help_and_version(env!("CARGO_BIN_EXE_berth").as_ref(), "berth");
-}
