@@ -2,7 +2,8 @@
 //! sorted order, with overlayfs whiteouts (0:0 character devices) written as `.wh.<name>` files
 //! and opaque directories (`trusted.overlay.opaque=y`) as `.wh..wh..opq` entries, hard links as
 //! link entries, and modes, owners and mtimes kept, so the same directory always gives the same
-//! bytes (and the same digests). Used to push and save images whose layers came from no blob.
+//! bytes (and the same digests). Used to push and save images whose layers came from no blob,
+//! and by berthd for `docker export` (a merged rootfs) and `docker cp` (one path of it).
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -16,6 +17,23 @@ pub fn write_layer(dir: &Path, out: impl Write) -> io::Result<()> {
     b.follow_symlinks(false);
     let mut links = HashMap::new();
     walk(&mut b, dir, Path::new(""), &mut links)?;
+    b.into_inner()?.flush()
+}
+
+/// Writes `path` itself under the name `name`: a directory with everything beneath it, or one
+/// file, link or device (the tar of `docker cp` out of a container). Links are not followed.
+pub fn write_tree(path: &Path, name: &Path, out: impl Write) -> io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut links = HashMap::new();
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        let mut h = header(&meta, tar::EntryType::Directory);
+        b.append_data(&mut h, name, io::empty())?;
+        walk(&mut b, path, name, &mut links)?;
+    } else {
+        append(&mut b, path, name, &meta, &mut links)?;
+    }
     b.into_inner()?.flush()
 }
 
@@ -66,39 +84,53 @@ fn walk<W: Write>(
             let mut h = header(&meta, tar::EntryType::Directory);
             b.append_data(&mut h, &name, io::empty())?;
             walk(b, &path, &name, links)?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            let mut h = header(&meta, tar::EntryType::Symlink);
-            b.append_link(&mut h, &name, target)?;
-        } else if ft.is_file() {
-            let key = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&key) {
-                    let mut h = header(&meta, tar::EntryType::Link);
-                    b.append_link(&mut h, &name, first)?;
-                    continue;
-                }
-                links.insert(key, name.clone());
-            }
-            let mut h = header(&meta, tar::EntryType::Regular);
-            h.set_size(meta.len());
-            b.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
         } else {
-            let kind = if ft.is_fifo() {
-                tar::EntryType::Fifo
-            } else if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                continue; // sockets are not layer content
-            };
-            let mut h = header(&meta, kind);
-            let dev = meta.rdev();
-            h.set_device_major(rustix::fs::major(dev))?;
-            h.set_device_minor(rustix::fs::minor(dev))?;
-            b.append_data(&mut h, &name, io::empty())?;
+            append(b, &path, &name, &meta, links)?;
         }
+    }
+    Ok(())
+}
+
+/// Appends one entry that is not a directory (sockets are skipped: they are not content).
+fn append<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    meta: &Metadata,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> io::Result<()> {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path)?;
+        let mut h = header(meta, tar::EntryType::Symlink);
+        b.append_link(&mut h, name, target)?;
+    } else if ft.is_file() {
+        let key = (meta.dev(), meta.ino());
+        if meta.nlink() > 1 {
+            if let Some(first) = links.get(&key) {
+                let mut h = header(meta, tar::EntryType::Link);
+                return b.append_link(&mut h, name, first);
+            }
+            links.insert(key, name.to_path_buf());
+        }
+        let mut h = header(meta, tar::EntryType::Regular);
+        h.set_size(meta.len());
+        b.append_data(&mut h, name, std::fs::File::open(path)?)?;
+    } else {
+        let kind = if ft.is_fifo() {
+            tar::EntryType::Fifo
+        } else if ft.is_char_device() {
+            tar::EntryType::Char
+        } else if ft.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            return Ok(());
+        };
+        let mut h = header(meta, kind);
+        let dev = meta.rdev();
+        h.set_device_major(rustix::fs::major(dev))?;
+        h.set_device_minor(rustix::fs::minor(dev))?;
+        b.append_data(&mut h, name, io::empty())?;
     }
     Ok(())
 }

@@ -379,7 +379,7 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
 }
 
 /// Stores a request body (a tar) in a temp file under `<data>/tmp`.
-async fn body_to_temp_file(
+pub(crate) async fn body_to_temp_file(
     d: &Daemon,
     req: Request<Incoming>,
 ) -> Result<tempfile::NamedTempFile, ApiError> {

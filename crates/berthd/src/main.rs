@@ -10,7 +10,9 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod archive;
 mod attach;
+mod changes;
 mod container;
 mod containerd;
 mod ctr_routes;
@@ -30,6 +32,7 @@ mod server;
 mod spec;
 mod stats;
 mod system;
+mod unpack_into;
 mod volumes;
 
 use std::path::PathBuf;

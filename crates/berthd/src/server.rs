@@ -231,6 +231,11 @@ async fn container_route(
         (&Method::POST, "unpause") => ctr_routes::pause(d, name, false).await,
         (&Method::GET, "top") => ctr_routes::top(d, name).await,
         (&Method::GET, "stats") => crate::stats::stats(d, name, req).await,
+        (&Method::HEAD, "archive") => crate::archive::head(d, name, req).await,
+        (&Method::GET, "archive") => crate::archive::get(d, name, req).await,
+        (&Method::PUT, "archive") => crate::archive::put(d, name, req).await,
+        (&Method::GET, "changes") => crate::changes::changes(d, name).await,
+        (&Method::GET, "export") => crate::changes::export(d, name).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
     }
 }

@@ -145,7 +145,8 @@ impl Berthd {
             body.len()
         );
         s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
+        // The daemon may answer (and close) before reading a body it refuses.
+        let _ = s.write_all(body);
         let mut resp = Vec::new();
         s.read_to_end(&mut resp).unwrap();
         let text = String::from_utf8_lossy(&resp).into_owned();
