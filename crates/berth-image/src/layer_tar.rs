@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::fs::Metadata;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -29,7 +30,7 @@ pub fn write_tree(path: &Path, name: &Path, out: impl Write) -> io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.is_dir() {
         let mut h = header(&meta, tar::EntryType::Directory);
-        b.append_data(&mut h, name, io::empty())?;
+        put(&mut b, &mut h, name, None, io::empty())?;
         walk(&mut b, path, name, &mut links)?;
     } else {
         append(&mut b, path, name, &meta, &mut links)?;
@@ -46,6 +47,53 @@ fn header(meta: &Metadata, kind: tar::EntryType) -> tar::Header {
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_size(0);
     h
+}
+
+/// Appends an entry named exactly `name`, byte for byte (a leading `./` included: the docker
+/// CLI renames a `docker cp CTR:DIR/.` copy by it), with GNU long-name entries for names and
+/// link targets over 100 bytes.
+fn put<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &Path,
+    link: Option<&Path>,
+    data: impl Read,
+) -> io::Result<()> {
+    let name = name.as_os_str().as_bytes();
+    if name.len() > 100 {
+        long_name(b, tar::EntryType::GNULongName, name)?;
+    }
+    let field = &mut h.as_old_mut().name;
+    field.fill(0);
+    field[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    if let Some(link) = link {
+        let link = link.as_os_str().as_bytes();
+        if link.len() > 100 {
+            long_name(b, tar::EntryType::GNULongLink, link)?;
+        }
+        let field = &mut h.as_old_mut().linkname;
+        field.fill(0);
+        field[..link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+    }
+    h.set_cksum();
+    b.append(h, data)
+}
+
+fn long_name<W: Write>(
+    b: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(bytes.len() as u64 + 1);
+    h.set_cksum();
+    b.append(&h, bytes.chain(&[0u8][..]))
 }
 
 fn opaque(path: &Path) -> bool {
@@ -68,7 +116,7 @@ fn walk<W: Write>(
         let meta = std::fs::symlink_metadata(dir)?;
         let mut h = header(&meta, tar::EntryType::Regular);
         h.set_mode(0o644);
-        b.append_data(&mut h, rel.join(".wh..wh..opq"), io::empty())?;
+        put(b, &mut h, &rel.join(".wh..wh..opq"), None, io::empty())?;
     }
     for e in entries {
         let path = e.path();
@@ -79,10 +127,10 @@ fn walk<W: Write>(
             let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
             let mut h = header(&meta, tar::EntryType::Regular);
             h.set_mode(0o644);
-            b.append_data(&mut h, wh, io::empty())?;
+            put(b, &mut h, &wh, None, io::empty())?;
         } else if ft.is_dir() {
             let mut h = header(&meta, tar::EntryType::Directory);
-            b.append_data(&mut h, &name, io::empty())?;
+            put(b, &mut h, &name, None, io::empty())?;
             walk(b, &path, &name, links)?;
         } else {
             append(b, &path, &name, &meta, links)?;
@@ -103,19 +151,19 @@ fn append<W: Write>(
     if ft.is_symlink() {
         let target = std::fs::read_link(path)?;
         let mut h = header(meta, tar::EntryType::Symlink);
-        b.append_link(&mut h, name, target)?;
+        put(b, &mut h, name, Some(&target), io::empty())?;
     } else if ft.is_file() {
         let key = (meta.dev(), meta.ino());
         if meta.nlink() > 1 {
             if let Some(first) = links.get(&key) {
                 let mut h = header(meta, tar::EntryType::Link);
-                return b.append_link(&mut h, name, first);
+                return put(b, &mut h, name, Some(first), io::empty());
             }
             links.insert(key, name.to_path_buf());
         }
         let mut h = header(meta, tar::EntryType::Regular);
         h.set_size(meta.len());
-        b.append_data(&mut h, name, std::fs::File::open(path)?)?;
+        put(b, &mut h, name, None, std::fs::File::open(path)?)?;
     } else {
         let kind = if ft.is_fifo() {
             tar::EntryType::Fifo
@@ -130,7 +178,7 @@ fn append<W: Write>(
         let dev = meta.rdev();
         h.set_device_major(rustix::fs::major(dev))?;
         h.set_device_minor(rustix::fs::minor(dev))?;
-        b.append_data(&mut h, name, io::empty())?;
+        put(b, &mut h, name, None, io::empty())?;
     }
     Ok(())
 }
@@ -193,5 +241,36 @@ mod tests {
             std::fs::metadata(out.path().join("etc/a-link")).unwrap(),
         );
         assert_eq!(a.ino(), l.ino(), "the hard link stays a hard link");
+    }
+
+    #[test]
+    fn a_tree_keeps_its_dot_name_and_long_names_and_targets() {
+        let src = tempfile::tempdir().unwrap();
+        let long = "n".repeat(150);
+        std::fs::create_dir(src.path().join("d")).unwrap();
+        std::fs::write(src.path().join("d").join(&long), b"x").unwrap();
+        std::os::unix::fs::symlink(&long, src.path().join("d/l")).unwrap();
+        let mut tar = Vec::new();
+        write_tree(&src.path().join("d/."), Path::new("."), &mut tar).unwrap();
+        let entries: Vec<(String, Option<String>)> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8(l.into_owned()).unwrap());
+                (name, link)
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (".".to_string(), None),
+                ("./l".to_string(), Some(long.clone())),
+                (format!("./{long}"), None),
+            ]
+        );
     }
 }

@@ -171,10 +171,8 @@ impl Found {
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&self.dir)
         ));
-        match &self.entry {
-            Some(e) => dir.join(e),
-            None => dir,
-        }
+        // `/proc/self/fd/N` itself is a link: `/.` makes the walk start at what it points to.
+        dir.join(self.entry.as_deref().unwrap_or(OsStr::new(".")))
     }
 }
 
@@ -189,7 +187,9 @@ fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, ApiError> 
     .map_err(|_| missing())?;
     let name = match &entry {
         Some(e) => e.to_string_lossy().into_owned(),
-        None => Path::new(path.trim_end_matches("/."))
+        // `DIR/.` names the contents: the docker CLI unpacks a top named `.` into the target.
+        None if path.ends_with("/.") => ".".to_string(),
+        None => Path::new(path)
             .file_name()
             .map_or_else(|| "/".to_string(), |n| n.to_string_lossy().into_owned()),
     };

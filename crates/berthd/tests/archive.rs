@@ -102,6 +102,11 @@ fn cp_both_ways_with_running_and_stopped_containers() {
         std::fs::read_link(o("tree/link")).unwrap(),
         Path::new("a/b.txt")
     );
+    d.docker_ok(&["cp", "live1:/tmp/tree/.", &o("contents")]);
+    assert_eq!(
+        std::fs::read_to_string(o("contents/a/b.txt")).unwrap(),
+        "deep\n"
+    );
     let raw = d.docker(&["cp", "live1:/tmp/hello.txt", "-"]);
     assert!(raw.status.success());
     assert_eq!(

@@ -2,7 +2,7 @@
 //! (Docker's CPU% and memory arithmetic), `port`, `diff`, `export`, and `cp` as tar streams
 //! (`-` on one side, as `docker cp` accepts).
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
@@ -360,41 +360,4 @@ pub fn export(client: &Client, a: &ExportArgs) -> anyhow::Result<i32> {
     let resp = client.send("GET", &ctr_path(&a.container, "export"), Body::Empty)?;
     body_to_output(resp, a.output.as_deref(), "the export")?;
     Ok(0)
-}
-
-#[derive(Args, Debug)]
-pub struct CpArgs {
-    /// CONTAINER:SRC_PATH or - (a tar stream on stdin)
-    pub src: String,
-    /// DEST_PATH or - (a tar stream on stdout), or CONTAINER:DEST_PATH
-    pub dest: String,
-}
-
-pub fn cp(client: &Client, a: &CpArgs) -> anyhow::Result<i32> {
-    match (a.src.split_once(':'), a.dest.split_once(':')) {
-        (Some((ctr, path)), None) if a.dest == "-" => {
-            let q = query(&[("path", Some(path.to_string()))]);
-            let mut resp = client.send(
-                "GET",
-                &format!("{}{q}", ctr_path(ctr, "archive")),
-                Body::Empty,
-            )?;
-            std::io::copy(&mut resp, &mut std::io::stdout().lock())?;
-            Ok(0)
-        }
-        (None, Some((ctr, path))) if a.src == "-" => {
-            let q = query(&[("path", Some(path.to_string()))]);
-            let mut stdin = std::io::stdin().lock();
-            let r: &mut dyn Read = &mut stdin;
-            client.send(
-                "PUT",
-                &format!("{}{q}", ctr_path(ctr, "archive")),
-                Body::Stream(r, "application/x-tar"),
-            )?;
-            Ok(0)
-        }
-        _ => Err(crate::commands::containers::fail(
-            "berth cp copies tar streams only: use `berth cp CONTAINER:SRC -` or `berth cp - CONTAINER:DEST`",
-        )),
-    }
 }

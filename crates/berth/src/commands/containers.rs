@@ -11,8 +11,9 @@ use crate::commands::run::{Attached, start_or_exit};
 use crate::status::Exit;
 
 pub use crate::commands::container_views::{
-    CpArgs, ExportArgs, LogsArgs, One, PortArgs, StatsArgs, TopArgs,
+    ExportArgs, LogsArgs, One, PortArgs, StatsArgs, TopArgs,
 };
+pub use crate::commands::copy::CpArgs;
 pub use crate::commands::ps::PsArgs;
 
 /// Runs `f` on every name; prints what it returns; errors go to stderr and make the status 1

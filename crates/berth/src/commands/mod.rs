@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod container_views;
 pub mod containers;
+pub mod copy;
 pub mod create;
 pub mod exec;
 pub mod images;
@@ -50,7 +51,7 @@ pub fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         C::Port(a) => container_views::port(client, &a),
         C::Diff(a) => container_views::diff(client, &a),
         C::Export(a) => container_views::export(client, &a),
-        C::Cp(a) => container_views::cp(client, &a),
+        C::Cp(a) => copy::cp(client, &a),
         C::Events(a) => system::events(client, &a),
         C::Images(a) => images::images(client, &a),
         C::Pull(a) => images::pull(client, &a),
