@@ -339,12 +339,17 @@ fn setup(
         "--pid-file".into(),
         path_str(&pid_file)?,
     ];
-    let console_listener = if a.terminal {
-        let _ = std::fs::remove_file(console);
-        args.extend(["--console-socket".into(), path_str(console)?]);
-        Some(UnixListener::bind(console).context("binding the console socket")?)
+    let (console_listener, _dir) = if a.terminal {
+        let dir = console.parent().unwrap_or(std::path::Path::new("/"));
+        let name = console
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("console.sock");
+        let (l, path, held) = stdio::console_socket(dir, name)?;
+        args.extend(["--console-socket".into(), path]);
+        (Some(l), held)
     } else {
-        None
+        (None, None)
     };
     args.push(a.id.clone());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();

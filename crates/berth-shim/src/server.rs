@@ -599,12 +599,13 @@ impl Shim {
                 "--pid-file".into(),
                 path_str(&pid_file)?,
             ];
-            let listener = if paths.terminal {
-                let _ = std::fs::remove_file(&console);
-                args.extend(["--console-socket".into(), path_str(&console)?]);
-                Some(UnixListener::bind(&console).context("binding the console socket")?)
+            let (listener, _dir) = if paths.terminal {
+                let (l, path, dir) =
+                    stdio::console_socket(&self.dir, &format!("exec-{exec_id}.console.sock"))?;
+                args.extend(["--console-socket".into(), path]);
+                (Some(l), dir)
             } else {
-                None
+                (None, None)
             };
             args.push(self.id.clone());
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -137,6 +137,44 @@ pub fn open(paths: &StdioPaths) -> anyhow::Result<(Held, ForRuntime)> {
     ))
 }
 
+/// The longest unix socket path (`sun_path` holds 108 bytes with the NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// A console socket for the runtime: the listener, the path to pass with `--console-socket`,
+/// and what must stay open until the runtime has connected. A task directory deep under the exec
+/// root may give a path over the 108-byte limit; then the path goes through this process's
+/// descriptor of the directory (`/proc/<pid>/fd/<n>/<name>`), which the runtime, root in the
+/// same mount namespace, resolves to the same place.
+pub fn console_socket(
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(UnixListener, String, Option<OwnedFd>)> {
+    let _ = std::fs::remove_file(dir.join(name));
+    let direct = dir.join(name);
+    let (path, held) = if direct.as_os_str().len() <= SUN_PATH_MAX {
+        (direct, None)
+    } else {
+        let fd = rustix::fs::open(
+            dir,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", dir.display()))?;
+        let short = format!(
+            "/proc/{}/fd/{}/{name}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        );
+        (std::path::PathBuf::from(short), Some(fd))
+    };
+    let listener = UnixListener::bind(&path).context("binding the console socket")?;
+    let path = path
+        .to_str()
+        .context("the console socket's path is not UTF-8")?
+        .to_string();
+    Ok((listener, path, held))
+}
+
 /// Waits for the runtime to send the pty master on `listener`, giving up when `child` (the
 /// runtime) has exited without sending one.
 pub fn receive_master(listener: &UnixListener, child: &mut Child) -> anyhow::Result<OwnedFd> {

@@ -248,10 +248,33 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
                 let _ = std::fs::remove_file(f);
             }
             e.exited.send_replace(Some(126));
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("OCI runtime exec failed: {}", grpc(s).message),
-            ));
+            let message = format!("OCI runtime exec failed: {}", grpc(s).message);
+            if detach {
+                return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message));
+            }
+            // As dockerd: the connection is upgraded anyway and the error travels in the
+            // stream; the client then reads exit code 126 from the exec's inspect.
+            let r = Request::from_parts(parts, ());
+            tokio::spawn(async move {
+                if let Ok(upgraded) = hyper::upgrade::on(r).await {
+                    let mut text = message.into_bytes();
+                    text.extend_from_slice(b"\r\n");
+                    let mut bytes = Vec::with_capacity(text.len() + 8);
+                    if tty {
+                        bytes = text;
+                    } else {
+                        berth_api::stdcopy::encode_frame(
+                            berth_api::stdcopy::Stream::Stdout,
+                            &text,
+                            &mut bytes,
+                        );
+                    }
+                    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+                }
+            });
+            return Ok(upgraded_response(tty));
         }
     };
     e.state.lock().unwrap_or_else(|p| p.into_inner()).1 = pid;

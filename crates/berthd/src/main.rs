@@ -114,6 +114,36 @@ fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// One berthd per exec root: an exclusive lock on `<exec>/berthd.lock`, held until the process
+/// exits. A restart waits (up to 30 s) for the previous daemon to finish its shutdown, which
+/// stops its berth-containerd after its sockets are gone, instead of adopting that dying
+/// containerd.
+async fn lock_exec_root(exec_root: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = exec_root.join("berthd.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let try_lock = || rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+    if try_lock().is_ok() {
+        return Ok(f);
+    }
+    tracing::info!(lock = %path.display(), "waiting for the previous berthd on this exec root to exit");
+    for _ in 0..300 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if try_lock().is_ok() {
+            return Ok(f);
+        }
+    }
+    anyhow::bail!(
+        "another berthd is running with exec root {} (it holds {})",
+        exec_root.display(),
+        path.display()
+    )
+}
+
 fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
     match host.strip_prefix("unix://") {
         Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
@@ -129,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     for dir in [&cli.data_root, &cli.exec_root] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let _lock = lock_exec_root(&cli.exec_root).await?;
     let hosts = if cli.host.is_empty() {
         vec!["unix://".to_string() + &cli.exec_root.join("berth.sock").display().to_string()]
     } else {

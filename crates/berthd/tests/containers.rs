@@ -274,6 +274,34 @@ fn exec_pause_and_top_on_a_running_container() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // exec -it through a pty (util-linux `script`): a terminal, its exit code. The task
+    // directory under this exec root is too deep for a console socket path of its own.
+    let cmd = format!(
+        "DOCKER_CONFIG={} {DOCKER} -H {} exec -it box sh -c 'tty; exit 3'",
+        d.roots.path().join("cli-tty").display(),
+        d.host()
+    );
+    #[allow(clippy::disallowed_methods)] // `script` gives the real client a pty
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        tty.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&tty.stdout)
+    );
+    assert!(String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"));
+    // A command that is not there: Docker's message in the stream, exit code 126.
+    let missing = d.docker(&["exec", "box", "no-such-command"]);
+    assert_eq!(missing.status.code(), Some(126));
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("executable file not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stdout)
+    );
     d.docker_ok(&["exec", "-d", "box", "touch", "/tmp/made-by-detached-exec"]);
     common::wait_for(
         std::time::Duration::from_secs(10),
