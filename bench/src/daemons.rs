@@ -396,7 +396,7 @@ pub struct Berthd {
     /// The default bridge's name and subnet, reserved like a test daemon's.
     _subnet: berth_testkit::alloc::Subnet,
     /// The exec root: short, so shim socket paths stay under the 108-byte limit.
-    _exec: tempfile::TempDir,
+    exec: tempfile::TempDir,
 }
 
 impl Berthd {
@@ -429,12 +429,25 @@ impl Berthd {
             socket,
             cgroup_parent,
             _subnet: subnet,
-            _exec: exec,
+            exec,
         })
     }
 
     pub fn host(&self) -> String {
         format!("unix://{}", path_str(&self.socket))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
+    /// The berth-containerd berthd started (it records the pid in its exec root).
+    pub fn containerd_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.exec.path().join("containerd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cli_suite;
 mod daemons;
+mod engines;
 mod grpc_client;
 mod lifecycle_suite;
 mod measure;
@@ -12,6 +13,7 @@ mod network_suite;
 mod peers;
 mod proc_mem;
 mod pull_suite;
+mod run_suite;
 mod runtime_suite;
 mod stats;
 mod suites;

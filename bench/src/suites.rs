@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::measure::{Sample, locate, numbered, run_steps};
 use crate::stats::{ms, summarize};
-use crate::{cli_suite, lifecycle_suite, network_suite, pull_suite, runtime_suite};
+use crate::{cli_suite, lifecycle_suite, network_suite, pull_suite, run_suite, runtime_suite};
 
 /// One contender: a sequence of command lines timed together, with untimed setup/teardown.
 /// [`crate::measure::RUN`] in a timed command line becomes the round number.
@@ -121,6 +121,11 @@ pub fn all() -> Vec<Suite> {
             name: "cli",
             about: cli_suite::ABOUT,
             prepare: cli_suite::plan,
+        },
+        Suite {
+            name: "run",
+            about: run_suite::ABOUT,
+            prepare: run_suite::plan,
         },
         Suite {
             name: "network",
