@@ -8,6 +8,7 @@ PACKAGES=(
   protobuf-compiler   # protoc, for the gRPC protocol crate
   libseccomp-dev      # seccomp filters in berth-runc
   pkg-config
+  libssl-dev openssl  # the client's TLS (system OpenSSL); the TLS test makes its certificates
   iproute2 nftables iptables
   runc                # the reference runtime conformance checks compare with
   docker.io           # dockerd 20.10 + containerd: tests run berth-runc as a Docker runtime

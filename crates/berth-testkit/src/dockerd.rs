@@ -37,16 +37,26 @@ impl Dockerd {
     /// Starts dockerd with the extra runtimes `(name, path)` and waits until it answers.
     /// Fails with an install hint if docker.io is missing.
     pub fn start(runtimes: &[(&str, &Path)]) -> anyhow::Result<Self> {
-        Self::start_inner(runtimes, None)
+        Self::start_inner(runtimes, None, &[])
     }
 
     /// Starts dockerd whose default network uses the existing bridge `bridge` (which must
     /// carry an address: dockerd takes its subnet from it). Still no iptables rules.
     pub fn start_on_bridge(bridge: &str) -> anyhow::Result<Self> {
-        Self::start_inner(&[], Some(bridge))
+        Self::start_inner(&[], Some(bridge), &[])
     }
 
-    fn start_inner(runtimes: &[(&str, &Path)], bridge: Option<&str>) -> anyhow::Result<Self> {
+    /// Starts dockerd with extra daemon flags (e.g. a TLS listener on loopback), besides its
+    /// unix socket.
+    pub fn start_with_flags(flags: &[String]) -> anyhow::Result<Self> {
+        Self::start_inner(&[], None, flags)
+    }
+
+    fn start_inner(
+        runtimes: &[(&str, &Path)],
+        bridge: Option<&str>,
+        flags: &[String],
+    ) -> anyhow::Result<Self> {
         for bin in [DOCKERD_BIN, DOCKER_BIN] {
             anyhow::ensure!(
                 Path::new(bin).exists(),
@@ -75,6 +85,7 @@ impl Dockerd {
             .arg(format!("--bridge={}", bridge.unwrap_or("none")))
             .args(["--iptables=false", "--ip6tables=false"])
             .args(["--storage-driver", "overlay2", "--log-level", "warn"]);
+        cmd.args(flags);
         for (name, path) in runtimes {
             cmd.arg("--add-runtime")
                 .arg(format!("{name}={}", path.display()));

@@ -22,12 +22,21 @@ pub struct Cli {
     /// DOCKER_HOST.
     #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
-    /// Use TLS (not supported by this build).
+    /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]
     pub tls: bool,
-    /// Use TLS and verify the remote (not supported by this build).
+    /// Use TLS and verify the remote (also DOCKER_TLS_VERIFY)
     #[arg(long, global = true)]
     pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)
+    #[arg(long, global = true)]
+    pub tlscacert: Option<String>,
+    /// Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)
+    #[arg(long, global = true)]
+    pub tlscert: Option<String>,
+    /// Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)
+    #[arg(long, global = true)]
+    pub tlskey: Option<String>,
     /// Location of client config files (credentials); default ~/.docker.
     #[arg(long, global = true)]
     pub config: Option<String>,

@@ -11,9 +11,28 @@ use std::os::unix::net::UnixStream;
 pub enum Host {
     Unix(String),
     Tcp(String),
+    /// `tcp://` with TLS (`--tls`/`--tlsverify`).
+    Tls(String, std::sync::Arc<crate::tls::TlsOptions>),
 }
 
 impl Host {
+    /// With TLS: a `tcp://` host (port 2376 by default).
+    pub fn parse_tls(s: &str, o: crate::tls::TlsOptions) -> anyhow::Result<Host> {
+        let Some(a) = s.strip_prefix("tcp://").map(|a| a.trim_end_matches('/')) else {
+            anyhow::bail!("TLS needs a tcp:// host, not {s:?}");
+        };
+        anyhow::ensure!(!a.is_empty(), "invalid host {s:?}: empty address");
+        let addr = if a
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            a.to_string()
+        } else {
+            format!("{a}:2376")
+        };
+        Ok(Host::Tls(addr, std::sync::Arc::new(o)))
+    }
+
     /// Parses `unix:///path`, `tcp://host:port` (port 2375 by default) or a bare socket path.
     pub fn parse(s: &str) -> anyhow::Result<Host> {
         if let Some(p) = s.strip_prefix("unix://") {
@@ -53,6 +72,7 @@ impl Stream {
                 let _ = s.set_nodelay(true);
                 Stream::Tcp(s)
             }),
+            Host::Tls(a, o) => crate::tls::connect(a, o).map(Stream::Unix),
         }
     }
 
@@ -251,7 +271,14 @@ pub fn request(
     body: Body<'_>,
     extra_headers: &[(&str, String)],
 ) -> anyhow::Result<Response> {
-    let stream = Stream::connect(host).map_err(|source| ConnectError { source })?;
+    let stream = Stream::connect(host).map_err(|source| -> anyhow::Error {
+        if source.kind() == io::ErrorKind::InvalidData {
+            // A TLS failure: the daemon is there, the session is not.
+            anyhow::anyhow!("error during connect: {source}")
+        } else {
+            ConnectError { source }.into()
+        }
+    })?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: api\r\nUser-Agent: berth/{}\r\n",
         env!("CARGO_PKG_VERSION")

@@ -13,6 +13,7 @@ mod status;
 mod stream;
 mod template;
 mod term;
+mod tls;
 mod units;
 
 use std::process::ExitCode;
@@ -52,6 +53,35 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
+/// The client for `host`, with TLS when `--tls`, `--tlsverify` or `DOCKER_TLS_VERIFY` ask for
+/// it; certificates default to `$DOCKER_CERT_PATH` (else the config directory), as the docker
+/// CLI's do.
+fn client(cli: &Cli, host: &str) -> anyhow::Result<Client> {
+    let verify =
+        cli.tlsverify || std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    if !(cli.tls || verify) {
+        return Client::new(host);
+    }
+    let dir = std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(commands::auth::config_dir);
+    let pick = |flag: &Option<String>, name: &str| {
+        flag.as_ref()
+            .map_or_else(|| dir.join(name), std::path::PathBuf::from)
+    };
+    let options = tls::TlsOptions {
+        verify,
+        ca: pick(&cli.tlscacert, "ca.pem"),
+        cert: pick(&cli.tlscert, "cert.pem"),
+        key: pick(&cli.tlskey, "key.pem"),
+    };
+    Ok(Client {
+        host: http::Host::parse_tls(host, options)?,
+        host_str: host.to_string(),
+    })
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
@@ -64,17 +94,10 @@ fn main() -> ExitCode {
     };
     let host = resolve_host(cli.host.clone());
     let run_like = matches!(cli.command, Command::Run(_) | Command::Create(_));
-    if cli.tls
-        || cli.tlsverify
-        || std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty())
-    {
-        eprintln!("TLS is not supported by this build of berth: use a unix socket or plain tcp://");
-        return ExitCode::from(1);
-    }
     if let Some(dir) = &cli.config {
         commands::auth::set_config_dir(dir);
     }
-    let result = Client::new(&host).and_then(|client| commands::dispatch(&client, cli.command));
+    let result = client(&cli, &host).and_then(|client| commands::dispatch(&client, cli.command));
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => ExitCode::from(u8::try_from(status::report(&e, &host, run_like)).unwrap_or(1)),

@@ -376,8 +376,9 @@ fn errors_read_like_dockers() {
         format!("Cannot connect to berthd at {sock}: is it running?\n")
     );
     let out = common::berth_at(&sock, dir.path(), &["--tlsverify", "ps"], None);
+    assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("TLS is not supported"),
+        text(&out.stderr).contains("TLS needs a tcp:// host"),
         "{}",
         text(&out.stderr)
     );

@@ -23,16 +23,20 @@ pub fn set_config_dir(dir: &str) {
     let _ = CONFIG_DIR.set(PathBuf::from(dir));
 }
 
-fn config_path() -> PathBuf {
-    let dir = CONFIG_DIR.get().cloned().unwrap_or_else(|| {
+/// The client's config directory: `--config`, else `DOCKER_CONFIG`, else `~/.docker`.
+pub fn config_dir() -> PathBuf {
+    CONFIG_DIR.get().cloned().unwrap_or_else(|| {
         std::env::var_os("DOCKER_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
                 PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
                     .join(".docker")
             })
-    });
-    dir.join("config.json")
+    })
+}
+
+fn config_path() -> PathBuf {
+    config_dir().join("config.json")
 }
 
 fn load_config() -> Value {

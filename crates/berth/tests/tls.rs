@@ -1,0 +1,256 @@
+//! `berth` over TLS to a private dockerd listening with `--tlsverify` on a loopback port:
+//! certificates from the flags and from `DOCKER_CERT_PATH`/`DOCKER_TLS_VERIFY`, an upload
+//! (import), an attached run with stdin that ends (a close_notify), and the refusals: no client
+//! certificate, an untrusted CA, plain HTTP to the TLS port.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use berth_testkit::Dockerd;
+use common::{BERTH, text};
+
+/// Runs `openssl ARGS` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    #[allow(clippy::disallowed_methods)] // certificates for the test, made by the real tool
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir` under Docker's
+/// names (ca.pem, server-cert.pem, server-key.pem, cert.pem, key.pem).
+fn certificates(dir: &Path, ca_name: &str) {
+    let subj = format!("/CN={ca_name}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
+    for (who, subj, ext) in [
+        ("server", "/CN=127.0.0.1", "server.ext"),
+        ("client", "/CN=client", "client.ext"),
+    ] {
+        let (key, csr) = (format!("{who}-key.pem"), format!("{who}.csr"));
+        openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", &key, "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{who}-cert.pem"),
+            ],
+        );
+    }
+    std::fs::rename(dir.join("client-cert.pem"), dir.join("cert.pem")).unwrap();
+    std::fs::rename(dir.join("client-key.pem"), dir.join("key.pem")).unwrap();
+}
+
+fn berth<S: AsRef<std::ffi::OsStr>>(
+    env: &[(&str, &Path)],
+    args: &[S],
+    stdin: Option<&[u8]>,
+) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let config = tempfile::tempdir().unwrap();
+    #[allow(clippy::disallowed_methods)] // the client under test
+    let mut cmd = std::process::Command::new(BERTH);
+    cmd.env_remove("DOCKER_HOST")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env("DOCKER_CONFIG", config.path())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn tls_with_client_certificates_against_dockerd() {
+    let certs = tempfile::tempdir().unwrap();
+    let c = certs.path();
+    certificates(c, "berth test CA");
+    let port = berth_testkit::free_port().unwrap();
+    let p = |n: &str| c.join(n).display().to_string();
+    let dockerd = Dockerd::start_with_flags(&[
+        "--tlsverify".into(),
+        format!("--tlscacert={}", p("ca.pem")),
+        format!("--tlscert={}", p("server-cert.pem")),
+        format!("--tlskey={}", p("server-key.pem")),
+        format!("--host=tcp://127.0.0.1:{port}"),
+    ])
+    .unwrap();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let (ca, cert, key) = (p("ca.pem"), p("cert.pem"), p("key.pem"));
+    let flags = [
+        "-H",
+        &host,
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        flags.iter().chain(args).map(|s| s.to_string()).collect()
+    };
+
+    let v = berth(
+        &[],
+        &with(&["version", "--format", "{{.Server.Version}}"]),
+        None,
+    );
+    assert!(v.status.success(), "{}", text(&v.stderr));
+    assert!(text(&v.stdout).starts_with("20.10"), "{}", text(&v.stdout));
+
+    // An upload and an attached run with stdin that ends, through the relay.
+    let tar = berth_testkit::busybox::layer_tar().unwrap();
+    let imported = berth(
+        &[],
+        &with(&["import", "-c", "CMD [\"sh\"]", "-", "bb:tls"]),
+        Some(&tar),
+    );
+    assert!(
+        text(&imported.stdout).starts_with("sha256:"),
+        "{}",
+        text(&imported.stderr)
+    );
+    let run = berth(
+        &[],
+        &with(&[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            "bb:tls",
+            "tr",
+            "a-z",
+            "A-Z",
+        ]),
+        Some(b"over tls\n"),
+    );
+    assert_eq!(text(&run.stdout), "OVER TLS\n", "{}", text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0));
+
+    // The environment's way: DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+    let hostp = Path::new(&host);
+    let ps = berth(
+        &[
+            ("DOCKER_HOST", hostp),
+            ("DOCKER_TLS_VERIFY", Path::new("1")),
+            ("DOCKER_CERT_PATH", c),
+        ],
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+        None,
+    );
+    assert_eq!(text(&ps.stdout), "bb:tls\n", "{}", text(&ps.stderr));
+
+    // Refusals: no client certificate, a CA that did not sign the daemon's, plain HTTP.
+    let nocert = berth(
+        &[],
+        &[
+            "-H",
+            &host,
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+            "--tlscert",
+            "/none",
+            "--tlskey",
+            "/none",
+            "ps",
+        ],
+        None,
+    );
+    assert_eq!(nocert.status.code(), Some(1), "{}", text(&nocert.stdout));
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path(), "another CA");
+    let other_ca = other.path().join("ca.pem").display().to_string();
+    let untrusted = berth(
+        &[],
+        &[
+            "-H",
+            &host,
+            "--tlsverify",
+            "--tlscacert",
+            &other_ca,
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "ps",
+        ],
+        None,
+    );
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(
+        text(&untrusted.stderr).contains("certificate verify failed"),
+        "{}",
+        text(&untrusted.stderr)
+    );
+    let plain = berth(&[], &["-H", &host, "ps"], None);
+    assert_eq!(plain.status.code(), Some(1));
+    drop(dockerd);
+}
