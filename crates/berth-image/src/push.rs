@@ -150,6 +150,15 @@ impl ImageService {
             status: format!("The push refers to repository [{}]", target.repository()),
         });
         let (bytes, media_type, m) = self.manifest_for(rec)?;
+        // Other repositories of the same registry this image came from or went to: a layer
+        // there is mounted instead of uploaded again.
+        let sources: Vec<String> = rec
+            .repo_digests
+            .iter()
+            .filter_map(|rd| Reference::parse(rd.split('@').next()?).ok())
+            .filter(|r| r.domain() == domain && r.path() != repo)
+            .map(|r| r.path().to_string())
+            .collect();
         for l in m.layers.iter().rev() {
             progress(Progress::Layer {
                 id: short(&l.digest),
@@ -166,6 +175,24 @@ impl ImageService {
                     status: "Layer already exists",
                     current: None,
                     total: None,
+                });
+                continue;
+            }
+            let mut mounted = None;
+            for from in &sources {
+                // A failed mount is no failure: the upload follows.
+                if client
+                    .mount_blob(domain, repo, &l.digest, from)
+                    .unwrap_or(false)
+                {
+                    mounted = Some(from);
+                    break;
+                }
+            }
+            if let Some(from) = mounted {
+                progress(Progress::Status {
+                    id: Some(id),
+                    status: format!("Mounted from {from}"),
                 });
                 continue;
             }

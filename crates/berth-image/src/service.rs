@@ -46,6 +46,8 @@ pub enum PullError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("downloading {url}: {message}")]
+    Fetch { url: String, message: String },
     #[error("reading layer {layer}: {source}")]
     Download {
         layer: Digest,
@@ -567,6 +569,26 @@ impl ImageService {
 }
 
 impl ImageService {
+    /// `docker import URL`: the rootfs tar read from a plain `http://` URL as it downloads.
+    pub fn import_url(
+        &self,
+        url: &str,
+        config: serde_json::Value,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, PullError> {
+        let fetch = |message: String| PullError::Fetch {
+            url: url.to_string(),
+            message,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(std::time::Duration::from_secs(30)))
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let resp = agent.get(url).call().map_err(|e| fetch(e.to_string()))?;
+        self.import(resp.into_body().into_reader(), config, tag)
+    }
+
     /// `docker import`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image whose
     /// container config is `config` (Cmd, Entrypoint, Env, WorkingDir...), tagged `tag` if given.
     /// Nothing is left behind when the tar is refused.

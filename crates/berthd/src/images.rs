@@ -339,13 +339,24 @@ fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
 }
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=`: `docker import` of a rootfs tar sent as
-/// the request body (streamed to a temp file, then unpacked as one layer).
+/// the request body (streamed to a temp file, then unpacked as one layer), or downloaded from
+/// the `http://` URL in `fromSrc` (a bare host/path gets `http://`, as dockerd does).
 async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>) -> ApiResult {
-    if src != "-" {
-        return Err(ApiError::bad_request(
-            "importing from a URL is not supported: send the tar as the request body (fromSrc=-)",
-        ));
-    }
+    let url = match src.as_str() {
+        "-" => None,
+        u if u.starts_with("https://") => {
+            return Err(ApiError::bad_request(format!(
+                "{u}: importing over https is not supported by this build; use http:// or send the tar (fromSrc=-)"
+            )));
+        }
+        u if u.starts_with("http://") => Some(u.to_string()),
+        u if u.contains("://") => {
+            return Err(ApiError::bad_request(format!(
+                "{u}: unsupported URL scheme"
+            )));
+        }
+        u => Some(format!("http://{u}")),
+    };
     let reference = match q.get("repo").filter(|r| !r.is_empty()) {
         None => None,
         Some(repo) => {
@@ -357,16 +368,21 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         }
     };
     let config = import_config(&q.get_all("changes"))?;
-    let tmp = body_to_temp_file(d, req).await?;
     let d2 = d.clone();
     let r2 = reference.clone();
-    let rec = blocking(move || {
-        let f = std::fs::File::open(tmp.path())?;
-        let out = d2.images.import(f, config, r2.as_ref());
-        drop(tmp);
-        Ok::<_, std::io::Error>(out)
-    })
-    .await?
+    let rec = if let Some(url) = url {
+        blocking(move || Ok::<_, std::io::Error>(d2.images.import_url(&url, config, r2.as_ref())))
+            .await?
+    } else {
+        let tmp = body_to_temp_file(d, req).await?;
+        blocking(move || {
+            let f = std::fs::File::open(tmp.path())?;
+            let out = d2.images.import(f, config, r2.as_ref());
+            drop(tmp);
+            Ok::<_, std::io::Error>(out)
+        })
+        .await?
+    }
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     d.events.emit(

@@ -260,3 +260,65 @@ fn docker_import_makes_a_runnable_image_and_refuses_hostile_tars() {
     assert!(!d.roots.data_root().join("escape").exists());
     assert_store_empty(&d);
 }
+
+/// Serves `body` to every GET of `/rootfs.tar` on a loopback port (404 for anything else),
+/// one connection at a time, until the test ends.
+fn serve_rootfs(body: Vec<u8>) -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = first.starts_with("GET /rootfs.tar ");
+            let (status, data): (&str, &[u8]) = if found {
+                ("200 OK", &body)
+            } else {
+                ("404 Not Found", b"no such file")
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(data);
+        }
+    });
+    port
+}
+
+#[test]
+fn docker_import_from_a_url() {
+    let d = Berthd::start();
+    let port = serve_rootfs(berth_testkit::busybox::layer_tar().unwrap());
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let out = d.docker_ok(&["import", "-c", "CMD [\"sh\"]", &url, "fromurl:v1"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let run = d.docker_ok(&["run", "--rm", "fromurl:v1", "echo", "downloaded"]);
+    assert_eq!(run, "downloaded\n");
+
+    // A missing file, an https URL: clear errors, nothing stored.
+    let missing = d.docker(&[
+        "import",
+        &format!("http://127.0.0.1:{port}/nope.tar"),
+        "nope:v1",
+    ]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr).into_owned();
+    assert!(err.contains("404"), "{err}");
+    let https = d.docker(&[
+        "import",
+        &format!("https://127.0.0.1:{port}/rootfs.tar"),
+        "tls:v1",
+    ]);
+    assert!(String::from_utf8_lossy(&https.stderr).contains("https is not supported"));
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images, "fromurl:v1\n");
+}

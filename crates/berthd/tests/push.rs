@@ -1,5 +1,6 @@
 //! `docker push` against berthd and a real registry on loopback: a pulled image re-tagged and
-//! pushed keeps its manifest digest, layers the registry has are not sent again, an imported
+//! pushed keeps its manifest digest, layers the registry has are not sent again (nor those in
+//! another repository of it: mounted), an imported
 //! image (no blobs) is packed and pushed, everything pushed pulls back and runs on a second
 //! daemon; pushing needs credentials where the registry asks for them; a missing image is
 //! refused with Docker's words.
@@ -38,6 +39,9 @@ fn push_pulled_and_imported_images_then_pull_them_back() {
         out.contains(&format!("v1: digest: {original_digest} size: ")),
         "the manifest changed on push: {out}"
     );
+    // Its layer came from src/bb on the same registry: mounted, not uploaded again.
+    assert!(out.contains("Mounted from src/bb"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
     // Again: every layer is already there.
     let again = d.docker_ok(&["push", &copy]);
     assert!(again.contains("Layer already exists"), "{again}");
