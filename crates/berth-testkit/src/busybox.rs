@@ -184,7 +184,12 @@ impl BusyboxImage {
         let diff_id = diff_id.map_or_else(|| sha256_digest(tar), str::to_string);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(tar)?;
-        let layer = Blob::new(OCI_LAYER_GZIP, gz.finish()?);
+        Self::with_layer(Blob::new(OCI_LAYER_GZIP, gz.finish()?), diff_id)
+    }
+
+    /// An image of the one layer blob `layer` (compressed any way, its media type saying how)
+    /// whose uncompressed tar hashes to `diff_id`.
+    pub fn with_layer(layer: Blob, diff_id: String) -> anyhow::Result<Self> {
         let config = serde_json::json!({
             "architecture": "amd64",
             "os": "linux",

@@ -322,3 +322,23 @@ fn docker_import_from_a_url() {
     let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(images, "fromurl:v1\n");
 }
+
+#[test]
+fn a_zstd_layer_pulls_and_runs() {
+    let reg = Registry::start().unwrap();
+    let tar = berth_testkit::busybox::layer_tar().unwrap();
+    let compressed = zstd::stream::encode_all(&tar[..], 3).unwrap();
+    let image = BusyboxImage::with_layer(
+        berth_testkit::Blob::new("application/vnd.oci.image.layer.v1.tar+zstd", compressed),
+        berth_testkit::busybox::sha256_digest(&tar),
+    )
+    .unwrap();
+    reg.push_image(&image, "zstd/bb", "latest").unwrap();
+    let d = Berthd::start();
+    let name = format!("{}/zstd/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &name]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &name, "echo", "zstd"]),
+        "zstd\n"
+    );
+}
