@@ -93,7 +93,12 @@ fn main() -> ExitCode {
         }
     };
     let host = resolve_host(cli.host.clone());
-    let run_like = matches!(cli.command, Command::Run(_) | Command::Create(_));
+    // `run` and `create` fail the docker CLI's way: status 125 and a pointer to their help.
+    let run_like = match cli.command {
+        Command::Run(_) => Some("run"),
+        Command::Create(_) => Some("create"),
+        _ => None,
+    };
     if let Some(dir) = &cli.config {
         commands::auth::set_config_dir(dir);
     }

@@ -40,7 +40,7 @@ pub fn start_error_code(message: &str) -> i32 {
 
 /// Prints `e` the docker CLI's way and returns the exit status. `prefix` is "berth: " for
 /// `run`/`create` (as docker prints "docker: …"), whose own failures exit 125.
-pub fn report(e: &anyhow::Error, host: &str, run_like: bool) -> i32 {
+pub fn report(e: &anyhow::Error, host: &str, run_like: Option<&str>) -> i32 {
     if let Some(x) = e.downcast_ref::<Exit>() {
         if let Some(m) = &x.message {
             eprintln!("{m}");
@@ -53,17 +53,17 @@ pub fn report(e: &anyhow::Error, host: &str, run_like: bool) -> i32 {
         eprintln!("Cannot connect to berthd at {host}: is it running?");
         return 1;
     }
-    let code = if run_like { 125 } else { 1 };
+    let code = if run_like.is_some() { 125 } else { 1 };
     if let Some(d) = e.downcast_ref::<DaemonError>() {
-        if run_like {
-            eprintln!("berth: {d}.\nSee 'berth run --help'.");
+        if let Some(cmd) = run_like {
+            eprintln!("berth: {d}.\nSee 'berth {cmd} --help'.");
         } else {
             eprintln!("{d}");
         }
         return code;
     }
-    if run_like {
-        eprintln!("berth: {e:#}.\nSee 'berth run --help'.");
+    if let Some(cmd) = run_like {
+        eprintln!("berth: {e:#}.\nSee 'berth {cmd} --help'.");
     } else {
         eprintln!("Error: {e:#}");
     }

@@ -1,6 +1,7 @@
 //! The subset of Go's text/template that `--format` needs: `{{.Field.Sub}}`, `{{.}}`,
 //! `{{json .X}}`, `{{upper}}`/`{{lower}}`/`{{title}}`, `{{index .Map "key"}}`, `{{join .List ","}}`,
-//! `{{len .X}}`, `{{println}}`, and `{{range .X}}…{{end}}` / `{{if .X}}…{{else}}…{{end}}`;
+//! `{{len .X}}`, `{{println}}`, and `{{range .X}}…{{end}}` / `{{if .X}}…{{else}}…{{end}}`,
+//! with variables (`{{range $k, $v := .Map}}{{$k}}={{$v.Field}}{{end}}`, `$` for the top);
 //! values print the way Go prints decoded JSON (`[a b]`, `map[k:v]`).
 
 use serde_json::Value;
@@ -15,7 +16,8 @@ pub struct Template {
 enum Node {
     Text(String),
     Action(Vec<Arg>),
-    Range(Vec<Arg>, Vec<Node>, Vec<Node>),
+    /// The variables it declares (`$k, $v :=`), the expression, the body, the `else`.
+    Range(Vec<String>, Vec<Arg>, Vec<Node>, Vec<Node>),
     If(Vec<Arg>, Vec<Node>, Vec<Node>),
 }
 
@@ -25,6 +27,8 @@ enum Arg {
     Str(String),
     Num(i64),
     Ident(String),
+    /// `$name.Path` (`$` alone: the template's top value).
+    Var(String, Vec<String>),
 }
 
 impl Template {
@@ -42,7 +46,8 @@ impl Template {
 
     pub fn render(&self, data: &Value) -> anyhow::Result<String> {
         let mut out = String::new();
-        render_nodes(&self.nodes, data, &mut out)?;
+        let mut vars = vec![(String::new(), data.clone())];
+        render_nodes(&self.nodes, data, &mut vars, &mut out)?;
         Ok(out)
     }
 
@@ -128,6 +133,10 @@ fn parse_args(s: &str) -> anyhow::Result<Vec<Arg>> {
             }
             if w == "|" {
                 anyhow::bail!("template: pipelines are not supported: {s:?}");
+            } else if let Some(v) = w.strip_prefix('$') {
+                let mut parts = v.split('.').map(str::to_string);
+                let name = parts.next().unwrap_or_default();
+                args.push(Arg::Var(name, parts.filter(|p| !p.is_empty()).collect()));
             } else if let Some(path) = w.strip_prefix('.') {
                 let parts = if path.is_empty() {
                     Vec::new()
@@ -158,7 +167,16 @@ fn parse_nodes(toks: &[Tok], pos: &mut usize) -> anyhow::Result<(Vec<Node>, Opti
             Tok::Action(a) => {
                 let (kw, rest) = a.split_once(char::is_whitespace).unwrap_or((a, ""));
                 if kw == "range" || kw == "if" {
-                    let args = parse_args(rest)?;
+                    let (vars, expr) = match rest.split_once(":=") {
+                        Some((decl, expr)) if kw == "range" => (
+                            decl.split(',')
+                                .map(|v| v.trim().trim_start_matches('$').to_string())
+                                .collect(),
+                            expr,
+                        ),
+                        _ => (Vec::new(), rest),
+                    };
+                    let args = parse_args(expr)?;
                     let (body, end) = parse_nodes(toks, pos)?;
                     let els = match end.as_deref() {
                         Some("else") => {
@@ -173,7 +191,7 @@ fn parse_nodes(toks: &[Tok], pos: &mut usize) -> anyhow::Result<(Vec<Node>, Opti
                         _ => anyhow::bail!("template: missing {{{{end}}}}"),
                     };
                     nodes.push(if kw == "range" {
-                        Node::Range(args, body, els)
+                        Node::Range(vars, args, body, els)
                     } else {
                         Node::If(args, body, els)
                     });
@@ -197,12 +215,20 @@ fn lookup(data: &Value, path: &[String]) -> Value {
     v.clone()
 }
 
-fn arg_value(a: &Arg, data: &Value) -> Value {
+/// Variables in scope, innermost last; `""` is `$`, the top value.
+type Vars = Vec<(String, Value)>;
+
+fn arg_value(a: &Arg, data: &Value, vars: &Vars) -> Value {
     match a {
         Arg::Field(p) => lookup(data, p),
         Arg::Str(s) => Value::String(s.clone()),
         Arg::Num(n) => Value::from(*n),
         Arg::Ident(s) => Value::String(s.clone()),
+        Arg::Var(name, p) => vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or(Value::Null, |(_, v)| lookup(v, p)),
     }
 }
 
@@ -217,14 +243,14 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn eval(args: &[Arg], data: &Value) -> anyhow::Result<Value> {
+fn eval(args: &[Arg], data: &Value, vars: &Vars) -> anyhow::Result<Value> {
     let Some(first) = args.first() else {
         return Ok(Value::String(String::new()));
     };
     let Arg::Ident(f) = first else {
-        return Ok(arg_value(first, data));
+        return Ok(arg_value(first, data, vars));
     };
-    let vals: Vec<Value> = args[1..].iter().map(|a| arg_value(a, data)).collect();
+    let vals: Vec<Value> = args[1..].iter().map(|a| arg_value(a, data, vars)).collect();
     let one = || vals.first().cloned().unwrap_or(Value::Null);
     Ok(match f.as_str() {
         "json" => Value::String(serde_json::to_string(&one())?),
@@ -306,33 +332,55 @@ fn go_nested(v: &Value) -> String {
     }
 }
 
-fn render_nodes(nodes: &[Node], data: &Value, out: &mut String) -> anyhow::Result<()> {
+fn render_nodes(
+    nodes: &[Node],
+    data: &Value,
+    vars: &mut Vars,
+    out: &mut String,
+) -> anyhow::Result<()> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
-            Node::Action(args) => out.push_str(&go_string(&eval(args, data)?)),
+            Node::Action(args) => out.push_str(&go_string(&eval(args, data, vars)?)),
             Node::If(args, body, els) => {
-                if truthy(&eval(args, data)?) {
-                    render_nodes(body, data, out)?;
+                if truthy(&eval(args, data, vars)?) {
+                    render_nodes(body, data, vars, out)?;
                 } else {
-                    render_nodes(els, data, out)?;
+                    render_nodes(els, data, vars, out)?;
                 }
             }
-            Node::Range(args, body, els) => {
-                let items: Vec<Value> = match eval(args, data)? {
-                    Value::Array(a) => a,
+            Node::Range(names, args, body, els) => {
+                // (key or index, element)
+                let items: Vec<(Value, Value)> = match eval(args, data, vars)? {
+                    Value::Array(a) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (Value::from(i), v))
+                        .collect(),
                     Value::Object(o) => {
                         let mut keys: Vec<_> = o.keys().cloned().collect();
                         keys.sort();
-                        keys.into_iter().map(|k| o[&k].clone()).collect()
+                        keys.into_iter()
+                            .map(|k| (Value::String(k.clone()), o[&k].clone()))
+                            .collect()
                     }
                     _ => Vec::new(),
                 };
                 if items.is_empty() {
-                    render_nodes(els, data, out)?;
+                    render_nodes(els, data, vars, out)?;
                 }
-                for it in &items {
-                    render_nodes(body, it, out)?;
+                for (key, it) in &items {
+                    let depth = vars.len();
+                    match names.as_slice() {
+                        [v] => vars.push((v.clone(), it.clone())),
+                        [k, v, ..] => {
+                            vars.push((k.clone(), key.clone()));
+                            vars.push((v.clone(), it.clone()));
+                        }
+                        [] => {}
+                    }
+                    render_nodes(body, it, vars, out)?;
+                    vars.truncate(depth);
                 }
             }
         }
@@ -366,6 +414,15 @@ mod tests {
     fn range_and_if() {
         let v = json!({"Nets": {"a": {"IP": "1"}, "b": {"IP": "2"}}, "On": true});
         assert_eq!(r("{{range .Nets}}{{.IP}};{{end}}", &v), "1;2;");
+        let m = serde_json::json!({"Networks": {"b": {"IP": "2"}, "a": {"IP": "1"}}, "Name": "x"});
+        assert_eq!(
+            r(
+                "{{range $k, $v := .Networks}}{{$k}}={{$v.IP}} {{$.Name}};{{end}}",
+                &m
+            ),
+            "a=1 x;b=2 x;"
+        );
+        assert_eq!(r("{{range $n := .Networks}}{{$n.IP}}{{end}}", &m), "12");
         assert_eq!(r("{{if .On}}yes{{else}}no{{end}}", &v), "yes");
         assert_eq!(r("{{if .Off}}yes{{else}}no{{end}}", &v), "no");
     }

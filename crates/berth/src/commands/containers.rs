@@ -87,10 +87,18 @@ pub fn start(client: &Client, a: &StartArgs) -> anyhow::Result<i32> {
             start_or_exit(client, &id, false, "")
         });
     }
-    for_each(&a.containers, |n| {
-        client.post(&ctr_path(n, "start"), None)?;
+    let mut failed = Vec::new();
+    let code = for_each(&a.containers, |n| {
+        client.post(&ctr_path(n, "start"), None).inspect_err(|_| {
+            failed.push(n.to_string());
+        })?;
         Ok(Some(n.to_string()))
-    })
+    })?;
+    if !failed.is_empty() {
+        // The docker CLI's closing line after the per-container errors.
+        eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    }
+    Ok(code)
 }
 
 #[derive(Args, Debug)]

@@ -275,6 +275,7 @@ pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
                 for d in &deleted {
                     println!("{}", d.as_str().unwrap_or_default());
                 }
+                println!();
             }
             Ok(0)
         }

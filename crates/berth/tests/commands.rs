@@ -1,0 +1,226 @@
+//! The commands the other client tests leave out, against a real berthd: create/start/port/
+//! update/restart/kill/wait/attach with Docker's output and exit codes, the network family
+//! (create, ls, inspect, connect, disconnect, rm, prune) with containers reaching each other by
+//! name, login/logout against a registry with basic auth, templates with variables, and shell
+//! completions.
+
+mod common;
+
+use berth_testkit::Registry;
+use common::{Berthd, IMAGE, text};
+
+#[test]
+fn start_port_update_restart_kill_wait_and_attach() {
+    let d = Berthd::with_busybox();
+    let id = d.berth_ok(&[
+        "create",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(d.berth_ok(&["start", "web"]), "web\n");
+    let port = d.berth_ok(&["port", "web"]);
+    assert!(port.starts_with("80/tcp -> 127.0.0.1:"), "{port}");
+    assert_eq!(d.berth_ok(&["update", "--memory", "64m", "web"]), "web\n");
+    assert_eq!(
+        d.berth_ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "web"]),
+        "67108864\n"
+    );
+    assert_eq!(d.berth_ok(&["restart", "-t", "0", "web"]), "web\n");
+    assert!(
+        d.berth_ok(&["ps", "--format", "{{.Names}} {{.Status}}"])
+            .starts_with("web Up")
+    );
+    assert_eq!(d.berth_ok(&["kill", "web"]), "web\n");
+    assert_eq!(d.berth_ok(&["wait", "web"]), "137\n");
+    let kill_stopped = d.berth(&["kill", "web"]);
+    assert_eq!(kill_stopped.status.code(), Some(1));
+    assert!(
+        text(&kill_stopped.stderr).contains("is not running"),
+        "{}",
+        text(&kill_stopped.stderr)
+    );
+
+    let both = d.berth(&["start", "web", "nosuch"]);
+    assert_eq!(both.status.code(), Some(1));
+    assert_eq!(text(&both.stdout), "web\n");
+    assert_eq!(
+        text(&both.stderr),
+        "Error response from daemon: No such container: nosuch\nError: failed to start containers: nosuch\n"
+    );
+    let bad = d.berth(&["create", "--name", "x", IMAGE]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(
+        text(&bad.stderr).ends_with("See 'berth create --help'.\n"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // attach follows the output to the end and exits with the container's code.
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; echo later; exit 4",
+    ]);
+    let attached = d.berth(&["attach", "talk"]);
+    assert_eq!(text(&attached.stdout), "later\n");
+    assert_eq!(attached.status.code(), Some(4));
+
+    // Templates with variables, as `docker inspect -f` users write them.
+    let nets = d.berth_ok(&[
+        "inspect",
+        "-f",
+        "{{range $name, $n := .NetworkSettings.Networks}}{{$name}} {{end}}{{$.Name}}",
+        "web",
+    ]);
+    assert_eq!(nets, "bridge /web\n");
+    d.berth_ok(&["rm", "-f", "web", "talk"]);
+}
+
+#[test]
+fn networks_are_created_connected_and_removed() {
+    let d = Berthd::with_busybox();
+    let id = d.berth_ok(&["network", "create", "front"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    d.berth_ok(&["network", "create", "back"]);
+    let ls = d.berth_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in [
+        "front bridge",
+        "back bridge",
+        "bridge bridge",
+        "host host",
+        "none null",
+    ] {
+        assert!(ls.lines().any(|l| l == want), "{want} missing:\n{ls}");
+    }
+    let table = d.berth_ok(&["network", "ls"]);
+    assert!(
+        table.starts_with("NETWORK ID     NAME      DRIVER    SCOPE\n"),
+        "{table}"
+    );
+    let inspect = d.berth_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+        "front",
+    ]);
+    assert_eq!(inspect, "front bridge local\n");
+
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "front",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let ping = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W2",
+        "srv",
+    ]);
+    assert_eq!(
+        ping.status.code(),
+        Some(0),
+        "{}{}",
+        text(&ping.stdout),
+        text(&ping.stderr)
+    );
+    d.berth_ok(&["network", "connect", "back", "srv"]);
+    let on = d.berth_ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "srv",
+    ]);
+    assert_eq!(on, "back front \n");
+    d.berth_ok(&["network", "disconnect", "back", "srv"]);
+    let busy = d.berth(&["network", "rm", "front"]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(
+        text(&busy.stderr).contains("active endpoints"),
+        "{}",
+        text(&busy.stderr)
+    );
+    d.berth_ok(&["rm", "-f", "srv"]);
+    assert_eq!(d.berth_ok(&["network", "rm", "front"]), "front\n");
+    let pruned = d.berth_ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned, "Deleted Networks:\nback\n\n");
+    let left = d.berth_ok(&["network", "ls", "-q"]);
+    assert_eq!(
+        left.lines().count(),
+        3,
+        "only bridge, host and none stay:\n{left}"
+    );
+    let unknown = d.berth(&["network", "inspect", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[test]
+fn login_logout_and_completions() {
+    let reg = Registry::start_with_auth("ann", "s3cret").unwrap();
+    let d = Berthd::start();
+    let host = reg.host();
+    let wrong = d.berth_in(
+        &["login", "-u", "ann", "--password-stdin", &host],
+        b"nope\n",
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        text(&wrong.stderr).contains("Error response from daemon"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let ok = d.berth_in(
+        &["login", "-u", "ann", "--password-stdin", &host],
+        b"s3cret\n",
+    );
+    assert_eq!(
+        text(&ok.stdout),
+        "Login Succeeded\n",
+        "{}",
+        text(&ok.stderr)
+    );
+    let config = std::fs::read_to_string(d.config.path().join("config.json")).unwrap();
+    assert!(config.contains(&host), "{config}");
+    assert_eq!(
+        d.berth_ok(&["logout", &host]),
+        format!("Removing login credentials for {host}\n")
+    );
+    let config = std::fs::read_to_string(d.config.path().join("config.json")).unwrap();
+    assert!(!config.contains(&host), "{config}");
+
+    for (shell, marker) in [
+        ("bash", "complete "),
+        ("zsh", "#compdef berth"),
+        ("fish", "complete -c berth"),
+    ] {
+        let script = d.berth_ok(&["completion", shell]);
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(script.contains("network"), "{shell} completes subcommands");
+    }
+}
