@@ -1,6 +1,7 @@
 //! What a berthd under test may leave behind when its test fails: shims still running, overlay
 //! mounts under its data root, its cgroups, its pinned network namespaces, bridges and nftables
-//! table. Every harness that starts a berthd sweeps with this after stopping it.
+//! table. Every harness that starts a berthd (with [`spawn_berthd`]) sweeps with this after
+//! stopping it.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -72,4 +73,49 @@ fn network(exec_root: &Path, data_root: &Path, bridge: &str) {
         let _ = berth_net::netns::delete_link(&b);
     }
     let _ = berth_net::nft::remove(&berth_net::nft::table_name(bridge));
+}
+
+/// Where a berthd under test keeps everything, all its own: tests run side by side.
+pub struct BerthdSetup<'a> {
+    pub data_root: &'a Path,
+    pub exec_root: &'a Path,
+    pub socket: &'a Path,
+    pub cgroup_parent: &'a str,
+    /// Its default bridge (name and address).
+    pub bridge: &'a crate::Subnet,
+    /// Where its networks created without a subnet get theirs (/26s).
+    pub pool: &'a crate::Subnet,
+}
+
+/// Starts the berthd at `bin` on `setup` (log level from `BERTHD_LOG`, else `log_level`) and
+/// waits until its API socket answers.
+pub fn spawn_berthd(
+    bin: &Path,
+    setup: &BerthdSetup<'_>,
+    log_level: &str,
+) -> anyhow::Result<std::process::Child> {
+    #[allow(clippy::disallowed_methods)] // the daemon under test
+    let child = std::process::Command::new(bin)
+        .arg("--data-root")
+        .arg(setup.data_root)
+        .arg("--exec-root")
+        .arg(setup.exec_root)
+        .arg("-H")
+        .arg(format!("unix://{}", setup.socket.display()))
+        .arg("--cgroup-parent")
+        .arg(setup.cgroup_parent)
+        .arg("--bridge")
+        .arg(setup.bridge.bridge_name())
+        .arg("--bip")
+        .arg(setup.bridge.bip())
+        .arg("--default-address-pool")
+        .arg(format!("base={},size=26", setup.pool.cidr()))
+        .arg("--log-level")
+        .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| log_level.into()))
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    crate::wait_for(Duration::from_secs(10), "the Engine API socket", || {
+        UnixStream::connect(setup.socket).is_ok()
+    })?;
+    Ok(child)
 }

@@ -8,18 +8,7 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 
-use berth_testkit::{BusyboxImage, Registry};
-use common::Berthd;
-
-fn daemon_with_image() -> (Registry, Berthd, String) {
-    let reg = Registry::start().unwrap();
-    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
-        .unwrap();
-    let d = Berthd::start();
-    let image = format!("{}/bb", reg.host());
-    d.docker_ok(&["pull", "-q", &image]);
-    (reg, d, image)
-}
+use common::{Berthd, daemon_with_image};
 
 /// Entries of a tar as (path, contents).
 fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -212,7 +201,7 @@ fn diff_and_export_show_what_the_container_changed() {
         "-c",
         "echo live > /live && sleep 1000",
     ]);
-    common::wait_for(std::time::Duration::from_secs(10), "/live", || {
+    berth_testkit::wait_for(std::time::Duration::from_secs(10), "/live", || {
         d.docker(&["exec", "dy", "cat", "/live"]).status.success()
     })
     .unwrap();

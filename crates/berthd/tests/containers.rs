@@ -8,19 +8,9 @@ use std::io::Write;
 use std::process::Stdio;
 
 use berth_testkit::{BusyboxImage, Registry};
-use common::{Berthd, DOCKER};
+use common::{Berthd, DOCKER, daemon_with_image};
 
 /// A daemon with the busybox image pulled from a loopback registry; returns the image name.
-fn daemon_with_image() -> (Registry, Berthd, String) {
-    let reg = Registry::start().unwrap();
-    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
-        .unwrap();
-    let d = Berthd::start();
-    let image = format!("{}/bb", reg.host());
-    d.docker_ok(&["pull", "-q", &image]);
-    (reg, d, image)
-}
-
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -110,7 +100,7 @@ fn detached_lifecycle_logs_stop_start_kill() {
     assert_eq!(id.len(), 64, "{id}");
     let ps = d.docker_ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
     assert!(ps.starts_with(&format!("{} web Up", &id[..12])), "{ps}");
-    common::wait_for(std::time::Duration::from_secs(10), "the logs", || {
+    berth_testkit::wait_for(std::time::Duration::from_secs(10), "the logs", || {
         let o = d.docker(&["logs", "web"]);
         String::from_utf8_lossy(&o.stdout) == "out\n" && stderr(&o) == "err\n"
     })
@@ -225,7 +215,7 @@ fn containers_and_their_logs_survive_a_berthd_crash() {
         "-c",
         "echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo during; exec sleep 1000",
     ]);
-    common::wait_for(std::time::Duration::from_secs(10), "the first line", || {
+    berth_testkit::wait_for(std::time::Duration::from_secs(10), "the first line", || {
         String::from_utf8_lossy(&d.docker(&["logs", "ticker"]).stdout) == "before\n"
     })
     .unwrap();
@@ -237,7 +227,7 @@ fn containers_and_their_logs_survive_a_berthd_crash() {
     });
     let st = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     assert_eq!(st.trim(), "ticker running");
-    common::wait_for(
+    berth_testkit::wait_for(
         std::time::Duration::from_secs(10),
         "the line written meanwhile",
         || String::from_utf8_lossy(&d.docker(&["logs", "ticker"]).stdout) == "before\nduring\n",
@@ -303,7 +293,7 @@ fn exec_pause_and_top_on_a_running_container() {
         String::from_utf8_lossy(&missing.stdout)
     );
     d.docker_ok(&["exec", "-d", "box", "touch", "/tmp/made-by-detached-exec"]);
-    common::wait_for(
+    berth_testkit::wait_for(
         std::time::Duration::from_secs(10),
         "the detached exec",
         || {
@@ -409,7 +399,7 @@ fn restart_policies_restart_until_told_otherwise() {
         "-c",
         "exit 1",
     ]);
-    common::wait_for(
+    berth_testkit::wait_for(
         std::time::Duration::from_secs(20),
         "two restarts, then rest",
         || count("flaky") == "2 exited",
@@ -434,7 +424,7 @@ fn restart_policies_restart_until_told_otherwise() {
         "-c",
         "sleep 0.2",
     ]);
-    common::wait_for(
+    berth_testkit::wait_for(
         std::time::Duration::from_secs(20),
         "a restart of an always container",
         || {
@@ -477,7 +467,7 @@ fn docker_stats_reads_the_cgroup() {
         "-c",
         "dd if=/dev/zero of=/dev/shm/fill bs=1M count=20; exec sleep 1000",
     ]);
-    common::wait_for(std::time::Duration::from_secs(10), "the fill", || {
+    berth_testkit::wait_for(std::time::Duration::from_secs(10), "the fill", || {
         d.docker(&["exec", "busy", "test", "-e", "/dev/shm/fill"])
             .status
             .success()

@@ -12,18 +12,8 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::time::Duration;
 
 use berth_testkit::alloc::Subnet;
-use berth_testkit::{BusyboxImage, Registry, wait_for};
-use common::Berthd;
-
-fn daemon_with_image() -> (Registry, Berthd, String) {
-    let reg = Registry::start().unwrap();
-    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
-        .unwrap();
-    let d = Berthd::start();
-    let image = format!("{}/bb", reg.host());
-    d.docker_ok(&["pull", "-q", &image]);
-    (reg, d, image)
-}
+use berth_testkit::wait_for;
+use common::{Berthd, daemon_with_image};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

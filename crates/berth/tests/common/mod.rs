@@ -5,12 +5,10 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-pub use berth_testkit::wait_for;
 
 /// Data and exec roots under one short `/tmp` directory. Shorter than the test kit's
 /// `TestRoots`: a TTY container's console socket lives at
@@ -131,31 +129,18 @@ impl Berthd {
             "{} missing: build it first (cargo build -p berthd -p berth-containerd -p berth-shim -p berth-runc)",
             berthd.display()
         );
-        #[allow(clippy::disallowed_methods)] // the daemon under test
-        let child = std::process::Command::new(berthd)
-            .arg("--data-root")
-            .arg(roots.data_root())
-            .arg("--exec-root")
-            .arg(roots.exec_root())
-            .arg("-H")
-            .arg(format!("unix://{}", roots.api_socket().display()))
-            .arg("--cgroup-parent")
-            .arg(cgroup_parent(&roots))
-            .arg("--bridge")
-            .arg(subnet.bridge_name())
-            .arg("--bip")
-            .arg(subnet.bip())
-            .arg("--default-address-pool")
-            .arg(format!("base={},size=26", pool.cidr()))
-            .arg("--log-level")
-            .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sock = roots.api_socket();
-        wait_for(Duration::from_secs(10), "the Engine API socket", || {
-            UnixStream::connect(&sock).is_ok()
-        })
+        let child = berth_testkit::leftovers::spawn_berthd(
+            &berthd,
+            &berth_testkit::leftovers::BerthdSetup {
+                data_root: &roots.data_root(),
+                exec_root: &roots.exec_root(),
+                socket: &roots.api_socket(),
+                cgroup_parent: &cgroup_parent(&roots),
+                bridge: &subnet,
+                pool: &pool,
+            },
+            "warn",
+        )
         .unwrap();
         Berthd {
             child: Some(child),

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-pub use berth_testkit::{TestRoots, wait_for};
+pub use berth_testkit::TestRoots;
 
 /// The Debian docker CLI (20.10, API 1.41): the client users already have.
 pub const DOCKER: &str = "/usr/bin/docker";
@@ -52,31 +52,18 @@ impl Berthd {
         subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
         pool: std::sync::Arc<berth_testkit::alloc::Subnet>,
     ) -> Berthd {
-        #[allow(clippy::disallowed_methods)] // the daemon under test
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .arg("--data-root")
-            .arg(roots.data_root())
-            .arg("--exec-root")
-            .arg(roots.exec_root())
-            .arg("-H")
-            .arg(format!("unix://{}", roots.api_socket().display()))
-            .arg("--cgroup-parent")
-            .arg(cgroup_parent(&roots))
-            .arg("--bridge")
-            .arg(subnet.bridge_name())
-            .arg("--bip")
-            .arg(subnet.bip())
-            .arg("--default-address-pool")
-            .arg(format!("base={},size=26", pool.cidr()))
-            .arg("--log-level")
-            .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sock = roots.api_socket();
-        wait_for(Duration::from_secs(10), "the Engine API socket", || {
-            UnixStream::connect(&sock).is_ok()
-        })
+        let child = berth_testkit::leftovers::spawn_berthd(
+            env!("CARGO_BIN_EXE_berthd").as_ref(),
+            &berth_testkit::leftovers::BerthdSetup {
+                data_root: &roots.data_root(),
+                exec_root: &roots.exec_root(),
+                socket: &roots.api_socket(),
+                cgroup_parent: &cgroup_parent(&roots),
+                bridge: &subnet,
+                pool: &pool,
+            },
+            "info",
+        )
         .unwrap();
         Berthd {
             child: Some(child),
@@ -221,4 +208,20 @@ impl Drop for SweepOnDrop {
     fn drop(&mut self) {
         berth_testkit::leftovers::sweep(&self.0, &self.1, &self.2, &self.3);
     }
+}
+
+/// A daemon with the busybox image pulled from a registry of its own; returns the registry
+/// (kept alive), the daemon and the image's name.
+pub fn daemon_with_image() -> (berth_testkit::Registry, Berthd, String) {
+    let reg = berth_testkit::Registry::start().unwrap();
+    reg.push_image(
+        &berth_testkit::BusyboxImage::build().unwrap(),
+        "bb",
+        "latest",
+    )
+    .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    (reg, d, image)
 }
