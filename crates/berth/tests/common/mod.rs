@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-
 /// Data and exec roots under one short `/tmp` directory. Shorter than the test kit's
 /// `TestRoots`: a TTY container's console socket lives at
 /// `<exec>/tasks/berth/<64-hex id>/console.sock`, which must fit in 107 bytes.
