@@ -48,13 +48,18 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Refuses a URL this build cannot or will not reach: anything but `http://` to loopback.
+/// Refuses a URL the client will not reach: `https://` anywhere, plain `http://` only on
+/// loopback (as Docker treats 127.0.0.0/8 as an insecure registry by default).
 pub(crate) fn require_loopback_http(url: &str) -> Result<(), RegistryError> {
     let uri: ureq::http::Uri = url.parse().map_err(|_| RegistryError::Protocol {
         url: url.to_string(),
         problem: "not a valid URL".into(),
     })?;
-    let ok = uri.scheme_str() == Some("http") && uri.host().is_some_and(is_loopback);
+    let ok = match uri.scheme_str() {
+        Some("https") => uri.host().is_some(),
+        Some("http") => uri.host().is_some_and(is_loopback),
+        _ => false,
+    };
     if ok {
         Ok(())
     } else {
@@ -85,7 +90,8 @@ fn resolve(base: &str, location: &str) -> String {
     if has_scheme(location) {
         location.to_string()
     } else if let Some(rest) = location.strip_prefix("//") {
-        format!("http://{rest}")
+        let scheme = base.split_once("://").map_or("http", |(s, _)| s);
+        format!("{scheme}://{rest}")
     } else if location.starts_with('/') {
         format!("{}{location}", origin(base))
     } else {
@@ -127,11 +133,18 @@ fn with_auth<B>(
     }
 }
 
-/// A client for loopback registries, with credentials per registry domain and the bearer
-/// tokens they issued. Cheap to share between threads (`&self` everywhere).
+/// A registry client, with credentials per registry domain and the bearer tokens they issued.
+/// HTTPS (the system's OpenSSL and trust store, or a registry's own CAs from a Docker-style
+/// `certs.d/<host:port>/*.crt`) everywhere; plain HTTP for loopback registries that have no
+/// `certs.d` entry. Cheap to share between threads (`&self` everywhere).
 pub struct RegistryClient {
     agent: ureq::Agent,
     auth: Auth,
+    /// Docker's `/etc/docker/certs.d`: per-registry CAs, and the sign that a loopback
+    /// registry speaks TLS.
+    certs_dir: Option<std::path::PathBuf>,
+    /// Agents trusting a registry's own CAs, by domain.
+    private_ca: std::sync::Mutex<std::collections::HashMap<String, ureq::Agent>>,
 }
 
 impl Default for RegistryClient {
@@ -140,21 +153,78 @@ impl Default for RegistryClient {
     }
 }
 
+fn agent(roots: ureq::tls::RootCerts) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // Followed by hand: without credentials to another origin, plain HTTP only to loopback.
+        .max_redirects(0)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(300)))
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .root_certs(roots)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
 impl RegistryClient {
     pub fn new() -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Followed by hand: only to loopback, and without credentials to another origin.
-            .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         RegistryClient {
-            agent,
+            agent: agent(ureq::tls::RootCerts::PlatformVerifier),
             auth: Auth::default(),
+            certs_dir: None,
+            private_ca: Default::default(),
         }
+    }
+
+    /// Reads registries' own CAs from `dir/<host:port>/*.crt` (Docker's `certs.d` layout).
+    pub fn with_certs_dir(mut self, dir: &std::path::Path) -> Self {
+        self.certs_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The registry's `certs.d` directory, if it has one.
+    fn certs_for(&self, domain: &str) -> Option<std::path::PathBuf> {
+        let d = self.certs_dir.as_ref()?.join(domain);
+        d.is_dir().then_some(d)
+    }
+
+    /// The agent for a URL: one trusting the registry's own CAs when `certs.d` has them.
+    fn agent_for(&self, url: &str) -> ureq::Agent {
+        let host = origin(url)
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let Some(dir) = self.certs_for(&host) else {
+            return self.agent.clone();
+        };
+        let mut cache = self.private_ca.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = cache.get(&host) {
+            return a.clone();
+        }
+        let mut cas = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "crt") {
+                let pem = std::fs::read(e.path()).unwrap_or_default();
+                for item in ureq::tls::parse_pem(&pem).flatten() {
+                    if let ureq::tls::PemItem::Certificate(c) = item {
+                        cas.push(c);
+                    }
+                }
+            }
+        }
+        let a = if cas.is_empty() {
+            self.agent.clone()
+        } else {
+            agent(ureq::tls::RootCerts::new_with_certs(&cas))
+        };
+        cache.insert(host, a.clone());
+        a
     }
 
     /// Uses `creds` for the registry `domain` (`127.0.0.1:5000`, as in image references).
@@ -163,12 +233,18 @@ impl RegistryClient {
         self
     }
 
-    /// `http://DOMAIN/v2/PATH`, for loopback registries only.
+    /// `https://DOMAIN/v2/PATH`; `http://` for a loopback registry without a `certs.d` entry.
+    /// Docker Hub (`docker.io`) is served by `registry-1.docker.io`.
     fn url(&self, domain: &str, path: &str) -> Result<String, RegistryError> {
-        if is_loopback(domain) {
-            Ok(format!("http://{domain}/v2/{path}"))
+        let host = if domain == "docker.io" || domain == "index.docker.io" {
+            "registry-1.docker.io"
         } else {
-            Err(RegistryError::Tls(domain.to_string()))
+            domain
+        };
+        if is_loopback(domain) && self.certs_for(domain).is_none() {
+            Ok(format!("http://{host}/v2/{path}"))
+        } else {
+            Ok(format!("https://{host}/v2/{path}"))
         }
     }
 
@@ -181,7 +257,9 @@ impl RegistryClient {
         want: &Scopes,
         build: &mut dyn FnMut(Option<&str>) -> Result<Resp, RegistryError>,
     ) -> Result<Resp, RegistryError> {
-        let sent = self.auth.header_for(&self.agent, domain, want)?;
+        // Token servers are reached with the registry's trust (its certs.d CAs, if any).
+        let agent = self.agent_for(&format!("https://{domain}/"));
+        let sent = self.auth.header_for(&agent, domain, want)?;
         let mut resp = build(sent.as_deref())?;
         if resp.status() != 401 {
             return Ok(resp);
@@ -194,14 +272,9 @@ impl RegistryClient {
             .flat_map(parse_challenges)
             .collect();
         let refusal = ErrorBody::parse(&error_body(&mut resp));
-        let retry = self.auth.answer(
-            &self.agent,
-            domain,
-            want,
-            &challenges,
-            sent.as_deref(),
-            &refusal,
-        )?;
+        let retry =
+            self.auth
+                .answer(&agent, domain, want, &challenges, sent.as_deref(), &refusal)?;
         let mut resp = build(Some(&retry))?;
         if resp.status() == 401 {
             let refusal = ErrorBody::parse(&error_body(&mut resp));
@@ -229,9 +302,9 @@ impl RegistryClient {
         let mut at = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let mut req = if head {
-                self.agent.head(&at)
+                self.agent_for(&at).head(&at)
             } else {
-                self.agent.get(&at)
+                self.agent_for(&at).get(&at)
             };
             if let Some(a) = accept {
                 req = req.header("Accept", a);
@@ -383,7 +456,7 @@ impl RegistryClient {
         let url = self.url(domain, &format!("{repo}/manifests/{reference}"))?;
         let want = Scopes::repository(repo, &["pull", "push"]);
         let resp = self.send(domain, &want, &mut |auth| {
-            with_auth(self.agent.put(&url), auth, &url, &url)
+            with_auth(self.agent_for(&url).put(&url), auth, &url, &url)
                 .header("Content-Type", media_type)
                 .send(bytes)
                 .map_err(|e| RegistryError::transport(&url, e))
@@ -422,24 +495,44 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
-        assert!(require_loopback_http("http://127.0.0.1:9/v2/").is_ok());
-        assert!(require_loopback_http("http://[::1]:9/token?x=y").is_ok());
-        for url in [
+        for ok in [
+            "http://127.0.0.1:9/v2/",
+            "http://[::1]:9/token?x=y",
             "https://127.0.0.1/v2/",
+            "https://auth.docker.io/token",
+        ] {
+            assert!(require_loopback_http(ok).is_ok(), "{ok}");
+        }
+        for url in [
             "http://example.com/v2/",
             "http://user@10.0.0.1/",
+            "ftp://127.0.0.1/",
         ] {
             let e = require_loopback_http(url).unwrap_err();
             assert!(matches!(e, RegistryError::Tls(_)), "{url}: {e}");
             assert!(
                 e.to_string()
-                    .contains("TLS registries are not supported yet")
+                    .contains("plain HTTP is only used for loopback")
             );
         }
-        let e = RegistryClient::new()
-            .check("registry.example.com")
-            .unwrap_err();
-        assert!(matches!(e, RegistryError::Tls(_)), "{e}");
+        let c = RegistryClient::new();
+        assert_eq!(
+            c.url("127.0.0.1:5000", "").unwrap(),
+            "http://127.0.0.1:5000/v2/"
+        );
+        assert_eq!(
+            c.url("docker.io", "library/busybox/manifests/latest")
+                .unwrap(),
+            "https://registry-1.docker.io/v2/library/busybox/manifests/latest"
+        );
+        assert_eq!(c.url("quay.io", "").unwrap(), "https://quay.io/v2/");
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("127.0.0.1:5443")).unwrap();
+        let c = RegistryClient::new().with_certs_dir(certs.path());
+        assert_eq!(
+            c.url("127.0.0.1:5443", "").unwrap(),
+            "https://127.0.0.1:5443/v2/"
+        );
     }
 
     #[test]

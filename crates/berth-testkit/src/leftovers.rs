@@ -85,6 +85,8 @@ pub struct BerthdSetup<'a> {
     pub bridge: &'a crate::Subnet,
     /// Where its networks created without a subnet get theirs (/26s).
     pub pool: &'a crate::Subnet,
+    /// Its registries' CA certificates (`DIR/<host:port>/*.crt`), not the host's.
+    pub registry_certs_dir: &'a Path,
 }
 
 /// Starts the berthd at `bin` on `setup` (log level from `BERTHD_LOG`, else `log_level`) and
@@ -110,6 +112,8 @@ pub fn spawn_berthd(
         .arg(setup.bridge.bip())
         .arg("--default-address-pool")
         .arg(format!("base={},size=26", setup.pool.cidr()))
+        .arg("--registry-certs-dir")
+        .arg(setup.registry_certs_dir)
         .arg("--log-level")
         .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| log_level.into()))
         .stdin(std::process::Stdio::null())

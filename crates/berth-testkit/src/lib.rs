@@ -7,6 +7,7 @@
 
 pub mod alloc;
 pub mod busybox;
+pub mod certs;
 pub mod cleanup;
 pub mod dockerd;
 pub mod leftovers;

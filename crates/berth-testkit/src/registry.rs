@@ -57,11 +57,24 @@ impl Registry {
         }))
     }
 
+    /// Starts an anonymous registry serving HTTPS with `cert`/`key` (see [`crate::certs`]).
+    /// Its blob and manifest helpers speak plain HTTP, so fill it through the client under test.
+    pub fn start_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        Self::start_inner_with(None, Some((cert, key)))
+    }
+
     fn start_inner(auth: Option<RegistryAuth>) -> anyhow::Result<Self> {
+        Self::start_inner_with(auth, None)
+    }
+
+    fn start_inner_with(
+        auth: Option<RegistryAuth>,
+        tls: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<Self> {
         let mut last_err = None;
         // The port may be taken between picking it and the registry binding it: retry.
         for _ in 0..3 {
-            match Self::try_start(auth.clone()) {
+            match Self::try_start(auth.clone(), tls) {
                 Ok(r) => return Ok(r),
                 Err(e) => last_err = Some(e),
             }
@@ -69,7 +82,7 @@ impl Registry {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("registry did not start")))
     }
 
-    fn try_start(auth: Option<RegistryAuth>) -> anyhow::Result<Self> {
+    fn try_start(auth: Option<RegistryAuth>, tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("berth-reg-")
             .tempdir_in("/tmp")?;
@@ -78,6 +91,13 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("storage").display()
         );
+        if let Some((cert, key)) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if let Some(a) = &auth {
             let htpasswd = dir.path().join("htpasswd");
             write_htpasswd(&htpasswd, a)?;
@@ -128,7 +148,10 @@ impl Registry {
         wait_for(
             Duration::from_secs(10),
             "the registry to answer /v2/",
-            || reg.get_status("/v2/").is_ok_and(|s| s == 200 || s == 401),
+            || match tls {
+                None => reg.get_status("/v2/").is_ok_and(|s| s == 200 || s == 401),
+                Some(_) => curl_k_ok(&format!("https://127.0.0.1:{port}/v2/")),
+            },
         )?;
         Ok(reg)
     }
@@ -291,4 +314,13 @@ fn write_htpasswd(path: &Path, auth: &RegistryAuth) -> anyhow::Result<()> {
     );
     std::fs::write(path, out.stdout)?;
     Ok(())
+}
+
+/// Whether `curl -k URL` gets an answer (the TLS registry's readiness; this kit has no TLS).
+fn curl_k_ok(url: &str) -> bool {
+    #[allow(clippy::disallowed_methods)] // a probe of the real registry
+    std::process::Command::new("curl")
+        .args(["-ksf", "-o", "/dev/null", url])
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -11,86 +11,6 @@ use std::process::Output;
 use berth_testkit::Dockerd;
 use common::{BERTH, text};
 
-/// Runs `openssl ARGS` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    #[allow(clippy::disallowed_methods)] // certificates for the test, made by the real tool
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        text(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir` under Docker's
-/// names (ca.pem, server-cert.pem, server-key.pem, cert.pem, key.pem).
-fn certificates(dir: &Path, ca_name: &str) {
-    let subj = format!("/CN={ca_name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
-    for (who, subj, ext) in [
-        ("server", "/CN=127.0.0.1", "server.ext"),
-        ("client", "/CN=client", "client.ext"),
-    ] {
-        let (key, csr) = (format!("{who}-key.pem"), format!("{who}.csr"));
-        openssl(
-            dir,
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", &key, "-out",
-                &csr,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca-key.pem",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-                "-out",
-                &format!("{who}-cert.pem"),
-            ],
-        );
-    }
-    std::fs::rename(dir.join("client-cert.pem"), dir.join("cert.pem")).unwrap();
-    std::fs::rename(dir.join("client-key.pem"), dir.join("key.pem")).unwrap();
-}
-
 fn berth<S: AsRef<std::ffi::OsStr>>(
     env: &[(&str, &Path)],
     args: &[S],
@@ -128,7 +48,7 @@ fn berth<S: AsRef<std::ffi::OsStr>>(
 fn tls_with_client_certificates_against_dockerd() {
     let certs = tempfile::tempdir().unwrap();
     let c = certs.path();
-    certificates(c, "berth test CA");
+    berth_testkit::certs::make(c, "berth test CA").unwrap();
     let port = berth_testkit::free_port().unwrap();
     let p = |n: &str| c.join(n).display().to_string();
     let dockerd = Dockerd::start_with_flags(&[
@@ -226,7 +146,7 @@ fn tls_with_client_certificates_against_dockerd() {
     );
     assert_eq!(nocert.status.code(), Some(1), "{}", text(&nocert.stdout));
     let other = tempfile::tempdir().unwrap();
-    certificates(other.path(), "another CA");
+    berth_testkit::certs::make(other.path(), "another CA").unwrap();
     let other_ca = other.path().join("ca.pem").display().to_string();
     let untrusted = berth(
         &[],

@@ -43,8 +43,8 @@ fn registry_auth<T>(req: &Request<T>) -> Option<Credentials> {
     (!username.is_empty() || !password.is_empty()).then_some(Credentials { username, password })
 }
 
-fn client_for(domain: &str, creds: Option<Credentials>) -> RegistryClient {
-    let c = RegistryClient::new();
+fn client_for(d: &Daemon, domain: &str, creds: Option<Credentials>) -> RegistryClient {
+    let c = RegistryClient::new().with_certs_dir(&d.registry_certs_dir);
     match creds {
         Some(cr) => c.with_credentials(domain, cr),
         None => c,
@@ -148,7 +148,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         Some(p) => Platform::parse(p).map_err(|e| ApiError::bad_request(e.to_string()))?,
         None => Platform::host(),
     };
-    let client = client_for(r.domain(), registry_auth(&req));
+    let client = client_for(d, r.domain(), registry_auth(&req));
     let (stream, resp) = JsonStream::new();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
     let d = d.clone();
@@ -241,7 +241,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
             named.familiar()
         )));
     }
-    let client = client_for(named.domain(), registry_auth(&req));
+    let client = client_for(d, named.domain(), registry_auth(&req));
     let (stream, resp) = JsonStream::new();
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
@@ -782,7 +782,7 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 }
 
 /// `POST /auth`: checks credentials against the registry (`docker login`).
-pub async fn auth(_d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 64 << 10).await?;
     let v: Value = parse_json(&body)?;
     let user = v["username"].as_str().unwrap_or_default().to_string();
@@ -800,6 +800,7 @@ pub async fn auth(_d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         h => h.to_string(),
     };
     let client = client_for(
+        d,
         &domain,
         Some(Credentials {
             username: user,

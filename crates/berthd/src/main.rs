@@ -61,6 +61,10 @@ struct Cli {
     /// Use this berth-containerd instead of starting one under the exec root.
     #[arg(long)]
     containerd: Option<String>,
+    /// Registries' own CA certificates, Docker's layout: DIR/<host:port>/*.crt (a loopback
+    /// registry listed there is spoken to over HTTPS).
+    #[arg(long, default_value = "/etc/docker/certs.d")]
+    registry_certs_dir: PathBuf,
     /// Name of the default bridge.
     #[arg(long, default_value = "berth0")]
     bridge: String,
@@ -96,6 +100,8 @@ pub struct Daemon {
     pub networks: Arc<network::Networks>,
     /// The static init `--init` containers run (`docker-init` or `tini-static`), if found.
     pub init_path: Option<PathBuf>,
+    /// Where registries' CA certificates are (`--registry-certs-dir`).
+    pub registry_certs_dir: PathBuf,
 }
 
 /// The daemon's id: random once, kept in the data root (like dockerd's engine id).
@@ -198,6 +204,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         containerd,
         networks,
         init_path: find_init(),
+        registry_certs_dir: cli.registry_certs_dir.clone(),
     });
     endpoints::restore(&d).await;
     run::recover(&d).await;

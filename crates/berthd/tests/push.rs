@@ -105,3 +105,52 @@ fn push_to_a_registry_with_auth_needs_login() {
     d.docker_ok(&["rmi", &name]);
     d.docker_ok(&["pull", "-q", &name]);
 }
+
+#[test]
+fn push_and_pull_through_a_tls_registry_trusted_by_certs_d() {
+    let certs = tempfile::tempdir().unwrap();
+    berth_testkit::certs::make(certs.path(), "registry CA").unwrap();
+    let tls = Registry::start_tls(
+        &certs.path().join("server-cert.pem"),
+        &certs.path().join("server-key.pem"),
+    )
+    .unwrap();
+    let plain = Registry::start().unwrap();
+    plain
+        .push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let src = format!("{}/bb", plain.host());
+    d.docker_ok(&["pull", "-q", &src]);
+    let target = format!("{}/secure/bb:1", tls.host());
+    d.docker_ok(&["tag", &src, &target]);
+    let trust = |d: &Berthd, ca: &std::path::Path| {
+        let dir = d.roots.path().join("certs.d").join(tls.host());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(ca, dir.join("ca.crt")).unwrap();
+    };
+
+    // Listed with a CA that did not sign it: HTTPS, and the certificate is refused.
+    let other = tempfile::tempdir().unwrap();
+    berth_testkit::certs::make(other.path(), "another CA").unwrap();
+    trust(&d, &other.path().join("ca.pem"));
+    let refused = d.docker(&["push", &target]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("certificate"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Its own CA in certs.d: pushed over TLS, then pulled and run by another daemon.
+    trust(&d, &certs.path().join("ca.pem"));
+    let out = d.docker_ok(&["push", &target]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let second = Berthd::start();
+    trust(&second, &certs.path().join("ca.pem"));
+    second.docker_ok(&["pull", "-q", &target]);
+    assert_eq!(
+        second.docker_ok(&["run", "--rm", &target, "echo", "over tls"]),
+        "over tls\n"
+    );
+}

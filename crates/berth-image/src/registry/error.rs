@@ -31,9 +31,7 @@ pub enum RegistryError {
     },
     /// A registry, token realm, redirect or upload location we would need TLS (or a
     /// non-loopback plain-HTTP connection) for.
-    #[error(
-        "{0}: TLS registries are not supported yet (only loopback registries are reached, over plain HTTP)"
-    )]
+    #[error("{0}: plain HTTP is only used for loopback registries; elsewhere it is HTTPS")]
     Tls(String),
     /// Any other failure status, with the registry's own message when it sent one.
     #[error("{url}: the registry answered {status}: {message}")]

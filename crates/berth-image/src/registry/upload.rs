@@ -94,7 +94,7 @@ impl RegistryClient {
 
     /// Starts an upload (or a mount) with an empty POST.
     fn post(&self, url: &str, auth: Option<&str>) -> Result<Resp, RegistryError> {
-        with_auth(self.agent.post(url), auth, url, url)
+        with_auth(self.agent_for(url).post(url), auth, url, url)
             .send(&[] as &[u8])
             .map_err(|e| RegistryError::transport(url, e))
     }
@@ -107,7 +107,7 @@ impl RegistryClient {
             .ok()
             .flatten();
         let _ = with_auth(
-            self.agent.delete(location),
+            self.agent_for(location).delete(location),
             auth.as_deref(),
             location,
             registry,
@@ -209,10 +209,15 @@ impl RegistryClient {
             error: None,
             progress,
         };
-        let sent = with_auth(self.agent.put(&url), auth.as_deref(), &url, up.registry)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Length", &up.size.to_string())
-            .send(ureq::SendBody::from_reader(&mut body));
+        let sent = with_auth(
+            self.agent_for(&url).put(&url),
+            auth.as_deref(),
+            &url,
+            up.registry,
+        )
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", &up.size.to_string())
+        .send(ureq::SendBody::from_reader(&mut body));
         let Upload {
             inner,
             error,
@@ -268,7 +273,7 @@ impl RegistryClient {
             let at = location.clone();
             let resp = self
                 .send(up.domain, up.want, &mut |auth| {
-                    with_auth(self.agent.patch(&at), auth, &at, up.registry)
+                    with_auth(self.agent_for(&at).patch(&at), auth, &at, up.registry)
                         .header("Content-Type", "application/octet-stream")
                         .header("Content-Range", &range)
                         .send(&buf[..])
@@ -290,7 +295,7 @@ impl RegistryClient {
         let url = format!("{location}{sep}digest={}", up.digest);
         let resp = self
             .send(up.domain, up.want, &mut |auth| {
-                with_auth(self.agent.put(&url), auth, &url, up.registry)
+                with_auth(self.agent_for(&url).put(&url), auth, &url, up.registry)
                     .header("Content-Type", "application/octet-stream")
                     .send(&[] as &[u8])
                     .map_err(|e| RegistryError::transport(&url, e))

@@ -61,6 +61,7 @@ impl Berthd {
                 cgroup_parent: &cgroup_parent(&roots),
                 bridge: &subnet,
                 pool: &pool,
+                registry_certs_dir: &roots.path().join("certs.d"),
             },
             "info",
         )
