@@ -153,7 +153,7 @@ impl Default for RegistryClient {
     }
 }
 
-fn agent(roots: ureq::tls::RootCerts) -> ureq::Agent {
+fn agent(roots: ureq::tls::RootCerts, client: Option<ureq::tls::ClientCert>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         // Followed by hand: without credentials to another origin, plain HTTP only to loopback.
@@ -165,6 +165,7 @@ fn agent(roots: ureq::tls::RootCerts) -> ureq::Agent {
             ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::NativeTls)
                 .root_certs(roots)
+                .client_cert(client)
                 .build(),
         )
         .build()
@@ -174,7 +175,7 @@ fn agent(roots: ureq::tls::RootCerts) -> ureq::Agent {
 impl RegistryClient {
     pub fn new() -> Self {
         RegistryClient {
-            agent: agent(ureq::tls::RootCerts::PlatformVerifier),
+            agent: agent(ureq::tls::RootCerts::PlatformVerifier, None),
             auth: Auth::default(),
             certs_dir: None,
             private_ca: Default::default(),
@@ -193,7 +194,9 @@ impl RegistryClient {
         d.is_dir().then_some(d)
     }
 
-    /// The agent for a URL: one trusting the registry's own CAs when `certs.d` has them.
+    /// The agent for a URL: with the registry's own CAs and client certificate when its
+    /// `certs.d` directory has them (`*.crt` CAs; `NAME.cert` with `NAME.key`), as Docker reads
+    /// them.
     fn agent_for(&self, url: &str) -> ureq::Agent {
         let host = origin(url)
             .split("://")
@@ -207,22 +210,46 @@ impl RegistryClient {
         if let Some(a) = cache.get(&host) {
             return a.clone();
         }
-        let mut cas = Vec::new();
+        let pem_items = |p: &std::path::Path| -> Vec<ureq::tls::PemItem<'static>> {
+            let pem = std::fs::read(p).unwrap_or_default();
+            ureq::tls::parse_pem(&pem).flatten().collect()
+        };
+        let (mut cas, mut client) = (Vec::new(), None);
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.path().extension().is_some_and(|x| x == "crt") {
-                let pem = std::fs::read(e.path()).unwrap_or_default();
-                for item in ureq::tls::parse_pem(&pem).flatten() {
-                    if let ureq::tls::PemItem::Certificate(c) = item {
-                        cas.push(c);
+            let p = e.path();
+            match p.extension().and_then(|x| x.to_str()) {
+                Some("crt") => cas.extend(pem_items(&p).into_iter().filter_map(|i| match i {
+                    ureq::tls::PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })),
+                Some("cert") => {
+                    let chain: Vec<_> = pem_items(&p)
+                        .into_iter()
+                        .filter_map(|i| match i {
+                            ureq::tls::PemItem::Certificate(c) => Some(c),
+                            _ => None,
+                        })
+                        .collect();
+                    let key =
+                        pem_items(&p.with_extension("key"))
+                            .into_iter()
+                            .find_map(|i| match i {
+                                ureq::tls::PemItem::PrivateKey(k) => Some(k),
+                                _ => None,
+                            });
+                    if let Some(key) = key.filter(|_| !chain.is_empty()) {
+                        client = Some(ureq::tls::ClientCert::new_with_certs(&chain, key));
                     }
                 }
+                _ => {}
             }
         }
-        let a = if cas.is_empty() {
-            self.agent.clone()
+        let roots = if cas.is_empty() {
+            ureq::tls::RootCerts::PlatformVerifier
         } else {
-            agent(ureq::tls::RootCerts::new_with_certs(&cas))
+            ureq::tls::RootCerts::new_with_certs(&cas)
         };
+        let a = agent(roots, client);
         cache.insert(host, a.clone());
         a
     }

@@ -60,21 +60,27 @@ impl Registry {
     /// Starts an anonymous registry serving HTTPS with `cert`/`key` (see [`crate::certs`]).
     /// Its blob and manifest helpers speak plain HTTP, so fill it through the client under test.
     pub fn start_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        Self::start_inner_with(None, Some((cert, key)))
+        Self::start_inner_with(None, Some((cert, key)), None)
+    }
+
+    /// Like [`Registry::start_tls`], also requiring a client certificate signed by `client_ca`.
+    pub fn start_mutual_tls(cert: &Path, key: &Path, client_ca: &Path) -> anyhow::Result<Self> {
+        Self::start_inner_with(None, Some((cert, key)), Some(client_ca))
     }
 
     fn start_inner(auth: Option<RegistryAuth>) -> anyhow::Result<Self> {
-        Self::start_inner_with(auth, None)
+        Self::start_inner_with(auth, None, None)
     }
 
     fn start_inner_with(
         auth: Option<RegistryAuth>,
         tls: Option<(&Path, &Path)>,
+        client_ca: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let mut last_err = None;
         // The port may be taken between picking it and the registry binding it: retry.
         for _ in 0..3 {
-            match Self::try_start(auth.clone(), tls) {
+            match Self::try_start(auth.clone(), tls, client_ca) {
                 Ok(r) => return Ok(r),
                 Err(e) => last_err = Some(e),
             }
@@ -82,7 +88,11 @@ impl Registry {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("registry did not start")))
     }
 
-    fn try_start(auth: Option<RegistryAuth>, tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
+    fn try_start(
+        auth: Option<RegistryAuth>,
+        tls: Option<(&Path, &Path)>,
+        client_ca: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("berth-reg-")
             .tempdir_in("/tmp")?;
@@ -97,6 +107,9 @@ impl Registry {
                 cert.display(),
                 key.display()
             ));
+            if let Some(ca) = client_ca {
+                config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
         }
         if let Some(a) = &auth {
             let htpasswd = dir.path().join("htpasswd");
@@ -150,6 +163,8 @@ impl Registry {
             "the registry to answer /v2/",
             || match tls {
                 None => reg.get_status("/v2/").is_ok_and(|s| s == 200 || s == 401),
+                // Without a client certificate the handshake fails: listening is enough then.
+                Some(_) if client_ca.is_some() => true,
                 Some(_) => curl_k_ok(&format!("https://127.0.0.1:{port}/v2/")),
             },
         )?;

@@ -153,4 +153,24 @@ fn push_and_pull_through_a_tls_registry_trusted_by_certs_d() {
         second.docker_ok(&["run", "--rm", &target, "echo", "over tls"]),
         "over tls\n"
     );
+
+    // A registry that wants a client certificate: refused without one, served with
+    // certs.d/<host>/client.cert + client.key (Docker's names).
+    let mutual = Registry::start_mutual_tls(
+        &certs.path().join("server-cert.pem"),
+        &certs.path().join("server-key.pem"),
+        &certs.path().join("ca.pem"),
+    )
+    .unwrap();
+    let locked = format!("{}/locked/bb:1", mutual.host());
+    d.docker_ok(&["tag", &src, &locked]);
+    let dir = d.roots.path().join("certs.d").join(mutual.host());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(certs.path().join("ca.pem"), dir.join("ca.crt")).unwrap();
+    let anonymous = d.docker(&["push", &locked]);
+    assert!(!anonymous.status.success(), "pushed without a client certificate");
+    std::fs::copy(certs.path().join("cert.pem"), dir.join("client.cert")).unwrap();
+    std::fs::copy(certs.path().join("key.pem"), dir.join("client.key")).unwrap();
+    let out = d.docker_ok(&["push", &locked]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
 }
