@@ -168,7 +168,10 @@ fn push_and_pull_through_a_tls_registry_trusted_by_certs_d() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(certs.path().join("ca.pem"), dir.join("ca.crt")).unwrap();
     let anonymous = d.docker(&["push", &locked]);
-    assert!(!anonymous.status.success(), "pushed without a client certificate");
+    assert!(
+        !anonymous.status.success(),
+        "pushed without a client certificate"
+    );
     std::fs::copy(certs.path().join("cert.pem"), dir.join("client.cert")).unwrap();
     std::fs::copy(certs.path().join("key.pem"), dir.join("client.key")).unwrap();
     let out = d.docker_ok(&["push", &locked]);
