@@ -244,6 +244,9 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         in_userns: new_user || join_user,
         has_create_hooks,
         hook_state: saved.oci_state(state::Status::Created),
+        setup_before_go: matches!(cgroup.version(), berth_cgroups::Version::V1)
+            && !(new_user || join_user)
+            && !new_cgroupns,
     };
 
     let (parent_end, child_end) = Channel::pair()?;
@@ -291,12 +294,19 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .context("setting oom_score_adj")?;
     }
+    // The init may already be building its rootfs (and may have failed doing so): its own
+    // error says more than ours about a process that went away.
+    let child_error = |e: anyhow::Error| match parent_end.recv() {
+        Ok(Some(Msg::Error(m))) => anyhow::anyhow!("{m}"),
+        _ => e,
+    };
     if !born_in_cgroup {
         cgroup
             .add_pid(pid)
-            .context("moving the init into its cgroup")?;
+            .context("moving the init into its cgroup")
+            .map_err(child_error)?;
     }
-    parent_end.send(&Msg::Go)?;
+    parent_end.send(&Msg::Go).map_err(child_error)?;
 
     saved.pid = pid;
     saved.pid_start = state::proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);

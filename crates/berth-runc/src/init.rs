@@ -1,5 +1,6 @@
 //! The container's init, in the child the runtime cloned into the new namespaces: it waits for
-//! the parent to map ids and join the cgroup, builds the root filesystem, becomes the
+//! the parent to map ids and join the cgroup (on cgroup v1 without user or cgroup namespaces it
+//! builds the root filesystem meanwhile), builds the root filesystem, becomes the
 //! container's process, reports ready, blocks on the exec fifo until `start`, and execs.
 //! It never returns into the runtime's code: it execs or exits.
 
@@ -36,6 +37,10 @@ pub struct InitContext<'a> {
     pub has_create_hooks: bool,
     /// The state JSON handed to createContainer/startContainer hooks.
     pub hook_state: serde_json::Value,
+    /// Build the root filesystem while the parent moves us into the cgroup (cgroup v1, no user
+    /// or cgroup namespace to wait for): the migration's RCU grace period then overlaps the
+    /// mounts instead of preceding them.
+    pub setup_before_go: bool,
 }
 
 /// Entry point of the cloned child.
@@ -54,7 +59,9 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     // (CVE-2016-9962).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the init non-dumpable")?;
-    chan.expect(Msg::Go)?;
+    if !ctx.setup_before_go {
+        chan.expect(Msg::Go)?;
+    }
     for (nstype, fd) in &ctx.join {
         sys::setns(fd.as_fd(), *nstype)
             .with_context(|| format!("joining namespace {nstype:#x}"))?;
@@ -92,6 +99,10 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     let root_fd = ctx.rootfs.prepare()?;
     ctx.rootfs.mount_all(root_fd.as_fd())?;
     ctx.rootfs.create_devices(root_fd.as_fd())?;
+    if ctx.setup_before_go {
+        // In the cgroup from here on: nothing more is charged outside it.
+        chan.expect(Msg::Go)?;
+    }
     let console = match &ctx.console_socket {
         Some(p) if ctx.plan.terminal => Some(console::connect(p)?),
         _ => None,
