@@ -275,11 +275,11 @@ fn serve(a: StartArgs) -> anyhow::Result<()> {
     let dir = a.task_dir.clone();
     let socket = dir.join("shim.sock");
     let console = dir.join("console.sock");
-    let runtime = Runtime {
-        bin: a.runtime.clone(),
-        root: a.runtime_root.clone(),
-        log: dir.join("runtime.log"),
-    };
+    let runtime = Runtime::new(
+        a.runtime.clone(),
+        a.runtime_root.clone(),
+        dir.join("runtime.log"),
+    );
     let mut report = std::io::stdout();
     let mut created = false;
     let result = setup(&a, &runtime, &socket, &console, &mut created);

@@ -13,13 +13,80 @@ pub struct Runtime {
     pub bin: PathBuf,
     pub root: PathBuf,
     pub log: PathBuf,
+    /// berth-runc's sealed in-memory copy, made at the first exec and kept for the next ones.
+    pub sealed: std::cell::OnceCell<Option<std::os::fd::OwnedFd>>,
+}
+
+/// The seals berth-runc looks for on its own executable before it skips making a copy.
+const SEALS: rustix::fs::SealFlags = rustix::fs::SealFlags::SEAL
+    .union(rustix::fs::SealFlags::SHRINK)
+    .union(rustix::fs::SealFlags::GROW)
+    .union(rustix::fs::SealFlags::WRITE);
+
+/// A sealed memfd copy of `bin` (what berth-runc would otherwise make for itself at every exec,
+/// CVE-2019-5736).
+fn sealed_copy(bin: &Path) -> Option<std::os::fd::OwnedFd> {
+    let mut src = std::fs::File::open(bin).ok()?;
+    let memfd = rustix::fs::memfd_create(
+        "berth-runc",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .ok()?;
+    let mut dst = std::fs::File::from(memfd);
+    std::io::copy(&mut src, &mut dst).ok()?;
+    for _ in 0..50 {
+        match rustix::fs::fcntl_add_seals(&dst, SEALS) {
+            // Pages still held by the splice pipe for a moment.
+            Err(rustix::io::Errno::BUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Ok(()) => return Some(dst.into()),
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 impl Runtime {
+    pub fn new(bin: PathBuf, root: PathBuf, log: PathBuf) -> Runtime {
+        Runtime {
+            bin,
+            root,
+            log,
+            sealed: std::cell::OnceCell::new(),
+        }
+    }
+
     /// A runtime command with the global flags set and stdio detached from the shim's.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_from(&self.bin, args)
+    }
+
+    /// Like [`Runtime::command`] for `exec`: berth-runc runs from the shim's sealed copy, kept
+    /// across execs, instead of copying itself into a new memfd each time (other runtimes run
+    /// from their path as always).
+    pub fn exec_command(&self, args: &[&str]) -> Command {
+        let is_berth = self
+            .bin
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("berth-runc"));
+        let sealed = self
+            .sealed
+            .get_or_init(|| is_berth.then(|| sealed_copy(&self.bin)).flatten());
+        match sealed {
+            Some(fd) => {
+                let via = PathBuf::from(format!(
+                    "/proc/{}/fd/{}",
+                    std::process::id(),
+                    std::os::fd::AsRawFd::as_raw_fd(fd)
+                ));
+                self.command_from(&via, args)
+            }
+            None => self.command(args),
+        }
+    }
+
+    fn command_from(&self, bin: &Path, args: &[&str]) -> Command {
         #[allow(clippy::disallowed_methods)] // the OCI runtime CLI is the shim's contract
-        let mut c = Command::new(&self.bin);
+        let mut c = Command::new(bin);
         c.arg("--root")
             .arg(&self.root)
             .arg("--log")
