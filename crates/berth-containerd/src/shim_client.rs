@@ -69,6 +69,61 @@ pub fn find_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// The seals berth-runc looks for on its own executable before it skips making a copy.
+const SEALS: rustix::fs::SealFlags = rustix::fs::SealFlags::SEAL
+    .union(rustix::fs::SealFlags::SHRINK)
+    .union(rustix::fs::SealFlags::GROW)
+    .union(rustix::fs::SealFlags::WRITE);
+
+/// One sealed in-memory copy of berth-runc per runtime path, made at the first container that
+/// uses it and shared by every shim (each opens its own handle through /proc): berth-runc then
+/// runs from it and skips copying its 4 MB self into a new memfd at every create and exec.
+fn sealed_runtime(runtime: &Path) -> Option<PathBuf> {
+    static COPIES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, std::os::fd::OwnedFd>>,
+    > = std::sync::OnceLock::new();
+    let is_berth = runtime
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("berth-runc"));
+    if !is_berth {
+        return None;
+    }
+    let mut copies = COPIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if !copies.contains_key(runtime) {
+        let fd = seal_copy(runtime)?;
+        copies.insert(runtime.to_path_buf(), fd);
+    }
+    let fd = copies.get(runtime)?;
+    Some(PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(fd)
+    )))
+}
+
+fn seal_copy(bin: &Path) -> Option<std::os::fd::OwnedFd> {
+    let mut src = std::fs::File::open(bin).ok()?;
+    let memfd = rustix::fs::memfd_create(
+        "berth-runc",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .ok()?;
+    let mut dst = std::fs::File::from(memfd);
+    std::io::copy(&mut src, &mut dst).ok()?;
+    for _ in 0..50 {
+        match rustix::fs::fcntl_add_seals(&dst, SEALS) {
+            // Pages still held by the splice pipe for a moment.
+            Err(rustix::io::Errno::BUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Ok(()) => return Some(dst.into()),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// Everything `berth-shim start` needs.
 pub struct Launch<'a> {
     pub id: &'a str,
@@ -106,6 +161,9 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
         .stderr(Stdio::piped());
     if l.terminal {
         cmd.arg("--terminal");
+    }
+    if let Some(sealed) = sealed_runtime(&find_binary(l.runtime)) {
+        cmd.arg("--runtime-sealed").arg(sealed);
     }
     // `start` blocks until the runtime has created the container: keep it off the reactor.
     let out = tokio::task::spawn_blocking(move || cmd.output())

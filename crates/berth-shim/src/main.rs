@@ -60,6 +60,8 @@ Options of start:
       --stdout P           Stdout: a FIFO or file; empty for /dev/null
       --stderr P           Stderr: a FIFO or file; empty for /dev/null (unused with --terminal)
       --terminal           Give the container a pty (its master is copied to --stdout, --stdin to it)
+      --runtime-sealed P   A sealed in-memory copy of the runtime to run instead of PATH (a
+                           /proc/<pid>/fd/<n> of berth-containerd's); ignored unless sealed
   -h, --help               Print help
   -V, --version            Print version
 ";
@@ -76,6 +78,7 @@ struct StartArgs {
     stdout: String,
     stderr: String,
     terminal: bool,
+    runtime_sealed: Option<PathBuf>,
 }
 
 enum Command {
@@ -104,6 +107,7 @@ fn parse(args: &[String]) -> anyhow::Result<Command> {
         stdout: String::new(),
         stderr: String::new(),
         terminal: false,
+        runtime_sealed: None,
     };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
@@ -133,6 +137,7 @@ fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--stdin" => a.stdin = value()?,
             "--stdout" => a.stdout = value()?,
             "--stderr" => a.stderr = value()?,
+            "--runtime-sealed" => a.runtime_sealed = Some(value()?.into()),
             other => bail!("unexpected argument {other:?}\n\n{USAGE}"),
         }
     }
@@ -247,6 +252,9 @@ fn start(mut a: StartArgs) -> anyhow::Result<()> {
     if a.terminal {
         cmd.arg("--terminal");
     }
+    if let Some(p) = &a.runtime_sealed {
+        cmd.arg("--runtime-sealed").arg(p);
+    }
     let mut child = cmd.spawn().context("starting the shim")?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
@@ -279,6 +287,7 @@ fn serve(a: StartArgs) -> anyhow::Result<()> {
         a.runtime.clone(),
         a.runtime_root.clone(),
         dir.join("runtime.log"),
+        a.runtime_sealed.as_deref(),
     );
     let mut report = std::io::stdout();
     let mut created = false;

@@ -13,8 +13,10 @@ pub struct Runtime {
     pub bin: PathBuf,
     pub root: PathBuf,
     pub log: PathBuf,
-    /// berth-runc's sealed in-memory copy, made at the first exec and kept for the next ones.
-    pub sealed: std::cell::OnceCell<Option<std::os::fd::OwnedFd>>,
+    /// Our own handle on berth-containerd's sealed copy of the runtime, if it gave one: runs
+    /// of it skip berth-runc's copy of itself (CVE-2019-5736), and the handle outlives a
+    /// restart of berth-containerd.
+    sealed: Option<std::os::fd::OwnedFd>,
 }
 
 /// The seals berth-runc looks for on its own executable before it skips making a copy.
@@ -23,55 +25,33 @@ const SEALS: rustix::fs::SealFlags = rustix::fs::SealFlags::SEAL
     .union(rustix::fs::SealFlags::GROW)
     .union(rustix::fs::SealFlags::WRITE);
 
-/// A sealed memfd copy of `bin` (what berth-runc would otherwise make for itself at every exec,
-/// CVE-2019-5736).
-fn sealed_copy(bin: &Path) -> Option<std::os::fd::OwnedFd> {
-    let mut src = std::fs::File::open(bin).ok()?;
-    let memfd = rustix::fs::memfd_create(
-        "berth-runc",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+/// Opens `path` (a sealed memfd through /proc) if it really is sealed.
+fn open_sealed(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
     )
     .ok()?;
-    let mut dst = std::fs::File::from(memfd);
-    std::io::copy(&mut src, &mut dst).ok()?;
-    for _ in 0..50 {
-        match rustix::fs::fcntl_add_seals(&dst, SEALS) {
-            // Pages still held by the splice pipe for a moment.
-            Err(rustix::io::Errno::BUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
-            Ok(()) => return Some(dst.into()),
-            Err(_) => return None,
-        }
-    }
-    None
+    rustix::fs::fcntl_get_seals(&fd)
+        .is_ok_and(|s| s.contains(SEALS))
+        .then_some(fd)
 }
 
 impl Runtime {
-    pub fn new(bin: PathBuf, root: PathBuf, log: PathBuf) -> Runtime {
+    pub fn new(bin: PathBuf, root: PathBuf, log: PathBuf, sealed: Option<&Path>) -> Runtime {
         Runtime {
             bin,
             root,
             log,
-            sealed: std::cell::OnceCell::new(),
+            sealed: sealed.and_then(open_sealed),
         }
     }
 
-    /// A runtime command with the global flags set and stdio detached from the shim's.
+    /// A runtime command with the global flags set and stdio detached from the shim's; from
+    /// the sealed copy when there is one.
     pub fn command(&self, args: &[&str]) -> Command {
-        self.command_from(&self.bin, args)
-    }
-
-    /// Like [`Runtime::command`] for `exec`: berth-runc runs from the shim's sealed copy, kept
-    /// across execs, instead of copying itself into a new memfd each time (other runtimes run
-    /// from their path as always).
-    pub fn exec_command(&self, args: &[&str]) -> Command {
-        let is_berth = self
-            .bin
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("berth-runc"));
-        let sealed = self
-            .sealed
-            .get_or_init(|| is_berth.then(|| sealed_copy(&self.bin)).flatten());
-        match sealed {
+        match &self.sealed {
             Some(fd) => {
                 let via = PathBuf::from(format!(
                     "/proc/{}/fd/{}",
@@ -80,7 +60,7 @@ impl Runtime {
                 ));
                 self.command_from(&via, args)
             }
-            None => self.command(args),
+            None => self.command_from(&self.bin, args),
         }
     }
 

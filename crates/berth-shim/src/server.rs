@@ -610,7 +610,7 @@ impl Shim {
             args.push(self.id.clone());
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let offset = self.runtime.log_len();
-            let mut cmd = self.runtime.exec_command(&argv);
+            let mut cmd = self.runtime.command(&argv);
             cmd.stdin(io.stdin).stdout(io.stdout).stderr(io.stderr);
             let mut child = cmd.spawn().context("running the runtime's exec")?;
             if let Some(l) = &listener {
