@@ -497,28 +497,34 @@ pub fn prune(client: &Client, a: &PruneArgs) -> anyhow::Result<i32> {
     filters.push(format!("dangling={}", !a.all));
     let q = query(&[("filters", api::filters_json(&filters)?)]);
     let v = client.post(&format!("/images/prune{q}"), None)?;
-    let deleted = v
-        .get("ImagesDeleted")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Images:");
-        for d in &deleted {
-            if let Some(u) = d.get("Untagged").and_then(Value::as_str) {
-                println!("untagged: {u}");
-            }
-            if let Some(x) = d.get("Deleted").and_then(Value::as_str) {
-                println!("deleted: {x}");
-            }
-        }
-        println!();
-    }
+    print_deleted_images(&v);
     println!(
         "Total reclaimed space: {}",
         units::human_size(api::i(&v, "SpaceReclaimed"))
     );
     Ok(0)
+}
+
+/// The "Deleted Images:" block of an `/images/prune` answer, as the docker CLI prints it.
+pub fn print_deleted_images(answer: &Value) {
+    let deleted = answer
+        .get("ImagesDeleted")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if deleted.is_empty() {
+        return;
+    }
+    println!("Deleted Images:");
+    for d in &deleted {
+        if let Some(u) = d.get("Untagged").and_then(Value::as_str) {
+            println!("untagged: {u}");
+        }
+        if let Some(x) = d.get("Deleted").and_then(Value::as_str) {
+            println!("deleted: {x}");
+        }
+    }
+    println!();
 }
 
 #[cfg(test)]

@@ -383,23 +383,7 @@ pub fn prune(client: &Client, a: &PruneArgs) -> anyhow::Result<i32> {
         None,
     )?;
     total += api::i(&i, "SpaceReclaimed");
-    let deleted = i
-        .get("ImagesDeleted")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Images:");
-        for d in &deleted {
-            if let Some(u) = d.get("Untagged").and_then(Value::as_str) {
-                println!("untagged: {u}");
-            }
-            if let Some(x) = d.get("Deleted").and_then(Value::as_str) {
-                println!("deleted: {x}");
-            }
-        }
-        println!();
-    }
+    crate::commands::images::print_deleted_images(&i);
     println!("Total reclaimed space: {}", units::human_size(total));
     Ok(0)
 }
