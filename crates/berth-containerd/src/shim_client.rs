@@ -139,6 +139,7 @@ pub struct Launch<'a> {
 /// Runs `berth-shim start`; on failure the error is the shim's message (the runtime's own text
 /// when the runtime failed) and the shim has left nothing behind.
 pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
+    let runtime = find_binary(l.runtime);
     #[allow(clippy::disallowed_methods)] // berth-shim's command line is its start contract
     let mut cmd = std::process::Command::new(find_binary("berth-shim"));
     cmd.arg("start")
@@ -147,7 +148,7 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
         .arg("--task-dir")
         .arg(l.task_dir)
         .arg("--runtime")
-        .arg(find_binary(l.runtime))
+        .arg(&runtime)
         .arg("--runtime-root")
         .arg(l.runtime_root)
         .arg("--stdin")
@@ -162,7 +163,7 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
     if l.terminal {
         cmd.arg("--terminal");
     }
-    if let Some(sealed) = sealed_runtime(&find_binary(l.runtime)) {
+    if let Some(sealed) = sealed_runtime(&runtime) {
         cmd.arg("--runtime-sealed").arg(sealed);
     }
     // `start` blocks until the runtime has created the container: keep it off the reactor.

@@ -15,22 +15,27 @@ pub enum Host {
     Tls(String, std::sync::Arc<crate::tls::TlsOptions>),
 }
 
+/// `host[:port]` of a `tcp://` address with `port` added when it names none.
+fn tcp_addr(s: &str, a: &str, port: u16) -> anyhow::Result<String> {
+    let a = a.trim_end_matches('/');
+    anyhow::ensure!(!a.is_empty(), "invalid host {s:?}: empty address");
+    let has_port = a
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    Ok(if has_port {
+        a.to_string()
+    } else {
+        format!("{a}:{port}")
+    })
+}
+
 impl Host {
     /// With TLS: a `tcp://` host (port 2376 by default).
     pub fn parse_tls(s: &str, o: crate::tls::TlsOptions) -> anyhow::Result<Host> {
-        let Some(a) = s.strip_prefix("tcp://").map(|a| a.trim_end_matches('/')) else {
+        let Some(a) = s.strip_prefix("tcp://") else {
             anyhow::bail!("TLS needs a tcp:// host, not {s:?}");
         };
-        anyhow::ensure!(!a.is_empty(), "invalid host {s:?}: empty address");
-        let addr = if a
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            a.to_string()
-        } else {
-            format!("{a}:2376")
-        };
-        Ok(Host::Tls(addr, std::sync::Arc::new(o)))
+        Ok(Host::Tls(tcp_addr(s, a, 2376)?, std::sync::Arc::new(o)))
     }
 
     /// Parses `unix:///path`, `tcp://host:port` (port 2375 by default) or a bare socket path.
@@ -39,17 +44,7 @@ impl Host {
             anyhow::ensure!(!p.is_empty(), "invalid host {s:?}: empty socket path");
             Ok(Host::Unix(p.to_string()))
         } else if let Some(a) = s.strip_prefix("tcp://") {
-            let a = a.trim_end_matches('/');
-            anyhow::ensure!(!a.is_empty(), "invalid host {s:?}: empty address");
-            let addr = if a
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                a.to_string()
-            } else {
-                format!("{a}:2375")
-            };
-            Ok(Host::Tcp(addr))
+            Ok(Host::Tcp(tcp_addr(s, a, 2375)?))
         } else if s.starts_with('/') {
             Ok(Host::Unix(s.to_string()))
         } else {
