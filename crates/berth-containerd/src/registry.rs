@@ -414,7 +414,7 @@ impl Registry {
             id: id.to_string(),
             socket: dir.join("shim.sock"),
         };
-        if shim.call(json!({"op": "shutdown"})).await.is_err() {
+        if shim.call_final(json!({"op": "shutdown"})).await.is_err() {
             self.force_delete(ns, id, runtime).await;
         }
         remove_task_dir(dir).await;
@@ -436,7 +436,7 @@ impl Registry {
                 None => self.bury(task).await,
             }
         } else {
-            match task.shim.call(json!({"op": "delete"})).await {
+            match task.shim.call_final(json!({"op": "delete"})).await {
                 Ok(v) => Exit::from_json(&v).unwrap_or(Exit {
                     status: 255,
                     at_unix_nanos: now_nanos(),
@@ -447,13 +447,8 @@ impl Registry {
         };
         self.publish_exit(task, &mut life, exit);
         life.deleted = true;
-        // The shim removes its socket as it exits; then nothing else writes in the directory.
-        for _ in 0..300 {
-            if !task.shim.socket.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // `call_final` returned once the shim exited (its socket removed first); a shim that
+        // was already gone leaves nothing behind that still writes in the directory.
         remove_task_dir(&task.dir).await;
         self.remove(task);
         self.publisher.publish(

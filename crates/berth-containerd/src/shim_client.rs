@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 /// Longest unix socket path the kernel accepts (sun_path less its NUL).
@@ -194,6 +194,17 @@ pub struct Shim {
 impl Shim {
     /// Sends one request and returns the answer; `{"error":...}` answers become [`ShimError::Failed`].
     pub async fn call(&self, req: Value) -> Result<Value, ShimError> {
+        self.exchange(req, false).await
+    }
+
+    /// [`Shim::call`] for a request that ends the shim (`delete` of the init, `shutdown`): also
+    /// waits (a few seconds at most) for the connection to close, which the shim leaves to the
+    /// kernel at its exit, so on return the shim process is gone, not just about to go.
+    pub async fn call_final(&self, req: Value) -> Result<Value, ShimError> {
+        self.exchange(req, true).await
+    }
+
+    async fn exchange(&self, req: Value, to_the_end: bool) -> Result<Value, ShimError> {
         let gone = || ShimError::Gone {
             id: self.id.clone(),
         };
@@ -204,12 +215,18 @@ impl Shim {
         line.push(b'\n');
         stream.write_all(&line).await.map_err(|_| gone())?;
         let mut answer = String::new();
-        BufReader::new(stream)
-            .read_line(&mut answer)
-            .await
-            .map_err(|_| gone())?;
+        let mut reader = BufReader::new(stream);
+        reader.read_line(&mut answer).await.map_err(|_| gone())?;
         if answer.is_empty() {
             return Err(gone());
+        }
+        if to_the_end {
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                reader.read_to_end(&mut rest),
+            )
+            .await;
         }
         let v: Value = serde_json::from_str(&answer)
             .map_err(|e| ShimError::Failed(format!("the shim answered garbage: {e}")))?;

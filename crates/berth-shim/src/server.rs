@@ -162,6 +162,9 @@ pub struct Shim {
     /// `oom_wait`s not yet answered, with the count each waits to see exceeded.
     oom_waiters: Vec<(u64, UnixStream)>,
     done: bool,
+    /// The connection of the request that ended the shim: answered, then left for the kernel to
+    /// close at exit, so its EOF tells the caller that the shim is gone.
+    last: Option<UnixStream>,
 }
 
 fn reply(mut stream: UnixStream, resp: &Response) {
@@ -195,6 +198,7 @@ impl Shim {
             oom,
             oom_waiters: Vec::new(),
             done: false,
+            last: None,
         })
     }
 
@@ -396,7 +400,13 @@ impl Shim {
             return;
         }
         let resp = self.handle(req).unwrap_or_else(|e| Response::error(&e));
-        reply(stream, &resp);
+        match (self.done, stream.try_clone()) {
+            (true, Ok(kept)) => {
+                reply(stream, &resp);
+                self.last = Some(kept);
+            }
+            _ => reply(stream, &resp),
+        }
     }
 
     fn handle(&mut self, req: Request) -> anyhow::Result<Response> {
@@ -657,6 +667,8 @@ impl Shim {
             }
         }
         let _ = std::fs::remove_file(&self.socket);
+        // Closed only by the process's exit (see `last`).
+        std::mem::forget(self.last.take());
     }
 }
 
