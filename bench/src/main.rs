@@ -54,7 +54,15 @@ struct Cli {
     /// Where to write `<suite>.md` (default: bench/results of this checkout).
     #[arg(long)]
     results_dir: Option<PathBuf>,
+    /// Run in a private mount namespace with the host's cgroup2 tree mounted on /sys/fs/cgroup,
+    /// so every runtime sees a pure cgroup v2 host (crun 1.8 refuses this host's hybrid layout).
+    /// Results go to `<suite>-cgroup2.md`.
+    #[arg(long)]
+    cgroup2_view: bool,
 }
+
+/// Set in the re-executed harness once it runs in its own mount namespace.
+const VIEW_ENV: &str = "BERTH_BENCH_CGROUP2_VIEW";
 
 /// Clients the harness runs as contenders (a fresh process per iteration).
 #[derive(Subcommand, Debug)]
@@ -92,6 +100,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(name) = cli.suite else {
         anyhow::bail!("name a suite (see --list)");
     };
+    if cli.cgroup2_view && std::env::var_os(VIEW_ENV).is_none() {
+        return in_cgroup2_view();
+    }
     let suite = suites::all()
         .into_iter()
         .find(|s| s.name == name)
@@ -112,12 +123,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = suites::Ctx {
         bin_dir,
         work: work.path().to_path_buf(),
+        cgroup2_view: cli.cgroup2_view,
     };
     let report = suites::run_suite(&suite, &ctx, cli.warmup, cli.runs)?;
     print!("{report}");
     std::fs::create_dir_all(&results_dir)?;
-    let path = results_dir.join(format!("{}.md", suite.name));
+    let file = match cli.cgroup2_view {
+        true => format!("{}-cgroup2.md", suite.name),
+        false => format!("{}.md", suite.name),
+    };
+    let path = results_dir.join(file);
     std::fs::write(&path, &report)?;
     println!("\nwritten to {}", path.display());
+    Ok(())
+}
+
+/// Runs this harness again, with the same arguments, in a private mount namespace where the
+/// cgroup2 hierarchy (on a hybrid host otherwise at /sys/fs/cgroup/unified, without controllers)
+/// is mounted on /sys/fs/cgroup. The namespace, and the mount with it, end with the harness.
+fn in_cgroup2_view() -> anyhow::Result<()> {
+    use anyhow::Context;
+    let exe = std::env::current_exe()?;
+    let script = "mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$0\" \"$@\"";
+    #[allow(clippy::disallowed_methods)] // util-linux's unshare runs the harness in its namespace
+    let status = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(VIEW_ENV, "1")
+        .status()
+        .context("running unshare (util-linux)")?;
+    anyhow::ensure!(
+        status.success(),
+        "the harness in its cgroup2 view failed ({status})"
+    );
     Ok(())
 }

@@ -3,14 +3,16 @@
 
 use crate::suites::{Contender, Ctx, Group, Plan, argv, path_str};
 
-/// The three timed groups, then the memory floor of each runtime.
+/// The three timed groups, then the memory floor of each runtime (not in the cgroup2 view,
+/// where this host's cgroup2 tree has no memory controller to limit anything).
 pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let groups = groups(ctx)?;
     let ctx = ctx.clone();
-    Ok(Plan {
-        groups,
-        extra: Some(Box::new(move || memory_floor(&ctx))),
-    })
+    let extra: Option<crate::suites::Extra> = match ctx.cgroup2_view {
+        true => None,
+        false => Some(Box::new(move || memory_floor(&ctx))),
+    };
+    Ok(Plan { groups, extra })
 }
 
 /// The runtimes compared, Berth first: (name, program).
@@ -22,14 +24,20 @@ fn runtimes(ctx: &Ctx) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Writes a bundle running `args` with the busybox rootfs under `dir`.
-fn write_bundle(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+/// Writes a bundle running `args` with the busybox rootfs under `dir`. In the cgroup2 view the
+/// bundle has no device rules: crun 1.8 raises RLIMIT_MEMLOCK to load its v2 device filter, which
+/// this host (no CAP_SYS_RESOURCE) refuses.
+fn write_bundle(ctx: &Ctx, dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("rootfs"))?;
     berth_testkit::busybox::write_rootfs(&dir.join("rootfs"))?;
     let mut spec = serde_json::to_value(oci_default())?;
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = serde_json::json!(args);
     spec["hostname"] = "bench".into();
+    if let (true, Some(resources)) = (ctx.cgroup2_view, spec["linux"]["resources"].as_object_mut())
+    {
+        resources.remove("devices");
+    }
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
     Ok(())
 }
@@ -44,9 +52,9 @@ fn oci_default() -> serde_json::Value {
 
 fn groups(ctx: &Ctx) -> anyhow::Result<Vec<Group>> {
     let true_bundle = ctx.work.join("true");
-    write_bundle(&true_bundle, &["/bin/true"])?;
+    write_bundle(ctx, &true_bundle, &["/bin/true"])?;
     let sleep_bundle = ctx.work.join("sleep");
-    write_bundle(&sleep_bundle, &["/bin/sleep", "100000"])?;
+    write_bundle(ctx, &sleep_bundle, &["/bin/sleep", "100000"])?;
     let tb = path_str(&true_bundle);
     let sb = path_str(&sleep_bundle);
 
@@ -122,7 +130,7 @@ fn memory_floor(ctx: &Ctx) -> anyhow::Result<String> {
         for kib in LIMITS_KIB {
             let dir = ctx.work.join(format!("mem-{kib}"));
             if !dir.exists() {
-                write_bundle(&dir, &["/bin/true"])?;
+                write_bundle(ctx, &dir, &["/bin/true"])?;
                 let cfg = dir.join("config.json");
                 let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg)?)?;
                 v["linux"]["resources"]["memory"] = serde_json::json!({ "limit": kib * 1024 });

@@ -52,6 +52,8 @@ pub struct Ctx {
     pub bin_dir: PathBuf,
     /// Scratch directory removed after the run.
     pub work: PathBuf,
+    /// Running under `--cgroup2-view`: /sys/fs/cgroup is the host's cgroup2 tree.
+    pub cgroup2_view: bool,
 }
 
 pub struct Suite {
@@ -145,6 +147,14 @@ pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow
         "{}; {warmup} warm-up + {runs} measured rounds, interleaved.\n",
         machine()
     )?;
+    if ctx.cgroup2_view {
+        writeln!(
+            out,
+            "cgroup2 view: a private mount namespace with the host's cgroup2 tree (no controllers \
+             enabled on this host) mounted on /sys/fs/cgroup, so every contender runs as on a pure \
+             v2 host.\n"
+        )?;
+    }
     let Plan { groups, extra } = (suite.prepare)(ctx)?;
     for group in groups {
         out.push_str(&run_group(group, warmup, runs)?);

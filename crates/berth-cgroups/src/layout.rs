@@ -97,10 +97,13 @@ impl Layout {
         }
     }
 
-    /// Parses the text of a `mountinfo` file.
+    /// Parses the text of a `mountinfo` file. Mounts hidden under a later mount on the same
+    /// place or above it (cgroup2 mounted over a hybrid host's `/sys/fs/cgroup` in a private mount
+    /// namespace, as a test or benchmark may do) are ignored, as the kernel would.
     pub fn from_mountinfo(text: &str) -> Result<Layout, Error> {
         let mut v1: BTreeMap<String, Mount> = BTreeMap::new();
         let mut v2: Option<Mount> = None;
+        let mut lines = Vec::new();
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -117,13 +120,23 @@ impl Layout {
             if sep < 6 || fields.len() < sep + 4 {
                 return Err(malformed());
             }
-            let fstype = fields[sep + 1];
-            if fstype != "cgroup" && fstype != "cgroup2" {
+            lines.push(MountLine {
+                id: fields[0],
+                parent: fields[1],
+                mountpoint: PathBuf::from(unescape(fields[4])),
+                root: fields[3],
+                fstype: fields[sep + 1],
+                options: fields[sep + 3],
+            });
+        }
+        for line in &lines {
+            let fstype = line.fstype;
+            if fstype != "cgroup" && fstype != "cgroup2" || is_shadowed(line, &lines) {
                 continue;
             }
             let mount = Mount {
-                mountpoint: PathBuf::from(unescape(fields[4])),
-                root: PathBuf::from(unescape(fields[3])),
+                mountpoint: line.mountpoint.clone(),
+                root: PathBuf::from(unescape(line.root)),
             };
             if fstype == "cgroup2" {
                 // Prefer the canonical place when cgroup2 is mounted more than once.
@@ -136,7 +149,7 @@ impl Layout {
                 }
                 continue;
             }
-            for option in fields[sep + 3].split(',') {
+            for option in line.options.split(',') {
                 if V1_CONTROLLERS.contains(&option) || option == SYSTEMD_HIERARCHY {
                     // First mount wins, unless a later one shows the whole hierarchy.
                     let replace = v1.get(option).is_none_or(|old| {
@@ -184,6 +197,43 @@ impl Layout {
     }
 }
 
+/// The fields of one mountinfo line that matter here.
+struct MountLine<'a> {
+    id: &'a str,
+    parent: &'a str,
+    mountpoint: PathBuf,
+    root: &'a str,
+    fstype: &'a str,
+    options: &'a str,
+}
+
+/// True when another mount covers `line`'s mount point (is on it or above it) without being one of
+/// the mounts `line` sits on: that one was mounted later, over it, and hides it. A parent chain
+/// that leaves the listed mounts before reaching `/` (a chroot's view) proves nothing: kept.
+fn is_shadowed(line: &MountLine, all: &[MountLine]) -> bool {
+    let under = |other: &MountLine| {
+        let mut at = line.parent;
+        let mut at_root = false;
+        // A parent chain is short; the bound only guards against a malformed loop.
+        for _ in 0..=all.len() {
+            if at == other.id {
+                return true;
+            }
+            match all.iter().find(|l| l.id == at) {
+                Some(l) => {
+                    at_root = l.mountpoint == Path::new("/");
+                    at = l.parent;
+                }
+                None => return !at_root,
+            }
+        }
+        true
+    };
+    all.iter().any(|other| {
+        other.id != line.id && line.mountpoint.starts_with(&other.mountpoint) && !under(other)
+    })
+}
+
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
@@ -217,7 +267,7 @@ mod tests {
 
     const HYBRID: &str = "\
 22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+31 22 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
@@ -264,6 +314,26 @@ mod tests {
             layout.v2_mount().unwrap().mountpoint,
             Path::new("/sys/fs/cgroup/unified")
         );
+    }
+
+    #[test]
+    fn cgroup2_mounted_over_a_hybrid_tree_hides_it() {
+        let text = format!(
+            "1 0 0:1 / / rw - ext4 /dev/root rw\n{HYBRID}\
+             50 31 0:40 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n\
+             51 50 0:41 / /sys/fs/cgroup/inner rw,relatime - tmpfs tmpfs rw\n"
+        );
+        let layout = Layout::from_mountinfo(&text).unwrap();
+        assert_eq!(layout.version(), Version::V2);
+        assert!(layout.v1_mounts().is_empty());
+        assert_eq!(
+            layout.v2_mount().unwrap().mountpoint,
+            Path::new("/sys/fs/cgroup")
+        );
+        // Mounts on top of a hierarchy do not hide it, with or without the whole parent chain.
+        assert!(Layout::from_mountinfo(HYBRID).unwrap().is_hybrid());
+        let whole = format!("1 0 0:1 / / rw - ext4 /dev/root rw\n{HYBRID}");
+        assert!(Layout::from_mountinfo(&whole).unwrap().is_hybrid());
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl CapSets {
         Ok(())
     }
 
-    /// Sets effective, permitted and inheritable, then raises the ambient ones.
+    /// Sets effective, permitted and inheritable, then raises the ambient ones. The kernel lets
+    /// only a capability that is both permitted and inheritable be ambient; others named in the
+    /// ambient set are left out, as crun does (its `crun spec` asks for ambient capabilities
+    /// with an empty inheritable set).
     pub fn apply_process_sets(&self) -> anyhow::Result<()> {
         let sets = CapabilitySets {
             effective: CapabilitySet::from_bits_retain(self.effective),
@@ -142,7 +145,8 @@ impl CapSets {
         };
         rustix::thread::set_capabilities(None, sets).context("setting capabilities (capset)")?;
         for cap in 0..=last_cap() {
-            if self.ambient & (1 << cap) != 0 {
+            let bit = 1 << cap;
+            if self.ambient & bit != 0 && self.inheritable & self.permitted & bit != 0 {
                 sys::raise_ambient_cap(cap)
                     .with_context(|| format!("raising ambient capability {}", name(cap)))?;
             }

@@ -128,6 +128,24 @@ fn capabilities_match_the_spec_and_inheritable_ambient_stay_empty() {
 }
 
 #[test]
+fn ambient_capabilities_are_raised_when_inheritable_and_skipped_otherwise() {
+    let r = Runc::new();
+    // CAP_KILL is inheritable, so it can be ambient; CAP_CHOWN is not (crun's default spec asks
+    // for that), and crun, like us, starts the container without it.
+    let b = bundle("grep -E '^Cap(Inh|Amb)' /proc/self/status", |v| {
+        let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL"]);
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": ["CAP_KILL"], "ambient": caps,
+        });
+    });
+    let (code, out, err) = r.run(&b, &r.id("ambient"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CapInh:\t0000000000000020"), "{out}");
+    assert!(out.contains("CapAmb:\t0000000000000020"), "{out}");
+}
+
+#[test]
 fn seccomp_denied_syscall_returns_the_specs_errno() {
     let r = Runc::new();
     let b = bundle("mkdir /tmp/x; echo rc=$?", |v| {
