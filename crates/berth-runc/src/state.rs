@@ -78,7 +78,7 @@ impl Saved {
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// Writes the state atomically (temp file, fsync, rename).
+    /// Writes the state atomically (temp file, rename).
     pub fn save(&self, root: &Path) -> anyhow::Result<()> {
         let d = dir(root, &self.id);
         write_atomic(&d.join("state.json"), &serde_json::to_vec(self)?)
@@ -138,7 +138,11 @@ pub fn proc_start_time(pid: i32) -> Option<(u64, char)> {
     Some((fields.get(19)?.parse().ok()?, state))
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same directory, fsync and rename.
+/// Writes `bytes` to `path` via a temporary file in the same directory and a rename, so a reader
+/// sees the old state or the new one, never half. No fsync: the state of a container is as
+/// lasting as the container (the root is normally on tmpfs); a sync on a disk-backed root cost
+/// several ms per command, and the journal commit it forced slowed the next unlink (like runc,
+/// crun writes its state without one).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let parent = path.parent().context("path has no parent")?;
     let tmp = parent.join(format!(
@@ -148,7 +152,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }

@@ -9,17 +9,63 @@ mod common;
 use common::{Runc, bundle};
 
 #[test]
-fn init_runs_from_a_sealed_memfd_and_is_not_dumpable() {
+fn init_runs_from_a_protected_binary_and_is_not_dumpable() {
     let r = Runc::new();
     let b = bundle("sleep 100", |_| {});
+    // The usual way: a read-only bind mount of the binary, detached once opened; its mount
+    // point is a file in the temp dir, gone with the mount when create returns.
+    let tmp = tempfile::tempdir().unwrap();
+    let id = r.id("robind");
+    let status = r
+        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid = r.state(&id)["pid"].as_i64().unwrap();
+    assert_protected(pid, &r);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    // A detached mount has no name left: its file reads as "/".
+    assert_eq!(exe, std::path::Path::new("/"), "init runs from {exe:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(tmp.path().to_str().unwrap()),
+        "the bind mount must not stay in the mount table"
+    );
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+        "the mount point file must be removed"
+    );
+    // Where it cannot mount there (no usable temp dir here), a sealed memfd copy.
     let id = r.id("memfd");
-    r.create(&b, &id);
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let status = r
+        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .env("TMPDIR", "/nonexistent-berth-tmp")
+        .stdout(std::process::Stdio::null())
+        .stderr(err.reopen().unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(err.path()).unwrap()
+    );
     let pid = r.state(&id)["pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(
         exe.to_string_lossy().starts_with("/memfd:berth-runc"),
         "init runs from {exe:?}"
     );
+    assert_protected(pid, &r);
+}
+
+/// The init does not run from the host binary, cannot open its binary for writing, and is not
+/// dumpable.
+fn assert_protected(pid: i64, r: &Runc) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!(exe, r.binary(), "init runs from the host binary");
     let write = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/{pid}/exe"));

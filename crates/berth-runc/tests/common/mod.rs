@@ -47,6 +47,11 @@ impl Runc {
         id
     }
 
+    /// The runtime binary under test.
+    pub fn binary(&self) -> &Path {
+        &self.bin
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         #[allow(clippy::disallowed_methods)] // the runtime under test
         let mut c = Command::new(&self.bin);
