@@ -77,7 +77,7 @@ pub async fn open_root(
         .images
         .get(&digest)
         .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
-    crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image))?;
+    crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image), false)?;
     let root = Root {
         fd: rustix::fs::open(&merged, dir_flags, Mode::empty())
             .map_err(|e| io_err("opening the rootfs", e))?,

@@ -13,8 +13,15 @@ pub fn merged(container_dir: &Path) -> PathBuf {
     container_dir.join("merged")
 }
 
-/// Mounts the rootfs (idempotent: an existing mount is kept).
-pub fn mount(container_dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf, ApiError> {
+/// Mounts the rootfs (idempotent: an existing mount is kept). A `volatile` mount (for
+/// containers removed when they exit, as podman does for `--rm`) never syncs its upper dir: no
+/// journal commit of the data root when it is unmounted. A kernel without the option (< 5.10)
+/// gets the ordinary mount.
+pub fn mount(
+    container_dir: &Path,
+    lowers: &[PathBuf],
+    volatile: bool,
+) -> Result<PathBuf, ApiError> {
     let (upper, work, merged) = (
         container_dir.join("upper"),
         container_dir.join("work"),
@@ -46,16 +53,33 @@ pub fn mount(container_dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf, ApiErr
             lowers.len()
         )));
     }
-    let data = std::ffi::CString::new(data)
-        .map_err(|_| ApiError::internal("a layer path holds a NUL byte"))?;
-    rustix::mount::mount(
-        "overlay",
-        &merged,
-        "overlay",
-        rustix::mount::MountFlags::empty(),
-        Some(data.as_c_str()),
-    )
-    .map_err(|e| ApiError::internal(format!("mounting the rootfs at {}: {e}", merged.display())))?;
+    // A volatile mount that was not unmounted cleanly (a crash) marks its work dir, and the
+    // kernel refuses that work dir until it is emptied.
+    if work.join("work/incompat/volatile").exists() {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", work.display())))?;
+    }
+    if data.contains('\0') {
+        return Err(ApiError::internal("a layer path holds a NUL byte"));
+    }
+    let attempt = |data: String| {
+        let data = std::ffi::CString::new(data).map_err(|_| rustix::io::Errno::INVAL)?;
+        rustix::mount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(data.as_c_str()),
+        )
+    };
+    let mounted = match volatile {
+        true => attempt(format!("{data},volatile")).or_else(|_| attempt(data.clone())),
+        false => attempt(data.clone()),
+    };
+    mounted.map_err(|e| {
+        ApiError::internal(format!("mounting the rootfs at {}: {e}", merged.display()))
+    })?;
     Ok(merged)
 }
 

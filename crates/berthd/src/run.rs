@@ -196,7 +196,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
     let image_config = crate::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
-    let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image))?;
+    let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image), rec.auto_remove())?;
     tracing::debug!(id, "rootfs mounted");
     let fifos = fifo_dir(d, &id);
     std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;

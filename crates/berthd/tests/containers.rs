@@ -42,6 +42,35 @@ fn run_attached_exit_codes_and_rm() {
     ]);
     assert_eq!(code.trim(), "3 exited");
     d.docker_ok(&["rm", "three"]);
+    // A --rm container's rootfs is thrown away: mounted volatile (no sync of its upper dir when
+    // it goes, as podman does); a kept container's is not.
+    let kept = d.docker_ok(&["run", "-d", &image, "sleep", "60"]);
+    let gone = d.docker_ok(&["run", "-d", "--rm", &image, "sleep", "60"]);
+    let options_of = |id: &str| {
+        let merged = d
+            .roots
+            .data_root()
+            .join("containers")
+            .join(id.trim())
+            .join("merged");
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(' ').nth(4) == merged.to_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{} is not mounted", merged.display()))
+    };
+    assert!(
+        options_of(&gone).contains("volatile"),
+        "{}",
+        options_of(&gone)
+    );
+    assert!(
+        !options_of(&kept).contains("volatile"),
+        "{}",
+        options_of(&kept)
+    );
+    d.docker_ok(&["rm", "-f", kept.trim(), gone.trim()]);
     assert!(
         d.docker_ok(&["ps", "-aq"]).trim().is_empty(),
         "--rm and rm left containers"
