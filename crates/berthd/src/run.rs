@@ -571,7 +571,12 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
     rec.state.exit_code = code;
     rec.state.pid = 0;
     rec.state.finished_at = berth_clock::rfc3339_now();
-    let _ = d.containers.save(&rec);
+    // An auto-removed record is deleted right after: writing (and syncing) its exit first buys
+    // nothing. Should berthd die in between, `recover` finds it "running" without a task and
+    // finishes it again.
+    if !rec.auto_remove() {
+        let _ = d.containers.save(&rec);
+    }
     d.events.emit(
         "container",
         "die",
