@@ -39,6 +39,8 @@ struct Lab {
     idle: [Usage; 2],
     /// config.json (the `runc spec` defaults, running /bin/true) and the busybox rootfs.
     bundle: Bundle,
+    /// The run's scratch directory (the busybox archive, podman's private storage).
+    work: std::path::PathBuf,
 }
 
 pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
@@ -52,6 +54,7 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         containerd,
         idle,
         bundle,
+        work: ctx.work.clone(),
     };
     let groups = vec![lab.lifecycle_group()?];
     Ok(Plan {
@@ -125,6 +128,7 @@ impl Lab {
     fn memory_report(self) -> anyhow::Result<String> {
         let berth = self.berth_loaded()?;
         let containerd = self.containerd_loaded()?;
+        let conmon = conmon_loaded(&self.work)?;
         let mut out = String::new();
         writeln!(
             out,
@@ -182,6 +186,7 @@ impl Lab {
             berth.shims.len(),
             containerd.shims.len()
         )?;
+        out.push_str(&monitor_table(&berth.shims, conmon.as_deref())?);
         out.push_str(NOTES);
         Ok(out)
     }
@@ -228,6 +233,108 @@ impl Lab {
         self.containerd.remove_all()?;
         Ok(loaded)
     }
+}
+
+/// podman 4.3's per-container monitor, conmon, with [`CONTAINERS`] `sleep` containers (podman on
+/// private storage under `work`, wiped afterwards); None when podman or conmon is missing.
+fn conmon_loaded(work: &Path) -> anyhow::Result<Option<Vec<Usage>>> {
+    use crate::measure::locate;
+    if locate("podman").is_none() || locate("conmon").is_none() {
+        return Ok(None);
+    }
+    let root = work.join("podman-mem");
+    let base = argv(&[
+        "podman",
+        "--root",
+        &path_str(&root.join("root")),
+        "--runroot",
+        &path_str(&root.join("run")),
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=file",
+        "--runtime",
+        "runc",
+    ]);
+    let podman = |args: &[&str]| {
+        let mut v = base.clone();
+        v.extend(argv(args));
+        v
+    };
+    let measured = (|| {
+        output(&podman(&[
+            "load",
+            "-q",
+            "-i",
+            &path_str(&work.join("busybox.tar")),
+        ]))?;
+        for i in 0..CONTAINERS {
+            output(&podman(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=4096:4096",
+                "--name",
+                &format!("mem-{i}"),
+                IMAGE,
+                "/bin/sleep",
+                "1000",
+            ]))?;
+        }
+        let pids = crate::proc_mem::processes_mentioning(&["conmon", &path_str(&root)]);
+        anyhow::ensure!(
+            pids.len() == CONTAINERS,
+            "found {} conmon processes for {CONTAINERS} podman containers",
+            pids.len()
+        );
+        pids.iter()
+            .map(|&p| Usage::of(p))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })();
+    let _ = output(&podman(&["rm", "-f", "-t", "0", "-a"]));
+    let _ = output(&podman(&["system", "reset", "--force"]));
+    // conmon outlives `podman rm` for a moment: leave only when they are all gone.
+    for _ in 0..200 {
+        if crate::proc_mem::processes_mentioning(&["conmon", &path_str(&root)]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    measured.map(Some)
+}
+
+/// berth-shim against conmon, both per container with [`CONTAINERS`] running.
+fn monitor_table(shims: &[Usage], conmon: Option<&[Usage]>) -> anyhow::Result<String> {
+    let mut out = String::from(
+        "## Per-container process: berth-shim vs podman 4.3's conmon\n\n\
+         Median over the 50 processes of each, measured while only that engine's 50 containers \
+         ran. conmon keeps the container's stdio and exit status for podman as berth-shim does.\n\n\
+         | process | RSS KiB | PSS KiB | Berth RSS / this | Berth PSS / this |\n|---|---:|---:|---:|---:|\n",
+    );
+    let b = Usage::median(shims);
+    writeln!(
+        out,
+        "| berth-shim | {} | {} | — | — |",
+        b.rss_kib, b.pss_kib
+    )?;
+    match conmon {
+        Some(c) => {
+            let c = Usage::median(c);
+            writeln!(
+                out,
+                "| conmon (podman 4.3) | {} | {} | {} | {} |",
+                c.rss_kib,
+                c.pss_kib,
+                ratio(b.rss_kib, c.rss_kib),
+                ratio(b.pss_kib, c.pss_kib)
+            )?;
+        }
+        None => writeln!(out, "| conmon (podman 4.3) | not installed | | | |")?,
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 /// A daemon's memory with the containers running, and each of its shims'.
