@@ -384,6 +384,46 @@ impl Registry {
         );
     }
 
+    /// Waits (in the background) for an exec to exit, then records and publishes its exit.
+    pub fn watch_exec(self: &Arc<Self>, task: &Arc<Task>, exec_id: &str) {
+        let (reg, t, eid) = (self.clone(), task.clone(), exec_id.to_string());
+        tokio::spawn(async move {
+            let Ok(exit) = t.shim.wait(Some(&eid)).await else {
+                return;
+            };
+            reg.record_exec_exit(&t, &eid, exit).await;
+        });
+    }
+
+    /// Records an exec's exit and publishes it once (across restarts too: a marker file in the
+    /// task dir says it went out).
+    pub async fn record_exec_exit(&self, task: &Task, exec_id: &str, exit: Exit) {
+        let mut life = task.life.lock().await;
+        let Some(info) = life.execs.get_mut(exec_id) else {
+            return;
+        };
+        if info.exit.is_some() {
+            return;
+        }
+        info.exit = Some(exit);
+        let pid = info.pid;
+        let marker = exec_published_marker(&task.dir, exec_id);
+        if marker.exists() {
+            return;
+        }
+        let _ = std::fs::write(&marker, b"");
+        self.publisher.publish(
+            &task.meta.namespace,
+            Event::Exit(TaskExit {
+                container_id: task.meta.id.clone(),
+                exec_id: exec_id.to_string(),
+                pid,
+                exit_status: exit.status,
+                exited_at_unix_nanos: exit.at_unix_nanos,
+            }),
+        );
+    }
+
     /// For a task whose shim is gone: removes what the runtime still holds (killing an orphaned
     /// container) and returns the recorded exit, or 255 when the shim died before writing one.
     async fn bury(&self, task: &Task) -> Exit {
@@ -525,15 +565,54 @@ impl Registry {
             shim,
             life: tokio::sync::Mutex::new(life),
         });
-        if state.is_ok() {
+        if let Ok(st) = &state {
             self.insert(task.clone());
             self.watch(&task, oom_seen);
+            self.readopt_execs(&task, st).await;
         } else {
             let exit = self.bury(&task).await;
             self.record_exit(&task, exit).await;
             self.insert(task);
         }
     }
+}
+
+impl Registry {
+    /// After a restart: takes back the execs the shim still holds (from its `state`), waits for
+    /// the running ones and publishes the exits that happened while nobody listened.
+    async fn readopt_execs(self: &Arc<Self>, task: &Arc<Task>, state: &Value) {
+        let execs = state.get("execs").and_then(Value::as_array);
+        for e in execs.into_iter().flatten() {
+            let Some(eid) = e.get("exec_id").and_then(Value::as_str) else {
+                continue;
+            };
+            let pid = e.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
+            let exited = e.get("exit_status").is_some().then(|| {
+                Exit::from_json(&json!({
+                    "status": e["exit_status"],
+                    "exited_at": e.get("exited_at").cloned().unwrap_or_default(),
+                }))
+                .unwrap_or(Exit {
+                    status: 255,
+                    at_unix_nanos: 0,
+                })
+            });
+            task.life
+                .lock()
+                .await
+                .execs
+                .insert(eid.to_string(), ExecInfo { pid, exit: None });
+            match exited {
+                Some(exit) => self.record_exec_exit(task, eid, exit).await,
+                None => self.watch_exec(task, eid),
+            }
+        }
+    }
+}
+
+/// The file that says an exec's exit event went out.
+pub fn exec_published_marker(task_dir: &Path, exec_id: &str) -> PathBuf {
+    task_dir.join(format!("exec-{exec_id}.exit.published"))
 }
 
 /// Removes a task directory, retrying briefly while a departing shim still touches it.

@@ -11,8 +11,8 @@ use berth_proto::v1::{
     DeleteTaskRequest, Empty, ExecAdded, ExecProcessRequest, ExecStarted, GetRequest, GetResponse,
     KillRequest, ListPidsRequest, ListPidsResponse, ListTasksRequest, ListTasksResponse,
     MetricsRequest, MetricsResponse, PauseTaskRequest, Process, ResizePtyRequest,
-    ResumeTaskRequest, StartRequest, StartResponse, Status as TaskStatus, TaskExit, TaskPaused,
-    TaskResumed, TaskStarted, UpdateTaskRequest, WaitRequest, WaitResponse,
+    ResumeTaskRequest, StartRequest, StartResponse, Status as TaskStatus, TaskPaused, TaskResumed,
+    TaskStarted, UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
@@ -140,38 +140,9 @@ impl TasksService {
             }),
         );
         drop(life);
-        let (t, reg, eid) = (task.clone(), self.registry.clone(), exec_id.to_string());
-        tokio::spawn(async move {
-            let Ok(exit) = t.shim.wait(Some(&eid)).await else {
-                return;
-            };
-            record_exec_exit(&reg, &t, &eid, exit).await;
-        });
+        self.registry.watch_exec(task, exec_id);
         Ok(pid)
     }
-}
-
-/// Records and publishes an exec's exit once.
-async fn record_exec_exit(reg: &Registry, task: &Task, exec_id: &str, exit: Exit) {
-    let mut life = task.life.lock().await;
-    let Some(info) = life.execs.get_mut(exec_id) else {
-        return;
-    };
-    if info.exit.is_some() {
-        return;
-    }
-    info.exit = Some(exit);
-    let pid = info.pid;
-    reg.publisher.publish(
-        &task.meta.namespace,
-        Event::Exit(TaskExit {
-            container_id: task.meta.id.clone(),
-            exec_id: exec_id.to_string(),
-            pid,
-            exit_status: exit.status,
-            exited_at_unix_nanos: exit.at_unix_nanos,
-        }),
-    );
 }
 
 #[tonic::async_trait]
@@ -270,8 +241,9 @@ impl Tasks for TasksService {
         });
         let pid = life.execs.get(&eid).map(|i| i.pid).unwrap_or(0);
         drop(life);
-        record_exec_exit(&self.registry, &task, &eid, exit).await;
+        self.registry.record_exec_exit(&task, &eid, exit).await;
         task.life.lock().await.execs.remove(&eid);
+        let _ = std::fs::remove_file(crate::registry::exec_published_marker(&task.dir, &eid));
         Ok(Response::new(DeleteResponse {
             id: eid,
             pid,

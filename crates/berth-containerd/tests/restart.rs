@@ -325,3 +325,125 @@ async fn hundred_lifecycles_twenty_at_a_time_leave_nothing() {
     let cgroups: Vec<_> = common::cgroups_named_prefix(&prefix);
     assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
 }
+
+/// An exec request whose output goes to a file in the bundle.
+fn exec_request(c: &Ctr, exec_id: &str, script: &str) -> berth_proto::v1::ExecProcessRequest {
+    berth_proto::v1::ExecProcessRequest {
+        container_id: c.id.clone(),
+        exec_id: exec_id.into(),
+        stdout: c
+            .bundle
+            .path()
+            .join(format!("{exec_id}.out"))
+            .to_string_lossy()
+            .into_owned(),
+        spec: serde_json::to_vec(&serde_json::json!({
+            "args": ["sh", "-c", script],
+            "cwd": "/",
+            "env": ["PATH=/bin:/usr/bin"],
+            "user": {"uid": 0, "gid": 0},
+        }))
+        .unwrap(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execs_running_across_a_restart_are_waited_for_and_evented() {
+    let roots = TestRoots::new().unwrap();
+    let _sweep = Sweep::new(&roots);
+    let d = Daemon::start(&roots);
+    let mut api = common::api(&roots).await;
+    let c = container(&mut api, "berth", "ex", &["sleep", "1000"], |_| {}).await;
+    api.tasks
+        .create(c.req(CreateTaskRequest {
+            container_id: c.id.clone(),
+            rootfs: c.bundle.rootfs().to_string_lossy().into_owned(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    start(&mut api, &c).await;
+    // "early" ends while the daemon is down, "late" after it is back.
+    for (eid, script) in [
+        (
+            "early",
+            "while [ ! -e /early ]; do sleep 0.05; done; exit 3",
+        ),
+        ("late", "while [ ! -e /late ]; do sleep 0.05; done; exit 4"),
+    ] {
+        api.tasks
+            .exec(c.req(exec_request(&c, eid, script)))
+            .await
+            .unwrap();
+        api.tasks
+            .start(c.req(StartRequest {
+                container_id: c.id.clone(),
+                exec_id: eid.into(),
+            }))
+            .await
+            .unwrap();
+    }
+    drop(api);
+    d.kill9();
+    std::fs::write(c.bundle.rootfs().join("early"), b"").unwrap();
+    let shim_sock = roots.exec_root().join("tasks/berth/ex/shim.sock");
+    wait_for(T, "the early exec to exit while the daemon is down", || {
+        common::shim_call(&shim_sock, r#"{"op":"state"}"#).contains("\"exit_status\":3")
+    })
+    .unwrap();
+
+    let _d = Daemon::start(&roots);
+    let mut api = common::api(&roots).await;
+    let mut events = api
+        .events
+        .subscribe(SubscribeRequest {
+            filters: vec!["topic==/tasks/exit".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The early exit was published as the daemon came back, before anyone could subscribe
+    // (like the init's in the test above): Wait answers it. The late one is an event.
+    std::fs::write(c.bundle.rootfs().join("late"), b"").unwrap();
+    let exit = loop {
+        let e = tokio::time::timeout(T, events.message())
+            .await
+            .expect("the late exec's exit event")
+            .unwrap()
+            .unwrap();
+        if let Some(Event::Exit(x)) = e.event {
+            break x;
+        }
+    };
+    assert_eq!((exit.exec_id.as_str(), exit.exit_status), ("late", 4));
+    for (eid, want) in [("early", 3), ("late", 4)] {
+        let w = api
+            .tasks
+            .wait(c.req(WaitRequest {
+                container_id: c.id.clone(),
+                exec_id: eid.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(w.exit_status, want, "{eid}");
+    }
+    api.tasks
+        .kill(c.req(KillRequest {
+            container_id: c.id.clone(),
+            exec_id: String::new(),
+            signal: 9,
+            all: false,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(wait(&mut api, &c).await, 137);
+    api.tasks
+        .delete(c.req(DeleteTaskRequest {
+            container_id: c.id.clone(),
+        }))
+        .await
+        .unwrap();
+    assert!(common::shims_of(&roots).is_empty());
+}

@@ -9,7 +9,7 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `{"op":"state"}` | `{"id","status":"created\|running\|paused\|stopped","pid","exit_status"?,"exited_at"?,"oom_count"}` |
+//! | `{"op":"state"}` | `{"id","status":"created\|running\|paused\|stopped","pid","exit_status"?,"exited_at"?,"oom_count","execs"?:[{"exec_id","pid","exit_status"?,"exited_at"?}]}` |
 //! | `{"op":"start"}` | `{}` |
 //! | `{"op":"kill","signal":N,"all":false,"exec_id"?}` | `{}` |
 //! | `{"op":"exec","exec_id","process":{OCI process},"stdin"?,"stdout"?,"stderr"?,"terminal"?}` | `{"pid":N}` |
@@ -108,6 +108,20 @@ pub struct StateReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exited_at: Option<String>,
     pub oom_count: u64,
+    /// The execs not yet deleted, running or exited (a caller that reconnects finds them here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecState>,
+}
+
+/// One exec in a `state` answer.
+#[derive(Debug, Serialize)]
+pub struct ExecState {
+    pub exec_id: String,
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exited_at: Option<String>,
 }
 
 /// A response line; its shape depends on the request (see the module table).

@@ -16,7 +16,7 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions, WaitStatus};
 
 use crate::exit_file;
 use crate::oom::OomWatch;
-use crate::protocol::{ExitRecord, Request, Response, StateReply};
+use crate::protocol::{ExecState, ExitRecord, Request, Response, StateReply};
 use crate::runtime::Runtime;
 use crate::stdio::{self, Held, StdioPaths};
 
@@ -551,6 +551,16 @@ impl Shim {
             exit_status: self.init.exit.as_ref().map(|e| e.status),
             exited_at: self.init.exit.as_ref().map(|e| e.exited_at.clone()),
             oom_count: self.oom.count(),
+            execs: self
+                .execs
+                .iter()
+                .map(|(id, p)| ExecState {
+                    exec_id: id.clone(),
+                    pid: p.pid.as_raw_nonzero().get() as u32,
+                    exit_status: p.exit.as_ref().map(|e| e.status),
+                    exited_at: p.exit.as_ref().map(|e| e.exited_at.clone()),
+                })
+                .collect(),
         })
     }
 

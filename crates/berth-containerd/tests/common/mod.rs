@@ -275,3 +275,15 @@ pub fn cgroups_named_prefix(prefix: &str) -> Vec<PathBuf> {
     }
     out
 }
+
+/// One request line to a shim's socket; its answer line.
+pub fn shim_call(socket: &Path, request: &str) -> String {
+    use std::io::{BufRead, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return String::new();
+    };
+    let _ = writeln!(s, "{request}");
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(s).read_line(&mut line);
+    line
+}
