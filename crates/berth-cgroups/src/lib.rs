@@ -33,6 +33,26 @@ pub use v2_devices::attached_device_programs;
 use v1::V1Cgroup;
 use v2::V2Cgroup;
 
+/// What a new process needs to join a cgroup at birth; see [`Cgroup::prepare_birth`].
+#[derive(Debug, Default)]
+pub struct Birth {
+    /// The cgroup2 directory for `clone3(CLONE_INTO_CGROUP)`.
+    pub clone_into: Option<std::fs::File>,
+    /// v1 `tasks` files, for [`join_self`] in the new process.
+    pub tasks: Vec<std::fs::File>,
+}
+
+/// Moves the calling thread into the v1 cgroup of each `tasks` file by writing `0` to it. For a
+/// single-threaded process (a container init before it execs) that moves the whole process,
+/// and a thread moving itself takes no global lock, so no RCU grace period is waited for.
+pub fn join_self(tasks: &[std::fs::File]) -> std::io::Result<()> {
+    use std::io::Write;
+    for mut f in tasks {
+        f.write_all(b"0")?;
+    }
+    Ok(())
+}
+
 /// How long freeze/thaw wait for the kernel to report the new state.
 pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -87,6 +107,44 @@ impl Cgroup {
         match &self.inner {
             Inner::V1(c) => c.create(),
             Inner::V2(c) => c.create(),
+        }
+    }
+
+    /// Prepares a new process's joining of this cgroup without a migration by another process
+    /// (each such migration takes the kernel's global threadgroup lock for writing, and the
+    /// first after a quiet spell waits out an RCU grace period, ~5-10 ms): the cgroup2 directory
+    /// to clone it into (v2, or a hybrid host's controller-less tree), and, with `self_join`,
+    /// the v1 `tasks` files it writes `0` to itself ([`join_self`]).
+    pub fn prepare_birth(&self, self_join: bool) -> Result<Birth, Error> {
+        // A directory opened read-only (close-on-exec, as std opens everything).
+        let open_dir = |dir: &std::path::Path| std::fs::File::open(dir).ok();
+        match &self.inner {
+            Inner::V2(c) => Ok(Birth {
+                clone_into: open_dir(c.dir()),
+                tasks: Vec::new(),
+            }),
+            Inner::V1(c) => Ok(Birth {
+                clone_into: c.unified_dir().and_then(open_dir),
+                tasks: match self_join {
+                    true => c.open_tasks_files()?,
+                    false => Vec::new(),
+                },
+            }),
+        }
+    }
+
+    /// After the clone that [`Cgroup::prepare_birth`] prepared: moves `pid` into whatever it has
+    /// not joined by birth (`born`: cloned into `clone_into`) or by itself (`self_joined`).
+    pub fn add_pid_after_birth(
+        &self,
+        pid: i32,
+        born: bool,
+        self_joined: bool,
+    ) -> Result<(), Error> {
+        match &self.inner {
+            Inner::V2(c) if !born => c.add_pid(pid),
+            Inner::V2(_) => Ok(()),
+            Inner::V1(c) => c.add_pid_where(pid, !self_joined, !born),
         }
     }
 

@@ -79,8 +79,40 @@ impl V1Cgroup {
         Ok(())
     }
 
-    pub(crate) fn add_pid(&self, pid: i32) -> Result<(), Error> {
+    /// The hybrid host's cgroup2 directory of this cgroup.
+    pub(crate) fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// `tasks` of every v1 hierarchy, open for writing.
+    pub(crate) fn open_tasks_files(&self) -> Result<Vec<std::fs::File>, Error> {
+        let mut out = Vec::new();
         for dir in self.unique_dirs() {
+            if Some(dir) == self.unified.as_deref() {
+                continue;
+            }
+            let path = dir.join("tasks");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| Error::AddPid {
+                    pid: 0,
+                    path,
+                    source,
+                })?;
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    /// Writes `pid` to `cgroup.procs` of the v1 hierarchies (`v1`) and of the hybrid cgroup2
+    /// tree (`unified`).
+    pub(crate) fn add_pid_where(&self, pid: i32, v1: bool, unified: bool) -> Result<(), Error> {
+        for dir in self.unique_dirs() {
+            let is_unified = Some(dir) == self.unified.as_deref();
+            if (is_unified && !unified) || (!is_unified && !v1) {
+                continue;
+            }
             let path = dir.join("cgroup.procs");
             std::fs::write(&path, pid.to_string()).map_err(|source| Error::AddPid {
                 pid,
@@ -89,6 +121,10 @@ impl V1Cgroup {
             })?;
         }
         Ok(())
+    }
+
+    pub(crate) fn add_pid(&self, pid: i32) -> Result<(), Error> {
+        self.add_pid_where(pid, true, true)
     }
 
     pub(crate) fn apply(&self, r: &LinuxResources) -> Result<(), Error> {

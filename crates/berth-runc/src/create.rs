@@ -224,7 +224,14 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         Some(p) => Some(std::path::absolute(p)?),
         None => None,
     };
+    // The init is born in its cgroup2 cgroup and, on v1, moves itself into the v1 ones (not from
+    // inside a user namespace, where it may not write the host's cgroup files): no migration
+    // by another process, whose global lock costs an RCU grace period.
+    let birth = cgroup
+        .prepare_birth(!(new_user || join_user))
+        .context("opening the cgroup for the init")?;
     let ctx = InitContext {
+        cgroup_tasks: &birth.tasks,
         spec,
         plan,
         rootfs: RootfsPlan {
@@ -250,24 +257,13 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     };
 
     let (parent_end, child_end) = Channel::pair()?;
-    // On cgroup v2 the init is born in its cgroup: no migration (and no RCU wait) afterwards.
-    let v2_dir = match cgroup.version() {
-        berth_cgroups::Version::V2 => cgroup.paths().into_iter().next().and_then(|(_, dir)| {
-            rustix::fs::open(
-                &dir,
-                rustix::fs::OFlags::RDONLY
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .ok()
-        }),
-        berth_cgroups::Version::V1 => None,
-    };
-    let cloned = match sys::clone_process(clone_flags, v2_dir.as_ref().map(|f| f.as_fd())) {
+    let cloned = match sys::clone_process(clone_flags, birth.clone_into.as_ref().map(|f| f.as_fd()))
+    {
         // The kernel may refuse (e.g. the no-internal-process rule): migrate the usual way.
-        Err(_) if v2_dir.is_some() => sys::clone_process(clone_flags, None).map(|f| (f, false)),
-        r => r.map(|f| (f, v2_dir.is_some())),
+        Err(_) if birth.clone_into.is_some() => {
+            sys::clone_process(clone_flags, None).map(|f| (f, false))
+        }
+        r => r.map(|f| (f, birth.clone_into.is_some())),
     };
     let (pid, born_in_cgroup) = match cloned.context("cloning the container init")? {
         (None, _) => {
@@ -300,12 +296,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         Ok(Some(Msg::Error(m))) => anyhow::anyhow!("{m}"),
         _ => e,
     };
-    if !born_in_cgroup {
-        cgroup
-            .add_pid(pid)
-            .context("moving the init into its cgroup")
-            .map_err(child_error)?;
-    }
+    cgroup
+        .add_pid_after_birth(pid, born_in_cgroup, !birth.tasks.is_empty())
+        .context("moving the init into its cgroup")
+        .map_err(child_error)?;
+    drop(birth);
     parent_end.send(&Msg::Go).map_err(child_error)?;
 
     saved.pid = pid;

@@ -156,12 +156,29 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         }
     }
 
+    // Born in the container's cgroup2 cgroup, moving itself into the v1 ones before it joins
+    // any namespace: nobody migrates it (see create).
+    let birth = c
+        .cgroup
+        .prepare_birth(true)
+        .context("opening the container's cgroup")?;
     let (parent_end, child_end) = Channel::pair()?;
-    let child = match sys::clone_process(0, None).context("cloning the exec process")? {
-        None => {
+    let into = birth.clone_into.as_ref().map(|f| f.as_fd());
+    let cloned = match sys::clone_process(0, into) {
+        Err(_) if into.is_some() => sys::clone_process(0, None).map(|f| (f, false)),
+        r => r.map(|f| (f, into.is_some())),
+    };
+    let (child, born) = match cloned.context("cloning the exec process")? {
+        (None, _) => {
             drop(parent_end);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(&plan, &join, console_socket.as_deref(), &child_end)
+                child_main(
+                    &plan,
+                    &join,
+                    &birth.tasks,
+                    console_socket.as_deref(),
+                    &child_end,
+                )
             }));
             let msg = match r {
                 Ok(Err(e)) => format!("{e:#}"),
@@ -170,12 +187,12 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
             let _ = child_end.send(&Msg::Error(msg));
             sys::exit_now(1)
         }
-        Some(pid) => pid,
+        (Some(pid), born) => (pid, born),
     };
     drop(child_end);
     let result = (|| {
         c.cgroup
-            .add_pid(child)
+            .add_pid_after_birth(child, born, !birth.tasks.is_empty())
             .context("moving the process into the container's cgroup")?;
         parent_end.send(&Msg::Go)?;
         parent_end.expect(Msg::Ready)
@@ -204,11 +221,13 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
 fn child_main(
     plan: &ProcessPlan,
     join: &[(libc::c_int, OwnedFd)],
+    cgroup_tasks: &[std::fs::File],
     console_socket: Option<&Path>,
     chan: &Channel,
 ) -> anyhow::Result<std::convert::Infallible> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the exec process non-dumpable")?;
+    berth_cgroups::join_self(cgroup_tasks).context("joining the container's cgroup")?;
     chan.expect(Msg::Go)?;
     let console = match console_socket {
         Some(p) if plan.terminal => Some(console::connect(p)?),

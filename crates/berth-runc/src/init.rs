@@ -18,6 +18,8 @@ use crate::{console, hooks, sys};
 
 /// Everything the init needs, computed by the parent before the clone.
 pub struct InitContext<'a> {
+    /// v1 `tasks` files the init writes `0` to, joining its cgroups itself, first thing.
+    pub cgroup_tasks: &'a [std::fs::File],
     pub spec: &'a Spec,
     pub plan: ProcessPlan,
     pub rootfs: RootfsPlan<'a>,
@@ -59,6 +61,7 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     // (CVE-2016-9962).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("making the init non-dumpable")?;
+    berth_cgroups::join_self(ctx.cgroup_tasks).context("joining the container's cgroup")?;
     if !ctx.setup_before_go {
         chan.expect(Msg::Go)?;
     }

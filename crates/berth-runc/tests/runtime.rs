@@ -691,3 +691,49 @@ fn exec_with_a_terminal_through_the_console_socket() {
     .unwrap();
     assert!(seen.contains("/dev/pts/"), "{seen:?}");
 }
+
+#[test]
+fn init_and_exec_processes_are_in_every_hierarchy_of_their_cgroup() {
+    let r = Runc::new();
+    let parent = format!("berth-test-cg-{}", std::process::id());
+    let id = r.id("cgjoin");
+    let path = format!("/{parent}/{id}");
+    let b = bundle("sleep 1000", |v| {
+        v["linux"]["cgroupsPath"] = path.clone().into();
+    });
+    r.create(&b, &id);
+    // Seen from the host: every hierarchy (v1 controllers, name=systemd, the cgroup2 tree)
+    // lists the container's cgroup, whoever moved the process there.
+    let check = |pid: &str| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        for line in text.lines() {
+            assert!(line.ends_with(&format!(":{path}")), "{pid}: {line}\n{text}");
+        }
+    };
+    check(&r.state(&id)["pid"].to_string());
+    r.ok(&["start", &id]);
+    let pid_file = b.path().join("exec.pid");
+    // Detached, the process keeps whatever stdout it got: not a pipe we would wait on.
+    let status = r
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    check(std::fs::read_to_string(&pid_file).unwrap().trim());
+    r.ok(&["delete", "--force", &id]);
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = hierarchy.path().join(&parent);
+        assert!(!dir.join(&id).exists(), "{} left", dir.display());
+        let _ = std::fs::remove_dir(dir);
+    }
+}
