@@ -52,19 +52,8 @@ impl Engines {
         for host in [berthd.host(), dockerd.host()] {
             output(&argv(&[DOCKER, "-H", &host, "pull", "-q", &image]))?;
         }
-        let root = ctx.work.join("podman");
         let podman = if crate::measure::locate("podman").is_some() {
-            argv(&[
-                "podman",
-                "--root",
-                &path_str(&root.join("root")),
-                "--runroot",
-                &path_str(&root.join("run")),
-                "--cgroup-manager=cgroupfs",
-                "--events-backend=file",
-                "--runtime",
-                "runc",
-            ])
+            podman_argv(&ctx.work.join("podman"))
         } else {
             Vec::new()
         };
@@ -113,14 +102,8 @@ impl Engines {
     /// `podman run --rm NET… IMAGE true`, with rlimits within this host's hard limits (podman's
     /// default nofile/nproc of 1048576 exceed them).
     pub fn podman_run(&self, net: &[&str]) -> Vec<String> {
-        let mut v = self.podman(&[
-            "run",
-            "--rm",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-        ]);
+        let mut v = self.podman(&["run", "--rm"]);
+        v.extend(argv(&PODMAN_ULIMITS));
         v.extend(argv(net));
         v.extend(argv(&[&self.image, "true"]));
         v
@@ -156,3 +139,27 @@ fn cmdline(pid: u32) -> String {
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default()
 }
+
+/// `podman` on private storage under `root` (cgroupfs, file events, runc), as every suite runs it.
+pub fn podman_argv(root: &std::path::Path) -> Vec<String> {
+    argv(&[
+        "podman",
+        "--root",
+        &path_str(&root.join("root")),
+        "--runroot",
+        &path_str(&root.join("run")),
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=file",
+        "--runtime",
+        "runc",
+    ])
+}
+
+/// `podman run` rlimits within this host's hard limits (podman's default nofile/nproc of
+/// 1048576 exceed them).
+pub const PODMAN_ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=4096:4096",
+];

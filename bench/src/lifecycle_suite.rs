@@ -243,17 +243,7 @@ fn conmon_loaded(work: &Path) -> anyhow::Result<Option<Vec<Usage>>> {
         return Ok(None);
     }
     let root = work.join("podman-mem");
-    let base = argv(&[
-        "podman",
-        "--root",
-        &path_str(&root.join("root")),
-        "--runroot",
-        &path_str(&root.join("run")),
-        "--cgroup-manager=cgroupfs",
-        "--events-backend=file",
-        "--runtime",
-        "runc",
-    ]);
+    let base = crate::engines::podman_argv(&root);
     let podman = |args: &[&str]| {
         let mut v = base.clone();
         v.extend(argv(args));
@@ -267,21 +257,17 @@ fn conmon_loaded(work: &Path) -> anyhow::Result<Option<Vec<Usage>>> {
             &path_str(&work.join("busybox.tar")),
         ]))?;
         for i in 0..CONTAINERS {
-            output(&podman(&[
+            let mut cmd = podman(&[
                 "run",
                 "-d",
                 "--network",
                 "none",
-                "--ulimit",
-                "nofile=1024:1024",
-                "--ulimit",
-                "nproc=4096:4096",
                 "--name",
                 &format!("mem-{i}"),
-                IMAGE,
-                "/bin/sleep",
-                "1000",
-            ]))?;
+            ]);
+            cmd.extend(argv(&crate::engines::PODMAN_ULIMITS));
+            cmd.extend(argv(&[IMAGE, "/bin/sleep", "1000"]));
+            output(&cmd)?;
         }
         let pids = crate::proc_mem::processes_mentioning(&["conmon", &path_str(&root)]);
         anyhow::ensure!(

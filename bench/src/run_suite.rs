@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::engines::Engines;
 use crate::measure::output;
 use crate::proc_mem::Usage;
-use crate::suites::{Contender, Ctx, Group, Plan};
+use crate::suites::{Contender, Ctx, Group, Plan, argv};
 
 pub const ABOUT: &str = "`run --rm IMAGE true` (--network none and bridge) and `exec CTR true`: \
 berthd (docker CLI 20.10) vs dockerd 20.10 (same CLI, runc 1.1) vs podman 4.3 (runc, cgroupfs); \
@@ -86,21 +86,10 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         ),
     ];
     if e.has_podman() {
-        sleeper(e.podman(&[
-            "run",
-            "-d",
-            "--name",
-            EXEC_CTR,
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-            &e.image,
-            "sleep",
-            "1000000",
-        ]))?;
+        let mut cmd = e.podman(&["run", "-d", "--name", EXEC_CTR, "--network", "none"]);
+        cmd.extend(argv(&crate::engines::PODMAN_ULIMITS));
+        cmd.extend(argv(&[&e.image, "sleep", "1000000"]));
+        sleeper(cmd)?;
         run_none.push(Contender::new(
             "podman 4.3",
             false,

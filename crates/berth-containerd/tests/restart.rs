@@ -22,6 +22,17 @@ fn cyc<T>(msg: T) -> tonic::Request<T> {
 
 const T: Duration = Duration::from_secs(20);
 
+/// A subscription to the exit events.
+async fn exit_events(api: &mut Api) -> tonic::Streaming<berth_proto::v1::Envelope> {
+    api.events
+        .subscribe(SubscribeRequest {
+            filters: vec!["topic==/tasks/exit".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn read_line(fifo: &Path) -> String {
     // The shim holds the FIFO open, so opening its read end never blocks.
     let mut line = String::new();
@@ -52,6 +63,20 @@ async fn wait(api: &mut Api, c: &Ctr) -> u32 {
         .unwrap()
         .into_inner()
         .exit_status
+}
+
+/// SIGKILLs the task's init and returns its exit status.
+async fn kill9_and_wait(api: &mut Api, c: &Ctr) -> u32 {
+    api.tasks
+        .kill(c.req(KillRequest {
+            container_id: c.id.clone(),
+            exec_id: String::new(),
+            signal: 9,
+            all: false,
+        }))
+        .await
+        .unwrap();
+    wait(api, c).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,14 +132,7 @@ async fn ten_containers_survive_kill_9_and_one_exit_meanwhile() {
 
     let _d = Daemon::start(&roots);
     let mut api = common::api(&roots).await;
-    let mut events = api
-        .events
-        .subscribe(SubscribeRequest {
-            filters: vec!["topic==/tasks/exit".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = exit_events(&mut api).await;
     let tasks = api
         .tasks
         .list(with_namespace(
@@ -145,16 +163,7 @@ async fn ten_containers_survive_kill_9_and_one_exit_meanwhile() {
 
     // New operations work on the re-attached tasks; each exit is reported once.
     for c in &ctrs[1..] {
-        api.tasks
-            .kill(c.req(KillRequest {
-                container_id: c.id.clone(),
-                exec_id: String::new(),
-                signal: 9,
-                all: false,
-            }))
-            .await
-            .unwrap();
-        assert_eq!(wait(&mut api, c).await, 137, "{}", c.id);
+        assert_eq!(kill9_and_wait(&mut api, c).await, 137, "{}", c.id);
     }
     let mut exits = Vec::new();
     while exits.len() < 9 {
@@ -395,14 +404,7 @@ async fn execs_running_across_a_restart_are_waited_for_and_evented() {
 
     let _d = Daemon::start(&roots);
     let mut api = common::api(&roots).await;
-    let mut events = api
-        .events
-        .subscribe(SubscribeRequest {
-            filters: vec!["topic==/tasks/exit".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = exit_events(&mut api).await;
     // The early exit was published as the daemon came back, before anyone could subscribe
     // (like the init's in the test above): Wait answers it. The late one is an event.
     std::fs::write(c.bundle.rootfs().join("late"), b"").unwrap();
@@ -429,16 +431,7 @@ async fn execs_running_across_a_restart_are_waited_for_and_evented() {
             .into_inner();
         assert_eq!(w.exit_status, want, "{eid}");
     }
-    api.tasks
-        .kill(c.req(KillRequest {
-            container_id: c.id.clone(),
-            exec_id: String::new(),
-            signal: 9,
-            all: false,
-        }))
-        .await
-        .unwrap();
-    assert_eq!(wait(&mut api, &c).await, 137);
+    assert_eq!(kill9_and_wait(&mut api, &c).await, 137);
     api.tasks
         .delete(c.req(DeleteTaskRequest {
             container_id: c.id.clone(),

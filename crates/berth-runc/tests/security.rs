@@ -16,13 +16,7 @@ fn init_runs_from_a_protected_binary_and_is_not_dumpable() {
     // point is a file in the temp dir, gone with the mount when create returns.
     let tmp = tempfile::tempdir().unwrap();
     let id = r.id("robind");
-    let status = r
-        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    r.create_in_env(&b, &id, &[], &[("TMPDIR", tmp.path().to_str().unwrap())]);
     let pid = r.state(&id)["pid"].as_i64().unwrap();
     assert_protected(pid, &r);
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -39,19 +33,7 @@ fn init_runs_from_a_protected_binary_and_is_not_dumpable() {
     );
     // Where it cannot mount there (no usable temp dir here), a sealed memfd copy.
     let id = r.id("memfd");
-    let err = tempfile::NamedTempFile::new().unwrap();
-    let status = r
-        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
-        .env("TMPDIR", "/nonexistent-berth-tmp")
-        .stdout(std::process::Stdio::null())
-        .stderr(err.reopen().unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(err.path()).unwrap()
-    );
+    r.create_in_env(&b, &id, &[], &[("TMPDIR", "/nonexistent-berth-tmp")]);
     let pid = r.state(&id)["pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(

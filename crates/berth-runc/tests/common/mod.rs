@@ -93,12 +93,18 @@ impl Runc {
     }
 
     pub fn create_with(&self, bundle: &Bundle, id: &str, extra: &[&str]) {
+        self.create_in_env(bundle, id, extra, &[]);
+    }
+
+    /// `create` with extra arguments and environment variables for the runtime.
+    pub fn create_in_env(&self, bundle: &Bundle, id: &str, extra: &[&str], env: &[(&str, &str)]) {
         let err = tempfile::NamedTempFile::new().unwrap();
         let mut args = vec!["create", "--bundle", bundle.path().to_str().unwrap()];
         args.extend_from_slice(extra);
         args.push(id);
         let status = self
             .cmd(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(err.reopen().unwrap())
             .status()
