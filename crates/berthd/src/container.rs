@@ -114,10 +114,14 @@ pub struct Store {
     names: Mutex<HashMap<String, String>>,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `path` whole (temp file and rename): a reader or a crash sees the old record or the
+/// new one. `durable` also syncs it first, for what only the user can redo.
+fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    if durable {
+        std::fs::File::open(&tmp)?.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -158,13 +162,25 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Writes the record to disk.
+    /// Writes the record to disk, synced: for what the user asked (creation, rename, update,
+    /// network changes, a stop that restart policies must respect).
     pub fn save(&self, rec: &Record) -> Result<(), ApiError> {
+        self.write(rec, true)
+    }
+
+    /// Writes the record's run state (running, exited, health, OOM), not synced: after a crash
+    /// berthd rebuilds that state from berth-containerd anyway (`run::recover`), and a sync per
+    /// start, exit and health probe cost a journal commit each.
+    pub fn save_state(&self, rec: &Record) -> Result<(), ApiError> {
+        self.write(rec, false)
+    }
+
+    fn write(&self, rec: &Record, durable: bool) -> Result<(), ApiError> {
         let dir = self.dir(&rec.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
-        write_atomic(&dir.join("config.v2.json"), &bytes)
+        write_atomic(&dir.join("config.v2.json"), &bytes, durable)
             .map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))
     }
 

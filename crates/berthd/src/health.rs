@@ -147,7 +147,7 @@ pub fn monitor(d: &Arc<Daemon>, h: &Handle, config: &Value, image_config: &Value
             let excess = health.log.len().saturating_sub(LOG_ENTRIES);
             health.log.drain(..excess);
             let now = health.status.clone();
-            let _ = d.containers.save(&rec);
+            let _ = d.containers.save_state(&rec);
             if now != before {
                 d.events.emit(
                     "container",

@@ -286,7 +286,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         crate::endpoints::teardown(d, &mut rec).await;
         crate::rootfs::unmount(&cdir);
         rec.state.error = e.message().to_string();
-        let _ = d.containers.save(&rec);
+        let _ = d.containers.save_state(&rec);
         live.exited.send_replace(Some(rec.state.exit_code));
         return Err(ApiError::new(
             hyper::StatusCode::BAD_REQUEST,
@@ -330,7 +330,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             crate::rootfs::unmount(&cdir);
             rec.state.error = e.message().to_string();
             rec.state.exit_code = 127;
-            let _ = d.containers.save(&rec);
+            let _ = d.containers.save_state(&rec);
             live.exited.send_replace(Some(127));
             return Err(ApiError::new(
                 hyper::StatusCode::BAD_REQUEST,
@@ -350,7 +350,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         quick_restarts: rec.state.quick_restarts,
         health: crate::health::starting(&rec.config, &image_config),
     };
-    d.containers.save(&rec)?;
+    d.containers.save_state(&rec)?;
     d.events.emit(
         "container",
         "start",
@@ -575,7 +575,7 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
     // nothing. Should berthd die in between, `recover` finds it "running" without a task and
     // finishes it again.
     if !rec.auto_remove() {
-        let _ = d.containers.save(&rec);
+        let _ = d.containers.save_state(&rec);
     }
     d.events.emit(
         "container",
@@ -750,7 +750,7 @@ pub async fn watch_events(d: Arc<Daemon>) {
                     if let Ok(h) = d.containers.find(&o.container_id) {
                         let mut rec = h.lock().await;
                         rec.state.oom_killed = true;
-                        let _ = d.containers.save(&rec);
+                        let _ = d.containers.save_state(&rec);
                     }
                 }
             }
