@@ -225,11 +225,15 @@ fn images_inspect_tag_and_rmi() {
     let d = Berthd::with_busybox();
     let table = d.berth_ok(&["images"]);
     let docker = d.docker_ok(&["images"]);
+    // Same columns as Docker's, and each value starts under its header. (Widths follow the
+    // values: "Less than a second ago" and "1 second ago" a moment later differ.)
+    let (header, row) = (table.lines().next().unwrap(), table.lines().nth(1).unwrap());
     assert_eq!(
-        table.lines().next(),
-        docker.lines().next(),
+        columns(header),
+        columns(docker.lines().next().unwrap()),
         "{table}\n{docker}"
     );
+    assert_eq!(column_starts(header), column_starts(row), "{table}");
     assert!(
         table
             .lines()
@@ -625,4 +629,20 @@ fn push_pull_save_and_load_round_trip() {
         d.berth_ok(&["run", "--rm", IMAGE, "echo", "loaded"]),
         "loaded\n"
     );
+}
+
+/// The cells of a table line: text separated by two spaces or more.
+fn columns(line: &str) -> Vec<&str> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Where each cell of a table line starts.
+fn column_starts(line: &str) -> Vec<usize> {
+    let b = line.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i] != b' ' && (i == 0 || (i >= 2 && b[i - 1] == b' ' && b[i - 2] == b' ')))
+        .collect()
 }
