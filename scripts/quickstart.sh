@@ -16,8 +16,8 @@ say() { printf '\n==> %s\n' "$*"; }
 say "installing Debian packages (scripts/deps.sh)"
 ./scripts/deps.sh || { echo "quickstart: installing packages failed"; exit 1; }
 
-say "building Berth in release mode (cargo build --release)"
-cargo build --release --bins || { echo "quickstart: the build failed"; exit 1; }
+say "building Berth in release mode (scripts/build-release.sh: cargo build --release, static berth-shim)"
+./scripts/build-release.sh || { echo "quickstart: the build failed"; exit 1; }
 ran+=("release build: $BIN/{berth,berthd,berth-containerd,berth-shim,berth-runc}")
 
 # Starts a daemon in the background and waits for its socket; records the outcome.

@@ -41,6 +41,8 @@ struct Lab {
     bundle: Bundle,
     /// The run's scratch directory (the busybox archive, podman's private storage).
     work: std::path::PathBuf,
+    /// Where the Berth binaries under test are.
+    bin_dir: std::path::PathBuf,
 }
 
 pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
@@ -55,6 +57,7 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         idle,
         bundle,
         work: ctx.work.clone(),
+        bin_dir: ctx.bin_dir.clone(),
     };
     let groups = vec![lab.lifecycle_group()?];
     Ok(Plan {
@@ -187,6 +190,7 @@ impl Lab {
             containerd.shims.len()
         )?;
         out.push_str(&monitor_table(&berth.shims, conmon.as_deref())?);
+        writeln!(out, "{}\n", shim_linkage(&self.bin_dir.join("berth-shim")))?;
         out.push_str(NOTES);
         Ok(out)
     }
@@ -289,6 +293,36 @@ fn conmon_loaded(work: &Path) -> anyhow::Result<Option<Vec<Usage>>> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     measured.map(Some)
+}
+
+/// How the measured berth-shim was linked (scripts/build-release.sh links it statically; a plain
+/// `cargo build --release` does not), which moves its RSS by ~0.7 MB.
+fn shim_linkage(shim: &Path) -> String {
+    // A dynamically linked executable names its loader in a PT_INTERP segment.
+    let dynamic = std::fs::read(shim).is_ok_and(|b| has_interp(&b));
+    match dynamic {
+        true => "berth-shim measured: dynamically linked (build with scripts/build-release.sh \
+                 for the static shim users get)"
+            .into(),
+        false => "berth-shim measured: statically linked (scripts/build-release.sh)".into(),
+    }
+}
+
+/// Whether an ELF64 file has a PT_INTERP program header.
+fn has_interp(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    (0..usize::from(phnum)).any(|i| {
+        let at = phoff as usize + i * usize::from(phentsize);
+        elf.get(at..at + 4) == Some(&3u32.to_le_bytes()[..])
+    })
 }
 
 /// berth-shim against conmon, both per container with [`CONTAINERS`] running.
