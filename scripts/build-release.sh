@@ -9,7 +9,7 @@ cargo build --release --bins --locked "$@"
 # Only the final link of the shim changes; its dependencies are reused. A later plain
 # `cargo build --release` links it dynamically again.
 cargo rustc --release --locked -p berth-shim --bin berth-shim -- -C target-feature=+crt-static
-case "$(ldd target/release/berth-shim 2>&1 || true)" in
+case "$(ldd "${CARGO_TARGET_DIR:-target}/release/berth-shim" 2>&1 || true)" in
   *"statically linked"*|*"not a dynamic executable"*) ;;
   *) echo "build-release: berth-shim is still dynamically linked" >&2; exit 1 ;;
 esac

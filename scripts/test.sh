@@ -20,7 +20,7 @@ echo "== build"
 cargo build --workspace --bins --locked
 # The release shim is linked statically (scripts/build-release.sh): check that this machine can.
 cargo rustc --locked -p berth-shim --bin berth-shim -- -C target-feature=+crt-static
-case "$(ldd target/debug/berth-shim 2>&1 || true)" in
+case "$(ldd "${CARGO_TARGET_DIR:-target}/debug/berth-shim" 2>&1 || true)" in
   *"statically linked"*|*"not a dynamic executable"*) ;;
   *) echo "test.sh: berth-shim did not link statically" >&2; exit 1 ;;
 esac
