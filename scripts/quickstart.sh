@@ -16,7 +16,7 @@ say() { printf '\n==> %s\n' "$*"; }
 say "installing Debian packages (scripts/deps.sh)"
 ./scripts/deps.sh || { echo "quickstart: installing packages failed"; exit 1; }
 
-say "building Berth in release mode (scripts/build-release.sh: cargo build --release, static berth-shim)"
+say "building Berth in release mode (scripts/build-release.sh: cargo build --release, static shim and daemons)"
 ./scripts/build-release.sh || { echo "quickstart: the build failed"; exit 1; }
 ran+=("release build: $BIN/{berth,berthd,berth-containerd,berth-shim,berth-runc}")
 
