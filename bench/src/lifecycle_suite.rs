@@ -387,10 +387,7 @@ impl Loaded {
 
 /// Berth / peer, two decimals.
 fn ratio(berth: u64, peer: u64) -> String {
-    if peer == 0 {
-        return "—".into();
-    }
-    format!("{:.2}", berth as f64 / peer as f64)
+    crate::stats::ratio_cell(berth as f64, peer as f64)
 }
 
 const NOTES: &str = "## What differs between the contenders\n\n\

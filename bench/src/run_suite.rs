@@ -27,7 +27,7 @@ fn memory_table(title: &str, e: &Engines) -> anyhow::Result<String> {
     for (name, u) in berth.iter().chain(docker.iter()) {
         let _ = writeln!(s, "| {name} | {} | {} |", u.rss_kib, u.pss_kib);
     }
-    let ratio = |x: u64, y: u64| if y == 0 { 0.0 } else { x as f64 / y as f64 };
+    let ratio = |x: u64, y: u64| crate::stats::ratio(x as f64, y as f64).unwrap_or(0.0);
     let _ = writeln!(
         s,
         "| **Berth total** | **{}** | **{}** |\n| **Docker total** | **{}** | **{}** |\n\nBerth / Docker: RSS {:.3}, PSS {:.3}",

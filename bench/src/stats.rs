@@ -35,6 +35,18 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
+/// Berth / peer; None when the peer's figure is zero (or less).
+pub fn ratio(berth: f64, peer: f64) -> Option<f64> {
+    (peer > 0.0).then(|| berth / peer)
+}
+
+/// [`ratio`] as a table cell: two decimals, or "—".
+pub fn ratio_cell(berth: f64, peer: f64) -> String {
+    ratio(berth, peer)
+        .map(|r| format!("{r:.2}"))
+        .unwrap_or_else(|| "—".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,7 +254,9 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
         rss.sort_unstable();
         let rss_med = rss.get(rss.len() / 2).copied().unwrap_or(0);
         let ratio = match berth {
-            Some(b) if !c.is_berth => format!("{:.2}", b.as_secs_f64() / s.median.as_secs_f64()),
+            Some(b) if !c.is_berth => {
+                crate::stats::ratio_cell(b.as_secs_f64(), s.median.as_secs_f64())
+            }
             _ => "—".into(),
         };
         writeln!(
@@ -298,7 +300,7 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
         writeln!(out, "|---|---:|---:|")?;
         for (i, (label, d)) in diffs.iter().enumerate() {
             let ratio = match (first, d) {
-                (Some(b), Some(x)) if i > 0 && *x > 0.0 => format!("{:.2}", b / x),
+                (Some(b), Some(x)) if i > 0 => crate::stats::ratio_cell(b, *x),
                 _ => "—".into(),
             };
             let ms = d

@@ -257,14 +257,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     };
 
     let (parent_end, child_end) = Channel::pair()?;
-    let cloned = match sys::clone_process(clone_flags, birth.clone_into.as_ref().map(|f| f.as_fd()))
-    {
-        // The kernel may refuse (e.g. the no-internal-process rule): migrate the usual way.
-        Err(_) if birth.clone_into.is_some() => {
-            sys::clone_process(clone_flags, None).map(|f| (f, false))
-        }
-        r => r.map(|f| (f, birth.clone_into.is_some())),
-    };
+    let cloned = sys::clone_process_into(clone_flags, birth.clone_into.as_ref().map(|f| f.as_fd()));
     let (pid, born_in_cgroup) = match cloned.context("cloning the container init")? {
         (None, _) => {
             drop(parent_end);

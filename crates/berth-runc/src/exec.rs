@@ -163,11 +163,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         .prepare_birth(true)
         .context("opening the container's cgroup")?;
     let (parent_end, child_end) = Channel::pair()?;
-    let into = birth.clone_into.as_ref().map(|f| f.as_fd());
-    let cloned = match sys::clone_process(0, into) {
-        Err(_) if into.is_some() => sys::clone_process(0, None).map(|f| (f, false)),
-        r => r.map(|f| (f, into.is_some())),
-    };
+    let cloned = sys::clone_process_into(0, birth.clone_into.as_ref().map(|f| f.as_fd()));
     let (child, born) = match cloned.context("cloning the exec process")? {
         (None, _) => {
             drop(parent_end);

@@ -25,20 +25,13 @@ const SEALS: SealFlags = SealFlags::SEAL
 fn running_protected() -> bool {
     let Ok(exe) = rustix::fs::open(
         "/proc/self/exe",
-        OFlags::PATH | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
         return false;
     };
-    if rustix::fs::fstatvfs(&exe).is_ok_and(|v| v.f_flag.contains(StatVfsMountFlags::RDONLY)) {
-        return true;
-    }
-    rustix::fs::open(
-        "/proc/self/exe",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .is_ok_and(|fd| rustix::fs::fcntl_get_seals(&fd).is_ok_and(|s| s.contains(SEALS)))
+    rustix::fs::fstatvfs(&exe).is_ok_and(|v| v.f_flag.contains(StatVfsMountFlags::RDONLY))
+        || rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(SEALS))
 }
 
 /// Re-executes from a protected view of this binary unless already running from one. Returns

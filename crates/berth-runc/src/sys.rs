@@ -57,6 +57,19 @@ pub fn clone_process(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
     }
 }
 
+/// [`clone_process`] into `cgroup` when one is given, and without it when the kernel refuses
+/// (e.g. the no-internal-process rule): returns the fork and whether the child was born in
+/// `cgroup` (if not, the caller moves it the usual way).
+pub fn clone_process_into(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<(Forked, bool)> {
+    match clone_process(flags, cgroup) {
+        Err(_) if cgroup.is_some() => clone_process(flags, None).map(|f| (f, false)),
+        r => r.map(|f| (f, cgroup.is_some())),
+    }
+}
+
 /// Ends the calling process at once, without running exit handlers or destructors (for
 /// children of `clone_process`, which must never return into the parent's code).
 pub fn exit_now(code: i32) -> ! {

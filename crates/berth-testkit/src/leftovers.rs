@@ -75,6 +75,13 @@ fn network(exec_root: &Path, data_root: &Path, bridge: &str) {
     let _ = berth_net::nft::remove(&berth_net::nft::table_name(bridge));
 }
 
+/// The parent cgroup of a test daemon whose roots are under `dir`: `/<prefix>-<dir's name>`, its
+/// own, since tests run side by side.
+pub fn cgroup_parent_for(dir: &Path, prefix: &str) -> String {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("/{prefix}-{name}")
+}
+
 /// Where a berthd under test keeps everything, all its own: tests run side by side.
 pub struct BerthdSetup<'a> {
     pub data_root: &'a Path,

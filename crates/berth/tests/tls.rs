@@ -9,39 +9,16 @@ use std::path::Path;
 use std::process::Output;
 
 use berth_testkit::Dockerd;
-use common::{BERTH, text};
+use common::text;
 
+/// `berth ARGS` with its own config directory and the variables `env`.
 fn berth<S: AsRef<std::ffi::OsStr>>(
     env: &[(&str, &Path)],
     args: &[S],
     stdin: Option<&[u8]>,
 ) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
     let config = tempfile::tempdir().unwrap();
-    #[allow(clippy::disallowed_methods)] // the client under test
-    let mut cmd = std::process::Command::new(BERTH);
-    cmd.env_remove("DOCKER_HOST")
-        .env_remove("BERTH_HOST")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .env("DOCKER_CONFIG", config.path())
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    common::berth_env(config.path(), env, args, stdin)
 }
 
 #[test]
@@ -61,20 +38,22 @@ fn tls_with_client_certificates_against_dockerd() {
     .unwrap();
     let host = format!("tcp://127.0.0.1:{port}");
     let (ca, cert, key) = (p("ca.pem"), p("cert.pem"), p("key.pem"));
-    let flags = [
-        "-H",
-        &host,
-        "--tlsverify",
-        "--tlscacert",
-        &ca,
-        "--tlscert",
-        &cert,
-        "--tlskey",
-        &key,
-    ];
-    let with = |args: &[&str]| -> Vec<String> {
+    // The TLS flags with a CA, certificate and key, then `args`.
+    let tls = |ca: &str, cert: &str, key: &str, args: &[&str]| -> Vec<String> {
+        let flags = [
+            "-H",
+            &host,
+            "--tlsverify",
+            "--tlscacert",
+            ca,
+            "--tlscert",
+            cert,
+            "--tlskey",
+            key,
+        ];
         flags.iter().chain(args).map(|s| s.to_string()).collect()
     };
+    let with = |args: &[&str]| tls(&ca, &cert, &key, args);
 
     let v = berth(
         &[],
@@ -128,42 +107,12 @@ fn tls_with_client_certificates_against_dockerd() {
     assert_eq!(text(&ps.stdout), "bb:tls\n", "{}", text(&ps.stderr));
 
     // Refusals: no client certificate, a CA that did not sign the daemon's, plain HTTP.
-    let nocert = berth(
-        &[],
-        &[
-            "-H",
-            &host,
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            "/none",
-            "--tlskey",
-            "/none",
-            "ps",
-        ],
-        None,
-    );
+    let nocert = berth(&[], &tls(&ca, "/none", "/none", &["ps"]), None);
     assert_eq!(nocert.status.code(), Some(1), "{}", text(&nocert.stdout));
     let other = tempfile::tempdir().unwrap();
     berth_testkit::certs::make(other.path(), "another CA").unwrap();
     let other_ca = other.path().join("ca.pem").display().to_string();
-    let untrusted = berth(
-        &[],
-        &[
-            "-H",
-            &host,
-            "--tlsverify",
-            "--tlscacert",
-            &other_ca,
-            "--tlscert",
-            &cert,
-            "--tlskey",
-            &key,
-            "ps",
-        ],
-        None,
-    );
+    let untrusted = berth(&[], &tls(&other_ca, &cert, &key, &["ps"]), None);
     assert_eq!(untrusted.status.code(), Some(1));
     assert!(
         text(&untrusted.stderr).contains("certificate verify failed"),

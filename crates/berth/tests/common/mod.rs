@@ -55,13 +55,28 @@ pub const IMAGE: &str = "busybox:latest";
 /// Runs `berth -H host ARGS`, feeding `stdin`, with a private config directory and no
 /// BERTH_HOST/DOCKER_HOST leaking in from the environment.
 pub fn berth_at(host: &str, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut all = vec!["-H", host];
+    all.extend_from_slice(args);
+    berth_env(config, &[], &all, stdin)
+}
+
+/// Runs `berth ARGS` with the config directory `config` and the variables `env`, feeding
+/// `stdin`; none of BERTH_HOST, DOCKER_HOST, DOCKER_TLS_VERIFY or DOCKER_CERT_PATH leaks in
+/// from the test's own environment.
+pub fn berth_env<S: AsRef<std::ffi::OsStr>>(
+    config: &Path,
+    env: &[(&str, &Path)],
+    args: &[S],
+    stdin: Option<&[u8]>,
+) -> Output {
     #[allow(clippy::disallowed_methods)] // the client under test
-    let mut child = std::process::Command::new(BERTH)
-        .env_remove("BERTH_HOST")
+    let mut cmd = std::process::Command::new(BERTH);
+    cmd.env_remove("BERTH_HOST")
         .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
         .env("DOCKER_CONFIG", config)
-        .arg("-H")
-        .arg(host)
+        .envs(env.iter().copied())
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -69,9 +84,8 @@ pub fn berth_at(host: &str, config: &Path, args: &[&str], stdin: Option<&[u8]>) 
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
         let mut w = child.stdin.take().unwrap();
         w.write_all(input).unwrap();
@@ -97,13 +111,7 @@ pub fn ok(out: Output, what: &str) -> String {
 
 /// This daemon's own parent cgroup (tests run side by side).
 pub fn cgroup_parent(roots: &Roots) -> String {
-    let name = roots
-        .path()
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    format!("/berth-client-test-{name}")
+    berth_testkit::leftovers::cgroup_parent_for(roots.path(), "berth-client-test")
 }
 
 /// A berthd under test, stopped on drop (its containers swept).

@@ -16,13 +16,7 @@ pub const DOCKER: &str = "/usr/bin/docker";
 
 /// This daemon's own parent cgroup (tests run side by side).
 pub fn cgroup_parent(roots: &TestRoots) -> String {
-    let name = roots
-        .path()
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    format!("/berth-test-{name}")
+    berth_testkit::leftovers::cgroup_parent_for(roots.path(), "berth-test")
 }
 
 /// A berthd under test, stopped on drop.
