@@ -20,7 +20,7 @@ const IMAGE: &str = "bench/busybox:latest";
 pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let berth = path_str(&ctx.bin_dir.join("berth"));
     let docker = berth_testkit::dockerd::DOCKER_BIN;
-    let berthd = Berthd::start(&ctx.bin_dir, &ctx.work.join("berthd"))?;
+    let berthd = Berthd::start(ctx)?;
     let host = berthd.host();
     let config = ctx.work.join("docker-config");
     std::fs::create_dir_all(&config)?;

@@ -42,18 +42,19 @@ impl Engines {
         let registry = Registry::start().context("starting docker-registry")?;
         registry.push_image(&BusyboxImage::build()?, "bench/bb", "latest")?;
         let image = format!("{}/bench/bb:latest", registry.host());
-        let berthd = Berthd::start(&ctx.bin_dir, &ctx.work.join("berthd"))?;
+        let berthd = Berthd::start(ctx)?;
         let subnet = Subnet::reserve()?;
         let bridge = format!("bd{}", &subnet.bridge_name()[6..]);
         let cidr: berth_net::ipam::Subnet = subnet.cidr().parse()?;
         berth_net::netns::ensure_bridge(&bridge, cidr.nth(1).unwrap_or(cidr.network()), cidr, 1500)
             .context("creating dockerd's bridge")?;
-        let dockerd = Dockerd::start_on_bridge(&bridge).context("starting dockerd")?;
+        let dockerd =
+            Dockerd::start_on_bridge(&bridge, Some(&ctx.state)).context("starting dockerd")?;
         for host in [berthd.host(), dockerd.host()] {
             output(&argv(&[DOCKER, "-H", &host, "pull", "-q", &image]))?;
         }
         let podman = if crate::measure::locate("podman").is_some() {
-            podman_argv(&ctx.work.join("podman"))
+            podman_argv(&ctx.work.join("podman"), &ctx.state.join("podman"))
         } else {
             Vec::new()
         };
@@ -140,14 +141,15 @@ fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// `podman` on private storage under `root` (cgroupfs, file events, runc), as every suite runs it.
-pub fn podman_argv(root: &std::path::Path) -> Vec<String> {
+/// `podman` on private storage under `root` and run state under `run` (cgroupfs, file events,
+/// runc), as every suite runs it.
+pub fn podman_argv(root: &Path, run: &Path) -> Vec<String> {
     argv(&[
         "podman",
         "--root",
         &path_str(&root.join("root")),
         "--runroot",
-        &path_str(&root.join("run")),
+        &path_str(run),
         "--cgroup-manager=cgroupfs",
         "--events-backend=file",
         "--runtime",

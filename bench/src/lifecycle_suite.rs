@@ -247,7 +247,7 @@ fn conmon_loaded(work: &Path) -> anyhow::Result<Option<Vec<Usage>>> {
         return Ok(None);
     }
     let root = work.join("podman-mem");
-    let base = crate::engines::podman_argv(&root);
+    let base = crate::engines::podman_argv(&root, &root.join("run"));
     let podman = |args: &[&str]| {
         let mut v = base.clone();
         v.extend(argv(args));

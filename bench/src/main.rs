@@ -23,6 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use suites::CgroupView;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth-bench",
@@ -57,12 +59,18 @@ struct Cli {
     /// Run in a private mount namespace with the host's cgroup2 tree mounted on /sys/fs/cgroup,
     /// so every runtime sees a pure cgroup v2 host (crun 1.8 refuses this host's hybrid layout).
     /// Results go to `<suite>-cgroup2.md`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cgroup1_view")]
     cgroup2_view: bool,
+    /// Run in a private mount namespace where a hybrid host's cgroup2 mount
+    /// (/sys/fs/cgroup/unified) is unmounted, so every runtime sees a pure cgroup v1 host with
+    /// its controllers (crun 1.8 runs there, memory limits apply). Results go to
+    /// `<suite>-cgroup1.md`.
+    #[arg(long)]
+    cgroup1_view: bool,
 }
 
 /// Set in the re-executed harness once it runs in its own mount namespace.
-const VIEW_ENV: &str = "BERTH_BENCH_CGROUP2_VIEW";
+const VIEW_ENV: &str = "BERTH_BENCH_CGROUP_VIEW";
 
 /// Clients the harness runs as contenders (a fresh process per iteration).
 #[derive(Subcommand, Debug)]
@@ -100,8 +108,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(name) = cli.suite else {
         anyhow::bail!("name a suite (see --list)");
     };
-    if cli.cgroup2_view && std::env::var_os(VIEW_ENV).is_none() {
-        return in_cgroup2_view();
+    let view = match (cli.cgroup2_view, cli.cgroup1_view) {
+        (true, _) => CgroupView::V2,
+        (_, true) => CgroupView::V1,
+        _ => CgroupView::Host,
+    };
+    if view != CgroupView::Host && std::env::var_os(VIEW_ENV).is_none() {
+        return in_cgroup_view(view);
     }
     let suite = suites::all()
         .into_iter()
@@ -120,17 +133,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("berth-bench-")
         .tempdir_in("/tmp")?;
+    // Runtime state lives on tmpfs, as at runc's and crun's defaults (/run/runc, /run/crun) on
+    // most hosts; /dev/shm is tmpfs wherever /run is not. On a disk an ext4 journal commit now
+    // and then stalls a state file operation by milliseconds, whichever runtime it hits.
+    let state = tempfile::Builder::new()
+        .prefix("bs-")
+        .tempdir_in("/dev/shm")?;
     let ctx = suites::Ctx {
         bin_dir,
         work: work.path().to_path_buf(),
-        cgroup2_view: cli.cgroup2_view,
+        state: state.path().to_path_buf(),
+        view,
     };
     let report = suites::run_suite(&suite, &ctx, cli.warmup, cli.runs)?;
     print!("{report}");
     std::fs::create_dir_all(&results_dir)?;
-    let file = match cli.cgroup2_view {
-        true => format!("{}-cgroup2.md", suite.name),
-        false => format!("{}.md", suite.name),
+    let file = match view {
+        CgroupView::Host => format!("{}.md", suite.name),
+        CgroupView::V2 => format!("{}-cgroup2.md", suite.name),
+        CgroupView::V1 => format!("{}-cgroup1.md", suite.name),
     };
     let path = results_dir.join(file);
     std::fs::write(&path, &report)?;
@@ -138,16 +159,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs this harness again, with the same arguments, in a private mount namespace where the
-/// cgroup2 hierarchy (on a hybrid host otherwise at /sys/fs/cgroup/unified, without controllers)
-/// is mounted on /sys/fs/cgroup. The namespace, and the mount with it, end with the harness.
-fn in_cgroup2_view() -> anyhow::Result<()> {
+/// Runs this harness again, with the same arguments, in a private mount namespace with the
+/// cgroup layout of `view`: for v2 the cgroup2 hierarchy (on a hybrid host otherwise at
+/// /sys/fs/cgroup/unified, without controllers) mounted on /sys/fs/cgroup; for v1 that
+/// unified mount taken away. The namespace, and its mounts with it, end with the harness.
+fn in_cgroup_view(view: CgroupView) -> anyhow::Result<()> {
     use anyhow::Context;
     let exe = std::env::current_exe()?;
-    let script = "mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$0\" \"$@\"";
+    let prepare = match view {
+        CgroupView::V1 => "umount /sys/fs/cgroup/unified",
+        _ => "mount -t cgroup2 cgroup2 /sys/fs/cgroup",
+    };
+    let script = format!("{prepare} && exec \"$0\" \"$@\"");
     #[allow(clippy::disallowed_methods)] // util-linux's unshare runs the harness in its namespace
     let status = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(VIEW_ENV, "1")
@@ -155,7 +181,7 @@ fn in_cgroup2_view() -> anyhow::Result<()> {
         .context("running unshare (util-linux)")?;
     anyhow::ensure!(
         status.success(),
-        "the harness in its cgroup2 view failed ({status})"
+        "the harness in its cgroup {view:?} view failed ({status})"
     );
     Ok(())
 }

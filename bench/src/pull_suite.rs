@@ -79,7 +79,7 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let registry = Registry::start().context("starting docker-registry")?;
     push_random_image(&registry, "bench/big").context("pushing the image")?;
     let image = format!("{}/bench/big:latest", registry.host());
-    let berthd = Berthd::start(&ctx.bin_dir, &ctx.work.join("berthd"))?;
+    let berthd = Berthd::start(ctx)?;
     let dockerd = Dockerd::start(&[]).context("starting dockerd")?;
     let docker = berth_testkit::dockerd::DOCKER_BIN;
     let pull = |host: &str| argv(&[docker, "-H", host, "pull", "-q", &image]);

@@ -52,8 +52,40 @@ pub struct Ctx {
     pub bin_dir: PathBuf,
     /// Scratch directory removed after the run.
     pub work: PathBuf,
-    /// Running under `--cgroup2-view`: /sys/fs/cgroup is the host's cgroup2 tree.
-    pub cgroup2_view: bool,
+    /// Scratch directory on tmpfs for runtimes' state (`--root`), removed after the run.
+    pub state: PathBuf,
+    /// The cgroup layout the harness runs under (`--cgroup2-view`, `--cgroup1-view`).
+    pub view: CgroupView,
+}
+
+/// Which cgroup layout the contenders see.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CgroupView {
+    /// The host's own layout.
+    Host,
+    /// A private mount namespace with the host's cgroup2 tree on /sys/fs/cgroup.
+    V2,
+    /// A private mount namespace where the hybrid host's cgroup2 mount is gone: v1 only.
+    V1,
+}
+
+impl CgroupView {
+    /// What the report says of the view, or nothing for the host's own.
+    fn describe(self) -> Option<&'static str> {
+        match self {
+            CgroupView::Host => None,
+            CgroupView::V2 => Some(
+                "cgroup2 view: a private mount namespace with the host's cgroup2 tree (no \
+                 controllers enabled on this host) mounted on /sys/fs/cgroup, so every contender \
+                 runs as on a pure v2 host.",
+            ),
+            CgroupView::V1 => Some(
+                "cgroup1 view: a private mount namespace without the hybrid host's cgroup2 mount \
+                 (/sys/fs/cgroup/unified), so every contender runs as on a pure v1 host, crun \
+                 included (it refuses the hybrid layout).",
+            ),
+        }
+    }
 }
 
 pub struct Suite {
@@ -147,13 +179,8 @@ pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow
         "{}; {warmup} warm-up + {runs} measured rounds, interleaved.\n",
         machine()
     )?;
-    if ctx.cgroup2_view {
-        writeln!(
-            out,
-            "cgroup2 view: a private mount namespace with the host's cgroup2 tree (no controllers \
-             enabled on this host) mounted on /sys/fs/cgroup, so every contender runs as on a pure \
-             v2 host.\n"
-        )?;
+    if let Some(view) = ctx.view.describe() {
+        writeln!(out, "{view}\n")?;
     }
     let Plan { groups, extra } = (suite.prepare)(ctx)?;
     for group in groups {

@@ -39,6 +39,17 @@ fn print_version() {
 }
 
 fn main() -> ExitCode {
+    // The commands that put a process into a container re-execute from a protected copy of
+    // the binary: decide that before parsing the command line, which would be done twice
+    // otherwise. An argument that merely looks like such a command (a container id "run")
+    // costs one needless re-execution; `run` below checks again once the command is known.
+    let early = std::env::args_os()
+        .skip(1)
+        .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")));
+    let sealed = match early {
+        true => selfclone::ensure_sealed(),
+        false => Ok(()),
+    };
     let cli = match Cli::try_parse_from(cli::normalize_args(std::env::args())) {
         Ok(c) => c,
         Err(e) => {
@@ -58,7 +69,7 @@ fn main() -> ExitCode {
         eprintln!("opening log file: {e}");
         return ExitCode::from(1);
     }
-    match run(cli) {
+    match sealed.and_then(|()| run(cli)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             log::error(&format!("{e:#}"));

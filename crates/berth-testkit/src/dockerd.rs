@@ -31,31 +31,36 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Dockerd {
     child: Child,
     dir: tempfile::TempDir,
+    /// The exec root, when it lives elsewhere than under `dir` (see [`Dockerd::start_on_bridge`]).
+    exec: Option<tempfile::TempDir>,
 }
 
 impl Dockerd {
     /// Starts dockerd with the extra runtimes `(name, path)` and waits until it answers.
     /// Fails with an install hint if docker.io is missing.
     pub fn start(runtimes: &[(&str, &Path)]) -> anyhow::Result<Self> {
-        Self::start_inner(runtimes, None, &[])
+        Self::start_inner(runtimes, None, &[], None)
     }
 
     /// Starts dockerd whose default network uses the existing bridge `bridge` (which must
-    /// carry an address: dockerd takes its subnet from it). Still no iptables rules.
-    pub fn start_on_bridge(bridge: &str) -> anyhow::Result<Self> {
-        Self::start_inner(&[], Some(bridge), &[])
+    /// carry an address: dockerd takes its subnet from it). Still no iptables rules. With
+    /// `exec_parent`, its exec root (containerd's state, runc's state) is made there instead,
+    /// e.g. on a tmpfs like the /run of a usual host.
+    pub fn start_on_bridge(bridge: &str, exec_parent: Option<&Path>) -> anyhow::Result<Self> {
+        Self::start_inner(&[], Some(bridge), &[], exec_parent)
     }
 
     /// Starts dockerd with extra daemon flags (e.g. a TLS listener on loopback), besides its
     /// unix socket.
     pub fn start_with_flags(flags: &[String]) -> anyhow::Result<Self> {
-        Self::start_inner(&[], None, flags)
+        Self::start_inner(&[], None, flags, None)
     }
 
     fn start_inner(
         runtimes: &[(&str, &Path)],
         bridge: Option<&str>,
         flags: &[String],
+        exec_parent: Option<&Path>,
     ) -> anyhow::Result<Self> {
         for bin in [DOCKERD_BIN, DOCKER_BIN] {
             anyhow::ensure!(
@@ -68,13 +73,21 @@ impl Dockerd {
         for sub in ["data", "exec", "cli"] {
             std::fs::create_dir(dir.path().join(sub))?;
         }
+        let exec = match exec_parent {
+            Some(parent) => Some(tempfile::Builder::new().prefix("bd-").tempdir_in(parent)?),
+            None => None,
+        };
+        let exec_root = match &exec {
+            Some(e) => e.path().to_path_buf(),
+            None => dir.path().join("exec"),
+        };
         let log = std::fs::File::create(dir.path().join("dockerd.log"))?;
         #[allow(clippy::disallowed_methods)] // the reference daemon is the point of the fixture
         let mut cmd = std::process::Command::new(DOCKERD_BIN);
         cmd.arg("--data-root")
             .arg(dir.path().join("data"))
             .arg("--exec-root")
-            .arg(dir.path().join("exec"))
+            .arg(&exec_root)
             .arg("--pidfile")
             .arg(dir.path().join("docker.pid"))
             .arg("-H")
@@ -96,7 +109,7 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {DOCKERD_BIN}"))?;
-        let mut d = Self { child, dir };
+        let mut d = Self { child, dir, exec };
         let up = wait_for(START_TIMEOUT, "dockerd to answer `docker version`", || {
             matches!(d.child.try_wait(), Ok(Some(_)))
                 || d.docker(&["version", "--format", "{{.Server.Version}}"])
@@ -123,7 +136,10 @@ impl Dockerd {
     /// `--exec-root` (containerd's state and socket are under `containerd/`, each runtime's state
     /// root is `runtime-<name>/`).
     pub fn exec_root(&self) -> PathBuf {
-        self.dir.path().join("exec")
+        match &self.exec {
+            Some(e) => e.path().to_path_buf(),
+            None => self.dir.path().join("exec"),
+        }
     }
 
     /// The `-H` value for a client: `unix://<dir>/docker.sock`.
@@ -180,7 +196,11 @@ impl Dockerd {
             }
         }
         let _ = self.child.wait();
-        for pid in processes_mentioning(self.dir.path()) {
+        let mut leftovers = processes_mentioning(self.dir.path());
+        if let Some(e) = &self.exec {
+            leftovers.extend(processes_mentioning(e.path()));
+        }
+        for pid in leftovers {
             eprintln!("dockerd: killing leftover process {pid}");
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
@@ -193,11 +213,11 @@ impl Drop for Dockerd {
             eprintln!("--- dockerd log ({}) ---\n{}", self.host(), self.log());
         }
         self.stop();
-        if let Err(e) = unmount_under(self.dir.path()) {
-            eprintln!(
-                "dockerd: unmounting under {}: {e:#}",
-                self.dir.path().display()
-            );
+        let exec = self.exec.as_ref().map(|e| e.path());
+        for dir in std::iter::once(self.dir.path()).chain(exec) {
+            if let Err(e) = unmount_under(dir) {
+                eprintln!("dockerd: unmounting under {}: {e:#}", dir.display());
+            }
         }
     }
 }
