@@ -395,14 +395,14 @@ pub struct Berthd {
     cgroup_parent: String,
     /// The default bridge's name and subnet, reserved like a test daemon's.
     _subnet: berth_testkit::alloc::Subnet,
-    /// The exec root: on the suite's tmpfs like the /run of a usual host, and short, so shim
-    /// socket paths stay under the 108-byte limit.
+    /// The exec root: on tmpfs like the /run of a usual host, and short (directly in
+    /// /dev/shm), so shim socket paths stay under the 108-byte limit.
     exec: tempfile::TempDir,
 }
 
 impl Berthd {
     /// Starts berthd with its data root under the suite's work directory and its exec root on
-    /// the suite's tmpfs.
+    /// tmpfs.
     pub fn start(ctx: &crate::suites::Ctx) -> anyhow::Result<Self> {
         let (bin_dir, dir) = (&ctx.bin_dir, &ctx.work.join("berthd"));
         std::fs::create_dir_all(dir)?;
@@ -411,7 +411,7 @@ impl Berthd {
         let subnet = berth_testkit::alloc::Subnet::reserve()?;
         let exec = tempfile::Builder::new()
             .prefix("bb-")
-            .tempdir_in(&ctx.state)?;
+            .tempdir_in(crate::suites::TMPFS)?;
         let cmd = argv(&[
             &path_str(&bin_dir.join("berthd")),
             "--data-root",

@@ -48,8 +48,8 @@ impl Engines {
         let cidr: berth_net::ipam::Subnet = subnet.cidr().parse()?;
         berth_net::netns::ensure_bridge(&bridge, cidr.nth(1).unwrap_or(cidr.network()), cidr, 1500)
             .context("creating dockerd's bridge")?;
-        let dockerd =
-            Dockerd::start_on_bridge(&bridge, Some(&ctx.state)).context("starting dockerd")?;
+        let dockerd = Dockerd::start_on_bridge(&bridge, Some(Path::new(crate::suites::TMPFS)))
+            .context("starting dockerd")?;
         for host in [berthd.host(), dockerd.host()] {
             output(&argv(&[DOCKER, "-H", &host, "pull", "-q", &image]))?;
         }

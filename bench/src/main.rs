@@ -134,11 +134,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .prefix("berth-bench-")
         .tempdir_in("/tmp")?;
     // Runtime state lives on tmpfs, as at runc's and crun's defaults (/run/runc, /run/crun) on
-    // most hosts; /dev/shm is tmpfs wherever /run is not. On a disk an ext4 journal commit now
-    // and then stalls a state file operation by milliseconds, whichever runtime it hits.
+    // a usual host.
     let state = tempfile::Builder::new()
         .prefix("bs-")
-        .tempdir_in("/dev/shm")?;
+        .tempdir_in(suites::TMPFS)?;
     let ctx = suites::Ctx {
         bin_dir,
         work: work.path().to_path_buf(),

@@ -46,6 +46,10 @@ pub struct Group {
     pub differences: Vec<(String, String, String)>,
 }
 
+/// A tmpfs for the contenders' run-time state, as /run is on a usual host (this one's /run is
+/// on the disk, where an ext4 journal commit now and then stalls a state file by milliseconds).
+pub const TMPFS: &str = "/dev/shm";
+
 /// What a suite gets to prepare its contenders.
 #[derive(Clone)]
 pub struct Ctx {

@@ -81,6 +81,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container, ready to start.
     Create(CreateArgs),

@@ -48,6 +48,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),
@@ -143,6 +144,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     Run(run::RunArgs),
     Create(create::CreateArgs),
@@ -174,6 +176,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCmd {
     #[command(alias = "list")]
     Ls(i::ImagesArgs),

@@ -128,7 +128,10 @@ fn fish(nodes: &[Node]) -> String {
 
 pub fn generate(shell: &str) -> anyhow::Result<i32> {
     let mut nodes = Vec::new();
-    walk(&Cli::command(), Vec::new(), &mut nodes);
+    // Subcommands' arguments are defined when first used (`defer`): define them all.
+    let mut cmd = Cli::command();
+    cmd.build();
+    walk(&cmd, Vec::new(), &mut nodes);
     let script = match shell {
         "bash" => bash(&nodes),
         "zsh" => zsh(&nodes),

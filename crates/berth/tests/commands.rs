@@ -222,5 +222,14 @@ fn login_logout_and_completions() {
             &script[..script.len().min(200)]
         );
         assert!(script.contains("network"), "{shell} completes subcommands");
+        // Subcommands' flags are defined lazily at parse time: the script must have them all.
+        assert!(
+            script.contains("--publish"),
+            "{shell} completes `run`'s flags"
+        );
+        assert!(
+            script.contains("--subnet"),
+            "{shell} completes `network create`'s flags"
+        );
     }
 }

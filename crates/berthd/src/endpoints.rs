@@ -125,14 +125,12 @@ pub fn netns_path(d: &Daemon, id: &str) -> PathBuf {
     d.networks.netns_dir.join(id)
 }
 
-/// The network namespace a container's task joins, made ready: None for the host's or a
-/// private one the runtime makes (`none`). Fills in the record's endpoints and ports; on error
-/// nothing of it is left.
-pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<String>, ApiError> {
-    let mode = rec.host_config["NetworkMode"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+/// The network namespace a container's task joins: None for the host's or a private one the
+/// runtime makes (`none`); the pinned namespace [`setup`] makes for bridge networks; another
+/// running container's for `container:<id>`. Known before anything is made, so the task's spec
+/// can be written while [`setup`] works.
+pub async fn planned(d: &Arc<Daemon>, rec: &Record) -> Result<Option<String>, ApiError> {
+    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if let Some(other) = mode.strip_prefix("container:") {
         let h = d.containers.find(other)?;
         let o = h.lock().await;
@@ -149,15 +147,31 @@ pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<String>, 
             format!("/proc/{}/ns/net", o.state.pid)
         }));
     }
-    let bridged: Vec<usize> = (0..rec.networks.len())
+    Ok((!bridged(d, rec).is_empty()).then(|| netns_path(d, &rec.id).display().to_string()))
+}
+
+/// The indices of a record's attachments to bridge networks.
+fn bridged(d: &Daemon, rec: &Record) -> Vec<usize> {
+    (0..rec.networks.len())
         .filter(|&i| {
             d.networks
                 .find(&rec.networks[i].network_id)
                 .is_some_and(|n| n.driver == "bridge")
         })
-        .collect();
+        .collect()
+}
+
+/// Makes the network namespace of [`planned`] ready when it is the container's own: the pinned
+/// namespace, an endpoint per bridge network, published ports, /etc/hosts and resolv.conf. Fills
+/// in the record's endpoints and ports; on error nothing is left.
+pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
+    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
+    if mode.starts_with("container:") {
+        return Ok(());
+    }
+    let bridged = bridged(d, rec);
     if bridged.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let ns = netns_path(d, &rec.id);
     let ns2 = ns.clone();
@@ -177,7 +191,7 @@ pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<String>, 
         return Err(e);
     }
     write_net_files(d, rec)?;
-    Ok(Some(ns.display().to_string()))
+    Ok(())
 }
 
 /// Makes the endpoint of attachment `i` inside the namespace `ns`.

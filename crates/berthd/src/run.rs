@@ -196,32 +196,19 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
     let image_config = crate::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
-    let rootfs = crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image), rec.auto_remove())?;
-    tracing::debug!(id, "rootfs mounted");
     let fifos = fifo_dir(d, &id);
-    std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;
     let (out_fifo, err_fifo, in_fifo) = (
         fifos.join("stdout"),
         fifos.join("stderr"),
         fifos.join("stdin"),
     );
-    mkfifo(&out_fifo)?;
-    if !rec.tty() {
-        mkfifo(&err_fifo)?;
-    }
-    if rec.open_stdin() {
-        mkfifo(&in_fifo)?;
-    }
-    let netns = match crate::endpoints::setup(d, &mut rec).await {
-        Ok(p) => p,
-        Err(e) => {
-            crate::rootfs::unmount(&cdir);
-            return Err(e);
-        }
-    };
+    // The spec names the rootfs and network namespace before they exist: the rootfs and FIFOs,
+    // the network and containerd's container record are then made at once.
+    let rootfs = crate::rootfs::merged(&cdir);
+    let netns = crate::endpoints::planned(d, &rec).await?;
     let mut spec = rec.spec.clone();
     spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
-    if let Some(path) = netns {
+    if let Some(path) = &netns {
         for ns in spec["linux"]["namespaces"]
             .as_array_mut()
             .into_iter()
@@ -242,22 +229,65 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             ..Default::default()
         }),
     };
-    if let Err(e) = containers.create(req(record.clone())).await {
-        // A stale record a crash left behind: replace it (the usual start pays no extra call).
-        let mut replaced = Err(e);
-        if matches!(&replaced, Err(e) if e.code() == tonic::Code::AlreadyExists) {
+    let files = {
+        let (cdir, lowers, volatile) =
+            (cdir.clone(), d.images.layer_dirs(&image), rec.auto_remove());
+        let (fifos, out, err, inp) = (
+            fifos.clone(),
+            out_fifo.clone(),
+            err_fifo.clone(),
+            in_fifo.clone(),
+        );
+        let (tty, open_stdin) = (rec.tty(), rec.open_stdin());
+        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+            crate::rootfs::mount(&cdir, &lowers, volatile)?;
+            std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;
+            mkfifo(&out)?;
+            if !tty {
+                mkfifo(&err)?;
+            }
+            if open_stdin {
+                mkfifo(&inp)?;
+            }
+            Ok(())
+        })
+    };
+    let create_record = async {
+        match containers.clone().create(req(record.clone())).await {
+            // A stale record a crash left behind: replace it (the usual start pays no extra call).
+            Err(e) if e.code() == tonic::Code::AlreadyExists => {
+                let mut c = containers.clone();
+                let _ = c
+                    .delete(req(DeleteContainerRequest { id: id.clone() }))
+                    .await;
+                c.create(req(record)).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    };
+    let (files, network, created_record) =
+        tokio::join!(files, crate::endpoints::setup(d, &mut rec), create_record);
+    let files = files
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .and_then(|r| r);
+    if files.is_err() || network.is_err() || created_record.is_err() {
+        if created_record.is_ok() {
             let _ = containers
                 .delete(req(DeleteContainerRequest { id: id.clone() }))
                 .await;
-            replaced = containers.create(req(record)).await;
         }
-        if let Err(e) = replaced {
+        if network.is_ok() {
             crate::endpoints::teardown(d, &mut rec).await;
-            crate::rootfs::unmount(&cdir);
-            return Err(grpc(e));
         }
+        crate::rootfs::unmount(&cdir);
+        let _ = std::fs::remove_dir_all(&fifos);
+        return Err(match (files, network, created_record) {
+            (Err(e), _, _) | (_, Err(e), _) => e,
+            (_, _, Err(e)) => grpc(e),
+            _ => ApiError::internal("start failed"),
+        });
     }
-    tracing::debug!(id, "container record created");
+    tracing::debug!(id, "rootfs, network and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
     let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
@@ -550,23 +580,30 @@ pub async fn recover(d: &Arc<Daemon>) {
 async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::container::Record> {
     let mut rec = h.lock().await;
     let id = rec.id.clone();
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
-    let _ = tasks
-        .delete(req(DeleteTaskRequest {
-            container_id: id.clone(),
-        }))
-        .await;
-    tracing::debug!(id, "task deleted");
-    let mut containers = ContainersClient::new(d.containerd.channel.clone());
-    let _ = containers
-        .delete(req(DeleteContainerRequest { id: id.clone() }))
-        .await;
-    tracing::debug!(id, "container record deleted");
-    crate::rootfs::unmount(&d.containers.dir(&id));
-    tracing::debug!(id, "rootfs unmounted");
-    let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
-    crate::endpoints::teardown(d, &mut rec).await;
-    tracing::debug!(id, "network torn down");
+    // The task's deletion (the runtime's delete, the shim's exit) and the host-side cleanup of
+    // its rootfs mount, FIFOs and network run at once: the init is gone, and with it the
+    // mount and network namespaces that used them.
+    let task_gone = async {
+        let mut tasks = TasksClient::new(d.containerd.channel.clone());
+        let _ = tasks
+            .delete(req(DeleteTaskRequest {
+                container_id: id.clone(),
+            }))
+            .await;
+        tracing::debug!(id, "task deleted");
+        let mut containers = ContainersClient::new(d.containerd.channel.clone());
+        let _ = containers
+            .delete(req(DeleteContainerRequest { id: id.clone() }))
+            .await;
+        tracing::debug!(id, "container record deleted");
+    };
+    let host_side = async {
+        crate::rootfs::unmount(&d.containers.dir(&id));
+        let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
+        crate::endpoints::teardown(d, &mut rec).await;
+        tracing::debug!(id, "rootfs unmounted, network torn down");
+    };
+    tokio::join!(task_gone, host_side);
     rec.state.status = "exited".into();
     rec.state.exit_code = code;
     rec.state.pid = 0;

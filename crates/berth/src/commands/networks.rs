@@ -10,6 +10,7 @@ use crate::format::{Lister, short_id};
 use crate::http;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),

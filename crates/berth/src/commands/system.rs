@@ -12,6 +12,7 @@ use crate::template::Template;
 use crate::units;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show docker disk usage
     Df(DfArgs),

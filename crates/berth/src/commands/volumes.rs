@@ -11,6 +11,7 @@ use crate::http;
 use crate::template::Template;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(CreateArgs),
