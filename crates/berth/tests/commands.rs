@@ -1,8 +1,8 @@
 //! The commands the other client tests leave out, against a real berthd: create/start/port/
 //! update/restart/kill/wait/attach with Docker's output and exit codes, the network family
 //! (create, ls, inspect, connect, disconnect, rm, prune) with containers reaching each other by
-//! name, login/logout against a registry with basic auth, templates with variables, and shell
-//! completions.
+//! name, login/logout against a registry with basic auth, templates with variables, shell
+//! completions, and Docker's resource, security, mount and healthcheck flags of `run`/`create`.
 
 mod common;
 
@@ -232,4 +232,79 @@ fn login_logout_and_completions() {
             "{shell} completes `network create`'s flags"
         );
     }
+}
+
+#[test]
+fn run_flags_reach_the_container_as_dockers_do() {
+    let d = Berthd::with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let cid = dir.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let script = "ulimit -n; grep NoNewPrivs /proc/self/status; grep ' /t tmpfs' /proc/mounts; \
+                  df -k /dev/shm | tail -1; cat /proc/sys/net/ipv4/ip_forward";
+    let out = d.berth_ok(&[
+        "run",
+        "--name",
+        "flags",
+        "--cidfile",
+        cid_s,
+        "--ulimit",
+        "nofile=100:200",
+        "--security-opt",
+        "no-new-privileges",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "--shm-size",
+        "32m",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--pids-limit",
+        "50",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "5s",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "100", "{out}");
+    assert!(lines[1].ends_with("\t1"), "no_new_privs: {out}");
+    assert!(lines[2].contains("size=1024k"), "tmpfs mount: {out}");
+    assert!(lines[3].contains(" 32768 "), "/dev/shm size: {out}");
+    assert_eq!(lines[4], "1", "sysctl: {out}");
+    let id = std::fs::read_to_string(&cid).unwrap();
+    assert_eq!(id.len(), 64, "cidfile: {id:?}");
+    let inspect = |f: &str| d.berth_ok(&["inspect", "-f", f, "flags"]);
+    assert_eq!(inspect("{{.Id}}").trim(), id);
+    assert_eq!(inspect("{{.HostConfig.PidsLimit}}").trim(), "50");
+    assert_eq!(
+        inspect("{{json .Config.Healthcheck.Test}}").trim(),
+        r#"["CMD-SHELL","true"]"#
+    );
+    assert_eq!(
+        inspect("{{.Config.Healthcheck.Interval}}").trim(),
+        "5000000000"
+    );
+
+    // An existing cidfile, a bad mount and a bad ulimit fail the docker CLI's way: 125, a
+    // clear message, no container.
+    let before = d.berth_ok(&["ps", "-aq"]);
+    for (flag, value, says) in [
+        ("--cidfile", cid_s, "Container ID file found"),
+        ("--mount", "type=nfs,target=/x", "mount type unknown"),
+        (
+            "--ulimit",
+            "nofile=2:1",
+            "soft limit must be less than or equal",
+        ),
+    ] {
+        let out = d.berth(&["run", "--rm", flag, value, IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {value}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    assert_eq!(d.berth_ok(&["ps", "-aq"]), before);
+    d.berth_ok(&["rm", "flags"]);
 }

@@ -114,6 +114,8 @@ pub struct CreateArgs {
     /// Optional parent cgroup for the container
     #[arg(long = "cgroup-parent")]
     pub cgroup_parent: Option<String>,
+    #[command(flatten)]
+    pub more: crate::commands::container_flags::ContainerFlags,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(
         required = true,
@@ -288,6 +290,7 @@ impl CreateArgs {
                     json!({"EndpointsConfig": {n: {"Aliases": self.network_alias}}});
             }
         }
+        self.more.apply(&mut body)?;
         Ok(body)
     }
 }
@@ -295,6 +298,12 @@ impl CreateArgs {
 /// Creates the container (pulling its image first when needed); returns its id.
 pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow::Result<String> {
     let body = a.body(attach)?;
+    if let Some(f) = &a.more.cidfile {
+        anyhow::ensure!(
+            !std::path::Path::new(f).exists(),
+            "Container ID file found, make sure the other container isn't running or delete {f}"
+        );
+    }
     let mut q = vec![("name", a.name.clone())];
     if let Some(p) = &a.platform {
         q.push(("platform", Some(p.clone())));
@@ -336,6 +345,10 @@ pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow
     }
     let id = api::s(&resp, "Id").to_string();
     anyhow::ensure!(!id.is_empty(), "the daemon returned no container id");
+    if let Some(f) = &a.more.cidfile {
+        std::fs::write(f, &id)
+            .with_context(|| format!("failed to write the container ID to {f}"))?;
+    }
     Ok(id)
 }
 

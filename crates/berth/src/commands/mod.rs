@@ -1,6 +1,7 @@
 //! The commands, one module per family, and the dispatch from the parsed command line.
 
 pub mod auth;
+pub mod container_flags;
 pub mod container_views;
 pub mod containers;
 pub mod copy;
