@@ -1,6 +1,6 @@
 //! A container's networking: which networks a create request asks for (`attachments`), the
-//! pinned namespace and one veth endpoint per network made before its task starts (`setup`),
-//! published ports, `/etc/hosts` and `/etc/resolv.conf` for it, and `teardown` when it stops
+//! pinned namespace with an address per network before its task is created (`prepare`), one
+//! veth endpoint per network while it is created (`plug`), published ports, `/etc/hosts` and `/etc/resolv.conf` for it, and `teardown` when it stops
 //! (veths, namespace, addresses, ports, DNS names: nothing stays). Also the container's
 //! `NetworkSettings` and `Ports` in Docker's JSON.
 
@@ -126,9 +126,9 @@ pub fn netns_path(d: &Daemon, id: &str) -> PathBuf {
 }
 
 /// The network namespace a container's task joins: None for the host's or a private one the
-/// runtime makes (`none`); the pinned namespace [`setup`] makes for bridge networks; another
+/// runtime makes (`none`); the pinned namespace [`prepare`] makes for bridge networks; another
 /// running container's for `container:<id>`. Known before anything is made, so the task's spec
-/// can be written while [`setup`] works.
+/// can be written while [`prepare`] works.
 pub async fn planned(d: &Arc<Daemon>, rec: &Record) -> Result<Option<String>, ApiError> {
     let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if let Some(other) = mode.strip_prefix("container:") {
@@ -161,17 +161,26 @@ fn bridged(d: &Daemon, rec: &Record) -> Vec<usize> {
         .collect()
 }
 
-/// Makes the network namespace of [`planned`] ready when it is the container's own: the pinned
-/// namespace, an endpoint per bridge network, published ports, /etc/hosts and resolv.conf. Fills
-/// in the record's endpoints and ports; on error nothing is left.
-pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
+/// What [`prepare`] leaves to [`plug`]: the endpoints to make inside the namespace, with the
+/// names of their networks.
+pub struct Pending {
+    ns: PathBuf,
+    endpoints: Vec<(String, netns::Endpoint)>,
+}
+
+/// The first half of making the network namespace of [`planned`] ready when it is the
+/// container's own (the second is [`plug`]), all a task's creation needs: the pinned namespace, an address
+/// per bridge network (recorded as the record's endpoints, with their DNS names), `/etc/hosts`
+/// and `resolv.conf`. None when the namespace is not the container's own. On error nothing is
+/// left.
+pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending>, ApiError> {
     let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if mode.starts_with("container:") {
-        return Ok(());
+        return Ok(None);
     }
     let bridged = bridged(d, rec);
     if bridged.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let ns = netns_path(d, &rec.id);
     let ns2 = ns.clone();
@@ -179,22 +188,36 @@ pub async fn setup(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
         .await
         .map_err(ierr)?
         .map_err(|e| ApiError::internal(format!("creating the network namespace: {e}")))?;
-    let result = async {
+    let mut endpoints = Vec::new();
+    let planned = (|| {
         for (n, &i) in bridged.iter().enumerate() {
-            connect_endpoint(d, rec, i, &ns, n == 0).await?;
+            endpoints.push(plan_endpoint(d, rec, i, n == 0)?);
         }
-        publish(d, rec).await
-    }
-    .await;
-    if let Err(e) = result {
+        reserve_ports(d, rec)?;
+        write_net_files(d, rec)
+    })();
+    if let Err(e) = planned {
         teardown(d, rec).await;
         return Err(e);
     }
-    write_net_files(d, rec)?;
+    Ok(Some(Pending { ns, endpoints }))
+}
+
+/// The second half after [`prepare`]: each endpoint's veth pair, its addresses and routes
+/// inside the namespace, and the firewall rules of its published ports. On error the caller
+/// tears the network down ([`teardown`]) once nothing else uses the namespace.
+pub async fn plug(d: &Arc<Daemon>, rec: &Record, p: Pending) -> Result<(), ApiError> {
+    for (net, ep) in p.endpoints {
+        attach_endpoint(&p.ns, ep, &net).await?;
+    }
+    if !rec.ports.is_empty() {
+        apply_firewall(&d.networks).await?;
+    }
     Ok(())
 }
 
-/// Makes the endpoint of attachment `i` inside the namespace `ns`.
+/// Makes the endpoint of attachment `i` inside the namespace `ns` (`network connect` of a
+/// running container). On error nothing of it is left.
 pub async fn connect_endpoint(
     d: &Arc<Daemon>,
     rec: &mut Record,
@@ -202,6 +225,28 @@ pub async fn connect_endpoint(
     ns: &Path,
     primary: bool,
 ) -> Result<(), ApiError> {
+    let (net, ep) = plan_endpoint(d, rec, i, primary)?;
+    if let Err(e) = attach_endpoint(ns, ep, &net).await {
+        if let Some(state) = rec.networks[i].endpoint.take() {
+            let att = rec.networks[i].clone();
+            d.networks
+                .set_names(&att.network_id, &dns_names(rec, &att), state.address, false);
+            d.networks.release(&att.network_id, state.address);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Gives attachment `i` its endpoint on paper: an address from its network, an interface name
+/// and MAC, recorded in the record with its DNS names. Returns the network's name and what
+/// [`attach_endpoint`] makes of it.
+fn plan_endpoint(
+    d: &Arc<Daemon>,
+    rec: &mut Record,
+    i: usize,
+    primary: bool,
+) -> Result<(String, netns::Endpoint), ApiError> {
     let att = rec.networks[i].clone();
     let net = d
         .networks
@@ -235,15 +280,6 @@ pub async fn connect_endpoint(
         gateway: (primary && !net.internal).then_some(gateway),
         mtu: d.networks.config.mtu,
     };
-    let (ns2, ep2) = (ns.to_path_buf(), ep.clone());
-    let attached = tokio::task::spawn_blocking(move || netns::attach(&ns2, &ep2))
-        .await
-        .map_err(ierr)
-        .and_then(|r| r.map_err(|e| ApiError::internal(format!("attaching to {}: {e}", net.name))));
-    if let Err(e) = attached {
-        d.networks.release(&net.id, address);
-        return Err(e);
-    }
     if net.user_defined_bridge() {
         d.networks
             .set_names(&net.id, &dns_names(rec, &att), address, true);
@@ -254,10 +290,20 @@ pub async fn connect_endpoint(
         prefix,
         gateway,
         mac: mac_string(ep.mac),
-        host_ifname: ep.host_ifname,
-        ifname: ep.ifname,
+        host_ifname: ep.host_ifname.clone(),
+        ifname: ep.ifname.clone(),
     });
-    Ok(())
+    Ok((net.name.clone(), ep))
+}
+
+/// Makes a planned endpoint: its veth pair, one end moved into `ns` with its address and routes.
+async fn attach_endpoint(ns: &Path, ep: netns::Endpoint, net: &str) -> Result<(), ApiError> {
+    let ns = ns.to_path_buf();
+    let net = net.to_string();
+    tokio::task::spawn_blocking(move || netns::attach(&ns, &ep))
+        .await
+        .map_err(ierr)?
+        .map_err(|e| ApiError::internal(format!("attaching to {net}: {e}")))
 }
 
 /// `02:42:ac:11:00:02` → bytes; None unless six hex pairs.
@@ -307,7 +353,7 @@ pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize, backgro
     }
 }
 
-/// Everything `setup` made, undone; fine to call when nothing was made.
+/// Everything `prepare` and `plug` made, undone; fine to call when nothing was made.
 pub async fn teardown(d: &Daemon, rec: &mut Record) {
     for i in 0..rec.networks.len() {
         disconnect_endpoint(d, rec, i, true).await;
@@ -344,9 +390,9 @@ fn port_proto(key: &str) -> Option<(u16, String)> {
     Some((p.parse().ok()?, proto))
 }
 
-/// Publishes `PortBindings` (and every exposed port with `PublishAllPorts`) to the primary
-/// endpoint's address.
-async fn publish(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
+/// Reserves the host ports of `PortBindings` (and of every exposed port with
+/// `PublishAllPorts`) for the primary endpoint's address; [`plug`] applies their rules.
+fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
     let Some(addr) = rec
         .networks
         .iter()
@@ -405,7 +451,7 @@ async fn publish(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
         return Ok(());
     }
     rec.ports = d.networks.hold_ports(&rec.id, want)?;
-    apply_firewall(&d.networks).await
+    Ok(())
 }
 
 /// `/etc/hosts` with the container's addresses, and `/etc/resolv.conf` pointing at the

@@ -266,7 +266,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         }
     };
     let (files, network, created_record) =
-        tokio::join!(files, crate::endpoints::setup(d, &mut rec), create_record);
+        tokio::join!(files, crate::endpoints::prepare(d, &mut rec), create_record);
     let files = files
         .map_err(|e| ApiError::internal(e.to_string()))
         .and_then(|r| r);
@@ -287,7 +287,8 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             _ => ApiError::internal("start failed"),
         });
     }
-    tracing::debug!(id, "rootfs, network and container record made");
+    let pending = network.ok().flatten();
+    tracing::debug!(id, "rootfs, network namespace and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
     let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
@@ -298,16 +299,27 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             String::new()
         }
     };
-    let created = tasks
-        .create(req(CreateTaskRequest {
-            container_id: id.clone(),
-            rootfs: rootfs.display().to_string(),
-            stdin: s(&in_fifo, rec.open_stdin()),
-            stdout: out_fifo.display().to_string(),
-            stderr: s(&err_fifo, !rec.tty()),
-            terminal: rec.tty(),
-        }))
-        .await;
+    let task = CreateTaskRequest {
+        container_id: id.clone(),
+        rootfs: rootfs.display().to_string(),
+        stdin: s(&in_fifo, rec.open_stdin()),
+        stdout: out_fifo.display().to_string(),
+        stderr: s(&err_fifo, !rec.tty()),
+        terminal: rec.tty(),
+    };
+    // The task is created while the endpoints are plugged into its namespace: its process only
+    // runs at Tasks.Start, once both are done.
+    let plugging = async {
+        match pending {
+            Some(p) => crate::endpoints::plug(d, &rec, p).await,
+            None => Ok(()),
+        }
+    };
+    let (created, plugged) = tokio::join!(tasks.create(req(task)), plugging);
+    if let (true, Err(e)) = (created.is_ok(), plugged) {
+        abandon(d, &mut rec, &io, &live, e.message.clone(), 127).await;
+        return Err(e);
+    }
     if let Err(e) = created {
         let _ = io.drain.send(true);
         let _ = containers
@@ -339,29 +351,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     let pid = match started {
         Ok(r) => r.into_inner().pid,
         Err(e) => {
-            let _ = tasks
-                .kill(req(KillRequest {
-                    container_id: id.clone(),
-                    exec_id: String::new(),
-                    signal: 9,
-                    all: true,
-                }))
-                .await;
-            let _ = tasks
-                .delete(req(DeleteTaskRequest {
-                    container_id: id.clone(),
-                }))
-                .await;
-            let _ = containers
-                .delete(req(DeleteContainerRequest { id: id.clone() }))
-                .await;
-            let _ = io.drain.send(true);
-            crate::endpoints::teardown(d, &mut rec).await;
-            crate::rootfs::unmount(&cdir);
-            rec.state.error = e.message().to_string();
-            rec.state.exit_code = 127;
-            let _ = d.containers.save_state(&rec);
-            live.exited.send_replace(Some(127));
+            abandon(d, &mut rec, &io, &live, e.message().to_string(), 127).await;
             return Err(ApiError::new(
                 hyper::StatusCode::BAD_REQUEST,
                 format!("failed to start container: {}", e.message()),
@@ -392,6 +382,44 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     spawn_waiter(d, h, &id, io);
     crate::health::monitor(d, h, &config, &image_config, &id);
     Ok(())
+}
+
+/// Undoes a start whose task exists: kills and deletes the task, deletes containerd's record,
+/// stops the pumps, tears the network down and unmounts the rootfs; the record keeps `error`
+/// and `code`.
+async fn abandon(
+    d: &Arc<Daemon>,
+    rec: &mut crate::container::Record,
+    io: &Io,
+    live: &Live,
+    error: String,
+    code: i64,
+) {
+    let id = rec.id.clone();
+    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let _ = tasks
+        .kill(req(KillRequest {
+            container_id: id.clone(),
+            exec_id: String::new(),
+            signal: 9,
+            all: true,
+        }))
+        .await;
+    let _ = tasks
+        .delete(req(DeleteTaskRequest {
+            container_id: id.clone(),
+        }))
+        .await;
+    let _ = ContainersClient::new(d.containerd.channel.clone())
+        .delete(req(DeleteContainerRequest { id: id.clone() }))
+        .await;
+    let _ = io.drain.send(true);
+    crate::endpoints::teardown(d, rec).await;
+    crate::rootfs::unmount(&d.containers.dir(&id));
+    rec.state.error = error;
+    rec.state.exit_code = code;
+    let _ = d.containers.save_state(rec);
+    live.exited.send_replace(Some(code));
 }
 
 /// The output side of a run: the pumps and the log they write.
