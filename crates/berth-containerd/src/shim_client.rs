@@ -1,4 +1,4 @@
-//! berth-containerd's side of the shim: starting one (`berth-shim start`, which returns once the
+//! berth-containerd's side of the shim: starting one (`berth-shim serve`, reporting once the
 //! container is created) and the shim's socket protocol (one JSON request line, one JSON answer
 //! line per connection; see berth-shim's `protocol.rs`). Binaries are found next to this one
 //! first, then on PATH.
@@ -136,52 +136,99 @@ pub struct Launch<'a> {
     pub terminal: bool,
 }
 
-/// Runs `berth-shim start`; on failure the error is the shim's message (the runtime's own text
-/// when the runtime failed) and the shim has left nothing behind.
+/// Runs `berth-shim serve` (what `berth-shim start` would run, without its extra process):
+/// returns once the shim has created the container and reported its socket; on failure the
+/// error is the shim's message (the runtime's own text when the runtime failed) and the shim has
+/// left nothing behind. The shim, in a session of its own, outlives this daemon; while both
+/// live it is reaped here when it exits.
 pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
+    let failed = |what: &str, e: std::io::Error| ShimError::Failed(format!("{what}: {e}"));
     let runtime = find_binary(l.runtime);
+    let task_dir =
+        std::path::absolute(l.task_dir).map_err(|e| failed("resolving the task dir", e))?;
+    let runtime_root =
+        std::path::absolute(l.runtime_root).map_err(|e| failed("resolving the runtime root", e))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(task_dir.join("shim.log"))
+        .map_err(|e| failed("opening shim.log", e))?;
     #[allow(clippy::disallowed_methods)] // berth-shim's command line is its start contract
     let mut cmd = std::process::Command::new(find_binary("berth-shim"));
-    cmd.arg("start")
+    cmd.arg("serve")
         .arg("--id")
         .arg(l.id)
         .arg("--task-dir")
-        .arg(l.task_dir)
+        .arg(&task_dir)
         .arg("--runtime")
         .arg(&runtime)
         .arg("--runtime-root")
-        .arg(l.runtime_root)
+        .arg(&runtime_root)
         .arg("--stdin")
         .arg(l.stdin)
         .arg("--stdout")
         .arg(l.stdout)
         .arg("--stderr")
         .arg(l.stderr)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(log);
     if l.terminal {
         cmd.arg("--terminal");
     }
     if let Some(sealed) = sealed_runtime(&runtime) {
         cmd.arg("--runtime-sealed").arg(sealed);
     }
-    // `start` blocks until the runtime has created the container: keep it off the reactor.
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
-        .map_err(|e| ShimError::Failed(format!("starting berth-shim: {e}")))?;
-    if out.status.success() {
-        return serde_json::from_slice(&out.stdout)
-            .map_err(|e| ShimError::Failed(format!("the shim's report is not JSON: {e}")));
+    // The report comes once the runtime has created the container: keep it off the reactor.
+    let (mut child, line) = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = cmd.spawn()?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        Ok::<_, std::io::Error>((child, line))
+    })
+    .await
+    .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
+    .map_err(|e| failed("starting berth-shim", e))?;
+    if let Ok(report) = serde_json::from_str::<StartReport>(&line) {
+        reap_when_gone(child);
+        return Ok(report);
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let msg = err.trim().trim_start_matches("berth-shim: ").to_string();
-    Err(ShimError::Failed(if msg.is_empty() {
-        format!("berth-shim start failed ({})", out.status)
-    } else {
-        msg
-    }))
+    // The shim failed and cleaned up: reap it so nothing is left when this returns.
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    Err(ShimError::Failed(
+        serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| "the shim exited without reporting (see shim.log)".to_string()),
+    ))
+}
+
+/// Reaps a running shim once it exits, without a thread waiting for it: its pidfd turns
+/// readable at the exit. Where pidfds are missing (Linux < 5.3) a blocking wait does it.
+fn reap_when_gone(mut child: std::process::Child) {
+    let pidfd = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| {
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok()
+    });
+    // `AsyncFd::new` is deprecated because any `AsRawFd` may close its descriptor behind the
+    // reactor's back; an `OwnedFd` moved into it cannot, which is what its unsafe successor
+    // `register` asks the caller to promise (and unsafe code is not allowed here).
+    #[allow(deprecated)]
+    let pidfd = pidfd.and_then(|fd| tokio::io::unix::AsyncFd::new(fd).ok());
+    match pidfd {
+        Some(fd) => {
+            tokio::spawn(async move {
+                let _ = fd.readable().await;
+                let _ = child.wait();
+            });
+        }
+        None => {
+            tokio::task::spawn_blocking(move || child.wait());
+        }
+    }
 }
 
 /// A handle on one shim's socket.
