@@ -125,6 +125,24 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
+/// Suffix of a removed container's directory while it is being deleted.
+const REMOVING: &str = ".removing";
+
+/// Deletes `dir` recursively in a thread of its own.
+fn delete_in_background(dir: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("rm-container".into())
+        .spawn({
+            let dir = dir.clone();
+            move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        });
+    if spawned.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 impl Store {
     /// Loads every record under `root`.
     pub fn open(root: &Path) -> Store {
@@ -135,6 +153,10 @@ impl Store {
         };
         if let Ok(rd) = std::fs::read_dir(root) {
             for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with(REMOVING) {
+                    delete_in_background(e.path());
+                    continue;
+                }
                 let p = e.path().join("config.v2.json");
                 let Some(rec) = std::fs::read(&p)
                     .ok()
@@ -236,10 +258,21 @@ impl Store {
     }
 
     /// Drops a record and its directory.
+    /// Forgets a container and removes its directory: renamed aside at once (the container is
+    /// gone for every reader, its id and name free), then deleted by a thread of its own, as a
+    /// written-to upper dir can take long to delete. A directory left aside by a crash is deleted
+    /// at the next start ([`Store::open`]).
     pub fn remove(&self, rec: &Record) {
         self.lock_table().remove(&rec.id);
         self.lock_names().remove(&rec.name);
-        let _ = std::fs::remove_dir_all(self.dir(&rec.id));
+        let dir = self.dir(&rec.id);
+        let aside = self.root.join(format!("{}{REMOVING}", rec.id));
+        match std::fs::rename(&dir, &aside) {
+            Ok(()) => delete_in_background(aside),
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
     }
 
     /// Renames, keeping names unique.
