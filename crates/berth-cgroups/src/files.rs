@@ -117,6 +117,12 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 /// Removes the cgroup `dir` and its sub-cgroups, deepest first. A missing directory is fine;
 /// `EBUSY` (processes still exiting) is retried for about a second.
 pub(crate) fn remove_cgroup_dir(dir: &Path) -> Result<(), Error> {
+    // The usual cgroup has no children and no tasks left: one rmdir, no listing.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for child in subdirs(dir)? {
         remove_cgroup_dir(&child)?;
     }

@@ -354,6 +354,30 @@ fn runc_resources(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime:
     let mut res = res.clone();
     if let Some(rules) = res.devices_mut().as_mut().filter(|r| !r.is_empty()) {
         for (typ, major, minor, access) in ALWAYS_ALLOWED {
+            // dockerd's rules already allow most of them: when that very allow comes after
+            // every deny touching the device, writing it again changes nothing.
+            let exact = |r: &&oci_spec::runtime::LinuxDeviceCgroup| {
+                r.allow()
+                    && r.typ() == Some(typ)
+                    && r.major() == major
+                    && r.minor() == minor
+                    && r.access().as_deref() == Some(access)
+            };
+            let denies = |r: &&oci_spec::runtime::LinuxDeviceCgroup| {
+                !r.allow()
+                    && (matches!(r.typ(), None | Some(oci_spec::runtime::LinuxDeviceType::A))
+                        || r.typ() == Some(typ)
+                            && (r.major().is_none() || r.major() == major)
+                            && (r.minor().is_none() || r.minor() == minor))
+            };
+            let same = rules
+                .iter()
+                .rev()
+                .find(|r| exact(r) || denies(r))
+                .is_some_and(|r| r.allow());
+            if same {
+                continue;
+            }
             let mut rule = oci_spec::runtime::LinuxDeviceCgroup::default();
             rule.set_allow(true);
             rule.set_typ(Some(typ));
@@ -364,4 +388,59 @@ fn runc_resources(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime:
         }
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+    fn rule(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: Option<i64>,
+        minor: Option<i64>,
+    ) -> LinuxDeviceCgroup {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some("rwm".into()));
+        r
+    }
+
+    fn count(res: &LinuxResources, major: i64, minor: i64, allow: bool) -> usize {
+        let rules = res.devices().clone().unwrap_or_default();
+        rules
+            .iter()
+            .filter(|r| r.major() == Some(major) && r.minor() == Some(minor) && r.allow() == allow)
+            .count()
+    }
+
+    #[test]
+    fn always_allowed_devices_are_written_once_and_never_override_a_later_deny() {
+        let mut res = LinuxResources::default();
+        res.set_devices(Some(vec![
+            rule(false, LinuxDeviceType::A, None, None),
+            rule(true, LinuxDeviceType::C, Some(1), Some(3)),
+        ]));
+        let out = runc_resources(&res);
+        assert_eq!(count(&out, 1, 3, true), 1, "/dev/null allowed once");
+        assert_eq!(count(&out, 1, 5, true), 1, "/dev/zero added");
+
+        // A deny after the allow: the always-allowed rule comes last again, as before.
+        res.set_devices(Some(vec![
+            rule(true, LinuxDeviceType::C, Some(1), Some(3)),
+            rule(false, LinuxDeviceType::C, Some(1), Some(3)),
+        ]));
+        let out = runc_resources(&res);
+        let last = out.devices().clone().unwrap_or_default();
+        let last = last
+            .iter()
+            .rev()
+            .find(|r| r.major() == Some(1) && r.minor() == Some(3))
+            .unwrap();
+        assert!(last.allow());
+    }
 }

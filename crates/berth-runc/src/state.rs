@@ -129,7 +129,12 @@ impl Saved {
 
 /// Start time (clock ticks since boot) and state letter of a process, from /proc/PID/stat.
 pub fn proc_start_time(pid: i32) -> Option<(u64, char)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // Sized up front: a /proc file reports no length (see berth_cgroups::Layout::detect).
+    let mut stat = String::with_capacity(1024);
+    std::fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| f.read_to_string(&mut stat))
+        .ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
