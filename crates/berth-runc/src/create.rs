@@ -166,6 +166,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         process,
         bundle.caps,
         linux.seccomp().as_ref(),
+        root,
         args.preserve_fds,
     )?;
     let fifo = dir.join(EXEC_FIFO);

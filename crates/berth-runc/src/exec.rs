@@ -127,7 +127,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().clone());
-    let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), args.preserve_fds)?;
+    let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), root, args.preserve_fds)?;
     anyhow::ensure!(
         !plan.terminal || args.console_socket.is_some(),
         "cannot allocate tty if runc will detach without setting console socket"

@@ -16,6 +16,7 @@ mod log;
 mod process;
 mod query;
 mod rootfs;
+mod seccomp_cache;
 mod selfclone;
 mod spec;
 mod state;

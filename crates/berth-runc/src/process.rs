@@ -26,7 +26,7 @@ pub struct ProcessPlan {
     pub caps: CapSets,
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub no_new_privs: bool,
-    pub seccomp: Option<berth_seccomp::Filter>,
+    pub seccomp: Option<crate::seccomp_cache::Seccomp>,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub preserve_fds: u32,
@@ -69,11 +69,13 @@ fn cstrings<'a>(
 
 impl ProcessPlan {
     /// Builds the plan from an OCI process; seccomp is compiled here, in the runtime, so a bad
-    /// profile fails before anything is created.
+    /// profile fails before anything is created (or read compiled from the runtime `root`'s
+    /// cache, see [`crate::seccomp_cache`]).
     pub fn new(
         p: &Process,
         caps: CapSets,
         seccomp: Option<&LinuxSeccomp>,
+        root: &Path,
         preserve_fds: u32,
     ) -> anyhow::Result<Self> {
         let args = p
@@ -95,9 +97,7 @@ impl ProcessPlan {
             rlimits.push((res, r.soft(), r.hard()));
         }
         let seccomp = match seccomp {
-            Some(profile) => {
-                Some(berth_seccomp::compile(profile).context("compiling the seccomp profile")?)
-            }
+            Some(profile) => Some(crate::seccomp_cache::prepare(profile, root)?),
             None => None,
         };
         let user = p.user();
@@ -145,7 +145,7 @@ impl ProcessPlan {
             rustix::thread::set_no_new_privs(true).context("setting no_new_privs")?;
         } else if let Some(f) = &self.seccomp {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
-            f.load().context("loading the seccomp filter")?;
+            f.load()?;
         }
         sys::cloexec_from(3 + self.preserve_fds).context("marking descriptors close-on-exec")?;
         self.caps.apply_bounding()?;
@@ -185,7 +185,7 @@ impl ProcessPlan {
     pub fn late_seccomp(&self) -> anyhow::Result<()> {
         if self.no_new_privs {
             if let Some(f) = &self.seccomp {
-                f.load().context("loading the seccomp filter")?;
+                f.load()?;
             }
         }
         Ok(())

@@ -155,13 +155,29 @@ fn seccomp_denied_syscall_returns_the_specs_errno() {
             "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }],
         });
     });
-    let (code, out, err) = r.run(&b, &r.id("sec"));
+    // The first run compiles the profile and keeps its BPF program in the root; the second
+    // loads that program: both must deny alike.
+    for round in ["compiled", "cached"] {
+        let (code, out, err) = r.run(&b, &r.id(&format!("sec-{round}")));
+        assert_eq!(code, 0, "{round}: {err}");
+        assert!(
+            err.contains("Function not implemented"),
+            "{round}: ENOSYS (38) expected: {err}"
+        );
+        assert!(out.contains("rc=1"), "{round}: {out}");
+        let cached: Vec<_> = std::fs::read_dir(r.root().join("@seccomp"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert_eq!(cached.len(), 1, "{round}: one program kept: {cached:?}");
+    }
+    // A damaged cache file is ignored: the profile is compiled again and still denies.
+    let dir = r.root().join("@seccomp");
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        std::fs::write(e.path(), b"BSECCMP1garbage").unwrap();
+    }
+    let (code, _, err) = r.run(&b, &r.id("sec-damaged"));
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("Function not implemented"),
-        "ENOSYS (38) expected: {err}"
-    );
-    assert!(out.contains("rc=1"));
+    assert!(err.contains("Function not implemented"), "{err}");
 }
 
 #[test]

@@ -28,10 +28,12 @@ const NOTIFY_API_LEVEL: u32 = 6;
 /// It wraps a libseccomp context, which is neither `Send` nor `Sync`: compile it on the thread
 /// that loads it (berth-runc's single-threaded init).
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    pub(crate) ctx: ScmpFilterContext,
     skipped: Vec<String>,
     rules: usize,
-    notify: bool,
+    pub(crate) notify: bool,
+    /// The seccomp(2) flags the profile's `flags` stand for.
+    pub(crate) flags: u32,
 }
 
 impl std::fmt::Debug for Filter {
@@ -144,8 +146,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, Error> {
         }
     }
 
+    let mut flags = 0;
     for flag in profile.flags().iter().flatten() {
         set_flag(&mut ctx, *flag)?;
+        flags |= kernel_flag(*flag);
     }
 
     let syscalls = profile.syscalls().as_deref().unwrap_or_default();
@@ -159,6 +163,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, Error> {
         skipped: Vec::new(),
         rules: 0,
         notify: false,
+        flags,
     };
     for (index, rule) in syscalls.iter().enumerate() {
         if rule.action() == LinuxSeccompAction::ScmpActNotify {
@@ -183,6 +188,16 @@ fn check_notify(profile: &LinuxSeccomp, rule: &LinuxSyscall) -> Result<(), Error
         return Err(Error::NotifyUnsupported { site, api });
     }
     Ok(())
+}
+
+/// The seccomp(2) flag of an OCI filter flag.
+fn kernel_flag(flag: LinuxSeccompFilterFlag) -> u32 {
+    match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 1 << 5,
+    }
 }
 
 /// Sets one OCI filter flag through its libseccomp attribute.

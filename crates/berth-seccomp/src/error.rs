@@ -44,6 +44,22 @@ pub enum Error {
         api: u32,
     },
 
+    /// libseccomp could not export the filter's BPF program.
+    #[error("exporting the seccomp filter's BPF program")]
+    Export {
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The kernel refused a saved BPF program.
+    #[error("loading the seccomp BPF program")]
+    LoadProgram {
+        /// The kernel's errno.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// SCMP_ACT_NOTIFY as the default action (it would also trap the runtime's own syscalls).
     #[error("seccomp action SCMP_ACT_NOTIFY cannot be the default action")]
     NotifyAsDefault,

@@ -2,7 +2,9 @@
 //!
 //! [`compile`] turns a profile into a [`Filter`] without touching the calling process;
 //! [`Filter::load`] installs it into the calling thread (or, with `SECCOMP_FILTER_FLAG_TSYNC`,
-//! every thread of the process). [`features`] is what `berth-runc features` reports.
+//! every thread of the process). [`Filter::program`] exports the BPF program it stands for, as a
+//! [`Program`] that can be saved and loaded again without libseccomp. [`features`] is what
+//! `berth-runc features` reports.
 //!
 //! The translation follows runc's behaviour so that profiles written for runc (Docker's default
 //! profile among them) behave the same here:
@@ -16,7 +18,9 @@
 mod compile;
 mod error;
 mod features;
+mod program;
 
 pub use compile::{Filter, compile};
 pub use error::Error;
 pub use features::{Features, features, library_version};
+pub use program::Program;
