@@ -135,6 +135,9 @@ pub struct ContainerFlags {
     pub cidfile: Option<String>,
 }
 
+/// Turns one value of a repeatable flag into one entry of the API's list.
+type ParseItem = fn(&str) -> anyhow::Result<Value>;
+
 /// `name=value` pairs as a JSON object (a pair without `=` is refused as Docker does).
 fn pairs(items: &[String], what: &str) -> anyhow::Result<Map<String, Value>> {
     let mut m = Map::new();
@@ -291,13 +294,23 @@ impl ContainerFlags {
         if self.publish_all {
             hc["PublishAllPorts"] = json!(true);
         }
-        if !self.mount.is_empty() {
-            let mounts: Vec<Value> = self
-                .mount
-                .iter()
-                .map(|m| parse_mount(m))
-                .collect::<anyhow::Result<_>>()?;
-            hc["Mounts"] = json!(mounts);
+        // Flags given once per item, each parsed into one entry of an API list.
+        let parsed: [(&str, &Vec<String>, ParseItem); 4] = [
+            ("Mounts", &self.mount, parse_mount),
+            ("SecurityOpt", &self.security_opt, |o| {
+                security_opt(o).map(Value::String)
+            }),
+            ("Ulimits", &self.ulimit, parse_ulimit),
+            ("Devices", &self.device, parse_device),
+        ];
+        for (key, items, parse) in parsed {
+            if !items.is_empty() {
+                let v: Vec<Value> = items
+                    .iter()
+                    .map(|i| parse(i))
+                    .collect::<anyhow::Result<_>>()?;
+                hc[key] = Value::Array(v);
+            }
         }
         let lists = [
             ("VolumesFrom", &self.volumes_from),
@@ -309,30 +322,6 @@ impl ContainerFlags {
             if !list.is_empty() {
                 hc[key] = json!(list);
             }
-        }
-        if !self.security_opt.is_empty() {
-            let opts: Vec<String> = self
-                .security_opt
-                .iter()
-                .map(|o| security_opt(o))
-                .collect::<anyhow::Result<_>>()?;
-            hc["SecurityOpt"] = json!(opts);
-        }
-        if !self.ulimit.is_empty() {
-            let u: Vec<Value> = self
-                .ulimit
-                .iter()
-                .map(|u| parse_ulimit(u))
-                .collect::<anyhow::Result<_>>()?;
-            hc["Ulimits"] = json!(u);
-        }
-        if !self.device.is_empty() {
-            let d: Vec<Value> = self
-                .device
-                .iter()
-                .map(|d| parse_device(d))
-                .collect::<anyhow::Result<_>>()?;
-            hc["Devices"] = json!(d);
         }
         if !self.sysctl.is_empty() {
             hc["Sysctls"] = Value::Object(pairs(&self.sysctl, "sysctl")?);
