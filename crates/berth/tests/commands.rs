@@ -36,6 +36,35 @@ fn start_port_update_restart_kill_wait_and_attach() {
         d.berth_ok(&["ps", "--format", "{{.Names}} {{.Status}}"])
             .starts_with("web Up")
     );
+    // exec reads --env-file and takes a bare `-e NAME` from the client's environment.
+    let env_dir = tempfile::tempdir().unwrap();
+    let env_file = env_dir.path().join("env");
+    std::fs::write(&env_file, "# a comment\nA=from-file\n").unwrap();
+    let host = d.host();
+    let out = common::berth_env(
+        d.config.path(),
+        &[("FROM_ENV", std::path::Path::new("from-env"))],
+        &[
+            "-H",
+            host.as_str(),
+            "exec",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-e",
+            "FROM_ENV",
+            "web",
+            "sh",
+            "-c",
+            "echo $A $FROM_ENV",
+        ],
+        None,
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "from-file from-env\n",
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(d.berth_ok(&["kill", "web"]), "web\n");
     assert_eq!(d.berth_ok(&["wait", "web"]), "137\n");
     let kill_stopped = d.berth(&["kill", "web"]);

@@ -126,6 +126,22 @@ pub struct CreateArgs {
     pub args: Vec<String>,
 }
 
+/// The environment of `--env-file` files, then `-e` flags, as Docker reads them.
+pub fn env_list(env: &[String], files: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading env file {f}"))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if !line.is_empty() && !line.starts_with('#') {
+                out.extend(env_entry(line));
+            }
+        }
+    }
+    out.extend(env.iter().filter_map(|e| env_entry(e)));
+    Ok(out)
+}
+
 /// `-e K=V` as given; `-e K` takes K from the environment (and is dropped when unset).
 fn env_entry(e: &str) -> Option<String> {
     if e.contains('=') {
@@ -163,18 +179,7 @@ impl CreateArgs {
 
     /// The Engine API's create body.
     pub fn body(&self, attach: bool) -> anyhow::Result<Value> {
-        let mut env: Vec<String> = Vec::new();
-        for f in &self.env_file {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("reading env file {f}"))?;
-            for line in text.lines() {
-                let line = line.trim_start();
-                if !line.is_empty() && !line.starts_with('#') {
-                    env.extend(env_entry(line));
-                }
-            }
-        }
-        env.extend(self.env.iter().filter_map(|e| env_entry(e)));
+        let env = env_list(&self.env, &self.env_file)?;
         let mut labels = Map::new();
         for l in &self.label {
             let (k, v) = l.split_once('=').unwrap_or((l, ""));

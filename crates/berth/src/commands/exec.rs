@@ -25,6 +25,12 @@ pub struct ExecArgs {
     /// Set environment variables
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Override the key sequence for detaching a container (only ctrl-p,ctrl-q is supported)
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -41,6 +47,13 @@ pub struct ExecArgs {
 
 pub fn exec(client: &Client, a: &ExecArgs) -> anyhow::Result<i32> {
     let container = &a.args[0];
+    if let Some(k) = &a.detach_keys {
+        anyhow::ensure!(
+            k == "ctrl-p,ctrl-q",
+            "only the detach keys ctrl-p,ctrl-q are supported"
+        );
+    }
+    let env = crate::commands::create::env_list(&a.env, &a.env_file)?;
     if a.tty && a.interactive && !a.detach && !term::stdin_is_tty() {
         return Err(Exit {
             code: 1,
@@ -55,7 +68,7 @@ pub fn exec(client: &Client, a: &ExecArgs) -> anyhow::Result<i32> {
         "AttachStderr": attach,
         "Tty": a.tty,
         "Cmd": &a.args[1..],
-        "Env": a.env,
+        "Env": env,
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
         "Privileged": a.privileged,
