@@ -336,4 +336,33 @@ fn run_flags_reach_the_container_as_dockers_do() {
     }
     assert_eq!(d.berth_ok(&["ps", "-aq"]), before);
     d.berth_ok(&["rm", "flags"]);
+
+    // `stop --signal` sends that signal instead of the container's stop signal.
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 42' USR1; while :; do sleep 0.1; done",
+    ]);
+    let bad = d.berth(&["stop", "--signal", "NOPE", "trapper"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("Invalid signal"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert_eq!(
+        d.berth_ok(&["stop", "-s", "USR1", "-t", "10", "trapper"]),
+        "trapper\n"
+    );
+    assert_eq!(
+        d.berth_ok(&["inspect", "-f", "{{.State.ExitCode}}", "trapper"])
+            .trim(),
+        "42"
+    );
+    d.berth_ok(&["rm", "trapper"]);
 }

@@ -428,10 +428,21 @@ fn timeout_param(q: &Query) -> Option<i64> {
     q.get("t").or(q.get("timeout")).and_then(|t| t.parse().ok())
 }
 
+/// `signal` of stop and restart (API 1.42): the container's StopSignal when absent.
+fn stop_signal_param(q: &Query) -> Result<Option<u32>, ApiError> {
+    match q.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => run::signal_number(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}"))),
+        None => Ok(None),
+    }
+}
+
 pub async fn stop(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
+    let signal = stop_signal_param(&q)?;
     let h = d.containers.find(name)?;
-    run::stop(d, &h, timeout_param(&q)).await?;
+    run::stop(d, &h, timeout_param(&q), signal).await?;
     let rec = h.lock().await.clone();
     d.events.emit(
         "container",
@@ -444,8 +455,9 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
 
 pub async fn restart(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
+    let signal = stop_signal_param(&q)?;
     let h = d.containers.find(name)?;
-    match run::stop(d, &h, timeout_param(&q)).await {
+    match run::stop(d, &h, timeout_param(&q), signal).await {
         Ok(()) => {}
         Err(e) if e.status == StatusCode::NOT_MODIFIED => {}
         Err(e) => return Err(e),

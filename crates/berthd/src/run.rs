@@ -704,12 +704,16 @@ pub async fn wait_exit(d: &Daemon, id: &str, timeout: Option<Duration>) -> Optio
 }
 
 /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds.
-pub async fn stop(d: &Arc<Daemon>, h: &Handle, timeout: Option<i64>) -> Result<(), ApiError> {
+pub async fn stop(
+    d: &Arc<Daemon>,
+    h: &Handle,
+    timeout: Option<i64>,
+    signal: Option<u32>,
+) -> Result<(), ApiError> {
     let (id, running, signal, default_timeout) = {
         let rec = h.lock().await;
-        let sig = rec.config["StopSignal"]
-            .as_str()
-            .and_then(signal_number)
+        let sig = signal
+            .or_else(|| rec.config["StopSignal"].as_str().and_then(signal_number))
             .unwrap_or(15);
         let t = rec.config["StopTimeout"].as_i64().unwrap_or(10);
         (rec.id.clone(), rec.running(), sig, t)

@@ -103,6 +103,9 @@ pub fn start(client: &Client, a: &StartArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
+    /// Signal to send to the container (default: its stop signal)
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
     /// Seconds to wait for stop before killing it
     #[arg(short = 't', long = "time")]
     pub time: Option<i64>,
@@ -111,7 +114,10 @@ pub struct StopArgs {
 }
 
 pub fn stop(client: &Client, a: &StopArgs, action: &str) -> anyhow::Result<i32> {
-    let q = query(&[("t", a.time.map(|t| t.to_string()))]);
+    let q = query(&[
+        ("t", a.time.map(|t| t.to_string())),
+        ("signal", a.signal.clone()),
+    ]);
     for_each(&a.containers, |n| {
         client.post(&format!("{}{q}", ctr_path(n, action)), None)?;
         Ok(Some(n.to_string()))
