@@ -135,7 +135,11 @@ fn v1_memory_dir(path: &str) -> Option<std::path::PathBuf> {
 fn memory_peak(ctx: &Ctx) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "## Peak memory charged to the container's cgroup (create + start of `/bin/true`)\n\n",
+        "## Peak memory charged to the container's cgroup (create + start of `/bin/true`)\n\n\
+         The timing tables' peak RSS (wait4) cannot go below this harness's own RSS: Linux \
+         carries a process's high-water mark from before its exec (here the forked harness) \
+         into its rusage, so that column only tells apart runtimes bigger than the harness \
+         (runc). What a runtime costs the container's memory budget is measured here instead.\n\n",
     );
     if v1_memory_dir("/").is_none() {
         out.push_str("No v1 memory controller on this host: not measured.\n\n");
