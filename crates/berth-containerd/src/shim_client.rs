@@ -180,31 +180,44 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
     if let Some(sealed) = sealed_runtime(&runtime) {
         cmd.arg("--runtime-sealed").arg(sealed);
     }
-    // The report comes once the runtime has created the container: keep it off the reactor.
-    let (mut child, line) = tokio::task::spawn_blocking(move || {
+    // The report comes once the runtime has created the container: keep it off the reactor. A
+    // shim that does not report is reaped right there.
+    let (child, line) = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut child = cmd.spawn()?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
-            std::io::BufReader::new(out).read_line(&mut line)?;
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
         }
-        Ok::<_, std::io::Error>((child, line))
+        if serde_json::from_str::<StartReport>(&line).is_err() {
+            let _ = child.wait();
+            return Ok::<_, std::io::Error>((None, line));
+        }
+        Ok((Some(child), line))
     })
     .await
     .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
     .map_err(|e| failed("starting berth-shim", e))?;
-    if let Ok(report) = serde_json::from_str::<StartReport>(&line) {
+    if let (Some(child), Ok(report)) = (child, serde_json::from_str::<StartReport>(&line)) {
         reap_when_gone(child);
         return Ok(report);
     }
-    // The shim failed and cleaned up: reap it so nothing is left when this returns.
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    Err(ShimError::Failed(
-        serde_json::from_str::<Value>(&line)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| "the shim exited without reporting (see shim.log)".to_string()),
-    ))
+    // The shim failed and cleaned up: its own words, else the end of its log (the task dir and
+    // the log with it are removed after this).
+    let said = serde_json::from_str::<Value>(&line)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_string));
+    Err(ShimError::Failed(said.unwrap_or_else(|| {
+        let log = std::fs::read_to_string(task_dir.join("shim.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        match tail.len() {
+            0 => "the shim exited without reporting".to_string(),
+            n => format!(
+                "the shim exited without reporting: {}",
+                tail[n.saturating_sub(3)..].join(" / ")
+            ),
+        }
+    })))
 }
 
 /// Reaps a running shim once it exits, without a thread waiting for it: its pidfd turns

@@ -2,8 +2,9 @@
 //! `<root>/@seccomp/<sha256>.bpf` (`@` is not allowed in a container id, so no container's state
 //! can collide with it). A profile met again (every container of a daemon carries Docker's
 //! default one) is loaded from there instead of being compiled by libseccomp again, which saves
-//! about 1 ms per container and per exec. The key covers the profile, this runtime's and
-//! libseccomp's versions, the kernel release and the architecture; a file that does not parse
+//! about 1 ms per container and per exec. The key covers the profile, this runtime's version and
+//! the source of its profile translation (so a rebuilt translation never loads an older build's
+//! program), libseccomp's version, the kernel release and the architecture; a file that does not parse
 //! is ignored and replaced. Filters that only libseccomp can load (user notification) are not
 //! kept.
 
@@ -57,6 +58,8 @@ fn cache_path(profile: &LinuxSeccomp, root: &Path) -> Option<PathBuf> {
     let mut h = Sha256::new();
     h.update(b"berth-runc seccomp cache 1\0");
     h.update(env!("CARGO_PKG_VERSION"));
+    h.update(berth_seccomp::TRANSLATION_SOURCE);
+    h.update(include_str!("seccomp_cache.rs"));
     h.update(b"\0");
     h.update(berth_seccomp::library_version().unwrap_or_default());
     h.update(b"\0");

@@ -24,3 +24,9 @@ pub use compile::{Filter, compile};
 pub use error::Error;
 pub use features::{Features, features, library_version};
 pub use program::Program;
+
+/// The source of the profile translation, as built into this binary: part of the key of a
+/// cache of compiled programs, so a changed translation never loads a program an older build
+/// made, whatever the version number says.
+pub const TRANSLATION_SOURCE: &str =
+    concat!(include_str!("compile.rs"), include_str!("program.rs"));

@@ -270,7 +270,8 @@ fn run_flags_reach_the_container_as_dockers_do() {
     let cid = dir.path().join("cid");
     let cid_s = cid.to_str().unwrap();
     let script = "ulimit -n; grep NoNewPrivs /proc/self/status; grep ' /t tmpfs' /proc/mounts; \
-                  df -k /dev/shm | tail -1; cat /proc/sys/net/ipv4/ip_forward";
+                  df -k /dev/shm | tail -1; cat /proc/sys/net/ipv4/ip_forward; \
+                  cat /proc/sys/net/ipv4/conf/eth0/route_localnet";
     let out = d.berth_ok(&[
         "run",
         "--name",
@@ -287,6 +288,10 @@ fn run_flags_reach_the_container_as_dockers_do() {
         "32m",
         "--sysctl",
         "net.ipv4.ip_forward=1",
+        // A sysctl of the container's own interface: set while the runtime creates the
+        // container, so the interface must be there by then.
+        "--sysctl",
+        "net.ipv4.conf.eth0.route_localnet=1",
         "--pids-limit",
         "50",
         "--health-cmd",
@@ -304,6 +309,7 @@ fn run_flags_reach_the_container_as_dockers_do() {
     assert!(lines[2].contains("size=1024k"), "tmpfs mount: {out}");
     assert!(lines[3].contains(" 32768 "), "/dev/shm size: {out}");
     assert_eq!(lines[4], "1", "sysctl: {out}");
+    assert_eq!(lines[5], "1", "interface sysctl: {out}");
     let id = std::fs::read_to_string(&cid).unwrap();
     assert_eq!(id.len(), 64, "cidfile: {id:?}");
     let inspect = |f: &str| d.berth_ok(&["inspect", "-f", f, "flags"]);
@@ -328,6 +334,11 @@ fn run_flags_reach_the_container_as_dockers_do() {
             "--ulimit",
             "nofile=2:1",
             "soft limit must be less than or equal",
+        ),
+        (
+            "--runtime",
+            "bogus",
+            "unknown or invalid runtime name: bogus",
         ),
     ] {
         let out = d.berth(&["run", "--rm", flag, value, IMAGE, "true"]);

@@ -128,17 +128,30 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()>
 /// Suffix of a removed container's directory while it is being deleted.
 const REMOVING: &str = ".removing";
 
-/// Deletes `dir` recursively in a thread of its own.
+/// Deletes `dir` recursively in the background: one worker thread takes the directories in
+/// turn (a prune of hundreds of containers does not start hundreds of threads).
 fn delete_in_background(dir: PathBuf) {
-    let spawned = std::thread::Builder::new()
-        .name("rm-container".into())
-        .spawn({
-            let dir = dir.clone();
-            move || {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        });
-    if spawned.is_err() {
+    static WORKER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<PathBuf>>>> =
+        std::sync::OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        std::thread::Builder::new()
+            .name("rm-containers".into())
+            .spawn(move || {
+                for dir in rx {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let sent = worker.as_ref().is_some_and(|tx| {
+        tx.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(dir.clone())
+            .is_ok()
+    });
+    if !sent {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -259,7 +272,7 @@ impl Store {
 
     /// Drops a record and its directory.
     /// Forgets a container and removes its directory: renamed aside at once (the container is
-    /// gone for every reader, its id and name free), then deleted by a thread of its own, as a
+    /// gone for every reader, its id and name free), then deleted in the background, as a
     /// written-to upper dir can take long to delete. A directory left aside by a crash is deleted
     /// at the next start ([`Store::open`]).
     pub fn remove(&self, rec: &Record) {

@@ -37,6 +37,15 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             ApiError::bad_request("Config cannot be empty in order to create a container")
         })?
         .to_string();
+    // Docker's answer to a runtime it does not know (`docker run --runtime X`).
+    if let Some(rt) = create["HostConfig"]["Runtime"]
+        .as_str()
+        .filter(|r| !r.is_empty() && !matches!(*r, "berth-runc" | "runc"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown or invalid runtime name: {rt}"
+        )));
+    }
     let id = new_id();
     let name = match q.get("name").filter(|n| !n.is_empty()) {
         Some(n) => {

@@ -287,11 +287,37 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             _ => ApiError::internal("start failed"),
         });
     }
-    let pending = network.ok().flatten();
+    let mut pending = network.ok().flatten();
     tracing::debug!(id, "rootfs, network namespace and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
-    let io = open_io(d, &id, rec.tty(), &rec.host_config)?;
+    let io = match open_io(d, &id, rec.tty(), &rec.host_config) {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = containers
+                .delete(req(DeleteContainerRequest { id: id.clone() }))
+                .await;
+            crate::endpoints::teardown(d, &mut rec).await;
+            crate::rootfs::unmount(&cdir);
+            let _ = std::fs::remove_dir_all(&fifos);
+            live.exited.send_replace(Some(rec.state.exit_code));
+            return Err(e);
+        }
+    };
+    // The runtime's create already needs the interfaces when the spec sets a sysctl of the
+    // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
+    if let Some(p) = pending.take_if(|_| needs_network_at_create(&spec)) {
+        if let Err(e) = crate::endpoints::plug(d, &rec, p).await {
+            let _ = io.drain.send(true);
+            let _ = containers
+                .delete(req(DeleteContainerRequest { id: id.clone() }))
+                .await;
+            crate::endpoints::teardown(d, &mut rec).await;
+            crate::rootfs::unmount(&cdir);
+            live.exited.send_replace(Some(rec.state.exit_code));
+            return Err(e);
+        }
+    }
     let s = |p: &Path, on: bool| {
         if on {
             p.display().to_string()
@@ -382,6 +408,18 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     spawn_waiter(d, h, &id, io);
     crate::health::monitor(d, h, &config, &image_config, &id);
     Ok(())
+}
+
+/// Whether the runtime's create already uses the container's network: a sysctl of the network
+/// namespace, or a hook run before the process starts.
+fn needs_network_at_create(spec: &serde_json::Value) -> bool {
+    let net_sysctl = spec["linux"]["sysctl"]
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.starts_with("net.")));
+    let hooks = ["prestart", "createRuntime", "createContainer"]
+        .iter()
+        .any(|h| spec["hooks"][h].as_array().is_some_and(|a| !a.is_empty()));
+    net_sysctl || hooks
 }
 
 /// Undoes a start whose task exists: kills and deletes the task, deletes containerd's record,

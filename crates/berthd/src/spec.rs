@@ -167,7 +167,8 @@ fn words(list: &str, prefix: &str) -> Vec<String> {
     words.map(|w| format!("{prefix}{w}")).collect()
 }
 
-/// The container's seccomp profile: Berth's default, none (`seccomp=unconfined`, privileged)
+/// The container's seccomp profile: Berth's default (also `seccomp=builtin`), none
+/// (`seccomp=unconfined`, privileged)
 /// or the one given (`seccomp=<JSON>`, as the docker CLI sends a profile file's content).
 fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<Value>> {
     let given = opts.iter().find_map(|o| {
@@ -177,6 +178,7 @@ fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<
     match given {
         _ if privileged => Ok(None),
         Some("unconfined") => Ok(None),
+        Some("builtin") | None => Ok(Some(crate::seccomp_profile::default_profile(caps))),
         Some(text) => {
             let v: Value =
                 serde_json::from_str(text).map_err(|e| SpecError::Seccomp(e.to_string()))?;
@@ -184,7 +186,6 @@ fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<
                 .map(Some)
                 .map_err(SpecError::Seccomp)
         }
-        None => Ok(Some(crate::seccomp_profile::default_profile(caps))),
     }
 }
 

@@ -275,7 +275,7 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<Value> {
 /// `--security-opt seccomp=FILE`: the docker CLI sends the profile itself, not its path.
 fn security_opt(o: &str) -> anyhow::Result<String> {
     match o.split_once(['=', ':']) {
-        Some(("seccomp", file)) if file != "unconfined" => {
+        Some(("seccomp", file)) if file != "unconfined" && file != "builtin" => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("opening seccomp profile ({file}) failed"))?;
             let profile: Value = serde_json::from_str(&text)

@@ -303,12 +303,36 @@ impl CreateArgs {
 /// Creates the container (pulling its image first when needed); returns its id.
 pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow::Result<String> {
     let body = a.body(attach)?;
-    if let Some(f) = &a.more.cidfile {
-        anyhow::ensure!(
-            !std::path::Path::new(f).exists(),
-            "Container ID file found, make sure the other container isn't running or delete {f}"
-        );
+    // As the docker CLI: the cidfile is made first (so a bad path fails before any container
+    // exists) and removed again if the create fails.
+    let cidfile = match &a.more.cidfile {
+        Some(f) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(f)
+        {
+            Ok(file) => Some((f.clone(), file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+                "Container ID file found, make sure the other container isn't running or delete {f}"
+            ),
+            Err(e) => anyhow::bail!("failed to create the container ID file: {e}"),
+        },
+        None => None,
+    };
+    let created = create_request(client, a, &body);
+    if let (Err(_), Some((f, _))) = (&created, &cidfile) {
+        let _ = std::fs::remove_file(f);
     }
+    let id = created?;
+    if let Some((f, mut file)) = cidfile {
+        file.write_all(id.as_bytes())
+            .with_context(|| format!("failed to write the container ID to {f}"))?;
+    }
+    Ok(id)
+}
+
+/// The create request itself, pulling the image first when asked or missing.
+fn create_request(client: &Client, a: &CreateArgs, body: &Value) -> anyhow::Result<String> {
     let mut q = vec![("name", a.name.clone())];
     if let Some(p) = &a.platform {
         q.push(("platform", Some(p.clone())));
@@ -326,7 +350,7 @@ pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow
             "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
         ),
     }
-    let resp = match client.post(&path, Some(&body)) {
+    let resp = match client.post(&path, Some(body)) {
         Err(e) if api::is_not_found(&e) && a.pull == "missing" && is_image_error(&e) => {
             let _ = writeln!(
                 std::io::stderr(),
@@ -334,7 +358,7 @@ pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow
                 images::familiar_with_tag(a.image())
             );
             pull_to_stderr(client)?;
-            client.post(&path, Some(&body))?
+            client.post(&path, Some(body))?
         }
         r => r?,
     };
@@ -350,10 +374,6 @@ pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow
     }
     let id = api::s(&resp, "Id").to_string();
     anyhow::ensure!(!id.is_empty(), "the daemon returned no container id");
-    if let Some(f) = &a.more.cidfile {
-        std::fs::write(f, &id)
-            .with_context(|| format!("failed to write the container ID to {f}"))?;
-    }
     Ok(id)
 }
 
