@@ -294,13 +294,8 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     let io = match open_io(d, &id, rec.tty(), &rec.host_config) {
         Ok(io) => io,
         Err(e) => {
-            let _ = containers
-                .delete(req(DeleteContainerRequest { id: id.clone() }))
-                .await;
-            crate::endpoints::teardown(d, &mut rec).await;
-            crate::rootfs::unmount(&cdir);
+            undo_before_task(d, &mut rec, None, &live).await;
             let _ = std::fs::remove_dir_all(&fifos);
-            live.exited.send_replace(Some(rec.state.exit_code));
             return Err(e);
         }
     };
@@ -308,13 +303,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
     if let Some(p) = pending.take_if(|_| needs_network_at_create(&spec)) {
         if let Err(e) = crate::endpoints::plug(d, &rec, p).await {
-            let _ = io.drain.send(true);
-            let _ = containers
-                .delete(req(DeleteContainerRequest { id: id.clone() }))
-                .await;
-            crate::endpoints::teardown(d, &mut rec).await;
-            crate::rootfs::unmount(&cdir);
-            live.exited.send_replace(Some(rec.state.exit_code));
+            undo_before_task(d, &mut rec, Some(&io), &live).await;
             return Err(e);
         }
     }
@@ -347,15 +336,9 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         return Err(e);
     }
     if let Err(e) = created {
-        let _ = io.drain.send(true);
-        let _ = containers
-            .delete(req(DeleteContainerRequest { id: id.clone() }))
-            .await;
-        crate::endpoints::teardown(d, &mut rec).await;
-        crate::rootfs::unmount(&cdir);
         rec.state.error = e.message().to_string();
         let _ = d.containers.save_state(&rec);
-        live.exited.send_replace(Some(rec.state.exit_code));
+        undo_before_task(d, &mut rec, Some(&io), &live).await;
         return Err(ApiError::new(
             hyper::StatusCode::BAD_REQUEST,
             format!("failed to create task for container: {}", e.message()),
@@ -422,6 +405,25 @@ fn needs_network_at_create(spec: &serde_json::Value) -> bool {
     net_sysctl || hooks
 }
 
+/// Undoes a start that made no task: containerd's container record, the network, the rootfs
+/// mount, and the pumps when they run.
+async fn undo_before_task(
+    d: &Arc<Daemon>,
+    rec: &mut crate::container::Record,
+    io: Option<&Io>,
+    live: &Live,
+) {
+    if let Some(io) = io {
+        let _ = io.drain.send(true);
+    }
+    let _ = ContainersClient::new(d.containerd.channel.clone())
+        .delete(req(DeleteContainerRequest { id: rec.id.clone() }))
+        .await;
+    crate::endpoints::teardown(d, rec).await;
+    crate::rootfs::unmount(&d.containers.dir(&rec.id));
+    live.exited.send_replace(Some(rec.state.exit_code));
+}
+
 /// Undoes a start whose task exists: kills and deletes the task, deletes containerd's record,
 /// stops the pumps, tears the network down and unmounts the rootfs; the record keeps `error`
 /// and `code`.
@@ -448,16 +450,10 @@ async fn abandon(
             container_id: id.clone(),
         }))
         .await;
-    let _ = ContainersClient::new(d.containerd.channel.clone())
-        .delete(req(DeleteContainerRequest { id: id.clone() }))
-        .await;
-    let _ = io.drain.send(true);
-    crate::endpoints::teardown(d, rec).await;
-    crate::rootfs::unmount(&d.containers.dir(&id));
     rec.state.error = error;
     rec.state.exit_code = code;
     let _ = d.containers.save_state(rec);
-    live.exited.send_replace(Some(code));
+    undo_before_task(d, rec, Some(io), live).await;
 }
 
 /// The output side of a run: the pumps and the log they write.
@@ -756,10 +752,12 @@ pub async fn stop(
         let t = rec.config["StopTimeout"].as_i64().unwrap_or(10);
         (rec.id.clone(), rec.running(), sig, t)
     };
+    // Even when it is not running — between an exit and its restart policy's delayed start —
+    // a stop is the user's word: the pending restart must not happen.
+    mark_manually_stopped(d, h).await;
     if !running {
         return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
     }
-    mark_manually_stopped(d, h).await;
     let t = timeout.unwrap_or(default_timeout);
     if t != 0 {
         let _ = kill(d, &id, signal).await;
