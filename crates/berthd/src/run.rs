@@ -393,12 +393,20 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether the runtime's create already uses the container's network: a sysctl of the network
-/// namespace, or a hook run before the process starts.
+/// Whether the runtime's create already uses the container's interfaces: a sysctl of one of
+/// them (`net.ipv4.conf.eth0.…`, `net.ipv6.neigh.eth0.…`; not the namespace-wide ones every
+/// container gets, nor `all`/`default`), or a hook run before the process starts.
 fn needs_network_at_create(spec: &serde_json::Value) -> bool {
+    let per_interface = |key: &str| {
+        let parts: Vec<&str> = key.split('.').collect();
+        parts.len() >= 5
+            && parts[0] == "net"
+            && matches!(parts[2], "conf" | "neigh")
+            && !matches!(parts[3], "all" | "default")
+    };
     let net_sysctl = spec["linux"]["sysctl"]
         .as_object()
-        .is_some_and(|m| m.keys().any(|k| k.starts_with("net.")));
+        .is_some_and(|m| m.keys().any(|k| per_interface(k)));
     let hooks = ["prestart", "createRuntime", "createContainer"]
         .iter()
         .any(|h| spec["hooks"][h].as_array().is_some_and(|a| !a.is_empty()));
@@ -861,5 +869,36 @@ pub async fn watch_events(d: Arc<Daemon>) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_network_at_create;
+
+    #[test]
+    fn only_interface_sysctls_and_create_hooks_need_the_network_at_create() {
+        let spec = |sysctl: serde_json::Value, hooks: serde_json::Value| serde_json::json!({"linux": {"sysctl": sysctl}, "hooks": hooks});
+        let defaults = serde_json::json!({
+            "net.ipv4.ping_group_range": "0 2147483647",
+            "net.ipv4.ip_unprivileged_port_start": "0",
+            "net.ipv4.conf.all.forwarding": "1",
+        });
+        assert!(!needs_network_at_create(&spec(
+            defaults,
+            serde_json::json!({})
+        )));
+        assert!(needs_network_at_create(&spec(
+            serde_json::json!({"net.ipv4.conf.eth0.route_localnet": "1"}),
+            serde_json::json!({})
+        )));
+        assert!(needs_network_at_create(&spec(
+            serde_json::json!({}),
+            serde_json::json!({"createRuntime": [{"path": "/bin/true"}]})
+        )));
+        assert!(!needs_network_at_create(&spec(
+            serde_json::json!({}),
+            serde_json::json!({"poststart": [{"path": "/bin/true"}]})
+        )));
     }
 }
