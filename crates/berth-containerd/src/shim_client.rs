@@ -182,26 +182,31 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
     }
     // The report comes once the runtime has created the container: keep it off the reactor. A
     // shim that does not report is reaped right there.
-    let (child, line) = tokio::task::spawn_blocking(move || {
+    let reported = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut child = cmd.spawn()?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
             let _ = std::io::BufReader::new(out).read_line(&mut line);
         }
-        if serde_json::from_str::<StartReport>(&line).is_err() {
-            let _ = child.wait();
-            return Ok::<_, std::io::Error>((None, line));
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(report) => Ok::<_, std::io::Error>(Ok((child, report))),
+            Err(_) => {
+                let _ = child.wait();
+                Ok(Err(line))
+            }
         }
-        Ok((Some(child), line))
     })
     .await
     .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
     .map_err(|e| failed("starting berth-shim", e))?;
-    if let (Some(child), Ok(report)) = (child, serde_json::from_str::<StartReport>(&line)) {
-        reap_when_gone(child);
-        return Ok(report);
-    }
+    let line = match reported {
+        Ok((child, report)) => {
+            reap_when_gone(child);
+            return Ok(report);
+        }
+        Err(line) => line,
+    };
     // The shim failed and cleaned up: its own words, else the end of its log (the task dir and
     // the log with it are removed after this).
     let said = serde_json::from_str::<Value>(&line)

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     // The commands that put a process into a container re-execute from a protected copy of
     // the binary: decide that before parsing the command line, which would be done twice
     // otherwise. An argument that merely looks like such a command (a container id "run")
-    // costs one needless re-execution; `run` below checks again once the command is known.
+    // costs one needless re-execution; `run` checks again only if the command got past this scan.
     let early = std::env::args_os()
         .skip(1)
         .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")));
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         eprintln!("opening log file: {e}");
         return ExitCode::from(1);
     }
-    match sealed.and_then(|()| run(cli)) {
+    match sealed.and_then(|()| run(cli, early)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             log::error(&format!("{e:#}"));
@@ -79,7 +79,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+/// `protected`: the process already runs from a protected copy (decided before parsing).
+fn run(cli: Cli, protected: bool) -> anyhow::Result<i32> {
     anyhow::ensure!(
         !cli.systemd_cgroup,
         "the systemd cgroup driver is not supported: berth-runc manages cgroupfs directly"
@@ -87,10 +88,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = cli.command else {
         anyhow::bail!("no command given; see berth-runc --help");
     };
-    if matches!(
-        command,
-        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
-    ) {
+    if !protected
+        && matches!(
+            command,
+            Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+        )
+    {
         selfclone::ensure_sealed()?;
     }
     let root = cli.root.as_path();
