@@ -80,6 +80,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The file a requested setting is written to does not exist: this kernel (or the way its
+    /// controller is mounted) does not offer the feature. runc fails the same way.
+    #[error(
+        "cannot apply {value:?}: {path} does not exist (this kernel does not support the setting, or its controller is not enabled)"
+    )]
+    NotSupported { path: PathBuf, value: String },
     /// Writing a value to a cgroup file failed.
     #[error("cannot write {value:?} to {path}")]
     Write {

@@ -19,10 +19,16 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
         .truncate(true)
         .open(&path)
         .and_then(|mut f| f.write_all(value.as_bytes()));
-    result.map_err(|source| Error::Write {
-        path,
-        value: value.to_string(),
-        source,
+    result.map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => Error::NotSupported {
+            path,
+            value: value.to_string(),
+        },
+        _ => Error::Write {
+            path,
+            value: value.to_string(),
+            source,
+        },
     })
 }
 
@@ -312,7 +318,11 @@ mod tests {
     fn write_never_creates_and_dirs_are_reported() {
         let tmp = tempfile::tempdir().unwrap();
         let err = write(tmp.path(), "memory.max", "1").unwrap_err();
-        assert!(matches!(err, Error::Write { .. }));
+        assert!(matches!(err, Error::NotSupported { .. }), "{err}");
+        assert!(
+            err.to_string().contains("memory.max does not exist"),
+            "{err}"
+        );
         let made = create_dirs(&tmp.path().join("a/b")).unwrap();
         assert_eq!(made, vec![tmp.path().join("a"), tmp.path().join("a/b")]);
         assert!(create_dirs(&tmp.path().join("a/b")).unwrap().is_empty());

@@ -14,6 +14,7 @@
 
 mod devices;
 mod error;
+mod features;
 mod files;
 mod layout;
 mod stats;
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::Error;
+pub use features::Features;
 pub use layout::{Layout, Mount, Version};
 pub use stats::{CpuStats, IoDeviceStats, IoStats, MemoryStats, PidsStats, Stats};
 pub use v2::{blkio_weight_to_io_weight, shares_to_weight};

@@ -349,7 +349,9 @@ impl V1Cgroup {
             return Ok(());
         }
         let dir = self.need("blkio", "a block I/O limit")?;
-        // CFQ's files are gone from current kernels; BFQ's take the same 1..1000 weights.
+        // CFQ's files are gone from current kernels; BFQ's take the same 1..1000 weights. A
+        // host with neither (mq-deadline, none) cannot weigh I/O: the write fails with
+        // NotSupported naming BFQ's file.
         let (weight_file, weight_device_file) = if files::exists(dir, "blkio.weight") {
             ("blkio.weight", "blkio.weight_device")
         } else {
@@ -373,9 +375,11 @@ impl V1Cgroup {
         Ok(())
     }
 
-    /// hugetlb, net_cls, net_prio and rdma: applied when their hierarchy is mounted, else ignored.
+    /// hugetlb, net_cls, net_prio and rdma: a value set for a controller this host has not
+    /// mounted fails the apply, as runc does ("cannot set ... limit").
     fn apply_optional_controllers(&self, r: &LinuxResources) -> Result<(), Error> {
-        if let (Some(dir), Some(limits)) = (self.dir("hugetlb"), r.hugepage_limits()) {
+        if let Some(limits) = r.hugepage_limits().as_ref().filter(|l| !l.is_empty()) {
+            let dir = self.need("hugetlb", "a huge page limit")?;
             for l in limits {
                 check_page_size(l.page_size())?;
                 let file = format!("hugetlb.{}.limit_in_bytes", l.page_size());
@@ -388,10 +392,12 @@ impl V1Cgroup {
             }
         }
         if let Some(network) = r.network() {
-            if let (Some(dir), Some(class_id)) = (self.dir("net_cls"), network.class_id()) {
+            if let Some(class_id) = network.class_id() {
+                let dir = self.need("net_cls", "a network class id")?;
                 files::write(dir, "net_cls.classid", &class_id.to_string())?;
             }
-            if let (Some(dir), Some(priorities)) = (self.dir("net_prio"), network.priorities()) {
+            if let Some(priorities) = network.priorities().as_ref().filter(|p| !p.is_empty()) {
+                let dir = self.need("net_prio", "network priorities")?;
                 for p in priorities {
                     check_word("network interface name", p.name())?;
                     files::write(
@@ -402,7 +408,8 @@ impl V1Cgroup {
                 }
             }
         }
-        if let (Some(dir), Some(rdma)) = (self.dir("rdma"), r.rdma()) {
+        if let Some(rdma) = r.rdma().as_ref().filter(|r| !r.is_empty()) {
+            let dir = self.need("rdma", "an RDMA limit")?;
             for (device, limit) in rdma {
                 files::write(dir, "rdma.max", &rdma_line(device, limit)?)?;
             }

@@ -80,15 +80,14 @@ impl V2Cgroup {
             for l in limits {
                 check_page_size(l.page_size())?;
                 let file = format!("hugetlb.{}.max", l.page_size());
-                // Absent when the hugetlb controller is not available: ignored, as on v1.
-                if files::exists(dir, &file) {
-                    let value = if l.limit() < 0 {
-                        "max".to_string()
-                    } else {
-                        l.limit().to_string()
-                    };
-                    files::write(dir, &file, &value)?;
-                }
+                // Absent when the hugetlb controller is not enabled: the write fails with
+                // NotSupported, as runc fails.
+                let value = if l.limit() < 0 {
+                    "max".to_string()
+                } else {
+                    l.limit().to_string()
+                };
+                files::write(dir, &file, &value)?;
             }
         }
         if let Some(rdma) = r.rdma() {

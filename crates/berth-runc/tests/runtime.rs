@@ -215,6 +215,56 @@ fn memory_limit_is_enforced() {
     assert_eq!(code, 137, "the OOM killer ends the container with SIGKILL");
 }
 
+/// runc's behaviour on a host that cannot honour a setting (an I/O weight where the disks use
+/// mq-deadline or none, so neither CFQ's nor BFQ's weight file exists): the create fails and
+/// says which file is missing, and leaves no state or cgroup behind. Where the host has the
+/// feature, the value is applied and read back from inside the container's cgroup.
+#[test]
+fn a_setting_the_host_cannot_apply_fails_the_create_and_leaves_nothing() {
+    let features = berth_cgroups::Features::detect_host();
+    let r = Runc::new();
+    let b = bundle("true", |v| {
+        v["linux"]["resources"] = serde_json::json!({ "blockIO": { "weight": 300 } });
+    });
+    let id = r.id("blkioweight");
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if features.blkio_weight {
+        assert!(o.status.success(), "{o:?}");
+        let v1 = |f: &str| format!("/sys/fs/cgroup/blkio/{id}/{f}");
+        let weight = [
+            v1("blkio.weight"),
+            v1("blkio.bfq.weight"),
+            format!("/sys/fs/cgroup/{id}/io.bfq.weight"),
+            format!("/sys/fs/cgroup/{id}/io.weight"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok());
+        let o2 = r.out(&["delete", "--force", &id]);
+        assert!(o2.status.success(), "{o2:?}");
+        let weight = weight.expect("an I/O weight file in the container's cgroup");
+        let io_weight = berth_cgroups::blkio_weight_to_io_weight(300).to_string();
+        assert!(
+            weight.trim().ends_with("300") || weight.trim().ends_with(&io_weight),
+            "{weight}"
+        );
+    } else {
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert!(err.contains("weight does not exist"), "{err}");
+        assert!(!r.root().join(&id).exists(), "no state left behind");
+        for dir in [
+            "/sys/fs/cgroup/blkio",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup",
+        ] {
+            assert!(
+                !std::path::Path::new(dir).join(&id).exists(),
+                "no cgroup left in {dir}"
+            );
+        }
+    }
+}
+
 #[test]
 fn pids_limit_stops_a_fork_loop() {
     let r = Runc::new();

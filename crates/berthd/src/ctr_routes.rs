@@ -154,6 +154,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
     let argv = crate::spec::command(&create, &image_config)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // What the host cannot enforce is dropped with dockerd's warnings (and not kept in the record).
+    let network_mode = host_config["NetworkMode"].as_str().map(str::to_string);
+    let warnings =
+        crate::sysinfo::verify_resources(&d.sysinfo, &mut host_config, network_mode.as_deref())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let dir = d.containers.dir(&id);
     std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
     let cleanup = |e: ApiError| {
@@ -235,7 +240,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     d.runs.ensure(&id, None);
     Ok(json(
         StatusCode::CREATED,
-        &json!({"Id": id, "Warnings": []}),
+        &json!({"Id": id, "Warnings": warnings}),
     ))
 }
 
@@ -771,10 +776,12 @@ const UPDATABLE: [&str; 14] = [
 /// restart policy.
 pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 1 << 20).await?;
-    let v: Value = parse_json(&body)?;
+    let mut v: Value = parse_json(&body)?;
     if !v.is_object() {
         return Err(ApiError::bad_request("the update must be a JSON object"));
     }
+    let warnings = crate::sysinfo::verify_resources(&d.sysinfo, &mut v, None)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let h = d.containers.find(name)?;
     let mut rec = h.lock().await;
     let mut hc = rec.host_config.clone();
@@ -831,7 +838,7 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         &rec.id.clone(),
         crate::events::container_attrs(&rec, &[]),
     );
-    Ok(json(StatusCode::OK, &json!({"Warnings": []})))
+    Ok(json(StatusCode::OK, &json!({"Warnings": warnings})))
 }
 
 /// `POST /containers/{id}/pause` and `/unpause`.

@@ -31,6 +31,7 @@ mod seccomp_profile;
 mod server;
 mod spec;
 mod stats;
+mod sysinfo;
 mod system;
 mod unpack_into;
 mod volumes;
@@ -102,6 +103,8 @@ pub struct Daemon {
     pub init_path: Option<PathBuf>,
     /// Where registries' CA certificates are (`--registry-certs-dir`).
     pub registry_certs_dir: PathBuf,
+    /// What the host's cgroups can enforce, probed at start.
+    pub sysinfo: sysinfo::SysInfo,
 }
 
 /// The daemon's id: random once, kept in the data root (like dockerd's engine id).
@@ -205,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         networks,
         init_path: find_init(),
         registry_certs_dir: cli.registry_certs_dir.clone(),
+        sysinfo: sysinfo::SysInfo::detect(),
     });
     endpoints::restore(&d).await;
     run::recover(&d).await;

@@ -9,7 +9,7 @@
 //! `nocopy` and `VolumeOptions` on binds are accepted). Deliberately absent: the image's
 //! `VOLUME`s, `--volumes-from`, `--init`, seccomp (the caller adds Docker's profile),
 //! AppArmor/SELinux, user namespaces, joining other containers' namespaces, host devices for
-//! `--privileged`, `rootfsPropagation`, blkio throttles, `DeviceCgroupRules`, tmpfs `Options`.
+//! `--privileged`, `rootfsPropagation`, `DeviceCgroupRules`, tmpfs `Options`.
 
 use std::collections::HashSet;
 use std::fs;
@@ -91,6 +91,10 @@ pub enum SpecError {
     NotADevice(String),
     #[error("error gathering device information while adding custom device {0:?}")]
     DeviceStat(String, #[source] std::io::Error),
+    #[error("stat {0}")]
+    BlkioDevice(String, #[source] std::io::Error),
+    #[error("{0} is not a block device")]
+    NotABlockDevice(String),
     #[error("invalid device mode: {0}")]
     DeviceMode(String),
     #[error("Invalid value {0}, range for oom score adj is [-1000, 1000]")]
@@ -765,9 +769,7 @@ fn devices(hc: &Value, privileged: bool) -> Result<(Vec<Value>, Vec<Value>)> {
             t if t.is_block_device() => "b",
             _ => return Err(SpecError::NotADevice(host.into())),
         };
-        // glibc's major() and minor() of a dev_t.
-        let major = ((m.rdev() >> 32) & 0xffff_f000) | ((m.rdev() >> 8) & 0xfff);
-        let minor = ((m.rdev() >> 12) & 0xffff_ff00) | (m.rdev() & 0xff);
+        let (major, minor) = dev_numbers(m.rdev());
         let (path, mode, uid, gid) = (or(inside, host), m.mode() & 0o7777, m.uid(), m.gid());
         let node = json!({"path": path, "type": kind, "major": major, "minor": minor,
             "fileMode": mode, "uid": uid, "gid": gid});
@@ -777,6 +779,30 @@ fn devices(hc: &Value, privileged: bool) -> Result<(Vec<Value>, Vec<Value>)> {
         nodes.push(node);
     }
     Ok((nodes, rules))
+}
+
+/// glibc's major() and minor() of a dev_t.
+fn dev_numbers(rdev: u64) -> (u64, u64) {
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    (major, minor)
+}
+
+/// A HostConfig list of `{Path, <value_key>}` (`BlkioWeightDevice`, `BlkioDeviceReadBps`...) as
+/// OCI per-device entries `{major, minor, <oci_key>}`, each path stat-ed on the host as dockerd
+/// does (symlinks followed).
+fn blkio_devices(hc: &Value, key: Key, value_key: Key, oci_key: &str) -> Result<Option<Value>> {
+    let mut out = Vec::new();
+    for d in list(hc, key)? {
+        let path = string(d, "Path")?;
+        let m = fs::metadata(path).map_err(|e| SpecError::BlkioDevice(path.into(), e))?;
+        if !m.file_type().is_block_device() {
+            return Err(SpecError::NotABlockDevice(path.into()));
+        }
+        let (major, minor) = dev_numbers(m.rdev());
+        out.push(json!({"major": major, "minor": minor, oci_key: int(d, value_key)?}));
+    }
+    Ok((!out.is_empty()).then_some(Value::Array(out)))
 }
 
 /// `return Err(SpecError::Resource(message))` for the first condition that holds.
@@ -814,6 +840,12 @@ fn resources(hc: &Value, device_rules: Vec<Value>) -> Result<Value> {
         quota > 0 && quota < 1000 => "CPU cfs quota can not be less than 1ms (i.e. 1000)",
         weight != 0 && !(10..=1000).contains(&weight) => "Range of blkio weight is from 10 to 1000",
     }
+    for d in list(hc, "BlkioWeightDevice")? {
+        let w = int(d, "Weight")?;
+        reject! {
+            w != 0 && !(10..=1000).contains(&w) => "Range of blkio weight is from 10 to 1000",
+        }
+    }
     let positive = |n: i64| (n > 0).then_some(n);
     let nonzero = |n: i64| (n != 0).then_some(n);
     let cpuset = |k| Ok::<_, SpecError>(Some(string(hc, k)?).filter(|s| !s.is_empty()));
@@ -827,9 +859,16 @@ fn resources(hc: &Value, device_rules: Vec<Value>) -> Result<Value> {
         "cpu": {"shares": positive(shares),
             "quota": nonzero(quota).or(positive(nano / 10_000)),
             "period": nonzero(period).or(positive(nano).map(|_| 100_000)),
-            "cpus": cpuset("CpusetCpus")?, "mems": cpuset("CpusetMems")?},
+            "cpus": cpuset("CpusetCpus")?, "mems": cpuset("CpusetMems")?,
+            "realtimePeriod": positive(int(hc, "CpuRealtimePeriod")?),
+            "realtimeRuntime": nonzero(int(hc, "CpuRealtimeRuntime")?)},
         "pids": {"limit": opt_int(hc, "PidsLimit")?.and_then(positive)},
-        "blockIO": {"weight": positive(weight)},
+        "blockIO": {"weight": positive(weight),
+            "weightDevice": blkio_devices(hc, "BlkioWeightDevice", "Weight", "weight")?,
+            "throttleReadBpsDevice": blkio_devices(hc, "BlkioDeviceReadBps", "Rate", "rate")?,
+            "throttleWriteBpsDevice": blkio_devices(hc, "BlkioDeviceWriteBps", "Rate", "rate")?,
+            "throttleReadIOPSDevice": blkio_devices(hc, "BlkioDeviceReadIOps", "Rate", "rate")?,
+            "throttleWriteIOPSDevice": blkio_devices(hc, "BlkioDeviceWriteIOps", "Rate", "rate")?},
     }))
 }
 

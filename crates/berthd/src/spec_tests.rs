@@ -186,7 +186,36 @@ fn resources_devices_and_namespaces() {
         [{"HostConfig": {"Memory": 1024}}, {"/error": "Minimum memory limit allowed is 6MB"}],
         [{"HostConfig": {"NanoCpus": 1000000000, "CpuQuota": 50000}}, {"/error": "Conflicting options: Nano CPUs and CPU Quota cannot both be set"}],
         [{"HostConfig": {"Memory": "1g"}}, {"/error": "invalid value for Memory: expected an integer"}],
+        [{"HostConfig": {"CpuRealtimePeriod": 1000000, "CpuRealtimeRuntime": 950000}},
+            {"/linux/resources/cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 950000}}],
+        [{"HostConfig": {"BlkioDeviceReadBps": [{"Path": "/dev/null", "Rate": 1}]}}, {"/error": "/dev/null is not a block device"}],
+        [{"HostConfig": {"BlkioDeviceWriteIOps": [{"Path": "/dev/nope", "Rate": 1}]}}, {"/error": "stat /dev/nope"}],
+        [{"HostConfig": {"BlkioWeightDevice": [{"Path": "/dev/null", "Weight": 5}]}}, {"/error": "Range of blkio weight is from 10 to 1000"}],
     ]));
+    // Per-device limits name the device by its numbers; any block device of this host will do.
+    let block = std::fs::read_dir("/dev").unwrap().flatten().find(|e| {
+        use std::os::unix::fs::FileTypeExt;
+        e.file_type().is_ok_and(|t| t.is_block_device())
+    });
+    match block {
+        Some(e) => {
+            use std::os::unix::fs::MetadataExt;
+            let rdev = std::fs::metadata(e.path()).unwrap().rdev();
+            let (major, minor) = (rdev >> 8 & 0xfff, (rdev & 0xff) | (rdev >> 12 & 0xfff00));
+            let path = e.path().display().to_string();
+            check(json!([[{"HostConfig": {
+                "BlkioWeightDevice": [{"Path": path, "Weight": 200}],
+                "BlkioDeviceReadBps": [{"Path": path, "Rate": 1048576}],
+                "BlkioDeviceWriteIOps": [{"Path": path, "Rate": 100}]}},
+                {"/linux/resources/blockIO": {
+                    "weightDevice": [{"major": major, "minor": minor, "weight": 200}],
+                    "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+                    "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]}}]]));
+        }
+        None => {
+            eprintln!("no block device node under /dev: per-device blkio mapping not exercised")
+        }
+    }
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let dev_null = json!({"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"});
     let gathering = "error gathering device information while adding custom device";

@@ -88,14 +88,6 @@ fn mem_total() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else {
-        "1"
-    }
-}
-
 fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -170,9 +162,7 @@ pub async fn info(d: &Arc<Daemon>) -> Resp {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    json(
-        StatusCode::OK,
-        &json!({
+    let mut info = json!({
             "ID": d.id,
             "Containers": 0,
             "ContainersRunning": 0,
@@ -182,21 +172,11 @@ pub async fn info(d: &Arc<Daemon>) -> Resp {
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            "MemoryLimit": true,
-            "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
-            "CpuCfsPeriod": true,
-            "CpuCfsQuota": true,
-            "CPUShares": true,
-            "CPUSet": true,
-            "PidsLimit": true,
-            "IPv4Forwarding": true,
             "Debug": false,
             "NFd": 0,
             "NGoroutines": 0,
             "SystemTime": berth_clock::rfc3339_now(),
             "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs",
-            "CgroupVersion": cgroup_version(),
             "NEventsListener": 0,
             "KernelVersion": kernel_version(),
             "OperatingSystem": os_name(),
@@ -223,7 +203,10 @@ pub async fn info(d: &Arc<Daemon>) -> Resp {
             "Isolation": "",
             "InitBinary": "",
             "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": [],
-        }),
-    )
+            "Warnings": d.sysinfo.info_warnings(),
+    });
+    if let Some(o) = info.as_object_mut() {
+        o.extend(d.sysinfo.info_fields());
+    }
+    json(StatusCode::OK, &info)
 }

@@ -239,3 +239,92 @@ fn containers_get_the_default_seccomp_profile_unless_unconfined_or_privileged() 
     ]);
     assert!(!out.status.success());
 }
+
+/// The host's cgroup features decide, as with dockerd: what it has is applied and read back from
+/// the container's cgroup; what it lacks (here, commonly, the I/O weight of hosts whose disks
+/// use mq-deadline or none) is dropped with Docker's warning and the container still runs.
+#[test]
+fn limits_the_host_cannot_enforce_are_dropped_with_dockers_warnings() {
+    let features = berth_cgroups::Features::detect_host();
+    let (_reg, d, image) = daemon_with_image();
+    let (status, _, body) = d.raw("GET", "/info", b"");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for (field, has) in [
+        ("MemoryLimit", features.memory_limit),
+        ("SwapLimit", features.swap_limit),
+        ("CpuCfsQuota", features.cpu_cfs_quota),
+        ("CPUShares", features.cpu_shares),
+        ("CPUSet", features.cpuset),
+        ("PidsLimit", features.pids),
+        ("OomKillDisable", features.oom_kill_disable),
+        ("KernelMemory", features.kernel_memory),
+    ] {
+        assert_eq!(info[field], has, "/info {field}: {info}");
+    }
+    let warned = |w: &str| info["Warnings"].as_array().unwrap().iter().any(|x| x == w);
+    assert_eq!(
+        warned("WARNING: No swap limit support"),
+        !features.swap_limit
+    );
+
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "weighted",
+        "--blkio-weight",
+        "300",
+        "-m",
+        "64m",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let weight_warning = "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+    let swap_warning = "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.";
+    assert_eq!(
+        stderr.contains(weight_warning),
+        !features.blkio_weight,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.contains(swap_warning),
+        !features.swap_limit,
+        "{stderr}"
+    );
+    let inspect = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.BlkioWeight}} {{.State.Running}}",
+        "weighted",
+    ]);
+    if features.blkio_weight {
+        assert_eq!(inspect.trim(), "300 true");
+        let parent = common::cgroup_parent(&d.roots);
+        let v1 = |f: &str| format!("/sys/fs/cgroup/blkio{parent}/{id}/{f}");
+        let v2 = |f: &str| format!("/sys/fs/cgroup{parent}/{id}/{f}");
+        let io_weight = berth_cgroups::blkio_weight_to_io_weight(300).to_string();
+        let candidates = [
+            (v1("blkio.weight"), "300"),
+            (v1("blkio.bfq.weight"), "300"),
+            (v2("io.bfq.weight"), "300"),
+            (v2("io.weight"), io_weight.as_str()),
+        ];
+        let (path, value) = candidates
+            .iter()
+            .find_map(|(p, want)| Some((std::fs::read_to_string(p).ok()?, *want)))
+            .expect("the container's cgroup has an I/O weight file");
+        assert!(path.trim().ends_with(value), "{path}");
+    } else {
+        assert_eq!(inspect.trim(), "0 true");
+    }
+    assert_eq!(
+        cgroup_file(&d, &id, "memory/memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    d.docker_ok(&["rm", "-f", "weighted"]);
+}

@@ -87,7 +87,7 @@ fn v2_apply_writes_converted_values() {
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 0, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 0},
         "blockIO": {"weight": 500, "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]},
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}, {"pageSize": "1GB", "limit": 0}],
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
         "rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 1000}},
         "unified": {"memory.high": "50000000"}
     }));
@@ -107,10 +107,14 @@ fn v2_apply_writes_converted_values() {
     assert_eq!(read(&dir, "io.weight"), "default 4950");
     assert_eq!(read(&dir, "io.max"), "8:0 wiops=100");
     assert_eq!(read(&dir, "hugetlb.2MB.max"), "4194304");
-    assert!(
-        !dir.join("hugetlb.1GB.max").exists(),
-        "absent hugetlb sizes are ignored, not created"
-    );
+    // A page size the kernel does not offer is refused (runc fails too), and never created.
+    let err = cg
+        .apply(&resources(
+            json!({"hugepageLimits": [{"pageSize": "1GB", "limit": 0}]}),
+        ))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSupported { .. }), "{err}");
+    assert!(!dir.join("hugetlb.1GB.max").exists());
     assert_eq!(
         read(&dir, "rdma.max"),
         "mlx5_0 hca_handle=3 hca_object=1000"
@@ -162,7 +166,7 @@ fn v2_rejects_bad_values() {
     ));
     assert!(matches!(
         bad(json!({"unified": {"nonexistent.file": "1"}})),
-        Error::Write { .. }
+        Error::NotSupported { .. }
     ));
     assert!(!tmp.path().join("escape").exists());
     assert_eq!(read(&dir, "memory.high"), "");

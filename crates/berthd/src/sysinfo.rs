@@ -1,0 +1,383 @@
+//! What this host can enforce, as dockerd's `pkg/sysinfo` sees it: the cgroup features probed
+//! once at start (berth-cgroups' [`Features`]), plus the network sysctls read when asked. `/info`
+//! reports them with dockerd's booleans and warnings; a create or update drops every resource the
+//! host cannot honour, with dockerd's warning, instead of failing the start in the runtime.
+
+use berth_cgroups::{Features, Version};
+use serde_json::{Map, Value, json};
+
+/// The host's features, probed once when the daemon starts.
+#[derive(Debug, Clone)]
+pub struct SysInfo {
+    pub cgroups: Features,
+}
+
+impl SysInfo {
+    pub fn detect() -> SysInfo {
+        SysInfo {
+            cgroups: Features::detect_host(),
+        }
+    }
+
+    fn v2(&self) -> bool {
+        self.cgroups.version == Some(Version::V2)
+    }
+
+    /// The `/info` fields that describe the host's features (dockerd's names).
+    pub fn info_fields(&self) -> Map<String, Value> {
+        let f = &self.cgroups;
+        let v = json!({
+            "MemoryLimit": f.memory_limit,
+            "SwapLimit": f.swap_limit,
+            "KernelMemory": f.kernel_memory,
+            "KernelMemoryTCP": f.kernel_memory_tcp,
+            "CpuCfsPeriod": f.cpu_cfs_period,
+            "CpuCfsQuota": f.cpu_cfs_quota,
+            "CPUShares": f.cpu_shares,
+            "CPUSet": f.cpuset,
+            "PidsLimit": f.pids,
+            "OomKillDisable": f.oom_kill_disable,
+            "IPv4Forwarding": sysctl_on("net/ipv4/ip_forward"),
+            "BridgeNfIptables": sysctl_on("net/bridge/bridge-nf-call-iptables"),
+            "BridgeNfIp6tables": sysctl_on("net/bridge/bridge-nf-call-ip6tables"),
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": if self.v2() { "2" } else { "1" },
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// dockerd's `/info` warnings for what the host lacks, in its order and words.
+    pub fn info_warnings(&self) -> Vec<String> {
+        let f = &self.cgroups;
+        let v2 = self.v2();
+        let throttle = |v2_key: &str, v1_file: &str| {
+            if v2 {
+                format!("WARNING: No io.max ({v2_key}) support")
+            } else {
+                format!("WARNING: No blkio throttle.{v1_file} support")
+            }
+        };
+        let checks = [
+            (
+                !f.memory_limit,
+                "WARNING: No memory limit support".to_string(),
+            ),
+            (!f.swap_limit, "WARNING: No swap limit support".to_string()),
+            (
+                !f.kernel_memory_tcp && !v2,
+                "WARNING: No kernel memory TCP limit support".to_string(),
+            ),
+            (
+                !f.oom_kill_disable && !v2,
+                "WARNING: No oom kill disable support".to_string(),
+            ),
+            (
+                !f.cpu_cfs_quota,
+                "WARNING: No cpu cfs quota support".to_string(),
+            ),
+            (
+                !f.cpu_cfs_period,
+                "WARNING: No cpu cfs period support".to_string(),
+            ),
+            (!f.cpu_shares, "WARNING: No cpu shares support".to_string()),
+            (!f.cpuset, "WARNING: No cpuset support".to_string()),
+            // dockerd leaves the v1 weight out of /info: CFQ is gone from kernels since 5.0.
+            (
+                !f.blkio_weight && v2,
+                "WARNING: No io.weight support".to_string(),
+            ),
+            (
+                !f.blkio_weight_device && v2,
+                "WARNING: No io.weight (per device) support".to_string(),
+            ),
+            (!f.blkio_read_bps, throttle("rbps", "read_bps_device")),
+            (!f.blkio_write_bps, throttle("wbps", "write_bps_device")),
+            (!f.blkio_read_iops, throttle("riops", "read_iops_device")),
+            (!f.blkio_write_iops, throttle("wiops", "write_iops_device")),
+            (
+                !sysctl_on("net/ipv4/ip_forward"),
+                "WARNING: IPv4 forwarding is disabled".to_string(),
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(missing, w)| missing.then_some(w))
+            .collect()
+    }
+}
+
+/// Sets each of `fields` in `hc` to its "not set" value and records dockerd's warning.
+fn discard(hc: &mut Value, warnings: &mut Vec<String>, fields: &[(&str, Value)], text: &str) {
+    for (k, v) in fields {
+        hc[*k] = v.clone();
+    }
+    warnings.push(text.to_string());
+}
+
+/// A `/proc/sys` switch is on when it reads `1` (absent or unreadable counts as off, as dockerd).
+fn sysctl_on(name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/{name}")).is_ok_and(|s| s.trim() == "1")
+}
+
+/// Why a request's resources are refused outright (dockerd's messages).
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error(
+        "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted"
+    )]
+    NanoCpus,
+    #[error("Your kernel does not support CPU real-time scheduler")]
+    Realtime,
+    #[error("cpu real-time runtime cannot be higher than cpu real-time period")]
+    RealtimeRuntime,
+}
+
+/// Drops from `hc` (a create's or update's HostConfig) every resource the host cannot enforce,
+/// as dockerd's `verifyPlatformContainerResources` does, and returns its warnings. What dockerd
+/// refuses instead (NanoCPUs without CFS, real-time limits without the real-time scheduler) is
+/// an error. `network_mode` is the create's (`None` for an update).
+pub fn verify_resources(
+    si: &SysInfo,
+    hc: &mut Value,
+    network_mode: Option<&str>,
+) -> Result<Vec<String>, ResourceError> {
+    let f = &si.cgroups;
+    let mut warnings = Vec::new();
+    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
+    let list_set = |hc: &Value, k: &str| hc[k].as_array().is_some_and(|a| !a.is_empty());
+    if !hc.is_object() {
+        return Ok(warnings);
+    }
+    if int(hc, "Memory") > 0 && !f.memory_limit {
+        discard(
+            hc,
+            &mut warnings,
+            &[("Memory", json!(0)), ("MemorySwap", json!(-1))],
+            "Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
+        );
+    }
+    if int(hc, "Memory") > 0 && int(hc, "MemorySwap") != -1 && !f.swap_limit {
+        discard(
+            hc,
+            &mut warnings,
+            &[("MemorySwap", json!(-1))],
+            "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.",
+        );
+    }
+    // The CLI sends -1 for "not set".
+    let swappiness = hc["MemorySwappiness"].as_i64().filter(|s| *s != -1);
+    if swappiness.is_some() && !f.memory_swappiness {
+        discard(
+            hc,
+            &mut warnings,
+            &[("MemorySwappiness", Value::Null)],
+            "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+        );
+    }
+    if int(hc, "MemoryReservation") > 0 && !f.memory_reservation {
+        discard(
+            hc,
+            &mut warnings,
+            &[("MemoryReservation", json!(0))],
+            "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.",
+        );
+    }
+    if int(hc, "KernelMemory") > 0 && !f.kernel_memory {
+        discard(
+            hc,
+            &mut warnings,
+            &[("KernelMemory", json!(0))],
+            "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
+        );
+    }
+    if hc["OomKillDisable"].as_bool() == Some(true) && !f.oom_kill_disable {
+        discard(
+            hc,
+            &mut warnings,
+            &[("OomKillDisable", json!(false))],
+            "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+        );
+    }
+    if hc["OomKillDisable"].as_bool() == Some(true) && int(hc, "Memory") == 0 {
+        warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
+    }
+    if int(hc, "PidsLimit") > 0 && !f.pids {
+        discard(
+            hc,
+            &mut warnings,
+            &[("PidsLimit", Value::Null)],
+            "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.",
+        );
+    }
+    if int(hc, "CpuShares") > 0 && !f.cpu_shares {
+        discard(
+            hc,
+            &mut warnings,
+            &[("CpuShares", json!(0))],
+            "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+        );
+    }
+    if (int(hc, "CpuPeriod") != 0 || int(hc, "CpuQuota") != 0) && !f.cpu_cfs_quota {
+        discard(
+            hc,
+            &mut warnings,
+            &[("CpuPeriod", json!(0)), ("CpuQuota", json!(0))],
+            "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+        );
+    }
+    if int(hc, "NanoCpus") > 0 && !f.cpu_cfs_quota {
+        return Err(ResourceError::NanoCpus);
+    }
+    let (rt_period, rt_runtime) = (int(hc, "CpuRealtimePeriod"), int(hc, "CpuRealtimeRuntime"));
+    if (rt_period != 0 || rt_runtime != 0) && !(f.cpu_rt_period && f.cpu_rt_runtime) {
+        return Err(ResourceError::Realtime);
+    }
+    if rt_period != 0 && rt_runtime > rt_period {
+        return Err(ResourceError::RealtimeRuntime);
+    }
+    let cpuset = |hc: &Value, k: &str| hc[k].as_str().is_some_and(|s| !s.is_empty());
+    if (cpuset(hc, "CpusetCpus") || cpuset(hc, "CpusetMems")) && !f.cpuset {
+        discard(
+            hc,
+            &mut warnings,
+            &[("CpusetCpus", json!("")), ("CpusetMems", json!(""))],
+            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+        );
+    }
+    if int(hc, "BlkioWeight") > 0 && !f.blkio_weight {
+        discard(
+            hc,
+            &mut warnings,
+            &[("BlkioWeight", json!(0))],
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        );
+    }
+    let lists = [
+        (
+            "BlkioWeightDevice",
+            f.blkio_weight_device,
+            "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+        ),
+        (
+            "BlkioDeviceReadBps",
+            f.blkio_read_bps,
+            "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.",
+        ),
+        (
+            "BlkioDeviceWriteBps",
+            f.blkio_write_bps,
+            "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded.",
+        ),
+        (
+            "BlkioDeviceReadIOps",
+            f.blkio_read_iops,
+            "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded.",
+        ),
+        (
+            "BlkioDeviceWriteIOps",
+            f.blkio_write_iops,
+            "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.",
+        ),
+    ];
+    for (key, supported, text) in lists {
+        if list_set(hc, key) && !supported {
+            discard(hc, &mut warnings, &[(key, json!([]))], text);
+        }
+    }
+    let isolated = matches!(network_mode, Some("host" | "none")) || network_mode.is_none();
+    if !isolated && !sysctl_on("net/ipv4/ip_forward") {
+        warnings.push("IPv4 forwarding is disabled. Networking will not work.".into());
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(f: Features) -> SysInfo {
+        SysInfo { cgroups: f }
+    }
+
+    #[test]
+    fn a_host_without_features_drops_them_with_dockers_warnings() {
+        let si = host(Features {
+            version: Some(Version::V1),
+            ..Features::default()
+        });
+        let mut hc = json!({"Memory": 67108864, "MemorySwap": 0, "MemorySwappiness": 10,
+            "MemoryReservation": 33554432, "OomKillDisable": true, "PidsLimit": 10,
+            "CpuShares": 512, "CpuPeriod": 100000, "CpuQuota": 50000, "CpusetCpus": "0",
+            "BlkioWeight": 300, "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}],
+            "BlkioWeightDevice": []});
+        let w = verify_resources(&si, &mut hc, Some("none")).unwrap();
+        assert_eq!(
+            hc,
+            json!({"Memory": 0, "MemorySwap": -1, "MemorySwappiness": null,
+            "MemoryReservation": 0, "OomKillDisable": false, "PidsLimit": null,
+            "CpuShares": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "",
+            "BlkioWeight": 0, "BlkioDeviceReadBps": [], "BlkioWeightDevice": []})
+        );
+        assert_eq!(w.len(), 10, "{w:#?}");
+        assert!(w.contains(&"Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".to_string()));
+        assert!(w.contains(&"Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.".to_string()));
+        let mut hc = json!({"NanoCpus": 1_000_000_000});
+        assert!(matches!(
+            verify_resources(&si, &mut hc, None),
+            Err(ResourceError::NanoCpus)
+        ));
+        let mut hc = json!({"CpuRealtimeRuntime": 1000});
+        assert!(matches!(
+            verify_resources(&si, &mut hc, None),
+            Err(ResourceError::Realtime)
+        ));
+        assert!(
+            si.info_warnings()
+                .contains(&"WARNING: No swap limit support".to_string())
+        );
+        assert!(
+            !si.info_warnings()
+                .contains(&"WARNING: No io.weight support".to_string())
+        );
+    }
+
+    #[test]
+    fn a_host_with_every_feature_keeps_the_request() {
+        let si = host(Features {
+            version: Some(Version::V1),
+            memory_limit: true,
+            swap_limit: true,
+            memory_reservation: true,
+            memory_swappiness: true,
+            oom_kill_disable: true,
+            cpu_shares: true,
+            cpu_cfs_period: true,
+            cpu_cfs_quota: true,
+            cpuset: true,
+            pids: true,
+            blkio_weight: true,
+            blkio_read_bps: true,
+            ..Features::default()
+        });
+        let sent = json!({"Memory": 67108864, "MemorySwappiness": 10, "OomKillDisable": true,
+            "PidsLimit": 10, "CpuShares": 512, "CpuQuota": 50000, "CpusetCpus": "0",
+            "BlkioWeight": 300, "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]});
+        let mut hc = sent.clone();
+        assert!(
+            verify_resources(&si, &mut hc, Some("host"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(hc, sent);
+        let mut hc = json!({"OomKillDisable": true});
+        assert_eq!(
+            verify_resources(&si, &mut hc, Some("host")).unwrap(),
+            [
+                "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources."
+            ]
+        );
+    }
+}
