@@ -58,10 +58,17 @@ async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cli.root)
-        .with_context(|| format!("creating {}", cli.root.display()))?;
-    std::fs::create_dir_all(&cli.state)
-        .with_context(|| format!("creating {}", cli.state.display()))?;
+    // Bundles hold containers' environments: root alone may enter (repaired if more open).
+    for dir in [&cli.root, &cli.state] {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
     let store = Arc::new(store::Store::new(&cli.root));
     let listener = bind(&cli.address).await?;
     let publisher = events::Publisher::default();

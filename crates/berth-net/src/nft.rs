@@ -1,6 +1,6 @@
 //! The daemon's own nftables table: masquerade for outbound traffic of its bridges, DNAT for
-//! published ports (from other hosts and from the host itself, 127.0.0.1 included), and
-//! isolation between its networks. The whole table is rendered from berthd's state and replaced
+//! published ports (from other hosts and from the host itself, 127.0.0.1 included), isolation
+//! between its networks, and no way from a bridge to the host's loopback. The whole table is rendered from berthd's state and replaced
 //! in one atomic `nft -f -` transaction, so rules never drift from the containers they serve
 //! and removing the table removes every rule. `nft` is the contract here (no netlink nftables).
 
@@ -83,6 +83,19 @@ pub fn render(table: &str, fw: &Firewall) -> String {
                     p.host_port, p.addr, p.port
                 )
             })
+            .collect(),
+    );
+    // The bridges carry `route_localnet` (so that DNAT from the host's 127.0.0.1 reaches
+    // them), which also lets a container deliver packets it crafted for 127.0.0.0/8 to the
+    // host's loopback-only services (CVE-2020-8558's class). Drop them as they arrive, before
+    // conntrack turns the masqueraded replies of the host's own connections back into
+    // 127.0.0.1 (those arrive addressed to the gateway and pass).
+    chain(
+        "loopback",
+        Some("type filter hook prerouting priority raw"),
+        fw.networks
+            .iter()
+            .map(|n| format!("iifname \"{}\" ip daddr 127.0.0.0/8 drop", n.bridge))
             .collect(),
     );
     let mut post = vec![];
@@ -200,6 +213,7 @@ mod tests {
             "iifname \"br-abc\" oifname != \"br-abc\" drop",
             "iifname \"berth0\" oifname \"br-abc\" drop",
             "iifname \"br-abc\" oifname \"berth0\" drop",
+            "type filter hook prerouting priority raw; policy accept;\n\t\tiifname \"berth0\" ip daddr 127.0.0.0/8 drop\n\t\tiifname \"br-abc\" ip daddr 127.0.0.0/8 drop\n",
         ] {
             assert!(s.contains(want), "{want:?} missing from\n{s}");
         }

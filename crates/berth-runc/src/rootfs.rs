@@ -27,6 +27,33 @@ pub struct MountOptions {
     pub clear: libc::c_ulong,
     pub propagation: Vec<libc::c_ulong>,
     pub data: Vec<String>,
+    /// Recursive attributes (`rro`, `rnosuid`...): applied to the mount and every mount below
+    /// it with `mount_setattr(AT_RECURSIVE)`.
+    pub recursive: sys::MountAttr,
+}
+
+/// The recursive option `opt` (`rro`, `rnoexec`...) as (attributes set, attributes cleared).
+fn recursive_option(opt: &str) -> Option<(u64, u64)> {
+    use sys::mount_attr as a;
+    Some(match opt {
+        "rro" => (a::RDONLY, 0),
+        "rrw" => (0, a::RDONLY),
+        "rnosuid" => (a::NOSUID, 0),
+        "rsuid" => (0, a::NOSUID),
+        "rnodev" => (a::NODEV, 0),
+        "rdev" => (0, a::NODEV),
+        "rnoexec" => (a::NOEXEC, 0),
+        "rexec" => (0, a::NOEXEC),
+        "rnodiratime" => (a::NODIRATIME, 0),
+        "rdiratime" => (0, a::NODIRATIME),
+        "rnosymfollow" => (a::NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, a::NOSYMFOLLOW),
+        // The access-time modes are one field: setting one clears the others.
+        "rrelatime" => (a::RELATIME, a::ATIME_MASK),
+        "rnoatime" => (a::NOATIME, a::ATIME_MASK),
+        "rstrictatime" => (a::STRICTATIME, a::ATIME_MASK),
+        _ => return None,
+    })
 }
 
 impl MountOptions {
@@ -73,6 +100,13 @@ impl MountOptions {
                     continue;
                 }
                 "tmpcopyup" => continue,
+                r if recursive_option(r).is_some() => {
+                    let (set, clear) = recursive_option(r).unwrap_or_default();
+                    let rec = &mut o.recursive;
+                    rec.attr_set = (rec.attr_set & !clear) | set;
+                    rec.attr_clr = (rec.attr_clr & !set) | clear;
+                    continue;
+                }
                 "idmap" | "ridmap" => {
                     anyhow::bail!("mount option {opt:?} (id-mapped mounts) is not supported")
                 }
@@ -306,7 +340,7 @@ impl RootfsPlan<'_> {
                 let target = open_in_root(root, dest)?;
                 sys::mount(None, &fd_path(target.as_fd()), None, *p, None)?;
             }
-            return Ok(());
+            return apply_recursive(root, dest, &opts);
         }
         if typ == "cgroup" {
             return self.mount_cgroup(root, dest, &opts);
@@ -359,7 +393,7 @@ impl RootfsPlan<'_> {
             let target = open_in_root(root, dest)?;
             sys::mount(None, &fd_path(target.as_fd()), None, *p, None)?;
         }
-        Ok(())
+        apply_recursive(root, dest, &opts)
     }
 
     /// A `cgroup` mount: cgroup2 directly on v2; on v1 a tmpfs with the container's own cgroup
@@ -515,6 +549,21 @@ fn device_entry(d: &LinuxDevice) -> anyhow::Result<DeviceEntry> {
         d.uid().unwrap_or(0),
         d.gid().unwrap_or(0),
     ))
+}
+
+/// The recursive attributes of `opts` on the mount at `dest` and every mount below it. A
+/// kernel without `mount_setattr` (before 5.12) cannot do it: the create fails, as runc's.
+fn apply_recursive(root: BorrowedFd<'_>, dest: &Path, opts: &MountOptions) -> anyhow::Result<()> {
+    if opts.recursive.attr_set == 0 && opts.recursive.attr_clr == 0 {
+        return Ok(());
+    }
+    let target = open_in_root(root, dest)?;
+    sys::mount_setattr_recursive(target.as_fd(), &opts.recursive).with_context(|| {
+        format!(
+            "applying recursive mount options to {} (mount_setattr needs Linux 5.12 or later)",
+            dest.display()
+        )
+    })
 }
 
 /// Remounts a bind mount with `flags`, keeping the flags the kernel locked on it (nosuid,
@@ -696,6 +745,23 @@ mod tests {
             parse(&["rslave"]).propagation,
             vec![libc::MS_SLAVE | MS_REC]
         );
+    }
+
+    #[test]
+    fn recursive_options_become_mount_attributes() {
+        use sys::mount_attr as a;
+        let o = parse(&["rbind", "ro", "rro", "rnosuid", "rprivate"]);
+        assert_eq!(o.set, MS_BIND | MS_REC | MS_RDONLY);
+        assert_eq!(o.recursive.attr_set, a::RDONLY | a::NOSUID);
+        assert_eq!(o.recursive.attr_clr, 0);
+        assert!(
+            o.data.is_empty(),
+            "never passed on as fs data: {:?}",
+            o.data
+        );
+        let o = parse(&["rro", "rrw", "rnoatime"]);
+        assert_eq!(o.recursive.attr_set, a::NOATIME);
+        assert_eq!(o.recursive.attr_clr, a::RDONLY | a::ATIME_MASK);
     }
 
     #[test]

@@ -249,6 +249,52 @@ pub fn reset_signals() {
     }
 }
 
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_*` of `<linux/mount.h>`.
+pub mod mount_attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    pub const ATIME_MASK: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: `attr` on the mount `fd` is
+/// the root of and on every mount below it.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr: &MountAttr) -> io::Result<()> {
+    // SAFETY: a valid descriptor, a NUL-terminated empty path, and a pointer to a live
+    // `struct mount_attr` whose size is passed along.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            std::ptr::from_ref(attr),
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// `mount(2)` with raw flags, for translating OCI mount options one to one.
 pub fn mount(
     source: Option<&CStr>,

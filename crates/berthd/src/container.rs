@@ -116,12 +116,24 @@ pub struct Store {
 
 /// Replaces `path` whole (temp file and rename): a reader or a crash sees the old record or the
 /// new one. `durable` also syncs it first, for what only the user can redo.
+/// Writes a record readable by root alone (it holds the container's environment).
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // An older version's leftover temp file keeps its mode through open: set it.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(bytes)?;
     if durable {
-        std::fs::File::open(&tmp)?.sync_all()?;
+        f.sync_all()?;
     }
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
@@ -164,6 +176,11 @@ impl Store {
             table: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
         };
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o710)
+            .create(root);
         if let Ok(rd) = std::fs::read_dir(root) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().ends_with(REMOVING) {
@@ -171,6 +188,11 @@ impl Store {
                     continue;
                 }
                 let p = e.path().join("config.v2.json");
+                // Records written by older versions were world-readable.
+                let _ = std::fs::set_permissions(
+                    &p,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                );
                 let Some(rec) = std::fs::read(&p)
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Record>(&b).ok())

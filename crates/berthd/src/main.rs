@@ -164,10 +164,39 @@ fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    for dir in [&cli.data_root, &cli.exec_root] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// Mode of the data and exec roots and the directories right below them (Docker's since
+/// CVE-2021-41091): root may do anything, the roots' group only pass through (to reach the API
+/// socket), every other user nothing: no planted setuid binary in a rootfs can be run, no
+/// record with a container's environment read.
+const ROOT_DIR_MODE: u32 = 0o710;
+
+/// Creates the data and exec roots, or repairs an existing one's modes: the roots and each
+/// directory right below them get [`ROOT_DIR_MODE`], so whatever an older version or a user
+/// made more open below them is out of other users' reach again.
+fn secure_roots(roots: &[&std::path::Path]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mode = std::fs::Permissions::from_mode(ROOT_DIR_MODE);
+    for root in roots {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(ROOT_DIR_MODE)
+            .create(root)
+            .with_context(|| format!("creating {}", root.display()))?;
+        std::fs::set_permissions(root, mode.clone())
+            .with_context(|| format!("restricting {}", root.display()))?;
+        for e in std::fs::read_dir(root)?.flatten() {
+            // Never through a symlink (file_type does not follow one).
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::set_permissions(e.path(), mode.clone())
+                    .with_context(|| format!("restricting {}", e.path().display()))?;
+            }
+        }
     }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    secure_roots(&[&cli.data_root, &cli.exec_root])?;
     let _lock = lock_exec_root(&cli.exec_root).await?;
     let hosts = if cli.host.is_empty() {
         vec!["unix://".to_string() + &cli.exec_root.join("berth.sock").display().to_string()]
@@ -189,18 +218,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         containerd::Containerd::start(cli.containerd.as_deref(), &cli.data_root, &cli.exec_root)
             .await?;
     let net_config = network_config(&cli)?;
+    // Containers on bridges reach other hosts only through forwarding: dockerd turns it on at
+    // start too (its default --ip-forward).
+    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() != "1") {
+        if let Err(e) = berth_net::netns::sysctl("net/ipv4/ip_forward", "1") {
+            tracing::warn!(error = %e, "enabling IPv4 forwarding");
+        }
+    }
     let networks = Arc::new(network::Networks::open(
         &cli.data_root,
         &cli.exec_root,
         net_config,
     )?);
+    let containers = container::Store::open(&cli.data_root.join("containers"));
+    // Again, now that the stores have made their directories.
+    secure_roots(&[&cli.data_root, &cli.exec_root])?;
     let d = Arc::new(Daemon {
         id: daemon_id(&cli.data_root)?,
         data_root: cli.data_root.clone(),
         exec_root: cli.exec_root.clone(),
         cgroup_parent: format!("/{}", cli.cgroup_parent.trim_matches('/')),
         images,
-        containers: container::Store::open(&cli.data_root.join("containers")),
+        containers,
         runs: run::Runs::default(),
         execs: exec::Execs::default(),
         events: events::Events::default(),

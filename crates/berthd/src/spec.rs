@@ -583,10 +583,50 @@ fn check_target(t: &str) -> Result<String, MountProblem> {
     }
 }
 
-/// A bind mount with options `rbind` (or `bind`), `ro`/`rro`/nothing, and the propagation.
+/// A bind mount with options `rbind` (or `bind`), the read-only ones, and the propagation.
 fn bind(source: &str, dest: &str, options: [&str; 3]) -> Value {
-    let options: Vec<&str> = options.into_iter().filter(|o| !o.is_empty()).collect();
+    let options: Vec<&str> = options
+        .into_iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+        .collect();
     json!({"destination": dest, "type": "bind", "source": clean(source), "options": options})
+}
+
+/// How read-only a bind is. Docker 25's rules: `ro` is read-only all the way down (every mount
+/// below the source too) where the kernel can (`mount_setattr`, Linux 5.12), else only at the
+/// top; `ro-non-recursive` only at the top; `ro-force-recursive` (`rro`) all the way or the
+/// start fails.
+enum ReadOnly {
+    No,
+    TopOnly,
+    Recursive,
+    Force,
+}
+
+impl ReadOnly {
+    fn options(self) -> &'static str {
+        match self {
+            ReadOnly::No => "",
+            ReadOnly::TopOnly => "ro",
+            ReadOnly::Recursive if !recursive_attrs_supported() => "ro",
+            ReadOnly::Recursive | ReadOnly::Force => "ro,rro",
+        }
+    }
+}
+
+/// Whether this kernel has `mount_setattr` (5.12 and later), which recursive mount options need.
+fn recursive_attrs_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let uname = rustix::system::uname();
+        let release = uname.release().to_string_lossy();
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (5, 12)
+    })
 }
 
 /// Docker's `linuxValidMountMode`: known options, at most one read-write and one propagation.
@@ -618,10 +658,12 @@ fn parse_bind(raw: &str) -> Result<Value> {
     let dest = check_target(dst).map_err(problem)?;
     let opts: Vec<&str> = mode.split(',').collect();
     let ro = match () {
-        _ if opts.contains(&"rro") || opts.contains(&"ro-force-recursive") => "rro",
-        _ if opts.contains(&"ro") || opts.contains(&"ro-non-recursive") => "ro",
-        _ => "",
-    };
+        _ if opts.contains(&"rro") || opts.contains(&"ro-force-recursive") => ReadOnly::Force,
+        _ if opts.contains(&"ro-non-recursive") => ReadOnly::TopOnly,
+        _ if opts.contains(&"ro") => ReadOnly::Recursive,
+        _ => ReadOnly::No,
+    }
+    .options();
     let prop = opts.into_iter().find(|o| has_word(PROPAGATIONS, o));
     Ok(bind(src, &dest, ["rbind", ro, prop.unwrap_or("rprivate")]))
 }
@@ -638,11 +680,15 @@ fn parse_mount(m: &Value) -> Result<Value> {
             let prop = or(string(b, "Propagation")?, "rprivate");
             let exists = flag(b, "CreateMountpoint")? || fs::metadata(source).is_ok();
             let recursive = ["rbind", "bind"][usize::from(flag(b, "NonRecursive")?)];
-            let ro = match flag(b, "ReadOnlyForceRecursive")? {
-                _ if !read_only => "",
-                true => "rro",
-                false => "ro",
-            };
+            let ro = match () {
+                _ if !read_only => ReadOnly::No,
+                _ if flag(b, "ReadOnlyForceRecursive")? => ReadOnly::Force,
+                _ if flag(b, "ReadOnlyNonRecursive")? || flag(b, "NonRecursive")? => {
+                    ReadOnly::TopOnly
+                }
+                _ => ReadOnly::Recursive,
+            }
+            .options();
             match () {
                 _ if !has_word(PROPAGATIONS, prop) => MountProblem::Propagation(prop.into()),
                 _ if source.is_empty() => MountProblem::MissingField("Source"),

@@ -151,9 +151,20 @@ fn binds_mounts_and_tmpfs_parse_like_dockers_volume_parser() {
         "Propagation": "rslave"}}, {"Type": "tmpfs", "Target": "/c", "ReadOnly": true, "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}]);
     let shm = "nosuid noexec nodev mode=1777";
     let invalid = "invalid mount config for type \"bind\":";
+    // `ro` is recursive where the kernel has mount_setattr (Linux 5.12).
+    let ro_rec_shared: Vec<&str> = if super::recursive_attrs_supported() {
+        vec!["rbind", "ro", "rro", "rshared"]
+    } else {
+        vec!["rbind", "ro", "rshared"]
+    };
     check(json!([
         [{"HostConfig": {"Binds": ["/src:/dst", "/a/:/b/c/:ro,rshared", "/tmp:/etc/hosts:rw"]}}, {"@/dst": bind, "@/b/c source": "/a",
-            "@/b/c options": ["rbind", "ro", "rshared"], "@/etc/hosts source": "/tmp"}],
+            "@/b/c options": ro_rec_shared, "@/etc/hosts source": "/tmp"}],
+        [{"HostConfig": {"Binds": ["/a:/n:ro-non-recursive", "/a:/f:ro-force-recursive"]}},
+            {"@/n options": ["rbind", "ro", "rprivate"], "@/f options": ["rbind", "ro", "rro", "rprivate"]}],
+        [{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/m", "ReadOnly": true, "BindOptions": {"ReadOnlyNonRecursive": true}},
+            {"Type": "bind", "Source": "/tmp", "Target": "/r", "ReadOnly": true, "BindOptions": {"ReadOnlyForceRecursive": true}}]}},
+            {"@/m options": ["rbind", "ro", "rprivate"], "@/r options": ["rbind", "ro", "rro", "rprivate"]}],
         [{"HostConfig": {"Mounts": mounts, "Tmpfs": {"/run": "rw,size=64m,exec"}}}, {"@/t options": ["bind", "ro", "rslave"],
             "@/run options": ["noexec", "nosuid", "nodev", "rprivate", "rw", "size=64m", "exec"], "@/c type": "tmpfs",
             "@/c options": ["noexec", "nosuid", "nodev", "rprivate", "ro", "mode=1777", "size=1048576"]}],
