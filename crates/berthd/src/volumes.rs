@@ -150,7 +150,13 @@ pub fn resolve(d: &Daemon, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolve
         let v = ensure(d, name, labels, anon)?;
         let mp = v["Mountpoint"].as_str().unwrap_or_default().to_string();
         if fresh {
-            copy_up(layers, target, std::path::Path::new(&mp));
+            // The target as the container will see it: `/../../etc/x` is `/etc/x`.
+            let target = berth_inroot::clean(target);
+            copy_up(layers, &target, std::path::Path::new(&mp)).map_err(|e| {
+                ApiError::internal(format!(
+                    "copying the image's content at {target} into volume {name}: {e}"
+                ))
+            })?;
         }
         Ok::<_, ApiError>(mp)
     };
@@ -209,80 +215,70 @@ pub fn resolve(d: &Daemon, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolve
     Ok(out)
 }
 
-/// Fills a new volume with what the image has at `target`: the layers applied bottom to top
-/// (whiteouts remove, opaque directories reset), modes and owners kept. Best effort: a volume
-/// the image has nothing for stays empty.
-fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) {
-    let rel = target.trim_start_matches('/');
-    if rel.is_empty() {
-        return;
+/// Fills a new volume with what the image has at `target` (Docker's copy-up): the image's
+/// layers merged by a read-only overlayfs that is never attached anywhere (a detached mount
+/// from `fsmount`, reached only through its descriptor), `target` resolved inside it (a
+/// `VOLUME` through a symlink such as `x -> /` stays in the image), and the tree copied by
+/// descriptors into the volume, links kept as links. An image with nothing (or no directory)
+/// at `target` leaves the volume empty.
+fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    if berth_inroot::clean(target) == "/" || layers.is_empty() {
+        return Ok(());
     }
-    for layer in layers.iter().rev() {
-        let src = layer.join(rel);
-        match std::fs::symlink_metadata(&src) {
-            Ok(m) if m.is_dir() => {
-                if is_opaque(&src) {
-                    clear_dir(dest);
-                }
-                copy_tree(&src, dest);
-            }
-            Ok(_) => clear_dir(dest), // a whiteout or a non-directory hides what was below
-            Err(_) => {}
+    let image = image_root(layers)?;
+    let src = match berth_inroot::open_dir(image.as_fd(), std::path::Path::new(target)) {
+        Ok(fd) => fd,
+        // Nothing, or no directory, at the target.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
+        {
+            return Ok(());
         }
-    }
+        Err(e) => return Err(e),
+    };
+    let dest = rustix::fs::open(
+        dest,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    berth_inroot::copy_tree(src.as_fd(), dest.as_fd())
 }
 
-fn is_opaque(p: &std::path::Path) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
-}
-
-fn clear_dir(p: &std::path::Path) {
-    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        let path = e.path();
-        let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
+/// The image's filesystem as one directory descriptor: its only layer, or its layers (top
+/// first) merged read-only by an overlayfs mount that exists only as this descriptor.
+fn image_root(layers: &[PathBuf]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    if let [only] = layers {
+        return Ok(rustix::fs::open(
+            only,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?);
     }
-}
-
-fn copy_tree(src: &std::path::Path, dest: &std::path::Path) {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-    if let Ok(m) = std::fs::symlink_metadata(src) {
-        let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(m.mode() & 0o7777));
-        let _ = std::os::unix::fs::lchown(dest, Some(m.uid()), Some(m.gid()));
-    }
-    for e in std::fs::read_dir(src).into_iter().flatten().flatten() {
-        let (from, to) = (e.path(), dest.join(e.file_name()));
-        let Ok(m) = std::fs::symlink_metadata(&from) else {
-            continue;
-        };
-        let ft = m.file_type();
-        if ft.is_char_device() && m.rdev() == 0 {
-            let _ = std::fs::remove_dir_all(&to).or_else(|_| std::fs::remove_file(&to));
-            continue;
-        }
-        if ft.is_dir() {
-            if is_opaque(&from) {
-                let _ = std::fs::remove_dir_all(&to);
-            }
-            let _ = std::fs::create_dir_all(&to);
-            copy_tree(&from, &to);
-            continue;
-        }
-        let _ = std::fs::remove_file(&to);
-        if ft.is_symlink() {
-            if let Ok(t) = std::fs::read_link(&from) {
-                let _ = std::os::unix::fs::symlink(t, &to);
-            }
-        } else if ft.is_file() && std::fs::copy(&from, &to).is_ok() {
-            let _ =
-                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(m.mode() & 0o7777));
-        }
-        let _ = std::os::unix::fs::lchown(&to, Some(m.uid()), Some(m.gid()));
-    }
+    let lower = layers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "lowerdir", lower.as_str())?;
+    rustix::mount::fsconfig_create(&fs)?;
+    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    Ok(rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        attrs,
+    )?)
 }
 
 /// Removes a volume's directory (the caller checked it is unused).

@@ -381,3 +381,112 @@ fn ro_binds_are_read_only_all_the_way_down() {
     assert!(out.contains("top=1") && out.contains("sub=0"), "{out}");
     assert!(sub.dir.path().join("sub/y").exists());
 }
+
+/// The busybox rootfs as a layer tar, plus what `extra` appends.
+fn busybox_plus(extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let base = berth_testkit::busybox::layer_tar().unwrap();
+    let mut out = tar::Builder::new(Vec::new());
+    let mut src = tar::Archive::new(&base[..]);
+    for e in src.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.append(&h, &data[..]).unwrap();
+    }
+    extra(&mut out);
+    out.into_inner().unwrap()
+}
+
+fn symlink_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    b.append_link(&mut h, name, target).unwrap();
+}
+
+/// A host directory with a file only the host has: what an escaping copy-up would bring in.
+fn host_secret_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("host-secret"), "host only").unwrap();
+    dir
+}
+
+fn volume_dir(d: &Berthd, name: &str) -> PathBuf {
+    let src = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", name]);
+    PathBuf::from(src.trim())
+}
+
+/// A volume's copy-up used the mount target raw and walked the image's layers by path on the
+/// host: `-v v1:/../../..<host dir>` copied the host's directory into the volume, and an
+/// image `VOLUME` through a symlink (`x -> /`) handed the container the host's files. Now the
+/// target is cleaned as Docker cleans it and resolved inside the image.
+#[test]
+fn volume_copy_up_never_reads_the_host() {
+    let d = Berthd::start();
+    let secret = host_secret_dir();
+    let host = secret.path().to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("rootfs.tar");
+    std::fs::write(
+        &tar,
+        busybox_plus(|b| {
+            symlink_entry(b, "x", "/");
+            symlink_entry(b, "hostlink", host);
+        }),
+    )
+    .unwrap();
+    let volume_through_link = format!("VOLUME [\"/x{host}\", \"/hostlink\"]");
+    d.docker_ok(&[
+        "import",
+        "-c",
+        &volume_through_link,
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        "hostile:volumes",
+    ]);
+
+    // A target climbing out of the layer directory: cleaned to `<host dir>` in the image,
+    // where the image has nothing.
+    let climbing = format!("v1:/../../../../../../../../../../../..{host}");
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "climb",
+        "-v",
+        &climbing,
+        "hostile:volumes",
+    ]);
+    let v1 = volume_dir(&d, "v1");
+    assert!(v1.is_dir(), "{}", v1.display());
+    assert!(
+        std::fs::read_dir(&v1).unwrap().next().is_none(),
+        "the host's directory was copied into the volume"
+    );
+
+    // VOLUMEs through symlinks: `/x/<host dir>` is `<host dir>` in the image (nothing there);
+    // `/hostlink` is a link to a path the image does not have.
+    d.docker_ok(&["create", "--name", "linked", "hostile:volumes"]);
+    let srcs = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Source}} {{end}}",
+        "linked",
+    ]);
+    for src in srcs.split_whitespace() {
+        let mut found = Vec::new();
+        files_holding(Path::new(src), b"host only", &mut found);
+        assert!(found.is_empty(), "host files in a volume: {found:?}");
+        assert!(!Path::new(src).join("host-secret").exists());
+    }
+    assert!(secret.path().join("host-secret").exists());
+    assert_eq!(
+        std::fs::read_dir(secret.path()).unwrap().count(),
+        1,
+        "the host dir changed"
+    );
+    d.docker_ok(&["rm", "-v", "climb", "linked"]);
+    d.docker_ok(&["volume", "rm", "v1"]);
+}

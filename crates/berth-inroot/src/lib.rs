@@ -1,0 +1,352 @@
+//! Paths that come from untrusted places (an image, a container's processes, a tar stream, a
+//! request) resolved inside their root by descriptors, and trees walked the same way: the one
+//! helper the whole project uses instead of joining strings.
+//!
+//! - [`open`] resolves a path with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `..`
+//!   stops at the root, symlinks (absolute or relative) are followed as if the root were `/`,
+//!   `/proc/self/...`-style magic links are refused. The kernel does the walk, so a rename or a
+//!   symlink swapped in during it cannot take it out of the root.
+//! - [`open_parent`] gives the directory holding a path's last component, for `*at()` calls on
+//!   the name itself (never followed).
+//! - A walk ([`read_dir`], [`open_child_dir`], [`open_child_file`], [`read_link`]) goes from a
+//!   directory descriptor to its children with `O_NOFOLLOW`, and takes the metadata of what it
+//!   opened from the descriptor: a container that swaps a file and a symlink while the walk
+//!   runs can make it see either, never the file the link points to.
+//! - [`copy_tree`] copies a directory tree between two descriptors that way.
+//!
+//! Architecture invariant: no function here takes a path that it then uses with a path-based
+//! system call; every name is relative to a descriptor.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+
+/// How every path is resolved: inside the root, no magic links.
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens `path` inside `root` with `flags` (`O_CLOEXEC` added). Absolute and relative paths are
+/// both taken from the root.
+pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    Ok(rustix::fs::openat2(
+        root,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )?)
+}
+
+/// Like [`open`], refusing to cross onto another file system on the way (`RESOLVE_NO_XDEV`):
+/// for trees that must not reach into a mount.
+pub fn open_same_fs(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        root,
+        if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        },
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE | ResolveFlags::NO_XDEV,
+    )?)
+}
+
+/// A readable directory inside `root`.
+pub fn open_dir(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    open(root, path, OFlags::RDONLY | OFlags::DIRECTORY)
+}
+
+/// The directory holding `path`'s last component (opened inside `root`) and that component;
+/// `None` when `path` names a directory itself: the root, or a path ending in `/`, `/.` or
+/// `..` (which name the directory they lead to, followed if it is a link).
+pub fn open_parent(root: BorrowedFd<'_>, path: &str) -> io::Result<(OwnedFd, Option<OsString>)> {
+    let follow = path.ends_with('/') || path.ends_with("/.") || path == ".";
+    let parts: Vec<&OsStr> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(OsStr::new)
+        .collect();
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY;
+    let join = |parts: &[&OsStr]| parts.iter().collect::<PathBuf>();
+    match parts.split_last() {
+        Some((last, init)) if !follow && *last != OsStr::new("..") => Ok((
+            open(root, &join(init), dir_flags)?,
+            Some(last.to_os_string()),
+        )),
+        _ => Ok((open(root, &join(&parts), dir_flags)?, None)),
+    }
+}
+
+/// `path` made lexically clean the way Go's `filepath.Clean` makes Docker's mount targets:
+/// absolute, no `.`, no `..` above the root, no repeated or trailing slashes.
+pub fn clean(path: &str) -> String {
+    let mut out: Vec<&OsStr> = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut s = String::from("/");
+    s.push_str(
+        &out.iter()
+            .map(|c| c.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    s
+}
+
+/// One name in a directory, with its metadata as `fstatat(AT_SYMLINK_NOFOLLOW)` saw it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub stat: Stat,
+}
+
+impl Entry {
+    pub fn kind(&self) -> FileType {
+        FileType::from_raw_mode(self.stat.st_mode)
+    }
+}
+
+/// The entries of the directory `dir` (without `.` and `..`), sorted by name. A name that is
+/// gone by the time it is looked at is left out (the directory changed under the walk).
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    // A fresh descriptor: reading a directory moves its offset.
+    let own = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for e in rustix::fs::Dir::read_from(&own)? {
+        let e = e?;
+        let name = OsStr::from_bytes(e.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => out.push(Entry {
+                name: name.to_os_string(),
+                stat,
+            }),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Opens the directory `name` in `dir`, never through a symlink (`ELOOP`/`ENOTDIR` if `name`
+/// is no longer a directory), and its metadata from the opened descriptor.
+pub fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// Opens the regular file `name` in `dir` for reading, never through a symlink and without
+/// blocking on a FIFO swapped in; the metadata comes from the opened descriptor, and anything
+/// that is not a regular file by then is refused (`EINVAL`).
+pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(std::fs::File, Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(rustix::io::Errno::INVAL.into());
+    }
+    // Back to blocking reads.
+    rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+    Ok((std::fs::File::from(fd), stat))
+}
+
+/// The target of the symlink `name` in `dir` (`EINVAL` if it is no longer a link).
+pub fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
+    let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+    Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
+}
+
+/// Whether the directory `fd` is on one of the kernel's pseudo file systems (procfs, sysfs,
+/// cgroupfs, devpts, mqueue, ...), which a copy of a container's files leaves out as Docker's
+/// does: their content is the kernel's, not the container's.
+pub fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
+    const PSEUDO: &[i64] = &[
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x1cd1,      // devpts
+        0x1980_0202, // mqueue
+        0x7363_6673, // securityfs
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0xcafe_4a11, // bpf
+        0x6e73_6673, // nsfs
+        0x4249_4e4d, // binfmt_misc
+        0x6165_676c, // pstore
+        0x0187,      // autofs
+        0x6573_5546, // fuse control
+    ];
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(fd).is_ok_and(|s| PSEUDO.contains(&(s.f_type as i64)))
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory, without following symlinks.
+pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?);
+    }
+    let (sub, _) = open_child_dir(dir, name)?;
+    for e in read_dir(sub.as_fd())? {
+        remove_all_at(sub.as_fd(), &e.name)?;
+    }
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// Copies what is below the directory `src` into the directory `dst`, both descriptors:
+/// directories, regular files, symlinks (as links, never followed), FIFOs and device nodes,
+/// with modes, owners and times; the top's mode and owner go to `dst` too. What `dst` already
+/// has at a name is replaced. Overlayfs whiteouts (0:0 character devices) are not copied.
+pub fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    let top = rustix::fs::fstat(src)?;
+    copy_meta(dst, None, &top)?;
+    copy_children(src, dst)
+}
+
+fn copy_children(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    for e in read_dir(src)? {
+        let name = e.name.as_os_str();
+        match e.kind() {
+            FileType::Directory => {
+                let Ok((from, stat)) = open_child_dir(src, name) else {
+                    continue; // no longer a directory: changed under the walk
+                };
+                clear(dst, name, true)?;
+                match rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let (to, _) = open_child_dir(dst, name)?;
+                copy_children(from.as_fd(), to.as_fd())?;
+                copy_meta(to.as_fd(), None, &stat)?;
+            }
+            FileType::RegularFile => {
+                let Ok((mut from, stat)) = open_child_file(src, name) else {
+                    continue;
+                };
+                clear(dst, name, false)?;
+                let fd = rustix::fs::openat(
+                    dst,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                let mut to = std::fs::File::from(fd);
+                io::copy(&mut from, &mut to)?;
+                copy_meta(to.as_fd(), None, &stat)?;
+            }
+            FileType::Symlink => {
+                let Ok(target) = read_link(src, name) else {
+                    continue;
+                };
+                clear(dst, name, false)?;
+                rustix::fs::symlinkat(&target, dst, name)?;
+                copy_meta(dst, Some(name), &e.stat)?;
+            }
+            FileType::CharacterDevice if e.stat.st_rdev == 0 => {}
+            kind @ (FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice) => {
+                clear(dst, name, false)?;
+                rustix::fs::mknodat(dst, name, kind, Mode::from_raw_mode(0o600), e.stat.st_rdev)?;
+                copy_meta(dst, Some(name), &e.stat)?;
+            }
+            _ => {} // sockets and the unknown are not content
+        }
+    }
+    Ok(())
+}
+
+/// Makes room for `name` in `dir`: whatever is there goes, except a directory when a directory
+/// is coming (its content merges).
+fn clear(dir: BorrowedFd<'_>, name: &OsStr, keep_dir: bool) -> io::Result<()> {
+    if keep_dir {
+        if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                return Ok(());
+            }
+        }
+    }
+    remove_all_at(dir, name)
+}
+
+/// Owner, mode and times of `stat` on `dir`/`name` (`name` `None`: on `dir` itself), never
+/// through a link; a link's own mode cannot be set. Named entries other than links are nodes
+/// this copy just made in a destination nobody else writes to.
+fn copy_meta(dir: BorrowedFd<'_>, name: Option<&OsStr>, stat: &Stat) -> io::Result<()> {
+    let uid = Some(rustix::fs::Uid::from_raw(stat.st_uid));
+    let gid = Some(rustix::fs::Gid::from_raw(stat.st_gid));
+    let mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: stat.st_atime,
+            tv_nsec: stat.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: stat.st_mtime,
+            tv_nsec: stat.st_mtime_nsec as _,
+        },
+    };
+    let Some(name) = name else {
+        // Owner first: a chown clears the set-id bits the mode then sets.
+        rustix::fs::fchown(dir, uid, gid)?;
+        rustix::fs::fchmod(dir, mode)?;
+        return Ok(rustix::fs::futimens(dir, &times)?);
+    };
+    rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+        rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?;
+    }
+    Ok(rustix::fs::utimensat(
+        dir,
+        name,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+#[cfg(test)]
+mod tests;
