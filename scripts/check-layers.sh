@@ -24,5 +24,8 @@ forbid berth-containerd berth-net "networks are berthd's; containerd joins the n
 forbid berth-runc berth-image "the runtime knows nothing of images"
 forbid berth-containerd berth-image "containerd owns no images"
 forbid berth-containerd berth-api "containerd knows nothing of the Engine API"
+for dep in tokio tonic hyper oci-spec serde tar; do
+  forbid berth-inroot "$dep" "the in-root path helper is a small leaf on rustix alone"
+done
 [ "$fail" = 0 ] && echo "layering: ok"
 exit "$fail"

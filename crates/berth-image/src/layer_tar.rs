@@ -6,45 +6,99 @@
 //! and by berthd for `docker export` (a merged rootfs) and `docker cp` (one path of it).
 
 use std::collections::HashMap;
-use std::fs::Metadata;
+use std::ffi::OsStr;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use berth_inroot::Entry;
+use rustix::fs::{FileType, OFlags, Stat};
+
+/// How a tree is walked when its content comes from a container.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeOptions {
+    /// Write the mount points of the kernel's pseudo file systems (`/proc`, `/sys`, ...) as
+    /// empty directories, as Docker's copy leaves their content out.
+    pub skip_pseudo_fs: bool,
+}
+
+type Links = HashMap<(u64, u64), PathBuf>;
 
 /// Writes the tar of the layer directory `dir` to `out`.
 pub fn write_layer(dir: &Path, out: impl Write) -> io::Result<()> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    write_layer_at(fd.as_fd(), out, TreeOptions::default())
+}
+
+/// Writes the tar of the directory `dir` (a descriptor: a merged rootfs for `docker export`).
+/// The walk goes by descriptors and never follows a link, so a container changing its files
+/// meanwhile can make it see either version of an entry, never a file outside `dir`.
+pub fn write_layer_at(dir: BorrowedFd<'_>, out: impl Write, opts: TreeOptions) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let mut links = HashMap::new();
-    walk(&mut b, dir, Path::new(""), &mut links)?;
+    walk(&mut b, dir, Path::new(""), &mut links, opts)?;
     b.into_inner()?.flush()
 }
 
-/// Writes `path` itself under the name `name`: a directory with everything beneath it, or one
-/// file, link or device (the tar of `docker cp` out of a container). Links are not followed.
-pub fn write_tree(path: &Path, name: &Path, out: impl Write) -> io::Result<()> {
+/// Writes the entry `entry` of the directory `parent` (or `parent` itself when `None`) under
+/// the name `name`: a directory with everything beneath it, or one file, link or device (the
+/// tar of `docker cp` out of a container). Links are not followed.
+pub fn write_tree_at(
+    parent: BorrowedFd<'_>,
+    entry: Option<&OsStr>,
+    name: &Path,
+    out: impl Write,
+    opts: TreeOptions,
+) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let mut links = HashMap::new();
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_dir() {
-        let mut h = header(&meta, tar::EntryType::Directory);
-        put(&mut b, &mut h, name, None, io::empty())?;
-        walk(&mut b, path, name, &mut links)?;
-    } else {
-        append(&mut b, path, name, &meta, &mut links)?;
+    let (dir, stat) = match entry {
+        None => {
+            let (fd, stat) = berth_inroot::open_child_dir(parent, OsStr::new("."))?;
+            (Some(fd), stat)
+        }
+        Some(e) => {
+            let stat = rustix::fs::statat(parent, e, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+                let (fd, stat) = berth_inroot::open_child_dir(parent, e)?;
+                (Some(fd), stat)
+            } else {
+                (None, stat)
+            }
+        }
+    };
+    match (dir, entry) {
+        (Some(dir), _) => {
+            let mut h = header(&stat, tar::EntryType::Directory);
+            put(&mut b, &mut h, name, None, io::empty())?;
+            walk(&mut b, dir.as_fd(), name, &mut links, opts)?;
+        }
+        (None, Some(e)) => {
+            let entry = Entry {
+                name: e.to_os_string(),
+                stat,
+            };
+            append(&mut b, parent, &entry, name, &mut links)?;
+        }
+        (None, None) => {}
     }
     b.into_inner()?.flush()
 }
 
-fn header(meta: &Metadata, kind: tar::EntryType) -> tar::Header {
+fn header(stat: &Stat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
-    h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(u64::from(meta.uid()));
-    h.set_gid(u64::from(meta.gid()));
-    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_mode(stat.st_mode & 0o7777);
+    h.set_uid(u64::from(stat.st_uid));
+    h.set_gid(u64::from(stat.st_gid));
+    h.set_mtime(stat.st_mtime.max(0) as u64);
     h.set_size(0);
     h
 }
@@ -96,96 +150,153 @@ fn long_name<W: Write>(
     b.append(&h, bytes.chain(&[0u8][..]))
 }
 
-fn opaque(path: &Path) -> bool {
+fn opaque(dir: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf),
+        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut buf),
         Ok(1) if buf[0] == b'y'
     )
 }
 
 fn walk<W: Write>(
     b: &mut tar::Builder<W>,
-    dir: &Path,
+    dir: BorrowedFd<'_>,
     rel: &Path,
-    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+    links: &mut Links,
+    opts: TreeOptions,
 ) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
+    if opts.skip_pseudo_fs && berth_inroot::is_pseudo_fs(dir) {
+        return Ok(());
+    }
     if !rel.as_os_str().is_empty() && opaque(dir) {
-        let meta = std::fs::symlink_metadata(dir)?;
-        let mut h = header(&meta, tar::EntryType::Regular);
+        let mut h = header(&rustix::fs::fstat(dir)?, tar::EntryType::Regular);
         h.set_mode(0o644);
         put(b, &mut h, &rel.join(".wh..wh..opq"), None, io::empty())?;
     }
-    for e in entries {
-        let path = e.path();
-        let name = rel.join(e.file_name());
-        let meta = std::fs::symlink_metadata(&path)?;
-        let ft = meta.file_type();
-        if ft.is_char_device() && meta.rdev() == 0 {
-            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
-            let mut h = header(&meta, tar::EntryType::Regular);
+    for e in berth_inroot::read_dir(dir)? {
+        let name = rel.join(&e.name);
+        if e.kind() == FileType::CharacterDevice && e.stat.st_rdev == 0 {
+            let wh = rel.join(format!(".wh.{}", e.name.to_string_lossy()));
+            let mut h = header(&e.stat, tar::EntryType::Regular);
             h.set_mode(0o644);
             put(b, &mut h, &wh, None, io::empty())?;
-        } else if ft.is_dir() {
-            let mut h = header(&meta, tar::EntryType::Directory);
+        } else if e.kind() == FileType::Directory {
+            // Gone or no longer a directory: the tree changed under the walk.
+            let Some((sub, stat)) = changed_is_skipped(berth_inroot::open_child_dir(dir, &e.name))?
+            else {
+                continue;
+            };
+            let mut h = header(&stat, tar::EntryType::Directory);
             put(b, &mut h, &name, None, io::empty())?;
-            walk(b, &path, &name, links)?;
+            walk(b, sub.as_fd(), &name, links, opts)?;
         } else {
-            append(b, &path, &name, &meta, links)?;
+            append(b, dir, &e, &name, links)?;
         }
     }
     Ok(())
 }
 
-/// Appends one entry that is not a directory (sockets are skipped: they are not content).
+/// An open that failed because the entry changed kind or went away since it was listed is
+/// `None` (the walk goes on without it); any other failure is an error.
+fn changed_is_skipped<T>(r: rustix::io::Result<T>) -> io::Result<Option<T>> {
+    use rustix::io::Errno;
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::INVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Exactly `size` bytes of `r`: a file that grew is cut, one that shrank is padded with zeros,
+/// so the entry always matches its header (the tar stays well formed while a container writes).
+struct Exactly<R> {
+    r: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let mut n = self.r.read(&mut buf[..want])?;
+        if n == 0 {
+            buf[..want].fill(0);
+            n = want;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Appends the entry `e` of `dir`, which is not a directory (sockets are skipped: they are not
+/// content), opened or read by descriptor without following a link.
 fn append<W: Write>(
     b: &mut tar::Builder<W>,
-    path: &Path,
+    dir: BorrowedFd<'_>,
+    e: &Entry,
     name: &Path,
-    meta: &Metadata,
-    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+    links: &mut Links,
 ) -> io::Result<()> {
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = std::fs::read_link(path)?;
-        let mut h = header(meta, tar::EntryType::Symlink);
-        put(b, &mut h, name, Some(&target), io::empty())?;
-    } else if ft.is_file() {
-        let key = (meta.dev(), meta.ino());
-        if meta.nlink() > 1 {
-            if let Some(first) = links.get(&key) {
-                let mut h = header(meta, tar::EntryType::Link);
-                return put(b, &mut h, name, Some(first), io::empty());
-            }
-            links.insert(key, name.to_path_buf());
+    match e.kind() {
+        FileType::Symlink => {
+            let Some(target) = changed_is_skipped(berth_inroot::read_link(dir, &e.name))? else {
+                return Ok(());
+            };
+            let mut h = header(&e.stat, tar::EntryType::Symlink);
+            put(b, &mut h, name, Some(&target), io::empty())
         }
-        let mut h = header(meta, tar::EntryType::Regular);
-        h.set_size(meta.len());
-        put(b, &mut h, name, None, std::fs::File::open(path)?)?;
-    } else {
-        let kind = if ft.is_fifo() {
-            tar::EntryType::Fifo
-        } else if ft.is_char_device() {
-            tar::EntryType::Char
-        } else if ft.is_block_device() {
-            tar::EntryType::Block
-        } else {
-            return Ok(());
-        };
-        let mut h = header(meta, kind);
-        let dev = meta.rdev();
-        h.set_device_major(rustix::fs::major(dev))?;
-        h.set_device_minor(rustix::fs::minor(dev))?;
-        put(b, &mut h, name, None, io::empty())?;
+        FileType::RegularFile => {
+            let Some((file, stat)) =
+                changed_is_skipped(berth_inroot::open_child_file(dir, &e.name))?
+            else {
+                return Ok(());
+            };
+            let key = (stat.st_dev, stat.st_ino);
+            if stat.st_nlink > 1 {
+                if let Some(first) = links.get(&key) {
+                    let mut h = header(&stat, tar::EntryType::Link);
+                    return put(b, &mut h, name, Some(first), io::empty());
+                }
+                links.insert(key, name.to_path_buf());
+            }
+            let mut h = header(&stat, tar::EntryType::Regular);
+            let size = u64::try_from(stat.st_size).unwrap_or(0);
+            h.set_size(size);
+            put(
+                b,
+                &mut h,
+                name,
+                None,
+                Exactly {
+                    r: file,
+                    left: size,
+                },
+            )
+        }
+        kind => {
+            let kind = match kind {
+                FileType::Fifo => tar::EntryType::Fifo,
+                FileType::CharacterDevice => tar::EntryType::Char,
+                FileType::BlockDevice => tar::EntryType::Block,
+                _ => return Ok(()),
+            };
+            let mut h = header(&e.stat, kind);
+            let dev = e.stat.st_rdev;
+            h.set_device_major(rustix::fs::major(dev))?;
+            h.set_device_minor(rustix::fs::minor(dev))?;
+            put(b, &mut h, name, None, io::empty())
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     #[test]
     fn layer_round_trips_through_unpack_with_whiteouts_and_links() {
@@ -251,7 +362,20 @@ mod tests {
         std::fs::write(src.path().join("d").join(&long), b"x").unwrap();
         std::os::unix::fs::symlink(&long, src.path().join("d/l")).unwrap();
         let mut tar = Vec::new();
-        write_tree(&src.path().join("d/."), Path::new("."), &mut tar).unwrap();
+        let d = rustix::fs::open(
+            src.path().join("d"),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        write_tree_at(
+            d.as_fd(),
+            None,
+            Path::new("."),
+            &mut tar,
+            TreeOptions::default(),
+        )
+        .unwrap();
         let entries: Vec<(String, Option<String>)> = tar::Archive::new(&tar[..])
             .entries()
             .unwrap()

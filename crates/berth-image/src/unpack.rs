@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 
 use crate::digest::{Digest, HashingReader};
@@ -130,19 +130,15 @@ fn components(raw: &str) -> Result<Vec<String>, UnpackError> {
     Ok(out)
 }
 
-fn resolve_flags() -> ResolveFlags {
-    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
-}
-
 /// Opens the directory `comps` inside `root`, creating missing ones (0755).
 fn open_dir(root: BorrowedFd<'_>, comps: &[String], raw: &str) -> Result<OwnedFd, UnpackError> {
     let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
     if comps.is_empty() {
-        return rustix::fs::openat2(root, ".", flags, Mode::empty(), resolve_flags())
+        return berth_inroot::open_same_fs(root, Path::new("."), flags)
             .map_err(|e| entry_err(raw, format!("opening the layer root: {e}")));
     }
     let path = comps.join("/");
-    match rustix::fs::openat2(root, &path, flags, Mode::empty(), resolve_flags()) {
+    match berth_inroot::open_same_fs(root, Path::new(&path), flags) {
         Ok(fd) => Ok(fd),
         Err(Errno::NOENT) => {
             let parent = open_dir(root, &comps[..comps.len() - 1], raw)?;
@@ -151,7 +147,7 @@ fn open_dir(root: BorrowedFd<'_>, comps: &[String], raw: &str) -> Result<OwnedFd
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(entry_err(raw, format!("creating directory {path}: {e}"))),
             }
-            rustix::fs::openat2(root, &path, flags, Mode::empty(), resolve_flags())
+            berth_inroot::open_same_fs(root, Path::new(&path), flags)
                 .map_err(|e| entry_err(raw, format!("opening directory {path}: {e}")))
         }
         Err(Errno::NOTDIR) => Err(entry_err(raw, format!("{path} is not a directory"))),
@@ -161,32 +157,7 @@ fn open_dir(root: BorrowedFd<'_>, comps: &[String], raw: &str) -> Result<OwnedFd
 
 /// Removes `name` in `dir`, recursively if it is a directory, without following symlinks.
 fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), Errno> {
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return rustix::fs::unlinkat(dir, name, AtFlags::empty());
-    }
-    let sub = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(&sub)? {
-        let e = e?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            names.push(n);
-        }
-    }
-    for n in names {
-        remove_all_at(sub.as_fd(), &n)?;
-    }
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+    berth_inroot::remove_all_at(dir, std::ffi::OsStr::new(name))
 }
 
 /// Makes room for a new entry `name`: anything there goes, except a directory that a new
@@ -448,12 +419,10 @@ pub fn unpack_plain(dest: &Path, r: impl Read, limits: Limits) -> Result<Unpacke
     let (diff_id, _, _) = rest.finish();
     for (comps, times) in u.dir_times.iter().rev() {
         let path = comps.join("/");
-        if let Ok(fd) = rustix::fs::openat2(
-            &root,
-            &path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-            resolve_flags(),
+        if let Ok(fd) = berth_inroot::open_same_fs(
+            root.as_fd(),
+            Path::new(&path),
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW,
         ) {
             let _ = rustix::fs::futimens(&fd, times);
         }

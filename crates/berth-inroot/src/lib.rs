@@ -24,31 +24,26 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::io::{Errno, Result};
 
 /// How every path is resolved: inside the root, no magic links.
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 /// Opens `path` inside `root` with `flags` (`O_CLOEXEC` added). Absolute and relative paths are
 /// both taken from the root.
-pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd> {
     let path = if path.as_os_str().is_empty() {
         Path::new(".")
     } else {
         path
     };
-    Ok(rustix::fs::openat2(
-        root,
-        path,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )?)
+    rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
 }
 
 /// Like [`open`], refusing to cross onto another file system on the way (`RESOLVE_NO_XDEV`):
 /// for trees that must not reach into a mount.
-pub fn open_same_fs(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat2(
+pub fn open_same_fs(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd> {
+    rustix::fs::openat2(
         root,
         if path.as_os_str().is_empty() {
             Path::new(".")
@@ -58,18 +53,18 @@ pub fn open_same_fs(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Res
         flags | OFlags::CLOEXEC,
         Mode::empty(),
         RESOLVE | ResolveFlags::NO_XDEV,
-    )?)
+    )
 }
 
 /// A readable directory inside `root`.
-pub fn open_dir(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+pub fn open_dir(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd> {
     open(root, path, OFlags::RDONLY | OFlags::DIRECTORY)
 }
 
 /// The directory holding `path`'s last component (opened inside `root`) and that component;
 /// `None` when `path` names a directory itself: the root, or a path ending in `/`, `/.` or
 /// `..` (which name the directory they lead to, followed if it is a link).
-pub fn open_parent(root: BorrowedFd<'_>, path: &str) -> io::Result<(OwnedFd, Option<OsString>)> {
+pub fn open_parent(root: BorrowedFd<'_>, path: &str) -> Result<(OwnedFd, Option<OsString>)> {
     let follow = path.ends_with('/') || path.ends_with("/.") || path == ".";
     let parts: Vec<&OsStr> = path
         .split('/')
@@ -125,7 +120,7 @@ impl Entry {
 
 /// The entries of the directory `dir` (without `.` and `..`), sorted by name. A name that is
 /// gone by the time it is looked at is left out (the directory changed under the walk).
-pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
+pub fn read_dir(dir: BorrowedFd<'_>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     // A fresh descriptor: reading a directory moves its offset.
     let own = rustix::fs::openat(
@@ -145,8 +140,8 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
                 name: name.to_os_string(),
                 stat,
             }),
-            Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -155,7 +150,7 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
 
 /// Opens the directory `name` in `dir`, never through a symlink (`ELOOP`/`ENOTDIR` if `name`
 /// is no longer a directory), and its metadata from the opened descriptor.
-pub fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+pub fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(OwnedFd, Stat)> {
     let fd = rustix::fs::openat(
         dir,
         name,
@@ -169,7 +164,7 @@ pub fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd,
 /// Opens the regular file `name` in `dir` for reading, never through a symlink and without
 /// blocking on a FIFO swapped in; the metadata comes from the opened descriptor, and anything
 /// that is not a regular file by then is refused (`EINVAL`).
-pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(std::fs::File, Stat)> {
+pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(std::fs::File, Stat)> {
     let fd = rustix::fs::openat(
         dir,
         name,
@@ -178,7 +173,7 @@ pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(std::fs
     )?;
     let stat = rustix::fs::fstat(&fd)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-        return Err(rustix::io::Errno::INVAL.into());
+        return Err(Errno::INVAL);
     }
     // Back to blocking reads.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
@@ -186,7 +181,7 @@ pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(std::fs
 }
 
 /// The target of the symlink `name` in `dir` (`EINVAL` if it is no longer a link).
-pub fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
+pub fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> Result<PathBuf> {
     let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
     Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
 }
@@ -218,20 +213,20 @@ pub fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// Removes `name` in `dir`, recursively if it is a directory, without following symlinks.
-pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
     let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e),
     };
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?);
+        return rustix::fs::unlinkat(dir, name, AtFlags::empty());
     }
     let (sub, _) = open_child_dir(dir, name)?;
     for e in read_dir(sub.as_fd())? {
         remove_all_at(sub.as_fd(), &e.name)?;
     }
-    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
 }
 
 /// Copies what is below the directory `src` into the directory `dst`, both descriptors:
@@ -310,7 +305,7 @@ fn clear(dir: BorrowedFd<'_>, name: &OsStr, keep_dir: bool) -> io::Result<()> {
             }
         }
     }
-    remove_all_at(dir, name)
+    Ok(remove_all_at(dir, name)?)
 }
 
 /// Owner, mode and times of `stat` on `dir`/`name` (`name` `None`: on `dir` itself), never

@@ -141,13 +141,7 @@ fn cstr(p: &Path) -> anyhow::Result<CString> {
 
 /// Opens `path` (absolute, in container terms) inside `root` with O_PATH, never leaving it.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        root,
-        path,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    berth_inroot::open(root, path, OFlags::PATH)
 }
 
 /// Creates every missing directory of `path` inside `root` (mkdir -p that cannot escape) and

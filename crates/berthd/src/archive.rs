@@ -15,7 +15,7 @@ use base64::Engine;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::Daemon;
 use crate::http::{ApiError, ApiResult, Query, empty_body};
@@ -94,39 +94,6 @@ fn join(parts: &[&OsStr]) -> PathBuf {
     p
 }
 
-/// Opens `path` (a container path) inside `root`, following symlinks within it.
-fn resolve(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        root,
-        path,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
-/// The directory holding a path's last component, and that component (`None`: the root).
-fn parent_of(
-    root: BorrowedFd<'_>,
-    path: &str,
-) -> Result<(OwnedFd, Option<std::ffi::OsString>), rustix::io::Errno> {
-    // `/dir/` and `/dir/.` name the directory itself, followed if it is a link.
-    let follow = path.ends_with('/') || path.ends_with("/.");
-    let parts: Vec<&OsStr> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(OsStr::new)
-        .collect();
-    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
-    match parts.split_last() {
-        Some((last, init)) if !follow && *last != OsStr::new("..") => Ok((
-            resolve(root, &join(init), dir_flags)?,
-            Some(last.to_os_string()),
-        )),
-        _ => Ok((resolve(root, &join(&parts), dir_flags)?, None)),
-    }
-}
-
 /// Docker's `PathStat` (Go's `os.FileMode` bits for the mode).
 #[derive(serde::Serialize)]
 struct PathStat {
@@ -160,26 +127,15 @@ fn go_mode(st: &rustix::fs::Stat) -> u32 {
 /// What one container path is: the stat header and where a tar of it starts.
 struct Found {
     stat: PathStat,
-    /// The directory holding it (kept open: `/proc/self/fd/N/<name>` walks from there).
+    /// The directory holding it (kept open: the tar's walk starts from there).
     dir: OwnedFd,
     entry: Option<std::ffi::OsString>,
-}
-
-impl Found {
-    fn host_path(&self) -> PathBuf {
-        let dir = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&self.dir)
-        ));
-        // `/proc/self/fd/N` itself is a link: `/.` makes the walk start at what it points to.
-        dir.join(self.entry.as_deref().unwrap_or(OsStr::new(".")))
-    }
 }
 
 fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, ApiError> {
     let missing =
         || ApiError::not_found(format!("Could not find the file {path} in container {ctr}"));
-    let (dir, entry) = parent_of(root, path).map_err(|_| missing())?;
+    let (dir, entry) = berth_inroot::open_parent(root, path).map_err(|_| missing())?;
     let st = match &entry {
         Some(e) => rustix::fs::statat(&dir, e.as_os_str(), AtFlags::SYMLINK_NOFOLLOW),
         None => rustix::fs::fstat(&dir),
@@ -273,10 +229,21 @@ pub async fn get(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
         };
         let _ = tx.send(Ok(stat_header(&found.stat)));
         let top = PathBuf::from(&found.stat.name);
-        let sent = berth_image::layer_tar::write_tree(&found.host_path(), &top, &mut stream)
-            .and_then(|()| std::io::Write::flush(&mut stream));
+        let opts = berth_image::layer_tar::TreeOptions {
+            skip_pseudo_fs: true,
+        };
+        let entry = found.entry.as_deref();
+        let sent = berth_image::layer_tar::write_tree_at(
+            found.dir.as_fd(),
+            entry,
+            &top,
+            &mut stream,
+            opts,
+        )
+        .and_then(|()| std::io::Write::flush(&mut stream));
         if let Err(e) = sent {
             tracing::warn!(path, error = %e, "copy out of a container cut short");
+            stream.fail(e);
         }
         drop(root);
     });

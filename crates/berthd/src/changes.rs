@@ -5,8 +5,11 @@
 //! of /proc, /sys, /dev and the files berthd binds over /etc) is left out, as Docker's init
 //! layer leaves it out, and so is a directory that was only copied up to hold such a file.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -39,67 +42,73 @@ struct Change {
     kind: u8,
 }
 
-fn whiteout(m: &std::fs::Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
+fn whiteout(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-fn opaque(p: &Path) -> bool {
+fn opaque(dir: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf),
+        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut buf),
         Ok(1) if buf[0] == b'y'
     )
 }
 
-/// The container path as the image's layers show it (top layer first; a whiteout hides it).
-fn in_layers(lowers: &[PathBuf], path: &Path) -> Option<std::fs::Metadata> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
+fn is_dir(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Directory
+}
+
+/// The container path as the image's layers show it (top layer first; a whiteout hides it),
+/// looked up inside each layer without following its last component.
+fn in_layers(lowers: &[OwnedFd], path: &Path) -> Option<Stat> {
     for l in lowers {
-        if let Ok(m) = std::fs::symlink_metadata(l.join(rel)) {
-            return (!whiteout(&m)).then_some(m);
+        let found = berth_inroot::open(l.as_fd(), path, OFlags::PATH | OFlags::NOFOLLOW)
+            .and_then(|fd| rustix::fs::fstat(&fd));
+        if let Ok(st) = found {
+            return (!whiteout(&st)).then_some(st);
         }
     }
     None
 }
 
 /// The names under a directory in any layer (for what an opaque directory hides).
-fn layer_children(
-    lowers: &[PathBuf],
-    path: &Path,
-) -> std::collections::BTreeSet<std::ffi::OsString> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
+fn layer_children(lowers: &[OwnedFd], path: &Path) -> std::collections::BTreeSet<OsString> {
     lowers
         .iter()
-        .filter_map(|l| std::fs::read_dir(l.join(rel)).ok())
-        .flat_map(|rd| rd.flatten().map(|e| e.file_name()))
+        .filter_map(|l| berth_inroot::open_dir(l.as_fd(), path).ok())
+        .filter_map(|d| berth_inroot::read_dir(d.as_fd()).ok())
+        .flatten()
+        .map(|e| e.name)
         .filter(|n| in_layers(lowers, &path.join(n)).is_some())
         .collect()
 }
 
-/// Walks one upper directory; `fresh`: it is new (or opaque), so all below it is added.
-/// Returns whether anything was reported below it.
-fn walk(upper: &Path, at: &Path, lowers: &[PathBuf], fresh: bool, out: &mut Vec<Change>) -> bool {
-    let Ok(rd) = std::fs::read_dir(upper) else {
+/// Walks one upper directory (a descriptor: the container may change it meanwhile, and the
+/// walk never follows a link of its); `fresh`: it is new (or opaque), so all below it is
+/// added. Returns whether anything was reported below it.
+fn walk(
+    upper: BorrowedFd<'_>,
+    at: &Path,
+    lowers: &[OwnedFd],
+    fresh: bool,
+    out: &mut Vec<Change>,
+) -> bool {
+    let Ok(entries) = berth_inroot::read_dir(upper) else {
         return false;
     };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
     let start = out.len();
     for e in entries {
-        let path = at.join(e.file_name());
+        let path = at.join(&e.name);
         if RUNTIME_PATHS.iter().any(|p| Path::new(p) == path) {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
-            continue;
-        };
         let lower = if fresh {
             None
         } else {
             in_layers(lowers, &path)
         };
         let shown = path.display().to_string();
-        if whiteout(&meta) {
+        if whiteout(&e.stat) {
             if lower.is_some() {
                 out.push(Change {
                     path: shown,
@@ -109,16 +118,20 @@ fn walk(upper: &Path, at: &Path, lowers: &[PathBuf], fresh: bool, out: &mut Vec<
             continue;
         }
         let kind = if lower.is_some() { MODIFIED } else { ADDED };
-        if !meta.is_dir() {
+        let sub = is_dir(&e.stat)
+            .then(|| berth_inroot::open_child_dir(upper, &e.name).ok())
+            .flatten();
+        let Some((sub, stat)) = sub else {
             out.push(Change { path: shown, kind });
             continue;
-        }
+        };
         let idx = out.len();
         out.push(Change { path: shown, kind });
-        let replaced = lower.as_ref().is_some_and(|l| l.is_dir()) && opaque(&e.path());
+        let replaced = lower.as_ref().is_some_and(is_dir) && opaque(sub.as_fd());
         if replaced {
             for gone in layer_children(lowers, &path) {
-                if !e.path().join(&gone).exists() {
+                let there = rustix::fs::statat(&sub, &gone, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+                if !there {
                     let p = path.join(&gone).display().to_string();
                     out.push(Change {
                         path: p,
@@ -127,10 +140,13 @@ fn walk(upper: &Path, at: &Path, lowers: &[PathBuf], fresh: bool, out: &mut Vec<
                 }
             }
         }
-        let below = walk(&e.path(), &path, lowers, lower.is_none() || replaced, out);
+        let below = walk(sub.as_fd(), &path, lowers, lower.is_none() || replaced, out);
         // A directory copied up only to hold what the runtime made is no change of the user's.
         let same = lower.as_ref().is_some_and(|l| {
-            l.is_dir() && l.mode() == meta.mode() && l.uid() == meta.uid() && l.gid() == meta.gid()
+            is_dir(l)
+                && l.st_mode == stat.st_mode
+                && l.st_uid == stat.st_uid
+                && l.st_gid == stat.st_gid
         });
         if kind == MODIFIED && !below && !replaced && same {
             out.remove(idx);
@@ -154,7 +170,17 @@ pub async fn changes(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let upper = d.containers.dir(&rec.id).join("upper");
     let list = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        walk(&upper, Path::new("/"), &lowers, false, &mut out);
+        let open = |p: &Path| {
+            rustix::fs::open(
+                p,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+        };
+        let lowers: Vec<OwnedFd> = lowers.iter().filter_map(|l| open(l).ok()).collect();
+        if let Ok(upper) = open(&upper) {
+            walk(upper.as_fd(), Path::new("/"), &lowers, false, &mut out);
+        }
         out
     })
     .await
@@ -168,14 +194,16 @@ pub async fn export(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let (root, _rec) = crate::archive::open_root(d, name, false).await?;
     let (mut stream, resp) = crate::http::ByteStream::new("application/x-tar");
     tokio::task::spawn_blocking(move || {
-        let dir = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&root.fd)
-        ));
-        let sent = berth_image::layer_tar::write_layer(&dir, &mut stream)
-            .and_then(|()| std::io::Write::flush(&mut stream));
+        let opts = berth_image::layer_tar::TreeOptions {
+            skip_pseudo_fs: true,
+        };
+        let sent = berth_inroot::open_dir(root.fd.as_fd(), Path::new("/"))
+            .map_err(std::io::Error::from)
+            .and_then(|dir| berth_image::layer_tar::write_layer_at(dir.as_fd(), &mut stream, opts));
+        let sent = sent.and_then(|()| std::io::Write::flush(&mut stream));
         if let Err(e) = sent {
             tracing::warn!(error = %e, "export cut short");
+            stream.fail(e);
         }
         drop(root);
     });

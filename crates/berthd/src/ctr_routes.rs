@@ -679,7 +679,7 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     use tokio_stream::StreamExt;
     let body = http_body_util::StreamBody::new(
         tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))),
+            .map(|b| Ok::<_, std::io::Error>(hyper::body::Frame::data(b))),
     );
     let mut r = Response::new(body.boxed());
     let ct = if tty {

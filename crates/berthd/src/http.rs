@@ -13,7 +13,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
-pub type Body = BoxBody<Bytes, Infallible>;
+/// A body's error aborts the response mid-stream (the connection closes without the last
+/// chunk), so a client never takes a cut-short stream for a whole one.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 pub type Resp = Response<Body>;
 
 /// An error the API reports as `{"message": ...}` with Docker's status code.
@@ -47,11 +49,11 @@ impl ApiError {
 pub type ApiResult = Result<Resp, ApiError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into()).map_err(never).boxed()
 }
 
 pub fn empty_body() -> Body {
-    Empty::new().boxed()
+    Empty::new().map_err(never).boxed()
 }
 
 fn with_type(mut r: Resp, ct: &'static str) -> Resp {
@@ -108,7 +110,7 @@ impl JsonStream {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let body = StreamBody::new(
             tokio_stream::wrappers::ReceiverStream::new(rx)
-                .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+                .map(|b| Ok::<_, std::io::Error>(Frame::data(b))),
         );
         let r = with_type(Response::new(BodyExt::boxed(body)), "application/json");
         (JsonStream { tx }, r)
@@ -132,16 +134,15 @@ impl JsonStream {
 /// A streamed binary body (a tar): headers go out at once with `content_type`; a blocking task
 /// writes into it as a `std::io::Write` (in 64 KiB chunks); a write fails once the client left.
 pub struct ByteStream {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 impl ByteStream {
     pub fn new(content_type: &'static str) -> (ByteStream, Resp) {
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
         let body = StreamBody::new(
-            tokio_stream::wrappers::ReceiverStream::new(rx)
-                .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| b.map(Frame::data)),
         );
         let r = with_type(Response::new(BodyExt::boxed(body)), content_type);
         (
@@ -171,9 +172,22 @@ impl std::io::Write for ByteStream {
             Vec::with_capacity(64 << 10),
         ));
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
     }
+}
+
+impl ByteStream {
+    /// Ends the stream as failed: what was written so far goes out, then the connection is
+    /// closed without the terminating chunk, which clients report as an error.
+    pub fn fail(mut self, e: std::io::Error) {
+        let _ = std::io::Write::flush(&mut self);
+        let _ = self.tx.blocking_send(Err(e));
+    }
+}
+
+fn never(n: Infallible) -> std::io::Error {
+    match n {}
 }
 
 /// A parsed query string (`a=1&b=x%20y`).
@@ -317,5 +331,32 @@ mod tests {
         );
         assert!(Query::parse(Some("filters=%7Bbad")).filters().is_err());
         assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    /// A stream that failed half-way ends the body with an error (hyper then closes the
+    /// connection without the last chunk), after the bytes written before the failure.
+    #[test]
+    fn a_failed_byte_stream_ends_in_an_error_not_a_whole_body() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (mut stream, resp) = ByteStream::new("application/x-tar");
+        let writer = std::thread::spawn(move || {
+            std::io::Write::write_all(&mut stream, b"partial").unwrap();
+            stream.fail(std::io::Error::other("the walk failed"));
+        });
+        let mut body = resp.into_body();
+        let (mut data, mut failed) = (Vec::new(), false);
+        rt.block_on(async {
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => data.extend_from_slice(f.data_ref().map_or(&[][..], |b| &b[..])),
+                    Err(_) => failed = true,
+                }
+            }
+        });
+        writer.join().unwrap();
+        assert_eq!(data, b"partial");
+        assert!(failed);
     }
 }

@@ -230,13 +230,8 @@ fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) -> std::io:
     let src = match berth_inroot::open_dir(image.as_fd(), std::path::Path::new(target)) {
         Ok(fd) => fd,
         // Nothing, or no directory, at the target.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
-        {
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(()),
+        Err(e) => return Err(e.into()),
     };
     let dest = rustix::fs::open(
         dest,

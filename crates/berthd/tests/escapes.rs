@@ -490,3 +490,122 @@ fn volume_copy_up_never_reads_the_host() {
     d.docker_ok(&["rm", "-v", "climb", "linked"]);
     d.docker_ok(&["volume", "rm", "v1"]);
 }
+
+/// `GET path` over HTTP/1.0 (so the body is the raw bytes up to the close); the status and body.
+fn get_bytes(d: &Berthd, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.roots.api_socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, resp[end + 4..].to_vec())
+}
+
+/// Every entry of a tar: (name, content), parsed strictly (a cut-short tar fails).
+fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut a = tar::Archive::new(bytes);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+/// `docker cp` out of a container while it exchanges a file and a symlink to a host path
+/// (`renameat2(RENAME_EXCHANGE)`, done here through the container's root, as a process in it
+/// would): the copy used to open the walked names by path and returned the host file's
+/// content in some responses. And a copy of `/` leaves the kernel's file systems out instead
+/// of being cut short inside `/proc` with a 200.
+#[test]
+fn cp_out_never_follows_a_swapped_link_and_stops_at_pseudo_file_systems() {
+    let (_reg, d, image) = daemon_with_image();
+    let secret = host_secret_dir();
+    let host_file = secret.path().join("host-secret");
+    // Twenty file/link pairs: twenty chances per response.
+    let script = format!(
+        "mkdir /race && for i in $(seq 0 19); do echo inside > /race/f$i; ln -s {} /race/l$i; done; \
+         touch /ready; sleep 300",
+        host_file.display()
+    );
+    let id = d
+        .docker_ok(&["run", "-d", &image, "sh", "-c", &script])
+        .trim()
+        .to_string();
+    let pid: u32 = d
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    berth_testkit::wait::wait_for(Duration::from_secs(20), "the race set-up", || {
+        root.join("ready").exists()
+    })
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let dir = std::fs::File::open(root.join("race")).unwrap();
+        std::thread::spawn(move || {
+            let pairs: Vec<(String, String)> = (0..20)
+                .map(|i| (format!("f{i}"), format!("l{i}")))
+                .collect();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (f, l) in &pairs {
+                    let _ = rustix::fs::renameat_with(
+                        &dir,
+                        f.as_str(),
+                        &dir,
+                        l.as_str(),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            }
+        })
+    };
+    let path = format!("/containers/{id}/archive?path=/race");
+    let mut files = 0;
+    for i in 0..200 {
+        let (status, body) = get_bytes(&d, &path);
+        assert_eq!(status, 200);
+        for (name, data) in tar_entries(&body) {
+            // (A prefix: the entry's size is the one the walk saw for the container's file.)
+            assert!(
+                !data.windows(4).any(|w| w == b"host"),
+                "response {i} held the host's file as {name}"
+            );
+            files += usize::from(data == b"inside\n");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(files > 0, "the container's own file was copied at times");
+
+    // The whole filesystem: a well-formed tar with the image's files, /proc and /sys as
+    // empty directories.
+    let (status, body) = get_bytes(&d, &format!("/containers/{id}/archive?path=/"));
+    assert_eq!(status, 200);
+    let names: Vec<String> = tar_entries(&body).into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().any(|n| n == "/bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("/race/")));
+    for pseudo in ["/proc/", "/sys/"] {
+        assert!(
+            !names.iter().any(|n| n.starts_with(pseudo)),
+            "{pseudo} content copied: {:?}",
+            names
+                .iter()
+                .filter(|n| n.starts_with(pseudo))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+    }
+    d.docker_ok(&["rm", "-f", &id]);
+}
