@@ -85,15 +85,16 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         .as_ref()
         .context("config.json has no linux section")?;
 
-    // runc's modes: the state (with the container's environment) is root's alone.
+    // Others may pass through (the init of a user-namespaced container, an unprivileged host
+    // id, opens its exec fifo here) but list nothing; the files are root's alone.
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(root)
         .with_context(|| format!("creating the state root {}", root.display()))?;
     let dir = state::dir(root, &args.id);
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             anyhow::bail!("container with id exists: {}", args.id)
