@@ -4,6 +4,10 @@
 # mounts, cgroups and veths on the real kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The same on every host: sbin on PATH (nft, runc, dockerd), and files the tests make readable
+# by the unprivileged users their containers run as.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+umask 022
 
 ./scripts/deps.sh
 

@@ -209,6 +209,16 @@ impl V1Cgroup {
         if !wants_memory {
             return Ok(());
         }
+        // Values are checked against each other before the host's features are looked at.
+        if let (Some(l), Some(s)) = (limit, swap) {
+            if l > 0 && s > 0 && s < l {
+                return Err(invalid(
+                    "memory swap",
+                    &s.to_string(),
+                    "memory+swap must be >= the memory limit",
+                ));
+            }
+        }
         let dir = self.need("memory", "a memory limit")?;
         let has_memsw = files::exists(dir, "memory.memsw.limit_in_bytes");
         if limit == Some(-1) && swap.is_none() {
@@ -224,13 +234,6 @@ impl V1Cgroup {
         }
         match (limit, swap) {
             (Some(l), Some(s)) => {
-                if l > 0 && s > 0 && s < l {
-                    return Err(invalid(
-                        "memory swap",
-                        &s.to_string(),
-                        "memory+swap must be >= the memory limit",
-                    ));
-                }
                 // memsw must stay >= the memory limit at every step: raise memsw first when the
                 // current limit already fits under the new memsw, otherwise lower the limit first.
                 let current = read_u64(dir, "memory.limit_in_bytes")?;

@@ -203,8 +203,14 @@ fn memory_limit_is_enforced() {
     let b = bundle(
         "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived",
         |v| {
-            v["linux"]["resources"] =
-                serde_json::json!({ "memory": { "limit": 16 * 1024 * 1024 } });
+            // No room in swap either (a host with active swap would take the buffer there):
+            // memory+swap where the host accounts swap, else swappiness 0.
+            let limit = 16 * 1024 * 1024;
+            v["linux"]["resources"] = if berth_cgroups::Features::detect_host().swap_limit {
+                serde_json::json!({ "memory": { "limit": limit, "swap": limit } })
+            } else {
+                serde_json::json!({ "memory": { "limit": limit, "swappiness": 0 } })
+            };
         },
     );
     let (code, out, _) = r.run(&b, &r.id("mem"));

@@ -114,6 +114,7 @@ pub fn write_rootfs(dir: &Path) -> anyhow::Result<()> {
         let at = dir.join(&applet);
         if let Some(parent) = at.parent() {
             std::fs::create_dir_all(parent)?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
         }
         if at.symlink_metadata().is_err() {
             std::os::unix::fs::symlink(link_target(&applet), &at)?;
@@ -302,6 +303,9 @@ impl Bundle {
         let dir = tempfile::Builder::new().prefix("bb-").tempdir_in("/tmp")?;
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir(&rootfs)?;
+        // Whatever the umask: containers running as other users must reach their files.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o755))?;
         write_rootfs(&rootfs)?;
         let bundle = Self { dir };
         let mut spec = oci_spec::runtime::Spec::default();

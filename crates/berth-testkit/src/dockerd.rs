@@ -82,9 +82,15 @@ impl Dockerd {
             None => dir.path().join("exec"),
         };
         let log = std::fs::File::create(dir.path().join("dockerd.log"))?;
+        // Its own (empty) configuration: never the host's /etc/docker/daemon.json, whose
+        // settings could clash with these flags or change the daemon under test.
+        let config = dir.path().join("daemon.json");
+        std::fs::write(&config, "{}")?;
         #[allow(clippy::disallowed_methods)] // the reference daemon is the point of the fixture
         let mut cmd = std::process::Command::new(DOCKERD_BIN);
-        cmd.arg("--data-root")
+        cmd.arg("--config-file")
+            .arg(&config)
+            .arg("--data-root")
             .arg(dir.path().join("data"))
             .arg("--exec-root")
             .arg(&exec_root)

@@ -286,17 +286,27 @@ fn destroy(d: &Daemon, name: &str) -> u64 {
     size
 }
 
+/// The bytes of the files under `p` (a volume's data or a container's upper dir: containers
+/// write there, so the walk goes by descriptors and never follows a link out).
 pub fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    fn walk(dir: std::os::fd::BorrowedFd<'_>) -> u64 {
+        use std::os::fd::AsFd;
+        berth_inroot::read_dir(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| match e.kind() {
+                rustix::fs::FileType::Directory => berth_inroot::open_child_dir(dir, &e.name)
+                    .map_or(0, |(sub, _)| walk(sub.as_fd())),
+                _ => u64::try_from(e.stat.st_size).unwrap_or(0),
+            })
+            .sum()
+    }
+    let flags = rustix::fs::OFlags::RDONLY
+        | rustix::fs::OFlags::DIRECTORY
+        | rustix::fs::OFlags::NOFOLLOW
+        | rustix::fs::OFlags::CLOEXEC;
+    rustix::fs::open(p, flags, rustix::fs::Mode::empty())
+        .map_or(0, |fd| walk(std::os::fd::AsFd::as_fd(&fd)))
 }
 
 pub fn all(d: &Daemon) -> Vec<Value> {

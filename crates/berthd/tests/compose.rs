@@ -19,6 +19,12 @@ fn compose(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> std::process::Ou
         .current_dir(dir)
         .env("DOCKER_HOST", d.host())
         .env("COMPOSE_PROJECT_NAME", "proj")
+        // The host user's client configuration (proxies injected into containers, contexts)
+        // stays out.
+        .env("DOCKER_CONFIG", dir.join(".docker"))
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("COMPOSE_FILE")
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -350,10 +350,18 @@ fn exec_pause_and_top_on_a_running_container() {
 fn events_stream_live_and_from_the_backlog() {
     use std::io::BufRead;
     let (_reg, d, image) = daemon_with_image();
+    // From a second ago: whatever happens before the subscription is in place (a slow
+    // host) comes from the backlog, the rest live, each once.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
     #[allow(clippy::disallowed_methods)] // the real client's `docker events`
     let mut watcher = std::process::Command::new(DOCKER)
         .env("DOCKER_CONFIG", d.roots.path().join("cli-events"))
         .args(["-H", &d.host(), "events", "--filter", "container=evt"])
+        .args(["--since", &start.to_string()])
         .args([
             "--format",
             "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
@@ -362,8 +370,6 @@ fn events_stream_live_and_from_the_backlog() {
         .spawn()
         .unwrap();
     let lines = std::io::BufReader::new(watcher.stdout.take().unwrap());
-    // Give the subscription a moment to be in place before the actions.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     d.docker_ok(&["run", "--name", "evt", &image, "true"]);
     d.docker_ok(&["run", "--rm", "--name", "other", &image, "true"]);
     d.docker_ok(&["rm", "evt"]);

@@ -109,16 +109,24 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     );
     for host in ["web", "www"] {
         let url = format!("http://{host}/");
-        let out = d.docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "appnet",
-            &image,
-            "wget",
-            "-qO-",
-            &url,
-        ]);
+        let mut out = None;
+        // httpd may still be starting on a slow host: retry until it answers.
+        let _ = wait_for(Duration::from_secs(15), "httpd by name", || {
+            let o = d.docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "appnet",
+                &image,
+                "wget",
+                "-qO-",
+                &url,
+            ]);
+            let ok = o.status.success();
+            out = Some(o);
+            ok
+        });
+        let out = out.unwrap();
         assert!(out.status.success(), "wget {host}: {}", stderr(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-by-name\n");
     }

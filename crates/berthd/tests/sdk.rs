@@ -45,6 +45,7 @@ fn the_python_docker_sdk_works() {
     let image = format!("{}/bb:latest", reg.host());
     #[allow(clippy::disallowed_methods)] // the real SDK, as users run it
     let out = std::process::Command::new("/usr/bin/python3")
+        .env("DOCKER_CONFIG", d.roots.path().join("sdk-config"))
         .arg("-c")
         .arg(SCRIPT)
         .arg(d.roots.api_socket())

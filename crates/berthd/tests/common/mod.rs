@@ -98,6 +98,11 @@ impl Berthd {
         #[allow(clippy::disallowed_methods)] // the real client against the daemon under test
         std::process::Command::new(DOCKER)
             .env("DOCKER_CONFIG", self.cli_config.path())
+            // Nothing of the host's client setup: -H names the daemon under test.
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
             .arg("-H")
             .arg(self.host())
             .args(args)
