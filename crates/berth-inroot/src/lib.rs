@@ -32,28 +32,36 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// Opens `path` inside `root` with `flags` (`O_CLOEXEC` added). Absolute and relative paths are
 /// both taken from the root.
 pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd> {
-    let path = if path.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        path
-    };
-    rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
+    openat2_retrying(root, path, flags, RESOLVE)
 }
 
 /// Like [`open`], refusing to cross onto another file system on the way (`RESOLVE_NO_XDEV`):
 /// for trees that must not reach into a mount.
 pub fn open_same_fs(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd> {
-    rustix::fs::openat2(
-        root,
-        if path.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            path
-        },
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE | ResolveFlags::NO_XDEV,
-    )
+    openat2_retrying(root, path, flags, RESOLVE | ResolveFlags::NO_XDEV)
+}
+
+/// `openat2`, again when it answers `EAGAIN`: with `RESOLVE_IN_ROOT` the kernel gives up a walk
+/// through `..` whenever any rename or mount happened on the system meanwhile (it cannot then
+/// prove the walk stayed inside), which a busy host does all the time.
+fn openat2_retrying(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd> {
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            Err(Errno::AGAIN) if tries < 64 => tries += 1,
+            result => return result,
+        }
+    }
 }
 
 /// A readable directory inside `root`.

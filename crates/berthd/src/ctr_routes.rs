@@ -181,11 +181,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     } = crate::volumes::resolve(d, &mut resolved, &layer_dirs).map_err(cleanup)?;
     full["HostConfig"] = resolved;
     let merged = crate::rootfs::merged(&dir).display().to_string();
-    let user_root = d
-        .images
-        .layer_dirs(&image)
-        .into_iter()
-        .find(|l| l.join("etc/passwd").is_file())
+    let user_root = crate::rootfs::passwd_layer(&d.images.layer_dirs(&image))
         .map(|l| l.display().to_string())
         .unwrap_or_default();
     let spec = crate::spec::build(&crate::spec::SpecInput {

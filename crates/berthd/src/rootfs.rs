@@ -129,3 +129,20 @@ pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), ApiEr
         .collect();
     w("resolv.conf", kept)
 }
+
+/// The top layer (of `layers`, top first) that has an `/etc/passwd`, looked up inside each
+/// layer, never through a link out of it: where the user of a create is resolved.
+pub fn passwd_layer(layers: &[PathBuf]) -> Option<&PathBuf> {
+    use rustix::fs::{Mode, OFlags};
+    layers.iter().find(|l| {
+        rustix::fs::open(*l, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .and_then(|root| {
+                berth_inroot::open(
+                    std::os::fd::AsFd::as_fd(&root),
+                    Path::new("etc/passwd"),
+                    OFlags::PATH,
+                )
+            })
+            .is_ok()
+    })
+}

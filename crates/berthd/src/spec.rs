@@ -438,18 +438,35 @@ fn in_range(id: i64) -> Result<u32> {
 /// A rootfs' `/etc/passwd` or `/etc/group` (at most 4 MiB); empty when missing or when it
 /// resolves outside the rootfs (a symlink is never followed onto the host).
 fn read_etc(rootfs: &Path, name: &'static str) -> Result<String> {
+    // Resolved inside the image's root: an absolute link there is the image's path.
     let read = || -> std::io::Result<String> {
-        let path = fs::canonicalize(rootfs.join("etc").join(name))?;
+        use rustix::fs::{FileType, Mode, OFlags};
         let mut buf = Vec::new();
-        let inside = rootfs.is_absolute() && path.starts_with(fs::canonicalize(rootfs)?);
-        if inside && fs::metadata(&path)?.is_file() {
-            fs::File::open(path)?.take(4 << 20).read_to_end(&mut buf)?;
+        if !rootfs.is_absolute() {
+            return Ok(String::new());
+        }
+        let root = rustix::fs::open(
+            rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let path = Path::new("etc").join(name);
+        let fd = berth_inroot::open(
+            std::os::fd::AsFd::as_fd(&root),
+            &path,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?;
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == FileType::RegularFile {
+            fs::File::from(fd).take(4 << 20).read_to_end(&mut buf)?;
         }
         Ok(String::from_utf8_lossy(&buf).into_owned())
     };
     use std::io::ErrorKind::{NotADirectory, NotFound};
+    let looped =
+        |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
     match read() {
-        Err(e) if matches!(e.kind(), NotFound | NotADirectory) => Ok(String::new()),
+        // Absent, or a link that leads nowhere inside the image: no entries.
+        Err(e) if matches!(e.kind(), NotFound | NotADirectory) || looped(&e) => Ok(String::new()),
         result => result.map_err(|e| SpecError::ReadRootfs(name, e)),
     }
 }
