@@ -165,7 +165,16 @@ impl ProbeDir {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = root.join(format!("berth-probe-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).ok().map(|()| ProbeDir(dir))
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(ProbeDir(dir)),
+            // A probe left by a crash of a process that had this pid (pid 1 in a container
+            // has it every time): empty, it goes, and this probe takes its place.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_dir(&dir)
+                .and_then(|()| std::fs::create_dir(&dir))
+                .ok()
+                .map(|()| ProbeDir(dir)),
+            Err(_) => None,
+        }
     }
 }
 

@@ -20,7 +20,9 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
         .open(&path)
         .and_then(|mut f| f.write_all(value.as_bytes()));
     result.map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => Error::NotSupported {
+        // The file is missing from a cgroup that exists: the kernel lacks the feature (a
+        // cgroup that went away, as its container exited, is a plain write error).
+        io::ErrorKind::NotFound if dir.is_dir() => Error::NotSupported {
             path,
             value: value.to_string(),
         },

@@ -58,7 +58,9 @@ async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    // Bundles hold containers' environments: root alone may enter (repaired if more open).
+    // Bundles hold containers' environments: other users may not enter (what an existing
+    // directory allows them is taken away; its group keeps passing through, as the socket's
+    // group of a daemon's exec root must).
     for dir in [&cli.root, &cli.state] {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         std::fs::DirBuilder::new()
@@ -66,8 +68,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+        if mode & 0o027 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7750))
+                .with_context(|| format!("restricting {}", dir.display()))?;
+        }
     }
     let store = Arc::new(store::Store::new(&cli.root));
     let listener = bind(&cli.address).await?;

@@ -165,6 +165,9 @@ fn walk<W: Write>(
     links: &mut Links,
     opts: TreeOptions,
 ) -> io::Result<()> {
+    if rel.components().count() >= berth_inroot::MAX_DEPTH {
+        return Err(berth_inroot::too_deep());
+    }
     if opts.skip_pseudo_fs && berth_inroot::is_pseudo_fs(dir) {
         return Ok(());
     }
@@ -182,7 +185,8 @@ fn walk<W: Write>(
             put(b, &mut h, &wh, None, io::empty())?;
         } else if e.kind() == FileType::Directory {
             // Gone or no longer a directory: the tree changed under the walk.
-            let Some((sub, stat)) = changed_is_skipped(berth_inroot::open_child_dir(dir, &e.name))?
+            let Some((sub, stat)) =
+                berth_inroot::skip_changed(berth_inroot::open_child_dir(dir, &e.name))?
             else {
                 continue;
             };
@@ -194,17 +198,6 @@ fn walk<W: Write>(
         }
     }
     Ok(())
-}
-
-/// An open that failed because the entry changed kind or went away since it was listed is
-/// `None` (the walk goes on without it); any other failure is an error.
-fn changed_is_skipped<T>(r: rustix::io::Result<T>) -> io::Result<Option<T>> {
-    use rustix::io::Errno;
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::INVAL) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Exactly `size` bytes of `r`: a file that grew is cut, one that shrank is padded with zeros,
@@ -243,7 +236,8 @@ fn append<W: Write>(
 ) -> io::Result<()> {
     match e.kind() {
         FileType::Symlink => {
-            let Some(target) = changed_is_skipped(berth_inroot::read_link(dir, &e.name))? else {
+            let Some(target) = berth_inroot::skip_changed(berth_inroot::read_link(dir, &e.name))?
+            else {
                 return Ok(());
             };
             let mut h = header(&e.stat, tar::EntryType::Symlink);
@@ -251,7 +245,7 @@ fn append<W: Write>(
         }
         FileType::RegularFile => {
             let Some((file, stat)) =
-                changed_is_skipped(berth_inroot::open_child_file(dir, &e.name))?
+                berth_inroot::skip_changed(berth_inroot::open_child_file(dir, &e.name))?
             else {
                 return Ok(());
             };

@@ -169,23 +169,66 @@ pub fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(OwnedFd, Sta
     Ok((fd, stat))
 }
 
-/// Opens the regular file `name` in `dir` for reading, never through a symlink and without
-/// blocking on a FIFO swapped in; the metadata comes from the opened descriptor, and anything
-/// that is not a regular file by then is refused (`EINVAL`).
+/// Opens the regular file `name` in `dir` for reading, never through a symlink; the metadata
+/// comes from the opened descriptor. What is not a regular file by then is refused (`EINVAL`)
+/// without ever being opened for reading: opening a device node can act on the device (arm a
+/// watchdog, rewind a tape), a FIFO can block.
 pub fn open_child_file(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(std::fs::File, Stat)> {
-    let fd = rustix::fs::openat(
+    let path = rustix::fs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let stat = rustix::fs::fstat(&fd)?;
+    reopen_regular(path)
+}
+
+/// Opens `path` inside `root` for reading when it is a regular file (links inside the root
+/// followed), with the same care as [`open_child_file`].
+pub fn open_regular(root: BorrowedFd<'_>, path: &Path) -> Result<(std::fs::File, Stat)> {
+    reopen_regular(open(root, path, OFlags::PATH)?)
+}
+
+/// An `O_PATH` descriptor reopened for reading through `/proc/self/fd/N` (the very inode it
+/// holds, whatever its name names now) once `fstat` showed a regular file.
+fn reopen_regular(path: OwnedFd) -> Result<(std::fs::File, Stat)> {
+    let stat = rustix::fs::fstat(&path)?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Err(Errno::INVAL);
     }
-    // Back to blocking reads.
-    rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+    let fd = rustix::fs::open(
+        proc_fd(path.as_fd()),
+        OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     Ok((std::fs::File::from(fd), stat))
+}
+
+/// `/proc/self/fd/N` of an open descriptor.
+fn proc_fd(fd: BorrowedFd<'_>) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// An error of an open or read during a walk that only says the entry changed (went away, or
+/// became something else) since it was listed: the walk goes on without it (`None`). Any other
+/// error (`EMFILE`, `EIO`, `EACCES`...) is a failure of the walk.
+pub fn skip_changed<T>(r: Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::INVAL | Errno::NXIO) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How deep a walk goes before it refuses (`ELOOP`-like "too deep"): every level holds a
+/// descriptor and a stack frame, and a container can make a chain of directories as deep as
+/// it likes.
+pub const MAX_DEPTH: usize = 256;
+
+/// The error a walk gives past [`MAX_DEPTH`].
+pub fn too_deep() -> io::Error {
+    io::Error::other(format!("directory tree deeper than {MAX_DEPTH} levels"))
 }
 
 /// The target of the symlink `name` in `dir` (`EINVAL` if it is no longer a link).
@@ -222,6 +265,10 @@ pub fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
 
 /// Removes `name` in `dir`, recursively if it is a directory, without following symlinks.
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    remove_below(dir, name, 0)
+}
+
+fn remove_below(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> Result<()> {
     let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(()),
@@ -230,9 +277,12 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
         return rustix::fs::unlinkat(dir, name, AtFlags::empty());
     }
+    if depth >= MAX_DEPTH {
+        return Err(Errno::LOOP);
+    }
     let (sub, _) = open_child_dir(dir, name)?;
     for e in read_dir(sub.as_fd())? {
-        remove_all_at(sub.as_fd(), &e.name)?;
+        remove_below(sub.as_fd(), &e.name, depth + 1)?;
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
 }
@@ -244,28 +294,31 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
 pub fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     let top = rustix::fs::fstat(src)?;
     copy_meta(dst, None, &top)?;
-    copy_children(src, dst)
+    copy_children(src, dst, 0)
 }
 
-fn copy_children(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+fn copy_children(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
     for e in read_dir(src)? {
         let name = e.name.as_os_str();
         match e.kind() {
             FileType::Directory => {
-                let Ok((from, stat)) = open_child_dir(src, name) else {
-                    continue; // no longer a directory: changed under the walk
+                let Some((from, stat)) = skip_changed(open_child_dir(src, name))? else {
+                    continue;
                 };
                 clear(dst, name, true)?;
                 match rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(e.into()),
                 }
                 let (to, _) = open_child_dir(dst, name)?;
-                copy_children(from.as_fd(), to.as_fd())?;
+                copy_children(from.as_fd(), to.as_fd(), depth + 1)?;
                 copy_meta(to.as_fd(), None, &stat)?;
             }
             FileType::RegularFile => {
-                let Ok((mut from, stat)) = open_child_file(src, name) else {
+                let Some((mut from, stat)) = skip_changed(open_child_file(src, name))? else {
                     continue;
                 };
                 clear(dst, name, false)?;
@@ -284,7 +337,7 @@ fn copy_children(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
                 copy_meta(to.as_fd(), None, &stat)?;
             }
             FileType::Symlink => {
-                let Ok(target) = read_link(src, name) else {
+                let Some(target) = skip_changed(read_link(src, name))? else {
                     continue;
                 };
                 clear(dst, name, false)?;
@@ -340,8 +393,19 @@ fn copy_meta(dir: BorrowedFd<'_>, name: Option<&OsStr>, stat: &Stat) -> io::Resu
         return Ok(rustix::fs::futimens(dir, &times)?);
     };
     rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
-        rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?;
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    if kind != FileType::Symlink {
+        // By the inode just made, never by a name someone may have turned into a link.
+        let node = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if FileType::from_raw_mode(rustix::fs::fstat(&node)?.st_mode) != kind {
+            return Err(Errno::INVAL.into());
+        }
+        rustix::fs::chmod(proc_fd(node.as_fd()), mode)?;
     }
     Ok(rustix::fs::utimensat(
         dir,

@@ -36,6 +36,9 @@ pub struct PortMap {
 pub struct Firewall {
     pub networks: Vec<BridgeRules>,
     pub ports: Vec<PortMap>,
+    /// Forward nothing but the bridges' traffic (policy drop): for a host whose forwarding the
+    /// daemon turned on, which must not start routing between its other interfaces.
+    pub forward_only_bridges: bool,
 }
 
 /// A table name for a daemon, from its default bridge's name (unique on the host).
@@ -95,7 +98,11 @@ pub fn render(table: &str, fw: &Firewall) -> String {
         Some("type filter hook prerouting priority raw"),
         fw.networks
             .iter()
-            .map(|n| format!("iifname \"{}\" ip daddr 127.0.0.0/8 drop", n.bridge))
+            .flat_map(|n| {
+                // Nor may a container pass itself off as the host's loopback.
+                ["daddr", "saddr"]
+                    .map(|dir| format!("iifname \"{}\" ip {dir} 127.0.0.0/8 drop", n.bridge))
+            })
             .collect(),
     );
     let mut post = vec![];
@@ -118,6 +125,11 @@ pub fn render(table: &str, fw: &Firewall) -> String {
                 other.bridge
             ));
         }
+    }
+    if fw.forward_only_bridges {
+        // The host routes for bridges only (its containers', or other software's on this
+        // host), never between two other interfaces (a LAN and a VPN, say).
+        forward.push("meta iifkind != \"bridge\" meta oifkind != \"bridge\" drop".into());
     }
     chain(
         "postrouting",
@@ -174,6 +186,7 @@ mod tests {
     #[test]
     fn table_renders_nat_ports_and_isolation() {
         let fw = Firewall {
+            forward_only_bridges: false,
             networks: vec![
                 BridgeRules {
                     bridge: "berth0".into(),
@@ -213,12 +226,23 @@ mod tests {
             "iifname \"br-abc\" oifname != \"br-abc\" drop",
             "iifname \"berth0\" oifname \"br-abc\" drop",
             "iifname \"br-abc\" oifname \"berth0\" drop",
-            "type filter hook prerouting priority raw; policy accept;\n\t\tiifname \"berth0\" ip daddr 127.0.0.0/8 drop\n\t\tiifname \"br-abc\" ip daddr 127.0.0.0/8 drop\n",
+            "type filter hook prerouting priority raw; policy accept;\n\t\tiifname \"berth0\" ip daddr 127.0.0.0/8 drop\n\t\tiifname \"berth0\" ip saddr 127.0.0.0/8 drop\n\t\tiifname \"br-abc\" ip daddr 127.0.0.0/8 drop\n",
         ] {
             assert!(s.contains(want), "{want:?} missing from\n{s}");
         }
         // The internal network never masquerades out.
         assert!(!s.contains("172.30.2.0/24 oifname"));
+        let not_bridges = "meta iifkind != \"bridge\" meta oifkind != \"bridge\" drop";
+        assert!(!s.contains(not_bridges));
+        // Forwarding turned on by the daemon: nothing routed between two non-bridge interfaces.
+        let strict = render(
+            "berth_berth0",
+            &Firewall {
+                forward_only_bridges: true,
+                ..fw
+            },
+        );
+        assert!(strict.contains(not_bridges), "{strict}");
         assert_eq!(table_name("berth-t7"), "berth_berth_t7");
     }
 }

@@ -84,6 +84,7 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
     let udp_port = berth_testkit::alloc::free_port().unwrap();
     let table = nft::table_name(&bridge);
     let fw = nft::Firewall {
+        forward_only_bridges: false,
         networks: vec![nft::BridgeRules {
             bridge: bridge.clone(),
             subnet,

@@ -93,6 +93,10 @@ fn walk(
     fresh: bool,
     out: &mut Vec<Change>,
 ) -> bool {
+    // A container can nest directories without end: what lies deeper is not reported.
+    if at.components().count() > berth_inroot::MAX_DEPTH {
+        return false;
+    }
     let Ok(entries) = berth_inroot::read_dir(upper) else {
         return false;
     };

@@ -186,6 +186,19 @@ impl ByteStream {
     }
 }
 
+impl Drop for ByteStream {
+    /// Bytes written but never flushed mean the writer stopped half-way (a panic, an early
+    /// return): the stream fails rather than ending as if whole.
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            self.buf.clear();
+            let _ = self
+                .tx
+                .try_send(Err(std::io::Error::other("the stream was cut short")));
+        }
+    }
+}
+
 fn never(n: Infallible) -> std::io::Error {
     match n {}
 }

@@ -462,8 +462,9 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult {
                 }
             })
         }) {
-            // The tar is cut short: the client sees a truncated archive.
+            // The stream ends in an error: the client sees a failed save, never a short tar.
             tracing::warn!(error = %e, "save failed");
+            stream.fail(std::io::Error::other(e.to_string()));
         }
     });
     Ok(resp)

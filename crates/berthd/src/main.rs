@@ -170,13 +170,18 @@ fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
 /// record with a container's environment read.
 const ROOT_DIR_MODE: u32 = 0o710;
 
-/// Creates the data and exec roots, or repairs an existing one's modes: the roots and each
-/// directory right below them get [`ROOT_DIR_MODE`], so whatever an older version or a user
-/// made more open below them is out of other users' reach again.
-fn secure_roots(roots: &[&std::path::Path]) -> anyhow::Result<()> {
+/// The directories right below the roots that hold containers' files and records.
+const DATA_DIRS: [&str; 6] = ["containers", "volumes", "layers", "content", "meta", "tmp"];
+const EXEC_DIRS: [&str; 2] = ["containers", "netns"];
+
+/// Creates the data and exec roots, or repairs an existing one's modes: the roots and berthd's
+/// directories right below them get [`ROOT_DIR_MODE`], so whatever an older version or a user
+/// made more open is out of other users' reach again. (berth-containerd's and the runtime's
+/// directories keep the modes they set themselves.)
+fn secure_roots(data_root: &std::path::Path, exec_root: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mode = std::fs::Permissions::from_mode(ROOT_DIR_MODE);
-    for root in roots {
+    for (root, subdirs) in [(data_root, &DATA_DIRS[..]), (exec_root, &EXEC_DIRS[..])] {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(ROOT_DIR_MODE)
@@ -184,11 +189,14 @@ fn secure_roots(roots: &[&std::path::Path]) -> anyhow::Result<()> {
             .with_context(|| format!("creating {}", root.display()))?;
         std::fs::set_permissions(root, mode.clone())
             .with_context(|| format!("restricting {}", root.display()))?;
-        for e in std::fs::read_dir(root)?.flatten() {
-            // Never through a symlink (file_type does not follow one).
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::set_permissions(e.path(), mode.clone())
-                    .with_context(|| format!("restricting {}", e.path().display()))?;
+        for sub in subdirs {
+            let p = root.join(sub);
+            // Never through a symlink; a failure is reported, the roots already keep others out.
+            let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+            if is_dir {
+                if let Err(e) = std::fs::set_permissions(&p, mode.clone()) {
+                    tracing::warn!(path = %p.display(), error = %e, "restricting a directory");
+                }
             }
         }
     }
@@ -196,7 +204,7 @@ fn secure_roots(roots: &[&std::path::Path]) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    secure_roots(&[&cli.data_root, &cli.exec_root])?;
+    secure_roots(&cli.data_root, &cli.exec_root)?;
     let _lock = lock_exec_root(&cli.exec_root).await?;
     let hosts = if cli.host.is_empty() {
         vec!["unix://".to_string() + &cli.exec_root.join("berth.sock").display().to_string()]
@@ -217,14 +225,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let containerd =
         containerd::Containerd::start(cli.containerd.as_deref(), &cli.data_root, &cli.exec_root)
             .await?;
-    let net_config = network_config(&cli)?;
-    // Containers on bridges reach other hosts only through forwarding: dockerd turns it on at
-    // start too (its default --ip-forward).
-    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() != "1") {
-        if let Err(e) = berth_net::netns::sysctl("net/ipv4/ip_forward", "1") {
-            tracing::warn!(error = %e, "enabling IPv4 forwarding");
-        }
-    }
+    let mut net_config = network_config(&cli)?;
+    net_config.forward_only_bridges = enable_forwarding(&cli.exec_root);
     let networks = Arc::new(network::Networks::open(
         &cli.data_root,
         &cli.exec_root,
@@ -232,7 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )?);
     let containers = container::Store::open(&cli.data_root.join("containers"));
     // Again, now that the stores have made their directories.
-    secure_roots(&[&cli.data_root, &cli.exec_root])?;
+    secure_roots(&cli.data_root, &cli.exec_root)?;
     let d = Arc::new(Daemon {
         id: daemon_id(&cli.data_root)?,
         data_root: cli.data_root.clone(),
@@ -292,6 +294,30 @@ fn find_init() -> Option<PathBuf> {
 }
 
 /// The network flags, checked.
+/// Containers on bridges reach other hosts only through forwarding, which dockerd turns on at
+/// start too (its default `--ip-forward`). Returns whether berthd is the one that turned it on
+/// (now, or earlier since the host booted: a marker in the exec root, which is on the run-time
+/// tmpfs on a usual host), in which case the firewall forwards only for the bridges, as
+/// dockerd then sets the `FORWARD` policy to drop.
+fn enable_forwarding(exec_root: &std::path::Path) -> bool {
+    let marker = exec_root.join("ip-forward-enabled");
+    let on =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
+    if on {
+        return marker.exists();
+    }
+    match berth_net::netns::sysctl("net/ipv4/ip_forward", "1") {
+        Ok(()) => {
+            let _ = std::fs::write(&marker, "");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "enabling IPv4 forwarding");
+            false
+        }
+    }
+}
+
 fn network_config(cli: &Cli) -> anyhow::Result<network::Config> {
     let mut base = None;
     let mut size = None;
@@ -317,6 +343,7 @@ fn network_config(cli: &Cli) -> anyhow::Result<network::Config> {
         pool,
         pool_prefix,
         mtu: cli.mtu,
+        forward_only_bridges: false,
     })
 }
 

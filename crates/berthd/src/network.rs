@@ -113,6 +113,9 @@ pub struct Config {
     pub pool: Subnet,
     pub pool_prefix: u8,
     pub mtu: u32,
+    /// berthd turned IPv4 forwarding on (it was off): forward only what its bridges need, so
+    /// the host does not become a router between its other interfaces.
+    pub forward_only_bridges: bool,
 }
 
 #[derive(Default)]
@@ -429,6 +432,7 @@ impl Networks {
     pub fn firewall(&self) -> nft::Firewall {
         let inner = self.lock();
         nft::Firewall {
+            forward_only_bridges: self.config.forward_only_bridges,
             networks: inner
                 .nets
                 .values()

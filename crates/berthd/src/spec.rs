@@ -121,6 +121,9 @@ pub enum MountProblem {
     Propagation(String),
     #[error("mount type unknown")]
     UnknownType,
+    /// Read-only options that contradict each other or what the host can do (moby's words).
+    #[error("{0}")]
+    ReadOnlyOption(&'static str),
 }
 
 type Result<T, E = SpecError> = std::result::Result<T, E>;
@@ -440,7 +443,7 @@ fn in_range(id: i64) -> Result<u32> {
 fn read_etc(rootfs: &Path, name: &'static str) -> Result<String> {
     // Resolved inside the image's root: an absolute link there is the image's path.
     let read = || -> std::io::Result<String> {
-        use rustix::fs::{FileType, Mode, OFlags};
+        use rustix::fs::{Mode, OFlags};
         let mut buf = Vec::new();
         if !rootfs.is_absolute() {
             return Ok(String::new());
@@ -451,13 +454,13 @@ fn read_etc(rootfs: &Path, name: &'static str) -> Result<String> {
             Mode::empty(),
         )?;
         let path = Path::new("etc").join(name);
-        let fd = berth_inroot::open(
-            std::os::fd::AsFd::as_fd(&root),
-            &path,
-            OFlags::RDONLY | OFlags::NONBLOCK,
-        )?;
-        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == FileType::RegularFile {
-            fs::File::from(fd).take(4 << 20).read_to_end(&mut buf)?;
+        // Only a regular file is ever opened for reading (never a device node of the image).
+        match berth_inroot::open_regular(std::os::fd::AsFd::as_fd(&root), &path) {
+            Ok((file, _)) => {
+                file.take(4 << 20).read_to_end(&mut buf)?;
+            }
+            Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(String::from_utf8_lossy(&buf).into_owned())
     };
@@ -697,16 +700,34 @@ fn parse_mount(m: &Value) -> Result<Value> {
             let prop = or(string(b, "Propagation")?, "rprivate");
             let exists = flag(b, "CreateMountpoint")? || fs::metadata(source).is_ok();
             let recursive = ["rbind", "bind"][usize::from(flag(b, "NonRecursive")?)];
+            let (top_only, force) = (
+                flag(b, "ReadOnlyNonRecursive")?,
+                flag(b, "ReadOnlyForceRecursive")?,
+            );
             let ro = match () {
                 _ if !read_only => ReadOnly::No,
-                _ if flag(b, "ReadOnlyForceRecursive")? => ReadOnly::Force,
-                _ if flag(b, "ReadOnlyNonRecursive")? || flag(b, "NonRecursive")? => {
-                    ReadOnly::TopOnly
-                }
+                _ if force => ReadOnly::Force,
+                _ if top_only || flag(b, "NonRecursive")? => ReadOnly::TopOnly,
                 _ => ReadOnly::Recursive,
             }
             .options();
+            let conflict = match () {
+                _ if top_only && !read_only => {
+                    Some("option 'ReadOnlyNonRecursive' requires 'ReadOnly' to be set")
+                }
+                _ if force && !read_only => {
+                    Some("option 'ReadOnlyForceRecursive' requires 'ReadOnly' to be set")
+                }
+                _ if force && top_only => {
+                    Some("option 'ReadOnlyForceRecursive' conflicts with 'ReadOnlyNonRecursive'")
+                }
+                _ if force && !recursive_attrs_supported() => Some(
+                    "option 'ReadOnlyForceRecursive' needs a kernel with mount_setattr (Linux 5.12 or later)",
+                ),
+                _ => None,
+            };
             match () {
+                _ if conflict.is_some() => MountProblem::ReadOnlyOption(conflict.unwrap_or("")),
                 _ if !has_word(PROPAGATIONS, prop) => MountProblem::Propagation(prop.into()),
                 _ if source.is_empty() => MountProblem::MissingField("Source"),
                 _ if !source.starts_with('/') => MountProblem::NotAbsolute(source.into()),

@@ -129,8 +129,10 @@ pub enum ResourceError {
         "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted"
     )]
     NanoCpus,
-    #[error("Your kernel does not support CPU real-time scheduler")]
-    Realtime,
+    #[error("Your kernel does not support cgroup cpu real-time period")]
+    RealtimePeriod,
+    #[error("Your kernel does not support cgroup cpu real-time runtime")]
+    RealtimeRuntimeMissing,
     #[error("cpu real-time runtime cannot be higher than cpu real-time period")]
     RealtimeRuntime,
 }
@@ -232,8 +234,11 @@ pub fn verify_resources(
         return Err(ResourceError::NanoCpus);
     }
     let (rt_period, rt_runtime) = (int(hc, "CpuRealtimePeriod"), int(hc, "CpuRealtimeRuntime"));
-    if (rt_period != 0 || rt_runtime != 0) && !(f.cpu_rt_period && f.cpu_rt_runtime) {
-        return Err(ResourceError::Realtime);
+    if rt_period > 0 && !f.cpu_rt_period {
+        return Err(ResourceError::RealtimePeriod);
+    }
+    if rt_runtime > 0 && !f.cpu_rt_runtime {
+        return Err(ResourceError::RealtimeRuntimeMissing);
     }
     if rt_period != 0 && rt_runtime > rt_period {
         return Err(ResourceError::RealtimeRuntime);
@@ -332,7 +337,7 @@ mod tests {
         let mut hc = json!({"CpuRealtimeRuntime": 1000});
         assert!(matches!(
             verify_resources(&si, &mut hc, None),
-            Err(ResourceError::Realtime)
+            Err(ResourceError::RealtimeRuntimeMissing)
         ));
         assert!(
             si.info_warnings()

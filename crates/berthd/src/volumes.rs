@@ -2,6 +2,7 @@
 //! record in `<name>/volume.json`; the Engine API routes (create, list, inspect, remove, prune);
 //! and the resolution of volume names in a container's binds and mounts into host paths.
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -146,6 +147,10 @@ pub fn resolve(d: &Daemon, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolve
         points: Vec::new(),
     };
     let make = |name: &str, labels: Value, anon: bool, target: &str| {
+        // One copy-up at a time: a create that finds the volume existing while another fills
+        // it waits until it is full (and no container uses a half-filled volume meanwhile).
+        static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _filling = COPY_UP.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = get(d, name).is_none();
         let v = ensure(d, name, labels, anon)?;
         let mp = v["Mountpoint"].as_str().unwrap_or_default().to_string();
@@ -226,7 +231,8 @@ fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) -> std::io:
     if berth_inroot::clean(target) == "/" || layers.is_empty() {
         return Ok(());
     }
-    let image = image_root(layers)?;
+    let scratch = dest.with_file_name(".copy-up");
+    let image = image_root(layers, &scratch)?;
     let src = match berth_inroot::open_dir(image.as_fd(), std::path::Path::new(target)) {
         Ok(fd) => fd,
         // Nothing, or no directory, at the target.
@@ -245,35 +251,63 @@ fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) -> std::io:
 }
 
 /// The image's filesystem as one directory descriptor: its only layer, or its layers (top
-/// first) merged read-only by an overlayfs mount that exists only as this descriptor.
-fn image_root(layers: &[PathBuf]) -> std::io::Result<std::os::fd::OwnedFd> {
-    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+/// first) merged by a read-only overlayfs that nothing but this descriptor reaches. `scratch`
+/// (a path of berthd's own, absent) is where an older kernel's mount is made for a moment.
+fn image_root(layers: &[PathBuf], scratch: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
     if let [only] = layers {
-        return Ok(rustix::fs::open(
-            only,
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?);
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        return Ok(rustix::fs::open(only, flags, Mode::empty())?);
     }
-    let lower = layers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    match detached_overlay(layers) {
+        Ok(fd) => Ok(fd),
+        Err(_) => mounted_overlay(layers, scratch),
+    }
+}
+
+/// The overlay built with the mount API and never attached anywhere: one `lowerdir+` per layer
+/// (Linux 6.8; a single `lowerdir` string may not exceed 255 bytes there).
+fn detached_overlay(layers: &[PathBuf]) -> rustix::io::Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    rustix::mount::fsconfig_set_string(&fs, "lowerdir", lower.as_str())?;
+    for l in layers {
+        rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+    }
     rustix::mount::fsconfig_create(&fs)?;
     let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
         | MountAttrFlags::MOUNT_ATTR_NOSUID
         | MountAttrFlags::MOUNT_ATTR_NODEV
         | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-    Ok(rustix::mount::fsmount(
-        &fs,
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        attrs,
-    )?)
+    rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+}
+
+/// The overlay mounted on `at` (made 0700 for it), opened, and detached again at once: the
+/// descriptor keeps it alive, no path leads to it.
+fn mounted_overlay(layers: &[PathBuf], at: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::mount::{MountFlags, UnmountFlags};
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(at)?;
+    let lower = layers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = std::ffi::CString::new(format!("lowerdir={lower}"))
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mounted = rustix::mount::mount("overlay", at, "overlay", flags, data.as_c_str());
+    let opened = mounted.and_then(|()| {
+        let fd = rustix::fs::open(
+            at,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let _ = rustix::mount::unmount(at, UnmountFlags::DETACH);
+        fd
+    });
+    let _ = std::fs::remove_dir(at);
+    Ok(opened?)
 }
 
 /// Removes a volume's directory (the caller checked it is unused).
@@ -289,14 +323,17 @@ fn destroy(d: &Daemon, name: &str) -> u64 {
 /// The bytes of the files under `p` (a volume's data or a container's upper dir: containers
 /// write there, so the walk goes by descriptors and never follows a link out).
 pub fn dir_size(p: &std::path::Path) -> u64 {
-    fn walk(dir: std::os::fd::BorrowedFd<'_>) -> u64 {
+    fn walk(dir: std::os::fd::BorrowedFd<'_>, depth: usize) -> u64 {
         use std::os::fd::AsFd;
+        if depth >= berth_inroot::MAX_DEPTH {
+            return 0;
+        }
         berth_inroot::read_dir(dir)
             .unwrap_or_default()
             .into_iter()
             .map(|e| match e.kind() {
                 rustix::fs::FileType::Directory => berth_inroot::open_child_dir(dir, &e.name)
-                    .map_or(0, |(sub, _)| walk(sub.as_fd())),
+                    .map_or(0, |(sub, _)| walk(sub.as_fd(), depth + 1)),
                 _ => u64::try_from(e.stat.st_size).unwrap_or(0),
             })
             .sum()
@@ -306,7 +343,7 @@ pub fn dir_size(p: &std::path::Path) -> u64 {
         | rustix::fs::OFlags::NOFOLLOW
         | rustix::fs::OFlags::CLOEXEC;
     rustix::fs::open(p, flags, rustix::fs::Mode::empty())
-        .map_or(0, |fd| walk(std::os::fd::AsFd::as_fd(&fd)))
+        .map_or(0, |fd| walk(std::os::fd::AsFd::as_fd(&fd), 0))
 }
 
 pub fn all(d: &Daemon) -> Vec<Value> {

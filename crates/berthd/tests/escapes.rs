@@ -693,3 +693,85 @@ fn the_hostile_corpus_never_reaches_outside_the_roots() {
     }
     d.docker_ok(&["rm", &target]);
 }
+
+/// Loads an image of several layers (`layers`, bottom first) with `VOLUME`s, through a
+/// `docker save` archive.
+fn load_layers(d: &Berthd, tag: &str, layers: &[Vec<u8>], volumes: &[&str]) {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| berth_testkit::busybox::sha256_digest(l))
+        .collect();
+    let vols: serde_json::Map<String, serde_json::Value> = volumes
+        .iter()
+        .map(|v| (v.to_string(), serde_json::json!({})))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sh"], "Volumes": vols,
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let names: Vec<String> = diff_ids
+        .iter()
+        .map(|id| format!("{}/layer.tar", id.trim_start_matches("sha256:")))
+        .collect();
+    let config_name = format!(
+        "{}.json",
+        berth_testkit::busybox::sha256_digest(&config).trim_start_matches("sha256:")
+    );
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": [tag], "Layers": names}
+    ]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (name, layer) in names.iter().zip(layers) {
+        add(name, layer);
+    }
+    add(&config_name, &config);
+    add("manifest.json", &manifest);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    d.docker_ok(&["load", "-i", path.to_str().unwrap()]);
+}
+
+/// One layer tar with the files `(name, content)`.
+fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        b.append_data(&mut h, name, content.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A volume's copy-up merges every layer of the image (a `VOLUME` filled by several layers,
+/// the common case of database images), never more than the image holds.
+#[test]
+fn volume_copy_up_merges_many_layers() {
+    let d = Berthd::start();
+    let mut layers = vec![berth_testkit::busybox::layer_tar().unwrap()];
+    for i in 0..4 {
+        layers.push(layer_of(&[(&format!("data/from-layer-{i}"), "x")]));
+    }
+    load_layers(&d, "layered:1", &layers, &["/data"]);
+    let out = d.docker_ok(&["run", "--rm", "layered:1", "ls", "/data"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        [
+            "from-layer-0",
+            "from-layer-1",
+            "from-layer-2",
+            "from-layer-3"
+        ]
+    );
+}
