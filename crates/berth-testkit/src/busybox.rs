@@ -123,6 +123,17 @@ pub fn write_rootfs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The busybox layer tar with what `extra` appends after its entries (a test's own files).
+pub fn layer_tar_plus(
+    extra: impl FnOnce(&mut tar::Builder<Vec<u8>>) -> std::io::Result<()>,
+) -> anyhow::Result<Vec<u8>> {
+    let base = layer_tar()?;
+    // The busybox tar without its two end-of-archive blocks, then the extra entries.
+    let mut b = tar::Builder::new(base[..base.len() - 1024].to_vec());
+    extra(&mut b)?;
+    Ok(b.into_inner()?)
+}
+
 /// The busybox layer as an uncompressed tar with fixed owners and times, so its digest is
 /// reproducible.
 pub fn layer_tar() -> anyhow::Result<Vec<u8>> {

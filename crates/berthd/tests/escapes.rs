@@ -382,28 +382,12 @@ fn ro_binds_are_read_only_all_the_way_down() {
     assert!(sub.dir.path().join("sub/y").exists());
 }
 
-/// The busybox rootfs as a layer tar, plus what `extra` appends.
-fn busybox_plus(extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
-    let base = berth_testkit::busybox::layer_tar().unwrap();
-    let mut out = tar::Builder::new(Vec::new());
-    let mut src = tar::Archive::new(&base[..]);
-    for e in src.entries().unwrap() {
-        let mut e = e.unwrap();
-        let h = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        out.append(&h, &data[..]).unwrap();
-    }
-    extra(&mut out);
-    out.into_inner().unwrap()
-}
-
-fn symlink_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
+fn symlink_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) -> std::io::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_mode(0o777);
     h.set_size(0);
-    b.append_link(&mut h, name, target).unwrap();
+    b.append_link(&mut h, name, target)
 }
 
 /// A host directory with a file only the host has: what an escaping copy-up would bring in.
@@ -431,10 +415,11 @@ fn volume_copy_up_never_reads_the_host() {
     let tar = tmp.path().join("rootfs.tar");
     std::fs::write(
         &tar,
-        busybox_plus(|b| {
-            symlink_entry(b, "x", "/");
-            symlink_entry(b, "hostlink", host);
-        }),
+        berth_testkit::busybox::layer_tar_plus(|b| {
+            symlink_entry(b, "x", "/")?;
+            symlink_entry(b, "hostlink", host)
+        })
+        .unwrap(),
     )
     .unwrap();
     let volume_through_link = format!("VOLUME [\"/x{host}\", \"/hostlink\"]");

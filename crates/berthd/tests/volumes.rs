@@ -101,29 +101,19 @@ fn named_anonymous_and_bind_volumes() {
 
 /// The busybox rootfs plus `/data/seed.txt`, as a layer tar.
 fn rootfs_with_seed() -> Vec<u8> {
-    let base = berth_testkit::busybox::layer_tar().unwrap();
-    let mut out = tar::Builder::new(Vec::new());
-    let mut src = tar::Archive::new(&base[..]);
-    for e in src.entries().unwrap() {
-        let mut e = e.unwrap();
-        let h = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        out.append(&h, &data[..]).unwrap();
-    }
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    out.append_data(&mut dir, "data/", std::io::empty())
-        .unwrap();
-    let mut f = tar::Header::new_gnu();
-    f.set_mode(0o640);
-    f.set_size(7);
-    f.set_uid(1000);
-    out.append_data(&mut f, "data/seed.txt", &b"seeded\n"[..])
-        .unwrap();
-    out.into_inner().unwrap()
+    berth_testkit::busybox::layer_tar_plus(|out| {
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        out.append_data(&mut dir, "data/", std::io::empty())?;
+        let mut f = tar::Header::new_gnu();
+        f.set_mode(0o640);
+        f.set_size(7);
+        f.set_uid(1000);
+        out.append_data(&mut f, "data/seed.txt", &b"seeded\n"[..])
+    })
+    .unwrap()
 }
 
 #[test]
