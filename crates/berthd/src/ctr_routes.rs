@@ -47,7 +47,9 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         )));
     }
     let id = new_id();
-    let name = match q.get("name").filter(|n| !n.is_empty()) {
+    // A name given is the user's; none given, one is generated and claimed when the record is
+    // inserted (another create may take it first: a new one is drawn then).
+    let given = match q.get("name").filter(|n| !n.is_empty()) {
         Some(n) => {
             let n = n.strip_prefix('/').unwrap_or(n);
             if !valid_name(n) {
@@ -55,18 +57,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                     "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                 )));
             }
-            n.to_string()
+            Some(n.to_string())
         }
-        None => {
-            let base = random_name(&id);
-            let taken = |n: &str| d.containers.find(n).is_ok();
-            if taken(&base) {
-                format!("{base}_{}", &id[..6])
-            } else {
-                base
-            }
-        }
+        None => None,
     };
+    let name = given.clone().unwrap_or_else(|| random_name(0));
     let d2 = d.clone();
     let image_name2 = image_name.clone();
     let image = tokio::task::spawn_blocking(move || d2.images.images.resolve(&image_name2))
@@ -230,8 +225,19 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         networks,
         ports: vec![],
     };
+    let mut rec = rec;
+    let mut retry = 0;
+    let inserted = loop {
+        match d.containers.insert(rec.clone()) {
+            Err(e) if given.is_none() && e.status == StatusCode::CONFLICT && retry < 10 => {
+                retry += 1;
+                rec.name = random_name(retry);
+            }
+            other => break other,
+        }
+    };
     let attrs = crate::events::container_attrs(&rec, &[]);
-    d.containers.insert(rec).map_err(cleanup)?;
+    inserted.map_err(cleanup)?;
     d.events.emit("container", "create", &id, attrs);
     d.runs.ensure(&id, None);
     Ok(json(

@@ -30,7 +30,12 @@ pub struct Exec {
     pub exited: watch::Sender<Option<i64>>,
     pub stdin: Arc<Mutex<Option<std::fs::File>>>,
     pub state: Mutex<(bool, u32)>,
+    /// When the process exited (the record goes a while after, or once inspected).
+    pub finished: Option<std::time::Instant>,
 }
+
+/// How long a finished exec no one inspected is kept (dockerd's collector runs every 5 minutes).
+const KEEP_FINISHED: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Default)]
 pub struct Execs {
@@ -45,6 +50,36 @@ impl Execs {
             .get(id)
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Exec>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The exec `e` ended with `code`: its record shrinks to what inspect shows (the output
+    /// channel and its buffer, the stdin pipe go), and finished records past their time go.
+    fn finish(&self, e: &Exec, code: i64) {
+        let (_, pid) = *e.state.lock().unwrap_or_else(|p| p.into_inner());
+        let slim = Arc::new(Exec {
+            id: e.id.clone(),
+            container: e.container.clone(),
+            config: e.config.clone(),
+            output: broadcast::channel(1).0,
+            exited: watch::channel(Some(code)).0,
+            stdin: Arc::new(Mutex::new(None)),
+            state: Mutex::new((false, pid)),
+            finished: Some(std::time::Instant::now()),
+        });
+        let mut map = self.lock();
+        map.retain(|_, x| x.finished.is_none_or(|t| t.elapsed() < KEEP_FINISHED));
+        if map.contains_key(&e.id) {
+            map.insert(e.id.clone(), slim);
+        }
+    }
+
+    /// Forgets the execs of a removed container.
+    pub fn remove_of(&self, container: &str) {
+        self.lock().retain(|_, x| x.container != container);
     }
 
     /// Exec ids of a container (for inspect's `ExecIDs`).
@@ -89,12 +124,9 @@ pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiRes
         exited: watch::channel(None).0,
         stdin: Arc::new(Mutex::new(None)),
         state: Mutex::new((false, 0)),
+        finished: None,
     });
-    d.execs
-        .map
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), e);
+    d.execs.lock().insert(id.clone(), e);
     Ok(json(StatusCode::CREATED, &json!({"Id": id})))
 }
 
@@ -248,6 +280,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
                 let _ = std::fs::remove_file(f);
             }
             e.exited.send_replace(Some(126));
+            d.execs.finish(&e, 126);
             let message = format!("OCI runtime exec failed: {}", grpc(s).message);
             if detach {
                 return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message));
@@ -298,6 +331,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
         e2.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         e2.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
         e2.exited.send_replace(Some(code));
+        d2.execs.finish(&e2, code);
     });
     if detach {
         return Ok(empty(StatusCode::OK));
@@ -353,6 +387,10 @@ pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
     let e = d.execs.get(id)?;
     let (running, pid) = *e.state.lock().unwrap_or_else(|p| p.into_inner());
     let code = *e.exited.borrow();
+    // Inspected after it finished (what `docker exec` does last): the record has served.
+    if e.finished.is_some() {
+        d.execs.lock().remove(&e.id);
+    }
     let c = &e.config;
     let cmd: Vec<Value> = c["Cmd"].as_array().cloned().unwrap_or_default();
     Ok(json(

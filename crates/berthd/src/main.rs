@@ -203,7 +203,24 @@ fn secure_roots(data_root: &std::path::Path, exec_root: &std::path::Path) -> any
     Ok(())
 }
 
+/// Raises the soft limit of open descriptors to the hard one (dockerd runs with no limit of
+/// its own either): every connection, container stream and layer takes some.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "raising the open file limit");
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    raise_fd_limit();
     secure_roots(&cli.data_root, &cli.exec_root)?;
     let _lock = lock_exec_root(&cli.exec_root).await?;
     let hosts = if cli.host.is_empty() {

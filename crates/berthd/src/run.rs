@@ -701,6 +701,7 @@ pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
     crate::rootfs::unmount(&d.containers.dir(&rec.id));
     let _ = std::fs::remove_dir_all(fifo_dir(d, &rec.id));
     d.containers.remove(rec);
+    d.execs.remove_of(&rec.id);
     d.runs.forget(&rec.id);
     d.events.emit(
         "container",

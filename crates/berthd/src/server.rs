@@ -34,18 +34,33 @@ pub async fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> 
     Ok(l)
 }
 
+/// Connections served at once; one more waits until one ends (its client's connect is held in
+/// the listen backlog), so no flood of clients can take every descriptor.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long a client may take to send a request's headers, and to start its next request on
+/// a kept-alive connection.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Accepts connections until the listener fails.
 pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
+                // Out of descriptors (or memory): retrying at once would spin; give the
+                // connections being served a moment to end.
                 tracing::warn!(error = %e, "accepting a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
         let d = d.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req| {
                 let d = d.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
@@ -53,6 +68,8 @@ pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) {
             // Title-Case header names, as Go's server writes them.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades()
                 .await

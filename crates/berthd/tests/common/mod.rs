@@ -89,6 +89,11 @@ impl Berthd {
         Berthd::start_on(roots, cli, subnet, pool)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.roots.api_socket().display())
     }
