@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::events::Publisher;
-use crate::shim_client::{self, Exit, Launch, MAX_SOCKET_PATH, Shim, ShimError};
+use crate::shim_client::{self, Exit, Launch, Shim, ShimError};
 use crate::store::Record;
 
 /// How a task was created, written to `task.json` before its shim starts.
@@ -225,12 +225,6 @@ impl Registry {
         let reservation = self.reserve(&ns, &id)?;
         let dir = self.task_dir(&ns, &id);
         let socket = dir.join("shim.sock");
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(Status::invalid_argument(format!(
-                "the shim socket {} would be longer than {MAX_SOCKET_PATH} bytes: use a shorter --state or id",
-                socket.display()
-            )));
-        }
         let mut spec = rec.spec.clone();
         if !meta.rootfs.is_empty() {
             if !meta.rootfs.starts_with('/') {

@@ -14,6 +14,29 @@ use tokio::net::UnixStream;
 /// Longest unix socket path the kernel accepts (sun_path less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// Connects to the unix socket at `path`, through this process's descriptor of its directory
+/// (`/proc/self/fd/<n>/<name>`) when `path` is too long for a socket address: a task directory
+/// may lie deep under a long `--state`.
+pub async fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    if path.as_os_str().len() <= MAX_SOCKET_PATH {
+        return UnixStream::connect(path).await;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixStream::connect(path).await;
+    };
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&fd).to_string())
+        .join(name);
+    let stream = UnixStream::connect(&short).await;
+    drop(fd);
+    stream
+}
+
 /// Why a shim call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -273,9 +296,7 @@ impl Shim {
         let gone = || ShimError::Gone {
             id: self.id.clone(),
         };
-        let mut stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| gone())?;
+        let mut stream = connect(&self.socket).await.map_err(|_| gone())?;
         let mut line = serde_json::to_vec(&req).unwrap_or_default();
         line.push(b'\n');
         stream.write_all(&line).await.map_err(|_| gone())?;

@@ -219,7 +219,8 @@ fn start(mut a: StartArgs) -> anyhow::Result<()> {
         bail!("{} holds no config.json", a.task_dir.display());
     }
     let socket = a.task_dir.join("shim.sock");
-    if UnixStream::connect(&socket).is_ok() {
+    let (reach, _dir) = stdio::socket_path(&a.task_dir, "shim.sock")?;
+    if UnixStream::connect(&reach).is_ok() {
         bail!("a shim already serves {}", socket.display());
     }
     let log = std::fs::OpenOptions::new()
@@ -337,8 +338,9 @@ fn setup(
     };
     let (mut held, io) = stdio::open(&paths)?;
     let _ = std::fs::remove_file(socket);
+    let (bind_path, _dir) = stdio::socket_path(&a.task_dir, "shim.sock")?;
     let listener =
-        UnixListener::bind(socket).with_context(|| format!("binding {}", socket.display()))?;
+        UnixListener::bind(&bind_path).with_context(|| format!("binding {}", socket.display()))?;
     let pid_file = a.task_dir.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     let mut args = vec![

@@ -140,33 +140,41 @@ pub fn open(paths: &StdioPaths) -> anyhow::Result<(Held, ForRuntime)> {
 /// The longest unix socket path (`sun_path` holds 108 bytes with the NUL).
 const SUN_PATH_MAX: usize = 107;
 
+/// A path to the socket `name` in `dir` that fits a unix socket address whatever the length of
+/// `dir` (a task directory deep under a long exec root): `dir/name` itself when short enough,
+/// else through this process's descriptor of the directory (`/proc/<pid>/fd/<n>/<name>`), which
+/// another process of root in the same mount namespace resolves to the same place too. The
+/// descriptor returned must stay open while the path is used.
+pub fn socket_path(
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(std::path::PathBuf, Option<OwnedFd>)> {
+    let direct = dir.join(name);
+    if direct.as_os_str().len() <= SUN_PATH_MAX {
+        return Ok((direct, None));
+    }
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", dir.display()))?;
+    let short = format!(
+        "/proc/{}/fd/{}/{name}",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    );
+    Ok((std::path::PathBuf::from(short), Some(fd)))
+}
+
 /// A console socket for the runtime: the listener, the path to pass with `--console-socket`,
-/// and what must stay open until the runtime has connected. A task directory deep under the exec
-/// root may give a path over the 108-byte limit; then the path goes through this process's
-/// descriptor of the directory (`/proc/<pid>/fd/<n>/<name>`), which the runtime, root in the
-/// same mount namespace, resolves to the same place.
+/// and what must stay open until the runtime has connected (see [`socket_path`]).
 pub fn console_socket(
     dir: &std::path::Path,
     name: &str,
 ) -> anyhow::Result<(UnixListener, String, Option<OwnedFd>)> {
     let _ = std::fs::remove_file(dir.join(name));
-    let direct = dir.join(name);
-    let (path, held) = if direct.as_os_str().len() <= SUN_PATH_MAX {
-        (direct, None)
-    } else {
-        let fd = rustix::fs::open(
-            dir,
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", dir.display()))?;
-        let short = format!(
-            "/proc/{}/fd/{}/{name}",
-            std::process::id(),
-            std::os::fd::AsRawFd::as_raw_fd(&fd)
-        );
-        (std::path::PathBuf::from(short), Some(fd))
-    };
+    let (path, held) = socket_path(dir, name)?;
     let listener = UnixListener::bind(&path).context("binding the console socket")?;
     let path = path
         .to_str()

@@ -6,14 +6,25 @@ use std::path::{Path, PathBuf};
 /// The directory lives directly under /tmp so socket paths stay well under the 108-byte limit.
 pub struct TestRoots {
     dir: tempfile::TempDir,
+    exec: &'static str,
 }
 
 impl TestRoots {
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_exec_dir("exec")
+    }
+
+    /// Roots whose exec root has a long name (55 bytes), so that sockets deep below it (a
+    /// task's shim socket) would not fit a unix socket address as plain paths.
+    pub fn with_long_exec_root() -> anyhow::Result<Self> {
+        Self::with_exec_dir("exec-root-with-a-long-name-as-some-hosts-have-for-their")
+    }
+
+    fn with_exec_dir(exec: &'static str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("bt-").tempdir_in("/tmp")?;
         std::fs::create_dir(dir.path().join("data"))?;
-        std::fs::create_dir(dir.path().join("exec"))?;
-        Ok(Self { dir })
+        std::fs::create_dir(dir.path().join(exec))?;
+        Ok(Self { dir, exec })
     }
 
     /// The whole temporary directory.
@@ -28,7 +39,7 @@ impl TestRoots {
 
     /// The exec root (`--exec-root`).
     pub fn exec_root(&self) -> PathBuf {
-        self.dir.path().join("exec")
+        self.dir.path().join(self.exec)
     }
 
     /// The Engine API socket of a daemon under test.

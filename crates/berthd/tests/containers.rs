@@ -635,3 +635,27 @@ fn idle_half_sent_requests_do_not_stop_the_daemon() {
     assert_eq!((status, body.as_str()), (200, "OK"));
     drop(idle);
 }
+
+/// An exec root with a long name (shim sockets deep below it exceed the 108 bytes of a unix
+/// socket address) used to fail every start; the sockets are now reached through a descriptor
+/// of their directory.
+#[test]
+fn containers_run_under_a_long_exec_root() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let roots = berth_testkit::TestRoots::with_long_exec_root().unwrap();
+    let d = Berthd::start_with(roots);
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    assert_eq!(d.docker_ok(&["run", "--rm", &image, "echo", "hi"]), "hi\n");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-t", &image, "echo", "tty"]),
+        "tty\r\n"
+    );
+    let id = d.docker_ok(&["run", "-d", &image, "sleep", "1000"]);
+    let id = id.trim();
+    assert_eq!(d.docker_ok(&["exec", id, "echo", "in"]), "in\n");
+    assert_eq!(d.docker_ok(&["exec", "-t", id, "echo", "in"]), "in\r\n");
+    d.docker_ok(&["rm", "-f", id]);
+}

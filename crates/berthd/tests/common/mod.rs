@@ -32,8 +32,13 @@ pub struct Berthd {
 
 impl Berthd {
     pub fn start() -> Berthd {
+        Berthd::start_with(TestRoots::new().unwrap())
+    }
+
+    /// A daemon on the given roots.
+    pub fn start_with(roots: TestRoots) -> Berthd {
         Berthd::start_on(
-            TestRoots::new().unwrap(),
+            roots,
             tempfile::tempdir().unwrap(),
             std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
             std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
