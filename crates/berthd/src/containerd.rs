@@ -19,7 +19,48 @@ pub struct Containerd {
     /// Set when berthd started it (and so stops it).
     child: std::sync::Mutex<Option<std::process::Child>>,
     /// A containerd an earlier berthd of this exec root started and left running: ours to stop.
-    adopted: Option<rustix::process::Pid>,
+    adopted: std::sync::Mutex<Option<rustix::process::Pid>>,
+    /// How to start it again, when it is ours (not one given with `--containerd`).
+    launch: Option<Launch>,
+    /// Set by [`Containerd::stop`]: its exit is then wanted, not restarted.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// What starting our own berth-containerd takes.
+#[derive(Clone)]
+struct Launch {
+    data_root: PathBuf,
+    exec_root: PathBuf,
+}
+
+impl Launch {
+    /// Spawns berth-containerd and records its pid in `<exec>/containerd.pid`.
+    fn spawn(&self, socket: &Path) -> anyhow::Result<std::process::Child> {
+        let bin = find_binary("berth-containerd");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.exec_root.join("containerd.log"))
+            .context("opening containerd.log")?;
+        #[allow(clippy::disallowed_methods)] // berth-containerd is berthd's lower layer
+        let child = std::process::Command::new(&bin)
+            .arg("--root")
+            .arg(self.data_root.join("containerd"))
+            .arg("--state")
+            .arg(&self.exec_root)
+            .arg("--address")
+            .arg(socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let _ = std::fs::write(
+            self.exec_root.join("containerd.pid"),
+            child.id().to_string(),
+        );
+        Ok(child)
+    }
 }
 
 /// The pid in `<exec>/containerd.pid`, if that process is still a berth-containerd.
@@ -57,74 +98,91 @@ impl Containerd {
         data_root: &Path,
         exec_root: &Path,
     ) -> anyhow::Result<Containerd> {
+        let plain = |socket, channel, adopted, launch| Containerd {
+            socket,
+            channel,
+            child: Default::default(),
+            adopted: std::sync::Mutex::new(adopted),
+            launch,
+            stopping: Default::default(),
+        };
         if let Some(a) = address {
             let socket = PathBuf::from(a.strip_prefix("unix://").unwrap_or(a));
             let channel = connect(&socket).await?;
-            return Ok(Containerd {
-                socket,
-                channel,
-                child: Default::default(),
-                adopted: None,
-            });
+            return Ok(plain(socket, channel, None, None));
         }
+        let launch = Launch {
+            data_root: data_root.to_path_buf(),
+            exec_root: exec_root.to_path_buf(),
+        };
         let socket = exec_root.join("containerd.sock");
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
             tracing::info!(socket = %socket.display(), "reusing the running berth-containerd");
             let channel = connect(&socket).await?;
-            return Ok(Containerd {
-                socket,
-                channel,
-                child: Default::default(),
-                adopted: adopted_pid(exec_root),
-            });
+            let adopted = adopted_pid(exec_root);
+            return Ok(plain(socket, channel, adopted, Some(launch)));
         }
-        let bin = find_binary("berth-containerd");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(exec_root.join("containerd.log"))
-            .context("opening containerd.log")?;
-        #[allow(clippy::disallowed_methods)] // berth-containerd is berthd's lower layer
-        let child = std::process::Command::new(&bin)
-            .arg("--root")
-            .arg(data_root.join("containerd"))
-            .arg("--state")
-            .arg(exec_root)
-            .arg("--address")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut child = child;
-        let _ = std::fs::write(exec_root.join("containerd.pid"), child.id().to_string());
-        for _ in 0..500 {
-            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
-                let channel = connect(&socket).await?;
-                return Ok(Containerd {
-                    socket,
-                    channel,
-                    child: std::sync::Mutex::new(Some(child)),
-                    adopted: None,
-                });
+        let child = launch.spawn(&socket)?;
+        let child = wait_up(child, &socket, exec_root).await?;
+        let channel = connect(&socket).await?;
+        let c = plain(socket, channel, None, Some(launch));
+        *c.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        Ok(c)
+    }
+
+    /// Watches the berth-containerd berthd started (or adopted) and starts it again within a
+    /// second when it dies: the gRPC channel reconnects by itself, event and wait streams are
+    /// taken up again by their callers, and the new containerd re-attaches to the running
+    /// shims. A containerd given with `--containerd` is not ours to restart.
+    pub async fn supervise(self: std::sync::Arc<Self>) {
+        let Some(launch) = self.launch.clone() else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
             }
-            if let Ok(Some(st)) = child.try_wait() {
-                anyhow::bail!(
-                    "berth-containerd exited ({st}); see {}",
-                    exec_root.join("containerd.log").display()
-                );
+            if self.alive(&launch.exec_root) {
+                continue;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tracing::warn!("berth-containerd died; starting it again");
+            let started = match launch.spawn(&self.socket) {
+                Ok(child) => wait_up(child, &self.socket, &launch.exec_root).await,
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok(child) => {
+                    *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+                    tracing::info!("berth-containerd is back");
+                }
+                Err(e) => tracing::error!(error = format!("{e:#}"), "restarting berth-containerd"),
+            }
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        anyhow::bail!("berth-containerd did not come up on {}", socket.display())
+    }
+
+    /// Whether our containerd process still runs (reaping it if it exited): the child we
+    /// started, or the one an earlier berthd left (its pid still a berth-containerd's).
+    fn alive(&self, exec_root: &Path) -> bool {
+        if let Some(child) = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            return matches!(child.try_wait(), Ok(None));
+        }
+        let adopted = *self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        adopted.is_some_and(|pid| adopted_pid(exec_root) == Some(pid))
     }
 
     /// Stops the containerd berthd started (containers keep running under their shims).
     pub fn stop(&self) {
-        if let Some(pid) = self.adopted {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let adopted = *self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pid) = adopted {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             for _ in 0..200 {
                 if !Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() {
@@ -151,6 +209,29 @@ impl Containerd {
             let _ = child.wait();
         }
     }
+}
+
+/// Waits (5 s at most) until `child` answers on `socket`; it is killed if it does not.
+async fn wait_up(
+    mut child: std::process::Child,
+    socket: &Path,
+    exec_root: &Path,
+) -> anyhow::Result<std::process::Child> {
+    for _ in 0..500 {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Ok(child);
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            anyhow::bail!(
+                "berth-containerd exited ({st}); see {}",
+                exec_root.join("containerd.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    anyhow::bail!("berth-containerd did not come up on {}", socket.display())
 }
 
 impl Drop for Containerd {

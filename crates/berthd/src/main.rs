@@ -97,7 +97,7 @@ pub struct Daemon {
     pub runs: run::Runs,
     pub execs: exec::Execs,
     pub events: events::Events,
-    pub containerd: containerd::Containerd,
+    pub containerd: Arc<containerd::Containerd>,
     pub networks: Arc<network::Networks>,
     /// The static init `--init` containers run (`docker-init` or `tini-static`), if found.
     pub init_path: Option<PathBuf>,
@@ -239,9 +239,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let images =
         tokio::task::spawn_blocking(move || berth_image::service::ImageService::open(&data_root))
             .await?;
-    let containerd =
+    let containerd = Arc::new(
         containerd::Containerd::start(cli.containerd.as_deref(), &cli.data_root, &cli.exec_root)
-            .await?;
+            .await?,
+    );
     let mut net_config = network_config(&cli)?;
     net_config.forward_only_bridges = enable_forwarding(&cli.exec_root);
     let networks = Arc::new(network::Networks::open(
@@ -272,6 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     run::recover(&d).await;
     run::start_by_policy(&d).await;
     tokio::spawn(run::watch_events(d.clone()));
+    tokio::spawn(d.containerd.clone().supervise());
     for (l, p) in listeners.into_iter().zip(&sockets) {
         tracing::info!(socket = %p.display(), "serving the Engine API");
         tokio::spawn(server::serve(l, d.clone()));

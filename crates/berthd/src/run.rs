@@ -711,19 +711,30 @@ pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
     );
 }
 
-/// Sends a signal to the container's processes.
+/// Sends a signal to the container's processes. While berth-containerd is being restarted
+/// (it answers `Unavailable`), the signal is retried for a few seconds.
 pub async fn kill(d: &Arc<Daemon>, id: &str, signal: u32) -> Result<(), ApiError> {
     let mut tasks = TasksClient::new(d.containerd.channel.clone());
-    tasks
-        .kill(req(KillRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-            signal,
-            all: false,
-        }))
-        .await
-        .map_err(grpc)?;
-    Ok(())
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = tasks
+            .kill(req(KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal,
+                all: false,
+            }))
+            .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(grpc(e)),
+        }
+    }
 }
 
 /// Waits for the running container `id` to exit, at most `timeout` (None = forever).
@@ -777,8 +788,25 @@ pub async fn stop(
         Some(Duration::from_secs(t as u64))
     };
     if t == 0 || wait_exit(d, &id, graceful).await.is_none() {
-        let _ = kill(d, &id, 9).await;
-        wait_exit(d, &id, Some(Duration::from_secs(30))).await;
+        // A kill that fails, or a process that outlives SIGKILL, is the user's to know (the
+        // container is not stopped): never a 204 for a container still running.
+        match kill(d, &id, 9).await {
+            Err(e) if e.status == hyper::StatusCode::INTERNAL_SERVER_ERROR => {
+                return Err(ApiError::internal(format!(
+                    "Cannot kill container: {id}: {}",
+                    e.message
+                )));
+            }
+            _ => {}
+        }
+        if wait_exit(d, &id, Some(Duration::from_secs(30)))
+            .await
+            .is_none()
+        {
+            return Err(ApiError::internal(format!(
+                "Cannot stop container {id}: it did not exit after SIGKILL"
+            )));
+        }
     }
     Ok(())
 }

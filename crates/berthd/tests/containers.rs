@@ -659,3 +659,49 @@ fn containers_run_under_a_long_exec_root() {
     assert_eq!(d.docker_ok(&["exec", "-t", id, "echo", "in"]), "in\r\n");
     d.docker_ok(&["rm", "-f", id]);
 }
+
+/// berthd supervises the berth-containerd it started: killed, it is back within a second or
+/// so, and exec, stop and run work again without restarting berthd (they failed with
+/// "Connection refused" until then, and `docker stop` answered 204 for a container that kept
+/// running).
+#[test]
+fn a_killed_berth_containerd_is_restarted_and_operations_work_again() {
+    let (_reg, d, image) = daemon_with_image();
+    let id = d
+        .docker_ok(&["run", "-d", &image, "sleep", "1000"])
+        .trim()
+        .to_string();
+    let pid_file = d.roots.exec_root().join("containerd.pid");
+    let read_pid = || -> i32 {
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let old = read_pid();
+    assert!(old > 0);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(old).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(10),
+        "a new berth-containerd",
+        || {
+            let new = read_pid();
+            new != old && new > 0 && std::path::Path::new(&format!("/proc/{new}")).exists()
+        },
+    )
+    .unwrap();
+    assert_eq!(d.docker_ok(&["exec", &id, "echo", "back"]), "back\n");
+    d.docker_ok(&["stop", "-t", "1", &id]);
+    let state = d.docker_ok(&["inspect", "-f", "{{.State.Running}}", &id]);
+    assert_eq!(state.trim(), "false");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &image, "echo", "new"]),
+        "new\n"
+    );
+    d.docker_ok(&["rm", &id]);
+}
