@@ -166,7 +166,13 @@ impl Tasks for TasksService {
             pid: 0,
             shim_pid: 0,
         };
-        let task = self.registry.create(&rec, meta).await?;
+        // Carried to its end even when the caller goes away meanwhile (a crashed berthd): a
+        // create cut in the middle would leave its shim and container running with no task
+        // to find them by. A task nobody wanted is then removed by the caller's reconciliation.
+        let registry = self.registry.clone();
+        let task = tokio::spawn(async move { registry.create(&rec, meta).await })
+            .await
+            .map_err(|e| Status::internal(format!("creating the task: {e}")))??;
         Ok(Response::new(CreateTaskResponse {
             container_id: r.container_id,
             pid: task.meta.pid,
@@ -207,7 +213,11 @@ impl Tasks for TasksService {
         req: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let task = self.task(&req, &req.get_ref().container_id)?;
-        let exit = self.registry.delete(&task).await?;
+        // As a create: never left half done by a caller that went away.
+        let (registry, deleting) = (self.registry.clone(), task.clone());
+        let exit = tokio::spawn(async move { registry.delete(&deleting).await })
+            .await
+            .map_err(|e| Status::internal(format!("deleting the task: {e}")))??;
         Ok(Response::new(DeleteResponse {
             id: task.meta.id.clone(),
             pid: task.meta.pid,

@@ -717,6 +717,8 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
             "container {id} could not be stopped"
         )));
     }
+    // Whatever the record says, no task of it outlives it.
+    run::purge_task(d, &id).await;
     run::remove_files(d, &rec);
     if q.bool("v") {
         crate::volumes::remove_anonymous(d, &rec.volumes).await;

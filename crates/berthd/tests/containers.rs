@@ -705,3 +705,51 @@ fn a_killed_berth_containerd_is_restarted_and_operations_work_again() {
     );
     d.docker_ok(&["rm", &id]);
 }
+
+/// kill -9 of berthd while runs are under way: afterwards every shim belongs to a container
+/// its record says runs (a task started before its record said so used to be left running,
+/// untracked, and `rm -f` of its container returned 0 and left it), and `rm -f` of every
+/// container leaves no shim.
+#[test]
+fn a_berthd_crash_during_runs_leaves_no_untracked_task() {
+    let (_reg, d, image) = daemon_with_image();
+    let host = d.host();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (host, image) = (host.clone(), image.clone());
+            std::thread::spawn(move || {
+                #[allow(clippy::disallowed_methods)] // clients racing the crash
+                std::process::Command::new(DOCKER)
+                    .args(["-H", &host, "run", "-d", &image, "sleep", "1000"])
+                    .stdin(Stdio::null())
+                    .output()
+            })
+        })
+        .collect();
+    // Let the runs get under way, then crash the daemon in the middle of them.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let d = d.crash_and_restart();
+    for r in runs {
+        let _ = r.join();
+    }
+    // (A task whose creation berth-containerd finished after berthd had gone is found by the
+    // reconciliation a few seconds after the start.)
+    let running = || d.docker_ok(&["ps", "-q"]).lines().count();
+    let settled =
+        berth_testkit::wait_for(std::time::Duration::from_secs(15), "reconciliation", || {
+            common::shims_of(&d) == running()
+        });
+    assert!(
+        settled.is_ok(),
+        "shims no running record accounts for: {} shims, {} running",
+        common::shims_of(&d),
+        running()
+    );
+    let all = d.docker_ok(&["ps", "-aq"]);
+    if !all.trim().is_empty() {
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(all.lines());
+        d.docker_ok(&rm);
+    }
+    assert_eq!(common::shims_of(&d), 0);
+}
