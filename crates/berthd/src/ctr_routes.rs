@@ -718,7 +718,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         )));
     }
     // Whatever the record says, no task of it outlives it.
-    run::purge_task(d, &id).await;
+    crate::reconcile::purge_task(d, &id).await;
     run::remove_files(d, &rec);
     if q.bool("v") {
         crate::volumes::remove_anonymous(d, &rec.volumes).await;

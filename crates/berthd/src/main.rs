@@ -25,6 +25,7 @@ mod images;
 mod logs;
 mod net_routes;
 mod network;
+mod reconcile;
 mod rootfs;
 mod run;
 mod seccomp_profile;
@@ -274,7 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     run::start_by_policy(&d).await;
     tokio::spawn(run::watch_events(d.clone()));
     tokio::spawn(d.containerd.clone().supervise());
-    tokio::spawn(run::reconcile_tasks(d.clone()));
+    tokio::spawn(reconcile::reconcile_tasks(d.clone()));
     for (l, p) in listeners.into_iter().zip(&sockets) {
         tracing::info!(socket = %p.display(), "serving the Engine API");
         tokio::spawn(server::serve(l, d.clone()));
