@@ -63,7 +63,18 @@ pub async fn open_root(
             Mode::empty(),
         )
         .map_err(|e| io_err("opening the container's root", e))?;
-        return Ok((Root { fd, mounted: None }, rec));
+        // The recorded pid may have exited unrecorded and been reused by another process:
+        // its root must be the container's rootfs, or the copy goes to the rootfs itself.
+        let same = |a: &rustix::fs::Stat, b: &rustix::fs::Stat| {
+            (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        };
+        let ours = rustix::fs::fstat(&fd)
+            .ok()
+            .zip(rustix::fs::stat(&merged).ok())
+            .is_some_and(|(a, b)| same(&a, &b));
+        if ours {
+            return Ok((Root { fd, mounted: None }, rec));
+        }
     }
     if crate::rootfs::is_mounted(&merged) {
         let fd = rustix::fs::open(&merged, dir_flags, Mode::empty())

@@ -13,6 +13,7 @@
 mod archive;
 mod attach;
 mod changes;
+mod check;
 mod container;
 mod containerd;
 mod ctr_routes;

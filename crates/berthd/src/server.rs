@@ -154,6 +154,9 @@ async fn route(
         (&Method::GET, "/info") => Ok(system::info(d).await),
         (&Method::GET, "/events") => crate::events::stream(d, req).await,
         (&Method::GET, "/system/df") => Ok(system::df(d).await),
+        (&Method::POST, "/system/check") => {
+            crate::check::check(d, &crate::http::Query::parse(req.uri().query())).await
+        }
         (&Method::POST, "/auth") => images::auth(d, req).await,
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,

@@ -704,6 +704,12 @@ fn a_killed_berth_containerd_is_restarted_and_operations_work_again() {
         "new\n"
     );
     d.docker_ok(&["rm", &id]);
+    let (status, _, leftovers) = d.raw("POST", "/system/check", b"");
+    assert_eq!(
+        (status, leftovers.trim()),
+        (200, "[]"),
+        "system check after the fault"
+    );
 }
 
 /// kill -9 of berthd while runs are under way: afterwards every shim belongs to a container
@@ -752,4 +758,97 @@ fn a_berthd_crash_during_runs_leaves_no_untracked_task() {
         d.docker_ok(&rm);
     }
     assert_eq!(common::shims_of(&d), 0);
+    let (status, _, leftovers) = d.raw("POST", "/system/check", b"");
+    assert_eq!(
+        (status, leftovers.trim()),
+        (200, "[]"),
+        "system check after the crash"
+    );
+}
+
+/// `system check` (a Berth extension, `POST /system/check`, `berth system check`) finds what
+/// crashed operations leave: a pinned namespace, a cgroup and a container directory no running
+/// container owns; `--fix` removes them; then it reports nothing (exit status 0), and a
+/// running container's things are never reported.
+#[test]
+fn system_check_finds_and_fixes_leftovers() {
+    let (_reg, d, image) = daemon_with_image();
+    d.docker_ok(&["run", "-d", &image, "sleep", "1000"]);
+    let berth = |args: &[&str]| {
+        #[allow(clippy::disallowed_methods)] // the Berth client
+        std::process::Command::new(berth_testkit::workspace_bin("berth"))
+            .args(["-H", &d.host()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let clean = berth(&["system", "check"]);
+    assert_eq!(clean.status.code(), Some(0), "{clean:?}");
+    let fake = "f".repeat(64);
+    let netns = d.roots.exec_root().join("netns").join(&fake);
+    std::fs::write(&netns, "").unwrap();
+    let parent = common::cgroup_parent(&d.roots);
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids")
+        .join(parent.trim_start_matches('/'))
+        .join(&fake);
+    let made_cgroup = std::fs::create_dir_all(&cgroup).is_ok();
+    let removing = d
+        .roots
+        .data_root()
+        .join("containers")
+        .join(format!("{fake}.removing"));
+    std::fs::create_dir_all(&removing).unwrap();
+    let an_hour_ago = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+                - 3600,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        &removing,
+        &an_hour_ago,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
+
+    let found = berth(&["system", "check"]);
+    let table = String::from_utf8_lossy(&found.stdout).into_owned();
+    assert_eq!(found.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("netns") && table.contains(&netns.display().to_string()),
+        "{table}"
+    );
+    assert!(table.contains(&format!("{fake}.removing")), "{table}");
+    if made_cgroup {
+        assert!(table.contains(&cgroup.display().to_string()), "{table}");
+    }
+    assert!(
+        netns.exists() && removing.exists(),
+        "a check alone removes nothing"
+    );
+    let fixed = berth(&["system", "check", "--fix"]);
+    assert_eq!(fixed.status.code(), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&fixed.stdout).contains(" no "),
+        "{fixed:?}"
+    );
+    assert!(!netns.exists() && !removing.exists() && !cgroup.exists());
+    let clean = berth(&["system", "check"]);
+    assert_eq!(clean.status.code(), Some(0), "{clean:?}");
+    assert_eq!(
+        d.docker_ok(&["ps", "-q"]).lines().count(),
+        1,
+        "the running one untouched"
+    );
+    let ids = d.docker_ok(&["ps", "-aq"]);
+    d.docker_ok(&["rm", "-f", ids.trim()]);
 }

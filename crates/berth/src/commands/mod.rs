@@ -78,6 +78,7 @@ pub fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         C::Network(c) => networks::run(client, &c),
         C::Volume(c) => volumes::run(client, &c),
         C::System(c) => match c {
+            system::SystemCmd::Check(a) => system::check(client, &a),
             system::SystemCmd::Df(a) => system::df(client, &a),
             system::SystemCmd::Events(a) => system::events(client, &a),
             system::SystemCmd::Info(a) => system::info(client, &a),

@@ -14,6 +14,8 @@ use crate::units;
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum SystemCmd {
+    /// Find (and with --fix remove) what crashed operations left behind (Berth)
+    Check(CheckArgs),
     /// Show docker disk usage
     Df(DfArgs),
     /// Get real time events from the server
@@ -297,6 +299,44 @@ pub fn df(client: &Client, a: &DfArgs) -> anyhow::Result<i32> {
         print!("{t}");
     }
     Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Remove what is found
+    #[arg(long)]
+    pub fix: bool,
+}
+
+/// `system check [--fix]`: the daemon's leftovers in a table; exit status 1 when any is found.
+pub fn check(client: &Client, a: &CheckArgs) -> anyhow::Result<i32> {
+    let path = if a.fix {
+        "/system/check?fix=1"
+    } else {
+        "/system/check"
+    };
+    let found = client.post(path, None)?;
+    let found = found.as_array().cloned().unwrap_or_default();
+    if found.is_empty() {
+        println!("No leftovers found.");
+        return Ok(0);
+    }
+    let mut table = String::from("KIND\tOBJECT\tFIXED\tDETAIL\n");
+    for f in &found {
+        let fixed = if f["Fixed"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "no"
+        };
+        table.push_str(&format!(
+            "{}\t{}\t{fixed}\t{}\n",
+            api::s(f, "Kind"),
+            api::s(f, "Object"),
+            api::s(f, "Detail")
+        ));
+    }
+    print!("{}", tabwrite(&table));
+    Ok(1)
 }
 
 #[derive(Args, Debug)]
