@@ -342,3 +342,73 @@ fn a_zstd_layer_pulls_and_runs() {
         "zstd\n"
     );
 }
+
+/// A data root that fills up: a pull too big for it fails with a clear error and leaves the
+/// stores as they were; a container filling its rootfs gets ENOSPC while the daemon goes on;
+/// once space is free again, the next pull and run work. (The data root is a 48 MiB tmpfs.)
+#[test]
+fn a_full_data_root_fails_operations_cleanly_and_recovers() {
+    let roots = berth_testkit::TestRoots::new().unwrap();
+    let data = roots.data_root();
+    rustix::mount::mount(
+        "tmpfs",
+        &data,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        Some(c"size=48m,mode=0710"),
+    )
+    .unwrap();
+    // Unmounted when the test ends, whatever happens (after the daemon is gone).
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    // 64 MiB of incompressible content: more than the data root holds.
+    let mut noise = vec![0u8; 64 << 20];
+    let mut f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut f, &mut noise).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(noise.len() as u64);
+    b.append_data(&mut h, "noise", &noise[..]).unwrap();
+    let big = BusyboxImage::from_layer_tar(&b.into_inner().unwrap(), None).unwrap();
+    reg.push_image(&big, "big", "latest").unwrap();
+    drop(noise);
+
+    let d = Berthd::start_with(roots);
+    let out = d.docker(&["pull", &format!("{}/big", reg.host())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("no space left on device"), "{err}");
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert_store_empty(&d);
+
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    let fill = d.docker(&[
+        "run",
+        "--name",
+        "filler",
+        &image,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/fill bs=1M count=100",
+    ]);
+    // The attached client gets the error (the container's log, on the full disk too, may not).
+    assert!(!fill.status.success(), "{fill:?}");
+    let said = String::from_utf8_lossy(&fill.stderr).to_lowercase();
+    assert!(said.contains("no space left"), "{said}");
+    assert_eq!(d.raw("GET", "/_ping", b"").0, 200, "the daemon goes on");
+    d.docker_ok(&["rm", "filler"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &image, "echo", "room"]),
+        "room\n"
+    );
+}
