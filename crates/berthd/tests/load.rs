@@ -1,7 +1,8 @@
 //! Load as operators' machines see it: 200 concurrent `run --rm` from separate clients, 50
 //! concurrent pulls of images that share their layer, 1,000 sequential execs. Zero errors,
-//! nothing left behind (`system check` clean, no shim without a container), and no growth of
-//! berthd's memory over the 1,000 execs (each used to keep ~62 kB).
+//! nothing left behind (`system check` clean, no shim without a container), no growth of
+//! berthd's memory over the 1,000 execs (each used to keep ~62 kB), and the memory of the
+//! burst given back to the system afterwards.
 
 mod common;
 
@@ -129,10 +130,19 @@ fn a_loaded_daemon_makes_no_error_and_leaves_nothing() {
     assert_eq!(common::shims_of(&d), 1);
     let (status, _, leftovers) = d.raw("POST", "/system/check", b"");
     assert_eq!((status, leftovers.trim()), (200, "[]"));
-    // Reported, not asserted: after the 200 concurrent runs berthd keeps tens of MiB in its
-    // allocator's thread arenas (a high-water mark that later rounds raise little).
+    // The allocator's free memory goes back to the system within seconds (glibc kept ~60 MiB
+    // of it in its thread arenas after the concurrent runs). Not yet the target of 10 % above
+    // idle: what remains is reported.
+    let settled = berth_testkit::wait_for(Duration::from_secs(20), "memory given back", || {
+        rss_kib(d.pid()) <= 2 * idle
+    });
     eprintln!(
         "berthd RSS: idle {idle} KiB, after the load {} KiB",
+        rss_kib(d.pid())
+    );
+    assert!(
+        settled.is_ok(),
+        "berthd kept {} KiB (idle {idle})",
         rss_kib(d.pid())
     );
     d.docker_ok(&["rm", "-f", &keeper]);
