@@ -141,13 +141,14 @@ impl ProcessPlan {
     /// privilege), descriptors marked close-on-exec, capabilities, user, cwd. Returns the
     /// program to execute, looked up as the target user.
     pub fn become_process(&self) -> anyhow::Result<CString> {
+        // Before any filter: a profile written before close_range existed (2020) denies it.
+        sys::cloexec_from(3 + self.preserve_fds).context("marking descriptors close-on-exec")?;
         if self.no_new_privs {
             rustix::thread::set_no_new_privs(true).context("setting no_new_privs")?;
         } else if let Some(f) = &self.seccomp {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
             f.load()?;
         }
-        sys::cloexec_from(3 + self.preserve_fds).context("marking descriptors close-on-exec")?;
         self.caps.apply_bounding()?;
         if self.uid != 0 || self.gid != 0 || !self.groups.is_empty() {
             rustix::thread::set_keep_capabilities(true).context("setting keep-caps")?;

@@ -145,6 +145,31 @@ fn ambient_capabilities_are_raised_when_inheritable_and_skipped_otherwise() {
     assert!(out.contains("CapAmb:\t0000000000000020"), "{out}");
 }
 
+/// A profile written before close_range existed (Kubernetes' older RuntimeDefault, profiles
+/// from before 2020) denies it: with noNewPrivileges false the filter is loaded early, and the
+/// runtime used close_range after it, so every container failed ("marking descriptors
+/// close-on-exec: Operation not permitted"). The descriptors are marked before any filter now.
+#[test]
+fn a_profile_that_denies_close_range_still_runs_the_container() {
+    let r = Runc::new();
+    for nnp in [false, true] {
+        let b = bundle("echo ran", |v| {
+            v["process"]["noNewPrivileges"] = serde_json::json!(nnp);
+            v["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{ "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }],
+            });
+        });
+        let (code, out, err) = r.run(&b, &r.id(&format!("closerange-{nnp}")));
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "ran\n"),
+            "noNewPrivileges {nnp}: {err}"
+        );
+    }
+}
+
 #[test]
 fn seccomp_denied_syscall_returns_the_specs_errno() {
     let r = Runc::new();
