@@ -182,6 +182,16 @@ pub fn filter_unknown(process: &mut serde_json::Value) -> (CapSets, Vec<String>)
     (sets, unknown)
 }
 
+/// The capability sets of a process JSON object; a name that is no capability fails (the
+/// runtime spec: a value that cannot be mapped to the kernel's interface is an error).
+pub fn parse_known(process: &mut serde_json::Value) -> anyhow::Result<CapSets> {
+    let (sets, unknown) = filter_unknown(process);
+    if let Some(name) = unknown.first() {
+        anyhow::bail!("unknown capability {name:?}");
+    }
+    Ok(sets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,12 +47,7 @@ fn build_process(args: &ExecArgs, spec: &Spec) -> anyhow::Result<(Process, CapSe
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let mut v: serde_json::Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("parsing {}", path.display()))?;
-        let (sets, unknown) = caps::filter_unknown(&mut v);
-        for name in unknown {
-            log::warn(&format!(
-                "ignoring unknown or unsupported capability {name:?}"
-            ));
-        }
+        let sets = caps::parse_known(&mut v)?;
         let p: Process =
             serde_json::from_value(v).with_context(|| format!("parsing {}", path.display()))?;
         return Ok((p, sets));

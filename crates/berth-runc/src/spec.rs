@@ -7,7 +7,6 @@ use anyhow::Context;
 use oci_spec::runtime::Spec;
 
 use crate::caps::{self, CapSets};
-use crate::log;
 
 /// A validated bundle: the spec, the resolved rootfs and the process's capability sets.
 pub struct Bundle {
@@ -36,13 +35,7 @@ pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     let mut caps = CapSets::default();
     if let Some(process) = value.get_mut("process") {
-        let (sets, unknown) = caps::filter_unknown(process);
-        caps = sets;
-        for name in unknown {
-            log::warn(&format!(
-                "ignoring unknown or unsupported capability {name:?}"
-            ));
-        }
+        caps = caps::parse_known(process)?;
     }
     let spec: Spec =
         serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;

@@ -170,6 +170,24 @@ fn a_profile_that_denies_close_range_still_runs_the_container() {
     }
 }
 
+/// A capability name the kernel has no number for fails the create with a clear error and
+/// leaves nothing (it used to be warned about and dropped).
+#[test]
+fn an_unknown_capability_fails_the_create() {
+    let r = Runc::new();
+    let b = bundle("true", |v| {
+        v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_KILL", "CAP_FOO"]);
+    });
+    let id = r.id("unknowncap");
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown capability \"CAP_FOO\""),
+        "{o:?}"
+    );
+    assert!(!r.root().join(&id).exists());
+}
+
 #[test]
 fn seccomp_denied_syscall_returns_the_specs_errno() {
     let r = Runc::new();
