@@ -643,7 +643,6 @@ pub async fn recover(d: &Arc<Daemon>) {
             Err(e) => tracing::warn!(id, error = e.message, "re-attaching"),
         }
     }
-    crate::reconcile::purge_unrecorded_tasks(d).await;
 }
 
 /// After an exit: delete the task, unmount, record the state. Returns the record when it is to
