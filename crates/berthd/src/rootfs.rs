@@ -37,13 +37,9 @@ pub fn mount(
     if lowers.is_empty() {
         return Err(ApiError::internal("the image has no layers"));
     }
-    let lower = lowers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let data = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}",
+        lower_dirs(lowers),
         upper.display(),
         work.display()
     );
@@ -145,4 +141,13 @@ pub fn passwd_layer(layers: &[PathBuf]) -> Option<&PathBuf> {
             })
             .is_ok()
     })
+}
+
+/// overlayfs' `lowerdir` list of layer directories (top first).
+pub fn lower_dirs(lowers: &[PathBuf]) -> String {
+    lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
 }

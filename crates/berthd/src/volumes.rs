@@ -288,12 +288,7 @@ fn mounted_overlay(layers: &[PathBuf], at: &std::path::Path) -> std::io::Result<
     use rustix::mount::{MountFlags, UnmountFlags};
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(at)?;
-    let lower = layers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
-    let data = std::ffi::CString::new(format!("lowerdir={lower}"))
+    let data = std::ffi::CString::new(format!("lowerdir={}", crate::rootfs::lower_dirs(layers)))
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     let mounted = rustix::mount::mount("overlay", at, "overlay", flags, data.as_c_str());

@@ -551,15 +551,6 @@ fn parallel_creates_without_names_never_collide() {
     d.docker_ok(&rm);
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Finished execs are dropped as dockerd drops them (once inspected, as `docker exec` does
 /// last; a while after exit otherwise; with their container): each one used to keep about
 /// 62 kB for the daemon's life.
@@ -576,29 +567,14 @@ fn finished_execs_do_not_accumulate_in_the_daemon() {
         }
     };
     exec(20);
-    let before = rss_kib(d.pid());
+    let before = d.rss_kib();
     exec(150);
-    let grown = rss_kib(d.pid()).saturating_sub(before);
+    let grown = d.rss_kib().saturating_sub(before);
     assert!(grown < 3 * 1024, "berthd grew {grown} KiB over 150 execs");
     let ids = d.docker_ok(&["inspect", "-f", "{{len .ExecIDs}}", &id]);
     assert_eq!(ids.trim(), "0", "inspected finished execs are gone");
     // A detached exec stays inspectable until its end has been seen.
-    let (status, _, body) = d.raw(
-        "POST",
-        &format!("/containers/{id}/exec"),
-        br#"{"Cmd":["true"]}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let exec_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, _, _) = d.raw(
-        "POST",
-        &format!("/exec/{exec_id}/start"),
-        br#"{"Detach":true}"#,
-    );
-    assert_eq!(status, 200);
+    let exec_id = d.exec_detached(&id);
     let inspect = |d: &Berthd| d.raw("GET", &format!("/exec/{exec_id}/json"), b"");
     berth_testkit::wait_for(std::time::Duration::from_secs(10), "the exec's end", || {
         inspect(&d).2.contains(r#""Running":false"#)

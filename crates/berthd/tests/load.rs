@@ -12,29 +12,9 @@ use std::time::Duration;
 use berth_testkit::{BusyboxImage, Registry};
 use common::{Berthd, DOCKER};
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// One exec through the API, detached, waited for until it has ended and been inspected.
+/// One exec, detached, waited for until it has ended and been inspected.
 fn exec_once(d: &Berthd, ctr: &str) {
-    let (status, _, body) = d.raw(
-        "POST",
-        &format!("/containers/{ctr}/exec"),
-        br#"{"Cmd":["true"]}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, _, body) = d.raw("POST", &format!("/exec/{id}/start"), br#"{"Detach":true}"#);
-    assert_eq!(status, 200, "{body}");
+    let id = d.exec_detached(ctr);
     berth_testkit::wait_for(Duration::from_secs(20), "the exec's end", || {
         let (status, _, body) = d.raw("GET", &format!("/exec/{id}/json"), b"");
         status == 404 || body.contains(r#""Running":false"#)
@@ -62,7 +42,7 @@ fn a_loaded_daemon_makes_no_error_and_leaves_nothing() {
         exec_once(&d, &keeper);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let idle = rss_kib(d.pid());
+    let idle = d.rss_kib();
 
     // 200 concurrent runs, each its own client process.
     let host = d.host();
@@ -116,11 +96,11 @@ fn a_loaded_daemon_makes_no_error_and_leaves_nothing() {
     for _ in 0..50 {
         exec_once(&d, &keeper);
     }
-    let before_execs = rss_kib(d.pid());
+    let before_execs = d.rss_kib();
     for _ in 0..1000 {
         exec_once(&d, &keeper);
     }
-    let after_execs = rss_kib(d.pid());
+    let after_execs = d.rss_kib();
     assert!(
         after_execs <= before_execs + 1024,
         "berthd grew from {before_execs} to {after_execs} KiB over 1,000 execs"
@@ -134,16 +114,16 @@ fn a_loaded_daemon_makes_no_error_and_leaves_nothing() {
     // of it in its thread arenas after the concurrent runs). Not yet the target of 10 % above
     // idle: what remains is reported.
     let settled = berth_testkit::wait_for(Duration::from_secs(20), "memory given back", || {
-        rss_kib(d.pid()) <= 2 * idle
+        d.rss_kib() <= 2 * idle
     });
     eprintln!(
         "berthd RSS: idle {idle} KiB, after the load {} KiB",
-        rss_kib(d.pid())
+        d.rss_kib()
     );
     assert!(
         settled.is_ok(),
         "berthd kept {} KiB (idle {idle})",
-        rss_kib(d.pid())
+        d.rss_kib()
     );
     d.docker_ok(&["rm", "-f", &keeper]);
 }

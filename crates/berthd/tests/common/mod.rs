@@ -99,6 +99,34 @@ impl Berthd {
         self.child.as_ref().map_or(0, std::process::Child::id)
     }
 
+    /// The daemon's resident memory (VmRSS), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Creates and starts, detached, an exec of `true` in container `ctr`; returns its id.
+    pub fn exec_detached(&self, ctr: &str) -> String {
+        let (status, _, body) = self.raw(
+            "POST",
+            &format!("/containers/{ctr}/exec"),
+            br#"{"Cmd":["true"]}"#,
+        );
+        assert_eq!(status, 201, "{body}");
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, _, body) =
+            self.raw("POST", &format!("/exec/{id}/start"), br#"{"Detach":true}"#);
+        assert_eq!(status, 200, "{body}");
+        id
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.roots.api_socket().display())
     }
