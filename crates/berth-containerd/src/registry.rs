@@ -277,10 +277,14 @@ impl Registry {
         let report = match launched {
             Ok(r) => r,
             Err(e) => {
+                // The shim may have died after the runtime made the container (its init,
+                // cgroups and state): the runtime removes what it has of it.
+                self.force_delete(&ns, &id, &meta.runtime).await;
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(Status::failed_precondition(e.to_string()));
             }
         };
+        berth_failpoint::point("containerd.create.after-shim");
         meta.pid = report.pid;
         meta.shim_pid = report.shim_pid;
         if let Ok(bytes) = serde_json::to_vec(&meta) {
@@ -479,6 +483,7 @@ impl Registry {
                 Err(e) => return Err(shim_status(e)),
             }
         };
+        berth_failpoint::point("containerd.delete.after-shim");
         self.publish_exit(task, &mut life, exit);
         life.deleted = true;
         // `call_final` returned once the shim exited (its socket removed first); a shim that

@@ -197,6 +197,7 @@ impl Tasks for TasksService {
             .call(json!({"op": "start"}))
             .await
             .map_err(shim_status)?;
+        berth_failpoint::point("containerd.start.after-shim");
         self.registry.publisher.publish(
             &task.meta.namespace,
             Event::Started(TaskStarted {

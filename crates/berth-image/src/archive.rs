@@ -298,6 +298,7 @@ impl ImageService {
                 }),
             })?;
             new_chains.push(chain[i].clone());
+            berth_failpoint::point("load.after-layer");
             size += unpacked.size;
         }
         let tags: Vec<Reference> = img
@@ -324,6 +325,7 @@ impl ImageService {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0),
         };
+        berth_failpoint::point("load.before-record");
         self.images.put(rec)?;
         Ok(if tags.is_empty() {
             vec![format!("Loaded image ID: {id}")]

@@ -116,6 +116,32 @@ impl ContentStore {
         std::fs::metadata(self.path(d)).ok().map(|m| m.len())
     }
 
+    /// Every stored blob's digest.
+    pub fn list(&self) -> Vec<Digest> {
+        std::fs::read_dir(self.root.join("blobs/sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Digest::parse(&format!("sha256:{}", e.file_name().to_str()?)).ok())
+            .collect()
+    }
+
+    /// Blobs being written when the process stopped (run at daemon start, when no write is
+    /// under way): their temp files in `ingest/`.
+    pub fn clean_ingest(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for e in std::fs::read_dir(self.root.join("ingest"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if std::fs::remove_file(e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+        removed
+    }
+
     /// Starts writing the blob `d`.
     pub fn ingest(&self, d: &Digest) -> Result<Ingest, ContentError> {
         let dir = self.root.join("ingest");

@@ -190,6 +190,7 @@ impl ImageService {
                 }
             }
             if let Some(from) = mounted {
+                berth_failpoint::point("push.after-layer");
                 progress(Progress::Status {
                     id: Some(id),
                     status: format!("Mounted from {from}"),
@@ -206,6 +207,7 @@ impl ImageService {
                     total: Some(total),
                 })
             })?;
+            berth_failpoint::point("push.after-layer");
             progress(Progress::Layer {
                 id,
                 status: "Pushed",
@@ -246,6 +248,7 @@ impl ImageService {
                 urls: None,
             });
         }
+        berth_failpoint::point("push.before-record");
         self.images.put(updated)?;
         let size = bytes.len() as u64;
         progress(Progress::Status {

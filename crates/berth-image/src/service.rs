@@ -124,7 +124,30 @@ impl ImageService {
             limits: Limits::default(),
         };
         s.layers.clean_temporaries();
+        s.content.clean_ingest();
+        // At start no pull, load or push is under way: what no image references was left by
+        // one that crashed (an image's record is written last).
+        let (blobs, chains) = s.unreferenced();
+        s.collect(&chains, &blobs);
         s
+    }
+
+    /// Stored blobs and layers no image references: what a pull, load or removal cut short
+    /// left behind (or, while one runs, what it has written so far).
+    pub fn unreferenced(&self) -> (Vec<Digest>, Vec<Digest>) {
+        let (blobs, chains) = self.referenced();
+        (
+            self.content
+                .list()
+                .into_iter()
+                .filter(|b| !blobs.contains(b))
+                .collect(),
+            self.layers
+                .list()
+                .into_iter()
+                .filter(|c| !chains.contains(c))
+                .collect(),
+        )
     }
 
     /// Overlayfs lower dirs of an image, top layer first.
@@ -140,10 +163,12 @@ impl ImageService {
     fn referenced(&self) -> (HashSet<Digest>, HashSet<Digest>) {
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();
+        let mut manifests = Vec::new();
         for r in self.images.list() {
             blobs.insert(r.id.clone());
             if let Some(m) = &r.manifest {
                 blobs.insert(m.digest.clone());
+                manifests.push(m.digest.clone());
             }
             for c in &r.chain {
                 chains.insert(c.clone());
@@ -153,7 +178,36 @@ impl ImageService {
             }
             for d in &r.repo_digests {
                 if let Some(d) = Reference::parse(d).ok().and_then(|x| x.digest().cloned()) {
-                    blobs.insert(d);
+                    blobs.insert(d.clone());
+                    manifests.push(d);
+                }
+            }
+        }
+        // A stored manifest or index keeps what it names (a pushed image's gzip layers, an
+        // index's manifests).
+        let mut pending = manifests;
+        while let Some(d) = pending.pop() {
+            let Ok(bytes) = self.content.read(&d, MAX_MANIFEST) else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            let named = doc["config"]["digest"]
+                .as_str()
+                .into_iter()
+                .chain(
+                    ["layers", "manifests"]
+                        .iter()
+                        .flat_map(|k| doc[*k].as_array().into_iter().flatten())
+                        .filter_map(|x| x["digest"].as_str()),
+                )
+                .filter_map(|s| Digest::parse(s).ok());
+            let children = doc["manifests"].is_array();
+            for n in named {
+                // An index's entries are manifests in turn.
+                if blobs.insert(n.clone()) && children {
+                    pending.push(n);
                 }
             }
         }
@@ -354,6 +408,7 @@ impl ImageService {
                 .to_string(),
             stored_at: existing.as_ref().map_or_else(now_secs, |e| e.stored_at),
         };
+        berth_failpoint::point("pull.before-record");
         let rec = self.images.put(rec)?;
         progress(Progress::Status {
             id: None,
@@ -458,6 +513,7 @@ impl ImageService {
             size: unpacked.size,
             blob: Some(l.clone()),
         })?;
+        berth_failpoint::point("pull.after-layer");
         progress(Progress::Layer {
             id,
             status: "Pull complete",

@@ -307,6 +307,7 @@ fn serve(a: StartArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    berth_failpoint::point("shim.after-create");
     // Watch before reporting, so no OOM kill after `start` returns goes unseen.
     let oom = OomWatch::start(init.pid);
     let rep = StartReport {

@@ -415,6 +415,7 @@ impl Shim {
             Request::State => Ok(Response::State(self.state()?)),
             Request::Start => {
                 self.runtime.run(&["start", &id])?;
+                berth_failpoint::point("shim.after-start");
                 Ok(Response::Ok {})
             }
             Request::Kill {

@@ -94,6 +94,8 @@ pub struct BerthdSetup<'a> {
     pub pool: &'a crate::Subnet,
     /// Its registries' CA certificates (`DIR/<host:port>/*.crt`), not the host's.
     pub registry_certs_dir: &'a Path,
+    /// Extra environment (failpoints: `BERTH_FAILPOINTS`, `BERTH_FAILPOINTS_LOG`).
+    pub env: &'a [(&'a str, &'a std::ffi::OsStr)],
 }
 
 /// Starts the berthd at `bin` on `setup` (log level from `BERTHD_LOG`, else `log_level`) and
@@ -123,6 +125,7 @@ pub fn spawn_berthd(
         .arg(setup.registry_certs_dir)
         .arg("--log-level")
         .arg(std::env::var("BERTHD_LOG").unwrap_or_else(|_| log_level.into()))
+        .envs(setup.env.iter().copied())
         .stdin(std::process::Stdio::null())
         .spawn()?;
     crate::wait_for(Duration::from_secs(10), "the Engine API socket", || {

@@ -1,14 +1,19 @@
 //! `POST /system/check?fix=` (a Berth extension of the Engine API; `berth system check
 //! [--fix]`): what crashed operations may leave behind, found by comparing the host with the
 //! records. A container's things are leftovers when no record says it runs: tasks in
-//! berth-containerd, shims, rootfs mounts, pinned network namespaces, cgroups; and
-//! half-written files (a record's temp file, a container directory being deleted, a temp
-//! download). With `fix`, each is removed, and the answer says which were.
+//! berth-containerd, shims, rootfs mounts, pinned network namespaces, veths, published ports'
+//! firewall rules, cgroups; a record that says it runs has a task; and half-written files (a
+//! record's temp file, a container directory being deleted, a temp download, a half-made
+//! volume), blobs and layers no image references. With `fix`, each is removed, and the answer
+//! says which were. berthd runs the same scan with `fix` at start, before it serves: nothing is
+//! under way then, so whatever a crash left is removed at once.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use berth_proto::v1::containers_client::ContainersClient;
 use berth_proto::v1::tasks_client::TasksClient;
 use hyper::StatusCode;
 use serde::Serialize;
@@ -21,7 +26,8 @@ use crate::run::req;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Finding {
-    /// What it is (`task`, `shim`, `mount`, `netns`, `cgroup`, `file`).
+    /// What it is (`task`, `record`, `container`, `shim`, `mount`, `netns`, `veth`, `nft`, `cgroup`, `file`,
+    /// `volume`, `blob`, `layer`).
     pub kind: &'static str,
     /// Which one: an id, a path, a pid.
     pub object: String,
@@ -33,46 +39,86 @@ pub struct Finding {
 
 /// `POST /system/check?fix=1`.
 pub async fn check(d: &Arc<Daemon>, q: &Query) -> ApiResult {
-    let fix = q.bool("fix");
-    let (all, running) = {
-        let (mut all, mut running) = (HashSet::new(), HashSet::new());
-        for h in d.containers.all() {
-            let r = h.lock().await;
-            all.insert(r.id.clone());
-            if r.running() {
-                running.insert(r.id.clone());
+    let found = scan(d, q.bool("fix"), SETTLE).await;
+    Ok(json(StatusCode::OK, &found))
+}
+
+/// At start, before the API serves: no operation is under way, so every leftover of one that
+/// crashed is removed now (files and store objects of any age).
+pub async fn sweep_at_start(d: &Arc<Daemon>) {
+    for f in scan(d, true, Duration::ZERO).await {
+        tracing::warn!(
+            kind = f.kind,
+            object = f.object,
+            removed = f.fixed,
+            "{}",
+            f.detail
+        );
+    }
+}
+
+/// Finds (with `fix`, removes) the leftovers; files and store objects younger than `settle`
+/// may belong to an operation under way and are left alone.
+pub async fn scan(d: &Arc<Daemon>, fix: bool, settle: Duration) -> Vec<Finding> {
+    let (mut all, mut running, mut veths) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for h in d.containers.all() {
+        let r = h.lock().await;
+        all.insert(r.id.clone());
+        if r.running() {
+            running.insert(r.id.clone());
+            for a in &r.networks {
+                if let Some(ep) = &a.endpoint {
+                    veths.insert(ep.host_ifname.clone());
+                }
             }
         }
-        (all, running)
-    };
+    }
     let mut found = Vec::new();
-    tasks(d, &running, fix, &mut found).await;
+    if let Some(tasks) = tasks(d, &running, fix, &mut found).await {
+        records(d, &running, &tasks, fix, &mut found).await;
+    }
+    containerd_records(d, &running, fix, &mut found).await;
+    ports(d, &running, fix, &mut found).await;
     let (d2, running2) = (d.clone(), running.clone());
     let host = tokio::task::spawn_blocking(move || {
         let mut found = Vec::new();
         shims(&d2, &running2, fix, &mut found);
         mounts(&d2, &running2, fix, &mut found);
         netns(&d2, &running2, fix, &mut found);
+        host_veths(&d2, &veths, fix, &mut found);
         cgroups(&d2, &running2, fix, &mut found);
-        files(&d2, &all, fix, &mut found);
+        files(&d2, &all, fix, settle, &mut found);
+        volumes(&d2, fix, settle, &mut found);
+        images(&d2, fix, settle, &mut found);
         found
     })
     .await
     .unwrap_or_default();
     found.extend(host);
-    Ok(json(StatusCode::OK, &found))
+    found
 }
 
-/// Tasks no running record accounts for.
-async fn tasks(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
+/// Tasks no running record accounts for; returns the containers that have a task (None when
+/// berth-containerd does not answer).
+async fn tasks(
+    d: &Arc<Daemon>,
+    running: &HashSet<String>,
+    fix: bool,
+    out: &mut Vec<Finding>,
+) -> Option<HashSet<String>> {
     let mut client = TasksClient::new(d.containerd.channel.clone());
-    let Ok(list) = client
+    let list = client
         .list(req(berth_proto::v1::ListTasksRequest::default()))
         .await
-    else {
-        return;
-    };
-    for t in list.into_inner().tasks {
+        .ok()?
+        .into_inner()
+        .tasks;
+    let with_task = list
+        .iter()
+        .filter(|t| t.exec_id.is_empty())
+        .map(|t| t.id.clone())
+        .collect();
+    for t in list {
         if !t.exec_id.is_empty() || running.contains(&t.id) {
             continue;
         }
@@ -90,6 +136,88 @@ async fn tasks(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut 
             fixed: fix,
         });
     }
+    Some(with_task)
+}
+
+/// Records that say their container runs, without a task: finished (exit code 255).
+async fn records(
+    d: &Arc<Daemon>,
+    running: &HashSet<String>,
+    with_task: &HashSet<String>,
+    fix: bool,
+    out: &mut Vec<Finding>,
+) {
+    for id in running.difference(with_task) {
+        let Ok(h) = d.containers.find(id) else {
+            continue;
+        };
+        // Still running and without a task, with no start or exit in progress.
+        if h.try_lock().map_or(true, |r| !r.running()) {
+            continue;
+        }
+        if fix {
+            crate::run::finish_lost(d, &h, id).await;
+        }
+        out.push(Finding {
+            kind: "record",
+            object: id.clone(),
+            detail: "says the container runs, but it has no task".into(),
+            fixed: fix,
+        });
+    }
+}
+
+/// berth-containerd's container records (the spec given at a start) for containers that do
+/// not run: a start or removal cut short.
+async fn containerd_records(
+    d: &Arc<Daemon>,
+    running: &HashSet<String>,
+    fix: bool,
+    out: &mut Vec<Finding>,
+) {
+    let mut client = ContainersClient::new(d.containerd.channel.clone());
+    let Ok(list) = client
+        .list(req(berth_proto::v1::ListContainersRequest::default()))
+        .await
+    else {
+        return;
+    };
+    for c in list.into_inner().containers {
+        if running.contains(&c.id) || busy(d, &c.id) {
+            continue;
+        }
+        if fix {
+            crate::reconcile::drop_from_containerd(d, &c.id).await;
+        }
+        out.push(Finding {
+            kind: "container",
+            object: c.id.clone(),
+            detail: "berth-containerd's record of a container that does not run".into(),
+            fixed: fix,
+        });
+    }
+}
+
+/// Published ports (and their firewall rules) held for containers that do not run.
+async fn ports(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
+    let mut changed = false;
+    for id in d.networks.port_holders() {
+        if running.contains(&id) || busy(d, &id) {
+            continue;
+        }
+        changed |= fix && d.networks.drop_ports(&id);
+        out.push(Finding {
+            kind: "nft",
+            object: id.clone(),
+            detail: format!("port rules of container {id}, which does not run"),
+            fixed: fix,
+        });
+    }
+    if changed {
+        if let Err(e) = crate::network::apply_firewall(&d.networks).await {
+            tracing::warn!(error = e.message, "applying the firewall");
+        }
+    }
 }
 
 /// Whether an operation (a start, a removal) holds the container's record right now: what it
@@ -99,12 +227,13 @@ fn busy(d: &Daemon, id: &str) -> bool {
 }
 
 /// Files younger than this may belong to an operation under way (an upload, a create).
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(600);
+const SETTLE: Duration = Duration::from_secs(600);
 
-fn settled(path: &Path) -> bool {
-    std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > SETTLE))
+fn settled(path: &Path, settle: Duration) -> bool {
+    settle.is_zero()
+        || std::fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > settle))
 }
 
 /// The container id a path under `dir` names (`<dir>/<id>[/...]`), when it is one.
@@ -195,6 +324,28 @@ fn netns(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding
     }
 }
 
+/// Host ends of veths on the daemon's bridges that no running container's endpoint owns.
+fn host_veths(d: &Daemon, owned: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
+    for n in d.networks.all().iter().filter(|n| n.driver == "bridge") {
+        for port in berth_net::netns::bridge_ports(&n.bridge).unwrap_or_default() {
+            if !port.starts_with("vb") || owned.contains(&port) {
+                continue;
+            }
+            // A start in progress plugs veths before its record says it runs.
+            if d.containers.all().iter().any(|h| h.try_lock().is_err()) {
+                return;
+            }
+            let fixed = fix && berth_net::netns::detach(&port).is_ok();
+            out.push(Finding {
+                kind: "veth",
+                object: port,
+                detail: format!("on bridge {}, of no running container", n.bridge),
+                fixed,
+            });
+        }
+    }
+}
+
 /// Cgroups under the daemon's parent for containers that do not run (and hold no process).
 fn cgroups(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
     let parent = d.cgroup_parent.trim_start_matches('/');
@@ -227,7 +378,7 @@ fn cgroups(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Findi
 
 /// Half-written files: records' temp files, container directories being deleted (or of no
 /// record), downloads left in the data root's `tmp`.
-fn files(d: &Daemon, all: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
+fn files(d: &Daemon, all: &HashSet<String>, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
     let containers = d.data_root.join("containers");
     for e in std::fs::read_dir(&containers)
         .into_iter()
@@ -236,10 +387,12 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
     {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        let (leftover, detail) = if name.ends_with(".removing") && settled(&path) {
+        // The store deletes these in the background (from its start on): late only after a
+        // while, whatever `settle` is.
+        let (leftover, detail) = if name.ends_with(".removing") && settled(&path, SETTLE) {
             (true, "a removed container's directory, not yet deleted")
         } else if id_under(&containers, &path).is_some_and(|id| !all.contains(&id))
-            && settled(&path)
+            && settled(&path, settle)
         {
             (true, "a container directory no record owns")
         } else {
@@ -258,7 +411,7 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
             continue;
         }
         let tmp = path.join("config.v2.tmp");
-        if tmp.exists() && settled(&tmp) {
+        if tmp.exists() && settled(&tmp, settle) {
             let fixed = fix && std::fs::remove_file(&tmp).is_ok();
             out.push(Finding {
                 kind: "file",
@@ -274,7 +427,7 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
         .flatten()
     {
         let path = e.path();
-        if !settled(&path) {
+        if !settled(&path, settle) {
             continue;
         }
         let fixed = fix
@@ -289,5 +442,61 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
             detail: "a temporary file of an upload or load".into(),
             fixed,
         });
+    }
+}
+
+/// Volumes a crashed create left half made.
+fn volumes(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
+    for path in crate::volumes::half_made(d) {
+        if !settled(&path, settle) {
+            continue;
+        }
+        let fixed = fix
+            && if path.is_dir() {
+                std::fs::remove_dir_all(&path).is_ok()
+            } else {
+                std::fs::remove_file(&path).is_ok()
+            };
+        out.push(Finding {
+            kind: "volume",
+            object: path.display().to_string(),
+            detail: "a volume whose create never finished".into(),
+            fixed,
+        });
+    }
+}
+
+/// Blobs and layers no image references (a pull, load or removal cut short).
+fn images(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
+    let (blobs, chains) = d.images.unreferenced();
+    let blobs: Vec<_> = blobs
+        .into_iter()
+        .filter(|b| settled(&d.images.content.path(b), settle))
+        .collect();
+    let chains: Vec<_> = chains
+        .into_iter()
+        .filter(|c| settled(&d.images.layers.dir(c), settle))
+        .collect();
+    if fix {
+        d.images.collect(&chains, &blobs);
+    }
+    for (kind, list, what) in [
+        ("blob", &blobs, "a blob no image references"),
+        ("layer", &chains, "a layer no image references"),
+    ] {
+        for x in list {
+            let fixed = fix
+                && if kind == "blob" {
+                    d.images.content.size(x).is_none()
+                } else {
+                    !d.images.layers.exists(x)
+                };
+            out.push(Finding {
+                kind,
+                object: x.to_string(),
+                detail: what.into(),
+                fixed,
+            });
+        }
     }
 }

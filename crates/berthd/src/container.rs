@@ -188,6 +188,13 @@ impl Store {
                     continue;
                 }
                 let p = e.path().join("config.v2.json");
+                // No operation is under way at start: a record's temp file, or a directory
+                // without a record (a create that crashed before its record), is a leftover.
+                let _ = std::fs::remove_file(e.path().join("config.v2.tmp"));
+                if !p.exists() && is_id(&e.file_name().to_string_lossy()) {
+                    delete_in_background(e.path());
+                    continue;
+                }
                 // Records written by older versions were world-readable.
                 let _ = std::fs::set_permissions(
                     &p,
@@ -303,7 +310,10 @@ impl Store {
         let dir = self.dir(&rec.id);
         let aside = self.root.join(format!("{}{REMOVING}", rec.id));
         match std::fs::rename(&dir, &aside) {
-            Ok(()) => delete_in_background(aside),
+            Ok(()) => {
+                berth_failpoint::point("rm.after-rename");
+                delete_in_background(aside);
+            }
             Err(_) => {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -334,6 +344,11 @@ pub fn valid_name(n: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// Whether `s` is a container id (64 lower-case hex digits).
+pub fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A new 64-hex container id.

@@ -24,6 +24,9 @@ pub struct Containerd {
     launch: Option<Launch>,
     /// Set by [`Containerd::stop`]: its exit is then wanted, not restarted.
     stopping: std::sync::atomic::AtomicBool,
+    /// Counts the restarts after a death: reconciliation runs again at each (what the dead
+    /// one was doing may have been left half done).
+    pub restarts: tokio::sync::watch::Sender<u64>,
 }
 
 /// What starting our own berth-containerd takes.
@@ -105,6 +108,7 @@ impl Containerd {
             adopted: std::sync::Mutex::new(adopted),
             launch,
             stopping: Default::default(),
+            restarts: tokio::sync::watch::Sender::new(0),
         };
         if let Some(a) = address {
             let socket = PathBuf::from(a.strip_prefix("unix://").unwrap_or(a));
@@ -156,6 +160,7 @@ impl Containerd {
                     *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
                     tracing::info!("berth-containerd is back");
+                    self.restarts.send_modify(|n| *n += 1);
                 }
                 Err(e) => tracing::error!(error = format!("{e:#}"), "restarting berth-containerd"),
             }

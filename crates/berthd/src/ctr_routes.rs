@@ -225,6 +225,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         networks,
         ports: vec![],
     };
+    berth_failpoint::point("create.before-record");
     let mut rec = rec;
     let mut retry = 0;
     let inserted = loop {
@@ -238,6 +239,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     };
     let attrs = crate::events::container_attrs(&rec, &[]);
     inserted.map_err(cleanup)?;
+    berth_failpoint::point("create.after-record");
     d.events.emit("container", "create", &id, attrs);
     d.runs.ensure(&id, None);
     Ok(json(
@@ -719,6 +721,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     }
     // Whatever the record says, no task of it outlives it.
     crate::reconcile::purge_task(d, &id).await;
+    berth_failpoint::point("rm.after-task-purge");
     run::remove_files(d, &rec);
     if q.bool("v") {
         crate::volumes::remove_anonymous(d, &rec.volumes).await;

@@ -259,6 +259,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
         .await;
     let started = match made {
         Ok(_) => {
+            berth_failpoint::point("exec.after-task-exec");
             tasks
                 .start(req(StartRequest {
                     container_id: e.container.clone(),
@@ -272,6 +273,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
         // The shim opened the FIFO's read end when it started the exec.
         *e.stdin.lock().unwrap_or_else(|p| p.into_inner()) = open_writer(&inp);
     }
+    berth_failpoint::point("exec.after-start");
     let pid = match started {
         Ok(r) => r.into_inner().pid,
         Err(s) => {

@@ -283,6 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     endpoints::restore(&d).await;
     run::recover(&d).await;
     reconcile::purge_unrecorded_tasks(&d).await;
+    check::sweep_at_start(&d).await;
     run::start_by_policy(&d).await;
     tokio::spawn(run::watch_events(d.clone()));
     tokio::spawn(d.containerd.clone().supervise());

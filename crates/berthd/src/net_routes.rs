@@ -312,6 +312,7 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
         crate::endpoints::disconnect_endpoint(d, &mut rec, i, false).await;
         rec.networks.remove(i);
     }
+    berth_failpoint::point("connect.before-record");
     d.containers.save(&rec)?;
     let action = if join { "connect" } else { "disconnect" };
     d.events.emit(

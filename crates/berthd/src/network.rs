@@ -460,6 +460,11 @@ impl Networks {
         }
     }
 
+    /// The containers that hold published ports (their rules are in the firewall).
+    pub fn port_holders(&self) -> Vec<String> {
+        self.lock().held.keys().cloned().collect()
+    }
+
     /// Whether any container still holds published ports.
     pub fn any_ports(&self) -> bool {
         !self.lock().held.is_empty()

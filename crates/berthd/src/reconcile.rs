@@ -18,6 +18,14 @@ use crate::run::{fifo_dir, req};
 /// container record there: for a container whose own record says it does not run (a crash of
 /// berthd between a task's start and the record of it), or that has no record at all.
 pub async fn purge_task(d: &Daemon, id: &str) {
+    drop_from_containerd(d, id).await;
+    crate::rootfs::unmount(&d.containers.dir(id));
+    let _ = std::fs::remove_dir_all(fifo_dir(d, id));
+}
+
+/// The berth-containerd part of [`purge_task`]: the task (its processes killed first) and the
+/// container record there.
+pub async fn drop_from_containerd(d: &Daemon, id: &str) {
     let mut tasks = TasksClient::new(d.containerd.channel.clone());
     let _ = tasks
         .kill(req(KillRequest {
@@ -48,8 +56,6 @@ pub async fn purge_task(d: &Daemon, id: &str) {
     let _ = ContainersClient::new(d.containerd.channel.clone())
         .delete(req(DeleteContainerRequest { id: id.to_string() }))
         .await;
-    crate::rootfs::unmount(&d.containers.dir(id));
-    let _ = std::fs::remove_dir_all(fifo_dir(d, id));
 }
 
 /// Reconciles berth-containerd's tasks with the records: a task whose record does not say it
@@ -79,11 +85,16 @@ pub async fn purge_unrecorded_tasks(d: &Arc<Daemon>) {
 }
 
 /// Reconciles again a few seconds after the start (a task whose creation berth-containerd
-/// finished after the crashed berthd had gone shows up only then), and then every minute.
+/// finished after the crashed berthd had gone shows up only then), then every minute and
+/// after every restart of a berth-containerd that died.
 pub async fn reconcile_tasks(d: Arc<Daemon>) {
+    let mut restarts = d.containerd.restarts.subscribe();
     tokio::time::sleep(Duration::from_secs(3)).await;
     loop {
         purge_unrecorded_tasks(&d).await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = restarts.changed() => {}
+        }
     }
 }

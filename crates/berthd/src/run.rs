@@ -254,13 +254,11 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     };
     let create_record = async {
         match containers.clone().create(req(record.clone())).await {
-            // A stale record a crash left behind: replace it (the usual start pays no extra call).
+            // A stale record a crash left behind, with the task it may still have (the record
+            // says the container does not run): replace it (the usual start pays no extra call).
             Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                let mut c = containers.clone();
-                let _ = c
-                    .delete(req(DeleteContainerRequest { id: id.clone() }))
-                    .await;
-                c.create(req(record)).await.map(|_| ())
+                crate::reconcile::drop_from_containerd(d, &id).await;
+                containers.clone().create(req(record)).await.map(|_| ())
             }
             other => other.map(|_| ()),
         }
@@ -288,6 +286,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         });
     }
     let mut pending = network.ok().flatten();
+    berth_failpoint::point("start.after-prepare");
     tracing::debug!(id, "rootfs, network namespace and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
@@ -345,6 +344,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         ));
     }
     tracing::debug!(id, "task created");
+    berth_failpoint::point("start.after-task-create");
     let stdin = if rec.open_stdin() {
         crate::exec::open_writer(&in_fifo)
     } else {
@@ -367,6 +367,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             ));
         }
     };
+    berth_failpoint::point("start.after-task-start");
     rec.state = crate::container::State {
         status: "running".into(),
         pid,
@@ -380,6 +381,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         health: crate::health::starting(&rec.config, &image_config),
     };
     d.containers.save_state(&rec)?;
+    berth_failpoint::point("start.after-record");
     d.events.emit(
         "container",
         "start",
@@ -634,14 +636,20 @@ pub async fn recover(d: &Arc<Daemon>) {
             }
             Ok(io) => {
                 let _ = io.drain.send(true);
-                let remove = finish(d, &h, 255).await;
-                d.runs.ensure(&id, None).exited.send_replace(Some(255));
-                if let Some(rec) = remove {
-                    remove_files(d, &rec);
-                }
+                finish_lost(d, &h, &id).await;
             }
             Err(e) => tracing::warn!(id, error = e.message, "re-attaching"),
         }
+    }
+}
+
+/// A record that says it runs but whose task is gone (it ended while berthd was down, or the
+/// shim died): finished with exit code 255, as dockerd does.
+pub async fn finish_lost(d: &Arc<Daemon>, h: &Handle, id: &str) {
+    let remove = finish(d, h, 255).await;
+    d.runs.ensure(id, None).exited.send_replace(Some(255));
+    if let Some(rec) = remove {
+        remove_files(d, &rec);
     }
 }
 
@@ -650,6 +658,20 @@ pub async fn recover(d: &Arc<Daemon>) {
 async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::container::Record> {
     let mut rec = h.lock().await;
     let id = rec.id.clone();
+    rec.state.status = "exited".into();
+    rec.state.exit_code = code;
+    rec.state.pid = 0;
+    rec.state.finished_at = berth_clock::rfc3339_now();
+    // The exit is recorded before the task goes: should berthd die in between, the record
+    // keeps the real exit code and reconciliation removes the task, where a record still
+    // "running" without a task would be finished again with 255. An auto-removed record is
+    // deleted right after: writing it buys nothing (`recover` finishes it again).
+    let keep = !rec.auto_remove();
+    if keep {
+        let _ = d.containers.save_state(&rec);
+    }
+    berth_failpoint::point("exit.after-record");
+    let had_endpoints = rec.networks.iter().any(|a| a.endpoint.is_some()) || !rec.ports.is_empty();
     // The task's deletion (the runtime's delete, the shim's exit) and the host-side cleanup of
     // its rootfs mount, FIFOs and network run at once: the init is gone, and with it the
     // mount and network namespaces that used them.
@@ -674,14 +696,7 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
         tracing::debug!(id, "rootfs unmounted, network torn down");
     };
     tokio::join!(task_gone, host_side);
-    rec.state.status = "exited".into();
-    rec.state.exit_code = code;
-    rec.state.pid = 0;
-    rec.state.finished_at = berth_clock::rfc3339_now();
-    // An auto-removed record is deleted right after: writing (and syncing) its exit first buys
-    // nothing. Should berthd die in between, `recover` finds it "running" without a task and
-    // finishes it again.
-    if !rec.auto_remove() {
+    if keep && had_endpoints {
         let _ = d.containers.save_state(&rec);
     }
     d.events.emit(
@@ -782,6 +797,7 @@ pub async fn stop(
     if t != 0 {
         let _ = kill(d, &id, signal).await;
     }
+    berth_failpoint::point("stop.after-signal");
     let graceful = if t < 0 {
         None
     } else {

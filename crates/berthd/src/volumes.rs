@@ -63,11 +63,33 @@ pub fn ensure(d: &Daemon, name: &str, labels: Value, anonymous: bool) -> Result<
         "Scope": "local",
         "Options": {},
     });
+    berth_failpoint::point("volume.before-record");
     let tmp = dir.join("volume.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec(&v).unwrap_or_default())
         .and_then(|()| std::fs::rename(&tmp, record_path(d, name)))
         .map_err(|e| ApiError::internal(format!("storing volume {name}: {e}")))?;
     Ok(v)
+}
+
+/// Volumes a crashed create left half made: a directory without its record (and with nothing
+/// in `_data`), or a record's temp file never renamed into place.
+pub fn half_made(d: &Daemon) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root(d)).into_iter().flatten().flatten() {
+        let dir = e.path();
+        let tmp = dir.join("volume.json.tmp");
+        if dir.join("volume.json").exists() {
+            if tmp.exists() {
+                out.push(tmp);
+            }
+            continue;
+        }
+        let empty = std::fs::read_dir(dir.join("_data")).map_or(true, |mut rd| rd.next().is_none());
+        if dir.is_dir() && empty {
+            out.push(dir);
+        }
+    }
+    out
 }
 
 /// Containers using a volume.

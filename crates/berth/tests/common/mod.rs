@@ -139,6 +139,7 @@ impl Berthd {
         let child = berth_testkit::leftovers::spawn_berthd(
             &berthd,
             &berth_testkit::leftovers::BerthdSetup {
+                env: &[],
                 data_root: &roots.data_root(),
                 exec_root: &roots.exec_root(),
                 socket: &roots.api_socket(),

@@ -37,11 +37,17 @@ impl Berthd {
 
     /// A daemon on the given roots.
     pub fn start_with(roots: TestRoots) -> Berthd {
+        Berthd::start_with_env(roots, &[])
+    }
+
+    /// A daemon on the given roots, with extra environment (failpoints).
+    pub fn start_with_env(roots: TestRoots, env: &[(&str, &std::ffi::OsStr)]) -> Berthd {
         Berthd::start_on(
             roots,
             tempfile::tempdir().unwrap(),
             std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
             std::sync::Arc::new(berth_testkit::alloc::Subnet::reserve().unwrap()),
+            env,
         )
     }
 
@@ -50,6 +56,7 @@ impl Berthd {
         cli_config: tempfile::TempDir,
         subnet: std::sync::Arc<berth_testkit::alloc::Subnet>,
         pool: std::sync::Arc<berth_testkit::alloc::Subnet>,
+        env: &[(&str, &std::ffi::OsStr)],
     ) -> Berthd {
         let child = berth_testkit::leftovers::spawn_berthd(
             env!("CARGO_BIN_EXE_berthd").as_ref(),
@@ -61,6 +68,7 @@ impl Berthd {
                 bridge: &subnet,
                 pool: &pool,
                 registry_certs_dir: &roots.path().join("certs.d"),
+                env,
             },
             "info",
         )
@@ -91,7 +99,14 @@ impl Berthd {
         let cli = std::mem::replace(&mut self.cli_config, tempfile::tempdir().unwrap());
         let (subnet, pool) = (self.subnet.clone(), self.pool.clone());
         drop(self);
-        Berthd::start_on(roots, cli, subnet, pool)
+        Berthd::start_on(roots, cli, subnet, pool, &[])
+    }
+
+    /// Whether the daemon process has exited (a failpoint killed it).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// The daemon's process id.
