@@ -481,8 +481,8 @@ fn images(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
         d.images.collect(&chains, &blobs);
     }
     for (kind, list, what) in [
-        ("blob", &blobs, "a blob no image references"),
-        ("layer", &chains, "a layer no image references"),
+        ("blob", &blobs, "a blob not referenced by any image"),
+        ("layer", &chains, "a layer not referenced by any image"),
     ] {
         for x in list {
             let fixed = fix

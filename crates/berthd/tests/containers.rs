@@ -788,13 +788,25 @@ fn system_check_finds_and_fixes_leftovers() {
             tv_nsec: 0,
         },
     };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        &removing,
-        &an_hour_ago,
-        rustix::fs::AtFlags::empty(),
-    )
-    .unwrap();
+    // A blob no image references and a volume whose create never finished, both an hour old
+    // (younger ones may belong to an operation under way).
+    let blob = d
+        .roots
+        .data_root()
+        .join("content/blobs/sha256")
+        .join("e".repeat(64));
+    std::fs::write(&blob, "orphan").unwrap();
+    let half_volume = d.roots.data_root().join("volumes/half-made");
+    std::fs::create_dir_all(half_volume.join("_data")).unwrap();
+    for old in [&removing, &blob, &half_volume] {
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            old,
+            &an_hour_ago,
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+    }
 
     let found = berth(&["system", "check"]);
     let table = String::from_utf8_lossy(&found.stdout).into_owned();
@@ -804,6 +816,11 @@ fn system_check_finds_and_fixes_leftovers() {
         "{table}"
     );
     assert!(table.contains(&format!("{fake}.removing")), "{table}");
+    assert!(table.contains(&"e".repeat(64)), "{table}");
+    assert!(
+        table.contains(&half_volume.display().to_string()),
+        "{table}"
+    );
     if made_cgroup {
         assert!(table.contains(&cgroup.display().to_string()), "{table}");
     }
@@ -813,11 +830,16 @@ fn system_check_finds_and_fixes_leftovers() {
     );
     let fixed = berth(&["system", "check", "--fix"]);
     assert_eq!(fixed.status.code(), Some(1));
+    // Every row's FIXED column (the third) says yes.
+    let rows = String::from_utf8_lossy(&fixed.stdout).into_owned();
     assert!(
-        !String::from_utf8_lossy(&fixed.stdout).contains(" no "),
-        "{fixed:?}"
+        rows.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(2) == Some("yes")),
+        "{rows}"
     );
     assert!(!netns.exists() && !removing.exists() && !cgroup.exists());
+    assert!(!blob.exists() && !half_volume.exists());
     let clean = berth(&["system", "check"]);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
     assert_eq!(
