@@ -217,7 +217,7 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    /// Sub-cgroup to join (v2) — not supported.
+    /// Sub-cgroup to join (v2): refused, berth-runc does not support it.
     #[arg(long)]
     pub cgroup: Vec<String>,
     pub id: String,

@@ -15,7 +15,7 @@ use crate::init::{self, InitContext};
 use crate::process::ProcessPlan;
 use crate::rootfs::RootfsPlan;
 use crate::state::{self, EXEC_FIFO, Saved};
-use crate::{hooks, log, spec, sys};
+use crate::{hooks, log, spec, sys, validate};
 
 /// A created container: its init is blocked on the exec fifo.
 pub struct Created {
@@ -76,6 +76,13 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     spec::validate_id(&args.id)?;
     let bundle = spec::load(&args.bundle)?;
     let spec = &bundle.spec;
+    validate::check(spec, args.no_pivot)?;
+    let new_mount = validate::new_mount_ns(spec);
+    // Devices are made directly in the rootfs then: never in the host's own /dev.
+    anyhow::ensure!(
+        new_mount || bundle.rootfs != Path::new("/"),
+        "the host's / as the rootfs needs a private MNT namespace"
+    );
     let process = spec
         .process()
         .as_ref()
@@ -113,9 +120,14 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     let mut clone_flags: u64 = 0;
     let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
     let mut kinds = Vec::new();
-    let (mut new_user, mut new_mount, mut new_uts, mut new_cgroupns) = (false, false, false, false);
+    let (mut new_user, mut new_cgroupns) = (false, false);
+    // Any UTS namespace of the container's own, new or joined by path: the hostname is set in it.
+    let mut has_uts = false;
     for ns in linux.namespaces().iter().flatten() {
         let flag = ns_flag(ns.typ());
+        if flag == libc::CLONE_NEWUTS {
+            has_uts = true;
+        }
         match ns.path() {
             Some(path) if !path.as_os_str().is_empty() => {
                 let fd = rustix::fs::open(
@@ -132,12 +144,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
                 kinds.push(format!("{:?}={}", ns.typ(), path.display()));
             }
             _ => {
-                match flag {
-                    libc::CLONE_NEWUSER => new_user = true,
-                    libc::CLONE_NEWNS => new_mount = true,
-                    libc::CLONE_NEWUTS => new_uts = true,
-                    _ => {}
-                }
+                new_user |= flag == libc::CLONE_NEWUSER;
                 if flag == libc::CLONE_NEWCGROUP {
                     new_cgroupns = true;
                 } else {
@@ -147,7 +154,6 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
             }
         }
     }
-    anyhow::ensure!(new_mount, "the container needs a new mount namespace");
     // The user namespace must be joined first: it owns the others.
     join.sort_by_key(|(flag, _)| if *flag == libc::CLONE_NEWUSER { 0 } else { 1 });
     let join_user = join.iter().any(|(f, _)| *f == libc::CLONE_NEWUSER);
@@ -226,6 +232,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         cgroups_path,
         hooks,
         namespaces: kinds,
+        chroot: !new_mount,
     };
     let console_socket = match &args.console_socket {
         Some(p) => Some(std::path::absolute(p)?),
@@ -247,10 +254,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
             cgroup_dirs: cgroup.paths(),
             cgroup_v2: matches!(layout.version(), berth_cgroups::Version::V2),
             bind_devices: new_user || join_user,
+            new_mount_ns: new_mount,
         },
         join,
         new_cgroupns,
-        new_utsns: new_uts,
+        has_utsns: has_uts,
         console_socket,
         fifo: fifo.clone(),
         no_pivot: args.no_pivot,

@@ -1,6 +1,7 @@
 //! `exec`: a new process in a running container. The runtime joins the container's pid
 //! namespace for its children, clones a child that joins the container's cgroup and every other
-//! namespace (user first, mount last), sets up the process like the init and execs it; the
+//! namespace (user first, mount last), chroots into the init's root when the container shares
+//! the caller's mount namespace, sets up the process like the init and execs it; the
 //! runtime then waits for it, or returns at once with `--detach`.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,7 +16,7 @@ use crate::cli::ExecArgs;
 use crate::lifecycle::{self, Container};
 use crate::process::ProcessPlan;
 use crate::state::{self, Status};
-use crate::{console, log, sys};
+use crate::{console, sys};
 
 /// Namespaces joined by an exec, in joining order (user first, mount last).
 const NAMESPACES: [(&str, libc::c_int); 8] = [
@@ -103,6 +104,10 @@ fn build_process(args: &ExecArgs, spec: &Spec) -> anyhow::Result<(Process, CapSe
 
 /// Runs `args.command` (or `--process`) in container `args.id`; returns the exit code.
 pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
+    anyhow::ensure!(
+        args.cgroup.is_empty(),
+        "exec --cgroup (joining a sub-cgroup) is not supported by berth-runc"
+    );
     let c = Container::load(root, &args.id)?;
     match c.status(root) {
         Status::Running | Status::Created => {}
@@ -112,11 +117,15 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         }
         _ => anyhow::bail!("cannot exec in a stopped container"),
     }
-    if args.process_label.is_some() || args.apparmor.is_some() {
-        log::warn("SELinux and AppArmor are not available on this host: label and profile ignored");
-    }
+    anyhow::ensure!(
+        args.process_label.is_none(),
+        "exec --process-label: berth-runc does not support SELinux"
+    );
     let bundle = crate::spec::load(&c.saved.bundle)?;
-    let (process, caps) = build_process(args, &bundle.spec)?;
+    let (mut process, caps) = build_process(args, &bundle.spec)?;
+    if let Some(profile) = &args.apparmor {
+        process.set_apparmor_profile(Some(profile.clone()));
+    }
     let seccomp = bundle
         .spec
         .linux()
@@ -151,6 +160,20 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         }
     }
 
+    // A container sharing the caller's mount namespace has a chroot for its root, which no
+    // setns gives: the child enters it through the init's /proc root.
+    let chroot = if c.saved.chroot {
+        let fd = rustix::fs::open(
+            format!("/proc/{pid}/root"),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .context("opening the container's root")?;
+        Some(fd)
+    } else {
+        None
+    };
+
     // Born in the container's cgroup2 cgroup, moving itself into the v1 ones before it joins
     // any namespace: nobody migrates it (see create).
     let birth = c
@@ -166,6 +189,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
                 child_main(
                     &plan,
                     &join,
+                    chroot.as_ref(),
                     &birth.tasks,
                     console_socket.as_deref(),
                     &child_end,
@@ -212,6 +236,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
 fn child_main(
     plan: &ProcessPlan,
     join: &[(libc::c_int, OwnedFd)],
+    chroot: Option<&OwnedFd>,
     cgroup_tasks: &[std::fs::File],
     console_socket: Option<&Path>,
     chan: &Channel,
@@ -227,6 +252,10 @@ fn child_main(
     for (flag, fd) in join {
         sys::setns(fd.as_fd(), *flag).with_context(|| format!("joining namespace {flag:#x}"))?;
     }
+    if let Some(root) = chroot {
+        rustix::process::fchdir(root).context("entering the container's root")?;
+        rustix::process::chroot(".").context("chroot into the container's root")?;
+    }
     rustix::process::chdir("/").context("chdir to the container's root")?;
     if let Some(sock) = &console {
         console::setup(sock, plan.console_size, false)?;
@@ -235,6 +264,5 @@ fn child_main(
     plan.set_rlimits()?;
     let exe = plan.become_process()?;
     chan.send(&Msg::Ready)?;
-    plan.late_seccomp()?;
     Err(plan.exec(&exe))
 }

@@ -27,7 +27,9 @@ pub struct InitContext<'a> {
     pub join: Vec<(libc::c_int, OwnedFd)>,
     /// Whether to unshare a new cgroup namespace once in the cgroup.
     pub new_cgroupns: bool,
-    pub new_utsns: bool,
+    /// Whether the container has a UTS namespace of its own (new, or joined by path), where
+    /// `hostname` and `domainname` may be set.
+    pub has_utsns: bool,
     pub console_socket: Option<PathBuf>,
     pub fifo: PathBuf,
     pub no_pivot: bool,
@@ -85,14 +87,14 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     let spec = ctx.spec;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         anyhow::ensure!(
-            ctx.new_utsns,
+            ctx.has_utsns,
             "unable to set hostname without a private UTS namespace"
         );
         rustix::system::sethostname(h.as_bytes()).context("setting the hostname")?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         anyhow::ensure!(
-            ctx.new_utsns,
+            ctx.has_utsns,
             "unable to set domainname without a private UTS namespace"
         );
         rustix::system::setdomainname(d.as_bytes()).context("setting the domainname")?;
@@ -131,10 +133,11 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
             &ctx.hook_state,
         )?;
     }
-    rootfs::switch_root(root_fd.as_fd(), ctx.no_pivot)?;
+    ctx.rootfs.switch_root(root_fd.as_fd(), ctx.no_pivot)?;
     drop(root_fd);
     if let Some(sock) = &console {
-        console::setup(sock, ctx.plan.console_size, true)?;
+        // No /dev/console bind in a mount namespace shared with the caller.
+        console::setup(sock, ctx.plan.console_size, ctx.rootfs.new_mount_ns)?;
     }
     drop(console);
     if let Some(linux) = spec.linux() {
@@ -169,7 +172,6 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
         hooks.and_then(|h| h.start_container().as_ref()),
         &ctx.hook_state,
     )?;
-    ctx.plan.late_seccomp()?;
     Err(ctx.plan.exec(&exe))
 }
 

@@ -22,6 +22,7 @@ mod spec;
 mod state;
 mod sys;
 mod tty_proxy;
+mod validate;
 
 use std::process::ExitCode;
 

@@ -27,6 +27,8 @@ pub struct ProcessPlan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub no_new_privs: bool,
     pub seccomp: Option<crate::seccomp_cache::Seccomp>,
+    /// The AppArmor profile the program runs under (checked: the host has AppArmor).
+    pub apparmor: Option<String>,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub preserve_fds: u32,
@@ -91,7 +93,15 @@ impl ProcessPlan {
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .to_string();
         let mut rlimits = Vec::new();
+        let mut seen = Vec::new();
         for r in p.rlimits().iter().flatten() {
+            // The spec: a type listed twice is an error.
+            anyhow::ensure!(
+                !seen.contains(&r.typ()),
+                "duplicate rlimit type {:?}",
+                r.typ().to_string()
+            );
+            seen.push(r.typ());
             let res =
                 resource(r.typ()).with_context(|| format!("unsupported rlimit {:?}", r.typ()))?;
             rlimits.push((res, r.soft(), r.hard()));
@@ -100,6 +110,17 @@ impl ProcessPlan {
             Some(profile) => Some(crate::seccomp_cache::prepare(profile, root)?),
             None => None,
         };
+        let apparmor = p.apparmor_profile().clone().filter(|a| !a.is_empty());
+        if let Some(profile) = &apparmor {
+            anyhow::ensure!(
+                apparmor_enabled(),
+                "apparmor profile {profile:?} is set, but AppArmor is not enabled on this host"
+            );
+            anyhow::ensure!(
+                !profile.contains(['\n', '\0']),
+                "apparmor profile {profile:?}: invalid name"
+            );
+        }
         let user = p.user();
         Ok(ProcessPlan {
             args: cstrings(args, "argument")?,
@@ -114,6 +135,7 @@ impl ProcessPlan {
             rlimits,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             seccomp,
+            apparmor,
             terminal: p.terminal().unwrap_or(false),
             console_size: p
                 .console_size()
@@ -143,6 +165,9 @@ impl ProcessPlan {
     pub fn become_process(&self) -> anyhow::Result<CString> {
         // Before any filter: a profile written before close_range existed (2020) denies it.
         sys::cloexec_from(3 + self.preserve_fds).context("marking descriptors close-on-exec")?;
+        if let Some(profile) = &self.apparmor {
+            apparmor_on_exec(profile)?;
+        }
         if self.no_new_privs {
             rustix::thread::set_no_new_privs(true).context("setting no_new_privs")?;
         } else if let Some(f) = &self.seccomp {
@@ -182,16 +207,6 @@ impl ProcessPlan {
         self.lookup()
     }
 
-    /// Loads seccomp at the last moment when no_new_privs allows it unprivileged.
-    pub fn late_seccomp(&self) -> anyhow::Result<()> {
-        if self.no_new_privs {
-            if let Some(f) = &self.seccomp {
-                f.load()?;
-            }
-        }
-        Ok(())
-    }
-
     /// Finds args[0] like exec.LookPath with the process's own PATH.
     fn lookup(&self) -> anyhow::Result<CString> {
         let name = self.args[0].to_bytes();
@@ -211,13 +226,53 @@ impl ProcessPlan {
         anyhow::bail!("exec: {name_str:?}: executable file not found in $PATH")
     }
 
-    /// Replaces this process with the program. Returns only the error.
+    /// Replaces this process with the program. Returns only the error. With no_new_privs the
+    /// seccomp filter is loaded here, unprivileged, as the very last step before execve: the
+    /// profile then only has to allow execve itself and what the program does.
     pub fn exec(&self, exe: &CString) -> anyhow::Error {
         // The runtime ignores SIGPIPE (Rust's default); the program must start with defaults.
         sys::reset_signals();
+        if self.no_new_privs {
+            if let Some(f) = &self.seccomp {
+                if let Err(e) = f.load() {
+                    return e;
+                }
+            }
+        }
         let e = sys::execve(exe, &self.args, &self.env);
         anyhow::anyhow!("exec {}: {e}", exe.to_string_lossy())
     }
+}
+
+/// Whether the host runs AppArmor (its module loaded and enabled).
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+}
+
+/// Asks AppArmor to confine this process with `profile` from its next execve (as runc does:
+/// the thread's `attr/apparmor/exec`, or the older `attr/exec`).
+fn apparmor_on_exec(profile: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let line = format!("exec {profile}");
+    let mut last = None;
+    for attr in [
+        "/proc/thread-self/attr/apparmor/exec",
+        "/proc/self/attr/exec",
+    ] {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .open(attr)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "applying apparmor profile {profile:?}: {}",
+        last.map_or_else(String::new, |e| e.to_string())
+    ))
 }
 
 fn executable(p: &Path) -> Result<(), String> {

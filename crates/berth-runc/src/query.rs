@@ -195,7 +195,7 @@ pub fn features() -> anyhow::Result<()> {
             "capabilities": crate::caps::NAMES.to_vec(),
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": seccomp,
-            "apparmor": { "enabled": false },
+            "apparmor": { "enabled": true },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } },

@@ -1,6 +1,8 @@
 //! The container's root filesystem: propagation, the bind of `root.path`, every `mounts[]`
-//! entry, devices and /dev symlinks, pivot_root (or chroot with --no-pivot), then masked and
-//! read-only paths and a read-only root. Every destination is resolved inside the rootfs with
+//! entry, devices and /dev symlinks, pivot_root (or chroot with --no-pivot), the requested
+//! `rootfsPropagation` on the new /, then masked and read-only paths and a read-only root.
+//! Without a mount namespace of its own the container only gets devices and a chroot: nothing
+//! is mounted in the caller's mount namespace. Every destination is resolved inside the rootfs with
 //! openat2(RESOLVE_IN_ROOT) and mounted through its O_PATH descriptor, so a symlink in the image
 //! (or one swapped in during setup) can never send a mount outside the container.
 
@@ -243,6 +245,9 @@ pub struct RootfsPlan<'a> {
     pub cgroup_v2: bool,
     /// Devices are bind-mounted from the host instead of mknod (user namespaces).
     pub bind_devices: bool,
+    /// The container has a mount namespace of its own. Without one (the caller's is inherited)
+    /// nothing is mounted at all: `create` refused every setting that needs a mount.
+    pub new_mount_ns: bool,
 }
 
 /// Default devices every container gets (as runc): null, zero, full, random, urandom, tty.
@@ -256,31 +261,43 @@ const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
 ];
 
 impl RootfsPlan<'_> {
-    /// Propagation of / and the bind of the rootfs onto itself; returns an fd of the rootfs.
-    pub fn prepare(&self) -> anyhow::Result<OwnedFd> {
+    /// `rootfsPropagation` as mount flags (`MS_SHARED`, `MS_SLAVE|MS_REC`...), `None` if unset.
+    pub fn propagation(&self) -> anyhow::Result<Option<libc::c_ulong>> {
         let linux = self.spec.linux().as_ref();
-        let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-            None | Some("") => libc::MS_SLAVE | MS_REC,
+        match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            None | Some("") => Ok(None),
             Some(p) => {
                 let o = MountOptions::parse(&[p.to_string()])?;
-                *o.propagation
-                    .first()
-                    .with_context(|| format!("invalid rootfsPropagation {p:?}"))?
+                let prop = o.propagation.first().copied();
+                anyhow::ensure!(
+                    prop.is_some() && o.propagation.len() == 1,
+                    "invalid rootfsPropagation {p:?}"
+                );
+                Ok(prop)
             }
-        };
-        // Shared propagation for the container is set on its own root later; the host side
-        // must never see the container's mounts, so / starts slave or private.
-        let host_prop = if prop & libc::MS_SHARED != 0 {
-            libc::MS_SLAVE | MS_REC
-        } else {
-            prop
-        };
-        sys::mount(None, c"/", None, host_prop, None).context("setting the propagation of /")?;
-        let rootfs = cstr(self.rootfs)?;
-        sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None)
-            .with_context(|| format!("bind-mounting the rootfs {}", self.rootfs.display()))?;
-        if prop & libc::MS_SHARED != 0 {
-            sys::mount(None, &rootfs, None, prop, None).context("making the rootfs shared")?;
+        }
+    }
+
+    /// Propagation of / and the bind of the rootfs onto itself; returns an fd of the rootfs.
+    /// In a mount namespace shared with the caller nothing is mounted: the rootfs is only opened.
+    pub fn prepare(&self) -> anyhow::Result<OwnedFd> {
+        if self.new_mount_ns {
+            // Every mount of the new namespace stops propagating to the host first, recursively,
+            // so nothing made later reaches it; the requested propagation is applied to the
+            // container's own / after pivot_root (shared there is not shared with the host).
+            let prop = self.propagation()?.unwrap_or(libc::MS_SLAVE | MS_REC);
+            let host_prop = if prop & libc::MS_PRIVATE != 0 {
+                libc::MS_PRIVATE | MS_REC
+            } else {
+                libc::MS_SLAVE | MS_REC
+            };
+            sys::mount(None, c"/", None, host_prop, None)
+                .context("setting the propagation of /")?;
+            // pivot_root refuses a new root whose parent mount is shared.
+            make_parent_private(self.rootfs)?;
+            let rootfs = cstr(self.rootfs)?;
+            sys::mount(Some(&rootfs), &rootfs, None, MS_BIND | MS_REC, None)
+                .with_context(|| format!("bind-mounting the rootfs {}", self.rootfs.display()))?;
         }
         let fd = rustix::fs::open(
             self.rootfs,
@@ -291,8 +308,43 @@ impl RootfsPlan<'_> {
         Ok(fd)
     }
 
+    /// Switches the root to the rootfs, then gives the new / the requested propagation. With
+    /// a new mount namespace: pivot_root, or with `no_pivot` a move onto / and chroot. In the
+    /// caller's mount namespace: only chroot (pivot_root would re-root every process there).
+    pub fn switch_root(&self, rootfs: BorrowedFd<'_>, no_pivot: bool) -> anyhow::Result<()> {
+        rustix::process::fchdir(rootfs).context("entering the rootfs")?;
+        if !self.new_mount_ns {
+            rustix::process::chroot(".").context("chroot into the rootfs")?;
+            rustix::process::chdir("/").context("chdir to the new root")?;
+            return Ok(());
+        }
+        if no_pivot {
+            sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
+                .context("moving the rootfs to /")?;
+            rustix::process::chroot(".").context("chroot into the rootfs")?;
+        } else {
+            rustix::process::pivot_root(".", ".").context("pivot_root")?;
+            // The old root now sits on top of the new one: detach it without touching the host.
+            sys::mount(None, c".", None, libc::MS_SLAVE | MS_REC, None)
+                .context("making the old root slave")?;
+            rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+                .context("detaching the old root")?;
+        }
+        rustix::process::chdir("/").context("chdir to the new root")?;
+        if let Some(prop) = self.propagation()? {
+            sys::mount(None, c"/", None, prop, None)
+                .context("setting the rootfsPropagation of the container's /")?;
+        }
+        Ok(())
+    }
+
     /// Performs every `mounts[]` entry inside the rootfs.
     pub fn mount_all(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
+        let mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
+        anyhow::ensure!(
+            self.new_mount_ns || mounts.is_empty(),
+            "mounts need a private mount namespace"
+        );
         for m in self.spec.mounts().iter().flatten() {
             self.mount_one(root, m)
                 .with_context(|| format!("mounting {}", m.destination().display()))?;
@@ -468,6 +520,10 @@ impl RootfsPlan<'_> {
             let parent = mkdir_all_in_root(root, path.parent().unwrap_or(Path::new("/dev")))?;
             let name = path.file_name().context("device without a name")?;
             if self.bind_devices {
+                anyhow::ensure!(
+                    self.new_mount_ns,
+                    "devices cannot be bind-mounted without a private mount namespace"
+                );
                 let target = touch_in_root(root, &path)?;
                 sys::mount(
                     Some(&cstr(&path)?),
@@ -577,23 +633,58 @@ fn remount_bind(target: &CStr, flags: libc::c_ulong) -> anyhow::Result<()> {
     }
 }
 
-/// Switches the root to the rootfs: pivot_root, or with `no_pivot` a move onto / and chroot.
-pub fn switch_root(rootfs: BorrowedFd<'_>, no_pivot: bool) -> anyhow::Result<()> {
-    rustix::process::fchdir(rootfs).context("entering the rootfs")?;
-    if no_pivot {
-        sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
-            .context("moving the rootfs to /")?;
-        rustix::process::chroot(".").context("chroot into the rootfs")?;
-    } else {
-        rustix::process::pivot_root(".", ".").context("pivot_root")?;
-        // The old root now sits on top of the new one: detach it without touching the host.
-        sys::mount(None, c".", None, libc::MS_SLAVE | MS_REC, None)
-            .context("making the old root slave")?;
-        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
-            .context("detaching the old root")?;
+/// Makes the mount holding `rootfs` private if it is shared (in the container's new mount
+/// namespace, before the rootfs is bound onto itself): pivot_root fails with EINVAL otherwise.
+fn make_parent_private(rootfs: &Path) -> anyhow::Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mount_point) = fields.get(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(unescape_mountinfo(mount_point));
+        if !rootfs.starts_with(&mp) {
+            continue;
+        }
+        // Later lines are mounted later: an equal mount point replaces an earlier one.
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
+        {
+            let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+            let shared = optional.clone().any(|f| f.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
     }
-    rustix::process::chdir("/").context("chdir to the new root")?;
-    Ok(())
+    match best {
+        Some((mp, true)) => sys::mount(None, &cstr(&mp)?, None, libc::MS_PRIVATE, None)
+            .with_context(|| format!("making {} private", mp.display())),
+        _ => Ok(()),
+    }
+}
+
+/// A mountinfo path with its octal escapes (`\040` for a space...) decoded.
+fn unescape_mountinfo(s: &str) -> std::ffi::OsString {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) if b[i] == b'\\' => {
+                out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsStr::from_bytes(&out).to_os_string()
 }
 
 /// An O_PATH descriptor of the current root (after pivot_root: the container's).

@@ -34,6 +34,10 @@ pub struct Saved {
     /// Namespaces the container was created with (`type` → path if it joined one).
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// The container shares the caller's mount namespace and its init chrooted into the
+    /// rootfs: `exec` chroots into the init's root too.
+    #[serde(default)]
+    pub chroot: bool,
 }
 
 /// Live status of a container.

@@ -1,5 +1,6 @@
 //! Bad input gets a clear error, exit code 1, and leaves no state behind: malformed config.json,
-//! a missing rootfs, a duplicate id, unknown ids, an invalid id.
+//! a missing rootfs, a duplicate id, unknown ids, an invalid id, duplicated namespaces or
+//! rlimits, and properties berth-runc does not implement.
 
 mod common;
 
@@ -145,4 +146,151 @@ fn a_failing_init_cleans_up_its_cgroup_and_state() {
             .exists(),
         "cgroup left behind"
     );
+}
+
+/// `create` of a bundle edited by `edit` fails with exit 1, an error containing `want`, and
+/// leaves neither state nor a cgroup.
+fn assert_create_refused(
+    r: &Runc,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+    want: &str,
+) {
+    let b = bundle("true", edit);
+    let id = r.id(name);
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr_of(&o));
+    assert!(stderr_of(&o).contains(want), "{name}: {}", stderr_of(&o));
+    assert_no_state(r);
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(&id)
+            .exists(),
+        "{name}: cgroup left behind"
+    );
+}
+
+#[test]
+fn duplicated_namespaces_and_rlimits_are_refused() {
+    let r = Runc::new();
+    assert_create_refused(
+        &r,
+        "dupns",
+        |v| {
+            let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+            // The default spec has one already.
+            ns.push(serde_json::json!({"type": "network"}));
+        },
+        "duplicated ns \"network\"",
+    );
+    assert_create_refused(
+        &r,
+        "duprlimit",
+        |v| {
+            v["process"]["rlimits"] = serde_json::json!([
+                {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100},
+                {"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200},
+            ])
+        },
+        "duplicate rlimit type \"RLIMIT_NOFILE\"",
+    );
+}
+
+/// A property the runtime cannot apply fails the create (it used to be silently ignored).
+#[test]
+fn unsupported_properties_fail_the_create() {
+    let r = Runc::new();
+    let notify = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/agent.sock",
+        "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" }],
+    });
+    let cases: [(&str, &str, serde_json::Value); 11] = [
+        (
+            "process",
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0".into(),
+        ),
+        (
+            "linux",
+            "mountLabel",
+            "system_u:object_r:container_file_t:s0".into(),
+        ),
+        (
+            "process",
+            "scheduler",
+            serde_json::json!({"policy": "SCHED_FIFO", "priority": 1}),
+        ),
+        (
+            "process",
+            "ioPriority",
+            serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+        ),
+        (
+            "process",
+            "execCPUAffinity",
+            serde_json::json!({"initial": "0"}),
+        ),
+        (
+            "linux",
+            "timeOffsets",
+            serde_json::json!({"monotonic": {"secs": 10}}),
+        ),
+        ("linux", "intelRdt", serde_json::json!({"closID": "berth"})),
+        (
+            "linux",
+            "memoryPolicy",
+            serde_json::json!({"mode": "MPOL_BIND", "nodes": "0"}),
+        ),
+        (
+            "linux",
+            "personality",
+            serde_json::json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}),
+        ),
+        ("linux", "seccomp", notify),
+        (
+            "mounts",
+            "uidMappings",
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+        ),
+    ];
+    for (section, field, value) in cases {
+        let name = format!("unsup-{}", field.to_lowercase());
+        assert_create_refused(
+            &r,
+            &name,
+            |v| {
+                if section == "mounts" {
+                    let m = &mut v["mounts"][0];
+                    m["uidMappings"] = value.clone();
+                    m["gidMappings"] = value;
+                } else {
+                    v[section][field] = value;
+                }
+            },
+            field,
+        );
+    }
+}
+
+/// An AppArmor profile is applied where the host has AppArmor; a profile that cannot be (no
+/// AppArmor here, or no such profile loaded) fails the create and leaves nothing.
+#[test]
+fn an_apparmor_profile_that_cannot_be_applied_fails_the_create() {
+    let r = Runc::new();
+    assert_create_refused(
+        &r,
+        "apparmor-missing",
+        |v| v["process"]["apparmorProfile"] = "berth-no-such-profile".into(),
+        "apparmor profile",
+    );
+}
+
+/// `exec --cgroup` (a sub-cgroup to join) is refused rather than ignored.
+#[test]
+fn exec_into_a_sub_cgroup_is_refused() {
+    let r = Runc::new();
+    let o = r.out(&["exec", "--cgroup", "sub", "ghost", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_of(&o).contains("--cgroup"), "{}", stderr_of(&o));
 }

@@ -694,6 +694,129 @@ fn namespaces_are_joined_by_path() {
     assert_ne!(ns(b_pid, "net"), ns(std::process::id() as i64, "net"));
 }
 
+/// A UTS namespace joined by path gets the config's hostname and domainname set in it, as runc
+/// does (pod sandboxes): the create used to be refused.
+#[test]
+fn hostname_is_set_in_a_uts_namespace_joined_by_path() {
+    let r = Runc::new();
+    let a = bundle("sleep 100", |_| {});
+    let a_id = r.id("uts-a");
+    r.create(&a, &a_id);
+    let a_pid = r.state(&a_id)["pid"].as_i64().unwrap();
+    let b = bundle("sleep 100", |v| {
+        v["hostname"] = "joined-host".into();
+        v["domainname"] = "joined-dom".into();
+        for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "uts" {
+                ns["path"] = format!("/proc/{a_pid}/ns/uts").into();
+            }
+        }
+    });
+    let b_id = r.id("uts-b");
+    r.create(&b, &b_id);
+    let out = r.ok(&[
+        "exec",
+        &a_id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/sys/kernel/domainname",
+    ]);
+    assert_eq!(out, "joined-host\njoined-dom\n", "set in A's namespace");
+}
+
+/// A mount owned by the test (a directory bound onto itself and made shared on the host, or a
+/// tmpfs), detached when dropped.
+struct TestMount(std::path::PathBuf);
+
+impl TestMount {
+    fn shared_bind(dir: &std::path::Path) -> Self {
+        rustix::mount::mount_bind(dir, dir).unwrap();
+        let m = TestMount(dir.to_path_buf());
+        rustix::mount::mount_change(dir, rustix::mount::MountPropagationFlags::SHARED).unwrap();
+        m
+    }
+
+    fn tmpfs(dir: &std::path::Path) -> Self {
+        let flags = rustix::mount::MountFlags::empty();
+        rustix::mount::mount("tmpfs", dir, "tmpfs", flags, None).unwrap();
+        TestMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// The host's mount table lines that mention `dir`.
+fn host_mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines()
+        .filter(|l| l.contains(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Each rootfsPropagation reaches the container's own `/`, with the bundle on a shared mount
+/// (pivot_root refuses a shared parent, and a shared new root used to fail it with EINVAL), and
+/// nothing the container mounts shows up on the host.
+#[test]
+fn rootfs_propagation_is_applied_to_the_containers_root() {
+    let r = Runc::new();
+    let cases = [
+        ("shared", "shared:"),
+        ("rshared", "shared:"),
+        ("slave", "master:"),
+        ("private", ""),
+        ("unbindable", "unbindable"),
+    ];
+    for (prop, want) in cases {
+        let b = bundle(r#"awk '$5 == "/"' /proc/self/mountinfo"#, |v| {
+            v["linux"]["rootfsPropagation"] = prop.into();
+        });
+        let _bind = TestMount::shared_bind(b.path());
+        let before = host_mounts_under(b.path());
+        let (code, out, err) = r.run(&b, &r.id(&format!("prop-{prop}")));
+        assert_eq!(code, 0, "{prop}: {err}");
+        let tags: Vec<&str> = out
+            .split_whitespace()
+            .skip(6)
+            .take_while(|f| *f != "-")
+            .collect();
+        if want.is_empty() {
+            assert!(tags.is_empty(), "{prop}: / is not private: {out}");
+        } else {
+            assert!(tags.iter().any(|t| t.starts_with(want)), "{prop}: {out}");
+        }
+        assert_eq!(
+            host_mounts_under(b.path()),
+            before,
+            "{prop}: leaked to the host"
+        );
+    }
+}
+
+/// With rootfsPropagation slave, a mount made on the host under the rootfs after create
+/// propagates into the container.
+#[test]
+fn a_slave_root_receives_mounts_made_on_the_host() {
+    let r = Runc::new();
+    let b = bundle("sleep 100", |v| {
+        v["linux"]["rootfsPropagation"] = "slave".into()
+    });
+    let _bind = TestMount::shared_bind(b.path());
+    let id = r.id("prop-recv");
+    r.create(&b, &id);
+    let dir = b.rootfs().join("mnt/from-host");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _tmpfs = TestMount::tmpfs(&dir);
+    std::fs::write(dir.join("marker"), "propagated").unwrap();
+    let out = r.ok(&["exec", &id, "cat", "/mnt/from-host/marker"]);
+    assert_eq!(out, "propagated");
+}
+
 #[test]
 fn run_relays_a_terminal_without_a_console_socket() {
     // `runc spec` defaults to a terminal; `run` in the foreground relays the pty itself.

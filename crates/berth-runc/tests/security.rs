@@ -2,7 +2,8 @@
 //! (CVE-2019-5736), no leaked descriptors (CVE-2024-21626), mounts that cannot follow a symlink
 //! out of the rootfs (CVE-2021-30465 family), /proc never mounted on a symlink (CVE-2019-19921),
 //! a fake /dev/null never used for masking (CVE-2025-31133), empty inheritable and ambient sets
-//! (CVE-2022-29162) and a non-dumpable init (CVE-2016-9962).
+//! (CVE-2022-29162), a non-dumpable init (CVE-2016-9962), a container without a mount
+//! namespace that never mounts in the caller's, and seccomp loaded right before execve.
 
 mod common;
 
@@ -152,4 +153,142 @@ fn a_fake_dev_null_is_never_used_for_masking() {
         String::from_utf8_lossy(&o.stderr).contains("/dev/null"),
         "{o:?}"
     );
+}
+
+/// The host's mount table, without the mounts other tests make under /tmp meanwhile.
+fn host_mount_table() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter(|l| !l.split(' ').nth(4).unwrap_or("").starts_with("/tmp/"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A config without a mount namespace inherits the caller's, as the spec says: the init
+/// chroots into the rootfs (no pivot_root, no propagation change, no mount in the host's
+/// table), exec enters the same root, and what would need a mount is refused.
+#[test]
+fn without_a_mount_namespace_the_container_chroots_and_never_mounts() {
+    let r = Runc::new();
+    let shared_ns = |v: &mut serde_json::Value| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "mount");
+        v["mounts"] = serde_json::json!([]);
+        v["linux"]["maskedPaths"] = serde_json::json!([]);
+        v["linux"]["readonlyPaths"] = serde_json::json!([]);
+        v["root"]["readonly"] = false.into();
+    };
+    let b = bundle("cat /etc/berth-marker; ls /; sleep 100", shared_ns);
+    std::fs::write(b.rootfs().join("etc/berth-marker"), "in the rootfs\n").unwrap();
+    let before = host_mount_table();
+    let id = r.id("nomntns");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = r
+        .cmd(&["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(out.reopen().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid = r.state(&id)["pid"].as_i64().unwrap();
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_eq!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "the caller's mount namespace"
+    );
+    r.ok(&["start", &id]);
+    common::wait_for(std::time::Duration::from_secs(10), "the output", || {
+        std::fs::read_to_string(out.path()).unwrap().contains("bin")
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(out.path()).unwrap();
+    assert!(text.starts_with("in the rootfs\n"), "{text}");
+    assert!(!text.contains("work"), "the host's / listed: {text}");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        b.rootfs().canonicalize().unwrap()
+    );
+    let seen = r.ok(&["exec", &id, "sh", "-c", "cat /etc/berth-marker; ls /"]);
+    assert!(seen.starts_with("in the rootfs\n"), "exec: {seen}");
+    assert!(!seen.contains("work"), "exec ran in the host's /: {seen}");
+    r.ok(&["delete", "--force", &id]);
+    assert_eq!(host_mount_table(), before, "the host's mount table changed");
+
+    // Anything that needs a mount is refused before anything is made.
+    type Edit = fn(&mut serde_json::Value);
+    let refused: [(Edit, &str); 4] = [
+        (
+            |v| v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]),
+            "private MNT namespace",
+        ),
+        (
+            |v| {
+                v["mounts"] =
+                    serde_json::json!([{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}])
+            },
+            "private MNT namespace",
+        ),
+        (
+            |v| v["root"]["readonly"] = true.into(),
+            "private MNT namespace",
+        ),
+        (|v| v["root"]["path"] = "/".into(), "private MNT namespace"),
+    ];
+    for (edit, want) in refused {
+        let b = bundle("true", |v| {
+            shared_ns(v);
+            edit(v);
+        });
+        let o = r.out(&[
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &r.id("nomnt-bad"),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert_eq!(
+            std::fs::read_dir(r.root()).unwrap().count(),
+            0,
+            "state left"
+        );
+    }
+    assert_eq!(host_mount_table(), before, "the host's mount table changed");
+}
+
+/// With noNewPrivileges the seccomp filter is the very last step before execve: a profile that
+/// allows nothing but execve and what the program itself does still runs it, and the runtime's
+/// own work (signal dispositions reset to default) is done before the filter, not denied by it.
+#[test]
+fn with_no_new_privileges_seccomp_is_loaded_right_before_execve() {
+    let r = Runc::new();
+    let b = bundle("", |v| {
+        v["process"]["args"] = serde_json::json!(["grep", "SigIgn", "/proc/self/status"]);
+        v["process"]["noNewPrivileges"] = true.into();
+        v["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{
+                // execve, the static busybox's startup (brk, arch_prctl, mprotect) and grep's
+                // own work, found by trial: rt_sigaction, rt_sigprocmask and the rest are denied.
+                "names": ["execve", "brk", "arch_prctl", "openat", "read", "write", "exit_group", "mprotect"],
+                "action": "SCMP_ACT_ALLOW",
+            }],
+        });
+    });
+    // The first run compiles the profile, the second loads the cached program.
+    for round in ["compiled", "cached"] {
+        let (code, out, err) = r.run(&b, &r.id(&format!("late-seccomp-{round}")));
+        assert_eq!(code, 0, "{round}: {err}");
+        let ignored = out
+            .strip_prefix("SigIgn:\t")
+            .map(|m| u64::from_str_radix(m.trim(), 16));
+        let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+        assert!(
+            matches!(ignored, Some(Ok(m)) if m & sigpipe == 0),
+            "{round}: SIGPIPE still ignored (the runtime's reset was denied): {out}"
+        );
+    }
 }
