@@ -1,7 +1,8 @@
 //! Docker's event stream (`GET /events`): every container, image and volume action goes into
-//! one broadcast channel and a ring of the last events (for `since`); subscribers get the
-//! backlog in range, then live events until `until`, filtered like dockerd filters them
-//! (`type`, `event`, `container`, `image`, `volume`, `label`).
+//! a ring of the last events, serialized, and bumps a sequence number; subscribers get the
+//! backlog in range (`since`), then read the ring's new events at each bump until `until`,
+//! filtered like dockerd filters them (`type`, `event`, `container`, `image`, `volume`,
+//! `label`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::Daemon;
 use crate::http::{ApiError, ApiResult, JsonStream, Query};
@@ -18,16 +19,59 @@ use crate::http::{ApiError, ApiResult, JsonStream, Query};
 /// Events kept for `since`.
 const BACKLOG: usize = 1024;
 
+/// The bytes of the kept events, reserved once: they are packed in one allocation, so a burst
+/// of events (200 concurrent runs make 1,000) pins no heap pages long after it, as a thousand
+/// small long-lived allocations among the burst's freed memory did.
+const RING_BYTES: usize = 512 << 10;
+
+/// The kept events, serialized, oldest first.
+struct Ring {
+    bytes: VecDeque<u8>,
+    /// Per event: its sequence number, `timeNano` and length in `bytes`.
+    index: VecDeque<(u64, i64, usize)>,
+}
+
+impl Ring {
+    fn push(&mut self, seq: u64, time: i64, e: &[u8]) {
+        while !self.index.is_empty()
+            && (self.index.len() == BACKLOG || self.bytes.len() + e.len() > RING_BYTES)
+        {
+            if let Some((_, _, len)) = self.index.pop_front() {
+                self.bytes.drain(..len);
+            }
+        }
+        self.bytes.extend(e);
+        self.index.push_back((seq, time, e.len()));
+    }
+
+    /// The kept events `keep` selects (by sequence number and time), with their numbers.
+    fn select(&self, keep: impl Fn(u64, i64) -> bool) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &(seq, time, len) in &self.index {
+            if keep(seq, time) {
+                out.push((seq, self.bytes.range(at..at + len).copied().collect()));
+            }
+            at += len;
+        }
+        out
+    }
+}
+
 pub struct Events {
-    tx: broadcast::Sender<Value>,
-    ring: Mutex<VecDeque<Value>>,
+    ring: Mutex<Ring>,
+    /// The last event's sequence number: subscribers wake on it and read the ring.
+    last: watch::Sender<u64>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
-            tx: broadcast::channel(BACKLOG).0,
-            ring: Mutex::new(VecDeque::new()),
+            ring: Mutex::new(Ring {
+                bytes: VecDeque::with_capacity(RING_BYTES),
+                index: VecDeque::with_capacity(BACKLOG),
+            }),
+            last: watch::Sender::new(0),
         }
     }
 }
@@ -55,13 +99,24 @@ impl Events {
                 e["from"] = json!(from);
             }
         }
+        let bytes = serde_json::to_vec(&e).unwrap_or_default();
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        if ring.len() == BACKLOG {
-            ring.pop_front();
-        }
-        ring.push_back(e.clone());
-        drop(ring);
-        let _ = self.tx.send(e);
+        let seq = *self.last.borrow() + 1;
+        ring.push(seq, now, &bytes);
+        // Under the ring's lock, so numbers reach subscribers in order.
+        self.last.send_replace(seq);
+    }
+
+    /// The kept events after `after` (and from `since` on), parsed.
+    fn read(&self, after: u64, since: Option<i64>) -> Vec<(u64, Value)> {
+        let raw = self
+            .ring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .select(|seq, time| seq > after && since.is_none_or(|s| time >= s));
+        raw.into_iter()
+            .filter_map(|(seq, b)| Some((seq, serde_json::from_slice(&b).ok()?)))
+            .collect()
     }
 }
 
@@ -138,24 +193,23 @@ pub async fn stream(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let filter = Filter(filters);
     let since = time_param(&q, "since")?;
     let until = time_param(&q, "until")?;
-    let mut rx = d.events.tx.subscribe();
-    let backlog: Vec<Value> = match since {
-        Some(s) => d
-            .events
-            .ring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|e| e["timeNano"].as_i64().unwrap_or(0) >= s)
-            .cloned()
-            .collect(),
+    let mut rx = d.events.last.subscribe();
+    let now_seq = *rx.borrow_and_update();
+    // With `since`, the kept events from then on; live ones after the last kept at subscription.
+    let backlog = match since {
+        Some(s) => d.events.read(0, Some(s)),
         None => Vec::new(),
     };
+    let d = d.clone();
     let (out, resp) = JsonStream::new();
     tokio::spawn(async move {
         let in_range = |e: &Value| until.is_none_or(|u| e["timeNano"].as_i64().unwrap_or(0) <= u);
-        for e in backlog.iter().filter(|e| filter.matches(e) && in_range(e)) {
-            if !out.send(e).await {
+        let mut last = now_seq;
+        for (seq, e) in &backlog {
+            if *seq > now_seq {
+                break;
+            }
+            if filter.matches(e) && in_range(e) && !out.send(e).await {
                 return;
             }
         }
@@ -168,21 +222,22 @@ pub async fn stream(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             until.map(|u| std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64));
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         loop {
-            let next = async {
+            // Events after `last` (those a slow reader let the ring drop are lost to it).
+            for (seq, e) in d.events.read(last, None) {
+                last = seq;
+                if filter.matches(&e) && in_range(&e) && !out.send(&e).await {
+                    return;
+                }
+            }
+            let changed = async {
                 match deadline {
-                    Some(t) => tokio::time::timeout_at(t, rx.recv()).await.ok(),
-                    None => Some(rx.recv().await),
+                    Some(t) => tokio::time::timeout_at(t, rx.changed()).await.ok(),
+                    None => Some(rx.changed().await),
                 }
             };
-            match next.await {
-                None => return,
-                Some(Ok(e)) => {
-                    if filter.matches(&e) && in_range(&e) && !out.send(&e).await {
-                        return;
-                    }
-                }
-                Some(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Some(Err(_)) => return,
+            match changed.await {
+                Some(Ok(())) => {}
+                _ => return,
             }
         }
     });

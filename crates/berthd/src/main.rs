@@ -401,6 +401,7 @@ fn remove_cgroup_parent(parent: &str) {
 }
 
 fn main() -> ExitCode {
+    berth_alloc::single_arena();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
