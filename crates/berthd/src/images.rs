@@ -410,18 +410,29 @@ pub(crate) async fn body_to_temp_file(
             .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     let mut body = req.into_body();
+    let mut tmp = Some(tmp);
+    let mut failed = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the tar: {e}")))?;
-        if let Some(data) = frame.data_ref() {
-            file.write_all(data)
-                .await
-                .map_err(|e| ApiError::internal(format!("storing the tar: {e}")))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        // After a failed write (a full disk) the rest is read and dropped: the client, still
+        // sending, then gets the error instead of a broken pipe.
+        if failed.is_none() {
+            if let Err(e) = file.write_all(data).await {
+                failed = Some(e);
+                tmp = None; // its space back at once
+            }
         }
+    }
+    if let Some(e) = failed {
+        return Err(ApiError::internal(format!("storing the tar: {e}")));
     }
     file.flush()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(tmp)
+    tmp.ok_or_else(|| ApiError::internal("storing the tar"))
 }
 
 /// `GET /images/get?names=…` and `GET /images/{name}/get`: `docker save`, streamed.

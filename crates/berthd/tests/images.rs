@@ -412,3 +412,116 @@ fn a_full_data_root_fails_operations_cleanly_and_recovers() {
         "room\n"
     );
 }
+
+/// A full data root during `docker load` and while a container writes its log: the load fails
+/// with a clear error and leaves the image store as it was, the container keeps running (the
+/// lines that find no room are dropped, never blocking it), and once space is free the next
+/// load works and new lines reach the log. (The data root is a 48 MiB tmpfs.)
+#[test]
+fn load_and_container_logs_on_a_full_data_root() {
+    let roots = berth_testkit::TestRoots::new().unwrap();
+    let data = roots.data_root();
+    rustix::mount::mount(
+        "tmpfs",
+        &data,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        Some(c"size=48m,mode=0710"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    // An image of 10 MiB of incompressible content, as a `docker save` archive outside the data
+    // root (a load stores it three times: upload, blob, layer): it fits once the filler is gone,
+    // not before.
+    let mut noise = vec![0u8; 10 << 20];
+    let mut f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut f, &mut noise).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(noise.len() as u64);
+    b.append_data(&mut h, "noise", &noise[..]).unwrap();
+    drop(noise);
+    let archive = roots.path().join("noisy.tar");
+    BusyboxImage::from_layer_tar(&b.into_inner().unwrap(), None)
+        .unwrap()
+        .write_docker_archive(&archive, "noisy:latest")
+        .unwrap();
+    let archive = archive.display().to_string();
+
+    let d = Berthd::start_with(roots);
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    let logger = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            &image,
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo line $i; echo $i > /dev/shm/n; sleep 0.01; done",
+        ])
+        .trim()
+        .to_string();
+    // Fill what is left of the data root.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let images_before = d.docker_ok(&["images", "-q", "--no-trunc"]);
+    let out = d.docker(&["load", "-i", &archive]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("no space left on device"), "{err}");
+    assert_eq!(d.docker_ok(&["images", "-q", "--no-trunc"]), images_before);
+
+    // The logger writes on: a full disk costs it lines, not progress (its counter is kept in
+    // /dev/shm, off the data root).
+    let count = |d: &Berthd| -> u64 {
+        d.docker_ok(&["exec", &logger, "cat", "/dev/shm/n"])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = count(&d);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        d.docker_ok(&["inspect", "--format", "{{.State.Running}}", &logger])
+            .trim(),
+        "true"
+    );
+    assert!(count(&d) > before, "the container stopped making progress");
+    assert_eq!(d.raw("GET", "/_ping", b"").0, 200, "the daemon goes on");
+
+    std::fs::remove_file(&filler).unwrap();
+    // New lines reach the log again.
+    let last_line = |d: &Berthd| -> u64 {
+        d.docker_ok(&["logs", "--tail", "1", &logger])
+            .trim()
+            .trim_start_matches("line ")
+            .parse()
+            .unwrap_or(0)
+    };
+    let first = last_line(&d);
+    berth_testkit::wait_for(std::time::Duration::from_secs(10), "new log lines", || {
+        last_line(&d) > first
+    })
+    .unwrap();
+    d.docker_ok(&["load", "-i", &archive]);
+    d.docker_ok(&["image", "inspect", "noisy:latest"]);
+    d.docker_ok(&["rm", "-f", &logger]);
+    let (status, _, leftovers) = d.raw("POST", "/system/check", b"");
+    assert_eq!((status, leftovers.trim()), (200, "[]"));
+}
