@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# Architecture invariants that the dependency graph can prove (see ARCHITECTURE.md):
-# the runtime and the shim are synchronous and know nothing of gRPC, HTTP or images;
-# the client never links the daemon's or containerd's protocol.
+# Architecture invariants that the dependency graph can prove (see ARCHITECTURE.md): the runtime
+# and the shim are synchronous and know nothing of gRPC, HTTP or images; the client never links
+# the daemon's or containerd's protocol; only berth-api and its two users know the Engine API.
+# Fails closed: a crate whose dependencies cargo cannot list fails the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
+declare -A deps
+# The names of everything crate $1 links (normal dependencies, not dev ones), one per line.
+deps_of() {
+  if [ -z "${deps[$1]+set}" ]; then
+    local out
+    if ! out=$(cargo tree --locked -e normal -p "$1" --prefix none -f '{p}' 2>&1); then
+      echo "layering: cannot list the dependencies of $1: $out"
+      fail=1
+      deps[$1]=""
+      return
+    fi
+    deps[$1]=$(awk '{print $1}' <<<"$out" | sort -u)
+  fi
+}
 forbid() { # crate, dependency, reason
-  # A dependency reachable only through dev-dependencies prints nothing (and exits 0).
-  if cargo tree --locked -e normal -p "$1" -i "$2" 2>/dev/null | grep -q .; then
+  deps_of "$1"
+  if grep -qx -- "$2" <<<"${deps[$1]}"; then
     echo "layering: $1 must not depend on $2 ($3)"; fail=1
   fi
 }
 for dep in tokio tonic hyper axum berth-proto berth-api oci-client; do
   forbid berth-runc "$dep" "the runtime is sync and knows nothing of images, gRPC or HTTP"
 done
-for dep in tokio tonic hyper axum berth-api; do
-  forbid berth-shim "$dep" "the shim stays small and sync"
+for dep in tokio tonic hyper axum berth-api clap; do
+  forbid berth-shim "$dep" "the shim stays small and sync, with no argument-parser crate"
 done
 forbid berth berth-proto "the client speaks only the Engine API"
 forbid berth-image tokio "the image library is synchronous; berthd runs it on blocking threads"
@@ -23,9 +38,17 @@ forbid berth-net tokio "networking is synchronous; berthd runs it on blocking th
 forbid berth-containerd berth-net "networks are berthd's; containerd joins the namespace it is given"
 forbid berth-runc berth-image "the runtime knows nothing of images"
 forbid berth-containerd berth-image "containerd owns no images"
-forbid berth-containerd berth-api "containerd knows nothing of the Engine API"
+for crate in berth-containerd berth-runc berth-shim berth-image berth-net berth-cgroups berth-inroot; do
+  for dep in berth-api bollard-stubs; do
+    forbid "$crate" "$dep" "only berth-api, berthd and the client know the Engine API's JSON"
+  done
+done
+for dep in berth-seccomp libseccomp; do
+  forbid berthd "$dep" "berthd never runs or links the OCI runtime's parts; containers start through berth-containerd"
+done
 for dep in tokio tonic hyper oci-spec serde tar; do
   forbid berth-inroot "$dep" "the in-root path helper is a small leaf on rustix alone"
+  forbid berth-failpoint "$dep" "failpoints are a leaf on rustix alone"
 done
 [ "$fail" = 0 ] && echo "layering: ok"
 exit "$fail"

@@ -2,11 +2,13 @@
 //! volumes and container metadata, turns a Docker "create" into an OCI spec and drives
 //! berth-containerd over gRPC. It never calls the OCI runtime itself.
 //!
-//! Built so far: the server (`server.rs`, `http.rs`), the system routes (`system.rs`), the
-//! image routes over berth-image (`images.rs`), and containers (`container.rs` records,
-//! `spec.rs` Docker config → OCI spec, `rootfs.rs` overlayfs, `run.rs` lifecycle through
-//! berth-containerd, `logs.rs` json-file logs, `ctr_routes.rs`). Exec, volumes, events and
-//! networks follow (issues #6, #8).
+//! Its modules, in the layers ARCHITECTURE.md maps: the server and routes (`server.rs`,
+//! `http.rs`, `system.rs`, `images.rs`, `ctr_routes.rs`, `net_routes.rs`, …), the engine
+//! (`container.rs` records, `run.rs` lifecycle through berth-containerd, `exec.rs`,
+//! `health.rs`, `logs.rs`, `events.rs`, `check.rs`, `reconcile.rs`), networking and volumes
+//! (`network.rs`, `endpoints.rs`, `volumes.rs`), and at the bottom `spec.rs` (Docker config →
+//! OCI spec), `rootfs.rs` (overlayfs) and `containerd.rs` (its client and supervisor). Image
+//! build is not built yet.
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 

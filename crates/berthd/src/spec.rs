@@ -6,9 +6,10 @@
 //! `HostConfig.Devices` names, and this process' capability bounding set.
 //!
 //! Volumes are the caller's: it rewrites named and anonymous ones to host paths first (so
-//! `nocopy` and `VolumeOptions` on binds are accepted). Deliberately absent: the image's
-//! `VOLUME`s, `--volumes-from`, `--init`, seccomp (the caller adds Docker's profile),
-//! AppArmor/SELinux, user namespaces, joining other containers' namespaces, host devices for
+//! `nocopy` and `VolumeOptions` on binds are accepted). It also adds `--init` (the static init
+//! the caller found) and the seccomp profile (Berth's default, a given one, or none). Not
+//! built: the image's `VOLUME`s, `--volumes-from` and joining other containers' IPC/PID
+//! namespaces (refused with an error), AppArmor/SELinux, user namespaces, host devices for
 //! `--privileged`, `rootfsPropagation`, `DeviceCgroupRules`, tmpfs `Options`.
 
 use std::collections::HashSet;
