@@ -110,6 +110,9 @@ pub type Handle = Arc<tokio::sync::Mutex<Record>>;
 pub struct Store {
     root: PathBuf,
     table: Mutex<HashMap<String, Handle>>,
+    /// Each record as last written: what list and inspect read while an operation (a start, a
+    /// stop) holds the record, so they never wait for one.
+    written: Mutex<HashMap<String, Arc<Record>>>,
     /// name → id.
     names: Mutex<HashMap<String, String>>,
 }
@@ -174,6 +177,7 @@ impl Store {
         let s = Store {
             root: root.to_path_buf(),
             table: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
         };
         use std::os::unix::fs::DirBuilderExt;
@@ -207,6 +211,8 @@ impl Store {
                     continue;
                 };
                 s.lock_names().insert(rec.name.clone(), rec.id.clone());
+                s.lock_written()
+                    .insert(rec.id.clone(), Arc::new(rec.clone()));
                 s.lock_table()
                     .insert(rec.id.clone(), Arc::new(tokio::sync::Mutex::new(rec)));
             }
@@ -220,6 +226,37 @@ impl Store {
 
     fn lock_names(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Record>>> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The container's record without waiting: the live one when no operation holds it, else
+    /// the one last written.
+    pub fn view(&self, name_or_id: &str) -> Result<Record, ApiError> {
+        let (id, h) = self.find_with_id(name_or_id)?;
+        self.view_of(&id, &h)
+            .ok_or_else(|| ApiError::not_found(format!("No such container: {name_or_id}")))
+    }
+
+    /// Every container's record, without waiting (see [`Store::view`]).
+    pub fn views(&self) -> Vec<Record> {
+        let all: Vec<(String, Handle)> = self
+            .lock_table()
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect();
+        all.iter()
+            .filter_map(|(id, h)| self.view_of(id, h))
+            .collect()
+    }
+
+    fn view_of(&self, id: &str, h: &Handle) -> Option<Record> {
+        match h.try_lock() {
+            Ok(r) => Some(r.clone()),
+            Err(_) => self.lock_written().get(id).map(|r| (**r).clone()),
+        }
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -245,7 +282,10 @@ impl Store {
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
         write_atomic(&dir.join("config.v2.json"), &bytes, durable)
-            .map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))
+            .map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))?;
+        self.lock_written()
+            .insert(rec.id.clone(), Arc::new(rec.clone()));
+        Ok(())
     }
 
     /// Adds a new record, claiming its name.
@@ -271,6 +311,10 @@ impl Store {
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
     pub fn find(&self, name_or_id: &str) -> Result<Handle, ApiError> {
+        self.find_with_id(name_or_id).map(|(_, h)| h)
+    }
+
+    fn find_with_id(&self, name_or_id: &str) -> Result<(String, Handle), ApiError> {
         let not_found = || ApiError::not_found(format!("No such container: {name_or_id}"));
         let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
         if key.is_empty() {
@@ -278,16 +322,16 @@ impl Store {
         }
         let table = self.lock_table();
         if let Some(h) = table.get(key) {
-            return Ok(h.clone());
+            return Ok((key.to_string(), h.clone()));
         }
         if let Some(id) = self.lock_names().get(key) {
             if let Some(h) = table.get(id) {
-                return Ok(h.clone());
+                return Ok((id.clone(), h.clone()));
             }
         }
         let mut hits = table.iter().filter(|(id, _)| id.starts_with(key));
         match (hits.next(), hits.next()) {
-            (Some((_, h)), None) => Ok(h.clone()),
+            (Some((id, h)), None) => Ok((id.clone(), h.clone())),
             (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
                 "multiple IDs found with provided prefix: {key}"
             ))),
@@ -306,6 +350,7 @@ impl Store {
     /// at the next start ([`Store::open`]).
     pub fn remove(&self, rec: &Record) {
         self.lock_table().remove(&rec.id);
+        self.lock_written().remove(&rec.id);
         self.lock_names().remove(&rec.name);
         let dir = self.dir(&rec.id);
         let aside = self.root.join(format!("{}{REMOVING}", rec.id));

@@ -341,8 +341,8 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         }
     }
     let mut out = Vec::new();
-    for h in d.containers.all() {
-        let r = h.lock().await.clone();
+    // Without waiting for a start or stop in progress (their record as last written).
+    for r in d.containers.views() {
         let matches = filters.iter().all(|(k, v)| match k.as_str() {
             "status" => r.state.status == *v,
             "name" => r.name.contains(v.trim_start_matches('/')),
@@ -375,8 +375,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
-    let h = d.containers.find(name)?;
-    let r = h.lock().await.clone();
+    let r = d.containers.view(name)?;
     let dir = d.containers.dir(&r.id);
     let p = |f: &str| dir.join(f).display().to_string();
     let st = &r.state;
@@ -598,9 +597,8 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
 /// `GET /containers/{id}/logs`.
 pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let h = d.containers.find(name)?;
     let (id, tty, running) = {
-        let r = h.lock().await;
+        let r = d.containers.view(name)?;
         (r.id.clone(), r.tty(), r.running())
     };
     if !q.bool("stdout") && !q.bool("stderr") {
@@ -905,9 +903,8 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
 
 /// `GET /containers/{id}/top`: the container's processes, ps-style.
 pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
-    let h = d.containers.find(name)?;
     let (id, running) = {
-        let r = h.lock().await;
+        let r = d.containers.view(name)?;
         (r.id.clone(), r.running())
     };
     if !running {

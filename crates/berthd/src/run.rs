@@ -287,6 +287,9 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     }
     let mut pending = network.ok().flatten();
     berth_failpoint::point("start.after-prepare");
+    if let Some(t) = berth_failpoint::delay("start.after-prepare") {
+        tokio::time::sleep(t).await;
+    }
     tracing::debug!(id, "rootfs, network namespace and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);

@@ -510,3 +510,49 @@ fn a_crash_during_pull_push_or_load_leaves_whole_images() {
         ],
     );
 }
+
+/// `ps` and `inspect` answer while a start is held up in its middle (the start holds the
+/// container's record): they show the record as last written and never wait for the start.
+#[test]
+fn list_and_inspect_do_not_wait_for_a_start_in_progress() {
+    let reg = registry();
+    let image = format!("{}/bb", reg.host());
+    let d = Berthd::start_with_env(
+        TestRoots::new().unwrap(),
+        &[(
+            "BERTH_FAILPOINTS",
+            "start.after-prepare=delay:8000".as_ref(),
+        )],
+    );
+    pull(&d, &image);
+    d.docker_ok(&["create", "--name", "ct", &image, "sleep", "1000"]);
+    let host = d.host();
+    let starting = std::thread::spawn(move || {
+        #[allow(clippy::disallowed_methods)] // the real client, in the background
+        std::process::Command::new(common::DOCKER)
+            .args(["-H", &host, "start", "ct"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    });
+    // The start is under way once the rootfs is mounted (then it waits at the failpoint).
+    let containers = d.roots.data_root().join("containers");
+    berth_testkit::wait_for(Duration::from_secs(10), "the start under way", || {
+        common::mounts_under(&containers)
+            .iter()
+            .any(|m| m.ends_with("/merged"))
+    })
+    .unwrap();
+    let listed = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let status = d.docker_ok(&["inspect", "--format", "{{.State.Status}}", "ct"]);
+    assert!(
+        !starting.is_finished(),
+        "the start ended before ps and inspect answered"
+    );
+    assert_eq!(listed.trim(), "ct");
+    assert_eq!(status.trim(), "created");
+    let started = starting.join().unwrap();
+    assert!(started.status.success(), "{started:?}");
+    assert_eq!(state(&d, "ct")["Running"], true);
+    d.docker_ok(&["rm", "-f", "ct"]);
+}
