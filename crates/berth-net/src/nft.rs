@@ -156,7 +156,7 @@ pub fn remove(table: &str) -> Result<(), NetError> {
 }
 
 fn run_nft(script: &str) -> Result<(), NetError> {
-    #[allow(clippy::disallowed_methods)] // the nft CLI is the firewall's interface (one atomic script)
+    #[allow(clippy::disallowed_methods)] // nft is the firewall's interface (atomic scripts)
     let mut child = std::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())

@@ -71,7 +71,7 @@ pub fn last_cap() -> u32 {
 }
 
 /// The five capability sets of a process, as bit masks.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapSets {
     pub bounding: u64,
     pub effective: u64,

@@ -28,6 +28,9 @@ struct Undo {
     dir: PathBuf,
     cgroup: Option<berth_cgroups::Cgroup>,
     child: Option<i32>,
+    /// The poststop hooks and the `stopped` state they get: once the init exists, a failed
+    /// create ends like a deleted container, with its poststop hooks run.
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, serde_json::Value)>,
     armed: bool,
 }
 
@@ -47,6 +50,9 @@ impl Drop for Undo {
             if let Err(e) = cg.destroy() {
                 log::warn(&format!("removing the cgroup of a failed create: {e}"));
             }
+        }
+        if let Some((h, st)) = &self.poststop {
+            hooks::run_all_warn("poststop", Some(h), st);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -112,6 +118,7 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         dir: dir.clone(),
         cgroup: None,
         child: None,
+        poststop: None,
         armed: true,
     };
 
@@ -233,6 +240,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
         hooks,
         namespaces: kinds,
         chroot: !new_mount,
+        exec_defaults: Some(state::ExecDefaults {
+            process: process.clone(),
+            caps: bundle.caps,
+            seccomp: linux.seccomp().clone(),
+        }),
     };
     let console_socket = match &args.console_socket {
         Some(p) => Some(std::path::absolute(p)?),
@@ -282,6 +294,9 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     };
     drop(child_end);
     undo.child = Some(pid);
+    if let Some(h) = saved.hooks.as_ref().and_then(|h| h.poststop().clone()) {
+        undo.poststop = Some((h, saved.oci_state(state::Status::Stopped)));
+    }
 
     if new_user {
         let uid = id_map(linux.uid_mappings().as_deref().unwrap_or(&[]));

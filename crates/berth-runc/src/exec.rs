@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::Context;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 
 use crate::caps::{self, CapSets};
 use crate::channel::{Channel, Msg};
@@ -43,7 +43,11 @@ fn same_ns(pid: i32, name: &str) -> bool {
 }
 
 /// The process to run: `--process FILE`, or the container's own process with the flags applied.
-fn build_process(args: &ExecArgs, spec: &Spec) -> anyhow::Result<(Process, CapSets)> {
+fn build_process(
+    args: &ExecArgs,
+    defaults: &Process,
+    default_caps: CapSets,
+) -> anyhow::Result<(Process, CapSets)> {
     if let Some(path) = &args.process {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let mut v: serde_json::Value = serde_json::from_slice(&bytes)
@@ -57,12 +61,8 @@ fn build_process(args: &ExecArgs, spec: &Spec) -> anyhow::Result<(Process, CapSe
         !args.command.is_empty(),
         "exec failed: args must not be empty"
     );
-    let mut p = spec
-        .process()
-        .clone()
-        .context("the container's config.json has no process")?;
-    let mut v = serde_json::to_value(&p)?;
-    let (mut sets, _) = caps::filter_unknown(&mut v);
+    let mut p = defaults.clone();
+    let mut sets = default_caps;
     p.set_args(Some(args.command.clone()));
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(args.env.iter().cloned());
@@ -121,16 +121,31 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         args.process_label.is_none(),
         "exec --process-label: berth-runc does not support SELinux"
     );
-    let bundle = crate::spec::load(&c.saved.bundle)?;
-    let (mut process, caps) = build_process(args, &bundle.spec)?;
+    let defaults = match &c.saved.exec_defaults {
+        Some(d) => d.clone(),
+        // A state written before the defaults were recorded: the bundle is all there is.
+        None => {
+            let bundle = crate::spec::load(&c.saved.bundle)?;
+            crate::state::ExecDefaults {
+                process: bundle
+                    .spec
+                    .process()
+                    .clone()
+                    .context("the container's config.json has no process")?,
+                caps: bundle.caps,
+                seccomp: bundle
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().clone()),
+            }
+        }
+    };
+    let (mut process, caps) = build_process(args, &defaults.process, defaults.caps)?;
     if let Some(profile) = &args.apparmor {
         process.set_apparmor_profile(Some(profile.clone()));
     }
-    let seccomp = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().clone());
+    let seccomp = defaults.seccomp;
     let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), root, args.preserve_fds)?;
     anyhow::ensure!(
         !plan.terminal || args.console_socket.is_some(),

@@ -1,5 +1,6 @@
 //! OCI hooks: each runs with the container's state JSON on stdin, its own args and env, and an
-//! optional timeout; a failing hook fails the step that ran it (except poststart/poststop).
+//! optional timeout; a failing hook fails the step that ran it, except poststart/poststop,
+//! where each failure is logged and the remaining hooks still run.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -21,6 +22,24 @@ pub fn run_all(
             .with_context(|| format!("running {kind} hook {}", hook.path().display()))?;
     }
     Ok(())
+}
+
+/// Runs every hook of `hooks` in order with `state` on stdin, as for poststart and poststop:
+/// a failing hook is logged as a warning and the remaining ones still run.
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) {
+    let Some(hooks) = hooks else { return };
+    let input = match serde_json::to_vec(state) {
+        Ok(i) => i,
+        Err(e) => return crate::log::warn(&format!("encoding the state for {kind} hooks: {e}")),
+    };
+    for hook in hooks {
+        if let Err(e) = run_one(hook, &input) {
+            crate::log::warn(&format!(
+                "running {kind} hook {}: {e:#}",
+                hook.path().display()
+            ));
+        }
+    }
 }
 
 #[allow(clippy::disallowed_methods)] // hooks are external programs by contract (runtime spec)

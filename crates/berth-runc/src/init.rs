@@ -130,7 +130,7 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
         hooks::run_all(
             "createContainer",
             hooks.and_then(|h| h.create_container().as_ref()),
-            &ctx.hook_state,
+            &in_container_state(&ctx.hook_state, "creating"),
         )?;
     }
     ctx.rootfs.switch_root(root_fd.as_fd(), ctx.no_pivot)?;
@@ -170,9 +170,18 @@ fn init(ctx: &InitContext<'_>, chan: &Channel) -> anyhow::Result<Infallible> {
     hooks::run_all(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
-        &ctx.hook_state,
+        &in_container_state(&ctx.hook_state, "created"),
     )?;
     Err(ctx.plan.exec(&exe))
+}
+
+/// The state for a hook run in the container's namespaces: this process's pid as the
+/// container sees it, and `status`.
+fn in_container_state(base: &serde_json::Value, status: &str) -> serde_json::Value {
+    let mut st = base.clone();
+    st["pid"] = rustix::process::getpid().as_raw_nonzero().get().into();
+    st["status"] = status.into();
+    st
 }
 
 /// Blocks until `start` writes to the exec fifo.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::state::{self, EXEC_FIFO, Saved, Status};
-use crate::{hooks, log, sys};
+use crate::{hooks, sys};
 
 /// A loaded container: its state and cgroup.
 pub struct Container {
@@ -53,9 +53,7 @@ pub fn start(root: &Path, c: &Container) -> anyhow::Result<()> {
     drop(fifo);
     let st = c.saved.oci_state(Status::Running);
     let h = c.saved.hooks.as_ref().and_then(|h| h.poststart().as_ref());
-    if let Err(e) = hooks::run_all("poststart", h, &st) {
-        log::warn(&format!("{e:#}"));
-    }
+    hooks::run_all_warn("poststart", h, &st);
     Ok(())
 }
 
@@ -107,6 +105,8 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
 /// Sends `sig` to the init, or with `all` to every process of the container's cgroup.
 pub fn kill(root: &Path, c: &Container, sig: i32, all: bool) -> anyhow::Result<()> {
     let status = c.status(root);
+    // Only created, running or paused containers may be signalled, with or without --all.
+    anyhow::ensure!(status != Status::Stopped, "container not running");
     if all {
         c.cgroup
             .kill_all(sig)
@@ -118,7 +118,6 @@ pub fn kill(root: &Path, c: &Container, sig: i32, all: bool) -> anyhow::Result<(
         }
         return Ok(());
     }
-    anyhow::ensure!(status != Status::Stopped, "container not running");
     sys::kill(c.saved.pid, sig).context("signalling the container init")?;
     Ok(())
 }
@@ -204,9 +203,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> anyhow::Result<()> {
         .context("removing the container's cgroup")?;
     let st = c.saved.oci_state(Status::Stopped);
     let h = c.saved.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-    if let Err(e) = hooks::run_all("poststop", h, &st) {
-        log::warn(&format!("{e:#}"));
-    }
+    hooks::run_all_warn("poststop", h, &st);
     std::fs::remove_dir_all(state::dir(root, id)).context("removing the container's state")?;
     Ok(())
 }

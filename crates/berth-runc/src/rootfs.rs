@@ -89,6 +89,13 @@ impl MountOptions {
                 "rbind" => (MS_BIND | MS_REC, 0),
                 "silent" => (libc::MS_SILENT, 0),
                 "loud" => (0, libc::MS_SILENT),
+                "defaults" => continue,
+                "iversion" => (libc::MS_I_VERSION, 0),
+                "noiversion" => (0, libc::MS_I_VERSION),
+                "lazytime" => (libc::MS_LAZYTIME, 0),
+                "nolazytime" => (0, libc::MS_LAZYTIME),
+                "nosymfollow" => (libc::MS_NOSYMFOLLOW, 0),
+                "symfollow" => (0, libc::MS_NOSYMFOLLOW),
                 "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
                 | "unbindable" | "runbindable" => {
                     let base = match opt.trim_start_matches('r') {
@@ -101,7 +108,11 @@ impl MountOptions {
                     o.propagation.push(base | rec);
                     continue;
                 }
-                "tmpcopyup" => continue,
+                "tmpcopyup" => {
+                    anyhow::bail!(
+                        "mount option \"tmpcopyup\" (copying the image's files into a tmpfs) is not supported"
+                    )
+                }
                 r if recursive_option(r).is_some() => {
                     let (set, clear) = recursive_option(r).unwrap_or_default();
                     let rec = &mut o.recursive;
@@ -830,6 +841,18 @@ mod tests {
             parse(&["rslave"]).propagation,
             vec![libc::MS_SLAVE | MS_REC]
         );
+        let o = parse(&["defaults", "iversion", "lazytime", "nosymfollow"]);
+        assert!(o.data.is_empty(), "never fs data: {:?}", o.data);
+        assert_eq!(
+            o.set,
+            libc::MS_I_VERSION | libc::MS_LAZYTIME | libc::MS_NOSYMFOLLOW
+        );
+        let o = parse(&["iversion", "noiversion", "lazytime", "nolazytime"]);
+        assert_eq!(o.set, 0);
+        assert_eq!(o.clear, libc::MS_I_VERSION | libc::MS_LAZYTIME);
+        let o = parse(&["nosymfollow", "symfollow"]);
+        assert_eq!((o.set, o.clear), (0, libc::MS_NOSYMFOLLOW));
+        assert!(o.data.is_empty());
     }
 
     #[test]
@@ -852,6 +875,8 @@ mod tests {
     #[test]
     fn idmap_and_newlines_are_refused() {
         assert!(MountOptions::parse(&["idmap".into()]).is_err());
+        let e = MountOptions::parse(&["tmpcopyup".into()]).unwrap_err();
+        assert!(e.to_string().contains("tmpcopyup"), "{e}");
         assert!(MountOptions::parse(&["size=1\nx".into()]).is_err());
     }
 }

@@ -37,8 +37,9 @@ pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
     if let Some(process) = value.get_mut("process") {
         caps = caps::parse_known(process)?;
     }
-    let spec: Spec =
+    let mut spec: Spec =
         serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;
+    resolve_mount_paths(&mut spec, &dir);
     let root = spec.root().as_ref().context("config.json has no root")?;
     let rootfs = if root.path().is_absolute() {
         root.path().clone()
@@ -61,6 +62,31 @@ pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
         rootfs,
         caps,
     })
+}
+
+/// Makes every `mounts[]` path absolute, as the OCI spec reads them: a relative destination
+/// is relative to the container's `/`, and a relative bind source to the bundle directory.
+fn resolve_mount_paths(spec: &mut Spec, bundle_dir: &Path) {
+    let Some(mounts) = spec.mounts_mut() else {
+        return;
+    };
+    for m in mounts.iter_mut() {
+        if !m.destination().is_absolute() {
+            let dest = Path::new("/").join(m.destination());
+            m.set_destination(dest);
+        }
+        let options = m.options().as_deref().unwrap_or(&[]);
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        let relative_source = m
+            .source()
+            .as_ref()
+            .filter(|s| !s.is_absolute() && !s.as_os_str().is_empty())
+            .cloned();
+        if let Some(src) = relative_source.filter(|_| is_bind) {
+            m.set_source(Some(bundle_dir.join(src)));
+        }
+    }
 }
 
 /// Checks a container id the way runc does: letters, digits, `_+-.`, not `.` or `..`.
@@ -86,5 +112,32 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "../x"] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn relative_mount_paths_are_resolved() {
+        let mut spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "mounts": [
+                {"destination": "data/x", "type": "bind", "source": "src", "options": ["rbind"]},
+                {"destination": "t", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/abs", "source": "/host", "options": ["bind"]},
+            ]
+        }))
+        .unwrap();
+        resolve_mount_paths(&mut spec, Path::new("/bundle"));
+        let m = spec.mounts().as_ref().unwrap();
+        let got: Vec<_> = m
+            .iter()
+            .map(|m| (m.destination().clone(), m.source().clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/data/x".into(), Some("/bundle/src".into())),
+                ("/t".into(), Some("tmpfs".into())),
+                ("/abs".into(), Some("/host".into())),
+            ]
+        );
     }
 }

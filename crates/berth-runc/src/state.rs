@@ -38,6 +38,21 @@ pub struct Saved {
     /// rootfs: `exec` chroots into the init's root too.
     #[serde(default)]
     pub chroot: bool,
+    /// What `exec` takes from config.json, as it was at create: later edits of the bundle
+    /// must not change the container. `None` in states written before it was recorded.
+    #[serde(default)]
+    pub exec_defaults: Option<ExecDefaults>,
+}
+
+/// The parts of the spec every `exec` starts from.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ExecDefaults {
+    /// `process`: env, cwd, user, rlimits, noNewPrivileges... (args are replaced by exec's).
+    pub process: oci_spec::runtime::Process,
+    /// `process.capabilities` as bit masks.
+    pub caps: crate::caps::CapSets,
+    /// `linux.seccomp`.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Live status of a container.

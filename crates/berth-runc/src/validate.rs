@@ -48,6 +48,7 @@ pub fn check(spec: &Spec, no_pivot: bool) -> anyhow::Result<()> {
         "rootfsPropagation {propagation:?} cannot be used with --no-pivot"
     );
     unsupported(spec)?;
+    sysctls(spec)?;
     if !new_mount_ns(spec) {
         shared_mount_ns(spec, no_pivot)?;
     }
@@ -123,6 +124,65 @@ fn unsupported(spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The namespace a sysctl key belongs to, as runc's validator sees it; `None` for a key no
+/// namespace isolates (writing it would change the host).
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    let key = key.replace('/', ".");
+    let ipc = key.starts_with("kernel.shm")
+        || key.starts_with("kernel.msg")
+        || key == "kernel.sem"
+        || key.starts_with("fs.mqueue.");
+    if ipc {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Whether a namespace joined by `path` is the caller's own one of that `kind`.
+fn is_callers_ns(path: &std::path::Path, kind: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (
+        std::fs::metadata(path),
+        std::fs::metadata(format!("/proc/self/ns/{kind}")),
+    ) else {
+        return false;
+    };
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// Every `linux.sysctl` key must belong to a namespace the container owns: anything else
+/// would be written to the host's kernel.
+fn sysctls(spec: &Spec) -> anyhow::Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    let mut keys: Vec<&String> = sysctl.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(kind) = sysctl_namespace(key) else {
+            anyhow::bail!("sysctl {key:?} is not in a separate kernel namespace");
+        };
+        let owned = namespaces(spec).any(|ns| {
+            ns.typ() == kind
+                && match ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
+                    None => true,
+                    Some(p) => kind != LinuxNamespaceType::Network || !is_callers_ns(p, "net"),
+                }
+        });
+        let name = serde_json::to_value(kind).unwrap_or_default();
+        anyhow::ensure!(
+            owned,
+            "sysctl {key:?} is not allowed: the container has no private {name} namespace"
+        );
+    }
+    Ok(())
+}
+
 /// Without a new mount namespace the container shares the caller's mount table: the init only
 /// chroots into the rootfs, so anything that needs a mount (or a remount) is refused, as runc
 /// refuses masked and read-only paths there.
@@ -162,4 +222,68 @@ fn shared_mount_ns(spec: &Spec, no_pivot: bool) -> anyhow::Result<()> {
         "a user namespace needs a private MNT namespace (its devices are bind-mounted)"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(namespaces: &[&str], sysctl: &[&str]) -> Spec {
+        let ns: Vec<_> = namespaces
+            .iter()
+            .map(|t| serde_json::json!({ "type": t }))
+            .collect();
+        let sysctl: serde_json::Map<_, _> =
+            sysctl.iter().map(|k| (k.to_string(), "1".into())).collect();
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "linux": { "namespaces": ns, "sysctl": sysctl },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn sysctls_need_the_namespace_that_owns_them() {
+        let all = ["mount", "network", "ipc", "uts"];
+        let ok = [
+            "net.ipv4.ip_forward",
+            "net/ipv4/ip_forward",
+            "kernel.shmmax",
+            "kernel.msgmnb",
+            "kernel.sem",
+            "fs.mqueue.msg_max",
+            "kernel.hostname",
+            "kernel.domainname",
+        ];
+        for key in ok {
+            assert!(sysctls(&spec_with(&all, &[key])).is_ok(), "{key}");
+        }
+        for (key, without) in [
+            ("net.ipv4.ip_forward", "network"),
+            ("kernel.shmall", "ipc"),
+            ("kernel.msgmax", "ipc"),
+            ("kernel.sem", "ipc"),
+            ("fs.mqueue.queues_max", "ipc"),
+            ("kernel.hostname", "uts"),
+            ("kernel.domainname", "uts"),
+        ] {
+            let ns: Vec<&str> = all.iter().copied().filter(|n| *n != without).collect();
+            let e = sysctls(&spec_with(&ns, &[key])).unwrap_err();
+            assert!(e.to_string().contains("no private"), "{key}: {e}");
+        }
+        for key in ["kernel.panic", "vm.swappiness", "kernel.pid_max"] {
+            let e = sysctls(&spec_with(&all, &[key])).unwrap_err();
+            assert!(e.to_string().contains("not in a separate"), "{key}: {e}");
+        }
+        // Joining the caller's own network namespace by path is not a private one.
+        let mut spec = spec_with(&all, &["net.ipv4.ip_forward"]);
+        let joined: Vec<oci_spec::runtime::LinuxNamespace> = serde_json::from_value(
+            serde_json::json!([{ "type": "mount" }, { "type": "network", "path": "/proc/self/ns/net" }]),
+        )
+        .unwrap();
+        if let Some(l) = spec.linux_mut() {
+            l.set_namespaces(Some(joined));
+        }
+        assert!(sysctls(&spec).is_err());
+    }
 }

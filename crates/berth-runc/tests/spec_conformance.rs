@@ -1,0 +1,217 @@
+//! berth-runc against clauses of the OCI runtime spec that the other suites do not cover:
+//! mount options and relative mount paths, kill of a stopped container, the state handed to
+//! hooks, poststop after a failed create, exec after config.json changed, and sysctl checks.
+
+mod common;
+
+use common::{Runc, bundle};
+
+#[test]
+fn tmpfs_accepts_defaults_and_nosymfollow() {
+    let r = Runc::new();
+    let b = bundle(
+        "ln -s /etc/hostname /mnt/t/link && if cat /mnt/t/link; then echo FOLLOWED; fi; \
+         grep ' /mnt/t ' /proc/self/mounts",
+        |v| {
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                "destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+                "options": ["defaults", "nosymfollow"],
+            }));
+        },
+    );
+    let id = r.id("mntopts");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("FOLLOWED"), "a symlink was followed: {out}");
+    assert!(out.contains("nosymfollow"), "{out}");
+}
+
+#[test]
+fn relative_mount_paths_are_relative_to_root_and_bundle() {
+    let r = Runc::new();
+    let b = bundle("cat /rel/dst/f /abs/f", |_| {});
+    let src = b.path().join("hostdir");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "from-bundle\n").unwrap();
+    let src_abs = src.to_str().unwrap().to_string();
+    b.edit_spec_json(|v| {
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        // A relative destination with an absolute source...
+        mounts.push(serde_json::json!({
+            "destination": "rel/dst", "type": "bind", "source": src_abs, "options": ["rbind"],
+        }));
+        // ...and an absolute destination with a source relative to the bundle.
+        mounts.push(serde_json::json!({
+            "destination": "/abs", "type": "bind", "source": "hostdir", "options": ["rbind"],
+        }));
+    })
+    .unwrap();
+    let id = r.id("relmnt");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "from-bundle\nfrom-bundle\n");
+}
+
+#[test]
+fn kill_of_a_stopped_container_fails_with_or_without_all() {
+    let r = Runc::new();
+    let b = bundle("true", |_| {});
+    let id = r.id("killstopped");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    r.wait_status(&id, "stopped");
+    for args in [
+        vec!["kill", &id, "KILL"],
+        vec!["kill", "--all", &id, "KILL"],
+    ] {
+        let o = r.out(&args);
+        assert!(
+            !o.status.success(),
+            "{args:?} succeeded on a stopped container"
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("not running"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(r.status(&id), "stopped");
+}
+
+/// A hook that saves its stdin (the state JSON) as `<dir>/<name>.json`.
+fn save_state_hook(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let d = dir.display();
+    serde_json::json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")] })
+}
+
+fn read_state(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json")))
+        .unwrap_or_else(|e| panic!("{name} hook did not run: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn container_hooks_get_the_in_container_pid_and_their_status() {
+    let r = Runc::new();
+    // The hooks run inside the container: the directory they write to is bound in.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let b = bundle("true", |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": d, "type": "bind", "source": d, "options": ["rbind"],
+        }));
+        v["hooks"] = serde_json::json!({
+            "createContainer": [save_state_hook(dir.path(), "createContainer")],
+            "startContainer": [save_state_hook(dir.path(), "startContainer")],
+        });
+    });
+    let id = r.id("hookstate");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    for (name, status) in [
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+    ] {
+        let st = read_state(dir.path(), name);
+        assert_eq!(st["status"], status, "{name}: {st}");
+        // The init is pid 1 in the container's new pid namespace.
+        assert_eq!(st["pid"], 1, "{name}: {st}");
+        assert_eq!(st["id"], id.as_str(), "{name}");
+    }
+}
+
+#[test]
+fn a_failing_poststart_or_poststop_hook_does_not_skip_the_others() {
+    let r = Runc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fail = serde_json::json!({ "path": "/bin/false" });
+    let b = bundle("true", |v| {
+        v["hooks"] = serde_json::json!({
+            "poststart": [fail.clone(), save_state_hook(dir.path(), "poststart")],
+            "poststop": [fail, save_state_hook(dir.path(), "poststop")],
+        });
+    });
+    let id = r.id("hookfail");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    r.wait_status(&id, "stopped");
+    r.ok(&["delete", &id]);
+    assert_eq!(read_state(dir.path(), "poststart")["id"], id.as_str());
+    assert_eq!(read_state(dir.path(), "poststop")["status"], "stopped");
+    assert!(!r.root().join(&id).exists(), "no state left behind");
+}
+
+#[test]
+fn poststop_hooks_run_when_create_fails_after_the_init_exists() {
+    let r = Runc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle("true", |v| {
+        v["hooks"] = serde_json::json!({
+            "createRuntime": [{ "path": "/bin/false" }],
+            "poststop": [save_state_hook(dir.path(), "poststop")],
+        });
+    });
+    let id = r.id("poststopfail");
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!o.status.success(), "create succeeded: {o:?}");
+    let st = read_state(dir.path(), "poststop");
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert_eq!(st["id"], id.as_str());
+    assert!(!r.root().join(&id).exists(), "no state left behind");
+}
+
+#[test]
+fn exec_ignores_config_json_edits_made_after_create() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |v| {
+        v["root"]["readonly"] = false.into();
+        v["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push("BERTH_MARK=at-create".into());
+    });
+    let id = r.id("execcfg");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    b.edit_spec_json(|v| {
+        v["process"]["env"] = serde_json::json!(["PATH=/bin", "BERTH_MARK=edited"]);
+        v["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" }],
+        });
+    })
+    .unwrap();
+    let out = r.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo $BERTH_MARK; mkdir /tmp/made && echo made",
+    ]);
+    assert_eq!(out, "at-create\nmade\n");
+}
+
+#[test]
+fn a_sysctl_of_a_namespace_the_container_does_not_own_is_refused_before_create() {
+    let r = Runc::new();
+    for (key, drop_ns) in [
+        ("net.ipv4.ip_forward", Some("network")),
+        ("kernel.shmmax", Some("ipc")),
+        ("kernel.panic", None),
+    ] {
+        let b = bundle("true", |v| {
+            if let Some(t) = drop_ns {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != t);
+            }
+            v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+        });
+        let id = r.id(&format!("sysctl-{}", drop_ns.unwrap_or("none")));
+        let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        assert!(!o.status.success(), "{key} accepted: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(key) && err.contains("sysctl"), "{key}: {err}");
+        assert!(!r.root().join(&id).exists(), "no state left for {key}");
+    }
+}
