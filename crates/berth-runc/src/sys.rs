@@ -234,12 +234,25 @@ pub fn set_signal_handler(sig: i32, handler: extern "C" fn(libc::c_int)) -> io::
 /// Restores the default disposition of every catchable signal and unblocks all of them, so the
 /// container's process starts with a clean signal state.
 pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
+    // The kernel's own call: glibc's `signal` refuses the two signals it reserves (32 and 33),
+    // which then stayed ignored when the caller had them ignored. A zeroed kernel sigaction is
+    // SIG_DFL with no flags and an empty mask.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is a valid disposition for every catchable signal.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: `dfl` is a valid kernel sigaction (handler SIG_DFL) that outlives the call;
+        // the old action is not requested; the size is the kernel's sigset (8 bytes).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
     // SAFETY: an empty, initialised mask is passed; the old mask is not requested.
     unsafe {
