@@ -125,6 +125,9 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     // Namespaces: new ones are clone flags; paths are opened now and joined by the child,
     // except pid, which must be joined here so the child is born in it.
     let mut clone_flags: u64 = 0;
+    // Declared after `undo`, so dropped before it: the poststop hooks of a failed create are
+    // born in the runtime's pid namespace too.
+    let mut pid_ns: Option<sys::PidNsForChildren> = None;
     let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
     let mut kinds = Vec::new();
     let (mut new_user, mut new_cgroupns) = (false, false);
@@ -144,7 +147,10 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
                 )
                 .with_context(|| format!("opening namespace path {}", path.display()))?;
                 if flag == libc::CLONE_NEWPID {
-                    sys::setns(fd.as_fd(), flag).context("joining the pid namespace")?;
+                    pid_ns = Some(
+                        sys::PidNsForChildren::join(fd.as_fd())
+                            .context("joining the pid namespace")?,
+                    );
                 } else {
                     join.push((flag, fd));
                 }
@@ -294,6 +300,11 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
     };
     drop(child_end);
     undo.child = Some(pid);
+    // Only the init belongs in a joined pid namespace; the hooks run in the runtime's.
+    if let Some(ns) = pid_ns.take() {
+        ns.restore()
+            .context("returning to the runtime's pid namespace")?;
+    }
     if let Some(h) = saved.hooks.as_ref().and_then(|h| h.poststop().clone()) {
         undo.poststop = Some((h, saved.oci_state(state::Status::Stopped)));
     }

@@ -158,6 +158,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
 
     let pid = c.saved.pid;
     let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
+    let mut pid_ns: Option<sys::PidNsForChildren> = None;
     for (name, flag) in NAMESPACES {
         if same_ns(pid, name) {
             continue;
@@ -169,7 +170,10 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         )
         .with_context(|| format!("opening the container's {name} namespace"))?;
         if flag == libc::CLONE_NEWPID {
-            sys::setns(fd.as_fd(), flag).context("joining the container's pid namespace")?;
+            pid_ns = Some(
+                sys::PidNsForChildren::join(fd.as_fd())
+                    .context("joining the container's pid namespace")?,
+            );
         } else {
             join.push((flag, fd));
         }
@@ -220,7 +224,12 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         (Some(pid), born) => (pid, born),
     };
     drop(child_end);
+    // Only the exec'd process belongs in the container's pid namespace.
+    let restored = pid_ns.take().map(|ns| ns.restore());
     let result = (|| {
+        if let Some(r) = restored {
+            r.context("returning to the runtime's pid namespace")?;
+        }
         c.cgroup
             .add_pid_after_birth(child, born, !birth.tasks.is_empty())
             .context("moving the process into the container's cgroup")?;

@@ -176,6 +176,46 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// The children of the caller born in a joined pid namespace: `setns(CLONE_NEWPID)` only moves
+/// the caller's future children, so the caller keeps the pid namespace it had to return to
+/// once the one child that belongs to the container is cloned. Hooks and any other process
+/// the runtime spawns afterwards are then born in the runtime's own pid namespace again.
+pub struct PidNsForChildren {
+    /// The caller's own pid namespace (`/proc/self/ns/pid`, not `pid_for_children`).
+    orig: Option<std::os::fd::OwnedFd>,
+}
+
+impl PidNsForChildren {
+    /// Makes the caller's next children be born in the pid namespace `fd`.
+    pub fn join(fd: BorrowedFd<'_>) -> io::Result<Self> {
+        let orig = rustix::fs::open(
+            "/proc/self/ns/pid",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        setns(fd, libc::CLONE_NEWPID)?;
+        Ok(PidNsForChildren { orig: Some(orig) })
+    }
+
+    /// Puts the caller's next children back in its own pid namespace.
+    pub fn restore(mut self) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        match self.orig.take() {
+            Some(fd) => setns(fd.as_fd(), libc::CLONE_NEWPID),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PidNsForChildren {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        if let Some(fd) = self.orig.take() {
+            let _ = setns(fd.as_fd(), libc::CLONE_NEWPID);
+        }
+    }
+}
+
 /// Sets the calling process's real, effective and saved ids (all threads: there is one).
 pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: integer-only system calls.

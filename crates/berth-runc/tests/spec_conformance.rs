@@ -215,3 +215,49 @@ fn a_sysctl_of_a_namespace_the_container_does_not_own_is_refused_before_create()
         assert!(!r.root().join(&id).exists(), "no state left for {key}");
     }
 }
+
+#[test]
+fn hooks_run_in_the_runtime_pid_namespace_when_the_pid_namespace_is_joined() {
+    let r = Runc::new();
+    let a = bundle("sleep 100", |_| {});
+    let a_id = r.id("pidns-a");
+    r.create(&a, &a_id);
+    let a_pid = r.state(&a_id)["pid"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ns_hook = |name: &str| {
+        let out = dir.path().join(name);
+        serde_json::json!({ "path": "/bin/sh",
+            "args": ["sh", "-c", format!("readlink /proc/self/ns/pid > {}", out.display())] })
+    };
+    let b = bundle("sleep 100", |v| {
+        for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = format!("/proc/{a_pid}/ns/pid").into();
+            }
+        }
+        v["hooks"] = serde_json::json!({
+            "createRuntime": [ns_hook("createRuntime")],
+            "prestart": [ns_hook("prestart")],
+            "poststart": [ns_hook("poststart")],
+        });
+    });
+    let b_id = r.id("pidns-b");
+    r.create(&b, &b_id);
+    r.ok(&["start", &b_id]);
+    let b_pid = r.state(&b_id)["pid"].as_i64().unwrap();
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_eq!(ns(&b_pid.to_string()), ns(&a_pid.to_string()), "joined");
+    let host = ns("self");
+    for name in ["createRuntime", "prestart", "poststart"] {
+        let got = std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name} hook did not run: {e}"));
+        assert_eq!(
+            got.trim(),
+            host.to_str().unwrap(),
+            "{name} hook's pid namespace"
+        );
+    }
+    // exec joins the same way and still works; its process is in the container's namespace.
+    let out = r.ok(&["exec", &b_id, "readlink", "/proc/self/ns/pid"]);
+    assert_eq!(out.trim(), ns(&a_pid.to_string()).to_str().unwrap());
+}

@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::containers_client::ContainersClient;
-use berth_proto::v1::tasks_client::TasksClient;
 use hyper::StatusCode;
 use serde::Serialize;
 
@@ -106,7 +104,7 @@ async fn tasks(
     fix: bool,
     out: &mut Vec<Finding>,
 ) -> Option<HashSet<String>> {
-    let mut client = TasksClient::new(d.containerd.channel.clone());
+    let mut client = d.containerd.tasks();
     let list = client
         .list(req(berth_proto::v1::ListTasksRequest::default()))
         .await
@@ -175,7 +173,7 @@ async fn containerd_records(
     fix: bool,
     out: &mut Vec<Finding>,
 ) {
-    let mut client = ContainersClient::new(d.containerd.channel.clone());
+    let mut client = d.containerd.containers();
     let Ok(list) = client
         .list(req(berth_proto::v1::ListContainersRequest::default()))
         .await

@@ -95,6 +95,21 @@ async fn connect(socket: &Path) -> anyhow::Result<Channel> {
 }
 
 impl Containerd {
+    /// A client of berth-containerd's Tasks service (on the one shared channel).
+    pub fn tasks(&self) -> berth_proto::v1::tasks_client::TasksClient<Channel> {
+        berth_proto::v1::tasks_client::TasksClient::new(self.channel.clone())
+    }
+
+    /// A client of berth-containerd's Containers service.
+    pub fn containers(&self) -> berth_proto::v1::containers_client::ContainersClient<Channel> {
+        berth_proto::v1::containers_client::ContainersClient::new(self.channel.clone())
+    }
+
+    /// A client of berth-containerd's Events service.
+    pub fn events(&self) -> berth_proto::v1::events_client::EventsClient<Channel> {
+        berth_proto::v1::events_client::EventsClient::new(self.channel.clone())
+    }
+
     /// Connects to `address` (`unix://PATH`), or starts (or reuses) our own.
     pub async fn start(
         address: Option<&str>,

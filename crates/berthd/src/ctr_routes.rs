@@ -818,8 +818,7 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let resources = crate::spec::updated_resources(&hc, &rec.spec["linux"]["resources"])
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if rec.running() {
-        let mut tasks =
-            berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+        let mut tasks = d.containerd.tasks();
         tasks
             .update(run::req(berth_proto::v1::UpdateTaskRequest {
                 container_id: rec.id.clone(),
@@ -851,7 +850,7 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
     use berth_proto::v1::{PauseTaskRequest, ResumeTaskRequest};
     let h = d.containers.find(name)?;
     let mut rec = h.lock().await;
-    let mut tasks = berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     match (pause, rec.state.status.as_str()) {
         (true, "running") => {
             tasks
@@ -910,7 +909,7 @@ pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
     if !running {
         return Err(ApiError::conflict(format!("Container {id} is not running")));
     }
-    let mut tasks = berth_proto::v1::tasks_client::TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let pids = tasks
         .list_pids(run::req(berth_proto::v1::ListPidsRequest {
             container_id: id,

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use berth_proto::v1::tasks_client::TasksClient;
 use berth_proto::v1::{
     CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, ResizePtyRequest, StartRequest,
 };
@@ -237,7 +236,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     }
     let output = e.output.subscribe();
     let exited = e.exited.subscribe();
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let path = |p: &std::path::Path, on: bool| {
         if on {
             p.display().to_string()
@@ -316,7 +315,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     let (d2, e2) = (d.clone(), e.clone());
     tokio::spawn(async move {
         let code = run::wait_task(&d2, &e2.container, &exec_id).await;
-        let mut tasks = TasksClient::new(d2.containerd.channel.clone());
+        let mut tasks = d2.containerd.tasks();
         let _ = drain.send(true);
         for p in pumps {
             let _ = p.await;
@@ -374,7 +373,7 @@ pub fn open_writer(p: &std::path::Path) -> Option<std::fs::File> {
 
 /// Closes an exec's stdin in the shim (the client's stdin ended).
 pub async fn close_stdin(d: &Arc<Daemon>, container: &str, exec_id: &str) {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let _ = tasks
         .close_io(req(CloseIoRequest {
             container_id: container.to_string(),
@@ -431,7 +430,7 @@ fn size(q: &Query) -> Result<(u32, u32), ApiError> {
 /// `POST /exec/{id}/resize?h=&w=` and `POST /containers/{id}/resize?h=&w=`.
 pub async fn resize(d: &Arc<Daemon>, container: &str, exec_id: &str, q: &Query) -> ApiResult {
     let (width, height) = size(q)?;
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     tasks
         .resize_pty(req(ResizePtyRequest {
             container_id: container.to_string(),

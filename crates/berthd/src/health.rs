@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::tasks_client::TasksClient;
 use berth_proto::v1::{DeleteProcessRequest, ExecProcessRequest, KillRequest, StartRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -215,7 +214,7 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
         }
         String::from_utf8_lossy(&text).into_owned()
     });
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let path = out.display().to_string();
     let made = tasks
         .exec(req(ExecProcessRequest {

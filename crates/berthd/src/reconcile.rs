@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::containers_client::ContainersClient;
-use berth_proto::v1::tasks_client::TasksClient;
 use berth_proto::v1::{DeleteContainerRequest, DeleteTaskRequest, KillRequest};
 
 use crate::Daemon;
@@ -26,7 +24,7 @@ pub async fn purge_task(d: &Daemon, id: &str) {
 /// The berth-containerd part of [`purge_task`]: the task (its processes killed first) and the
 /// container record there.
 pub async fn drop_from_containerd(d: &Daemon, id: &str) {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let _ = tasks
         .kill(req(KillRequest {
             container_id: id.to_string(),
@@ -53,7 +51,9 @@ pub async fn drop_from_containerd(d: &Daemon, id: &str) {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    let _ = ContainersClient::new(d.containerd.channel.clone())
+    let _ = d
+        .containerd
+        .containers()
         .delete(req(DeleteContainerRequest { id: id.to_string() }))
         .await;
 }
@@ -62,7 +62,7 @@ pub async fn drop_from_containerd(d: &Daemon, id: &str) {
 /// runs, or that has no record, is removed (the record is the intent log: a start is done once
 /// the record says so). A record locked by an operation in progress (a start) is left alone.
 pub async fn purge_unrecorded_tasks(d: &Arc<Daemon>) {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let Ok(list) = tasks
         .list(req(berth_proto::v1::ListTasksRequest::default()))
         .await

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_proto::v1::containers_client::ContainersClient;
 use berth_proto::v1::envelope::Event;
-use berth_proto::v1::events_client::EventsClient;
-use berth_proto::v1::tasks_client::TasksClient;
 use berth_proto::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, KillRequest, StartRequest, SubscribeRequest,
@@ -219,8 +216,8 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             }
         }
     }
-    let mut containers = ContainersClient::new(d.containerd.channel.clone());
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut containers = d.containerd.containers();
+    let mut tasks = d.containerd.tasks();
     let record = CreateContainerRequest {
         container: Some(Container {
             id: id.clone(),
@@ -429,7 +426,9 @@ async fn undo_before_task(
     if let Some(io) = io {
         let _ = io.drain.send(true);
     }
-    let _ = ContainersClient::new(d.containerd.channel.clone())
+    let _ = d
+        .containerd
+        .containers()
         .delete(req(DeleteContainerRequest { id: rec.id.clone() }))
         .await;
     crate::endpoints::teardown(d, rec).await;
@@ -449,7 +448,7 @@ async fn abandon(
     code: i64,
 ) {
     let id = rec.id.clone();
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let _ = tasks
         .kill(req(KillRequest {
             container_id: id.clone(),
@@ -504,7 +503,7 @@ fn open_io(
 /// Waits until the task's process (the init when `exec_id` is empty) exits; its exit code, or
 /// 255 when containerd no longer knows it. Transient errors are retried.
 pub async fn wait_task(d: &Daemon, container: &str, exec_id: &str) -> i64 {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     loop {
         let w = tasks
             .wait(req(berth_proto::v1::WaitRequest {
@@ -616,7 +615,7 @@ pub async fn recover(d: &Arc<Daemon>) {
         if !running {
             continue;
         }
-        let mut tasks = TasksClient::new(d.containerd.channel.clone());
+        let mut tasks = d.containerd.tasks();
         let alive = tasks
             .get(req(berth_proto::v1::GetRequest {
                 container_id: id.clone(),
@@ -679,14 +678,14 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
     // its rootfs mount, FIFOs and network run at once: the init is gone, and with it the
     // mount and network namespaces that used them.
     let task_gone = async {
-        let mut tasks = TasksClient::new(d.containerd.channel.clone());
+        let mut tasks = d.containerd.tasks();
         let _ = tasks
             .delete(req(DeleteTaskRequest {
                 container_id: id.clone(),
             }))
             .await;
         tracing::debug!(id, "task deleted");
-        let mut containers = ContainersClient::new(d.containerd.channel.clone());
+        let mut containers = d.containerd.containers();
         let _ = containers
             .delete(req(DeleteContainerRequest { id: id.clone() }))
             .await;
@@ -732,7 +731,7 @@ pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
 /// Sends a signal to the container's processes. While berth-containerd is being restarted
 /// (it answers `Unavailable`), the signal is retried for a few seconds.
 pub async fn kill(d: &Arc<Daemon>, id: &str, signal: u32) -> Result<(), ApiError> {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let sent = tasks
@@ -842,7 +841,7 @@ pub async fn close_stdin(d: &Arc<Daemon>, id: &str) {
     if let Some(l) = d.runs.get(id) {
         l.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let _ = tasks
         .close_io(req(CloseIoRequest {
             container_id: id.to_string(),
@@ -898,7 +897,7 @@ pub fn signal_number(s: &str) -> Option<u32> {
 /// Watches containerd's events to log them; exits are handled by each container's waiter.
 pub async fn watch_events(d: Arc<Daemon>) {
     loop {
-        let mut ev = EventsClient::new(d.containerd.channel.clone());
+        let mut ev = d.containerd.events();
         if let Ok(s) = ev
             .subscribe(SubscribeRequest {
                 filters: vec![format!("namespace=={NAMESPACE}")],

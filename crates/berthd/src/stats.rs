@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::MetricsRequest;
-use berth_proto::v1::tasks_client::TasksClient;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -40,7 +39,7 @@ fn online_cpus() -> usize {
 
 /// One sample in Docker's `cpu_stats` + the rest.
 async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), ApiError> {
-    let mut tasks = TasksClient::new(d.containerd.channel.clone());
+    let mut tasks = d.containerd.tasks();
     let m = tasks
         .metrics(req(MetricsRequest {
             container_ids: vec![id.to_string()],
