@@ -281,8 +281,14 @@ impl Store {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
-        write_atomic(&dir.join("config.v2.json"), &bytes, durable)
-            .map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))?;
+        let path = dir.join("config.v2.json");
+        // A synced write waits for the disk: the async worker lets other tasks run meanwhile.
+        let written = if durable {
+            tokio::task::block_in_place(|| write_atomic(&path, &bytes, true))
+        } else {
+            write_atomic(&path, &bytes, false)
+        };
+        written.map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))?;
         self.lock_written()
             .insert(rec.id.clone(), Arc::new(rec.clone()));
         Ok(())
