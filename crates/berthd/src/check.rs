@@ -419,33 +419,44 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, settle: Duration, out: &m
             });
         }
     }
-    for e in std::fs::read_dir(d.data_root.join("tmp"))
+    let tmp = std::fs::read_dir(d.data_root.join("tmp"))
         .into_iter()
         .flatten()
         .flatten()
-    {
-        let path = e.path();
-        if !settled(&path, settle) {
-            continue;
-        }
-        let fixed = fix
-            && if path.is_dir() {
-                std::fs::remove_dir_all(&path).is_ok()
-            } else {
-                std::fs::remove_file(&path).is_ok()
-            };
-        out.push(Finding {
-            kind: "file",
-            object: path.display().to_string(),
-            detail: "a temporary file of an upload or load".into(),
-            fixed,
-        });
-    }
+        .map(|e| e.path());
+    leftover_paths(
+        tmp,
+        "file",
+        "a temporary file of an upload or load",
+        fix,
+        settle,
+        out,
+    );
 }
 
 /// Volumes a crashed create left half made.
 fn volumes(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
-    for path in crate::volumes::half_made(d) {
+    let half = crate::volumes::half_made(d);
+    leftover_paths(
+        half,
+        "volume",
+        "a volume whose create never finished",
+        fix,
+        settle,
+        out,
+    );
+}
+
+/// Reports (and with `fix` removes) each settled path, a file or a whole directory.
+fn leftover_paths(
+    paths: impl IntoIterator<Item = PathBuf>,
+    kind: &'static str,
+    detail: &str,
+    fix: bool,
+    settle: Duration,
+    out: &mut Vec<Finding>,
+) {
+    for path in paths {
         if !settled(&path, settle) {
             continue;
         }
@@ -456,9 +467,9 @@ fn volumes(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
                 std::fs::remove_file(&path).is_ok()
             };
         out.push(Finding {
-            kind: "volume",
+            kind,
             object: path.display().to_string(),
-            detail: "a volume whose create never finished".into(),
+            detail: detail.into(),
             fixed,
         });
     }

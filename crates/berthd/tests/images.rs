@@ -343,11 +343,17 @@ fn a_zstd_layer_pulls_and_runs() {
     );
 }
 
-/// A data root that fills up: a pull too big for it fails with a clear error and leaves the
-/// stores as they were; a container filling its rootfs gets ENOSPC while the daemon goes on;
-/// once space is free again, the next pull and run work. (The data root is a 48 MiB tmpfs.)
-#[test]
-fn a_full_data_root_fails_operations_cleanly_and_recovers() {
+/// Unmounts the small data root when the test ends, whatever happens (after the daemon is gone).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Test roots whose data root is a 48 MiB tmpfs.
+fn small_data_root() -> (berth_testkit::TestRoots, Unmount) {
     let roots = berth_testkit::TestRoots::new().unwrap();
     let data = roots.data_root();
     rustix::mount::mount(
@@ -358,19 +364,12 @@ fn a_full_data_root_fails_operations_cleanly_and_recovers() {
         Some(c"size=48m,mode=0710"),
     )
     .unwrap();
-    // Unmounted when the test ends, whatever happens (after the daemon is gone).
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
-        }
-    }
-    let _unmount = Unmount(data.clone());
-    let reg = Registry::start().unwrap();
-    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
-        .unwrap();
-    // 64 MiB of incompressible content: more than the data root holds.
-    let mut noise = vec![0u8; 64 << 20];
+    (roots, Unmount(data))
+}
+
+/// A layer tar of one file of `mib` MiB of incompressible content.
+fn noise_layer(mib: usize) -> Vec<u8> {
+    let mut noise = vec![0u8; mib << 20];
     let mut f = std::fs::File::open("/dev/urandom").unwrap();
     std::io::Read::read_exact(&mut f, &mut noise).unwrap();
     let mut b = tar::Builder::new(Vec::new());
@@ -378,9 +377,21 @@ fn a_full_data_root_fails_operations_cleanly_and_recovers() {
     h.set_mode(0o644);
     h.set_size(noise.len() as u64);
     b.append_data(&mut h, "noise", &noise[..]).unwrap();
-    let big = BusyboxImage::from_layer_tar(&b.into_inner().unwrap(), None).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// A data root that fills up: a pull too big for it fails with a clear error and leaves the
+/// stores as they were; a container filling its rootfs gets ENOSPC while the daemon goes on;
+/// once space is free again, the next pull and run work. (The data root is a 48 MiB tmpfs.)
+#[test]
+fn a_full_data_root_fails_operations_cleanly_and_recovers() {
+    let (roots, _unmount) = small_data_root();
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    // 64 MiB of incompressible content: more than the data root holds.
+    let big = BusyboxImage::from_layer_tar(&noise_layer(64), None).unwrap();
     reg.push_image(&big, "big", "latest").unwrap();
-    drop(noise);
 
     let d = Berthd::start_with(roots);
     let out = d.docker(&["pull", &format!("{}/big", reg.host())]);
@@ -419,40 +430,16 @@ fn a_full_data_root_fails_operations_cleanly_and_recovers() {
 /// load works and new lines reach the log. (The data root is a 48 MiB tmpfs.)
 #[test]
 fn load_and_container_logs_on_a_full_data_root() {
-    let roots = berth_testkit::TestRoots::new().unwrap();
+    let (roots, _unmount) = small_data_root();
     let data = roots.data_root();
-    rustix::mount::mount(
-        "tmpfs",
-        &data,
-        "tmpfs",
-        rustix::mount::MountFlags::empty(),
-        Some(c"size=48m,mode=0710"),
-    )
-    .unwrap();
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
-        }
-    }
-    let _unmount = Unmount(data.clone());
     let reg = Registry::start().unwrap();
     reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
         .unwrap();
     // An image of 10 MiB of incompressible content, as a `docker save` archive outside the data
     // root (a load stores it three times: upload, blob, layer): it fits once the filler is gone,
     // not before.
-    let mut noise = vec![0u8; 10 << 20];
-    let mut f = std::fs::File::open("/dev/urandom").unwrap();
-    std::io::Read::read_exact(&mut f, &mut noise).unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(0o644);
-    h.set_size(noise.len() as u64);
-    b.append_data(&mut h, "noise", &noise[..]).unwrap();
-    drop(noise);
     let archive = roots.path().join("noisy.tar");
-    BusyboxImage::from_layer_tar(&b.into_inner().unwrap(), None)
+    BusyboxImage::from_layer_tar(&noise_layer(10), None)
         .unwrap()
         .write_docker_archive(&archive, "noisy:latest")
         .unwrap();
