@@ -122,7 +122,7 @@ pub enum Command {
         #[arg(short = 'f', long, default_value = "table")]
         format: ListFormat,
         id: String,
-        /// Options for ps(1) (ignored; the table shows PID and command).
+        /// Options for the host's ps(1) (`-ef` without any); only the container's lines are shown.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },

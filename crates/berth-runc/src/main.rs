@@ -8,6 +8,7 @@ mod cli;
 mod config_cmds;
 mod console;
 mod create;
+mod devices;
 mod exec;
 mod hooks;
 mod init;
@@ -159,7 +160,11 @@ fn run(cli: Cli, protected: bool) -> anyhow::Result<i32> {
         }
         Command::Delete { force, id } => lifecycle::delete(root, &id, force)?,
         Command::Exec(args) => return exec::exec(root, &args),
-        Command::Ps { format, id, .. } => query::ps(root, &id, format)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => query::ps(root, &id, format, &ps_args)?,
         Command::List { format, quiet } => query::list(root, format, quiet)?,
         Command::Pause { id } => lifecycle::pause(root, &Container::load(root, &id)?)?,
         Command::Resume { id } => lifecycle::resume(root, &Container::load(root, &id)?)?,

@@ -69,8 +69,10 @@ pub fn list(root: &Path, format: ListFormat, quiet: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `ps ID`: the container's processes (pids as JSON, or a PID/CMD table).
-pub fn ps(root: &Path, id: &str, format: ListFormat) -> anyhow::Result<()> {
+/// `ps ID [PS_OPTIONS]`: as runc, the host's `ps` run with the given options (`-ef` without
+/// any), printed as its header plus the lines whose PID column is one of the container's;
+/// `--format json` prints the container's pids instead.
+pub fn ps(root: &Path, id: &str, format: ListFormat, ps_args: &[String]) -> anyhow::Result<()> {
     let c = Container::load(root, id)?;
     let mut pids = c
         .cgroup
@@ -83,17 +85,49 @@ pub fn ps(root: &Path, id: &str, format: ListFormat) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:>8} CMD", "PID")?;
-    for pid in pids {
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        writeln!(out, "{pid:>8} {}", cmd.join(" "))?;
-    }
+    let args: Vec<&str> = if ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        ps_args.iter().map(String::as_str).collect()
+    };
+    #[allow(clippy::disallowed_methods)]
+    // ps(1) is the tool asked for; it never enters the container
+    let output = std::process::Command::new("ps")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running ps")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ps {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    out.write_all(filter_ps(&text, &pids)?.as_bytes())?;
     Ok(())
+}
+
+/// The header of `ps` output plus its lines whose PID column is in `pids`.
+fn filter_ps(text: &str, pids: &[i32]) -> anyhow::Result<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header
+        .split_whitespace()
+        .position(|f| f == "PID")
+        .context("couldn't find PID field in ps output")?;
+    let mut kept = format!("{header}\n");
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let field = line.split_whitespace().nth(col).unwrap_or("");
+        let pid: i32 = field
+            .parse()
+            .with_context(|| format!("unable to parse pid {field:?} in ps output"))?;
+        if pids.contains(&pid) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    Ok(kept)
 }
 
 /// `events --stats ID`: one stats record in runc's JSON shape.
@@ -211,4 +245,20 @@ pub fn features() -> anyhow::Result<()> {
         },
     });
     print_json(&v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_ps;
+
+    #[test]
+    fn ps_output_keeps_the_header_and_the_containers_lines() {
+        let text = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh -c x\nroot 420 1 other\n";
+        assert_eq!(
+            filter_ps(text, &[42]).unwrap(),
+            "UID PID PPID CMD\nroot 42 1 sh -c x\n"
+        );
+        assert!(filter_ps("USER COMMAND\nroot x\n", &[1]).is_err());
+        assert!(filter_ps("PID CMD\nabc x\n", &[1]).is_err());
+    }
 }

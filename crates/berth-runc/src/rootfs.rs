@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{Mount, Spec};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::sys;
@@ -54,6 +54,11 @@ fn recursive_option(opt: &str) -> Option<(u64, u64)> {
         "rrelatime" => (a::RELATIME, a::ATIME_MASK),
         "rnoatime" => (a::NOATIME, a::ATIME_MASK),
         "rstrictatime" => (a::STRICTATIME, a::ATIME_MASK),
+        // Their negations pick the mode they leave: the kernel's default (relatime) after
+        // `ratime` and `rnostrictatime`, and an always-updated access time after `rnorelatime`.
+        // (The kernel refuses to clear only part of the access-time field.)
+        "ratime" | "rnostrictatime" => (a::RELATIME, a::ATIME_MASK),
+        "rnorelatime" => (a::STRICTATIME, a::ATIME_MASK),
         _ => return None,
     })
 }
@@ -148,7 +153,7 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
 
-fn cstr(p: &Path) -> anyhow::Result<CString> {
+pub(crate) fn cstr(p: &Path) -> anyhow::Result<CString> {
     Ok(CString::new(p.as_os_str().as_encoded_bytes())?)
 }
 
@@ -212,7 +217,7 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<Ow
 }
 
 /// The normal components of a path, with `..` applied lexically (never above the root).
-fn normal_components(path: &Path) -> Vec<std::ffi::OsString> {
+pub(crate) fn normal_components(path: &Path) -> Vec<std::ffi::OsString> {
     let mut out: Vec<std::ffi::OsString> = Vec::new();
     for c in path.components() {
         match c {
@@ -227,7 +232,7 @@ fn normal_components(path: &Path) -> Vec<std::ffi::OsString> {
 }
 
 /// Creates (if missing) the regular file `path` inside `root` and returns an O_PATH fd of it.
-fn touch_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<OwnedFd> {
+pub(crate) fn touch_in_root(root: BorrowedFd<'_>, path: &Path) -> anyhow::Result<OwnedFd> {
     if let Ok(fd) = open_in_root(root, path) {
         return Ok(fd);
     }
@@ -260,16 +265,6 @@ pub struct RootfsPlan<'a> {
     /// nothing is mounted at all: `create` refused every setting that needs a mount.
     pub new_mount_ns: bool,
 }
-
-/// Default devices every container gets (as runc): null, zero, full, random, urandom, tty.
-const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
 
 impl RootfsPlan<'_> {
     /// `rootfsPropagation` as mount flags (`MS_SHARED`, `MS_SLAVE|MS_REC`...), `None` if unset.
@@ -497,119 +492,6 @@ impl RootfsPlan<'_> {
         }
         Ok(())
     }
-
-    /// Creates the default devices and `linux.devices` under /dev, and runc's /dev symlinks.
-    pub fn create_devices(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
-        let old = rustix::process::umask(Mode::empty());
-        let result = self.create_devices_inner(root);
-        rustix::process::umask(old);
-        result
-    }
-
-    fn create_devices_inner(&self, root: BorrowedFd<'_>) -> anyhow::Result<()> {
-        let mut devices: Vec<(PathBuf, char, u32, u32, u32, u32, u32)> = DEFAULT_DEVICES
-            .iter()
-            .map(|&(p, ma, mi)| (PathBuf::from(p), 'c', ma, mi, 0o666, 0, 0))
-            .collect();
-        for d in self
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            devices.retain(|x| x.0 != *d.path());
-            devices.push(device_entry(d)?);
-        }
-        for (path, kind, major, minor, mode, uid, gid) in devices {
-            anyhow::ensure!(
-                path.is_absolute() && path.starts_with("/dev"),
-                "device path {} is not under /dev",
-                path.display()
-            );
-            let parent = mkdir_all_in_root(root, path.parent().unwrap_or(Path::new("/dev")))?;
-            let name = path.file_name().context("device without a name")?;
-            if self.bind_devices {
-                anyhow::ensure!(
-                    self.new_mount_ns,
-                    "devices cannot be bind-mounted without a private mount namespace"
-                );
-                let target = touch_in_root(root, &path)?;
-                sys::mount(
-                    Some(&cstr(&path)?),
-                    &fd_path(target.as_fd()),
-                    None,
-                    MS_BIND,
-                    None,
-                )
-                .with_context(|| format!("binding device {}", path.display()))?;
-                continue;
-            }
-            let ftype = match kind {
-                'b' => rustix::fs::FileType::BlockDevice,
-                'p' => rustix::fs::FileType::Fifo,
-                _ => rustix::fs::FileType::CharacterDevice,
-            };
-            let _ = rustix::fs::unlinkat(parent.as_fd(), name, rustix::fs::AtFlags::empty());
-            rustix::fs::mknodat(
-                parent.as_fd(),
-                name,
-                ftype,
-                Mode::from_raw_mode(mode & 0o7777),
-                rustix::fs::makedev(major, minor),
-            )
-            .with_context(|| format!("creating device {}", path.display()))?;
-            rustix::fs::chownat(
-                parent.as_fd(),
-                name,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .with_context(|| format!("chown of device {}", path.display()))?;
-        }
-        let dev = mkdir_all_in_root(root, Path::new("/dev"))?;
-        let links = [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ];
-        for (name, target) in links {
-            match rustix::fs::symlinkat(target, dev.as_fd(), name) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e).with_context(|| format!("creating /dev/{name}")),
-            }
-        }
-        if Path::new("/proc/kcore").exists() {
-            let _ = rustix::fs::symlinkat("/proc/kcore", dev.as_fd(), "core");
-        }
-        // /dev/ptmx always points at the container's own devpts instance.
-        let _ = rustix::fs::unlinkat(dev.as_fd(), "ptmx", rustix::fs::AtFlags::empty());
-        rustix::fs::symlinkat("pts/ptmx", dev.as_fd(), "ptmx").context("creating /dev/ptmx")?;
-        Ok(())
-    }
-}
-
-type DeviceEntry = (PathBuf, char, u32, u32, u32, u32, u32);
-
-fn device_entry(d: &LinuxDevice) -> anyhow::Result<DeviceEntry> {
-    let kind = match d.typ() {
-        LinuxDeviceType::B => 'b',
-        LinuxDeviceType::P => 'p',
-        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-        LinuxDeviceType::A => anyhow::bail!("device {} has type 'a'", d.path().display()),
-    };
-    Ok((
-        d.path().clone(),
-        kind,
-        d.major() as u32,
-        d.minor() as u32,
-        d.file_mode().unwrap_or(0o666),
-        d.uid().unwrap_or(0),
-        d.gid().unwrap_or(0),
-    ))
 }
 
 /// The recursive attributes of `opts` on the mount at `dest` and every mount below it. A
@@ -870,6 +752,16 @@ mod tests {
         let o = parse(&["rro", "rrw", "rnoatime"]);
         assert_eq!(o.recursive.attr_set, a::NOATIME);
         assert_eq!(o.recursive.attr_clr, a::RDONLY | a::ATIME_MASK);
+        for (opt, mode) in [
+            ("ratime", a::RELATIME),
+            ("rnostrictatime", a::RELATIME),
+            ("rnorelatime", a::STRICTATIME),
+        ] {
+            let o = parse(&["rnoatime", opt]);
+            assert_eq!(o.recursive.attr_set, mode, "{opt}");
+            assert_eq!(o.recursive.attr_clr, a::ATIME_MASK, "{opt}");
+            assert!(o.data.is_empty(), "{opt} passed on as fs data");
+        }
     }
 
     #[test]

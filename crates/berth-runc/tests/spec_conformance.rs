@@ -1,6 +1,8 @@
 //! berth-runc against clauses of the OCI runtime spec that the other suites do not cover:
 //! mount options and relative mount paths, kill of a stopped container, the state handed to
-//! hooks, poststop after a failed create, exec after config.json changed, and sysctl checks.
+//! hooks, poststop after a failed create, exec after config.json changed, sysctl checks,
+//! hooks with a joined pid namespace, devices outside /dev or over a host /dev, the recursive
+//! access-time options, `ps`, oomScoreAdj, the /dev symlinks and a second start.
 
 mod common;
 
@@ -260,4 +262,184 @@ fn hooks_run_in_the_runtime_pid_namespace_when_the_pid_namespace_is_joined() {
     // exec joins the same way and still works; its process is in the container's namespace.
     let out = r.ok(&["exec", &b_id, "readlink", "/proc/self/ns/pid"]);
     assert_eq!(out.trim(), ns(&a_pid.to_string()).to_str().unwrap());
+}
+
+/// A `linux.devices` entry of the null device (c 1:3) at `path`.
+fn null_device_at(path: &str) -> serde_json::Value {
+    serde_json::json!({ "path": path, "type": "c", "major": 1, "minor": 3, "fileMode": 438 })
+}
+
+#[test]
+fn a_device_may_be_outside_dev() {
+    let r = Runc::new();
+    let b = bundle("echo gone > /opt/sub/null && ls -l /opt/sub/null", |v| {
+        v["linux"]["devices"] = serde_json::json!([null_device_at("/opt/sub/null")]);
+    });
+    let id = r.id("devopt");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("crw-rw-rw-"), "{out}");
+    assert!(out.contains("1,   3"), "{out}");
+}
+
+#[test]
+fn a_different_file_at_a_device_path_fails_the_create() {
+    let r = Runc::new();
+    let b = bundle("true", |v| {
+        v["linux"]["devices"] = serde_json::json!([null_device_at("/opt/null")]);
+    });
+    let file = b.path().join("rootfs/opt/null");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "image data\n").unwrap();
+    let id = r.id("devclash");
+    let o = r.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!o.status.success(), "create succeeded: {o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/opt/null"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "image data\n");
+    assert!(!r.root().join(&id).exists(), "no state left behind");
+    // The same device already there is fine: it is kept.
+    std::fs::remove_file(&file).unwrap();
+    let b2 = bundle("ls -l /opt/null", |v| {
+        v["linux"]["devices"] = serde_json::json!([null_device_at("/opt/null")]);
+    });
+    let made = b2.path().join("rootfs/opt/null");
+    std::fs::create_dir_all(made.parent().unwrap()).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &made,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    let (code, out, err) = r.run(&b2, &r.id("devsame"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("crw-rw-rw-"), "mode applied: {out}");
+}
+
+#[test]
+fn a_dev_bind_mount_is_never_touched() {
+    let r = Runc::new();
+    let host_dev = tempfile::tempdir().unwrap();
+    std::fs::write(host_dev.path().join("null"), "host file\n").unwrap();
+    let src = host_dev.path().to_str().unwrap().to_string();
+    let b = bundle("ls /dev", |v| {
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+        mounts.push(serde_json::json!({
+            "destination": "/dev", "type": "bind", "source": src, "options": ["rbind"],
+        }));
+        // Masking binds /dev/null, which this /dev does not have as a device.
+        v["linux"]["maskedPaths"] = serde_json::json!([]);
+        v["linux"]["devices"] = serde_json::json!([null_device_at("/dev/null")]);
+    });
+    let id = r.id("devbind");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "null\n");
+    let names: Vec<_> = std::fs::read_dir(host_dev.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["null"], "the host directory got new entries");
+    let null = host_dev.path().join("null");
+    assert!(std::fs::symlink_metadata(&null).unwrap().is_file());
+    assert_eq!(std::fs::read_to_string(&null).unwrap(), "host file\n");
+}
+
+#[test]
+fn recursive_access_time_negations_are_mount_attributes() {
+    let r = Runc::new();
+    let b = bundle("grep ' /mnt/' /proc/self/mounts", |v| {
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        for (dest, opts) in [
+            ("/mnt/a", serde_json::json!(["rnoatime", "ratime"])),
+            ("/mnt/b", serde_json::json!(["rnorelatime"])),
+            ("/mnt/c", serde_json::json!(["rnoatime", "rnostrictatime"])),
+        ] {
+            mounts.push(serde_json::json!({
+                "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts,
+            }));
+        }
+    });
+    let id = r.id("ratime");
+    let (code, out, err) = r.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = |m: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!(" {m} ")))
+            .unwrap_or_else(|| panic!("{m} not mounted: {out}"))
+            .to_string()
+    };
+    assert!(line("/mnt/a").contains("relatime"), "{out}");
+    assert!(!line("/mnt/a").contains("noatime"), "{out}");
+    let b_line = line("/mnt/b");
+    assert!(
+        !b_line.contains("relatime") && !b_line.contains("noatime"),
+        "strictatime: {out}"
+    );
+    assert!(line("/mnt/c").contains("relatime"), "{out}");
+}
+
+#[test]
+fn ps_runs_the_hosts_ps_and_keeps_only_the_containers_lines() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |_| {});
+    let id = r.id("ps");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let pid = r.state(&id)["pid"].as_i64().unwrap();
+    // Default options: `ps -ef`.
+    let out = r.ok(&["ps", &id]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header[..3], ["UID", "PID", "PPID"], "{out}");
+    assert_eq!(
+        lines[1].split_whitespace().nth(1),
+        Some(pid.to_string().as_str())
+    );
+    assert!(lines[1].contains("sleep 1000"), "{out}");
+    // Options of the caller's choosing, PID column anywhere.
+    let out = r.ok(&["ps", &id, "-o", "comm,pid"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let pid_text = pid.to_string();
+    assert_eq!(
+        lines,
+        [vec!["COMMAND", "PID"], vec!["sleep", pid_text.as_str()]],
+        "{out}"
+    );
+    // Without a PID column there is nothing to filter on.
+    let o = r.out(&["ps", &id, "-o", "comm"]);
+    assert!(!o.status.success(), "{o:?}");
+    // The JSON form is still the list of pids.
+    let pids: Vec<i64> = serde_json::from_str(&r.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids, [pid]);
+}
+
+#[test]
+fn oom_score_adj_dev_symlinks_and_a_second_start() {
+    let r = Runc::new();
+    let b = bundle(
+        "cat /proc/self/oom_score_adj; for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done",
+        |v| v["process"]["oomScoreAdj"] = 123.into(),
+    );
+    let (code, out, err) = r.run(&b, &r.id("devlinks"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "123\npts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n"
+    );
+    // start of a container that is no longer `created` fails.
+    let b = bundle("sleep 1000", |_| {});
+    let id = r.id("start2");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let o = r.out(&["start", &id]);
+    assert!(!o.status.success(), "second start succeeded: {o:?}");
+    assert_eq!(r.status(&id), "running");
 }
