@@ -216,7 +216,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             }
         }
     }
-    let mut containers = d.containerd.containers();
+    let containers = d.containerd.containers();
     let mut tasks = d.containerd.tasks();
     let record = CreateContainerRequest {
         container: Some(Container {
@@ -265,24 +265,25 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     let files = files
         .map_err(|e| ApiError::internal(e.to_string()))
         .and_then(|r| r);
-    if files.is_err() || network.is_err() || created_record.is_err() {
-        if created_record.is_ok() {
-            let _ = containers
-                .delete(req(DeleteContainerRequest { id: id.clone() }))
-                .await;
+    // From here on, every failure undoes what was made the same way (`Made::undo`).
+    let mut made = Made {
+        record: created_record.is_ok(),
+        network: network.is_ok(),
+        io: None,
+        task: false,
+    };
+    let pending = match (files, network, created_record) {
+        (Ok(()), Ok(pending), Ok(())) => pending,
+        (Err(e), _, _) | (_, Err(e), _) => {
+            made.undo(d, &mut rec, None, None).await;
+            return Err(e);
         }
-        if network.is_ok() {
-            crate::endpoints::teardown(d, &mut rec).await;
+        (_, _, Err(e)) => {
+            made.undo(d, &mut rec, None, None).await;
+            return Err(grpc(e));
         }
-        crate::rootfs::unmount(&cdir);
-        let _ = std::fs::remove_dir_all(&fifos);
-        return Err(match (files, network, created_record) {
-            (Err(e), _, _) | (_, Err(e), _) => e,
-            (_, _, Err(e)) => grpc(e),
-            _ => ApiError::internal("start failed"),
-        });
-    }
-    let mut pending = network.ok().flatten();
+    };
+    let mut pending = pending;
     berth_failpoint::point("start.after-prepare");
     if let Some(t) = berth_failpoint::delay("start.after-prepare") {
         tokio::time::sleep(t).await;
@@ -290,19 +291,18 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     tracing::debug!(id, "rootfs, network namespace and container record made");
     let live = d.runs.ensure(&id, None);
     live.exited.send_replace(None);
-    let io = match open_io(d, &id, rec.tty(), &rec.host_config) {
-        Ok(io) => io,
+    match open_io(d, &id, rec.tty(), &rec.host_config) {
+        Ok(io) => made.io = Some(io),
         Err(e) => {
-            undo_before_task(d, &mut rec, None, &live).await;
-            let _ = std::fs::remove_dir_all(&fifos);
+            made.undo(d, &mut rec, Some(&live), None).await;
             return Err(e);
         }
-    };
+    }
     // The runtime's create already needs the interfaces when the spec sets a sysctl of the
     // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
     if let Some(p) = pending.take_if(|_| needs_network_at_create(&spec)) {
         if let Err(e) = crate::endpoints::plug(d, &rec, p).await {
-            undo_before_task(d, &mut rec, Some(&io), &live).await;
+            made.undo(d, &mut rec, Some(&live), None).await;
             return Err(e);
         }
     }
@@ -330,18 +330,22 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         }
     };
     let (created, plugged) = tokio::join!(tasks.create(req(task)), plugging);
-    if let (true, Err(e)) = (created.is_ok(), plugged) {
-        abandon(d, &mut rec, &io, &live, e.message.clone(), 127).await;
-        return Err(e);
-    }
-    if let Err(e) = created {
-        rec.state.error = e.message().to_string();
-        let _ = d.containers.save_state(&rec);
-        undo_before_task(d, &mut rec, Some(&io), &live).await;
-        return Err(ApiError::new(
-            hyper::StatusCode::BAD_REQUEST,
-            format!("failed to create task for container: {}", e.message()),
-        ));
+    made.task = created.is_ok();
+    match (created, plugged) {
+        (Ok(_), Ok(())) => {}
+        (Ok(_), Err(e)) => {
+            made.undo(d, &mut rec, Some(&live), Some((e.message.clone(), 127)))
+                .await;
+            return Err(e);
+        }
+        (Err(e), _) => {
+            rec.state.error = e.message().to_string();
+            made.undo(d, &mut rec, Some(&live), None).await;
+            return Err(ApiError::new(
+                hyper::StatusCode::BAD_REQUEST,
+                format!("failed to create task for container: {}", e.message()),
+            ));
+        }
     }
     tracing::debug!(id, "task created");
     berth_failpoint::point("start.after-task-create");
@@ -360,14 +364,17 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     let pid = match started {
         Ok(r) => r.into_inner().pid,
         Err(e) => {
-            abandon(d, &mut rec, &io, &live, e.message().to_string(), 127).await;
+            let message = e.message().to_string();
+            made.undo(d, &mut rec, Some(&live), Some((message.clone(), 127)))
+                .await;
             return Err(ApiError::new(
                 hyper::StatusCode::BAD_REQUEST,
-                format!("failed to start container: {}", e.message()),
+                format!("failed to start container: {message}"),
             ));
         }
     };
     berth_failpoint::point("start.after-task-start");
+    let io = made.io.take();
     rec.state = crate::container::State {
         status: "running".into(),
         pid,
@@ -390,7 +397,9 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     );
     let config = rec.config.clone();
     drop(rec);
-    spawn_waiter(d, h, &id, io);
+    if let Some(io) = io {
+        spawn_waiter(d, h, &id, io);
+    }
     crate::health::monitor(d, h, &config, &image_config, &id);
     Ok(())
 }
@@ -415,57 +424,73 @@ fn needs_network_at_create(spec: &serde_json::Value) -> bool {
     net_sysctl || hooks
 }
 
-/// Undoes a start that made no task: containerd's container record, the network, the rootfs
-/// mount, and the pumps when they run.
-async fn undo_before_task(
-    d: &Arc<Daemon>,
-    rec: &mut crate::container::Record,
-    io: Option<&Io>,
-    live: &Live,
-) {
-    if let Some(io) = io {
-        let _ = io.drain.send(true);
-    }
-    let _ = d
-        .containerd
-        .containers()
-        .delete(req(DeleteContainerRequest { id: rec.id.clone() }))
-        .await;
-    crate::endpoints::teardown(d, rec).await;
-    crate::rootfs::unmount(&d.containers.dir(&rec.id));
-    live.exited.send_replace(Some(rec.state.exit_code));
+/// What a start has made so far. On any failure [`Made::undo`] removes it in reverse order,
+/// so every failure path undoes the same way.
+struct Made {
+    /// berth-containerd's container record.
+    record: bool,
+    /// The network, prepared (and perhaps plugged).
+    network: bool,
+    /// The output pumps, once they run.
+    io: Option<Io>,
+    /// The task, once created.
+    task: bool,
 }
 
-/// Undoes a start whose task exists: kills and deletes the task, deletes containerd's record,
-/// stops the pumps, tears the network down and unmounts the rootfs; the record keeps `error`
-/// and `code`.
-async fn abandon(
-    d: &Arc<Daemon>,
-    rec: &mut crate::container::Record,
-    io: &Io,
-    live: &Live,
-    error: String,
-    code: i64,
-) {
-    let id = rec.id.clone();
-    let mut tasks = d.containerd.tasks();
-    let _ = tasks
-        .kill(req(KillRequest {
-            container_id: id.clone(),
-            exec_id: String::new(),
-            signal: 9,
-            all: true,
-        }))
-        .await;
-    let _ = tasks
-        .delete(req(DeleteTaskRequest {
-            container_id: id.clone(),
-        }))
-        .await;
-    rec.state.error = error;
-    rec.state.exit_code = code;
-    let _ = d.containers.save_state(rec);
-    undo_before_task(d, rec, Some(io), live).await;
+impl Made {
+    /// Kills and deletes the task, records `failed` (the error and exit code of a run that
+    /// never started), stops the pumps, deletes containerd's record, tears the network down,
+    /// unmounts the rootfs and removes the FIFOs; waiters on `live` see the run end.
+    async fn undo(
+        self,
+        d: &Arc<Daemon>,
+        rec: &mut crate::container::Record,
+        live: Option<&Live>,
+        failed: Option<(String, i64)>,
+    ) {
+        let id = rec.id.clone();
+        if self.task {
+            let mut tasks = d.containerd.tasks();
+            let _ = tasks
+                .kill(req(KillRequest {
+                    container_id: id.clone(),
+                    exec_id: String::new(),
+                    signal: 9,
+                    all: true,
+                }))
+                .await;
+            let _ = tasks
+                .delete(req(DeleteTaskRequest {
+                    container_id: id.clone(),
+                }))
+                .await;
+        }
+        if let Some((error, code)) = failed {
+            rec.state.error = error;
+            rec.state.exit_code = code;
+        }
+        if self.task || !rec.state.error.is_empty() {
+            let _ = d.containers.save_state(rec);
+        }
+        if let Some(io) = &self.io {
+            let _ = io.drain.send(true);
+        }
+        if self.record {
+            let _ = d
+                .containerd
+                .containers()
+                .delete(req(DeleteContainerRequest { id: id.clone() }))
+                .await;
+        }
+        if self.network {
+            crate::endpoints::teardown(d, rec).await;
+        }
+        crate::rootfs::unmount(&d.containers.dir(&id));
+        let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
+        if let Some(live) = live {
+            live.exited.send_replace(Some(rec.state.exit_code));
+        }
+    }
 }
 
 /// The output side of a run: the pumps and the log they write.
