@@ -57,6 +57,7 @@ impl V2Cgroup {
     }
 
     pub(crate) fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
+        check_convertible(r)?;
         let dir = self.dir.as_path();
         if let Some(cpu) = r.cpu() {
             apply_cpu(dir, cpu)?;
@@ -300,7 +301,51 @@ fn apply_memory(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
     if let Some(r) = m.reservation().filter(|r| *r != 0) {
         files::write(dir, "memory.low", &max_or(r))?;
     }
-    // swappiness and disableOOMKiller have no v2 interface; kernel memory is not accounted apart.
+    Ok(())
+}
+
+/// Refuses, before anything is written, a set value that cgroup v2 has no file for: dropping it
+/// silently would run the container without it. A value equal to "unset" (absent, `0` for the
+/// kernel limits and leaf weights, `false` for `disableOOMKiller`, no priorities) is accepted, as
+/// Docker's daemon passes some of them that way.
+fn check_convertible(r: &LinuxResources) -> Result<(), Error> {
+    let unsupported = |what| Err(Error::Unsupported { what, version: V2 });
+    if let Some(m) = r.memory() {
+        if m.swappiness().is_some() {
+            return unsupported("memory.swappiness");
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return unsupported("memory.disableOOMKiller");
+        }
+        if m.kernel().is_some_and(|k| k != 0) {
+            return unsupported("memory.kernel (kernel memory limit)");
+        }
+        if m.kernel_tcp().is_some_and(|k| k != 0) {
+            return unsupported("memory.kernelTCP (kernel TCP memory limit)");
+        }
+        if m.use_hierarchy() == Some(false) {
+            return unsupported("memory.useHierarchy false");
+        }
+    }
+    if let Some(n) = r.network() {
+        if n.class_id().is_some() {
+            return unsupported("network.classID");
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            return unsupported("network.priorities");
+        }
+    }
+    if let Some(b) = r.block_io() {
+        let leaf = b.leaf_weight().is_some_and(|w| w != 0)
+            || b.weight_device()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d.leaf_weight().is_some_and(|w| w != 0));
+        if leaf {
+            return unsupported("blockIO leafWeight");
+        }
+    }
     Ok(())
 }
 

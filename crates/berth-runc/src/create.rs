@@ -146,6 +146,19 @@ pub fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<Created> {
                     rustix::fs::Mode::empty(),
                 )
                 .with_context(|| format!("opening namespace path {}", path.display()))?;
+                // The name as written in config.json ("network", where Debug says "Network").
+                let name = serde_json::to_value(ns.typ()).unwrap_or_default();
+                let actual = sys::ns_type(fd.as_fd()).with_context(|| {
+                    format!(
+                        "namespace path {} for {name} is not a namespace",
+                        path.display()
+                    )
+                })?;
+                anyhow::ensure!(
+                    actual == flag,
+                    "namespace path {} is not a {name} namespace",
+                    path.display()
+                );
                 if flag == libc::CLONE_NEWPID {
                     pid_ns = Some(
                         sys::PidNsForChildren::join(fd.as_fd())

@@ -146,6 +146,8 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         process.set_apparmor_profile(Some(profile.clone()));
     }
     let seccomp = defaults.seccomp;
+    // As runc: the process's own value, else the container's.
+    let oom_score_adj = process.oom_score_adj().or(defaults.process.oom_score_adj());
     let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), root, args.preserve_fds)?;
     anyhow::ensure!(
         !plan.terminal || args.console_socket.is_some(),
@@ -233,6 +235,11 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         c.cgroup
             .add_pid_after_birth(child, born, !birth.tasks.is_empty())
             .context("moving the process into the container's cgroup")?;
+        // Written before the child runs anything, as create does for the init.
+        if let Some(adj) = oom_score_adj {
+            std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string())
+                .context("setting oom_score_adj")?;
+        }
         parent_end.send(&Msg::Go)?;
         parent_end.expect(Msg::Ready)
     })();

@@ -164,6 +164,18 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     }
 }
 
+/// The `CLONE_NEW*` type of the namespace an open namespace file refers to (`NS_GET_NSTYPE`,
+/// Linux 4.11); an error for a file that is not a namespace.
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only returns an int; the descriptor is open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
 /// `setns(2)` on an open namespace file.
 pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
     // SAFETY: setns takes a descriptor and a flag; the caller is single-threaded where the

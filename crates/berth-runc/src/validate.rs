@@ -48,9 +48,35 @@ pub fn check(spec: &Spec, no_pivot: bool) -> anyhow::Result<()> {
         "rootfsPropagation {propagation:?} cannot be used with --no-pivot"
     );
     unsupported(spec)?;
+    hook_timeouts(spec)?;
     sysctls(spec)?;
     if !new_mount_ns(spec) {
         shared_mount_ns(spec, no_pivot)?;
+    }
+    Ok(())
+}
+
+/// A hook's `timeout`, when given, must be greater than zero (the spec's rule): it is refused,
+/// never raised to a working value.
+fn hook_timeouts(spec: &Spec) -> anyhow::Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let kinds = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (kind, hooks) in kinds {
+        for hook in hooks.iter().flatten() {
+            if let Some(t) = hook.timeout().filter(|t| *t <= 0) {
+                anyhow::bail!(
+                    "invalid {kind} hook {}: timeout {t} must be greater than zero",
+                    hook.path().display()
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Bad input gets a clear error, exit code 1, and leaves no state behind: malformed config.json,
 //! a missing rootfs, a duplicate id, unknown ids, an invalid id, duplicated namespaces or
-//! rlimits, and properties berth-runc does not implement.
+//! rlimits, a hook timeout that is not positive, a namespace path of the wrong type, and
+//! properties berth-runc does not implement.
 
 mod common;
 
@@ -293,4 +294,54 @@ fn exec_into_a_sub_cgroup_is_refused() {
     let o = r.out(&["exec", "--cgroup", "sub", "ghost", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("--cgroup"), "{}", stderr_of(&o));
+}
+
+/// A hook `timeout` must be greater than zero: 0 or less fails the create (it used to be
+/// raised to one second), before any hook runs.
+#[test]
+fn a_hook_timeout_that_is_not_positive_fails_the_create() {
+    let r = Runc::new();
+    for (name, kind, timeout) in [("hook0", "createRuntime", 0), ("hookneg", "poststart", -1)] {
+        assert_create_refused(
+            &r,
+            name,
+            |v| {
+                v["hooks"] = serde_json::json!({
+                    kind: [{"path": "/bin/true", "timeout": timeout}],
+                })
+            },
+            &format!("{kind} hook /bin/true: timeout {timeout} must be greater than zero"),
+        );
+    }
+}
+
+/// A namespace `path` whose namespace is of another type than the entry's fails the create
+/// with an error naming both, and leaves nothing.
+#[test]
+fn a_namespace_path_of_the_wrong_type_fails_the_create() {
+    let r = Runc::new();
+    assert_create_refused(
+        &r,
+        "nswrongtype",
+        |v| {
+            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "network" {
+                    ns["path"] = "/proc/self/ns/uts".into();
+                }
+            }
+        },
+        "namespace path /proc/self/ns/uts is not a \"network\" namespace",
+    );
+    assert_create_refused(
+        &r,
+        "nsnotns",
+        |v| {
+            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "ipc" {
+                    ns["path"] = "/etc/hostname".into();
+                }
+            }
+        },
+        "namespace path /etc/hostname for \"ipc\" is not a namespace",
+    );
 }

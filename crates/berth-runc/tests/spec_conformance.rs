@@ -2,7 +2,8 @@
 //! mount options and relative mount paths, kill of a stopped container, the state handed to
 //! hooks, poststop after a failed create, exec after config.json changed, sysctl checks,
 //! hooks with a joined pid namespace, devices outside /dev or over a host /dev, the recursive
-//! access-time options, `ps`, oomScoreAdj, the /dev symlinks and a second start.
+//! access-time options, `ps`, oomScoreAdj (of the init and of exec), the /dev symlinks, a second
+//! start, and mounts applied in the listed order.
 
 mod common;
 
@@ -442,4 +443,67 @@ fn oom_score_adj_dev_symlinks_and_a_second_start() {
     let o = r.out(&["start", &id]);
     assert!(!o.status.success(), "second start succeeded: {o:?}");
     assert_eq!(r.status(&id), "running");
+}
+
+/// An exec'd process gets its own `oomScoreAdj` (`exec --process`), else the container's, as
+/// the init does: set from the parent before it runs.
+#[test]
+fn exec_applies_oom_score_adj() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |v| v["process"]["oomScoreAdj"] = 123.into());
+    let id = r.id("execoom");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let out = r.ok(&["exec", &id, "cat", "/proc/self/oom_score_adj"]);
+    assert_eq!(out, "123\n", "the container's value");
+    let dir = tempfile::tempdir().unwrap();
+    let process = dir.path().join("process.json");
+    let write = |extra: serde_json::Value| {
+        let mut p = serde_json::json!({
+            "args": ["cat", "/proc/self/oom_score_adj"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+        });
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        std::fs::write(&process, serde_json::to_vec(&p).unwrap()).unwrap();
+    };
+    write(serde_json::json!({"oomScoreAdj": 456}));
+    let out = r.ok(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_eq!(out, "456\n", "the process's own value");
+    write(serde_json::json!({}));
+    let out = r.ok(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_eq!(out, "123\n", "none given: the container's value");
+}
+
+/// Mounts are made in the listed order: a tmpfs at /a, then a tmpfs at /a/b and a bind at
+/// /a/c, which are made inside the first (their mount points created in it) and stay visible.
+#[test]
+fn mounts_are_applied_in_the_listed_order() {
+    let r = Runc::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("marker"), "bound\n").unwrap();
+    let source = host.path().to_str().unwrap().to_string();
+    let b = bundle(
+        "cat /a/c/marker; touch /a/b/f && echo wrote; \
+         grep -E ' /a(/b|/c)? ' /proc/self/mounts | cut -d' ' -f2",
+        |v| {
+            let mounts = v["mounts"].as_array_mut().unwrap();
+            mounts.push(serde_json::json!({
+                "destination": "/a", "type": "tmpfs", "source": "tmpfs",
+            }));
+            mounts.push(serde_json::json!({
+                "destination": "/a/b", "type": "tmpfs", "source": "tmpfs",
+            }));
+            mounts.push(serde_json::json!({
+                "destination": "/a/c", "type": "bind", "source": source,
+                "options": ["rbind", "ro"],
+            }));
+        },
+    );
+    let (code, out, err) = r.run(&b, &r.id("mntorder"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "bound\nwrote\n/a\n/a/b\n/a/c\n", "{err}");
 }

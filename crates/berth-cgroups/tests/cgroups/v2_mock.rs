@@ -83,7 +83,7 @@ fn v2_create_delegates_controllers_in_every_parent() {
 fn v2_apply_writes_converted_values() {
     let (tmp, cg) = mock_tree();
     let r = resources(json!({
-        "memory": {"limit": 67108864, "swap": 134217728, "reservation": 33554432, "swappiness": 10, "disableOOMKiller": true},
+        "memory": {"limit": 67108864, "swap": 134217728, "reservation": 33554432, "disableOOMKiller": false, "kernel": 0},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 0, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 0},
         "blockIO": {"weight": 500, "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]},
@@ -177,6 +177,53 @@ fn v2_rejects_bad_values() {
     ));
     cg.apply(&resources(json!({"memory": {"limit": 100, "swap": -1}})))
         .unwrap();
+}
+
+#[test]
+fn v2_refuses_a_set_value_it_has_no_file_for() {
+    let (tmp, cg) = mock_tree();
+    let dir = leaf(&tmp);
+    let cases = [
+        (
+            json!({"memory": {"limit": 4096, "swappiness": 10}}),
+            "memory.swappiness",
+        ),
+        (json!({"memory": {"swappiness": 0}}), "memory.swappiness"),
+        (
+            json!({"memory": {"limit": 4096, "disableOOMKiller": true}}),
+            "memory.disableOOMKiller",
+        ),
+        (json!({"memory": {"kernel": 1048576}}), "memory.kernel"),
+        (
+            json!({"memory": {"kernelTCP": 1048576}}),
+            "memory.kernelTCP",
+        ),
+        (json!({"network": {"classID": 1048577}}), "network.classID"),
+        (
+            json!({"network": {"priorities": [{"name": "eth0", "priority": 5}]}}),
+            "network.priorities",
+        ),
+        (
+            json!({"blockIO": {"leafWeight": 300}}),
+            "blockIO leafWeight",
+        ),
+    ];
+    for (r, setting) in cases {
+        let err = cg.apply(&resources(r.clone())).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{r}: {err}");
+        assert!(err.to_string().contains(setting), "{r}: {err}");
+        assert!(err.to_string().contains("cgroup v2"), "{r}: {err}");
+    }
+    // Refused before anything is written.
+    assert_eq!(read(&dir, "memory.max"), "");
+    // Values equal to "unset", as Docker's daemon may pass them, are accepted.
+    cg.apply(&resources(json!({
+        "memory": {"limit": 4096, "disableOOMKiller": false, "kernel": 0, "kernelTCP": 0},
+        "network": {"priorities": []},
+        "blockIO": {"leafWeight": 0}
+    })))
+    .unwrap();
+    assert_eq!(read(&dir, "memory.max"), "4096");
 }
 
 #[test]
