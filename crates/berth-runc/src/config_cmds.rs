@@ -130,6 +130,25 @@ fn resources(args: &UpdateArgs) -> anyhow::Result<LinuxResources> {
 pub fn update(root: &Path, args: &UpdateArgs) -> anyhow::Result<()> {
     let c = Container::load(root, &args.id)?;
     let r = resources(args)?;
+    // `checkBeforeUpdate`: a memory limit below what the container uses now is refused, where
+    // the kernel would otherwise reclaim or OOM-kill to meet it.
+    let memory = r.memory().as_ref();
+    if let Some(limit) = memory
+        .filter(|m| m.check_before_update() == Some(true))
+        .and_then(|m| m.limit())
+        .filter(|l| *l > 0)
+    {
+        let usage = c
+            .cgroup
+            .stats()
+            .context("reading the container's memory usage")?
+            .memory
+            .usage;
+        anyhow::ensure!(
+            limit as u64 >= usage,
+            "memory limit {limit} is below the container's current usage {usage} (checkBeforeUpdate)"
+        );
+    }
     c.cgroup
         .apply(&r)
         .context("updating the container's resources")

@@ -507,3 +507,41 @@ fn mounts_are_applied_in_the_listed_order() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out, "bound\nwrote\n/a\n/a/b\n/a/c\n", "{err}");
 }
+
+/// `update` with `checkBeforeUpdate`: a memory limit below what the container uses now is
+/// refused and the old limit stays; one above it applies.
+#[test]
+fn check_before_update_refuses_a_limit_below_the_usage() {
+    let r = Runc::new();
+    let b = bundle("sleep 1000", |_| {});
+    let id = r.id("checkupd");
+    r.create(&b, &id);
+    r.ok(&["start", &id]);
+    let limit_file = [
+        format!("/sys/fs/cgroup/memory/{id}/memory.limit_in_bytes"),
+        format!("/sys/fs/cgroup/{id}/memory.max"),
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("the container's memory cgroup");
+    let before = std::fs::read_to_string(&limit_file).unwrap();
+    let update = |limit: u64| {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let json = serde_json::json!({"memory": {"limit": limit, "checkBeforeUpdate": true}});
+        std::fs::write(file.path(), json.to_string()).unwrap();
+        r.out(&["update", "-r", file.path().to_str().unwrap(), &id])
+    };
+    let refused = update(4096);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("checkBeforeUpdate"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&limit_file).unwrap(), before);
+    let applied = update(512 << 20);
+    assert!(applied.status.success(), "{applied:?}");
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        (512u64 << 20).to_string()
+    );
+}
