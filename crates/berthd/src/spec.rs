@@ -52,6 +52,8 @@ pub enum SpecError {
     FieldType(&'static str, &'static str),
     #[error("No command specified")]
     NoCommand,
+    #[error("invalid ulimit type: {0}")]
+    UlimitType(String),
     #[error("--init: no docker-init (tini) binary found next to berthd or on PATH")]
     NoInit,
     #[error("Decoding seccomp profile failed: {0}")]
@@ -535,8 +537,16 @@ fn resolve_user(rootfs: &Path, spec: &str, add: &[String]) -> Result<(u32, u32, 
 /// `HostConfig.Ulimits`, passed through (`-1` is unlimited); no defaults are added. An unlimited
 /// `nofile` becomes the host's hard limit, as the kernel never accepts `RLIM_INFINITY` there.
 fn rlimits(hc: &Value, hard_nofile: Option<u64>) -> Result<Vec<Value>> {
+    // Docker's ulimit names (go-units); anything else is no resource of the kernel's.
+    const NAMES: [&str; 16] = [
+        "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+    ];
     let ulimit = |u: &Value| {
         let name = string(u, "Name")?;
+        if !NAMES.contains(&name) {
+            return Err(SpecError::UlimitType(name.to_string()));
+        }
         let value = |k| -> Result<u64> {
             match (int(u, k)?, hard_nofile) {
                 (-1, Some(hard)) if name == "nofile" => Ok(hard),

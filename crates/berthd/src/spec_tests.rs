@@ -141,6 +141,8 @@ fn spec_carries_the_process_root_and_dockers_defaults() {
         [{"WorkingDir": "rel"}, {"/error": "the working directory 'rel' is invalid, it needs to be an absolute path"}],
         [{"HostConfig": {"OomScoreAdj": 2000}}, {"/error": "Invalid value 2000, range for oom score adj is [-1000, 1000]"}],
         [{"HostConfig": {"Privileged": "yes"}}, {"/error": "invalid value for Privileged: expected a boolean"}],
+        // Found by the create_body fuzz target: it used to reach the runtime as RLIMIT_LOFILE.
+        [{"HostConfig": {"Ulimits": [{"Name": "lofile", "Soft": 1, "Hard": 1}]}}, {"/error": "invalid ulimit type: lofile"}],
     ]));
 }
 
