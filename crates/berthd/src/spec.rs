@@ -538,13 +538,10 @@ fn resolve_user(rootfs: &Path, spec: &str, add: &[String]) -> Result<(u32, u32, 
 /// `nofile` becomes the host's hard limit, as the kernel never accepts `RLIM_INFINITY` there.
 fn rlimits(hc: &Value, hard_nofile: Option<u64>) -> Result<Vec<Value>> {
     // Docker's ulimit names (go-units); anything else is no resource of the kernel's.
-    const NAMES: [&str; 16] = [
-        "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
-    ];
+    const NAMES: &str = "as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack";
     let ulimit = |u: &Value| {
         let name = string(u, "Name")?;
-        if !NAMES.contains(&name) {
+        if !NAMES.split(' ').any(|n| n == name) {
             return Err(SpecError::UlimitType(name.to_string()));
         }
         let value = |k| -> Result<u64> {
