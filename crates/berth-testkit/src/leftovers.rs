@@ -41,12 +41,36 @@ fn processes_and_mounts(exec_root: &Path, data_root: &Path, cgroup_parent: &str)
     for m in mounts.iter().rev() {
         let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
     }
-    for hierarchy in list(Path::new("/sys/fs/cgroup")) {
-        let _ = std::fs::remove_dir(hierarchy.join(cgroup_parent.trim_start_matches('/')));
+    // The containers' cgroups first (a cgroup directory goes only once it has no children and
+    // no process: a container init whose shim died is killed here).
+    let parent = cgroup_parent.trim_start_matches('/');
+    let v1_and_v2 = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"];
+    for child in v1_and_v2
+        .iter()
+        .flat_map(|h| list(&Path::new(h).join(parent)))
+        .filter(|c| c.join("cgroup.procs").exists())
+    {
+        let procs = std::fs::read_to_string(child.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = crate::wait_for(Duration::from_secs(5), "killed processes to go", || {
+            std::fs::read_to_string(child.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty())
+        });
     }
-    let _ = std::fs::remove_dir(
-        Path::new("/sys/fs/cgroup").join(cgroup_parent.trim_start_matches('/')),
-    );
+    let mut parents: Vec<std::path::PathBuf> = list(Path::new("/sys/fs/cgroup"))
+        .into_iter()
+        .map(|h| h.join(parent))
+        .collect();
+    parents.push(Path::new("/sys/fs/cgroup").join(parent));
+    for p in parents {
+        for child in list(&p).into_iter().filter(|c| c.is_dir()) {
+            let _ = std::fs::remove_dir(child);
+        }
+        let _ = std::fs::remove_dir(p);
+    }
 }
 
 /// Removes what a failed test may leave of its daemon's networking: pinned namespaces, the
