@@ -24,7 +24,7 @@ use crate::run::req;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Finding {
-    /// What it is (`task`, `record`, `container`, `shim`, `mount`, `netns`, `veth`, `nft`, `cgroup`, `file`,
+    /// What it is (`containerd`, `task`, `record`, `container`, `shim`, `mount`, `netns`, `veth`, `nft`, `cgroup`, `file`,
     /// `volume`, `blob`, `layer`).
     pub kind: &'static str,
     /// Which one: an id, a path, a pid.
@@ -72,8 +72,15 @@ pub async fn scan(d: &Arc<Daemon>, fix: bool, settle: Duration) -> Vec<Finding> 
         }
     }
     let mut found = Vec::new();
-    if let Some(tasks) = tasks(d, &running, fix, &mut found).await {
-        records(d, &running, &tasks, fix, &mut found).await;
+    match tasks(d, &running, fix, &mut found).await {
+        Some(tasks) => records(d, &running, &tasks, fix, &mut found).await,
+        // Nothing can be said of tasks then: the check is not clean.
+        None => found.push(Finding {
+            kind: "containerd",
+            object: d.containerd.socket.display().to_string(),
+            detail: "berth-containerd does not answer (being restarted?)".into(),
+            fixed: false,
+        }),
     }
     containerd_records(d, &running, fix, &mut found).await;
     ports(d, &running, fix, &mut found).await;

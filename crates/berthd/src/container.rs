@@ -110,9 +110,10 @@ pub type Handle = Arc<tokio::sync::Mutex<Record>>;
 pub struct Store {
     root: PathBuf,
     table: Mutex<HashMap<String, Handle>>,
-    /// Each record as last written: what list and inspect read while an operation (a start, a
-    /// stop) holds the record, so they never wait for one.
-    written: Mutex<HashMap<String, Arc<Record>>>,
+    /// Each record as last written, serialized (one allocation, no second copy of its tree):
+    /// what list and inspect read while an operation (a start, a stop) holds the record, so
+    /// they never wait for one.
+    written: Mutex<HashMap<String, Arc<[u8]>>>,
     /// name → id.
     names: Mutex<HashMap<String, String>>,
 }
@@ -204,15 +205,14 @@ impl Store {
                     &p,
                     std::os::unix::fs::PermissionsExt::from_mode(0o600),
                 );
-                let Some(rec) = std::fs::read(&p)
+                let Some((rec, bytes)) = std::fs::read(&p)
                     .ok()
-                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok().map(|r| (r, b)))
                 else {
                     continue;
                 };
                 s.lock_names().insert(rec.name.clone(), rec.id.clone());
-                s.lock_written()
-                    .insert(rec.id.clone(), Arc::new(rec.clone()));
+                s.lock_written().insert(rec.id.clone(), Arc::from(bytes));
                 s.lock_table()
                     .insert(rec.id.clone(), Arc::new(tokio::sync::Mutex::new(rec)));
             }
@@ -228,7 +228,7 @@ impl Store {
         self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Record>>> {
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<[u8]>>> {
         self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -255,7 +255,10 @@ impl Store {
     fn view_of(&self, id: &str, h: &Handle) -> Option<Record> {
         match h.try_lock() {
             Ok(r) => Some(r.clone()),
-            Err(_) => self.lock_written().get(id).map(|r| (**r).clone()),
+            Err(_) => {
+                let bytes = self.lock_written().get(id).cloned()?;
+                serde_json::from_slice(&bytes).ok()
+            }
         }
     }
 
@@ -289,8 +292,7 @@ impl Store {
             write_atomic(&path, &bytes, false)
         };
         written.map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))?;
-        self.lock_written()
-            .insert(rec.id.clone(), Arc::new(rec.clone()));
+        self.lock_written().insert(rec.id.clone(), Arc::from(bytes));
         Ok(())
     }
 
