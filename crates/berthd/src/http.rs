@@ -207,42 +207,9 @@ fn never(n: Infallible) -> std::io::Error {
 #[derive(Debug, Default)]
 pub struct Query(Vec<(String, String)>);
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        Query(
-            q.unwrap_or("")
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                    None => (percent_decode(p), String::new()),
-                })
-                .collect(),
-        )
+        Query(berth_api::query::pairs(q.unwrap_or("")))
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
@@ -271,30 +238,7 @@ impl Query {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
             return Ok(Vec::new());
         };
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))?;
-        let mut out = Vec::new();
-        for (k, vals) in obj {
-            match vals {
-                serde_json::Value::Array(a) => {
-                    for x in a {
-                        out.push((k.clone(), x.as_str().unwrap_or_default().to_string()));
-                    }
-                }
-                serde_json::Value::Object(m) => {
-                    for (x, on) in m {
-                        if on.as_bool().unwrap_or(false) {
-                            out.push((k.clone(), x.clone()));
-                        }
-                    }
-                }
-                _ => return Err(ApiError::bad_request(format!("invalid filter {k}"))),
-            }
-        }
-        Ok(out)
+        berth_api::query::filters(raw).map_err(ApiError::bad_request)
     }
 }
 
@@ -343,7 +287,7 @@ mod tests {
             ]
         );
         assert!(Query::parse(Some("filters=%7Bbad")).filters().is_err());
-        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(berth_api::query::percent_decode("100%"), "100%");
     }
 
     /// A stream that failed half-way ends the body with an error (hyper then closes the
