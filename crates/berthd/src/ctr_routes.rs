@@ -597,10 +597,14 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
 /// `GET /containers/{id}/logs`.
 pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let (id, tty, running) = {
-        let r = d.containers.view(name)?;
-        (r.id.clone(), r.tty(), r.running())
+    // A follow needs to know whether a start in progress ends running: it waits for it; a
+    // plain read of the log never does.
+    let r = if q.bool("follow") {
+        d.containers.find(name)?.lock().await.clone()
+    } else {
+        d.containers.view(name)?
     };
+    let (id, tty, running) = (r.id.clone(), r.tty(), r.running());
     if !q.bool("stdout") && !q.bool("stderr") {
         return Err(ApiError::bad_request("You must choose at least one stream"));
     }
