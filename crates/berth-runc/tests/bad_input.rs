@@ -320,28 +320,26 @@ fn a_hook_timeout_that_is_not_positive_fails_the_create() {
 #[test]
 fn a_namespace_path_of_the_wrong_type_fails_the_create() {
     let r = Runc::new();
+    // The config's `kind` namespace joined by `path` instead of made.
+    let join = |kind: &'static str, path: &'static str| {
+        move |v: &mut serde_json::Value| {
+            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == kind {
+                    ns["path"] = path.into();
+                }
+            }
+        }
+    };
     assert_create_refused(
         &r,
         "nswrongtype",
-        |v| {
-            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "network" {
-                    ns["path"] = "/proc/self/ns/uts".into();
-                }
-            }
-        },
+        join("network", "/proc/self/ns/uts"),
         "namespace path /proc/self/ns/uts is not a \"network\" namespace",
     );
     assert_create_refused(
         &r,
         "nsnotns",
-        |v| {
-            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "ipc" {
-                    ns["path"] = "/etc/hostname".into();
-                }
-            }
-        },
+        join("ipc", "/etc/hostname"),
         "namespace path /etc/hostname for \"ipc\" is not a namespace",
     );
 }

@@ -124,11 +124,7 @@ async fn tasks(
         .map(|t| t.id.clone())
         .collect();
     for t in list {
-        if !t.exec_id.is_empty() || running.contains(&t.id) {
-            continue;
-        }
-        // A start in progress holds the record's lock: not a leftover.
-        if busy(d, &t.id) {
+        if !t.exec_id.is_empty() || spoken_for(d, running, &t.id) {
             continue;
         }
         if fix {
@@ -188,7 +184,7 @@ async fn containerd_records(
         return;
     };
     for c in list.into_inner().containers {
-        if running.contains(&c.id) || busy(d, &c.id) {
+        if spoken_for(d, running, &c.id) {
             continue;
         }
         if fix {
@@ -207,7 +203,7 @@ async fn containerd_records(
 async fn ports(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding>) {
     let mut changed = false;
     for id in d.networks.port_holders() {
-        if running.contains(&id) || busy(d, &id) {
+        if spoken_for(d, running, &id) {
             continue;
         }
         changed |= fix && d.networks.drop_ports(&id);
@@ -229,6 +225,12 @@ async fn ports(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut 
 /// is making is not a leftover.
 fn busy(d: &Daemon, id: &str) -> bool {
     d.containers.find(id).is_ok_and(|h| h.try_lock().is_err())
+}
+
+/// Whether container `id`'s things are accounted for: it runs, or an operation on it is under
+/// way. Anything else of it is a leftover.
+fn spoken_for(d: &Daemon, running: &HashSet<String>, id: &str) -> bool {
+    running.contains(id) || busy(d, id)
 }
 
 /// Files younger than this may belong to an operation under way (an upload, a create).
@@ -269,7 +271,7 @@ fn shims(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding
         let Some(id) = task_dir.and_then(|t| id_under(&tasks, &t)) else {
             continue;
         };
-        if running.contains(&id) || busy(d, &id) {
+        if spoken_for(d, running, &id) {
             continue;
         }
         let fixed = fix
@@ -294,7 +296,7 @@ fn mounts(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Findin
         let Some(id) = id_under(&containers, point) else {
             continue;
         };
-        if running.contains(&id) || !point.ends_with("merged") || busy(d, &id) {
+        if !point.ends_with("merged") || spoken_for(d, running, &id) {
             continue;
         }
         if fix {
@@ -316,7 +318,7 @@ fn netns(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Finding
         let Some(id) = id_under(&dir, &ns) else {
             continue;
         };
-        if running.contains(&id) || busy(d, &id) {
+        if spoken_for(d, running, &id) {
             continue;
         }
         let fixed = fix && berth_net::netns::remove(&ns).is_ok();
@@ -367,7 +369,7 @@ fn cgroups(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Findi
             let Some(id) = id_under(&root, &path) else {
                 continue;
             };
-            if running.contains(&id) || !path.is_dir() || busy(d, &id) {
+            if !path.is_dir() || spoken_for(d, running, &id) {
                 continue;
             }
             let fixed = fix && std::fs::remove_dir(&path).is_ok();
