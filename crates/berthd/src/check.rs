@@ -188,7 +188,7 @@ async fn containerd_records(
             continue;
         }
         if fix {
-            crate::reconcile::drop_from_containerd(d, &c.id).await;
+            d.containerd.drop_container(&c.id).await;
         }
         out.push(Finding {
             kind: "container",

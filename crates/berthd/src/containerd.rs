@@ -95,6 +95,49 @@ async fn connect(socket: &Path) -> anyhow::Result<Channel> {
 }
 
 impl Containerd {
+    /// Removes whatever berth-containerd has of container `id`: its task (its processes killed
+    /// first) and its container record.
+    pub async fn drop_container(&self, id: &str) {
+        let req = |m| berth_proto::with_namespace(NAMESPACE, m);
+        let mut tasks = self.tasks();
+        let _ = tasks
+            .kill(req(berth_proto::v1::KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal: 9,
+                all: true,
+            }))
+            .await;
+        // The task can be deleted once its init has exited (a moment after SIGKILL).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let deleted = tasks
+                .delete(berth_proto::with_namespace(
+                    NAMESPACE,
+                    berth_proto::v1::DeleteTaskRequest {
+                        container_id: id.to_string(),
+                    },
+                ))
+                .await;
+            match deleted {
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::NotFound => break,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    tracing::warn!(id, error = e.message(), "deleting a leftover task");
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let _ = self
+            .containers()
+            .delete(berth_proto::with_namespace(
+                NAMESPACE,
+                berth_proto::v1::DeleteContainerRequest { id: id.to_string() },
+            ))
+            .await;
+    }
+
     /// A client of berth-containerd's Tasks service (on the one shared channel).
     pub fn tasks(&self) -> berth_proto::v1::tasks_client::TasksClient<Channel> {
         berth_proto::v1::tasks_client::TasksClient::new(self.channel.clone())

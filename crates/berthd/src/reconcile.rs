@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::v1::{DeleteContainerRequest, DeleteTaskRequest, KillRequest};
-
 use crate::Daemon;
 use crate::run::{fifo_dir, req};
 
@@ -16,46 +14,9 @@ use crate::run::{fifo_dir, req};
 /// container record there: for a container whose own record says it does not run (a crash of
 /// berthd between a task's start and the record of it), or that has no record at all.
 pub async fn purge_task(d: &Daemon, id: &str) {
-    drop_from_containerd(d, id).await;
+    d.containerd.drop_container(id).await;
     crate::rootfs::unmount(&d.containers.dir(id));
     let _ = std::fs::remove_dir_all(fifo_dir(d, id));
-}
-
-/// The berth-containerd part of [`purge_task`]: the task (its processes killed first) and the
-/// container record there.
-pub async fn drop_from_containerd(d: &Daemon, id: &str) {
-    let mut tasks = d.containerd.tasks();
-    let _ = tasks
-        .kill(req(KillRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-            signal: 9,
-            all: true,
-        }))
-        .await;
-    // The task can be deleted once its init has exited (a moment after SIGKILL).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let deleted = tasks
-            .delete(req(DeleteTaskRequest {
-                container_id: id.to_string(),
-            }))
-            .await;
-        match deleted {
-            Ok(_) => break,
-            Err(e) if e.code() == tonic::Code::NotFound => break,
-            Err(e) if std::time::Instant::now() >= deadline => {
-                tracing::warn!(id, error = e.message(), "deleting a leftover task");
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let _ = d
-        .containerd
-        .containers()
-        .delete(req(DeleteContainerRequest { id: id.to_string() }))
-        .await;
 }
 
 /// Reconciles berth-containerd's tasks with the records: a task whose record does not say it

@@ -254,7 +254,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             // A stale record a crash left behind, with the task it may still have (the record
             // says the container does not run): replace it (the usual start pays no extra call).
             Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                crate::reconcile::drop_from_containerd(d, &id).await;
+                d.containerd.drop_container(&id).await;
                 containers.clone().create(req(record)).await.map(|_| ())
             }
             other => other.map(|_| ()),
