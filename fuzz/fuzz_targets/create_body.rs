@@ -6,10 +6,10 @@
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../crates/berthd/src/seccomp_profile.rs"]
+#[path = "../../crates/berthd/src/oci/seccomp_profile.rs"]
 mod seccomp_profile;
 #[allow(dead_code)]
-#[path = "../../crates/berthd/src/spec.rs"]
+#[path = "../../crates/berthd/src/oci/spec.rs"]
 mod spec;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::transport::Channel;
 
+use crate::model::Error;
+
 /// The gRPC namespace berthd's containers live in.
 pub const NAMESPACE: &str = "berth";
 
@@ -301,4 +303,44 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+impl Containerd {
+    /// Waits until the task's process (the init when `exec_id` is empty) exits; its exit code, or
+    /// 255 when containerd no longer knows it. Transient errors are retried.
+    pub async fn wait_exit(&self, container: &str, exec_id: &str) -> i64 {
+        let mut tasks = self.tasks();
+        loop {
+            let w = tasks
+                .wait(req(berth_proto::v1::WaitRequest {
+                    container_id: container.to_string(),
+                    exec_id: exec_id.to_string(),
+                }))
+                .await;
+            match w {
+                Ok(w) => return i64::from(w.into_inner().exit_status),
+                Err(e) if e.code() == tonic::Code::NotFound => return 255,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+/// The engine error of a berth-containerd answer, by its gRPC code (never by its text).
+pub fn grpc(e: tonic::Status) -> Error {
+    match e.code() {
+        tonic::Code::NotFound => Error::not_found(e.message().to_string()),
+        tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => {
+            Error::conflict(e.message().to_string())
+        }
+        tonic::Code::InvalidArgument => Error::invalid(e.message().to_string()),
+        tonic::Code::Unavailable => Error::unavailable(e.message().to_string()),
+        tonic::Code::PermissionDenied => Error::forbidden(e.message().to_string()),
+        _ => Error::internal(e.message().to_string()),
+    }
+}
+
+/// A request in berthd's containerd namespace.
+pub fn req<T>(m: T) -> tonic::Request<T> {
+    berth_proto::with_namespace(NAMESPACE, m)
 }

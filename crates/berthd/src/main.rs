@@ -2,47 +2,34 @@
 //! volumes and container metadata, turns a Docker "create" into an OCI spec and drives
 //! berth-containerd over gRPC. It never calls the OCI runtime itself.
 //!
-//! Its modules, in the layers ARCHITECTURE.md maps: the server and routes (`server.rs`,
-//! `http.rs`, `system.rs`, `images.rs`, `ctr_routes.rs`, `net_routes.rs`, …), the engine
-//! (`container.rs` records, `run.rs` lifecycle through berth-containerd, `exec.rs`,
-//! `health.rs`, `logs.rs`, `events.rs`, `check.rs`, `reconcile.rs`), networking and volumes
-//! (`network.rs`, `endpoints.rs`, `volumes.rs`), and at the bottom `spec.rs` (Docker config →
-//! OCI spec), `rootfs.rs` (overlayfs) and `containerd.rs` (its client and supervisor). Image
-//! build is not built yet.
+//! Its modules, one folder per layer, each importing only those below it:
+//!
+//! | module | layer |
+//! |---|---|
+//! | `api/` | the Engine API: listener, routing, versions, Docker's error and stream shapes, one module per route family |
+//! | `engine/` | containers: store and records, lifecycle through berth-containerd, exec, health, logs, events, endpoints, crash checks |
+//! | `net/`, `volumes/` | networks and volumes, beside the engine, knowing nothing of containers' lifecycle |
+//! | `oci/` | the OCI bundle: spec builder, seccomp profile, host features, overlayfs rootfs |
+//! | `containerd.rs` | the berth-containerd client and its supervisor |
+//! | `model/` | the shared types: errors by kind, records, health, attachments, ports, ids |
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
-mod archive;
-mod attach;
-mod changes;
-mod check;
-mod container;
+mod api;
 mod containerd;
-mod ctr_routes;
-mod endpoints;
-mod events;
-mod exec;
-mod health;
-mod http;
-mod images;
-mod logs;
-mod net_routes;
-mod network;
-mod reconcile;
-mod rootfs;
-mod run;
-mod seccomp_profile;
-mod server;
-mod spec;
-mod stats;
-mod sysinfo;
-mod system;
-mod unpack_into;
+mod engine;
+mod model;
+mod net;
+mod oci;
 mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+use api::server;
+use engine::{Daemon, check, endpoints, events, exec, reconcile, run};
+use oci::sysinfo;
 
 use anyhow::Context;
 use clap::Parser;
@@ -88,27 +75,6 @@ struct Cli {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
-}
-
-/// Everything the routes share.
-pub struct Daemon {
-    pub id: String,
-    pub data_root: PathBuf,
-    pub exec_root: PathBuf,
-    pub cgroup_parent: String,
-    pub images: berth_image::service::ImageService,
-    pub containers: container::Store,
-    pub runs: run::Runs,
-    pub execs: exec::Execs,
-    pub events: events::Events,
-    pub containerd: Arc<containerd::Containerd>,
-    pub networks: Arc<network::Networks>,
-    /// The static init `--init` containers run (`docker-init` or `tini-static`), if found.
-    pub init_path: Option<PathBuf>,
-    /// Where registries' CA certificates are (`--registry-certs-dir`).
-    pub registry_certs_dir: PathBuf,
-    /// What the host's cgroups can enforce, probed at start.
-    pub sysinfo: sysinfo::SysInfo,
 }
 
 /// The daemon's id: random once, kept in the data root (like dockerd's engine id).
@@ -258,12 +224,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let mut net_config = network_config(&cli)?;
     net_config.forward_only_bridges = enable_forwarding(&cli.exec_root);
-    let networks = Arc::new(network::Networks::open(
+    let networks = Arc::new(net::Networks::open(
         &cli.data_root,
         &cli.exec_root,
         net_config,
     )?);
-    let containers = container::Store::open(&cli.data_root.join("containers"));
+    let containers = engine::store::Store::open(&cli.data_root.join("containers"));
     // Again, now that the stores have made their directories.
     secure_roots(&cli.data_root, &cli.exec_root)?;
     let d = Arc::new(Daemon {
@@ -278,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         events: events::Events::default(),
         containerd,
         networks,
+        volumes: volumes::Volumes::new(&cli.data_root),
         init_path: find_init(),
         registry_certs_dir: cli.registry_certs_dir.clone(),
         sysinfo: sysinfo::SysInfo::detect(),
@@ -354,7 +321,7 @@ fn enable_forwarding(exec_root: &std::path::Path) -> bool {
     }
 }
 
-fn network_config(cli: &Cli) -> anyhow::Result<network::Config> {
+fn network_config(cli: &Cli) -> anyhow::Result<net::Config> {
     let mut base = None;
     let mut size = None;
     for kv in cli.default_address_pool.split(',') {
@@ -373,7 +340,7 @@ fn network_config(cli: &Cli) -> anyhow::Result<network::Config> {
     if cli.bridge.is_empty() || cli.bridge.len() > 15 {
         anyhow::bail!("--bridge: a device name of 1 to 15 characters");
     }
-    Ok(network::Config {
+    Ok(net::Config {
         bridge: cli.bridge.clone(),
         bip: cli.bip.clone(),
         pool,

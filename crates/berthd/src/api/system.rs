@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::{Method, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::Daemon;
-use crate::http::{Resp, empty, json, text};
+use crate::api::http::{ApiResult, Query, Resp, empty, json, text};
+use crate::engine::Daemon;
 
 pub fn ping(method: &Method) -> Resp {
     let mut r = if method == Method::HEAD {
@@ -114,7 +115,7 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
             .sum();
         let list: Vec<serde_json::Value> = recs
             .iter()
-            .map(|r| crate::images::summary(&d2, r))
+            .map(|r| crate::api::images::summary(&d2, r))
             .collect();
         (list, layers)
     })
@@ -123,20 +124,20 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
     let mut containers = Vec::new();
     for h in d.containers.all() {
         let r = h.lock().await.clone();
-        let mut v = crate::ctr_routes::summary(&r);
+        let mut v = crate::api::containers::summary(&r);
         v["SizeRw"] = json!(crate::volumes::dir_size(
             &d.containers.dir(&r.id).join("upper")
         ));
         containers.push(v);
     }
     let mut volumes = Vec::new();
-    for mut v in crate::volumes::all(d) {
+    for mut v in d.volumes.all() {
         let name = v["Name"].as_str().unwrap_or_default().to_string();
         let size = crate::volumes::dir_size(std::path::Path::new(
             v["Mountpoint"].as_str().unwrap_or_default(),
         ));
         v["UsageData"] =
-            json!({"Size": size, "RefCount": crate::volumes::users(d, &name).await.len()});
+            json!({"Size": size, "RefCount": crate::engine::volumes::users(d, &name).await.len()});
         volumes.push(v);
     }
     json(
@@ -209,4 +210,12 @@ pub async fn info(d: &Arc<Daemon>) -> Resp {
         o.extend(d.sysinfo.info_fields());
     }
     json(StatusCode::OK, &info)
+}
+
+/// `POST /system/check?fix=1` (a Berth extension): the leftovers of crashed operations, removed
+/// with `fix`.
+pub async fn check(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let fix = Query::parse(req.uri().query()).bool("fix");
+    let found = crate::engine::check::check(d, fix).await;
+    Ok(json(StatusCode::OK, &found))
 }

@@ -188,11 +188,11 @@ fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<
     match given {
         _ if privileged => Ok(None),
         Some("unconfined") => Ok(None),
-        Some("builtin") | None => Ok(Some(crate::seccomp_profile::default_profile(caps))),
+        Some("builtin") | None => Ok(Some(super::seccomp_profile::default_profile(caps))),
         Some(text) => {
             let v: Value =
                 serde_json::from_str(text).map_err(|e| SpecError::Seccomp(e.to_string()))?;
-            crate::seccomp_profile::from_docker(&v, caps)
+            super::seccomp_profile::from_docker(&v, caps)
                 .map(Some)
                 .map_err(SpecError::Seccomp)
         }

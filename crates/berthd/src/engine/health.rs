@@ -8,44 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::{DeleteProcessRequest, ExecProcessRequest, KillRequest, StartRequest};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::Daemon;
-use crate::container::Handle;
-use crate::logs::Stream;
-use crate::run::{self, req};
-
-/// Docker's `State.Health`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Health {
-    /// `starting`, `healthy` or `unhealthy`.
-    pub status: String,
-    pub failing_streak: u32,
-    pub log: Vec<Probe>,
-}
-
-/// One probe's result.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Probe {
-    pub start: String,
-    pub end: String,
-    pub exit_code: i64,
-    pub output: String,
-}
-
-impl Health {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "Status": self.status,
-            "FailingStreak": self.failing_streak,
-            "Log": self.log.iter().map(|p| json!({
-                "Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output,
-            })).collect::<Vec<_>>(),
-        })
-    }
-}
+use crate::containerd::req;
+use crate::engine::Daemon;
+use crate::engine::logs::Stream;
+use crate::engine::stdio;
+use crate::engine::store::Handle;
+pub use crate::model::health::{Health, Probe};
 
 /// A healthcheck's settings with Docker's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +123,7 @@ pub fn monitor(d: &Arc<Daemon>, h: &Handle, config: &Value, image_config: &Value
                     "container",
                     &format!("health_status: {now}"),
                     &id,
-                    crate::events::container_attrs(&rec, &[]),
+                    crate::engine::events::container_attrs(&rec, &[]),
                 );
             }
         }
@@ -186,25 +157,27 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
             let rec = h.lock().await;
             (
                 rec.spec["process"].clone(),
-                crate::rootfs::merged(&d.containers.dir(id))
+                crate::oci::rootfs::merged(&d.containers.dir(id))
                     .display()
                     .to_string(),
             )
         }
         Err(_) => return (-1, String::new()),
     };
-    let Ok(process) = crate::exec::process_spec(&base, &json!({"Cmd": check.argv}), &rootfs) else {
+    let Ok(process) =
+        crate::engine::exec::process_spec(&base, &json!({"Cmd": check.argv}), &rootfs)
+    else {
         return (-1, "the healthcheck command is invalid".into());
     };
-    let exec_id = format!("health-{}", &crate::container::new_id()[..8]);
-    let dir = run::fifo_dir(d, id);
+    let exec_id = format!("health-{}", &crate::engine::store::new_id()[..8]);
+    let dir = stdio::fifo_dir(d, id);
     let out = dir.join(format!("{exec_id}-out"));
-    if std::fs::create_dir_all(&dir).is_err() || run::mkfifo(&out).is_err() {
+    if std::fs::create_dir_all(&dir).is_err() || stdio::mkfifo(&out).is_err() {
         return (-1, "cannot make the probe's output FIFO".into());
     }
     let (tx, mut rx) = broadcast::channel::<(Stream, bytes::Bytes)>(256);
     let (drain, drain_rx) = tokio::sync::watch::channel(false);
-    let pump = tokio::spawn(run::pump(out.clone(), Stream::Stdout, None, tx, drain_rx));
+    let pump = tokio::spawn(stdio::pump(out.clone(), Stream::Stdout, None, tx, drain_rx));
     let collect = tokio::spawn(async move {
         let mut text = Vec::new();
         while let Ok((_, chunk)) = rx.recv().await {
@@ -240,24 +213,26 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
     };
     let code = match started {
         Err(e) => Err(e.message().to_string()),
-        Ok(_) => match tokio::time::timeout(check.timeout, run::wait_task(d, id, &exec_id)).await {
-            Ok(code) => Ok(code),
-            Err(_) => {
-                let _ = tasks
-                    .kill(req(KillRequest {
-                        container_id: id.to_string(),
-                        exec_id: exec_id.clone(),
-                        signal: 9,
-                        all: false,
-                    }))
-                    .await;
-                let _ = run::wait_task(d, id, &exec_id).await;
-                Err(format!(
-                    "Health check exceeded timeout ({}s)",
-                    check.timeout.as_secs_f64()
-                ))
+        Ok(_) => {
+            match tokio::time::timeout(check.timeout, d.containerd.wait_exit(id, &exec_id)).await {
+                Ok(code) => Ok(code),
+                Err(_) => {
+                    let _ = tasks
+                        .kill(req(KillRequest {
+                            container_id: id.to_string(),
+                            exec_id: exec_id.clone(),
+                            signal: 9,
+                            all: false,
+                        }))
+                        .await;
+                    let _ = d.containerd.wait_exit(id, &exec_id).await;
+                    Err(format!(
+                        "Health check exceeded timeout ({}s)",
+                        check.timeout.as_secs_f64()
+                    ))
+                }
             }
-        },
+        }
     };
     let _ = drain.send(true);
     let _ = pump.await;

@@ -1,6 +1,6 @@
-//! `docker exec`: exec instances (create, start attached or detached, inspect, resize), run as
-//! extra processes of the container's task through berth-containerd, with their own FIFOs
-//! under the container's exec dir and their output relayed to the hijacked connection.
+//! `docker exec` in the engine: exec instances (create, start, inspect, resize), run as extra
+//! processes of the container's task through berth-containerd, with their own FIFOs under the
+//! container's exec dir; their output goes to a channel the API relays to its client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,16 +9,14 @@ use berth_proto::v1::{
     CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, ResizePtyRequest, StartRequest,
 };
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use crate::Daemon;
-use crate::attach::{Relay, StdinTarget, relay, upgraded_response};
-use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
-use crate::logs::Stream;
-use crate::run::{self, grpc, req};
+use crate::containerd::{grpc, req};
+use crate::engine::Daemon;
+use crate::engine::logs::Stream;
+use crate::engine::stdio;
+use crate::model::Error;
 
 /// One exec instance.
 pub struct Exec {
@@ -42,13 +40,13 @@ pub struct Execs {
 }
 
 impl Execs {
-    fn get(&self, id: &str) -> Result<Arc<Exec>, ApiError> {
+    pub fn get(&self, id: &str) -> Result<Arc<Exec>, Error> {
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+            .ok_or_else(|| Error::not_found(format!("No such exec instance: {id}")))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Exec>>> {
@@ -93,44 +91,59 @@ impl Execs {
     }
 }
 
-/// `POST /containers/{id}/exec`.
-pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResult {
-    let body = read_body(r.into_body(), 1 << 20).await?;
-    let config: Value = parse_json(&body)?;
+/// A new exec instance of running container `name` for `config` (Docker's exec config); its id.
+pub async fn create(d: &Daemon, name: &str, config: Value) -> Result<String, Error> {
     let cmd_ok = config["Cmd"]
         .as_array()
         .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
     if !cmd_ok {
-        return Err(ApiError::bad_request("No exec command specified"));
+        return Err(Error::invalid("No exec command specified"));
     }
     let h = d.containers.find(name)?;
     let container = {
         let rec = h.lock().await;
         if rec.state.status != "running" {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Container {} is not running",
                 rec.id
             )));
         }
         rec.id.clone()
     };
-    let id = crate::container::new_id();
+    let id = crate::model::ids::new_id();
     let e = Arc::new(Exec {
         id: id.clone(),
         container,
         config,
-        output: broadcast::channel(1024).0,
+        output: broadcast::channel(crate::engine::stdio::OUTPUT_CHUNKS).0,
         exited: watch::channel(None).0,
         stdin: Arc::new(Mutex::new(None)),
         state: Mutex::new((false, 0)),
         finished: None,
     });
     d.execs.lock().insert(id.clone(), e);
-    Ok(json(StatusCode::CREATED, &json!({"Id": id})))
+    Ok(id)
+}
+
+/// An attached exec's stdin: its container, its id in the task, and the write end of its FIFO.
+pub type ExecStdin = (String, String, Arc<Mutex<Option<std::fs::File>>>);
+
+/// What a start made of an exec.
+pub enum Started {
+    /// Its process runs: its output, its end, and its stdin when the client sends one.
+    Running {
+        tty: bool,
+        output: broadcast::Receiver<(Stream, Bytes)>,
+        exited: watch::Receiver<Option<i64>>,
+        stdin: Option<ExecStdin>,
+    },
+    /// The runtime refused it (exit code 126 recorded); the client of an attached start gets
+    /// the message in its stream, as from dockerd.
+    Refused { tty: bool, message: String },
 }
 
 /// The exec's OCI process: the container's, with the exec's args, env, cwd, user and TTY.
-pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, ApiError> {
+pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, Error> {
     let mut p = base.clone();
     p["args"] = c["Cmd"].clone();
     p["terminal"] = json!(c["Tty"].as_bool().unwrap_or(false));
@@ -163,62 +176,58 @@ pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, ApiE
     }
     if let Some(u) = c["User"].as_str().filter(|u| !u.is_empty()) {
         let (uid, gid) =
-            crate::spec::user(u, rootfs).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            crate::oci::spec::user(u, rootfs).map_err(|e| Error::invalid(e.to_string()))?;
         p["user"] = json!({"uid": uid, "gid": gid});
     }
     Ok(p)
 }
 
-/// `POST /exec/{id}/start`.
-pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult {
+/// Starts exec `id`, attached or detached (`tty` is the start's own TTY request).
+pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result<Started, Error> {
     let e = d.execs.get(id)?;
     {
         let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.0 || e.exited.borrow().is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Error: Exec command {id} is already running"
             )));
         }
         st.0 = true;
     }
-    let (parts, body) = r.into_parts();
-    let bytes = read_body(body, 1 << 20).await?;
-    let opts: Value = parse_json(&bytes)?;
-    let detach = opts["Detach"].as_bool().unwrap_or(false);
     let c = &e.config;
-    let tty = c["Tty"].as_bool().unwrap_or(false) || opts["Tty"].as_bool().unwrap_or(false);
+    let tty = c["Tty"].as_bool().unwrap_or(false) || tty;
     let h = d.containers.find(&e.container)?;
     let (base, rootfs) = {
         let rec = h.lock().await;
         if rec.state.status != "running" {
             e.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Container {} is not running",
                 rec.id
             )));
         }
         (
             rec.spec["process"].clone(),
-            crate::rootfs::merged(&d.containers.dir(&rec.id))
+            crate::oci::rootfs::merged(&d.containers.dir(&rec.id))
                 .display()
                 .to_string(),
         )
     };
     let process = process_spec(&base, c, &rootfs)?;
-    let dir = run::fifo_dir(d, &e.container);
-    std::fs::create_dir_all(&dir).map_err(|err| ApiError::internal(err.to_string()))?;
+    let dir = stdio::fifo_dir(d, &e.container);
+    std::fs::create_dir_all(&dir).map_err(|err| Error::internal(err.to_string()))?;
     let fifo = |s: &str| dir.join(format!("exec-{}-{s}", &id[..12]));
     let (out, err, inp) = (fifo("stdout"), fifo("stderr"), fifo("stdin"));
     let attach_in = c["AttachStdin"].as_bool().unwrap_or(false) && !detach;
-    run::mkfifo(&out)?;
+    stdio::mkfifo(&out)?;
     if !tty {
-        run::mkfifo(&err)?;
+        stdio::mkfifo(&err)?;
     }
     if attach_in {
-        run::mkfifo(&inp)?;
+        stdio::mkfifo(&inp)?;
     }
     let (drain, drain_rx) = watch::channel(false);
-    let mut pumps = vec![tokio::spawn(run::pump(
+    let mut pumps = vec![tokio::spawn(stdio::pump(
         out.clone(),
         Stream::Stdout,
         None,
@@ -226,7 +235,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
         drain_rx.clone(),
     ))];
     if !tty {
-        pumps.push(tokio::spawn(run::pump(
+        pumps.push(tokio::spawn(stdio::pump(
             err.clone(),
             Stream::Stderr,
             None,
@@ -270,7 +279,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     };
     if attach_in && started.is_ok() {
         // The shim opened the FIFO's read end when it started the exec.
-        *e.stdin.lock().unwrap_or_else(|p| p.into_inner()) = open_writer(&inp);
+        *e.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdio::open_writer(&inp);
     }
     berth_failpoint::point("exec.after-start");
     let pid = match started {
@@ -282,39 +291,17 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
             }
             e.exited.send_replace(Some(126));
             d.execs.finish(&e, 126);
-            let message = format!("OCI runtime exec failed: {}", grpc(s).message);
+            let message = format!("OCI runtime exec failed: {}", grpc(s).message());
             if detach {
-                return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message));
+                return Err(Error::internal(message));
             }
-            // As dockerd: the connection is upgraded anyway and the error travels in the
-            // stream; the client then reads exit code 126 from the exec's inspect.
-            let r = Request::from_parts(parts, ());
-            tokio::spawn(async move {
-                if let Ok(upgraded) = hyper::upgrade::on(r).await {
-                    let mut text = message.into_bytes();
-                    text.extend_from_slice(b"\r\n");
-                    let mut bytes = Vec::with_capacity(text.len() + 8);
-                    if tty {
-                        bytes = text;
-                    } else {
-                        berth_api::stdcopy::encode_frame(
-                            berth_api::stdcopy::Stream::Stdout,
-                            &text,
-                            &mut bytes,
-                        );
-                    }
-                    let mut io = hyper_util::rt::TokioIo::new(upgraded);
-                    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
-                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-                }
-            });
-            return Ok(upgraded_response(tty));
+            return Ok(Started::Refused { tty, message });
         }
     };
     e.state.lock().unwrap_or_else(|p| p.into_inner()).1 = pid;
     let (d2, e2) = (d.clone(), e.clone());
     tokio::spawn(async move {
-        let code = run::wait_task(&d2, &e2.container, &exec_id).await;
+        let code = d2.containerd.wait_exit(&e2.container, &exec_id).await;
         let mut tasks = d2.containerd.tasks();
         let _ = drain.send(true);
         for p in pumps {
@@ -334,41 +321,12 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
         e2.exited.send_replace(Some(code));
         d2.execs.finish(&e2, code);
     });
-    if detach {
-        return Ok(empty(StatusCode::OK));
-    }
-    let relay_opts = Relay {
+    Ok(Started::Running {
         tty,
-        want_out: c["AttachStdout"].as_bool().unwrap_or(true),
-        want_err: c["AttachStderr"].as_bool().unwrap_or(true),
-        stdin: attach_in.then(|| StdinTarget::Exec {
-            container: e.container.clone(),
-            exec_id: id[..12].to_string(),
-            file: e.stdin.clone(),
-        }),
-    };
-    let d3 = d.clone();
-    let r = Request::from_parts(parts, ());
-    tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(r).await {
-            relay(d3, upgraded, output, exited, relay_opts).await;
-        }
-    });
-    Ok(upgraded_response(tty))
-}
-
-/// Opens a FIFO's write end without ever blocking (fails if no reader), then makes writes
-/// blocking again.
-pub fn open_writer(p: &std::path::Path) -> Option<std::fs::File> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        p,
-        OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    rustix::fs::fcntl_setfl(&fd, OFlags::empty()).ok()?;
-    Some(std::fs::File::from(fd))
+        output,
+        exited,
+        stdin: attach_in.then(|| (e.container.clone(), id[..12].to_string(), e.stdin.clone())),
+    })
 }
 
 /// Closes an exec's stdin in the shim (the client's stdin ended).
@@ -383,53 +341,24 @@ pub async fn close_stdin(d: &Arc<Daemon>, container: &str, exec_id: &str) {
         .await;
 }
 
-/// `GET /exec/{id}/json`.
-pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
+/// Exec `id` for inspect: a finished one is then forgotten (inspect is what `docker exec`
+/// does last, so the record has served).
+pub fn inspect(d: &Daemon, id: &str) -> Result<Arc<Exec>, Error> {
     let e = d.execs.get(id)?;
-    let (running, pid) = *e.state.lock().unwrap_or_else(|p| p.into_inner());
-    let code = *e.exited.borrow();
-    // Inspected after it finished (what `docker exec` does last): the record has served.
     if e.finished.is_some() {
         d.execs.lock().remove(&e.id);
     }
-    let c = &e.config;
-    let cmd: Vec<Value> = c["Cmd"].as_array().cloned().unwrap_or_default();
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "ID": e.id,
-            "Running": running,
-            "ExitCode": code,
-            "ProcessConfig": {
-                "tty": c["Tty"].as_bool().unwrap_or(false),
-                "entrypoint": cmd.first(),
-                "arguments": cmd.get(1..).unwrap_or_default(),
-                "privileged": c["Privileged"].as_bool().unwrap_or(false),
-                "user": c["User"].as_str().unwrap_or_default(),
-            },
-            "OpenStdin": c["AttachStdin"].as_bool().unwrap_or(false),
-            "OpenStderr": c["AttachStderr"].as_bool().unwrap_or(false),
-            "OpenStdout": c["AttachStdout"].as_bool().unwrap_or(false),
-            "CanRemove": false,
-            "ContainerID": e.container,
-            "DetachKeys": "",
-            "Pid": pid,
-        }),
-    ))
+    Ok(e)
 }
 
-fn size(q: &Query) -> Result<(u32, u32), ApiError> {
-    let n = |k: &str| {
-        q.get(k)
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
-    };
-    Ok((n("w")?, n("h")?))
-}
-
-/// `POST /exec/{id}/resize?h=&w=` and `POST /containers/{id}/resize?h=&w=`.
-pub async fn resize(d: &Arc<Daemon>, container: &str, exec_id: &str, q: &Query) -> ApiResult {
-    let (width, height) = size(q)?;
+/// Resizes the TTY of a container's process (`exec_id` empty) or of one of its execs.
+pub async fn resize(
+    d: &Daemon,
+    container: &str,
+    exec_id: &str,
+    width: u32,
+    height: u32,
+) -> Result<(), Error> {
     let mut tasks = d.containerd.tasks();
     tasks
         .resize_pty(req(ResizePtyRequest {
@@ -440,12 +369,5 @@ pub async fn resize(d: &Arc<Daemon>, container: &str, exec_id: &str, q: &Query) 
         }))
         .await
         .map_err(grpc)?;
-    Ok(empty(StatusCode::OK))
-}
-
-/// `POST /exec/{id}/resize`.
-pub async fn resize_exec(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult {
-    let e = d.execs.get(id)?;
-    let q = Query::parse(r.uri().query());
-    resize(d, &e.container, &id[..12.min(id.len())], &q).await
+    Ok(())
 }

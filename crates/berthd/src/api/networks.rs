@@ -8,20 +8,21 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Daemon;
-use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
-use crate::network::{Network, apply_firewall, ensure_bridge, start_dns, to_json};
+use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use crate::engine::Daemon;
+use crate::model::Error;
+use crate::net::{Network, apply_firewall, ensure_bridge, start_dns, to_json};
 
-fn not_found(key: &str) -> ApiError {
-    ApiError::not_found(format!("network {key} not found"))
+fn not_found(key: &str) -> Error {
+    Error::not_found(format!("network {key} not found"))
 }
 
-fn forbidden(m: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, m)
+fn forbidden(m: impl Into<String>) -> Error {
+    Error::forbidden(m)
 }
 
 /// The containers with an endpoint on a network: (id, name, endpoint).
-async fn members(d: &Daemon, net_id: &str) -> Vec<(String, String, crate::network::EndpointState)> {
+async fn members(d: &Daemon, net_id: &str) -> Vec<(String, String, crate::net::EndpointState)> {
     let mut out = vec![];
     for h in d.containers.all() {
         let r = h.lock().await;
@@ -67,7 +68,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                     (v == "true" || v == "1")
                         == (users(d, &n.id).await.is_empty() && !n.predefined())
                 }
-                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+                other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
             };
         }
         if keep {
@@ -88,13 +89,13 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 1 << 20).await?;
     let v: Value = parse_json(&body)?;
     let name = v["Name"].as_str().unwrap_or_default().to_string();
-    if !crate::container::valid_name(&name) {
-        return Err(ApiError::bad_request(format!(
+    if !crate::engine::store::valid_name(&name) {
+        return Err(Error::invalid(format!(
             "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )));
     }
     if d.networks.find(&name).is_some_and(|n| n.name == name) {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "network with name {name} already exists"
         )));
     }
@@ -103,26 +104,24 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .filter(|s| !s.is_empty())
         .unwrap_or("bridge");
     if driver != "bridge" {
-        return Err(ApiError::not_found(format!(
-            "plugin \"{driver}\" not found"
-        )));
+        return Err(Error::not_found(format!("plugin \"{driver}\" not found")));
     }
     if v["EnableIPv6"].as_bool() == Some(true) {
-        return Err(ApiError::bad_request("IPv6 networks are not supported"));
+        return Err(Error::invalid("IPv6 networks are not supported"));
     }
     let configs = v["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
     if configs.len() > 1 {
-        return Err(ApiError::bad_request(
+        return Err(Error::invalid(
             "only one IPv4 subnet per network is supported",
         ));
     }
     let cfg = configs.first().cloned().unwrap_or(Value::Null);
-    let id = crate::container::new_id();
+    let id = crate::engine::store::new_id();
     let bridge = v["Options"]["com.docker.network.bridge.name"]
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("br-{}", &id[..12]));
-    let bad = |e: berth_net::NetError| ApiError::bad_request(e.to_string());
+    let bad = |e: berth_net::NetError| Error::invalid(e.to_string());
     let subnet: Subnet = match cfg["Subnet"].as_str().filter(|s| !s.is_empty()) {
         Some(s) => {
             let subnet: Subnet = s.parse().map_err(bad)?;
@@ -141,7 +140,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         Some(g) => {
             let gw: std::net::Ipv4Addr = g
                 .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid gateway address {g}")))?;
+                .map_err(|_| Error::invalid(format!("invalid gateway address {g}")))?;
             if !subnet.contains(gw) {
                 return Err(forbidden(format!("no matching subnet for gateway {gw}")));
             }
@@ -187,7 +186,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let stored = d
         .networks
         .store(&net)
-        .map_err(|e| ApiError::internal(format!("storing network {name}: {e:#}")));
+        .map_err(|e| Error::internal(format!("storing network {name}: {e:#}")));
     let applied = match stored {
         Ok(()) => apply_firewall(&d.networks).await,
         Err(e) => Err(e),
@@ -209,7 +208,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 }
 
 /// Removes an unused user-defined network: its bridge, DNS and rules.
-async fn destroy(d: &Arc<Daemon>, n: &Network) -> Result<(), ApiError> {
+async fn destroy(d: &Arc<Daemon>, n: &Network) -> Result<(), Error> {
     d.networks.delete(&n.id);
     let bridge = n.bridge.clone();
     let _ = tokio::task::spawn_blocking(move || berth_net::netns::delete_link(&bridge)).await;
@@ -287,17 +286,19 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
             || mode == "none"
             || mode.starts_with("container:")
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network ({})",
                 n.name
             )));
         }
-        let att = crate::endpoints::attachment_from(&n, &v["EndpointConfig"])?;
+        let att = crate::engine::endpoints::attachment_from(&n, &v["EndpointConfig"])?;
         rec.networks.push(att);
         let i = rec.networks.len() - 1;
         if rec.running() {
-            let ns = crate::endpoints::netns_path(d, &rec.id);
-            if let Err(e) = crate::endpoints::connect_endpoint(d, &mut rec, i, &ns, false).await {
+            let ns = crate::engine::endpoints::netns_path(d, &rec.id);
+            if let Err(e) =
+                crate::engine::endpoints::connect_endpoint(d, &mut rec, i, &ns, false).await
+            {
                 rec.networks.pop();
                 return Err(e);
             }
@@ -309,7 +310,7 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
                 rec.id, n.name
             )));
         };
-        crate::endpoints::disconnect_endpoint(d, &mut rec, i, false).await;
+        crate::engine::endpoints::disconnect_endpoint(d, &mut rec, i, false).await;
         rec.networks.remove(i);
     }
     berth_failpoint::point("connect.before-record");

@@ -7,15 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Daemon;
-use crate::run::{fifo_dir, req};
+use crate::containerd::req;
+use crate::engine::Daemon;
+use crate::engine::stdio::fifo_dir;
 
 /// Removes whatever task berth-containerd has for `id` (its processes killed first) and its
 /// container record there: for a container whose own record says it does not run (a crash of
 /// berthd between a task's start and the record of it), or that has no record at all.
 pub async fn purge_task(d: &Daemon, id: &str) {
     d.containerd.drop_container(id).await;
-    crate::rootfs::unmount(&d.containers.dir(id));
+    crate::oci::rootfs::unmount(&d.containers.dir(id));
     let _ = std::fs::remove_dir_all(fifo_dir(d, id));
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::http::ApiError;
+use crate::model::Error;
 
 /// Longest overlayfs option string the kernel takes (one page).
 const MAX_OPTIONS: usize = 4000;
@@ -17,11 +17,7 @@ pub fn merged(container_dir: &Path) -> PathBuf {
 /// containers removed when they exit, as podman does for `--rm`) never syncs its upper dir: no
 /// journal commit of the data root when it is unmounted. A kernel without the option (< 5.10)
 /// gets the ordinary mount.
-pub fn mount(
-    container_dir: &Path,
-    lowers: &[PathBuf],
-    volatile: bool,
-) -> Result<PathBuf, ApiError> {
+pub fn mount(container_dir: &Path, lowers: &[PathBuf], volatile: bool) -> Result<PathBuf, Error> {
     let (upper, work, merged) = (
         container_dir.join("upper"),
         container_dir.join("work"),
@@ -29,13 +25,13 @@ pub fn mount(
     );
     for d in [&upper, &work, &merged] {
         std::fs::create_dir_all(d)
-            .map_err(|e| ApiError::internal(format!("creating {}: {e}", d.display())))?;
+            .map_err(|e| Error::internal(format!("creating {}: {e}", d.display())))?;
     }
     if is_mounted(&merged) {
         return Ok(merged);
     }
     if lowers.is_empty() {
-        return Err(ApiError::internal("the image has no layers"));
+        return Err(Error::internal("the image has no layers"));
     }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -44,7 +40,7 @@ pub fn mount(
         work.display()
     );
     if data.len() > MAX_OPTIONS {
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "the image has too many layers ({}) for one overlayfs mount",
             lowers.len()
         )));
@@ -54,10 +50,10 @@ pub fn mount(
     if work.join("work/incompat/volatile").exists() {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)
-            .map_err(|e| ApiError::internal(format!("creating {}: {e}", work.display())))?;
+            .map_err(|e| Error::internal(format!("creating {}: {e}", work.display())))?;
     }
     if data.contains('\0') {
-        return Err(ApiError::internal("a layer path holds a NUL byte"));
+        return Err(Error::internal("a layer path holds a NUL byte"));
     }
     let attempt = |data: String| {
         let data = std::ffi::CString::new(data).map_err(|_| rustix::io::Errno::INVAL)?;
@@ -74,7 +70,7 @@ pub fn mount(
         false => attempt(data.clone()),
     };
     mounted.map_err(|e| {
-        ApiError::internal(format!("mounting the rootfs at {}: {e}", merged.display()))
+        Error::internal(format!("mounting the rootfs at {}: {e}", merged.display()))
     })?;
     Ok(merged)
 }
@@ -99,11 +95,11 @@ pub fn unmount(container_dir: &Path) {
 }
 
 /// Writes `hostname`, `hosts` and `resolv.conf` for the container.
-pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), ApiError> {
+pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), Error> {
     let w = |name: &str, text: String| {
         let p = container_dir.join(name);
         std::fs::write(&p, text)
-            .map_err(|e| ApiError::internal(format!("writing {}: {e}", p.display())))
+            .map_err(|e| Error::internal(format!("writing {}: {e}", p.display())))
     };
     w("hostname", format!("{hostname}\n"))?;
     w(

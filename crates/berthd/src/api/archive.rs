@@ -17,8 +17,9 @@ use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use crate::Daemon;
-use crate::http::{ApiError, ApiResult, Query, empty_body};
+use crate::api::http::{ApiResult, Query, empty_body};
+use crate::engine::Daemon;
+use crate::model::Error;
 
 /// What the copy works on: a live container's root, or a stopped one's rootfs mounted for it.
 pub struct Root {
@@ -26,20 +27,20 @@ pub struct Root {
     /// Held while a stopped container's rootfs is mounted for us: unmounted on drop.
     mounted: Option<(
         PathBuf,
-        tokio::sync::OwnedMutexGuard<crate::container::Record>,
+        tokio::sync::OwnedMutexGuard<crate::engine::store::Record>,
     )>,
 }
 
 impl Drop for Root {
     fn drop(&mut self) {
         if let Some((cdir, _guard)) = &self.mounted {
-            crate::rootfs::unmount(cdir);
+            crate::oci::rootfs::unmount(cdir);
         }
     }
 }
 
-fn io_err(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("{what}: {e}"))
+fn io_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("{what}: {e}"))
 }
 
 /// Opens the container's root: `/proc/<pid>/root` while it runs (with `live`), else its
@@ -49,12 +50,12 @@ pub async fn open_root(
     d: &Arc<Daemon>,
     name: &str,
     live: bool,
-) -> Result<(Root, crate::container::Record), ApiError> {
+) -> Result<(Root, crate::engine::store::Record), Error> {
     let h = d.containers.find(name)?;
     let guard = h.lock_owned().await;
     let rec = guard.clone();
     let cdir = d.containers.dir(&rec.id);
-    let merged = crate::rootfs::merged(&cdir);
+    let merged = crate::oci::rootfs::merged(&cdir);
     let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if rec.running() && rec.state.pid > 0 && live {
         let fd = rustix::fs::open(
@@ -76,19 +77,19 @@ pub async fn open_root(
             return Ok((Root { fd, mounted: None }, rec));
         }
     }
-    if crate::rootfs::is_mounted(&merged) {
+    if crate::oci::rootfs::is_mounted(&merged) {
         let fd = rustix::fs::open(&merged, dir_flags, Mode::empty())
             .map_err(|e| io_err("opening the rootfs", e))?;
         return Ok((Root { fd, mounted: None }, rec));
     }
     let digest =
-        berth_image::Digest::parse(&rec.image_id).map_err(|e| ApiError::internal(e.to_string()))?;
+        berth_image::Digest::parse(&rec.image_id).map_err(|e| Error::internal(e.to_string()))?;
     let image = d
         .images
         .images
         .get(&digest)
-        .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
-    crate::rootfs::mount(&cdir, &d.images.layer_dirs(&image), false)?;
+        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
+    crate::oci::rootfs::mount(&cdir, &d.images.layer_dirs(&image), false)?;
     let root = Root {
         fd: rustix::fs::open(&merged, dir_flags, Mode::empty())
             .map_err(|e| io_err("opening the rootfs", e))?,
@@ -143,9 +144,8 @@ struct Found {
     entry: Option<std::ffi::OsString>,
 }
 
-fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, ApiError> {
-    let missing =
-        || ApiError::not_found(format!("Could not find the file {path} in container {ctr}"));
+fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, Error> {
+    let missing = || Error::not_found(format!("Could not find the file {path} in container {ctr}"));
     let (dir, entry) = berth_inroot::open_parent(root, path).map_err(|_| missing())?;
     let st = match &entry {
         Some(e) => rustix::fs::statat(&dir, e.as_os_str(), AtFlags::SYMLINK_NOFOLLOW),
@@ -169,7 +169,7 @@ fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, ApiError> 
             .unwrap_or_default();
         let base = Path::new(path).parent().unwrap_or(Path::new("/"));
         let joined = base.join(&target).display().to_string();
-        link_target = crate::unpack_into::rel(joined.as_bytes())
+        link_target = crate::engine::unpack_into::rel(joined.as_bytes())
             .map_or_else(|| "/".into(), |p| join(&p).display().to_string());
     }
     Ok(Found {
@@ -185,14 +185,14 @@ fn find(root: BorrowedFd<'_>, path: &str, ctr: &str) -> Result<Found, ApiError> 
     })
 }
 
-fn required_path(q: &Query) -> Result<String, ApiError> {
+fn required_path(q: &Query) -> Result<String, Error> {
     match q.get("path") {
         Some(p) if !p.is_empty() => Ok(if p.starts_with('/') {
             p.to_string()
         } else {
             format!("/{p}")
         }),
-        _ => Err(ApiError::bad_request("bad parameter: path cannot be empty")),
+        _ => Err(Error::invalid("bad parameter: path cannot be empty")),
     }
 }
 
@@ -229,7 +229,7 @@ pub async fn get(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
     let (root, _rec) = open_root(d, name, true).await?;
     let ctr = name.to_string();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (mut stream, mut resp) = crate::http::ByteStream::new("application/x-tar");
+    let (mut stream, mut resp) = crate::api::http::ByteStream::new("application/x-tar");
     tokio::task::spawn_blocking(move || {
         let found = match find(root.fd.as_fd(), &path, &ctr) {
             Ok(f) => f,
@@ -258,9 +258,7 @@ pub async fn get(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
         }
         drop(root);
     });
-    let header = rx
-        .await
-        .map_err(|_| ApiError::internal("the copy failed"))??;
+    let header = rx.await.map_err(|_| Error::internal("the copy failed"))??;
     resp.headers_mut()
         .insert("X-Docker-Container-Path-Stat", header);
     Ok(resp)
@@ -271,11 +269,11 @@ pub async fn get(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
 pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let path = required_path(&q)?;
-    let opts = crate::unpack_into::Options {
+    let opts = crate::engine::unpack_into::Options {
         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
         copy_uid_gid: q.bool("copyUIDGID"),
     };
-    let tmp = crate::images::body_to_temp_file(d, req).await?;
+    let tmp = crate::api::images::body_to_temp_file(d, req).await?;
     let (root, rec) = open_root(d, name, true).await?;
     if rec
         .host_config
@@ -283,24 +281,21 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false)
     {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "container rootfs is marked read-only",
-        ));
+        return Err(Error::forbidden("container rootfs is marked read-only"));
     }
     let ctr = name.to_string();
     tokio::task::spawn_blocking(move || {
-        let r = crate::unpack_into::unpack(root.fd.as_fd(), &path, tmp.path(), &opts);
+        let r = crate::engine::unpack_into::unpack(root.fd.as_fd(), &path, tmp.path(), &opts);
         drop(root);
         r.map_err(|e| match e {
-            crate::unpack_into::Error::NotFound => {
-                ApiError::not_found(format!("Could not find the file {path} in container {ctr}"))
+            crate::engine::unpack_into::Error::NotFound => {
+                Error::not_found(format!("Could not find the file {path} in container {ctr}"))
             }
-            crate::unpack_into::Error::NotADirectory => {
-                ApiError::bad_request("extraction point is not a directory")
+            crate::engine::unpack_into::Error::NotADirectory => {
+                Error::invalid("extraction point is not a directory")
             }
-            crate::unpack_into::Error::Bad(m) => ApiError::bad_request(m),
-            crate::unpack_into::Error::Io(m) => ApiError::internal(m),
+            crate::engine::unpack_into::Error::Bad(m) => Error::invalid(m),
+            crate::engine::unpack_into::Error::Io(m) => Error::internal(m),
         })
     })
     .await

@@ -12,13 +12,13 @@ use berth_net::ipam::{mac_for, mac_string};
 use berth_net::netns::{self, Endpoint};
 use serde_json::{Value, json};
 
-use crate::Daemon;
-use crate::container::Record;
-use crate::http::ApiError;
-use crate::network::{Attachment, EndpointState, Network, Published, apply_firewall};
+use crate::engine::Daemon;
+use crate::engine::store::Record;
+use crate::model::Error;
+use crate::net::{Attachment, EndpointState, Network, Published, apply_firewall};
 
-fn ierr(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
+fn ierr(e: impl std::fmt::Display) -> Error {
+    Error::internal(e.to_string())
 }
 
 /// The network a `NetworkMode` names (`default` and empty mean `bridge`).
@@ -30,7 +30,7 @@ pub fn mode_network(mode: &str) -> &str {
 }
 
 /// The attachments a create request asks for, validated against the networks that exist.
-pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachment>, ApiError> {
+pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachment>, Error> {
     if let Some(other) = mode.strip_prefix("container:") {
         d.containers.find(other)?;
         return Ok(vec![]);
@@ -48,9 +48,9 @@ pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachm
         let net = d
             .networks
             .find(&name)
-            .ok_or_else(|| ApiError::not_found(format!("network {name} not found")))?;
+            .ok_or_else(|| Error::not_found(format!("network {name} not found")))?;
         if !out.is_empty() && net.driver != "bridge" {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "container cannot be connected to network {name} and to others"
             )));
         }
@@ -68,7 +68,7 @@ pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachm
 }
 
 /// One attachment from an `EndpointSettings`-shaped request.
-pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiError> {
+pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, Error> {
     let aliases: Vec<String> = cfg["Aliases"]
         .as_array()
         .map(|a| {
@@ -83,12 +83,12 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiErro
         .to_string();
     if !net.user_defined_bridge() {
         if !ipv4.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(Error::invalid(
                 "user specified IP address is supported on user defined networks only",
             ));
         }
         if !aliases.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(Error::invalid(
                 "network-scoped alias is supported only for containers in user defined networks",
             ));
         }
@@ -96,10 +96,10 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiErro
     if !ipv4.is_empty() {
         let ip: Ipv4Addr = ipv4
             .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {ipv4}")))?;
+            .map_err(|_| Error::invalid(format!("invalid IPv4 address: {ipv4}")))?;
         let subnet: berth_net::ipam::Subnet = net.subnet.parse().map_err(ierr)?;
         if !subnet.contains(ip) {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "no configured subnet contains IP address {ip}"
             )));
         }
@@ -107,7 +107,7 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, ApiErro
     let mac = cfg["MacAddress"].as_str().filter(|m| !m.is_empty());
     if let Some(m) = mac {
         if parse_mac(m).is_none() {
-            return Err(ApiError::bad_request(format!("invalid MAC address: {m}")));
+            return Err(Error::invalid(format!("invalid MAC address: {m}")));
         }
     }
     Ok(Attachment {
@@ -129,13 +129,13 @@ pub fn netns_path(d: &Daemon, id: &str) -> PathBuf {
 /// runtime makes (`none`); the pinned namespace [`prepare`] makes for bridge networks; another
 /// running container's for `container:<id>`. Known before anything is made, so the task's spec
 /// can be written while [`prepare`] works.
-pub async fn planned(d: &Arc<Daemon>, rec: &Record) -> Result<Option<String>, ApiError> {
+pub async fn planned(d: &Arc<Daemon>, rec: &Record) -> Result<Option<String>, Error> {
     let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if let Some(other) = mode.strip_prefix("container:") {
         let h = d.containers.find(other)?;
         let o = h.lock().await;
         if !o.running() {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "cannot join network of a non running container: {}",
                 o.id
             )));
@@ -173,7 +173,7 @@ pub struct Pending {
 /// per bridge network (recorded as the record's endpoints, with their DNS names), `/etc/hosts`
 /// and `resolv.conf`. None when the namespace is not the container's own. On error nothing is
 /// left.
-pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending>, ApiError> {
+pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending>, Error> {
     let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if mode.starts_with("container:") {
         return Ok(None);
@@ -187,7 +187,7 @@ pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending
     tokio::task::spawn_blocking(move || netns::create(&ns2))
         .await
         .map_err(ierr)?
-        .map_err(|e| ApiError::internal(format!("creating the network namespace: {e}")))?;
+        .map_err(|e| Error::internal(format!("creating the network namespace: {e}")))?;
     let mut endpoints = Vec::new();
     let planned = (|| {
         for (n, &i) in bridged.iter().enumerate() {
@@ -206,7 +206,7 @@ pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending
 /// The second half after [`prepare`]: each endpoint's veth pair, its addresses and routes
 /// inside the namespace, and the firewall rules of its published ports. On error the caller
 /// tears the network down ([`teardown`]) once nothing else uses the namespace.
-pub async fn plug(d: &Arc<Daemon>, rec: &Record, p: Pending) -> Result<(), ApiError> {
+pub async fn plug(d: &Arc<Daemon>, rec: &Record, p: Pending) -> Result<(), Error> {
     for (net, ep) in p.endpoints {
         attach_endpoint(&p.ns, ep, &net).await?;
     }
@@ -224,7 +224,7 @@ pub async fn connect_endpoint(
     i: usize,
     ns: &Path,
     primary: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let (net, ep) = plan_endpoint(d, rec, i, primary)?;
     if let Err(e) = attach_endpoint(ns, ep, &net).await {
         if let Some(state) = rec.networks[i].endpoint.take() {
@@ -246,12 +246,12 @@ fn plan_endpoint(
     rec: &mut Record,
     i: usize,
     primary: bool,
-) -> Result<(String, netns::Endpoint), ApiError> {
+) -> Result<(String, netns::Endpoint), Error> {
     let att = rec.networks[i].clone();
     let net = d
         .networks
         .find(&att.network_id)
-        .ok_or_else(|| ApiError::not_found(format!("network {} not found", att.network)))?;
+        .ok_or_else(|| Error::not_found(format!("network {} not found", att.network)))?;
     let fixed = att.ipv4.parse().ok();
     let (address, prefix, gateway) = d.networks.allocate(&net.id, fixed)?;
     let used: Vec<&str> = rec
@@ -263,7 +263,7 @@ fn plan_endpoint(
         .map(|n| format!("eth{n}"))
         .find(|n| !used.contains(&n.as_str()))
         .unwrap_or_default();
-    let endpoint_id = crate::container::new_id();
+    let endpoint_id = crate::engine::store::new_id();
     // `--mac-address`: the container's config (primary network) or the endpoint's settings.
     let mac = match (primary, rec.config["MacAddress"].as_str()) {
         (true, Some(m)) if !m.is_empty() => parse_mac(m),
@@ -297,13 +297,13 @@ fn plan_endpoint(
 }
 
 /// Makes a planned endpoint: its veth pair, one end moved into `ns` with its address and routes.
-async fn attach_endpoint(ns: &Path, ep: netns::Endpoint, net: &str) -> Result<(), ApiError> {
+async fn attach_endpoint(ns: &Path, ep: netns::Endpoint, net: &str) -> Result<(), Error> {
     let ns = ns.to_path_buf();
     let net = net.to_string();
     tokio::task::spawn_blocking(move || netns::attach(&ns, &ep))
         .await
         .map_err(ierr)?
-        .map_err(|e| ApiError::internal(format!("attaching to {net}: {e}")))
+        .map_err(|e| Error::internal(format!("attaching to {net}: {e}")))
 }
 
 /// `02:42:ac:11:00:02` → bytes; None unless six hex pairs.
@@ -363,7 +363,11 @@ pub async fn teardown(d: &Daemon, rec: &mut Record) {
     if had_ports {
         let nets = d.networks.clone();
         if let Err(e) = apply_firewall(&nets).await {
-            tracing::warn!(container = rec.id, error = e.message, "removing port rules");
+            tracing::warn!(
+                container = rec.id,
+                error = e.message(),
+                "removing port rules"
+            );
         }
     }
     let ns = netns_path(d, &rec.id);
@@ -392,7 +396,7 @@ fn port_proto(key: &str) -> Option<(u16, String)> {
 
 /// Reserves the host ports of `PortBindings` (and of every exposed port with
 /// `PublishAllPorts`) for the primary endpoint's address; [`plug`] applies their rules.
-fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
+fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
     let Some(addr) = rec
         .networks
         .iter()
@@ -403,14 +407,13 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
     let mut want = vec![];
     if let Some(m) = rec.host_config["PortBindings"].as_object() {
         for (key, binds) in m {
-            let (port, proto) = port_proto(key).ok_or_else(|| {
-                ApiError::bad_request(format!("invalid port specification: {key:?}"))
-            })?;
+            let (port, proto) = port_proto(key)
+                .ok_or_else(|| Error::invalid(format!("invalid port specification: {key:?}")))?;
             for b in binds.as_array().into_iter().flatten() {
                 let host_ip = b["HostIp"].as_str().unwrap_or_default();
                 let host_ip = if host_ip == "0.0.0.0" { "" } else { host_ip };
                 if !host_ip.is_empty() && host_ip.parse::<Ipv4Addr>().is_err() {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(Error::invalid(format!(
                         "invalid host IP {host_ip:?}: only IPv4 is supported"
                     )));
                 }
@@ -419,7 +422,7 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
                     0
                 } else {
                     hp.parse().map_err(|_| {
-                        ApiError::bad_request(format!("invalid port specification: {hp:?}"))
+                        Error::invalid(format!("invalid port specification: {hp:?}"))
                     })?
                 };
                 want.push(Published {
@@ -456,7 +459,7 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), ApiError> {
 
 /// `/etc/hosts` with the container's addresses, and `/etc/resolv.conf` pointing at the
 /// network's DNS (user-defined networks) or the host's resolvers (the default bridge).
-fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), ApiError> {
+fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
     let dir = d.containers.dir(&rec.id);
     let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
     let mut hosts = String::from(
@@ -470,7 +473,7 @@ fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), ApiError> {
     let w = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text)
-            .map_err(|e| ApiError::internal(format!("writing {}: {e}", p.display())))
+            .map_err(|e| Error::internal(format!("writing {}: {e}", p.display())))
     };
     w("hosts", hosts)?;
     let dns = rec.networks.iter().find_map(|a| {
@@ -582,11 +585,11 @@ pub async fn restore(d: &Arc<Daemon>) {
         .into_iter()
         .filter(|n| n.driver == "bridge")
     {
-        if let Err(e) = crate::network::ensure_bridge(&d.networks, &n).await {
-            tracing::warn!(network = n.name, error = e.message, "restoring a bridge");
+        if let Err(e) = crate::net::ensure_bridge(&d.networks, &n).await {
+            tracing::warn!(network = n.name, error = e.message(), "restoring a bridge");
         }
         if n.user_defined_bridge() {
-            crate::network::start_dns(&d.networks, &n).await;
+            crate::net::start_dns(&d.networks, &n).await;
         }
     }
     let mut owned_ns = vec![];
@@ -608,7 +611,7 @@ pub async fn restore(d: &Arc<Daemon>) {
                 if let Err(e) = d.networks.allocate(&a.network_id, Some(ep.address)) {
                     tracing::warn!(
                         container = rec.id,
-                        error = e.message,
+                        error = e.message(),
                         "re-taking an address"
                     );
                 }
@@ -625,14 +628,14 @@ pub async fn restore(d: &Arc<Daemon>) {
             if let Err(e) = d.networks.hold_ports(&rec.id, rec.ports.clone()) {
                 tracing::warn!(
                     container = rec.id,
-                    error = e.message,
+                    error = e.message(),
                     "re-taking published ports"
                 );
             }
         }
     }
     if let Err(e) = apply_firewall(&d.networks).await {
-        tracing::warn!(error = e.message, "applying the firewall");
+        tracing::warn!(error = e.message(), "applying the firewall");
     }
     for ns in netns::list(&d.networks.netns_dir) {
         if !owned_ns.contains(&ns) {

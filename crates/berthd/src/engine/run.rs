@@ -13,16 +13,15 @@ use berth_proto::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, KillRequest, StartRequest, SubscribeRequest,
 };
-use berth_proto::with_namespace;
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, watch};
 
-use crate::Daemon;
-use crate::container::Handle;
-use crate::containerd::NAMESPACE;
-use crate::http::ApiError;
-use crate::logs::{LogWriter, Stream};
+use crate::containerd::{NAMESPACE, grpc, req};
+use crate::engine::Daemon;
+use crate::engine::logs::{LogWriter, Stream};
+use crate::engine::stdio;
+use crate::engine::store::Handle;
+use crate::model::Error;
 
 /// What berthd keeps in memory per container (from its first use until its removal).
 pub struct Live {
@@ -58,7 +57,7 @@ impl Runs {
             .entry(id.to_string())
             .or_insert_with(|| {
                 Arc::new(Live {
-                    output: broadcast::channel(1024).0,
+                    output: broadcast::channel(stdio::OUTPUT_CHUNKS).0,
                     exited: watch::channel(exit).0,
                     removed: watch::channel(false).0,
                     stdin: Mutex::new(None),
@@ -78,31 +77,6 @@ impl Runs {
             let _ = l.removed.send(true);
         }
     }
-}
-
-pub fn grpc(e: tonic::Status) -> ApiError {
-    match e.code() {
-        tonic::Code::NotFound => ApiError::not_found(e.message().to_string()),
-        tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => {
-            ApiError::conflict(e.message().to_string())
-        }
-        tonic::Code::InvalidArgument => ApiError::bad_request(e.message().to_string()),
-        _ => ApiError::internal(e.message().to_string()),
-    }
-}
-
-pub fn req<T>(m: T) -> tonic::Request<T> {
-    with_namespace(NAMESPACE, m)
-}
-
-pub fn fifo_dir(d: &Daemon, id: &str) -> PathBuf {
-    d.exec_root.join("containers").join(id)
-}
-
-pub fn mkfifo(p: &Path) -> Result<(), ApiError> {
-    let _ = std::fs::remove_file(p);
-    rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
-        .map_err(|e| ApiError::internal(format!("creating {}: {e}", p.display())))
 }
 
 pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
@@ -134,53 +108,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
         .map(|n| (n * mult as f64) as u64)
 }
 
-/// Copies one FIFO into the log and to attached clients until the container exits.
-pub async fn pump(
-    path: PathBuf,
-    stream: Stream,
-    log: Option<Arc<Mutex<LogWriter>>>,
-    out: broadcast::Sender<(Stream, Bytes)>,
-    mut exited: watch::Receiver<bool>,
-) {
-    let Ok(mut rx) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&path) else {
-        return;
-    };
-    // Our own write end: no EOF before the container's writers appear (the shim may hold one
-    // too, so the end of a run is its exit, not EOF).
-    let mut keep = std::fs::OpenOptions::new().write(true).open(&path).ok();
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut draining = false;
-    loop {
-        let n = if draining {
-            // Everything the run wrote is in the pipe by now: take what is there, never wait.
-            rx.try_read(&mut buf).unwrap_or(0)
-        } else {
-            tokio::select! {
-                r = rx.read(&mut buf) => r.unwrap_or(0),
-                _ = exited.changed() => { draining = true; keep = None; continue; }
-            }
-        };
-        if n == 0 {
-            if draining {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        let chunk = Bytes::copy_from_slice(&buf[..n]);
-        if let Some(Ok(mut w)) = log.as_ref().map(|l| l.lock()) {
-            let _ = w.write(stream, &chunk, std::time::SystemTime::now());
-        }
-        let _ = out.send((stream, chunk));
-    }
-    drop(keep);
-}
-
 /// Starts a created or exited container.
-pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
+pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     let mut rec = h.lock().await;
     if rec.running() {
-        return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
+        return Err(Error::NotModified);
     }
     let id = rec.id.clone();
     let image = d
@@ -188,12 +120,12 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         .images
         .get(
             &berth_image::Digest::parse(&rec.image_id)
-                .map_err(|e| ApiError::internal(e.to_string()))?,
+                .map_err(|e| Error::internal(e.to_string()))?,
         )
-        .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
-    let image_config = crate::health::image_config(d, &image.id);
+        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
+    let image_config = crate::engine::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
-    let fifos = fifo_dir(d, &id);
+    let fifos = stdio::fifo_dir(d, &id);
     let (out_fifo, err_fifo, in_fifo) = (
         fifos.join("stdout"),
         fifos.join("stderr"),
@@ -201,8 +133,8 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     );
     // The spec names the rootfs and network namespace before they exist: the rootfs and FIFOs,
     // the network and containerd's container record are then made at once.
-    let rootfs = crate::rootfs::merged(&cdir);
-    let netns = crate::endpoints::planned(d, &rec).await?;
+    let rootfs = crate::oci::rootfs::merged(&cdir);
+    let netns = crate::engine::endpoints::planned(d, &rec).await?;
     let mut spec = rec.spec.clone();
     spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
     if let Some(path) = &netns {
@@ -236,15 +168,15 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             in_fifo.clone(),
         );
         let (tty, open_stdin) = (rec.tty(), rec.open_stdin());
-        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-            crate::rootfs::mount(&cdir, &lowers, volatile)?;
-            std::fs::create_dir_all(&fifos).map_err(|e| ApiError::internal(e.to_string()))?;
-            mkfifo(&out)?;
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            crate::oci::rootfs::mount(&cdir, &lowers, volatile)?;
+            std::fs::create_dir_all(&fifos).map_err(|e| Error::internal(e.to_string()))?;
+            stdio::mkfifo(&out)?;
             if !tty {
-                mkfifo(&err)?;
+                stdio::mkfifo(&err)?;
             }
             if open_stdin {
-                mkfifo(&inp)?;
+                stdio::mkfifo(&inp)?;
             }
             Ok(())
         })
@@ -260,10 +192,13 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             other => other.map(|_| ()),
         }
     };
-    let (files, network, created_record) =
-        tokio::join!(files, crate::endpoints::prepare(d, &mut rec), create_record);
+    let (files, network, created_record) = tokio::join!(
+        files,
+        crate::engine::endpoints::prepare(d, &mut rec),
+        create_record
+    );
     let files = files
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()))
         .and_then(|r| r);
     // From here on, every failure undoes what was made the same way (`Made::undo`).
     let mut made = Made {
@@ -301,7 +236,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     // The runtime's create already needs the interfaces when the spec sets a sysctl of the
     // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
     if let Some(p) = pending.take_if(|_| needs_network_at_create(&spec)) {
-        if let Err(e) = crate::endpoints::plug(d, &rec, p).await {
+        if let Err(e) = crate::engine::endpoints::plug(d, &rec, p).await {
             made.undo(d, &mut rec, Some(&live), None).await;
             return Err(e);
         }
@@ -325,7 +260,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     // runs at Tasks.Start, once both are done.
     let plugging = async {
         match pending {
-            Some(p) => crate::endpoints::plug(d, &rec, p).await,
+            Some(p) => crate::engine::endpoints::plug(d, &rec, p).await,
             None => Ok(()),
         }
     };
@@ -334,23 +269,28 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
     match (created, plugged) {
         (Ok(_), Ok(())) => {}
         (Ok(_), Err(e)) => {
-            made.undo(d, &mut rec, Some(&live), Some((e.message.clone(), 127)))
-                .await;
+            made.undo(
+                d,
+                &mut rec,
+                Some(&live),
+                Some((e.message().to_string(), 127)),
+            )
+            .await;
             return Err(e);
         }
         (Err(e), _) => {
             rec.state.error = e.message().to_string();
             made.undo(d, &mut rec, Some(&live), None).await;
-            return Err(ApiError::new(
-                hyper::StatusCode::BAD_REQUEST,
-                format!("failed to create task for container: {}", e.message()),
-            ));
+            return Err(Error::invalid(format!(
+                "failed to create task for container: {}",
+                e.message()
+            )));
         }
     }
     tracing::debug!(id, "task created");
     berth_failpoint::point("start.after-task-create");
     let stdin = if rec.open_stdin() {
-        crate::exec::open_writer(&in_fifo)
+        crate::engine::stdio::open_writer(&in_fifo)
     } else {
         None
     };
@@ -367,15 +307,14 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
             let message = e.message().to_string();
             made.undo(d, &mut rec, Some(&live), Some((message.clone(), 127)))
                 .await;
-            return Err(ApiError::new(
-                hyper::StatusCode::BAD_REQUEST,
-                format!("failed to start container: {message}"),
-            ));
+            return Err(Error::invalid(format!(
+                "failed to start container: {message}"
+            )));
         }
     };
     berth_failpoint::point("start.after-task-start");
     let io = made.io.take();
-    rec.state = crate::container::State {
+    rec.state = crate::engine::store::State {
         status: "running".into(),
         pid,
         exit_code: 0,
@@ -385,7 +324,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         error: String::new(),
         manually_stopped: false,
         quick_restarts: rec.state.quick_restarts,
-        health: crate::health::starting(&rec.config, &image_config),
+        health: crate::engine::health::starting(&rec.config, &image_config),
     };
     d.containers.save_state(&rec)?;
     berth_failpoint::point("start.after-record");
@@ -393,14 +332,14 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), ApiError> {
         "container",
         "start",
         &id,
-        crate::events::container_attrs(&rec, &[]),
+        crate::engine::events::container_attrs(&rec, &[]),
     );
     let config = rec.config.clone();
     drop(rec);
     if let Some(io) = io {
         spawn_waiter(d, h, &id, io);
     }
-    crate::health::monitor(d, h, &config, &image_config, &id);
+    crate::engine::health::monitor(d, h, &config, &image_config, &id);
     Ok(())
 }
 
@@ -444,7 +383,7 @@ impl Made {
     async fn undo(
         self,
         d: &Arc<Daemon>,
-        rec: &mut crate::container::Record,
+        rec: &mut crate::engine::store::Record,
         live: Option<&Live>,
         failed: Option<(String, i64)>,
     ) {
@@ -483,10 +422,10 @@ impl Made {
                 .await;
         }
         if self.network {
-            crate::endpoints::teardown(d, rec).await;
+            crate::engine::endpoints::teardown(d, rec).await;
         }
-        crate::rootfs::unmount(&d.containers.dir(&id));
-        let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
+        crate::oci::rootfs::unmount(&d.containers.dir(&id));
+        let _ = std::fs::remove_dir_all(stdio::fifo_dir(d, &id));
         if let Some(live) = live {
             live.exited.send_replace(Some(rec.state.exit_code));
         }
@@ -501,54 +440,38 @@ struct Io {
 }
 
 /// Starts pumping the container's FIFOs into its log and to attached clients.
-fn open_io(
-    d: &Daemon,
-    id: &str,
-    tty: bool,
-    host_config: &serde_json::Value,
-) -> Result<Io, ApiError> {
+fn open_io(d: &Daemon, id: &str, tty: bool, host_config: &serde_json::Value) -> Result<Io, Error> {
     let (size, files) = log_limits(host_config);
     let log = LogWriter::open(&log_path(d, id), size, files)
-        .map_err(|e| ApiError::internal(format!("opening the log: {e}")))?;
+        .map_err(|e| Error::internal(format!("opening the log: {e}")))?;
     let log = Arc::new(Mutex::new(log));
     let out = d.runs.ensure(id, None).output.clone();
     let (drain, drain_rx) = watch::channel(false);
-    let fifos = fifo_dir(d, id);
+    let fifos = stdio::fifo_dir(d, id);
     let mut streams = vec![(fifos.join("stdout"), Stream::Stdout)];
     if !tty {
         streams.push((fifos.join("stderr"), Stream::Stderr));
     }
     let pumps = streams
         .into_iter()
-        .map(|(p, s)| tokio::spawn(pump(p, s, Some(log.clone()), out.clone(), drain_rx.clone())))
+        .map(|(p, s)| {
+            tokio::spawn(stdio::pump(
+                p,
+                s,
+                Some(log.clone()),
+                out.clone(),
+                drain_rx.clone(),
+            ))
+        })
         .collect();
     Ok(Io { pumps, drain, log })
-}
-
-/// Waits until the task's process (the init when `exec_id` is empty) exits; its exit code, or
-/// 255 when containerd no longer knows it. Transient errors are retried.
-pub async fn wait_task(d: &Daemon, container: &str, exec_id: &str) -> i64 {
-    let mut tasks = d.containerd.tasks();
-    loop {
-        let w = tasks
-            .wait(req(berth_proto::v1::WaitRequest {
-                container_id: container.to_string(),
-                exec_id: exec_id.to_string(),
-            }))
-            .await;
-        match w {
-            Ok(w) => return i64::from(w.into_inner().exit_status),
-            Err(e) if e.code() == tonic::Code::NotFound => return 255,
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// Waits on the task (the truth), then drains the output and records the exit.
 fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
     let (d2, h2, id2) = (d.clone(), h.clone(), id.to_string());
     tokio::spawn(async move {
-        let code = wait_task(&d2, &id2, "").await;
+        let code = d2.containerd.wait_exit(&id2, "").await;
         tracing::debug!(id = id2, code, "task exited");
         let _ = io.drain.send(true);
         for p in io.pumps {
@@ -563,7 +486,7 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
         d2.runs.ensure(&id2, None).exited.send_replace(Some(code));
         if let Some(rec) = remove {
             remove_files(&d2, &rec);
-            crate::volumes::remove_anonymous(&d2, &rec.volumes).await;
+            crate::engine::volumes::remove_anonymous(&d2, &rec.volumes).await;
             return;
         }
         restart_by_policy(&d2, &h2).await;
@@ -599,7 +522,7 @@ async fn restart_by_policy(d: &Arc<Daemon>, h: &Handle) {
         };
         match start(&d, &h).await {
             Ok(()) => h.lock().await.restart_count += 1,
-            Err(e) => tracing::warn!(id, error = e.message, "restart by policy"),
+            Err(e) => tracing::warn!(id, error = e.message(), "restart by policy"),
         }
     });
 }
@@ -621,7 +544,7 @@ pub async fn start_by_policy(d: &Arc<Daemon>) {
         if go {
             if let Err(e) = start(d, &h).await {
                 tracing::warn!(
-                    error = e.message,
+                    error = e.message(),
                     "starting a container by its restart policy"
                 );
             }
@@ -657,15 +580,15 @@ pub async fn recover(d: &Arc<Daemon>) {
                     (r.config.clone(), r.image_id.clone())
                 };
                 let image_config = berth_image::Digest::parse(&image_id)
-                    .map(|i| crate::health::image_config(d, &i))
+                    .map(|i| crate::engine::health::image_config(d, &i))
                     .unwrap_or_default();
-                crate::health::monitor(d, &h, &config, &image_config, &id);
+                crate::engine::health::monitor(d, &h, &config, &image_config, &id);
             }
             Ok(io) => {
                 let _ = io.drain.send(true);
                 finish_lost(d, &h, &id).await;
             }
-            Err(e) => tracing::warn!(id, error = e.message, "re-attaching"),
+            Err(e) => tracing::warn!(id, error = e.message(), "re-attaching"),
         }
     }
 }
@@ -682,7 +605,7 @@ pub async fn finish_lost(d: &Arc<Daemon>, h: &Handle, id: &str) {
 
 /// After an exit: delete the task, unmount, record the state. Returns the record when it is to
 /// be removed (auto-remove).
-async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::container::Record> {
+async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::engine::store::Record> {
     let mut rec = h.lock().await;
     let id = rec.id.clone();
     rec.state.status = "exited".into();
@@ -717,9 +640,9 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
         tracing::debug!(id, "container record deleted");
     };
     let host_side = async {
-        crate::rootfs::unmount(&d.containers.dir(&id));
-        let _ = std::fs::remove_dir_all(fifo_dir(d, &id));
-        crate::endpoints::teardown(d, &mut rec).await;
+        crate::oci::rootfs::unmount(&d.containers.dir(&id));
+        let _ = std::fs::remove_dir_all(stdio::fifo_dir(d, &id));
+        crate::engine::endpoints::teardown(d, &mut rec).await;
         tracing::debug!(id, "rootfs unmounted, network torn down");
     };
     tokio::join!(task_gone, host_side);
@@ -730,7 +653,7 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
         "container",
         "die",
         &id,
-        crate::events::container_attrs(&rec, &[("exitCode", code.to_string())]),
+        crate::engine::events::container_attrs(&rec, &[("exitCode", code.to_string())]),
     );
     if let Some(l) = d.runs.get(&id) {
         l.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -739,9 +662,9 @@ async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::contain
 }
 
 /// Removes a stopped container's record, rootfs dirs and logs.
-pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
-    crate::rootfs::unmount(&d.containers.dir(&rec.id));
-    let _ = std::fs::remove_dir_all(fifo_dir(d, &rec.id));
+pub fn remove_files(d: &Daemon, rec: &crate::engine::store::Record) {
+    crate::oci::rootfs::unmount(&d.containers.dir(&rec.id));
+    let _ = std::fs::remove_dir_all(stdio::fifo_dir(d, &rec.id));
     d.containers.remove(rec);
     d.execs.remove_of(&rec.id);
     d.runs.forget(&rec.id);
@@ -749,13 +672,13 @@ pub fn remove_files(d: &Daemon, rec: &crate::container::Record) {
         "container",
         "destroy",
         &rec.id,
-        crate::events::container_attrs(rec, &[]),
+        crate::engine::events::container_attrs(rec, &[]),
     );
 }
 
 /// Sends a signal to the container's processes. While berth-containerd is being restarted
 /// (it answers `Unavailable`), the signal is retried for a few seconds.
-pub async fn kill(d: &Arc<Daemon>, id: &str, signal: u32) -> Result<(), ApiError> {
+pub async fn kill(d: &Arc<Daemon>, id: &str, signal: u32) -> Result<(), Error> {
     let mut tasks = d.containerd.tasks();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -805,7 +728,7 @@ pub async fn stop(
     h: &Handle,
     timeout: Option<i64>,
     signal: Option<u32>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let (id, running, signal, default_timeout) = {
         let rec = h.lock().await;
         let sig = signal
@@ -818,7 +741,7 @@ pub async fn stop(
     // a stop is the user's word: the pending restart must not happen.
     mark_manually_stopped(d, h).await;
     if !running {
-        return Err(ApiError::new(hyper::StatusCode::NOT_MODIFIED, ""));
+        return Err(Error::NotModified);
     }
     let t = timeout.unwrap_or(default_timeout);
     if t != 0 {
@@ -833,20 +756,17 @@ pub async fn stop(
     if t == 0 || wait_exit(d, &id, graceful).await.is_none() {
         // A kill that fails, or a process that outlives SIGKILL, is the user's to know (the
         // container is not stopped): never a 204 for a container still running.
-        match kill(d, &id, 9).await {
-            Err(e) if e.status == hyper::StatusCode::INTERNAL_SERVER_ERROR => {
-                return Err(ApiError::internal(format!(
-                    "Cannot kill container: {id}: {}",
-                    e.message
-                )));
-            }
-            _ => {}
+        if let Err(e @ Error::Internal { .. }) = kill(d, &id, 9).await {
+            return Err(Error::internal(format!(
+                "Cannot kill container: {id}: {}",
+                e.message()
+            )));
         }
         if wait_exit(d, &id, Some(Duration::from_secs(30)))
             .await
             .is_none()
         {
-            return Err(ApiError::internal(format!(
+            return Err(Error::internal(format!(
                 "Cannot stop container {id}: it did not exit after SIGKILL"
             )));
         }

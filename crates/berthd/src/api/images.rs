@@ -14,15 +14,14 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Daemon;
-use crate::http::{ApiError, ApiResult, JsonStream, Query, empty, json, parse_json, read_body};
+use crate::api::http::{ApiResult, JsonStream, Query, empty, json, parse_json, read_body};
+use crate::engine::Daemon;
+use crate::model::Error;
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))
 }
 
 /// Credentials from `X-Registry-Auth` (base64url JSON, as the docker CLI sends them).
@@ -51,21 +50,21 @@ fn client_for(d: &Daemon, domain: &str, creds: Option<Credentials>) -> RegistryC
     }
 }
 
-fn pull_error(r: &Reference, e: &PullError) -> ApiError {
+fn pull_error(r: &Reference, e: &PullError) -> Error {
     match e {
-        PullError::Registry(RegistryError::NotFound { .. }) => ApiError::not_found(format!(
+        PullError::Registry(RegistryError::NotFound { .. }) => Error::not_found(format!(
             "manifest for {} not found: manifest unknown: manifest unknown",
             r.familiar()
         )),
         // dockerd answers "pull access denied" as not found: a 401 would make the CLI prompt.
         PullError::Registry(RegistryError::Unauthorized { .. } | RegistryError::Denied(_)) => {
-            ApiError::not_found(format!(
+            Error::not_found(format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
                 r.familiar_repository()
             ))
         }
-        PullError::Manifest(_) => ApiError::bad_request(e.to_string()),
-        _ => ApiError::internal(e.to_string()),
+        PullError::Manifest(_) => Error::invalid(e.to_string()),
+        _ => Error::internal(e.to_string()),
     }
 }
 
@@ -123,17 +122,17 @@ fn progress_json(p: &Progress) -> Value {
 }
 
 /// The reference `fromImage` + `tag` name, as dockerd combines them.
-fn pull_reference(q: &Query) -> Result<Reference, ApiError> {
+fn pull_reference(q: &Query) -> Result<Reference, Error> {
     let from = q
         .get("fromImage")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
+        .ok_or_else(|| Error::invalid("fromImage or fromSrc is required"))?;
     let name = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
         Some(t) => format!("{from}:{t}"),
         None => from.to_string(),
     };
-    Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))
+    Reference::parse(&name).map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// `POST /images/create?fromImage=&tag=&platform=`: a pull. Failures before the first
@@ -145,12 +144,12 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
     let r = pull_reference(&q)?;
     let platform = match q.get("platform").filter(|p| !p.is_empty()) {
-        Some(p) => Platform::parse(p).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        Some(p) => Platform::parse(p).map_err(|e| Error::invalid(e.to_string()))?,
         None => Platform::host(),
     };
     let client = client_for(d, r.domain(), registry_auth(&req));
     let (stream, resp) = JsonStream::new();
-    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), Error>>();
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
         let first = Mutex::new(Some(first_tx));
@@ -181,8 +180,8 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                 }
                 None => {
                     stream.send_blocking(&json!({
-                        "errorDetail": {"message": api.message},
-                        "error": api.message,
+                        "errorDetail": {"message": api.message()},
+                        "error": api.message(),
                     }));
                 }
             }
@@ -191,7 +190,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     match first_rx.await {
         Ok(Ok(())) => Ok(resp),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ApiError::internal("the pull ended without a result")),
+        Err(_) => Err(Error::internal("the pull ended without a result")),
     }
 }
 
@@ -204,7 +203,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
     };
-    let named = Reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let named = Reference::parse(&full).map_err(|e| Error::invalid(e.to_string()))?;
     let explicit = q.get("tag").is_some_and(|t| !t.is_empty())
         || full.contains('@')
         || name
@@ -236,7 +235,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     })
     .await?;
     if targets.is_empty() {
-        return Err(ApiError::not_found(format!(
+        return Err(Error::not_found(format!(
             "An image does not exist locally with the tag: {}",
             named.familiar()
         )));
@@ -279,7 +278,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
 
 /// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE,
 /// VOLUME.
-fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
+fn import_config(changes: &[&str]) -> Result<Value, Error> {
     let mut c = json!({});
     for ch in changes {
         let (instr, rest) = ch
@@ -329,7 +328,7 @@ fn import_config(changes: &[&str]) -> Result<Value, ApiError> {
                 }
             }
             other => {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "{other} is not a valid change command"
                 )));
             }
@@ -345,15 +344,13 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
     let url = match src.as_str() {
         "-" => None,
         u if u.starts_with("https://") => {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "{u}: importing over https is not supported by this build; use http:// or send the tar (fromSrc=-)"
             )));
         }
         u if u.starts_with("http://") => Some(u.to_string()),
         u if u.contains("://") => {
-            return Err(ApiError::bad_request(format!(
-                "{u}: unsupported URL scheme"
-            )));
+            return Err(Error::invalid(format!("{u}: unsupported URL scheme")));
         }
         u => Some(format!("http://{u}")),
     };
@@ -364,7 +361,7 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
                 Some(t) => format!("{repo}:{t}"),
                 None => repo.to_string(),
             };
-            Some(Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            Some(Reference::parse(&name).map_err(|e| Error::invalid(e.to_string()))?)
         }
     };
     let config = import_config(&q.get_all("changes"))?;
@@ -383,8 +380,8 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         })
         .await?
     }
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(|e| Error::internal(e.to_string()))?
+    .map_err(|e| Error::invalid(e.to_string()))?;
     d.events.emit(
         "image",
         "import",
@@ -398,22 +395,20 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
 pub(crate) async fn body_to_temp_file(
     d: &Daemon,
     req: Request<Incoming>,
-) -> Result<tempfile::NamedTempFile, ApiError> {
+) -> Result<tempfile::NamedTempFile, Error> {
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
     let tmp_dir = d.data_root.join("tmp");
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::internal(e.to_string()))?;
     let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-        .map_err(|e| ApiError::internal(format!("making a temp file: {e}")))?;
-    let mut file = tokio::fs::File::from_std(
-        tmp.reopen()
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-    );
+        .map_err(|e| Error::internal(format!("making a temp file: {e}")))?;
+    let mut file =
+        tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::internal(e.to_string()))?);
     let mut body = req.into_body();
     let mut tmp = Some(tmp);
     let mut failed = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the tar: {e}")))?;
+        let frame = frame.map_err(|e| Error::invalid(format!("reading the tar: {e}")))?;
         let Some(data) = frame.data_ref() else {
             continue;
         };
@@ -427,18 +422,18 @@ pub(crate) async fn body_to_temp_file(
         }
     }
     if let Some(e) = failed {
-        return Err(ApiError::internal(format!("storing the tar: {e}")));
+        return Err(Error::internal(format!("storing the tar: {e}")));
     }
     file.flush()
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    tmp.ok_or_else(|| ApiError::internal("storing the tar"))
+        .map_err(|e| Error::internal(e.to_string()))?;
+    tmp.ok_or_else(|| Error::internal("storing the tar"))
 }
 
 /// `GET /images/get?names=…` and `GET /images/{name}/get`: `docker save`, streamed.
 pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult {
     if names.is_empty() {
-        return Err(ApiError::bad_request("no images given"));
+        return Err(Error::invalid("no images given"));
     }
     let d2 = d.clone();
     let images = blocking(move || {
@@ -448,7 +443,7 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult {
                 .images
                 .images
                 .resolve(&n)
-                .map_err(|_| ApiError::not_found(format!("reference does not exist: {n}")))?;
+                .map_err(|_| Error::not_found(format!("reference does not exist: {n}")))?;
             // Saved under the name given when it is one of the image's tags (not an id).
             let tag = Reference::parse(&n)
                 .ok()
@@ -458,10 +453,10 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult {
                 None => out.push((rec, tag.into_iter().collect())),
             }
         }
-        Ok::<_, ApiError>(out)
+        Ok::<_, Error>(out)
     })
     .await??;
-    let (mut stream, resp) = crate::http::ByteStream::new("application/x-tar");
+    let (mut stream, resp) = crate::api::http::ByteStream::new("application/x-tar");
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
         let saved = d.images.save(&images, &mut stream);
@@ -488,10 +483,10 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let d2 = d.clone();
     let lines = blocking(move || {
         let f = std::fs::File::open(tmp.path())
-            .map_err(|e| ApiError::internal(format!("reopening the tar: {e}")))?;
+            .map_err(|e| Error::internal(format!("reopening the tar: {e}")))?;
         d2.images
             .load(f, &d2.data_root.join("tmp"))
-            .map_err(|e| ApiError::bad_request(e.to_string()))
+            .map_err(|e| Error::invalid(e.to_string()))
     })
     .await??;
     for l in &lines {
@@ -567,7 +562,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             k.as_str(),
             "dangling" | "reference" | "label" | "before" | "since"
         ) {
-            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+            return Err(Error::invalid(format!("invalid filter '{k}'")));
         }
     }
     let d = d.clone();
@@ -599,17 +594,17 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     Ok(json(StatusCode::OK, &out))
 }
 
-fn resolve(d: &Daemon, name: &str) -> Result<ImageRecord, ApiError> {
+fn resolve(d: &Daemon, name: &str) -> Result<ImageRecord, Error> {
     d.images
         .images
         .resolve(name)
-        .map_err(|_| ApiError::not_found(format!("No such image: {name}")))
+        .map_err(|_| Error::not_found(format!("No such image: {name}")))
 }
 
 /// `GET /images/{name}/json`.
 pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let (d, name) = (d.clone(), name.to_string());
-    let v = blocking(move || -> Result<Value, ApiError> {
+    let v = blocking(move || -> Result<Value, Error> {
         let rec = resolve(&d, &name)?;
         let config = read_config(&d, &rec);
         let layers = d.images.layer_dirs(&rec);
@@ -647,7 +642,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
 /// `GET /images/{name}/history`: newest first, as `docker history` shows it.
 pub async fn history(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let (d, name) = (d.clone(), name.to_string());
-    let v = blocking(move || -> Result<Vec<Value>, ApiError> {
+    let v = blocking(move || -> Result<Vec<Value>, Error> {
         let rec = resolve(&d, &name)?;
         let config = read_config(&d, &rec);
         let history = config["history"].as_array().cloned().unwrap_or_default();
@@ -693,24 +688,24 @@ pub async fn tag(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
     let repo = q
         .get("repo")
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::bad_request("repo is required"))?;
+        .ok_or_else(|| Error::invalid("repo is required"))?;
     let full = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{repo}:{t}"),
         None => repo.to_string(),
     };
-    let target = Reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let target = Reference::parse(&full).map_err(|e| Error::invalid(e.to_string()))?;
     if target.digest().is_some() {
-        return Err(ApiError::bad_request(
+        return Err(Error::invalid(
             "refusing to create a tag with a digest reference",
         ));
     }
     let (d, name) = (d.clone(), name.to_string());
-    blocking(move || -> Result<(), ApiError> {
+    blocking(move || -> Result<(), Error> {
         let rec = resolve(&d, &name)?;
         d.images
             .images
             .tag(&rec.id, &target)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()))?;
         d.events.emit(
             "image",
             "tag",
@@ -747,12 +742,12 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let force = q.bool("force");
     let (d2, name) = (d.clone(), name.to_string());
     let out = blocking(move || {
-        let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d2, id);
+        let in_use = |id: &Digest| crate::api::containers::user_of_image(&d2, id);
         d2.images
             .remove(&name, force, &in_use)
             .map_err(|e| match e {
-                RemoveError::Image(_) => ApiError::not_found(format!("No such image: {name}")),
-                other => ApiError::conflict(other.to_string()),
+                RemoveError::Image(_) => Error::not_found(format!("No such image: {name}")),
+                other => Error::conflict(other.to_string()),
             })
     })
     .await??;
@@ -775,7 +770,7 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             if !all && !rec.repo_tags.is_empty() {
                 continue;
             }
-            let in_use = |id: &Digest| crate::ctr_routes::user_of_image(&d, id);
+            let in_use = |id: &Digest| crate::api::containers::user_of_image(&d, id);
             if in_use(&rec.id).is_some() {
                 continue;
             }
@@ -825,11 +820,10 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             StatusCode::OK,
             &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
         )),
-        Err(RegistryError::Unauthorized { .. }) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!("login attempt to {server} failed with status: 401 Unauthorized"),
-        )),
-        Err(e) => Err(ApiError::internal(e.to_string())),
+        Err(RegistryError::Unauthorized { .. }) => Err(Error::unauthorized(format!(
+            "login attempt to {server} failed with status: 401 Unauthorized"
+        ))),
+        Err(e) => Err(Error::internal(e.to_string())),
     }
 }
 

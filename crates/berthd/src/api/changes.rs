@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 
-use crate::Daemon;
-use crate::http::{ApiError, ApiResult, json};
+use crate::api::http::{ApiResult, json};
+use crate::engine::Daemon;
+use crate::model::Error;
 
 /// Docker's change kinds.
 const MODIFIED: u8 = 0;
@@ -164,12 +165,12 @@ pub async fn changes(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let h = d.containers.find(name)?;
     let rec = h.lock().await.clone();
     let digest =
-        berth_image::Digest::parse(&rec.image_id).map_err(|e| ApiError::internal(e.to_string()))?;
+        berth_image::Digest::parse(&rec.image_id).map_err(|e| Error::internal(e.to_string()))?;
     let image = d
         .images
         .images
         .get(&digest)
-        .ok_or_else(|| ApiError::not_found(format!("No such image: {}", rec.image)))?;
+        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
     let lowers = d.images.layer_dirs(&image);
     let upper = d.containers.dir(&rec.id).join("upper");
     let list = tokio::task::spawn_blocking(move || {
@@ -188,15 +189,15 @@ pub async fn changes(d: &Arc<Daemon>, name: &str) -> ApiResult {
         out
     })
     .await
-    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?;
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
     Ok(json(StatusCode::OK, &list))
 }
 
 /// `GET /containers/{id}/export`: a tar of the container's filesystem (its rootfs, without
 /// volumes or other mounts), streamed.
 pub async fn export(d: &Arc<Daemon>, name: &str) -> ApiResult {
-    let (root, _rec) = crate::archive::open_root(d, name, false).await?;
-    let (mut stream, resp) = crate::http::ByteStream::new("application/x-tar");
+    let (root, _rec) = crate::api::archive::open_root(d, name, false).await?;
+    let (mut stream, resp) = crate::api::http::ByteStream::new("application/x-tar");
     tokio::task::spawn_blocking(move || {
         let opts = berth_image::layer_tar::TreeOptions {
             skip_pseudo_fs: true,

@@ -8,104 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::http::ApiError;
-
-/// A container's run state, in Docker's words.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    /// created, running, paused, restarting, removing, exited, dead.
-    pub status: String,
-    pub pid: u32,
-    pub exit_code: i64,
-    pub started_at: String,
-    pub finished_at: String,
-    pub oom_killed: bool,
-    pub error: String,
-    /// Stopped or killed by a user: restart policies leave it alone.
-    #[serde(default)]
-    pub manually_stopped: bool,
-    /// Policy restarts in a row without a 10-second run in between (the back-off exponent).
-    #[serde(default)]
-    pub quick_restarts: u32,
-    /// The healthcheck's state, for a container that has one.
-    #[serde(default)]
-    pub health: Option<crate::health::Health>,
-}
-
-/// One container, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    /// Without the leading `/`.
-    pub name: String,
-    pub created: String,
-    /// The image as the user named it.
-    pub image: String,
-    /// The image id (`sha256:…`).
-    pub image_id: String,
-    /// The create request's container config (everything but HostConfig).
-    pub config: Value,
-    pub host_config: Value,
-    /// The command: entrypoint and args.
-    pub path: String,
-    pub args: Vec<String>,
-    pub state: State,
-    pub restart_count: u64,
-    /// The OCI spec given to berth-containerd.
-    #[serde(default)]
-    pub spec: Value,
-    /// Names of the volumes it mounts.
-    #[serde(default)]
-    pub volumes: Vec<String>,
-    /// Docker's `Mounts` entries (binds, volumes, tmpfs) for inspect and ps.
-    #[serde(default)]
-    pub mounts: Vec<Value>,
-    /// The networks it is on, primary first, with their endpoints while it runs.
-    #[serde(default)]
-    pub networks: Vec<crate::network::Attachment>,
-    /// Its published ports while it runs.
-    #[serde(default)]
-    pub ports: Vec<crate::network::Published>,
-}
-
-impl Record {
-    pub fn running(&self) -> bool {
-        matches!(
-            self.state.status.as_str(),
-            "running" | "paused" | "restarting"
-        )
-    }
-    pub fn tty(&self) -> bool {
-        self.config["Tty"].as_bool().unwrap_or(false)
-    }
-    pub fn open_stdin(&self) -> bool {
-        self.config["OpenStdin"].as_bool().unwrap_or(false)
-    }
-    /// Whether the restart policy restarts the container after this exit.
-    pub fn should_restart(&self) -> bool {
-        let p = &self.host_config["RestartPolicy"];
-        if self.state.manually_stopped {
-            return false;
-        }
-        match p["Name"].as_str().unwrap_or("no") {
-            "always" | "unless-stopped" => true,
-            "on-failure" => {
-                let max = p["MaximumRetryCount"].as_u64().unwrap_or(0);
-                self.state.exit_code != 0 && (max == 0 || self.restart_count < max)
-            }
-            _ => false,
-        }
-    }
-
-    pub fn auto_remove(&self) -> bool {
-        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
-    }
-}
-
-pub type Handle = Arc<tokio::sync::Mutex<Record>>;
+use crate::model::Error;
+pub use crate::model::ids::{is_id, new_id, random_name, valid_name};
+pub use crate::model::record::{Handle, Record, State};
 
 pub struct Store {
     root: PathBuf,
@@ -234,10 +139,10 @@ impl Store {
 
     /// The container's record without waiting: the live one when no operation holds it, else
     /// the one last written.
-    pub fn view(&self, name_or_id: &str) -> Result<Record, ApiError> {
+    pub fn view(&self, name_or_id: &str) -> Result<Record, Error> {
         let (id, h) = self.find_with_id(name_or_id)?;
         self.view_of(&id, &h)
-            .ok_or_else(|| ApiError::not_found(format!("No such container: {name_or_id}")))
+            .ok_or_else(|| Error::not_found(format!("No such container: {name_or_id}")))
     }
 
     /// Every container's record, without waiting (see [`Store::view`]).
@@ -268,21 +173,21 @@ impl Store {
 
     /// Writes the record to disk, synced: for what the user asked (creation, rename, update,
     /// network changes, a stop that restart policies must respect).
-    pub fn save(&self, rec: &Record) -> Result<(), ApiError> {
+    pub fn save(&self, rec: &Record) -> Result<(), Error> {
         self.write(rec, true)
     }
 
     /// Writes the record's run state (running, exited, health, OOM), not synced: after a crash
     /// berthd rebuilds that state from berth-containerd anyway (`run::recover`), and a sync per
     /// start, exit and health probe cost a journal commit each.
-    pub fn save_state(&self, rec: &Record) -> Result<(), ApiError> {
+    pub fn save_state(&self, rec: &Record) -> Result<(), Error> {
         self.write(rec, false)
     }
 
-    fn write(&self, rec: &Record, durable: bool) -> Result<(), ApiError> {
+    fn write(&self, rec: &Record, durable: bool) -> Result<(), Error> {
         let dir = self.dir(&rec.id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
         let bytes = serde_json::to_vec(rec).unwrap_or_default();
         let path = dir.join("config.v2.json");
         // A synced write waits for the disk: the async worker lets other tasks run meanwhile.
@@ -291,17 +196,17 @@ impl Store {
         } else {
             write_atomic(&path, &bytes, false)
         };
-        written.map_err(|e| ApiError::internal(format!("saving container {}: {e}", rec.id)))?;
+        written.map_err(|e| Error::internal(format!("saving container {}: {e}", rec.id)))?;
         self.lock_written().insert(rec.id.clone(), Arc::from(bytes));
         Ok(())
     }
 
     /// Adds a new record, claiming its name.
-    pub fn insert(&self, rec: Record) -> Result<Handle, ApiError> {
+    pub fn insert(&self, rec: Record) -> Result<Handle, Error> {
         {
             let mut names = self.lock_names();
             if let Some(other) = names.get(&rec.name) {
-                return Err(ApiError::conflict(format!(
+                return Err(Error::conflict(format!(
                     "Conflict. The container name \"/{}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name.",
                     rec.name
                 )));
@@ -318,12 +223,12 @@ impl Store {
     }
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
-    pub fn find(&self, name_or_id: &str) -> Result<Handle, ApiError> {
+    pub fn find(&self, name_or_id: &str) -> Result<Handle, Error> {
         self.find_with_id(name_or_id).map(|(_, h)| h)
     }
 
-    fn find_with_id(&self, name_or_id: &str) -> Result<(String, Handle), ApiError> {
-        let not_found = || ApiError::not_found(format!("No such container: {name_or_id}"));
+    fn find_with_id(&self, name_or_id: &str) -> Result<(String, Handle), Error> {
+        let not_found = || Error::not_found(format!("No such container: {name_or_id}"));
         let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
         if key.is_empty() {
             return Err(not_found());
@@ -340,7 +245,7 @@ impl Store {
         let mut hits = table.iter().filter(|(id, _)| id.starts_with(key));
         match (hits.next(), hits.next()) {
             (Some((id, h)), None) => Ok((id.clone(), h.clone())),
-            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            (Some(_), Some(_)) => Err(Error::invalid(format!(
                 "multiple IDs found with provided prefix: {key}"
             ))),
             _ => Err(not_found()),
@@ -374,10 +279,10 @@ impl Store {
     }
 
     /// Renames, keeping names unique.
-    pub fn rename(&self, rec: &mut Record, new: &str) -> Result<(), ApiError> {
+    pub fn rename(&self, rec: &mut Record, new: &str) -> Result<(), Error> {
         let mut names = self.lock_names();
         if let Some(other) = names.get(new) {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         }
@@ -389,387 +294,13 @@ impl Store {
     }
 }
 
-/// Docker's container-name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn valid_name(n: &str) -> bool {
-    let b = n.as_bytes();
-    b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
-}
-
-/// Whether `s` is a container id (64 lower-case hex digits).
-pub fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A new 64-hex container id.
-pub fn new_id() -> String {
-    let mut buf = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut buf);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Adjectives of generated names.
-const ADJECTIVES: &[&str] = &[
-    "admiring",
-    "adoring",
-    "agitated",
-    "amazing",
-    "angry",
-    "awesome",
-    "beautiful",
-    "blissful",
-    "bold",
-    "boring",
-    "brave",
-    "busy",
-    "charming",
-    "clever",
-    "compassionate",
-    "competent",
-    "condescending",
-    "confident",
-    "cool",
-    "cranky",
-    "crazy",
-    "dazzling",
-    "determined",
-    "distracted",
-    "dreamy",
-    "eager",
-    "ecstatic",
-    "elastic",
-    "elated",
-    "elegant",
-    "eloquent",
-    "epic",
-    "exciting",
-    "fervent",
-    "festive",
-    "flamboyant",
-    "focused",
-    "friendly",
-    "frosty",
-    "funny",
-    "gallant",
-    "gifted",
-    "goofy",
-    "gracious",
-    "great",
-    "happy",
-    "hardcore",
-    "heuristic",
-    "hopeful",
-    "hungry",
-    "infallible",
-    "inspiring",
-    "intelligent",
-    "interesting",
-    "jolly",
-    "jovial",
-    "keen",
-    "kind",
-    "laughing",
-    "loving",
-    "lucid",
-    "magical",
-    "modest",
-    "musing",
-    "mystifying",
-    "naughty",
-    "nervous",
-    "nice",
-    "nifty",
-    "nostalgic",
-    "objective",
-    "optimistic",
-    "peaceful",
-    "pedantic",
-    "pensive",
-    "practical",
-    "priceless",
-    "quirky",
-    "quizzical",
-    "recursing",
-    "relaxed",
-    "reverent",
-    "romantic",
-    "sad",
-    "serene",
-    "sharp",
-    "silly",
-    "sleepy",
-    "stoic",
-    "strange",
-    "stupefied",
-    "suspicious",
-    "sweet",
-    "tender",
-    "thirsty",
-    "trusting",
-    "unruffled",
-    "upbeat",
-    "vibrant",
-    "vigilant",
-    "vigorous",
-    "wizardly",
-    "wonderful",
-    "xenodochial",
-    "youthful",
-    "zealous",
-    "zen",
-];
-
-/// Surnames of generated names: scientists and engineers.
-const SURNAMES: &[&str] = &[
-    "agnesi",
-    "albattani",
-    "allen",
-    "almeida",
-    "archimedes",
-    "ardinghelli",
-    "aryabhata",
-    "austin",
-    "babbage",
-    "banach",
-    "bardeen",
-    "bartik",
-    "bassi",
-    "bell",
-    "benz",
-    "bhabha",
-    "bhaskara",
-    "blackwell",
-    "bohr",
-    "booth",
-    "borg",
-    "bose",
-    "boyd",
-    "brahmagupta",
-    "brattain",
-    "brown",
-    "carson",
-    "cartwright",
-    "chandrasekhar",
-    "chaplygin",
-    "chatelet",
-    "chatterjee",
-    "chebyshev",
-    "clarke",
-    "cohen",
-    "colden",
-    "cori",
-    "cray",
-    "curie",
-    "darwin",
-    "davinci",
-    "dijkstra",
-    "dubinsky",
-    "easley",
-    "edison",
-    "einstein",
-    "elion",
-    "engelbart",
-    "euclid",
-    "euler",
-    "faraday",
-    "feistel",
-    "fermat",
-    "fermi",
-    "feynman",
-    "franklin",
-    "gagarin",
-    "galileo",
-    "galois",
-    "gates",
-    "gauss",
-    "germain",
-    "goldberg",
-    "goldstine",
-    "goldwasser",
-    "golick",
-    "goodall",
-    "gould",
-    "greider",
-    "grothendieck",
-    "haibt",
-    "hamilton",
-    "haslett",
-    "hawking",
-    "heisenberg",
-    "hellman",
-    "hermann",
-    "herschel",
-    "hertz",
-    "heyrovsky",
-    "hodgkin",
-    "hofstadter",
-    "hoover",
-    "hopper",
-    "hugle",
-    "hypatia",
-    "jackson",
-    "jang",
-    "jemison",
-    "jennings",
-    "jepsen",
-    "johnson",
-    "joliot",
-    "jones",
-    "kalam",
-    "kapitsa",
-    "kare",
-    "keldysh",
-    "keller",
-    "kepler",
-    "khayyam",
-    "khorana",
-    "kilby",
-    "kirch",
-    "knuth",
-    "kowalevski",
-    "lalande",
-    "lamarr",
-    "lamport",
-    "leakey",
-    "leavitt",
-    "lederberg",
-    "lehmann",
-    "lewin",
-    "lichterman",
-    "liskov",
-    "lovelace",
-    "lumiere",
-    "mahavira",
-    "margulis",
-    "matsumoto",
-    "maxwell",
-    "mayer",
-    "mccarthy",
-    "mcclintock",
-    "mclean",
-    "mcnulty",
-    "meitner",
-    "mendel",
-    "mendeleev",
-    "meninsky",
-    "merkle",
-    "mestorf",
-    "mirzakhani",
-    "montalcini",
-    "moore",
-    "morse",
-    "moser",
-    "murdock",
-    "napier",
-    "nash",
-    "neumann",
-    "newton",
-    "nightingale",
-    "nobel",
-    "noether",
-    "northcutt",
-    "noyce",
-    "panini",
-    "pare",
-    "pascal",
-    "pasteur",
-    "payne",
-    "perlman",
-    "pike",
-    "poincare",
-    "poitras",
-    "proskuriakova",
-    "ptolemy",
-    "raman",
-    "ramanujan",
-    "rhodes",
-    "ride",
-    "ritchie",
-    "robinson",
-    "roentgen",
-    "rosalind",
-    "rubin",
-    "saha",
-    "sammet",
-    "sanderson",
-    "satoshi",
-    "shamir",
-    "shannon",
-    "shaw",
-    "shirley",
-    "shockley",
-    "shtern",
-    "sinoussi",
-    "snyder",
-    "solomon",
-    "spence",
-    "stonebraker",
-    "sutherland",
-    "swanson",
-    "swartz",
-    "swirles",
-    "taussig",
-    "tesla",
-    "tharp",
-    "thompson",
-    "torvalds",
-    "tu",
-    "turing",
-    "varahamihira",
-    "vaughan",
-    "villani",
-    "visvesvaraya",
-    "volhard",
-    "wescoff",
-    "wilbur",
-    "wiles",
-    "williams",
-    "williamson",
-    "wilson",
-    "wing",
-    "wozniak",
-    "wright",
-    "wu",
-    "yalow",
-    "yonath",
-    "zhukovsky",
-];
-
-/// A generated name like Docker's (`adjective_surname`), from fresh random bits; after a
-/// collision (`retry` > 0) a random digit is added, as Docker does.
-pub fn random_name(retry: u32) -> String {
-    let mut bits = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bits);
-    }
-    let n = u64::from_le_bytes(bits);
-    let adjective = ADJECTIVES[(n % ADJECTIVES.len() as u64) as usize];
-    let rest = n / ADJECTIVES.len() as u64;
-    let surname = SURNAMES[(rest % SURNAMES.len() as u64) as usize];
-    // Docker never names a container boring_wozniak.
-    if adjective == "boring" && surname == "wozniak" {
-        return random_name(retry);
-    }
-    let digit = rest / SURNAMES.len() as u64 % 10;
-    if retry > 0 {
-        format!("{adjective}_{surname}{digit}")
-    } else {
-        format!("{adjective}_{surname}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn names_and_lookups() {
-        assert!(valid_name("web-1") && !valid_name("-x") && !valid_name("a") && !valid_name("a b"));
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path());
         let rec = |id: &str, name: &str| Record {
@@ -794,16 +325,13 @@ mod tests {
         assert!(s.insert(rec("abd456", "web")).is_err(), "name in use");
         s.insert(rec("abd456", "db")).unwrap();
         assert!(s.find("/web").is_ok() && s.find("abc").is_ok());
-        assert_eq!(
-            s.find("ab").unwrap_err().status,
-            hyper::StatusCode::BAD_REQUEST
-        );
-        assert_eq!(s.find("zz").unwrap_err().message, "No such container: zz");
+        assert!(matches!(
+            s.find("ab").unwrap_err(),
+            Error::InvalidParameter(_)
+        ));
+        assert_eq!(s.find("zz").unwrap_err().message(), "No such container: zz");
         // A restart finds them again.
         let s2 = Store::open(dir.path());
         assert!(s2.find("db").is_ok());
-        assert_eq!(random_name(0).split('_').count(), 2);
-        assert!(random_name(1).ends_with(|c: char| c.is_ascii_digit()));
-        assert!(ADJECTIVES.len() * SURNAMES.len() > 20_000);
     }
 }

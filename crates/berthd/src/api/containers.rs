@@ -10,11 +10,12 @@ use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Daemon;
-use crate::container::{Record, State, new_id, random_name, valid_name};
-use crate::http::{ApiError, ApiResult, Query, empty, json, parse_json, read_body};
-use crate::logs::{self, ReadOptions, Stream};
-use crate::run;
+use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use crate::engine::Daemon;
+use crate::engine::logs::{self, ReadOptions, Stream};
+use crate::engine::run;
+use crate::engine::store::{Record, State, new_id, random_name, valid_name};
+use crate::model::Error;
 
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
@@ -26,23 +27,19 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 4 << 20).await?;
     let mut create: Value = parse_json(&body)?;
     if !create.is_object() {
-        return Err(ApiError::bad_request(
-            "the container config must be a JSON object",
-        ));
+        return Err(Error::invalid("the container config must be a JSON object"));
     }
     let image_name = create["Image"]
         .as_str()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request("Config cannot be empty in order to create a container")
-        })?
+        .ok_or_else(|| Error::invalid("Config cannot be empty in order to create a container"))?
         .to_string();
     // Docker's answer to a runtime it does not know (`docker run --runtime X`).
     if let Some(rt) = create["HostConfig"]["Runtime"]
         .as_str()
         .filter(|r| !r.is_empty() && !matches!(*r, "berth-runc" | "runc"))
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "unknown or invalid runtime name: {rt}"
         )));
     }
@@ -53,7 +50,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         Some(n) => {
             let n = n.strip_prefix('/').unwrap_or(n);
             if !valid_name(n) {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                 )));
             }
@@ -66,8 +63,8 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let image_name2 = image_name.clone();
     let image = tokio::task::spawn_blocking(move || d2.images.images.resolve(&image_name2))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|_| ApiError::not_found(format!("No such image: {image_name}")))?;
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|_| Error::not_found(format!("No such image: {image_name}")))?;
     let image_config: Value = d
         .images
         .content
@@ -81,7 +78,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .and_then(|o| o.remove("HostConfig"))
         .unwrap_or_else(|| json!({}));
     if !host_config.is_object() {
-        return Err(ApiError::bad_request("HostConfig must be a JSON object"));
+        return Err(Error::invalid("HostConfig must be a JSON object"));
     }
     // The defaults dockerd fills in, which clients read back.
     if host_config["LogConfig"]["Type"]
@@ -99,11 +96,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         host_config["NetworkMode"] = json!("default");
     }
     if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
-        if crate::endpoints::parse_mac(m).is_none() {
-            return Err(ApiError::bad_request(format!("invalid MAC address: {m}")));
+        if crate::engine::endpoints::parse_mac(m).is_none() {
+            return Err(Error::invalid(format!("invalid MAC address: {m}")));
         }
     }
-    let networks = crate::endpoints::attachments(
+    let networks = crate::engine::endpoints::attachments(
         d,
         host_config["NetworkMode"].as_str().unwrap_or_default(),
         &create,
@@ -128,9 +125,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         policy.as_str(),
         "" | "no" | "always" | "unless-stopped" | "on-failure"
     ) {
-        return Err(ApiError::bad_request(format!(
-            "invalid restart policy '{policy}'"
-        )));
+        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
     }
     if host_config["RestartPolicy"]["MaximumRetryCount"]
         .as_i64()
@@ -138,25 +133,28 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         != 0
         && policy != "on-failure"
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "maximum retry count cannot be used with restart policy '{policy}'"
         )));
     }
     if !matches!(policy.as_str(), "" | "no") && host_config["AutoRemove"].as_bool() == Some(true) {
-        return Err(ApiError::bad_request(
+        return Err(Error::invalid(
             "can't create 'AutoRemove' container with restart policy",
         ));
     }
-    let argv = crate::spec::command(&create, &image_config)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let argv = crate::oci::spec::command(&create, &image_config)
+        .map_err(|e| Error::invalid(e.to_string()))?;
     // What the host cannot enforce is dropped with dockerd's warnings (and not kept in the record).
     let network_mode = host_config["NetworkMode"].as_str().map(str::to_string);
-    let warnings =
-        crate::sysinfo::verify_resources(&d.sysinfo, &mut host_config, network_mode.as_deref())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let warnings = crate::oci::sysinfo::verify_resources(
+        &d.sysinfo,
+        &mut host_config,
+        network_mode.as_deref(),
+    )
+    .map_err(|e| Error::invalid(e.to_string()))?;
     let dir = d.containers.dir(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
-    let cleanup = |e: ApiError| {
+    std::fs::create_dir_all(&dir).map_err(|e| Error::internal(e.to_string()))?;
+    let cleanup = |e: Error| {
         let _ = std::fs::remove_dir_all(&dir);
         e
     };
@@ -165,7 +163,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .filter(|h| !h.is_empty())
         .unwrap_or(short(&id))
         .to_string();
-    crate::rootfs::write_etc_files(&dir, &hostname).map_err(cleanup)?;
+    crate::oci::rootfs::write_etc_files(&dir, &hostname).map_err(cleanup)?;
     let mut full = create.clone();
     let mut resolved = host_config.clone();
     crate::volumes::add_image_volumes(&mut resolved, &image_config);
@@ -173,13 +171,16 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let crate::volumes::Resolved {
         names: volumes,
         points: mounts,
-    } = crate::volumes::resolve(d, &mut resolved, &layer_dirs).map_err(cleanup)?;
+    } = d
+        .volumes
+        .resolve(&mut resolved, &layer_dirs)
+        .map_err(cleanup)?;
     full["HostConfig"] = resolved;
-    let merged = crate::rootfs::merged(&dir).display().to_string();
-    let user_root = crate::rootfs::passwd_layer(&d.images.layer_dirs(&image))
+    let merged = crate::oci::rootfs::merged(&dir).display().to_string();
+    let user_root = crate::oci::rootfs::passwd_layer(&d.images.layer_dirs(&image))
         .map(|l| l.display().to_string())
         .unwrap_or_default();
-    let spec = crate::spec::build(&crate::spec::SpecInput {
+    let spec = crate::oci::spec::build(&crate::oci::spec::SpecInput {
         id: &id,
         create: &full,
         image_config: &image_config,
@@ -191,11 +192,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         netns_path: None,
         init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
     })
-    .map_err(|e| cleanup(ApiError::bad_request(e.to_string())));
+    .map_err(|e| cleanup(Error::invalid(e.to_string())));
     let spec = match spec {
         Ok(s) => s,
         Err(e) => {
-            crate::volumes::remove_anonymous(d, &volumes).await;
+            crate::engine::volumes::remove_anonymous(d, &volumes).await;
             return Err(e);
         }
     };
@@ -230,14 +231,14 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let mut retry = 0;
     let inserted = loop {
         match d.containers.insert(rec.clone()) {
-            Err(e) if given.is_none() && e.status == StatusCode::CONFLICT && retry < 10 => {
+            Err(e) if given.is_none() && e.is_conflict() && retry < 10 => {
                 retry += 1;
                 rec.name = random_name(retry);
             }
             other => break other,
         }
     };
-    let attrs = crate::events::container_attrs(&rec, &[]);
+    let attrs = crate::engine::events::container_attrs(&rec, &[]);
     inserted.map_err(cleanup)?;
     berth_failpoint::point("create.after-record");
     d.events.emit("container", "create", &id, attrs);
@@ -317,12 +318,12 @@ pub fn summary(r: &Record) -> Value {
         "ImageID": r.image_id,
         "Command": command_line(r),
         "Created": unix(&r.created),
-        "Ports": crate::endpoints::ports_list(r),
+        "Ports": crate::engine::endpoints::ports_list(r),
         "Labels": r.config["Labels"].as_object().cloned().unwrap_or_default(),
         "State": r.state.status,
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config["NetworkMode"].as_str().unwrap_or("default")},
-        "NetworkSettings": {"Networks": crate::endpoints::networks_json(r)},
+        "NetworkSettings": {"Networks": crate::engine::endpoints::networks_json(r)},
         "Mounts": r.mounts,
     })
 }
@@ -337,7 +338,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             k.as_str(),
             "status" | "name" | "id" | "label" | "exited" | "ancestor"
         ) {
-            return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+            return Err(Error::invalid(format!("invalid filter '{k}'")));
         }
     }
     let mut out = Vec::new();
@@ -396,7 +397,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
                 "Error": st.error,
                 "StartedAt": st.started_at,
                 "FinishedAt": st.finished_at,
-                "Health": st.health.as_ref().map(crate::health::Health::to_json),
+                "Health": st.health.as_ref().map(crate::engine::health::Health::to_json),
             },
             "Image": r.image_id,
             "ResolvConfPath": p("resolv.conf"),
@@ -417,7 +418,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             }},
             "Mounts": r.mounts,
             "Config": r.config,
-            "NetworkSettings": crate::endpoints::settings_json(d, &r),
+            "NetworkSettings": crate::engine::endpoints::settings_json(d, &r),
     });
     // Docker omits State.Health for a container without a healthcheck (clients test for it).
     if st.health.is_none() {
@@ -433,7 +434,7 @@ pub async fn start(d: &Arc<Daemon>, name: &str) -> ApiResult {
     if let Err(e) = run::start(d, &h).await {
         // Like dockerd: an auto-remove container that cannot start is removed.
         let rec = h.lock().await.clone();
-        if e.status != StatusCode::NOT_MODIFIED && rec.auto_remove() && !rec.running() {
+        if !e.is_not_modified() && rec.auto_remove() && !rec.running() {
             run::remove_files(d, &rec);
         }
         return Err(e);
@@ -446,11 +447,11 @@ fn timeout_param(q: &Query) -> Option<i64> {
 }
 
 /// `signal` of stop and restart (API 1.42): the container's StopSignal when absent.
-fn stop_signal_param(q: &Query) -> Result<Option<u32>, ApiError> {
+fn stop_signal_param(q: &Query) -> Result<Option<u32>, Error> {
     match q.get("signal").filter(|s| !s.is_empty()) {
         Some(s) => run::signal_number(s)
             .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}"))),
+            .ok_or_else(|| Error::invalid(format!("Invalid signal: {s}"))),
         None => Ok(None),
     }
 }
@@ -465,7 +466,7 @@ pub async fn stop(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         "container",
         "stop",
         &rec.id,
-        crate::events::container_attrs(&rec, &[]),
+        crate::engine::events::container_attrs(&rec, &[]),
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -476,7 +477,7 @@ pub async fn restart(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> Api
     let h = d.containers.find(name)?;
     match run::stop(d, &h, timeout_param(&q), signal).await {
         Ok(()) => {}
-        Err(e) if e.status == StatusCode::NOT_MODIFIED => {}
+        Err(e) if e.is_not_modified() => {}
         Err(e) => return Err(e),
     }
     run::start(d, &h).await?;
@@ -491,11 +492,12 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         (r.id.clone(), r.running())
     };
     if !running {
-        return Err(ApiError::conflict(format!("Container {id} is not running")));
+        return Err(Error::conflict(format!("Container {id} is not running")));
     }
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
-        Some(s) => run::signal_number(s)
-            .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))?,
+        Some(s) => {
+            run::signal_number(s).ok_or_else(|| Error::invalid(format!("Invalid signal: {s}")))?
+        }
         None => 9,
     };
     if sig == 9 || sig == 15 {
@@ -507,7 +509,7 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         "container",
         "kill",
         &id,
-        crate::events::container_attrs(&rec, &[("signal", sig.to_string())]),
+        crate::engine::events::container_attrs(&rec, &[("signal", sig.to_string())]),
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -522,9 +524,7 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         .unwrap_or("not-running")
         .to_string();
     if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
-        return Err(ApiError::bad_request(format!(
-            "invalid condition: {condition:?}"
-        )));
+        return Err(Error::invalid(format!("invalid condition: {condition:?}")));
     }
     let h = d.containers.find(name)?;
     let (id, running, last) = {
@@ -536,7 +536,7 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     let mut removed = live.removed.subscribe();
     // The current run's state is "seen": next-exit waits for a change.
     exited.borrow_and_update();
-    let (stream, resp) = crate::http::JsonStream::new();
+    let (stream, resp) = crate::api::http::JsonStream::new();
     tokio::spawn(async move {
         let code = match condition.as_str() {
             "not-running" if !running => Some(last),
@@ -577,21 +577,21 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let output = live.output.subscribe();
     let mut exited = live.exited.subscribe();
     exited.borrow_and_update();
-    let r = crate::attach::Relay {
+    let r = crate::api::attach::Relay {
         tty,
         want_out: q.bool("stdout"),
         want_err: q.bool("stderr"),
         stdin: q
             .bool("stdin")
-            .then(|| crate::attach::StdinTarget::Container(id.clone())),
+            .then(|| crate::api::attach::StdinTarget::Container(id.clone())),
     };
     let d2 = d.clone();
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            crate::attach::relay(d2, upgraded, output, exited, r).await;
+            crate::api::attach::relay(d2, upgraded, output, exited, r).await;
         }
     });
-    Ok(crate::attach::upgraded_response(tty))
+    Ok(crate::api::attach::upgraded_response(tty))
 }
 
 /// `GET /containers/{id}/logs`.
@@ -606,14 +606,14 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     };
     let (id, tty, running) = (r.id.clone(), r.tty(), r.running());
     if !q.bool("stdout") && !q.bool("stderr") {
-        return Err(ApiError::bad_request("You must choose at least one stream"));
+        return Err(Error::invalid("You must choose at least one stream"));
     }
-    let time = |k: &str| -> Result<Option<i64>, ApiError> {
+    let time = |k: &str| -> Result<Option<i64>, Error> {
         match q.get(k).filter(|v| !v.is_empty() && *v != "0") {
             None => Ok(None),
             Some(v) => logs::parse_time_param(v)
                 .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid value for \"{k}\": {v}"))),
+                .ok_or_else(|| Error::invalid(format!("invalid value for \"{k}\": {v}"))),
         }
     };
     let opts = ReadOptions {
@@ -671,7 +671,7 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     } else {
         let records = tokio::task::spawn_blocking(move || logs::read(&path, &opts))
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| Error::internal(e.to_string()))?
             .unwrap_or_default();
         tokio::spawn(async move {
             for r in &records {
@@ -708,7 +708,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     };
     if running {
         if !q.bool("force") {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
             )));
         }
@@ -717,16 +717,16 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     }
     let rec = h.lock().await.clone();
     if rec.running() {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "container {id} could not be stopped"
         )));
     }
     // Whatever the record says, no task of it outlives it.
-    crate::reconcile::purge_task(d, &id).await;
+    crate::engine::reconcile::purge_task(d, &id).await;
     berth_failpoint::point("rm.after-task-purge");
     run::remove_files(d, &rec);
     if q.bool("v") {
-        crate::volumes::remove_anonymous(d, &rec.volumes).await;
+        crate::engine::volumes::remove_anonymous(d, &rec.volumes).await;
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -739,9 +739,7 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         .map(|n| n.trim_start_matches('/').to_string())
         .filter(|n| valid_name(n))
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "Invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-            )
+            Error::invalid("Invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         })?;
     let h = d.containers.find(name)?;
     let mut r = h.lock().await;
@@ -751,7 +749,7 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         "container",
         "rename",
         &r.id,
-        crate::events::container_attrs(&r, &[("oldName", format!("/{old}"))]),
+        crate::engine::events::container_attrs(&r, &[("oldName", format!("/{old}"))]),
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -760,7 +758,7 @@ pub async fn rename(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
 pub async fn resize(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let id = d.containers.find(name)?.lock().await.id.clone();
-    crate::exec::resize(d, &id, "", &q).await
+    crate::api::exec::resize(d, &id, "", &q).await
 }
 
 /// HostConfig fields `docker update` may change.
@@ -787,10 +785,10 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let body = read_body(req.into_body(), 1 << 20).await?;
     let mut v: Value = parse_json(&body)?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the update must be a JSON object"));
+        return Err(Error::invalid("the update must be a JSON object"));
     }
-    let warnings = crate::sysinfo::verify_resources(&d.sysinfo, &mut v, None)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let warnings = crate::oci::sysinfo::verify_resources(&d.sysinfo, &mut v, None)
+        .map_err(|e| Error::invalid(e.to_string()))?;
     let h = d.containers.find(name)?;
     let mut rec = h.lock().await;
     let mut hc = rec.host_config.clone();
@@ -810,27 +808,25 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         policy.as_str(),
         "" | "no" | "always" | "unless-stopped" | "on-failure"
     ) {
-        return Err(ApiError::bad_request(format!(
-            "invalid restart policy '{policy}'"
-        )));
+        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
     }
     if !matches!(policy.as_str(), "" | "no") && rec.auto_remove() {
-        return Err(ApiError::bad_request(
+        return Err(Error::invalid(
             "Restart policy cannot be updated because AutoRemove is enabled for the container",
         ));
     }
-    let resources = crate::spec::updated_resources(&hc, &rec.spec["linux"]["resources"])
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let resources = crate::oci::spec::updated_resources(&hc, &rec.spec["linux"]["resources"])
+        .map_err(|e| Error::invalid(e.to_string()))?;
     if rec.running() {
         let mut tasks = d.containerd.tasks();
         tasks
-            .update(run::req(berth_proto::v1::UpdateTaskRequest {
+            .update(crate::containerd::req(berth_proto::v1::UpdateTaskRequest {
                 container_id: rec.id.clone(),
                 resources: serde_json::to_vec(&resources).unwrap_or_default(),
             }))
             .await
             .map_err(|e| {
-                ApiError::internal(format!(
+                Error::internal(format!(
                     "Cannot update container {}: {}",
                     rec.id,
                     e.message()
@@ -844,7 +840,7 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         "container",
         "update",
         &rec.id.clone(),
-        crate::events::container_attrs(&rec, &[]),
+        crate::engine::events::container_attrs(&rec, &[]),
     );
     Ok(json(StatusCode::OK, &json!({"Warnings": warnings})))
 }
@@ -858,36 +854,36 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
     match (pause, rec.state.status.as_str()) {
         (true, "running") => {
             tasks
-                .pause(run::req(PauseTaskRequest {
+                .pause(crate::containerd::req(PauseTaskRequest {
                     container_id: rec.id.clone(),
                 }))
                 .await
-                .map_err(run::grpc)?;
+                .map_err(crate::containerd::grpc)?;
             rec.state.status = "paused".into();
         }
         (false, "paused") => {
             tasks
-                .resume(run::req(ResumeTaskRequest {
+                .resume(crate::containerd::req(ResumeTaskRequest {
                     container_id: rec.id.clone(),
                 }))
                 .await
-                .map_err(run::grpc)?;
+                .map_err(crate::containerd::grpc)?;
             rec.state.status = "running".into();
         }
         (true, "paused") => {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Container {} is already paused",
                 rec.id
             )));
         }
         (false, _) => {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Container {} is not paused",
                 rec.id
             )));
         }
         _ => {
-            return Err(ApiError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "Container {} is not running",
                 rec.id
             )));
@@ -899,7 +895,7 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
         "container",
         action,
         &rec.id,
-        crate::events::container_attrs(&rec, &[]),
+        crate::engine::events::container_attrs(&rec, &[]),
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -911,15 +907,15 @@ pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
         (r.id.clone(), r.running())
     };
     if !running {
-        return Err(ApiError::conflict(format!("Container {id} is not running")));
+        return Err(Error::conflict(format!("Container {id} is not running")));
     }
     let mut tasks = d.containerd.tasks();
     let pids = tasks
-        .list_pids(run::req(berth_proto::v1::ListPidsRequest {
+        .list_pids(crate::containerd::req(berth_proto::v1::ListPidsRequest {
             container_id: id,
         }))
         .await
-        .map_err(run::grpc)?
+        .map_err(crate::containerd::grpc)?
         .into_inner()
         .pids;
     let mut rows = Vec::new();

@@ -13,40 +13,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
+use crate::model::Error;
+
 /// A body's error aborts the response mid-stream (the connection closes without the last
 /// chunk), so a client never takes a cut-short stream for a whole one.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 pub type Resp = Response<Body>;
 
-/// An error the API reports as `{"message": ...}` with Docker's status code.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, m)
-    }
-    pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, m)
-    }
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, m)
-    }
-    pub fn internal(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
-    }
-}
-
-pub type ApiResult = Result<Resp, ApiError>;
+/// What a route answers: a response, or an engine error that `error_response` turns into one.
+pub type ApiResult = Result<Resp, Error>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(never).boxed()
@@ -83,21 +58,35 @@ pub fn empty(status: StatusCode) -> Resp {
     r
 }
 
-impl ApiError {
-    pub fn into_response(self) -> Resp {
-        if self.status == StatusCode::NOT_MODIFIED {
-            return empty(self.status);
-        }
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, message = self.message, "request failed");
-        }
-        json(
-            self.status,
-            &berth_api::ErrorResponse {
-                message: self.message,
-            },
-        )
+/// The HTTP status of each kind of error: the one place it is chosen.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+        Error::NotModified => StatusCode::NOT_MODIFIED,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// Docker's error response: `{"message": ...}` with the kind's status (304 has no body).
+pub fn error_response(e: Error) -> Resp {
+    let status = status_of(&e);
+    if status == StatusCode::NOT_MODIFIED {
+        return empty(status);
+    }
+    if status.is_server_error() {
+        tracing::error!(%status, message = e.message(), "request failed");
+    }
+    json(
+        status,
+        &berth_api::ErrorResponse {
+            message: e.message().to_string(),
+        },
+    )
 }
 
 /// A newline-delimited JSON stream: the headers go out at once, each `send` is one line.
@@ -234,32 +223,32 @@ impl Query {
     }
 
     /// The `filters` parameter: `{"key":["v1","v2"]}` (or the old `{"key":{"v1":true}}`).
-    pub fn filters(&self) -> Result<Vec<(String, String)>, ApiError> {
+    pub fn filters(&self) -> Result<Vec<(String, String)>, Error> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
             return Ok(Vec::new());
         };
-        berth_api::query::filters(raw).map_err(ApiError::bad_request)
+        berth_api::query::filters(raw).map_err(Error::invalid)
     }
 }
 
 /// Reads a request body of at most `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
     let limited = http_body_util::Limited::new(body, limit);
     limited
         .collect()
         .await
         .map(|c| c.to_bytes())
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+        .map_err(|e| Error::invalid(format!("reading the request body: {e}")))
 }
 
 /// Parses a JSON request body; an empty body is `{}` (the docker CLI sends none at times).
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
 }
 
 #[cfg(test)]

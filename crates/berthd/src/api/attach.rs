@@ -10,10 +10,10 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::Daemon;
-use crate::http::empty_body;
-use crate::logs::Stream;
-use crate::run;
+use crate::api::http::empty_body;
+use crate::engine::Daemon;
+use crate::engine::logs::Stream;
+use crate::engine::run;
 
 /// Where a hijacked connection's stdin goes.
 pub enum StdinTarget {
@@ -46,7 +46,8 @@ pub async fn relay(
 ) {
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
     let mut stdin_open = r.stdin.is_some();
-    let mut buf = vec![0u8; 16 * 1024];
+    // Only a client that sends stdin needs a buffer for it.
+    let mut buf = vec![0u8; if stdin_open { 16 * 1024 } else { 0 }];
     let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
         let wanted = match s {
             Stream::Stdout => r.want_out,
@@ -135,7 +136,7 @@ async fn feed_stdin(d: &Arc<Daemon>, t: &StdinTarget, data: Option<Vec<u8>>) {
         } => match data {
             None => {
                 file.lock().unwrap_or_else(|p| p.into_inner()).take();
-                crate::exec::close_stdin(d, container, exec_id).await;
+                crate::engine::exec::close_stdin(d, container, exec_id).await;
             }
             Some(data) => {
                 let file = file.clone();
@@ -151,7 +152,7 @@ async fn feed_stdin(d: &Arc<Daemon>, t: &StdinTarget, data: Option<Vec<u8>>) {
 }
 
 /// The 101 response that hands the connection over to a relay.
-pub fn upgraded_response(tty: bool) -> crate::http::Resp {
+pub fn upgraded_response(tty: bool) -> crate::api::http::Resp {
     let ct = if tty {
         "application/vnd.docker.raw-stream"
     } else {

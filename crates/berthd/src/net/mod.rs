@@ -17,7 +17,8 @@ use berth_net::nft;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::http::ApiError;
+use crate::model::Error;
+pub use crate::model::net::{Attachment, EndpointState, Published};
 
 /// One network, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,48 +63,6 @@ impl Network {
     }
 }
 
-/// A container's membership in a network (kept while it is stopped, like Docker's).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Attachment {
-    pub network: String,
-    pub network_id: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    /// `--ip`: a fixed address.
-    #[serde(default)]
-    pub ipv4: String,
-    /// `--mac-address` given for this network's endpoint.
-    #[serde(default)]
-    pub mac: Option<String>,
-    /// Present while the container runs.
-    #[serde(default)]
-    pub endpoint: Option<EndpointState>,
-}
-
-/// A live endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EndpointState {
-    pub id: String,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-    pub gateway: Ipv4Addr,
-    pub mac: String,
-    pub host_ifname: String,
-    pub ifname: String,
-}
-
-/// A published port of a running container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
-    /// `tcp` or `udp`.
-    pub proto: String,
-    /// Empty for every address.
-    pub host_ip: String,
-    pub host_port: u16,
-    pub port: u16,
-    pub addr: Ipv4Addr,
-}
-
 /// Daemon-wide network settings from the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,8 +97,8 @@ pub struct Networks {
     inner: Mutex<Inner>,
 }
 
-fn ierr(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
+fn ierr(e: impl std::fmt::Display) -> Error {
+    Error::internal(e.to_string())
 }
 
 impl Networks {
@@ -181,7 +140,7 @@ impl Networks {
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if nets.find(name).is_none() {
                 nets.store(&Network {
-                    id: crate::container::new_id(),
+                    id: crate::model::ids::new_id(),
                     name: name.into(),
                     driver: driver.into(),
                     created: berth_clock::rfc3339_now(),
@@ -214,7 +173,7 @@ impl Networks {
             }
         };
         let mut bridge = nets.find("bridge").unwrap_or(Network {
-            id: crate::container::new_id(),
+            id: crate::model::ids::new_id(),
             name: "bridge".into(),
             driver: "bridge".into(),
             created: berth_clock::rfc3339_now(),
@@ -325,17 +284,17 @@ impl Networks {
         &self,
         net_id: &str,
         fixed: Option<Ipv4Addr>,
-    ) -> Result<(Ipv4Addr, u8, Ipv4Addr), ApiError> {
+    ) -> Result<(Ipv4Addr, u8, Ipv4Addr), Error> {
         let mut inner = self.lock();
         let pool = inner
             .pools
             .get_mut(net_id)
-            .ok_or_else(|| ApiError::not_found(format!("network {net_id} not found")))?;
+            .ok_or_else(|| Error::not_found(format!("network {net_id} not found")))?;
         let ip = match fixed {
             Some(ip) => pool.reserve(ip).map(|()| ip),
             None => pool.allocate(),
         }
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| Error::invalid(e.to_string()))?;
         Ok((ip, pool.subnet().prefix(), pool.gateway()))
     }
 
@@ -373,7 +332,7 @@ impl Networks {
         &self,
         container: &str,
         want: Vec<Published>,
-    ) -> Result<Vec<Published>, ApiError> {
+    ) -> Result<Vec<Published>, Error> {
         let mut inner = self.lock();
         let mut got: Vec<(Published, OwnedFd)> = vec![];
         for mut p in want {
@@ -409,7 +368,7 @@ impl Networks {
                     } else {
                         std::io::Error::from(e).to_string()
                     };
-                    return Err(ApiError::internal(format!(
+                    return Err(Error::internal(format!(
                         "driver failed programming external connectivity on endpoint {container}: Bind for {ip}:{} failed: {why}",
                         p.host_port
                     )));
@@ -464,29 +423,24 @@ impl Networks {
     pub fn port_holders(&self) -> Vec<String> {
         self.lock().held.keys().cloned().collect()
     }
-
-    /// Whether any container still holds published ports.
-    pub fn any_ports(&self) -> bool {
-        !self.lock().held.is_empty()
-    }
 }
 
 /// Replaces the daemon's nftables table with the current state.
-pub async fn apply_firewall(nets: &Arc<Networks>) -> Result<(), ApiError> {
+pub async fn apply_firewall(nets: &Arc<Networks>) -> Result<(), Error> {
     let fw = nets.firewall();
     let table = nets.table.clone();
     tokio::task::spawn_blocking(move || nft::apply(&table, &fw))
         .await
         .map_err(ierr)?
-        .map_err(|e| ApiError::internal(format!("programming the firewall: {e}")))
+        .map_err(|e| Error::internal(format!("programming the firewall: {e}")))
 }
 
 /// Brings up a bridge network's device.
-pub async fn ensure_bridge(nets: &Networks, n: &Network) -> Result<(), ApiError> {
+pub async fn ensure_bridge(nets: &Networks, n: &Network) -> Result<(), Error> {
     let (subnet, gateway): (Subnet, Ipv4Addr) = match (n.subnet.parse(), n.gateway.parse()) {
         (Ok(s), Ok(g)) => (s, g),
         _ => {
-            return Err(ApiError::internal(format!(
+            return Err(Error::internal(format!(
                 "network {} has no valid subnet",
                 n.name
             )));
@@ -499,7 +453,7 @@ pub async fn ensure_bridge(nets: &Networks, n: &Network) -> Result<(), ApiError>
     .await
     .map_err(ierr)?
     .map(drop)
-    .map_err(|e| ApiError::internal(format!("creating bridge {}: {e}", n.bridge)))
+    .map_err(|e| Error::internal(format!("creating bridge {}: {e}", n.bridge)))
 }
 
 /// Starts the DNS server of a user-defined network on its gateway address.

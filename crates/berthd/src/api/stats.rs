@@ -11,9 +11,10 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Daemon;
-use crate::http::{ApiError, ApiResult, JsonStream, Query, json};
-use crate::run::{grpc, req};
+use crate::api::http::{ApiResult, JsonStream, Query, json};
+use crate::containerd::{grpc, req};
+use crate::engine::Daemon;
+use crate::model::Error;
 
 /// Host CPU time in nanoseconds, from the first line of /proc/stat (USER_HZ = 100).
 fn system_cpu_usage() -> u64 {
@@ -38,7 +39,7 @@ fn online_cpus() -> usize {
 }
 
 /// One sample in Docker's `cpu_stats` + the rest.
-async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), ApiError> {
+async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), Error> {
     let mut tasks = d.containerd.tasks();
     let m = tasks
         .metrics(req(MetricsRequest {
@@ -50,7 +51,7 @@ async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), ApiError> {
         .metrics
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::conflict(format!("container {id} is not running")))?;
+        .ok_or_else(|| Error::conflict(format!("container {id} is not running")))?;
     let cpu = json!({
         "cpu_usage": {
             "total_usage": m.cpu_usage_nanos,

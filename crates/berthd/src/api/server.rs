@@ -11,9 +11,10 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::Daemon;
-use crate::http::{ApiError, Resp, text};
-use crate::{ctr_routes, images, system};
+use crate::api::http::{Resp, error_response, text};
+use crate::api::{containers, images, system};
+use crate::engine::Daemon;
+use crate::model::Error;
 
 /// Binds a unix socket, replacing a stale one but never a live daemon's.
 pub async fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
@@ -93,24 +94,24 @@ async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     let (version, path) = berth_api::strip_version(&full_path);
     let mut resp = match version.map(|v| (v, version_key(v))) {
         Some((v, Some(key))) if key > version_key(berth_api::API_VERSION).unwrap_or((1, 45)) => {
-            ApiError::bad_request(format!(
+            error_response(Error::invalid(format!(
                 "client version {v} is too new. Maximum supported API version is {}",
                 berth_api::API_VERSION
-            ))
-            .into_response()
+            )))
         }
-        Some((v, Some(key))) if key < version_key(berth_api::MIN_API_VERSION).unwrap_or((1, 24)) => {
-            ApiError::bad_request(format!(
+        Some((v, Some(key)))
+            if key < version_key(berth_api::MIN_API_VERSION).unwrap_or((1, 24)) =>
+        {
+            error_response(Error::invalid(format!(
                 "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
                 berth_api::MIN_API_VERSION
-            ))
-            .into_response()
+            )))
         }
         _ => {
             let path = path.to_string();
             match route(&d, &method, &path, req).await {
                 Ok(r) => r,
-                Err(e) => e.into_response(),
+                Err(e) => error_response(e),
             }
         }
     };
@@ -146,55 +147,53 @@ async fn route(
     method: &Method,
     path: &str,
     req: Request<Incoming>,
-) -> Result<Resp, ApiError> {
+) -> Result<Resp, Error> {
     let path = path.trim_end_matches('/');
     match (method, path) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(system::ping(method)),
         (&Method::GET, "/version") => Ok(system::version(d)),
         (&Method::GET, "/info") => Ok(system::info(d).await),
-        (&Method::GET, "/events") => crate::events::stream(d, req).await,
+        (&Method::GET, "/events") => crate::api::events::stream(d, req).await,
         (&Method::GET, "/system/df") => Ok(system::df(d).await),
-        (&Method::POST, "/system/check") => {
-            crate::check::check(d, &crate::http::Query::parse(req.uri().query())).await
-        }
+        (&Method::POST, "/system/check") => system::check(d, req).await,
         (&Method::POST, "/auth") => images::auth(d, req).await,
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,
         (&Method::POST, "/images/prune") => images::prune(d, req).await,
         (&Method::POST, "/images/load") => images::load(d, req).await,
         (&Method::GET, "/images/get") => {
-            let names = crate::http::Query::parse(req.uri().query())
+            let names = crate::api::http::Query::parse(req.uri().query())
                 .get_all("names")
                 .into_iter()
                 .map(str::to_string)
                 .collect();
             images::save(d, names).await
         }
-        (&Method::POST, "/containers/create") => ctr_routes::create(d, req).await,
-        (&Method::GET, "/containers/json") => ctr_routes::list(d, req).await,
-        (&Method::POST, "/containers/prune") => ctr_routes::prune(d).await,
-        (&Method::POST, "/volumes/create") => crate::volumes::create(d, req).await,
-        (&Method::GET, "/volumes") => crate::volumes::list(d, req).await,
-        (&Method::POST, "/volumes/prune") => crate::volumes::prune(d, req).await,
+        (&Method::POST, "/containers/create") => containers::create(d, req).await,
+        (&Method::GET, "/containers/json") => containers::list(d, req).await,
+        (&Method::POST, "/containers/prune") => containers::prune(d).await,
+        (&Method::POST, "/volumes/create") => crate::api::volumes::create(d, req).await,
+        (&Method::GET, "/volumes") => crate::api::volumes::list(d, req).await,
+        (&Method::POST, "/volumes/prune") => crate::api::volumes::prune(d, req).await,
         (&Method::GET, _) if path.starts_with("/volumes/") => {
-            crate::volumes::inspect(d, path.trim_start_matches("/volumes/")).await
+            crate::api::volumes::inspect(d, path.trim_start_matches("/volumes/")).await
         }
         (&Method::DELETE, _) if path.starts_with("/volumes/") => {
             let name = path.trim_start_matches("/volumes/").to_string();
-            crate::volumes::remove(d, &name, req).await
+            crate::api::volumes::remove(d, &name, req).await
         }
-        (&Method::GET, "/networks") => crate::net_routes::list(d, req).await,
-        (&Method::POST, "/networks/create") => crate::net_routes::create(d, req).await,
-        (&Method::POST, "/networks/prune") => crate::net_routes::prune(d, req).await,
+        (&Method::GET, "/networks") => crate::api::networks::list(d, req).await,
+        (&Method::POST, "/networks/create") => crate::api::networks::create(d, req).await,
+        (&Method::POST, "/networks/prune") => crate::api::networks::prune(d, req).await,
         _ if path.starts_with("/networks/") => {
             let rest = path.trim_start_matches("/networks/");
             let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
             match (method, action) {
-                (&Method::GET, "") => crate::net_routes::inspect(d, id).await,
-                (&Method::DELETE, "") => crate::net_routes::remove(d, id).await,
-                (&Method::POST, "connect") => crate::net_routes::connect(d, id, true, req).await,
+                (&Method::GET, "") => crate::api::networks::inspect(d, id).await,
+                (&Method::DELETE, "") => crate::api::networks::remove(d, id).await,
+                (&Method::POST, "connect") => crate::api::networks::connect(d, id, true, req).await,
                 (&Method::POST, "disconnect") => {
-                    crate::net_routes::connect(d, id, false, req).await
+                    crate::api::networks::connect(d, id, false, req).await
                 }
                 _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
             }
@@ -204,9 +203,9 @@ async fn route(
             let rest = path.trim_start_matches("/exec/");
             let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
             match (method, action) {
-                (&Method::POST, "start") => crate::exec::start(d, id, req).await,
-                (&Method::GET, "json") => crate::exec::inspect(d, id).await,
-                (&Method::POST, "resize") => crate::exec::resize_exec(d, id, req).await,
+                (&Method::POST, "start") => crate::api::exec::start(d, id, req).await,
+                (&Method::GET, "json") => crate::api::exec::inspect(d, id).await,
+                (&Method::POST, "resize") => crate::api::exec::resize_exec(d, id, req).await,
                 _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
             }
         }
@@ -230,32 +229,32 @@ async fn container_route(
     method: &Method,
     path: &str,
     req: Request<Incoming>,
-) -> Result<Resp, ApiError> {
+) -> Result<Resp, Error> {
     let rest = path.trim_start_matches("/containers/");
     let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
     match (method, action) {
-        (&Method::GET, "json") => ctr_routes::inspect(d, name).await,
-        (&Method::POST, "start") => ctr_routes::start(d, name).await,
-        (&Method::POST, "stop") => ctr_routes::stop(d, name, req).await,
-        (&Method::POST, "restart") => ctr_routes::restart(d, name, req).await,
-        (&Method::POST, "kill") => ctr_routes::kill(d, name, req).await,
-        (&Method::POST, "wait") => ctr_routes::wait(d, name, req).await,
-        (&Method::POST, "attach") => ctr_routes::attach(d, name, req).await,
-        (&Method::GET, "logs") => ctr_routes::logs(d, name, req).await,
-        (&Method::POST, "rename") => ctr_routes::rename(d, name, req).await,
-        (&Method::DELETE, "") => ctr_routes::remove(d, name, req).await,
-        (&Method::POST, "exec") => crate::exec::create(d, name, req).await,
-        (&Method::POST, "resize") => ctr_routes::resize(d, name, req).await,
-        (&Method::POST, "update") => ctr_routes::update(d, name, req).await,
-        (&Method::POST, "pause") => ctr_routes::pause(d, name, true).await,
-        (&Method::POST, "unpause") => ctr_routes::pause(d, name, false).await,
-        (&Method::GET, "top") => ctr_routes::top(d, name).await,
-        (&Method::GET, "stats") => crate::stats::stats(d, name, req).await,
-        (&Method::HEAD, "archive") => crate::archive::head(d, name, req).await,
-        (&Method::GET, "archive") => crate::archive::get(d, name, req).await,
-        (&Method::PUT, "archive") => crate::archive::put(d, name, req).await,
-        (&Method::GET, "changes") => crate::changes::changes(d, name).await,
-        (&Method::GET, "export") => crate::changes::export(d, name).await,
+        (&Method::GET, "json") => containers::inspect(d, name).await,
+        (&Method::POST, "start") => containers::start(d, name).await,
+        (&Method::POST, "stop") => containers::stop(d, name, req).await,
+        (&Method::POST, "restart") => containers::restart(d, name, req).await,
+        (&Method::POST, "kill") => containers::kill(d, name, req).await,
+        (&Method::POST, "wait") => containers::wait(d, name, req).await,
+        (&Method::POST, "attach") => containers::attach(d, name, req).await,
+        (&Method::GET, "logs") => containers::logs(d, name, req).await,
+        (&Method::POST, "rename") => containers::rename(d, name, req).await,
+        (&Method::DELETE, "") => containers::remove(d, name, req).await,
+        (&Method::POST, "exec") => crate::api::exec::create(d, name, req).await,
+        (&Method::POST, "resize") => containers::resize(d, name, req).await,
+        (&Method::POST, "update") => containers::update(d, name, req).await,
+        (&Method::POST, "pause") => containers::pause(d, name, true).await,
+        (&Method::POST, "unpause") => containers::pause(d, name, false).await,
+        (&Method::GET, "top") => containers::top(d, name).await,
+        (&Method::GET, "stats") => crate::api::stats::stats(d, name, req).await,
+        (&Method::HEAD, "archive") => crate::api::archive::head(d, name, req).await,
+        (&Method::GET, "archive") => crate::api::archive::get(d, name, req).await,
+        (&Method::PUT, "archive") => crate::api::archive::put(d, name, req).await,
+        (&Method::GET, "changes") => crate::api::changes::changes(d, name).await,
+        (&Method::GET, "export") => crate::api::changes::export(d, name).await,
         _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
     }
 }

@@ -13,12 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::StatusCode;
 use serde::Serialize;
 
-use crate::Daemon;
-use crate::http::{ApiResult, Query, json};
-use crate::run::req;
+use crate::containerd::req;
+use crate::engine::Daemon;
 
 /// One leftover.
 #[derive(Debug, Serialize)]
@@ -35,10 +33,10 @@ pub struct Finding {
     pub fixed: bool,
 }
 
-/// `POST /system/check?fix=1`.
-pub async fn check(d: &Arc<Daemon>, q: &Query) -> ApiResult {
-    let found = scan(d, q.bool("fix"), SETTLE).await;
-    Ok(json(StatusCode::OK, &found))
+/// A check asked for through the API (`POST /system/check?fix=1`): files and store objects
+/// younger than a few seconds may belong to an operation under way and are left alone.
+pub async fn check(d: &Arc<Daemon>, fix: bool) -> Vec<Finding> {
+    scan(d, fix, SETTLE).await
 }
 
 /// At start, before the API serves: no operation is under way, so every leftover of one that
@@ -128,7 +126,7 @@ async fn tasks(
             continue;
         }
         if fix {
-            crate::reconcile::purge_task(d, &t.id).await;
+            crate::engine::reconcile::purge_task(d, &t.id).await;
         }
         out.push(Finding {
             kind: "task",
@@ -157,7 +155,7 @@ async fn records(
             continue;
         }
         if fix {
-            crate::run::finish_lost(d, &h, id).await;
+            crate::engine::run::finish_lost(d, &h, id).await;
         }
         out.push(Finding {
             kind: "record",
@@ -215,8 +213,8 @@ async fn ports(d: &Arc<Daemon>, running: &HashSet<String>, fix: bool, out: &mut 
         });
     }
     if changed {
-        if let Err(e) = crate::network::apply_firewall(&d.networks).await {
-            tracing::warn!(error = e.message, "applying the firewall");
+        if let Err(e) = crate::net::apply_firewall(&d.networks).await {
+            tracing::warn!(error = e.message(), "applying the firewall");
         }
     }
 }
@@ -300,13 +298,13 @@ fn mounts(d: &Daemon, running: &HashSet<String>, fix: bool, out: &mut Vec<Findin
             continue;
         }
         if fix {
-            crate::rootfs::unmount(&d.containers.dir(&id));
+            crate::oci::rootfs::unmount(&d.containers.dir(&id));
         }
         out.push(Finding {
             kind: "mount",
             object: point.display().to_string(),
             detail: format!("the rootfs of container {id}, which does not run"),
-            fixed: fix && !crate::rootfs::is_mounted(point),
+            fixed: fix && !crate::oci::rootfs::is_mounted(point),
         });
     }
 }
@@ -407,7 +405,7 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, settle: Duration, out: &m
         };
         if leftover {
             let fixed = fix
-                && !crate::rootfs::is_mounted(&path.join("merged"))
+                && !crate::oci::rootfs::is_mounted(&path.join("merged"))
                 && std::fs::remove_dir_all(&path).is_ok();
             out.push(Finding {
                 kind: "file",
@@ -445,7 +443,7 @@ fn files(d: &Daemon, all: &HashSet<String>, fix: bool, settle: Duration, out: &m
 
 /// Volumes a crashed create left half made.
 fn volumes(d: &Daemon, fix: bool, settle: Duration, out: &mut Vec<Finding>) {
-    let half = crate::volumes::half_made(d);
+    let half = d.volumes.half_made();
     leftover_paths(
         half,
         "volume",

@@ -1,0 +1,140 @@
+//! The exec routes: `POST /containers/{id}/exec`, `POST /exec/{id}/start` (detached, or with
+//! the connection hijacked for the process's streams), `GET /exec/{id}/json` and the resizes.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::api::attach::{Relay, StdinTarget, relay, upgraded_response};
+use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use crate::engine::Daemon;
+use crate::engine::exec::{self, Started};
+use crate::model::Error;
+
+/// `POST /containers/{id}/exec`.
+pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResult {
+    let body = read_body(r.into_body(), 1 << 20).await?;
+    let config: Value = parse_json(&body)?;
+    let id = exec::create(d, name, config).await?;
+    Ok(json(StatusCode::CREATED, &json!({"Id": id})))
+}
+
+/// `POST /exec/{id}/start`.
+pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult {
+    // An unknown exec is a 404 whatever the body.
+    d.execs.get(id)?;
+    let (parts, body) = r.into_parts();
+    let bytes = read_body(body, 1 << 20).await?;
+    let opts: Value = parse_json(&bytes)?;
+    let detach = opts["Detach"].as_bool().unwrap_or(false);
+    let started = exec::start(d, id, detach, opts["Tty"].as_bool().unwrap_or(false)).await?;
+    let r = Request::from_parts(parts, ());
+    match started {
+        Started::Running { .. } if detach => Ok(empty(StatusCode::OK)),
+        Started::Refused { tty, message } => {
+            // As dockerd: the connection is upgraded anyway and the error travels in the
+            // stream; the client then reads exit code 126 from the exec's inspect.
+            tokio::spawn(async move {
+                if let Ok(upgraded) = hyper::upgrade::on(r).await {
+                    let mut text = message.into_bytes();
+                    text.extend_from_slice(b"\r\n");
+                    let mut bytes = Vec::with_capacity(text.len() + 8);
+                    if tty {
+                        bytes = text;
+                    } else {
+                        berth_api::stdcopy::encode_frame(
+                            berth_api::stdcopy::Stream::Stdout,
+                            &text,
+                            &mut bytes,
+                        );
+                    }
+                    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+                }
+            });
+            Ok(upgraded_response(tty))
+        }
+        Started::Running {
+            tty,
+            output,
+            exited,
+            stdin,
+        } => {
+            let c = &d.execs.get(id)?.config;
+            let relay_opts = Relay {
+                tty,
+                want_out: c["AttachStdout"].as_bool().unwrap_or(true),
+                want_err: c["AttachStderr"].as_bool().unwrap_or(true),
+                stdin: stdin.map(|(container, exec_id, file)| StdinTarget::Exec {
+                    container,
+                    exec_id,
+                    file,
+                }),
+            };
+            let d = d.clone();
+            tokio::spawn(async move {
+                if let Ok(upgraded) = hyper::upgrade::on(r).await {
+                    relay(d, upgraded, output, exited, relay_opts).await;
+                }
+            });
+            Ok(upgraded_response(tty))
+        }
+    }
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
+    let e = exec::inspect(d, id)?;
+    let (running, pid) = *e.state.lock().unwrap_or_else(|p| p.into_inner());
+    let code = *e.exited.borrow();
+    let c = &e.config;
+    let cmd: Vec<Value> = c["Cmd"].as_array().cloned().unwrap_or_default();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "ID": e.id,
+            "Running": running,
+            "ExitCode": code,
+            "ProcessConfig": {
+                "tty": c["Tty"].as_bool().unwrap_or(false),
+                "entrypoint": cmd.first(),
+                "arguments": cmd.get(1..).unwrap_or_default(),
+                "privileged": c["Privileged"].as_bool().unwrap_or(false),
+                "user": c["User"].as_str().unwrap_or_default(),
+            },
+            "OpenStdin": c["AttachStdin"].as_bool().unwrap_or(false),
+            "OpenStderr": c["AttachStderr"].as_bool().unwrap_or(false),
+            "OpenStdout": c["AttachStdout"].as_bool().unwrap_or(false),
+            "CanRemove": false,
+            "ContainerID": e.container,
+            "DetachKeys": "",
+            "Pid": pid,
+        }),
+    ))
+}
+
+fn size(q: &Query) -> Result<(u32, u32), Error> {
+    let n = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| Error::invalid(format!("invalid {k}")))
+    };
+    Ok((n("w")?, n("h")?))
+}
+
+/// `POST /exec/{id}/resize?h=&w=` and `POST /containers/{id}/resize?h=&w=`.
+pub async fn resize(d: &Arc<Daemon>, container: &str, exec_id: &str, q: &Query) -> ApiResult {
+    let (width, height) = size(q)?;
+    exec::resize(d, container, exec_id, width, height).await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `POST /exec/{id}/resize`.
+pub async fn resize_exec(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult {
+    let e = d.execs.get(id)?;
+    let q = Query::parse(r.uri().query());
+    resize(d, &e.container, &id[..12.min(id.len())], &q).await
+}

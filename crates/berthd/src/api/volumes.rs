@@ -1,0 +1,116 @@
+//! The volume routes: create, list, inspect, remove, prune.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use crate::engine::Daemon;
+use crate::engine::volumes::{destroy, users};
+use crate::model::Error;
+
+/// `POST /volumes/create`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let v: Value = parse_json(&body)?;
+    if let Some(drv) = v["Driver"]
+        .as_str()
+        .filter(|s| !s.is_empty() && *s != "local")
+    {
+        return Err(Error::not_found(format!(
+            "error looking up volume plugin {drv}: plugin \"{drv}\" not found"
+        )));
+    }
+    let name = v["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(crate::model::ids::new_id);
+    let vol = d.volumes.ensure(&name, v["Labels"].clone(), false)?;
+    d.events
+        .emit("volume", "create", &name, json!({"driver": "local"}));
+    Ok(json(StatusCode::CREATED, &vol))
+}
+
+/// `GET /volumes?filters=`.
+pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let filters = q.filters()?;
+    let mut out = Vec::new();
+    for v in d.volumes.all() {
+        let name = v["Name"].as_str().unwrap_or_default().to_string();
+        let mut keep = true;
+        for (k, want) in &filters {
+            keep &= match k.as_str() {
+                "name" => name.contains(want.as_str()),
+                "driver" => want == "local",
+                "label" => match want.split_once('=') {
+                    Some((lk, lv)) => v["Labels"][lk].as_str() == Some(lv),
+                    None => v["Labels"].get(want).is_some(),
+                },
+                "dangling" => (want == "true" || want == "1") == users(d, &name).await.is_empty(),
+                other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
+            };
+        }
+        if keep {
+            out.push(v);
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Volumes": out, "Warnings": []}),
+    ))
+}
+
+/// `GET /volumes/{name}`.
+pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    d.volumes
+        .get(name)
+        .map(|v| json(StatusCode::OK, &v))
+        .ok_or_else(|| Error::not_found(format!("get {name}: no such volume")))
+}
+
+/// `DELETE /volumes/{name}?force=`.
+pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    if d.volumes.get(name).is_none() {
+        if q.bool("force") {
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        return Err(Error::not_found(format!("get {name}: no such volume")));
+    }
+    let using = users(d, name).await;
+    if !using.is_empty() {
+        return Err(Error::conflict(format!(
+            "remove {name}: volume is in use - [{}]",
+            using.join(", ")
+        )));
+    }
+    destroy(d, name);
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /volumes/prune`: unused volumes (anonymous only unless `all=true`, as Docker 23+).
+pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let every = q
+        .filters()?
+        .iter()
+        .any(|(k, v)| k == "all" && (v == "true" || v == "1"));
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for v in d.volumes.all() {
+        let name = v["Name"].as_str().unwrap_or_default().to_string();
+        let anon = v["Labels"].get("com.docker.volume.anonymous").is_some();
+        if (every || anon) && users(d, &name).await.is_empty() {
+            reclaimed += destroy(d, &name);
+            deleted.push(name);
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
+}

@@ -1,0 +1,48 @@
+//! A container's place on networks: its attachments (kept while it is stopped), live endpoints
+//! and published ports.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// A container's membership in a network (kept while it is stopped, like Docker's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: a fixed address.
+    #[serde(default)]
+    pub ipv4: String,
+    /// `--mac-address` given for this network's endpoint.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Present while the container runs.
+    #[serde(default)]
+    pub endpoint: Option<EndpointState>,
+}
+
+/// A live endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub id: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub host_ifname: String,
+    pub ifname: String,
+}
+
+/// A published port of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Empty for every address.
+    pub host_ip: String,
+    pub host_port: u16,
+    pub port: u16,
+    pub addr: Ipv4Addr,
+}

@@ -1,0 +1,381 @@
+//! Named volumes with the `local` driver: `<data-root>/volumes/<name>/_data`, with the volume's
+//! record in `<name>/volume.json`, and the resolution of volume names in a container's binds
+//! and mounts into host paths. It knows nothing of containers: which ones use a volume is the
+//! engine's to say.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::model::Error;
+use crate::model::ids::valid_name;
+
+/// The volumes under `<data-root>/volumes`.
+pub struct Volumes {
+    root: PathBuf,
+}
+
+impl Volumes {
+    pub fn new(data_root: &Path) -> Volumes {
+        Volumes {
+            root: data_root.join("volumes"),
+        }
+    }
+
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.root.join(name).join("volume.json")
+    }
+
+    /// The volume's record, if it exists.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        if !valid_name(name) {
+            return None;
+        }
+        std::fs::read(self.record_path(name))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Creates a volume (or returns the existing one of that name, as dockerd does).
+    pub fn ensure(&self, name: &str, labels: Value, anonymous: bool) -> Result<Value, Error> {
+        if !valid_name(name) {
+            return Err(Error::invalid(format!(
+                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )));
+        }
+        if let Some(v) = self.get(name) {
+            return Ok(v);
+        }
+        let dir = self.root.join(name);
+        let data = dir.join("_data");
+        std::fs::create_dir_all(&data)
+            .map_err(|e| Error::io(format_args!("creating {}", data.display()), e))?;
+        let mut labels = if labels.is_object() {
+            labels
+        } else {
+            json!({})
+        };
+        if anonymous {
+            labels["com.docker.volume.anonymous"] = json!("");
+        }
+        let v = json!({
+            "Name": name,
+            "Driver": "local",
+            "Mountpoint": data.display().to_string(),
+            "CreatedAt": berth_clock::rfc3339_now(),
+            "Labels": labels,
+            "Scope": "local",
+            "Options": {},
+        });
+        berth_failpoint::point("volume.before-record");
+        let tmp = dir.join("volume.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&v).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&tmp, self.record_path(name)))
+            .map_err(|e| Error::internal(format!("storing volume {name}: {e}")))?;
+        Ok(v)
+    }
+
+    /// Volumes a crashed create left half made: a directory without its record (and with nothing
+    /// in `_data`), or a record's temp file never renamed into place.
+    pub fn half_made(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = e.path();
+            let tmp = dir.join("volume.json.tmp");
+            if dir.join("volume.json").exists() {
+                if tmp.exists() {
+                    out.push(tmp);
+                }
+                continue;
+            }
+            let empty =
+                std::fs::read_dir(dir.join("_data")).map_or(true, |mut rd| rd.next().is_none());
+            if dir.is_dir() && empty {
+                out.push(dir);
+            }
+        }
+        out
+    }
+}
+
+/// Image `VOLUME`s that no bind, mount or tmpfs of the request covers become anonymous volume
+/// mounts (as Docker makes them).
+pub fn add_image_volumes(hc: &mut Value, image_config: &Value) {
+    let Some(vols) = image_config["Volumes"].as_object() else {
+        return;
+    };
+    let mut taken: Vec<String> = Vec::new();
+    for b in hc["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if let Some(t) = b.split(':').nth(1) {
+            taken.push(t.trim_end_matches('/').to_string());
+        }
+    }
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        taken.extend(
+            m["Target"]
+                .as_str()
+                .map(|t| t.trim_end_matches('/').to_string()),
+        );
+    }
+    taken.extend(
+        hc["Tmpfs"]
+            .as_object()
+            .into_iter()
+            .flat_map(|t| t.keys().cloned()),
+    );
+    for target in vols.keys() {
+        let t = target.trim_end_matches('/');
+        if t.is_empty() || taken.iter().any(|x| x == t) {
+            continue;
+        }
+        if !hc["Mounts"].is_array() {
+            hc["Mounts"] = json!([]);
+        }
+        if let Some(list) = hc["Mounts"].as_array_mut() {
+            list.push(json!({"Type": "volume", "Source": "", "Target": t}));
+        }
+    }
+}
+
+/// What `resolve` found: the volume names used and Docker's `Mounts` entries for inspect.
+pub struct Resolved {
+    pub names: Vec<String>,
+    pub points: Vec<Value>,
+}
+
+/// A volume's inspect entry.
+fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str) -> Value {
+    json!({"Type": "volume", "Name": name, "Source": mountpoint, "Destination": target,
+        "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""})
+}
+
+/// Rewrites `Binds` and `Mounts` of type volume to host paths, creating missing volumes; a new
+/// volume gets what the image has at its target (Docker's copy-up; `layers` top first).
+/// Anonymous volumes (`Mounts` without a source) get new names.
+impl Volumes {
+    pub fn resolve(&self, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolved, Error> {
+        let mut out = Resolved {
+            names: Vec::new(),
+            points: Vec::new(),
+        };
+        let make = |name: &str, labels: Value, anon: bool, target: &str| {
+            // One copy-up at a time: a create that finds the volume existing while another fills
+            // it waits until it is full (and no container uses a half-filled volume meanwhile).
+            static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _filling = COPY_UP.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = self.get(name).is_none();
+            let v = self.ensure(name, labels, anon)?;
+            let mp = v["Mountpoint"].as_str().unwrap_or_default().to_string();
+            if fresh {
+                // The target as the container will see it: `/../../etc/x` is `/etc/x`.
+                let target = berth_inroot::clean(target);
+                copy_up(layers, &target, std::path::Path::new(&mp)).map_err(|e| {
+                    Error::internal(format!(
+                        "copying the image's content at {target} into volume {name}: {e}"
+                    ))
+                })?;
+            }
+            Ok::<_, Error>(mp)
+        };
+        if let Some(binds) = hc["Binds"].as_array_mut() {
+            for b in binds.iter_mut() {
+                let Some(spec) = b.as_str().map(str::to_string) else {
+                    continue;
+                };
+                let mut parts = spec.splitn(3, ':');
+                let (src, target, mode) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                let rw = !mode.split(',').any(|o| o == "ro");
+                if src.starts_with('/') || target.is_empty() {
+                    out.points
+                        .push(json!({"Type": "bind", "Source": src, "Destination": target,
+                    "Mode": mode, "RW": rw, "Propagation": "rprivate"}));
+                    continue;
+                }
+                let mp = make(src, json!({}), false, target)?;
+                out.points.push(volume_point(src, &mp, target, rw, mode));
+                out.names.push(src.to_string());
+                let rest = spec.split_once(':').map(|x| x.1).unwrap_or_default();
+                *b = json!(format!("{mp}:{rest}"));
+            }
+        }
+        if let Some(mounts) = hc["Mounts"].as_array_mut() {
+            for m in mounts.iter_mut() {
+                let target = m["Target"].as_str().unwrap_or_default().to_string();
+                let rw = m["ReadOnly"].as_bool() != Some(true);
+                match m["Type"].as_str() {
+                    Some("volume") => {}
+                    Some(kind) => {
+                        out.points.push(json!({"Type": kind, "Source": m["Source"], "Destination": target,
+                        "Mode": "", "RW": rw, "Propagation": if kind == "bind" { "rprivate" } else { "" }}));
+                        continue;
+                    }
+                    None => continue,
+                }
+                let given = m["Source"].as_str().unwrap_or_default().to_string();
+                let (name, anon) = if given.is_empty() {
+                    (crate::model::ids::new_id(), true)
+                } else {
+                    (given, false)
+                };
+                let labels = m["VolumeOptions"]["Labels"].clone();
+                let mp = make(&name, labels, anon, &target)?;
+                out.points.push(volume_point(&name, &mp, &target, rw, "z"));
+                out.names.push(name);
+                m["Type"] = json!("bind");
+                m["Source"] = json!(mp);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Fills a new volume with what the image has at `target` (Docker's copy-up): the image's
+/// layers merged by a read-only overlayfs that is never attached anywhere (a detached mount
+/// from `fsmount`, reached only through its descriptor), `target` resolved inside it (a
+/// `VOLUME` through a symlink such as `x -> /` stays in the image), and the tree copied by
+/// descriptors into the volume, links kept as links. An image with nothing (or no directory)
+/// at `target` leaves the volume empty.
+fn copy_up(layers: &[PathBuf], target: &str, dest: &std::path::Path) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    if berth_inroot::clean(target) == "/" || layers.is_empty() {
+        return Ok(());
+    }
+    let scratch = dest.with_file_name(".copy-up");
+    let image = image_root(layers, &scratch)?;
+    let src = match berth_inroot::open_dir(image.as_fd(), std::path::Path::new(target)) {
+        Ok(fd) => fd,
+        // Nothing, or no directory, at the target.
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let dest = rustix::fs::open(
+        dest,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    berth_inroot::copy_tree(src.as_fd(), dest.as_fd())
+}
+
+/// The image's filesystem as one directory descriptor: its only layer, or its layers (top
+/// first) merged by a read-only overlayfs that nothing but this descriptor reaches. `scratch`
+/// (a path of berthd's own, absent) is where an older kernel's mount is made for a moment.
+fn image_root(layers: &[PathBuf], scratch: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    if let [only] = layers {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        return Ok(rustix::fs::open(only, flags, Mode::empty())?);
+    }
+    match detached_overlay(layers) {
+        Ok(fd) => Ok(fd),
+        Err(_) => mounted_overlay(layers, scratch),
+    }
+}
+
+/// The overlay built with the mount API and never attached anywhere: one `lowerdir+` per layer
+/// (Linux 6.8; a single `lowerdir` string may not exceed 255 bytes there).
+fn detached_overlay(layers: &[PathBuf]) -> rustix::io::Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in layers {
+        rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+    }
+    rustix::mount::fsconfig_create(&fs)?;
+    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+}
+
+/// The overlay mounted on `at` (made 0700 for it), opened, and detached again at once: the
+/// descriptor keeps it alive, no path leads to it.
+fn mounted_overlay(layers: &[PathBuf], at: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::mount::{MountFlags, UnmountFlags};
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(at)?;
+    let data = std::ffi::CString::new(format!(
+        "lowerdir={}",
+        crate::oci::rootfs::lower_dirs(layers)
+    ))
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mounted = rustix::mount::mount("overlay", at, "overlay", flags, data.as_c_str());
+    let opened = mounted.and_then(|()| {
+        let fd = rustix::fs::open(
+            at,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let _ = rustix::mount::unmount(at, UnmountFlags::DETACH);
+        fd
+    });
+    let _ = std::fs::remove_dir(at);
+    Ok(opened?)
+}
+
+impl Volumes {
+    /// Removes a volume's directory (the caller checked it is unused); the bytes it held.
+    pub fn destroy(&self, name: &str) -> u64 {
+        let dir = self.root.join(name);
+        let size = dir_size(&dir.join("_data"));
+        let _ = std::fs::remove_dir_all(&dir);
+        size
+    }
+
+    /// Every volume's record, by name.
+    pub fn all(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = std::fs::read_dir(&self.root)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        out
+    }
+}
+
+/// The bytes of the files under `p` (a volume's data or a container's upper dir: containers
+/// write there, so the walk goes by descriptors and never follows a link out).
+pub fn dir_size(p: &std::path::Path) -> u64 {
+    fn walk(dir: std::os::fd::BorrowedFd<'_>, depth: usize) -> u64 {
+        use std::os::fd::AsFd;
+        if depth >= berth_inroot::MAX_DEPTH {
+            return 0;
+        }
+        berth_inroot::read_dir(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| match e.kind() {
+                rustix::fs::FileType::Directory => berth_inroot::open_child_dir(dir, &e.name)
+                    .map_or(0, |(sub, _)| walk(sub.as_fd(), depth + 1)),
+                _ => u64::try_from(e.stat.st_size).unwrap_or(0),
+            })
+            .sum()
+    }
+    let flags = rustix::fs::OFlags::RDONLY
+        | rustix::fs::OFlags::DIRECTORY
+        | rustix::fs::OFlags::NOFOLLOW
+        | rustix::fs::OFlags::CLOEXEC;
+    rustix::fs::open(p, flags, rustix::fs::Mode::empty())
+        .map_or(0, |fd| walk(std::os::fd::AsFd::as_fd(&fd), 0))
+}
