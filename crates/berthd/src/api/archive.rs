@@ -82,13 +82,7 @@ pub async fn open_root(
             .map_err(|e| io_err("opening the rootfs", e))?;
         return Ok((Root { fd, mounted: None }, rec));
     }
-    let digest =
-        berth_image::Digest::parse(&rec.image_id).map_err(|e| Error::internal(e.to_string()))?;
-    let image = d
-        .images
-        .images
-        .get(&digest)
-        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
+    let image = d.image_of(&rec)?;
     crate::oci::rootfs::mount(&cdir, &d.images.layer_dirs(&image), false)?;
     let root = Root {
         fd: rustix::fs::open(&merged, dir_flags, Mode::empty())

@@ -164,13 +164,7 @@ fn walk(
 pub async fn changes(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let h = d.containers.find(name)?;
     let rec = h.lock().await.clone();
-    let digest =
-        berth_image::Digest::parse(&rec.image_id).map_err(|e| Error::internal(e.to_string()))?;
-    let image = d
-        .images
-        .images
-        .get(&digest)
-        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
+    let image = d.image_of(&rec)?;
     let lowers = d.images.layer_dirs(&image);
     let upper = d.containers.dir(&rec.id).join("upper");
     let list = tokio::task::spawn_blocking(move || {

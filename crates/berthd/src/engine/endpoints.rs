@@ -69,14 +69,7 @@ pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachm
 
 /// One attachment from an `EndpointSettings`-shaped request.
 pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, Error> {
-    let aliases: Vec<String> = cfg["Aliases"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let aliases = crate::model::strings(&cfg["Aliases"]);
     let ipv4 = cfg["IPAMConfig"]["IPv4Address"]
         .as_str()
         .unwrap_or_default()

@@ -147,14 +147,7 @@ pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, Erro
     let mut p = base.clone();
     p["args"] = c["Cmd"].clone();
     p["terminal"] = json!(c["Tty"].as_bool().unwrap_or(false));
-    let mut env: Vec<String> = p["env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut env = crate::model::strings(&p["env"]);
     for kv in c["Env"]
         .as_array()
         .into_iter()

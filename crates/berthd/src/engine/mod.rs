@@ -21,6 +21,9 @@ pub mod volumes;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::model::Error;
+use crate::model::record::Record;
+
 /// The engine's handle: its stores, the containerd client and the host's settings; every
 /// route reaches the engine through it.
 pub struct Daemon {
@@ -42,4 +45,16 @@ pub struct Daemon {
     pub registry_certs_dir: PathBuf,
     /// What the host's cgroups can enforce, probed at start.
     pub sysinfo: crate::oci::sysinfo::SysInfo,
+}
+
+impl Daemon {
+    /// The image a container was created from (`No such image` once it is gone).
+    pub fn image_of(&self, rec: &Record) -> Result<berth_image::images::ImageRecord, Error> {
+        let digest = berth_image::Digest::parse(&rec.image_id)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        self.images
+            .images
+            .get(&digest)
+            .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))
+    }
 }

@@ -115,14 +115,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
         return Err(Error::NotModified);
     }
     let id = rec.id.clone();
-    let image = d
-        .images
-        .images
-        .get(
-            &berth_image::Digest::parse(&rec.image_id)
-                .map_err(|e| Error::internal(e.to_string()))?,
-        )
-        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image)))?;
+    let image = d.image_of(&rec)?;
     let image_config = crate::engine::health::image_config(d, &image.id);
     let cdir = d.containers.dir(&id);
     let fifos = stdio::fifo_dir(d, &id);

@@ -9,3 +9,13 @@ pub mod net;
 pub mod record;
 
 pub use error::Error;
+
+/// The strings of a JSON array (Docker's `Cmd`, `Env`, `Aliases`…); other values and
+/// non-strings give none.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}

@@ -48,6 +48,24 @@ pub struct Network {
 }
 
 impl Network {
+    /// A new network record of `driver`, made now, with nothing set yet.
+    pub fn new(name: &str, driver: &str) -> Network {
+        Network {
+            id: crate::model::ids::new_id(),
+            name: name.into(),
+            driver: driver.into(),
+            created: berth_clock::rfc3339_now(),
+            bridge: String::new(),
+            subnet: String::new(),
+            gateway: String::new(),
+            ip_range: String::new(),
+            internal: false,
+            attachable: false,
+            labels: json!({}),
+            options: json!({}),
+        }
+    }
+
     /// The predefined networks: `bridge` (the default), `host`, `none`.
     pub fn predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
@@ -139,20 +157,7 @@ impl Networks {
         };
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if nets.find(name).is_none() {
-                nets.store(&Network {
-                    id: crate::model::ids::new_id(),
-                    name: name.into(),
-                    driver: driver.into(),
-                    created: berth_clock::rfc3339_now(),
-                    bridge: String::new(),
-                    subnet: String::new(),
-                    gateway: String::new(),
-                    ip_range: String::new(),
-                    internal: false,
-                    attachable: false,
-                    labels: json!({}),
-                    options: json!({}),
-                })?;
+                nets.store(&Network::new(name, driver))?;
             }
         }
         let (gateway, subnet) = match &nets.config.bip {
@@ -172,20 +177,9 @@ impl Networks {
                 }
             }
         };
-        let mut bridge = nets.find("bridge").unwrap_or(Network {
-            id: crate::model::ids::new_id(),
-            name: "bridge".into(),
-            driver: "bridge".into(),
-            created: berth_clock::rfc3339_now(),
-            bridge: String::new(),
-            subnet: String::new(),
-            gateway: String::new(),
-            ip_range: String::new(),
-            internal: false,
-            attachable: false,
-            labels: json!({}),
-            options: json!({}),
-        });
+        let mut bridge = nets
+            .find("bridge")
+            .unwrap_or_else(|| Network::new("bridge", "bridge"));
         bridge.bridge = nets.config.bridge.clone();
         bridge.subnet = subnet.to_string();
         bridge.gateway = gateway.to_string();
