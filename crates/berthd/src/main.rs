@@ -1,35 +1,16 @@
-//! `berthd`: the daemon. It serves the Docker Engine API on a unix socket, owns images, networks,
-//! volumes and container metadata, turns a Docker "create" into an OCI spec and drives
-//! berth-containerd over gRPC. It never calls the OCI runtime itself.
-//!
-//! Its modules, one folder per layer, each importing only those below it:
-//!
-//! | module | layer |
-//! |---|---|
-//! | `api/` | the Engine API: listener, routing, versions, Docker's error and stream shapes, one module per route family |
-//! | `engine/` | containers: store and records, lifecycle through berth-containerd, exec, health, logs, events, endpoints, crash checks |
-//! | `net/`, `volumes/` | networks and volumes, beside the engine, knowing nothing of containers' lifecycle |
-//! | `oci/` | the OCI bundle: spec builder, seccomp profile, host features, overlayfs rootfs |
-//! | `containerd.rs` | the berth-containerd client and its supervisor |
-//! | `model/` | the shared types: errors by kind, records, health, attachments, ports, ids |
+//! `berthd`: the daemon's command line and start-up. It locks and secures its roots, starts or
+//! reuses berth-containerd, rebuilds the engine's state from disk and serves the Engine API;
+//! the engine and the API themselves are the `berthd` library (`lib.rs`).
 #![forbid(unsafe_code)]
-#![recursion_limit = "256"]
-
-mod api;
-mod containerd;
-mod engine;
-mod model;
-mod net;
-mod oci;
-mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use api::server;
-use engine::{Daemon, check, endpoints, events, exec, reconcile, run};
-use oci::sysinfo;
+use berthd::api::server;
+use berthd::engine::{self, Daemon, check, endpoints, events, exec, reconcile, run};
+use berthd::oci::sysinfo;
+use berthd::{containerd, net, volumes};
 
 use anyhow::Context;
 use clap::Parser;

@@ -178,7 +178,11 @@ async fn stdin_ready(d: &Daemon, id: &str) {
             && d.containers
                 .find(id)
                 .ok()
-                .and_then(|h| h.try_lock().ok().map(|r| r.state.status == "exited"))
+                .and_then(|h| {
+                    h.try_lock()
+                        .ok()
+                        .map(|r| r.state.status == crate::model::record::Status::Exited)
+                })
                 .unwrap_or(false);
         if over {
             return;

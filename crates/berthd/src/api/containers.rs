@@ -16,6 +16,7 @@ use crate::engine::logs::{self, ReadOptions, Stream};
 use crate::engine::run;
 use crate::engine::store::{Record, State, new_id, random_name, valid_name};
 use crate::model::Error;
+use crate::model::record::Status;
 
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
@@ -214,7 +215,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         path: argv.first().cloned().unwrap_or_default(),
         args: argv.iter().skip(1).cloned().collect(),
         state: State {
-            status: "created".into(),
+            status: Status::Created,
             started_at: "0001-01-01T00:00:00Z".into(),
             finished_at: "0001-01-01T00:00:00Z".into(),
             ..Default::default()
@@ -280,8 +281,8 @@ fn now() -> i64 {
 }
 
 fn status_text(r: &Record) -> String {
-    match r.state.status.as_str() {
-        "running" => {
+    match r.state.status {
+        Status::Running => {
             let up = format!("Up {}", human_duration(now() - unix(&r.state.started_at)));
             match r.state.health.as_ref().map(|h| h.status.as_str()) {
                 Some("starting") => format!("{up} (health: starting)"),
@@ -289,17 +290,17 @@ fn status_text(r: &Record) -> String {
                 _ => up,
             }
         }
-        "paused" => format!(
+        Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now() - unix(&r.state.started_at))
         ),
-        "exited" => format!(
+        Status::Exited => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,
             human_duration(now() - unix(&r.state.finished_at))
         ),
-        "created" => "Created".into(),
-        other => other.to_string(),
+        Status::Created => "Created".into(),
+        other => other.as_str().to_string(),
     }
 }
 
@@ -345,10 +346,10 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     // Without waiting for a start or stop in progress (their record as last written).
     for r in d.containers.views() {
         let matches = filters.iter().all(|(k, v)| match k.as_str() {
-            "status" => r.state.status == *v,
+            "status" => r.state.status.as_str() == v,
             "name" => r.name.contains(v.trim_start_matches('/')),
             "id" => r.id.starts_with(v.as_str()),
-            "exited" => r.state.status == "exited" && r.state.exit_code.to_string() == *v,
+            "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
             "ancestor" => r.image == *v || r.image_id == *v,
             "label" => match v.split_once('=') {
                 Some((lk, lv)) => r.config["Labels"][lk].as_str() == Some(lv),
@@ -387,11 +388,11 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "Args": r.args,
             "State": {
                 "Status": st.status,
-                "Running": st.status == "running" || st.status == "paused",
-                "Paused": st.status == "paused",
-                "Restarting": st.status == "restarting",
+                "Running": matches!(st.status, Status::Running | Status::Paused),
+                "Paused": st.status == Status::Paused,
+                "Restarting": st.status == Status::Restarting,
                 "OOMKilled": st.oom_killed,
-                "Dead": st.status == "dead",
+                "Dead": st.status == Status::Dead,
                 "Pid": st.pid,
                 "ExitCode": st.exit_code,
                 "Error": st.error,
@@ -851,26 +852,26 @@ pub async fn pause(d: &Arc<Daemon>, name: &str, pause: bool) -> ApiResult {
     let h = d.containers.find(name)?;
     let mut rec = h.lock().await;
     let mut tasks = d.containerd.tasks();
-    match (pause, rec.state.status.as_str()) {
-        (true, "running") => {
+    match (pause, rec.state.status) {
+        (true, Status::Running) => {
             tasks
                 .pause(crate::containerd::req(PauseTaskRequest {
                     container_id: rec.id.clone(),
                 }))
                 .await
                 .map_err(crate::containerd::grpc)?;
-            rec.state.status = "paused".into();
+            rec.state.status = Status::Paused;
         }
-        (false, "paused") => {
+        (false, Status::Paused) => {
             tasks
                 .resume(crate::containerd::req(ResumeTaskRequest {
                     container_id: rec.id.clone(),
                 }))
                 .await
                 .map_err(crate::containerd::grpc)?;
-            rec.state.status = "running".into();
+            rec.state.status = Status::Running;
         }
-        (true, "paused") => {
+        (true, Status::Paused) => {
             return Err(Error::conflict(format!(
                 "Container {} is already paused",
                 rec.id

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::attach::{Relay, StdinTarget, relay, upgraded_response};
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use berth_api::models::ExecStartConfig;
+
 use crate::engine::Daemon;
 use crate::engine::exec::{self, Started};
 use crate::model::Error;
@@ -16,8 +18,7 @@ use crate::model::Error;
 /// `POST /containers/{id}/exec`.
 pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResult {
     let body = read_body(r.into_body(), 1 << 20).await?;
-    let config: Value = parse_json(&body)?;
-    let id = exec::create(d, name, config).await?;
+    let id = exec::create(d, name, parse_json(&body)?).await?;
     Ok(json(StatusCode::CREATED, &json!({"Id": id})))
 }
 
@@ -27,9 +28,9 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     d.execs.get(id)?;
     let (parts, body) = r.into_parts();
     let bytes = read_body(body, 1 << 20).await?;
-    let opts: Value = parse_json(&bytes)?;
-    let detach = opts["Detach"].as_bool().unwrap_or(false);
-    let started = exec::start(d, id, detach, opts["Tty"].as_bool().unwrap_or(false)).await?;
+    let opts: ExecStartConfig = parse_json(&bytes)?;
+    let detach = opts.detach.unwrap_or(false);
+    let started = exec::start(d, id, detach, opts.tty.unwrap_or(false)).await?;
     let r = Request::from_parts(parts, ());
     match started {
         Started::Running { .. } if detach => Ok(empty(StatusCode::OK)),
@@ -66,8 +67,8 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
             let c = &d.execs.get(id)?.config;
             let relay_opts = Relay {
                 tty,
-                want_out: c["AttachStdout"].as_bool().unwrap_or(true),
-                want_err: c["AttachStderr"].as_bool().unwrap_or(true),
+                want_out: c.attach_stdout.unwrap_or(true),
+                want_err: c.attach_stderr.unwrap_or(true),
                 stdin: stdin.map(|(container, exec_id, file)| StdinTarget::Exec {
                     container,
                     exec_id,
@@ -91,7 +92,7 @@ pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
     let (running, pid) = *e.state.lock().unwrap_or_else(|p| p.into_inner());
     let code = *e.exited.borrow();
     let c = &e.config;
-    let cmd: Vec<Value> = c["Cmd"].as_array().cloned().unwrap_or_default();
+    let cmd = c.cmd.clone().unwrap_or_default();
     Ok(json(
         StatusCode::OK,
         &json!({
@@ -99,15 +100,15 @@ pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
             "Running": running,
             "ExitCode": code,
             "ProcessConfig": {
-                "tty": c["Tty"].as_bool().unwrap_or(false),
+                "tty": c.tty.unwrap_or(false),
                 "entrypoint": cmd.first(),
                 "arguments": cmd.get(1..).unwrap_or_default(),
-                "privileged": c["Privileged"].as_bool().unwrap_or(false),
-                "user": c["User"].as_str().unwrap_or_default(),
+                "privileged": c.privileged.unwrap_or(false),
+                "user": c.user.as_deref().unwrap_or_default(),
             },
-            "OpenStdin": c["AttachStdin"].as_bool().unwrap_or(false),
-            "OpenStderr": c["AttachStderr"].as_bool().unwrap_or(false),
-            "OpenStdout": c["AttachStdout"].as_bool().unwrap_or(false),
+            "OpenStdin": c.attach_stdin.unwrap_or(false),
+            "OpenStderr": c.attach_stderr.unwrap_or(false),
+            "OpenStdout": c.attach_stdout.unwrap_or(false),
             "CanRemove": false,
             "ContainerID": e.container,
             "DetachKeys": "",

@@ -8,6 +8,8 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
+use berth_api::models::NetworkCreateRequest;
+
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -84,47 +86,94 @@ pub async fn inspect(d: &Arc<Daemon>, key: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &to_json(&n, &members(d, &n.id).await)))
 }
 
-/// `POST /networks/create`.
-pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
-    let body = read_body(req.into_body(), 1 << 20).await?;
-    let v: Value = parse_json(&body)?;
-    let name = v["Name"].as_str().unwrap_or_default().to_string();
-    if !crate::engine::store::valid_name(&name) {
+/// A checked `POST /networks/create` body. What needs the daemon's state (a name in use, a
+/// subnet that overlaps, the free subnet to take) is checked by the route.
+#[derive(Debug)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// `com.docker.network.bridge.name`, when given.
+    pub bridge: Option<String>,
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<std::net::Ipv4Addr>,
+    pub ip_range: Option<Subnet>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: Value,
+    pub options: Value,
+}
+
+/// Parses a `POST /networks/create` body: a bridge network with at most one IPv4 subnet.
+pub fn parse_create(body: &[u8]) -> Result<NetworkCreate, Error> {
+    let v: NetworkCreateRequest = parse_json(body)?;
+    let name = v.name;
+    if !crate::model::ids::valid_name(&name) {
         return Err(Error::invalid(format!(
             "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )));
     }
-    if d.networks.find(&name).is_some_and(|n| n.name == name) {
-        return Err(Error::conflict(format!(
-            "network with name {name} already exists"
-        )));
-    }
-    let driver = v["Driver"]
-        .as_str()
+    let driver = v
+        .driver
+        .as_deref()
         .filter(|s| !s.is_empty())
         .unwrap_or("bridge");
     if driver != "bridge" {
         return Err(Error::not_found(format!("plugin \"{driver}\" not found")));
     }
-    if v["EnableIPv6"].as_bool() == Some(true) {
+    if v.enable_ipv6 == Some(true) {
         return Err(Error::invalid("IPv6 networks are not supported"));
     }
-    let configs = v["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
+    let configs = v.ipam.and_then(|i| i.config).unwrap_or_default();
     if configs.len() > 1 {
         return Err(Error::invalid(
             "only one IPv4 subnet per network is supported",
         ));
     }
-    let cfg = configs.first().cloned().unwrap_or(Value::Null);
-    let id = crate::engine::store::new_id();
-    let bridge = v["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("br-{}", &id[..12]));
+    let cfg = configs.into_iter().next().unwrap_or_default();
+    let given = |s: Option<String>| s.filter(|s| !s.is_empty());
     let bad = |e: berth_net::NetError| Error::invalid(e.to_string());
-    let subnet: Subnet = match cfg["Subnet"].as_str().filter(|s| !s.is_empty()) {
-        Some(s) => {
-            let subnet: Subnet = s.parse().map_err(bad)?;
+    let subnet: Option<Subnet> = given(cfg.subnet)
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(bad)?;
+    let gateway = match given(cfg.gateway) {
+        Some(g) => Some(
+            g.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| Error::invalid(format!("invalid gateway address {g}")))?,
+        ),
+        None => None,
+    };
+    let ip_range: Option<Subnet> = given(cfg.ip_range)
+        .map(|r| r.parse())
+        .transpose()
+        .map_err(bad)?;
+    let options = v.options.unwrap_or_default();
+    Ok(NetworkCreate {
+        name,
+        bridge: options.get("com.docker.network.bridge.name").cloned(),
+        subnet,
+        gateway,
+        ip_range,
+        internal: v.internal.unwrap_or(false),
+        attachable: v.attachable.unwrap_or(false),
+        labels: json!(v.labels.unwrap_or_default()),
+        options: json!(options),
+    })
+}
+
+/// `POST /networks/create`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let c = parse_create(&body)?;
+    let name = c.name.clone();
+    if d.networks.find(&name).is_some_and(|n| n.name == name) {
+        return Err(Error::conflict(format!(
+            "network with name {name} already exists"
+        )));
+    }
+    let id = crate::model::ids::new_id();
+    let bridge = c.bridge.unwrap_or_else(|| format!("br-{}", &id[..12]));
+    let subnet = match c.subnet {
+        Some(subnet) => {
             if let Some(what) = d.networks.overlap(&subnet, &bridge) {
                 return Err(forbidden(format!(
                     "Pool overlaps with other one on this address space ({what})"
@@ -136,28 +185,20 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
         })?,
     };
-    let gateway = match cfg["Gateway"].as_str().filter(|s| !s.is_empty()) {
-        Some(g) => {
-            let gw: std::net::Ipv4Addr = g
-                .parse()
-                .map_err(|_| Error::invalid(format!("invalid gateway address {g}")))?;
-            if !subnet.contains(gw) {
-                return Err(forbidden(format!("no matching subnet for gateway {gw}")));
-            }
-            gw
+    let gateway = match c.gateway {
+        Some(gw) if !subnet.contains(gw) => {
+            return Err(forbidden(format!("no matching subnet for gateway {gw}")));
         }
+        Some(gw) => gw,
         None => subnet.nth(1).unwrap_or(subnet.network()),
     };
-    let ip_range = match cfg["IPRange"].as_str().filter(|s| !s.is_empty()) {
-        Some(r) => {
-            let range: Subnet = r.parse().map_err(bad)?;
-            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                return Err(forbidden(format!(
-                    "ip range {range} is not in subnet {subnet}"
-                )));
-            }
-            range.to_string()
+    let ip_range = match c.ip_range {
+        Some(range) if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() => {
+            return Err(forbidden(format!(
+                "ip range {range} is not in subnet {subnet}"
+            )));
         }
+        Some(range) => range.to_string(),
         None => String::new(),
     };
     let net = Network {
@@ -169,18 +210,10 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         subnet: subnet.to_string(),
         gateway: gateway.to_string(),
         ip_range,
-        internal: v["Internal"].as_bool().unwrap_or(false),
-        attachable: v["Attachable"].as_bool().unwrap_or(false),
-        labels: if v["Labels"].is_object() {
-            v["Labels"].clone()
-        } else {
-            json!({})
-        },
-        options: if v["Options"].is_object() {
-            v["Options"].clone()
-        } else {
-            json!({})
-        },
+        internal: c.internal,
+        attachable: c.attachable,
+        labels: c.labels,
+        options: c.options,
     };
     ensure_bridge(&d.networks, &net).await?;
     let stored = d

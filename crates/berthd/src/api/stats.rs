@@ -102,7 +102,7 @@ pub async fn stats(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResu
         (
             rec.id.clone(),
             rec.name.clone(),
-            rec.state.status == "running",
+            rec.state.status == crate::model::record::Status::Running,
         )
     };
     let zero = json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": online_cpus()});

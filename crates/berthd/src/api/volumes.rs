@@ -7,28 +7,47 @@ use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
+use berth_api::models::VolumeCreateOptions;
+
 use crate::engine::Daemon;
 use crate::engine::volumes::{destroy, users};
 use crate::model::Error;
 
-/// `POST /volumes/create`.
-pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
-    let body = read_body(req.into_body(), 1 << 20).await?;
-    let v: Value = parse_json(&body)?;
-    if let Some(drv) = v["Driver"]
-        .as_str()
+/// A checked `POST /volumes/create` body: the name (a new id when none is given) and labels.
+#[derive(Debug)]
+pub struct VolumeCreate {
+    pub name: String,
+    pub labels: Value,
+}
+
+/// Parses a `POST /volumes/create` body: only the `local` driver, a name by Docker's rule.
+pub fn parse_create(body: &[u8]) -> Result<VolumeCreate, Error> {
+    let v: VolumeCreateOptions = parse_json(body)?;
+    if let Some(drv) = v
+        .driver
+        .as_deref()
         .filter(|s| !s.is_empty() && *s != "local")
     {
         return Err(Error::not_found(format!(
             "error looking up volume plugin {drv}: plugin \"{drv}\" not found"
         )));
     }
-    let name = v["Name"]
-        .as_str()
+    let name = v
+        .name
         .filter(|n| !n.is_empty())
-        .map(str::to_string)
         .unwrap_or_else(crate::model::ids::new_id);
-    let vol = d.volumes.ensure(&name, v["Labels"].clone(), false)?;
+    crate::volumes::check_name(&name)?;
+    Ok(VolumeCreate {
+        name,
+        labels: json!(v.labels.unwrap_or_default()),
+    })
+}
+
+/// `POST /volumes/create`.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body(), 1 << 20).await?;
+    let VolumeCreate { name, labels } = parse_create(&body)?;
+    let vol = d.volumes.ensure(&name, labels, false)?;
     d.events
         .emit("volume", "create", &name, json!({"driver": "local"}));
     Ok(json(StatusCode::CREATED, &vol))

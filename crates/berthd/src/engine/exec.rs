@@ -13,16 +13,19 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
 use crate::containerd::{grpc, req};
+use berth_api::models::ExecConfig;
+
 use crate::engine::Daemon;
 use crate::engine::logs::Stream;
 use crate::engine::stdio;
 use crate::model::Error;
+use crate::model::record::Status;
 
 /// One exec instance.
 pub struct Exec {
     pub id: String,
     pub container: String,
-    pub config: Value,
+    pub config: ExecConfig,
     pub output: broadcast::Sender<(Stream, Bytes)>,
     pub exited: watch::Sender<Option<i64>>,
     pub stdin: Arc<Mutex<Option<std::fs::File>>>,
@@ -92,17 +95,15 @@ impl Execs {
 }
 
 /// A new exec instance of running container `name` for `config` (Docker's exec config); its id.
-pub async fn create(d: &Daemon, name: &str, config: Value) -> Result<String, Error> {
-    let cmd_ok = config["Cmd"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+pub async fn create(d: &Daemon, name: &str, config: ExecConfig) -> Result<String, Error> {
+    let cmd_ok = config.cmd.as_ref().is_some_and(|c| !c.is_empty());
     if !cmd_ok {
         return Err(Error::invalid("No exec command specified"));
     }
     let h = d.containers.find(name)?;
     let container = {
         let rec = h.lock().await;
-        if rec.state.status != "running" {
+        if rec.state.status != Status::Running {
             return Err(Error::conflict(format!(
                 "Container {} is not running",
                 rec.id
@@ -143,31 +144,27 @@ pub enum Started {
 }
 
 /// The exec's OCI process: the container's, with the exec's args, env, cwd, user and TTY.
-pub fn process_spec(base: &Value, c: &Value, rootfs: &str) -> Result<Value, Error> {
+pub fn process_spec(base: &Value, c: &ExecConfig, rootfs: &str) -> Result<Value, Error> {
     let mut p = base.clone();
-    p["args"] = c["Cmd"].clone();
-    p["terminal"] = json!(c["Tty"].as_bool().unwrap_or(false));
+    let tty = c.tty.unwrap_or(false);
+    p["args"] = json!(c.cmd.clone().unwrap_or_default());
+    p["terminal"] = json!(tty);
     let mut env = crate::model::strings(&p["env"]);
-    for kv in c["Env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for kv in c.env.iter().flatten() {
         let key = kv.split('=').next().unwrap_or_default();
         env.retain(|e| e.split('=').next() != Some(key));
         if kv.contains('=') {
             env.push(kv.to_string());
         }
     }
-    if c["Tty"].as_bool() == Some(true) && !env.iter().any(|e| e.starts_with("TERM=")) {
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
     p["env"] = json!(env);
-    if let Some(w) = c["WorkingDir"].as_str().filter(|w| !w.is_empty()) {
+    if let Some(w) = c.working_dir.as_deref().filter(|w| !w.is_empty()) {
         p["cwd"] = json!(w);
     }
-    if let Some(u) = c["User"].as_str().filter(|u| !u.is_empty()) {
+    if let Some(u) = c.user.as_deref().filter(|u| !u.is_empty()) {
         let (uid, gid) =
             crate::oci::spec::user(u, rootfs).map_err(|e| Error::invalid(e.to_string()))?;
         p["user"] = json!({"uid": uid, "gid": gid});
@@ -188,11 +185,11 @@ pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result
         st.0 = true;
     }
     let c = &e.config;
-    let tty = c["Tty"].as_bool().unwrap_or(false) || tty;
+    let tty = c.tty.unwrap_or(false) || tty;
     let h = d.containers.find(&e.container)?;
     let (base, rootfs) = {
         let rec = h.lock().await;
-        if rec.state.status != "running" {
+        if rec.state.status != Status::Running {
             e.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
             return Err(Error::conflict(format!(
                 "Container {} is not running",
@@ -211,7 +208,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result
     std::fs::create_dir_all(&dir).map_err(|err| Error::internal(err.to_string()))?;
     let fifo = |s: &str| dir.join(format!("exec-{}-{s}", &id[..12]));
     let (out, err, inp) = (fifo("stdout"), fifo("stderr"), fifo("stdin"));
-    let attach_in = c["AttachStdin"].as_bool().unwrap_or(false) && !detach;
+    let attach_in = c.attach_stdin.unwrap_or(false) && !detach;
     stdio::mkfifo(&out)?;
     if !tty {
         stdio::mkfifo(&err)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::v1::{DeleteProcessRequest, ExecProcessRequest, KillRequest, StartRequest};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::containerd::req;
@@ -99,7 +99,7 @@ pub fn monitor(d: &Arc<Daemon>, h: &Handle, config: &Value, image_config: &Value
                 output,
             };
             let mut rec = h.lock().await;
-            if rec.state.status != "running" {
+            if rec.state.status != crate::model::record::Status::Running {
                 return;
             }
             let health = rec.state.health.get_or_insert_with(Health::default);
@@ -164,8 +164,7 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
         }
         Err(_) => return (-1, String::new()),
     };
-    let Ok(process) =
-        crate::engine::exec::process_spec(&base, &json!({"Cmd": check.argv}), &rootfs)
+    let Ok(process) = crate::engine::exec::process_spec(&base, &exec_config(&check.argv), &rootfs)
     else {
         return (-1, "the healthcheck command is invalid".into());
     };
@@ -250,9 +249,18 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
     }
 }
 
+/// A probe's exec: its command and nothing else.
+fn exec_config(argv: &[String]) -> berth_api::models::ExecConfig {
+    berth_api::models::ExecConfig {
+        cmd: Some(argv.to_vec()),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn container_healthcheck_wins_over_the_image_and_none_disables() {

@@ -22,6 +22,7 @@ use crate::engine::logs::{LogWriter, Stream};
 use crate::engine::stdio;
 use crate::engine::store::Handle;
 use crate::model::Error;
+use crate::model::record::Status;
 
 /// What berthd keeps in memory per container (from its first use until its removal).
 pub struct Live {
@@ -308,7 +309,7 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     berth_failpoint::point("start.after-task-start");
     let io = made.io.take();
     rec.state = crate::engine::store::State {
-        status: "running".into(),
+        status: Status::Running,
         pid,
         exit_code: 0,
         started_at: berth_clock::rfc3339_now(),
@@ -531,7 +532,7 @@ pub async fn start_by_policy(d: &Arc<Daemon>) {
                 .unwrap_or("no")
                 .to_string();
             !rec.running()
-                && rec.state.status != "created"
+                && rec.state.status != Status::Created
                 && (name == "always" || (name == "unless-stopped" && !rec.state.manually_stopped))
         };
         if go {
@@ -601,7 +602,7 @@ pub async fn finish_lost(d: &Arc<Daemon>, h: &Handle, id: &str) {
 async fn finish(d: &Arc<Daemon>, h: &Handle, code: i64) -> Option<crate::engine::store::Record> {
     let mut rec = h.lock().await;
     let id = rec.id.clone();
-    rec.state.status = "exited".into();
+    rec.state.status = Status::Exited;
     rec.state.exit_code = code;
     rec.state.pid = 0;
     rec.state.finished_at = berth_clock::rfc3339_now();

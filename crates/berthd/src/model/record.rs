@@ -6,11 +6,38 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// A container's status, as Docker names it (`State.Status`, the `status` filter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
 /// A container's run state, in Docker's words.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
-    /// created, running, paused, restarting, removing, exited, dead.
-    pub status: String,
+    pub status: Status,
     pub pid: u32,
     pub exit_code: i64,
     pub started_at: String,
@@ -67,8 +94,8 @@ pub struct Record {
 impl Record {
     pub fn running(&self) -> bool {
         matches!(
-            self.state.status.as_str(),
-            "running" | "paused" | "restarting"
+            self.state.status,
+            Status::Running | Status::Paused | Status::Restarting
         )
     }
     pub fn tty(&self) -> bool {

@@ -11,6 +11,16 @@ use serde_json::{Value, json};
 use crate::model::Error;
 use crate::model::ids::valid_name;
 
+/// A local volume's name must follow Docker's rule.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+    )))
+}
+
 /// The volumes under `<data-root>/volumes`.
 pub struct Volumes {
     root: PathBuf,
@@ -39,11 +49,7 @@ impl Volumes {
 
     /// Creates a volume (or returns the existing one of that name, as dockerd does).
     pub fn ensure(&self, name: &str, labels: Value, anonymous: bool) -> Result<Value, Error> {
-        if !valid_name(name) {
-            return Err(Error::invalid(format!(
-                "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-            )));
-        }
+        check_name(name)?;
         if let Some(v) = self.get(name) {
             return Ok(v);
         }

@@ -1,0 +1,68 @@
+//! The Engine API's request bodies other than create, through berthd's own parsers (berthd is
+//! a library): `POST /volumes/create`, `POST /networks/create`, an exec's config turned into
+//! its OCI process, and a network endpoint's settings (`POST /networks/{id}/connect` and
+//! create's `EndpointsConfig`). The first byte picks the parser. None may panic, and what each
+//! accepts must hold what the daemon relies on.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+
+use berthd::model::ids::valid_name;
+use berthd::net::Network;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    match which % 4 {
+        0 => {
+            if let Ok(v) = berthd::api::volumes::parse_create(body) {
+                assert!(valid_name(&v.name), "volume name {:?}", v.name);
+                assert!(v.labels.is_object());
+            }
+        }
+        1 => {
+            if let Ok(n) = berthd::api::networks::parse_create(body) {
+                assert!(valid_name(&n.name), "network name {:?}", n.name);
+                assert!(n.labels.is_object() && n.options.is_object());
+            }
+        }
+        2 => {
+            let Ok(c) = serde_json::from_slice::<berth_api::models::ExecConfig>(body) else {
+                return;
+            };
+            let base = json!({"args": ["sh"], "env": ["PATH=/bin", "HOME=/root"], "cwd": "/"});
+            if let Ok(p) = berthd::engine::exec::process_spec(&base, &c, "/nonexistent") {
+                assert_eq!(p["args"], json!(c.cmd.clone().unwrap_or_default()));
+                let env: Vec<&str> = p["env"]
+                    .as_array()
+                    .expect("env is a list")
+                    .iter()
+                    .map(|e| e.as_str().expect("env entries are strings"))
+                    .collect();
+                let mut keys: Vec<&str> = env.iter().map(|e| e.split('=').next().unwrap()).collect();
+                assert!(env.iter().all(|e| e.contains('=')), "{env:?}");
+                keys.sort_unstable();
+                let n = keys.len();
+                keys.dedup();
+                assert_eq!(keys.len(), n, "a variable set twice: {env:?}");
+            }
+        }
+        _ => {
+            let Ok(cfg) = serde_json::from_slice::<Value>(body) else {
+                return;
+            };
+            let mut user = Network::new("user", "bridge");
+            user.subnet = "172.30.0.0/24".into();
+            for net in [user, Network::new("bridge", "bridge")] {
+                if let Ok(a) = berthd::engine::endpoints::attachment_from(&net, &cfg) {
+                    if !a.ipv4.is_empty() {
+                        let ip: std::net::Ipv4Addr = a.ipv4.parse().expect("a checked address");
+                        assert!(net.user_defined_bridge());
+                        assert_eq!(ip.octets()[..3], [172, 30, 0]);
+                    }
+                }
+            }
+        }
+    }
+});
