@@ -183,3 +183,40 @@ fn image_volumes_are_seeded_from_the_image_and_shown_in_mounts() {
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "named");
     d.docker_ok(&["volume", "rm", "named"]);
 }
+
+/// A create that fails leaves nothing behind: not the anonymous volume it would have made for
+/// `-v /data`, nor its directory. A name in use fails it before anything is made; a spec it
+/// cannot build (an unknown ulimit) fails it after its volume was made, which is undone.
+#[test]
+fn a_failed_create_leaves_no_volume_or_directory() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
+    d.docker_ok(&["create", "--name", "taken", &image, "true"]);
+    let volumes_before = d.docker_ok(&["volume", "ls", "-q"]);
+
+    let out = d.docker(&["create", "--name", "taken", "-v", "/data", &image, "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is already in use"), "{err}");
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), volumes_before);
+
+    // The docker CLI checks ulimit names itself: the request goes raw.
+    let body = format!(
+        r#"{{"Image": "{image}", "Cmd": ["true"], "HostConfig": {{"Mounts": [{{"Type": "volume", "Target": "/data"}}], "Ulimits": [{{"Name": "lofile", "Soft": 1, "Hard": 1}}]}}}}"#
+    );
+    let (status, _, err) = d.raw("POST", "/containers/create", body.as_bytes());
+    assert_eq!(status, 400, "{err}");
+    assert!(err.contains("invalid ulimit type"), "{err}");
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), volumes_before);
+
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
+    let containers = d.roots.data_root().join("containers");
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 1);
+    let (status, _, leftovers) = d.raw("POST", "/system/check", b"");
+    assert_eq!((status, leftovers.trim()), (200, "[]"));
+    d.docker_ok(&["rm", "taken"]);
+}

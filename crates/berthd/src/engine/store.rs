@@ -206,10 +206,7 @@ impl Store {
         {
             let mut names = self.lock_names();
             if let Some(other) = names.get(&rec.name) {
-                return Err(Error::conflict(format!(
-                    "Conflict. The container name \"/{}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name.",
-                    rec.name
-                )));
+                return Err(name_in_use(&rec.name, other));
             }
             names.insert(rec.name.clone(), rec.id.clone());
         }
@@ -220,6 +217,14 @@ impl Store {
         let h = Arc::new(tokio::sync::Mutex::new(rec.clone()));
         self.lock_table().insert(rec.id.clone(), h.clone());
         Ok(h)
+    }
+
+    /// Fails with Docker's conflict when a container has the name `name`.
+    pub fn check_name_free(&self, name: &str) -> Result<(), Error> {
+        match self.lock_names().get(name) {
+            Some(other) => Err(name_in_use(name, other)),
+            None => Ok(()),
+        }
     }
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
@@ -282,9 +287,7 @@ impl Store {
     pub fn rename(&self, rec: &mut Record, new: &str) -> Result<(), Error> {
         let mut names = self.lock_names();
         if let Some(other) = names.get(new) {
-            return Err(Error::conflict(format!(
-                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-            )));
+            return Err(name_in_use(new, other));
         }
         names.remove(&rec.name);
         names.insert(new.to_string(), rec.id.clone());
@@ -292,6 +295,13 @@ impl Store {
         drop(names);
         self.save(rec)
     }
+}
+
+/// Docker's conflict for a container name in use.
+fn name_in_use(name: &str, other: &str) -> Error {
+    Error::conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,300 @@
+//! `docker create` as phases: `check` reads the request and the image and makes nothing;
+//! `make` creates the container's directory, its `/etc` files and volumes, builds the OCI
+//! spec and records the container. What `make` has made is tracked in one `Made` value whose
+//! `undo` removes it when a later phase fails, so a failed create leaves nothing behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_image::images::ImageRecord;
+use serde_json::{Value, json};
+
+use crate::engine::Daemon;
+use crate::model::Error;
+use crate::model::ids::{new_id, random_name, valid_name};
+use crate::model::net::Attachment;
+use crate::model::record::{Record, State, Status};
+
+/// A created container: its id, and what the host could not enforce (dockerd's warnings).
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// A create request, checked against the daemon: nothing is made yet.
+struct Plan {
+    id: String,
+    /// The name the user gave (none: a generated one, drawn again on a collision).
+    given: Option<String>,
+    image_name: String,
+    image: ImageRecord,
+    image_config: Value,
+    /// The request without its `HostConfig`.
+    create: Value,
+    host_config: Value,
+    networks: Vec<Attachment>,
+    argv: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// What a create has made so far.
+#[derive(Default)]
+struct Made {
+    dir: Option<PathBuf>,
+    volumes: Vec<String>,
+}
+
+impl Made {
+    /// Removes what was made, newest first: the anonymous volumes, then the directory.
+    async fn undo(self, d: &Daemon) {
+        crate::engine::volumes::remove_anonymous(d, &self.volumes).await;
+        if let Some(dir) = self.dir {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        }
+    }
+}
+
+/// Creates a container from Docker's create request, named `name` (or a generated name).
+pub async fn create(d: &Arc<Daemon>, name: Option<&str>, request: Value) -> Result<Created, Error> {
+    let plan = check(d, name, request).await?;
+    let mut made = Made::default();
+    match make(d, plan, &mut made).await {
+        Ok(created) => Ok(created),
+        Err(e) => {
+            made.undo(d).await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads and checks the request, the image and the host's limits; makes nothing.
+async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result<Plan, Error> {
+    if !create.is_object() {
+        return Err(Error::invalid("the container config must be a JSON object"));
+    }
+    let image_name = create["Image"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::invalid("Config cannot be empty in order to create a container"))?
+        .to_string();
+    // Docker's answer to a runtime it does not know (`docker run --runtime X`).
+    if let Some(rt) = create["HostConfig"]["Runtime"]
+        .as_str()
+        .filter(|r| !r.is_empty() && !matches!(*r, "berth-runc" | "runc"))
+    {
+        return Err(Error::invalid(format!(
+            "unknown or invalid runtime name: {rt}"
+        )));
+    }
+    let given = match name.filter(|n| !n.is_empty()) {
+        Some(n) => {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !valid_name(n) {
+                return Err(Error::invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            Some(n.to_string())
+        }
+        None => None,
+    };
+    let d2 = d.clone();
+    let image_name2 = image_name.clone();
+    let image = tokio::task::spawn_blocking(move || d2.images.images.resolve(&image_name2))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|_| Error::not_found(format!("No such image: {image_name}")))?;
+    let image_config = crate::engine::health::image_config(d, &image.id);
+    let mut host_config = create
+        .as_object_mut()
+        .and_then(|o| o.remove("HostConfig"))
+        .unwrap_or_else(|| json!({}));
+    check_host_config(&mut host_config)?;
+    if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+        if crate::engine::endpoints::parse_mac(m).is_none() {
+            return Err(Error::invalid(format!("invalid MAC address: {m}")));
+        }
+    }
+    let networks = crate::engine::endpoints::attachments(
+        d,
+        host_config["NetworkMode"].as_str().unwrap_or_default(),
+        &create,
+    )?;
+    // The image's exposed ports are the container's too (`-P` publishes them).
+    if let Some(ports) = image_config["ExposedPorts"].as_object() {
+        if !create["ExposedPorts"].is_object() {
+            create["ExposedPorts"] = json!({});
+        }
+        for k in ports.keys() {
+            create["ExposedPorts"][k] = json!({});
+        }
+    }
+    let argv = crate::oci::spec::command(&create, &image_config)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    // What the host cannot enforce is dropped with dockerd's warnings (and not kept in the record).
+    let network_mode = host_config["NetworkMode"].as_str().map(str::to_string);
+    let warnings = crate::oci::sysinfo::verify_resources(
+        &d.sysinfo,
+        &mut host_config,
+        network_mode.as_deref(),
+    )
+    .map_err(|e| Error::invalid(e.to_string()))?;
+    // A name in use fails the create before anything is made (a create that takes it
+    // meanwhile still fails at the record, and what was made is undone).
+    if let Some(n) = &given {
+        d.containers.check_name_free(n)?;
+    }
+    Ok(Plan {
+        id: new_id(),
+        given,
+        image_name,
+        image,
+        image_config,
+        create,
+        host_config,
+        networks,
+        argv,
+        warnings,
+    })
+}
+
+/// Fills in the `HostConfig` defaults dockerd fills in (clients read them back) and checks
+/// the restart policy as dockerd does.
+fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
+    if !host_config.is_object() {
+        return Err(Error::invalid("HostConfig must be a JSON object"));
+    }
+    if host_config["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        host_config["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    }
+    if host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        host_config["NetworkMode"] = json!("default");
+    }
+    if !host_config["RestartPolicy"].is_object() {
+        host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    }
+    let policy = host_config["RestartPolicy"]["Name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !matches!(
+        policy.as_str(),
+        "" | "no" | "always" | "unless-stopped" | "on-failure"
+    ) {
+        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
+    }
+    if host_config["RestartPolicy"]["MaximumRetryCount"]
+        .as_i64()
+        .unwrap_or(0)
+        != 0
+        && policy != "on-failure"
+    {
+        return Err(Error::invalid(format!(
+            "maximum retry count cannot be used with restart policy '{policy}'"
+        )));
+    }
+    if !matches!(policy.as_str(), "" | "no") && host_config["AutoRemove"].as_bool() == Some(true) {
+        return Err(Error::invalid(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the container: its directory and `/etc` files, its volumes, its spec, its record.
+async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, Error> {
+    let id = plan.id.clone();
+    let dir = d.containers.dir(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::internal(e.to_string()))?;
+    made.dir = Some(dir.clone());
+    let hostname = plan.create["Hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(&id[..12])
+        .to_string();
+    crate::oci::rootfs::write_etc_files(&dir, &hostname)?;
+    let mut full = plan.create.clone();
+    let mut resolved = plan.host_config.clone();
+    crate::volumes::add_image_volumes(&mut resolved, &plan.image_config);
+    let layer_dirs = d.images.layer_dirs(&plan.image);
+    let volumes = d.volumes.resolve(&mut resolved, &layer_dirs)?;
+    made.volumes = volumes.names.clone();
+    full["HostConfig"] = resolved;
+    let merged = crate::oci::rootfs::merged(&dir).display().to_string();
+    let user_root = crate::oci::rootfs::passwd_layer(&layer_dirs)
+        .map(|l| l.display().to_string())
+        .unwrap_or_default();
+    let spec = crate::oci::spec::build(&crate::oci::spec::SpecInput {
+        id: &id,
+        create: &full,
+        image_config: &plan.image_config,
+        rootfs: &merged,
+        user_root: &user_root,
+        container_dir: &dir.display().to_string(),
+        hard_nofile: rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum,
+        cgroup_parent: &d.cgroup_parent,
+        netns_path: None,
+        init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
+    })
+    .map_err(|e| Error::invalid(e.to_string()))?;
+    let mut config = plan.create;
+    config["Image"] = json!(plan.image_name);
+    config["Hostname"] = json!(hostname);
+    let rec = Record {
+        id: id.clone(),
+        name: plan.given.clone().unwrap_or_else(|| random_name(0)),
+        created: berth_clock::rfc3339_now(),
+        image: plan.image_name,
+        image_id: plan.image.id.to_string(),
+        config,
+        host_config: plan.host_config,
+        path: plan.argv.first().cloned().unwrap_or_default(),
+        args: plan.argv.iter().skip(1).cloned().collect(),
+        state: State {
+            status: Status::Created,
+            started_at: "0001-01-01T00:00:00Z".into(),
+            finished_at: "0001-01-01T00:00:00Z".into(),
+            ..Default::default()
+        },
+        restart_count: 0,
+        spec,
+        volumes: volumes.names,
+        mounts: volumes.points,
+        networks: plan.networks,
+        ports: vec![],
+    };
+    record(d, rec, plan.given.is_none())?;
+    Ok(Created {
+        id,
+        warnings: plan.warnings,
+    })
+}
+
+/// Records the container; a generated name another create took meanwhile is drawn again.
+fn record(d: &Daemon, mut rec: Record, generated: bool) -> Result<(), Error> {
+    berth_failpoint::point("create.before-record");
+    let mut retry = 0;
+    loop {
+        match d.containers.insert(rec.clone()) {
+            Err(e) if generated && e.is_conflict() && retry < 10 => {
+                retry += 1;
+                rec.name = random_name(retry);
+            }
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    berth_failpoint::point("create.after-record");
+    let attrs = crate::engine::events::container_attrs(&rec, &[]);
+    d.events.emit("container", "create", &rec.id, attrs);
+    d.runs.ensure(&rec.id, None);
+    Ok(())
+}
