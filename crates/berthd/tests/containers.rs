@@ -850,3 +850,33 @@ fn system_check_finds_and_fixes_leftovers() {
     let ids = d.docker_ok(&["ps", "-aq"]);
     d.docker_ok(&["rm", "-f", ids.trim()]);
 }
+
+/// An exec whose start fails before its process runs (a user the image does not have) is not
+/// left "running": inspect says it is not, and another start gets the same error again, not
+/// "already running".
+#[test]
+fn an_exec_that_fails_to_start_is_not_left_running() {
+    let (_reg, d, image) = daemon_with_image();
+    let ctr = d
+        .docker_ok(&["run", "-d", &image, "sleep", "1000"])
+        .trim()
+        .to_string();
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/containers/{ctr}/exec"),
+        br#"{"Cmd":["true"],"User":"nosuchuser"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        let (status, _, body) = d.raw("POST", &format!("/exec/{id}/start"), br#"{"Detach":true}"#);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("nosuchuser"), "{body}");
+        let (_, _, inspect) = d.raw("GET", &format!("/exec/{id}/json"), b"");
+        assert!(inspect.contains(r#""Running":false"#), "{inspect}");
+    }
+    d.docker_ok(&["rm", "-f", &ctr]);
+}

@@ -3,6 +3,7 @@
 //! container's exec dir; their output goes to a channel the API relays to its client.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_proto::v1::{
@@ -172,7 +173,10 @@ pub fn process_spec(base: &Value, c: &ExecConfig, rootfs: &str) -> Result<Value,
     Ok(p)
 }
 
-/// Starts exec `id`, attached or detached (`tty` is the start's own TTY request).
+/// Starts exec `id`, attached or detached (`tty` is the start's own TTY request), in phases:
+/// claim the exec, check its container runs and build its process, open its FIFOs and pumps,
+/// run it through berth-containerd, and wait for its end. A failure before the process runs
+/// undoes all of it and leaves the exec startable again.
 pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result<Started, Error> {
     let e = d.execs.get(id)?;
     {
@@ -184,103 +188,45 @@ pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result
         }
         st.0 = true;
     }
-    let c = &e.config;
-    let tty = c.tty.unwrap_or(false) || tty;
-    let h = d.containers.find(&e.container)?;
-    let (base, rootfs) = {
-        let rec = h.lock().await;
-        if rec.state.status != Status::Running {
-            e.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
-            return Err(Error::conflict(format!(
-                "Container {} is not running",
-                rec.id
-            )));
-        }
-        (
-            rec.spec["process"].clone(),
-            crate::oci::rootfs::merged(&d.containers.dir(&rec.id))
-                .display()
-                .to_string(),
-        )
-    };
-    let process = process_spec(&base, c, &rootfs)?;
-    let dir = stdio::fifo_dir(d, &e.container);
-    std::fs::create_dir_all(&dir).map_err(|err| Error::internal(err.to_string()))?;
-    let fifo = |s: &str| dir.join(format!("exec-{}-{s}", &id[..12]));
-    let (out, err, inp) = (fifo("stdout"), fifo("stderr"), fifo("stdin"));
-    let attach_in = c.attach_stdin.unwrap_or(false) && !detach;
-    stdio::mkfifo(&out)?;
-    if !tty {
-        stdio::mkfifo(&err)?;
+    let launched = launch(d, &e, detach, tty).await;
+    if launched.is_err() {
+        e.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
     }
-    if attach_in {
-        stdio::mkfifo(&inp)?;
-    }
-    let (drain, drain_rx) = watch::channel(false);
-    let mut pumps = vec![tokio::spawn(stdio::pump(
-        out.clone(),
-        Stream::Stdout,
-        None,
-        e.output.clone(),
-        drain_rx.clone(),
-    ))];
-    if !tty {
-        pumps.push(tokio::spawn(stdio::pump(
-            err.clone(),
-            Stream::Stderr,
-            None,
-            e.output.clone(),
-            drain_rx,
+    launched
+}
+
+/// The container's process (the base of the exec's) and its rootfs path, if it runs.
+async fn container_process(d: &Daemon, container: &str) -> Result<(Value, String), Error> {
+    let h = d.containers.find(container)?;
+    let rec = h.lock().await;
+    if rec.state.status != Status::Running {
+        return Err(Error::conflict(format!(
+            "Container {} is not running",
+            rec.id
         )));
     }
+    let rootfs = crate::oci::rootfs::merged(&d.containers.dir(&rec.id));
+    Ok((rec.spec["process"].clone(), rootfs.display().to_string()))
+}
+
+/// Builds the exec's process, opens its stdio and runs it; the exec is claimed.
+async fn launch(d: &Arc<Daemon>, e: &Arc<Exec>, detach: bool, tty: bool) -> Result<Started, Error> {
+    let c = &e.config;
+    let tty = c.tty.unwrap_or(false) || tty;
+    let (base, rootfs) = container_process(d, &e.container).await?;
+    let process = process_spec(&base, c, &rootfs)?;
+    let attach_in = c.attach_stdin.unwrap_or(false) && !detach;
+    let io = ExecIo::open(d, e, tty, attach_in)?;
     let output = e.output.subscribe();
     let exited = e.exited.subscribe();
-    let mut tasks = d.containerd.tasks();
-    let path = |p: &std::path::Path, on: bool| {
-        if on {
-            p.display().to_string()
-        } else {
-            String::new()
-        }
-    };
-    let exec_id = id[..12].to_string();
-    let made = tasks
-        .exec(req(ExecProcessRequest {
-            container_id: e.container.clone(),
-            exec_id: exec_id.clone(),
-            stdin: path(&inp, attach_in),
-            stdout: out.display().to_string(),
-            stderr: path(&err, !tty),
-            terminal: tty,
-            spec: serde_json::to_vec(&process).unwrap_or_default(),
-        }))
-        .await;
-    let started = match made {
-        Ok(_) => {
-            berth_failpoint::point("exec.after-task-exec");
-            tasks
-                .start(req(StartRequest {
-                    container_id: e.container.clone(),
-                    exec_id: exec_id.clone(),
-                }))
-                .await
-        }
-        Err(s) => Err(s),
-    };
-    if attach_in && started.is_ok() {
-        // The shim opened the FIFO's read end when it started the exec.
-        *e.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdio::open_writer(&inp);
-    }
-    berth_failpoint::point("exec.after-start");
-    let pid = match started {
-        Ok(r) => r.into_inner().pid,
+    let exec_id = e.id[..12].to_string();
+    let pid = match run_process(d, e, &exec_id, &io, &process).await {
+        Ok(pid) => pid,
         Err(s) => {
-            let _ = drain.send(true);
-            for f in [&out, &err, &inp] {
-                let _ = std::fs::remove_file(f);
-            }
+            // The runtime refused it: the exec has ended, with 126 (as dockerd records it).
+            io.close().await;
             e.exited.send_replace(Some(126));
-            d.execs.finish(&e, 126);
+            d.execs.finish(e, 126);
             let message = format!("OCI runtime exec failed: {}", grpc(s).message());
             if detach {
                 return Err(Error::internal(message));
@@ -289,34 +235,147 @@ pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result
         }
     };
     e.state.lock().unwrap_or_else(|p| p.into_inner()).1 = pid;
-    let (d2, e2) = (d.clone(), e.clone());
-    tokio::spawn(async move {
-        let code = d2.containerd.wait_exit(&e2.container, &exec_id).await;
-        let mut tasks = d2.containerd.tasks();
-        let _ = drain.send(true);
-        for p in pumps {
-            let _ = p.await;
-        }
-        let _ = tasks
-            .delete_process(req(DeleteProcessRequest {
-                container_id: e2.container.clone(),
-                exec_id,
-            }))
-            .await;
-        for f in [&out, &err, &inp] {
-            let _ = std::fs::remove_file(f);
-        }
-        e2.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
-        e2.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
-        e2.exited.send_replace(Some(code));
-        d2.execs.finish(&e2, code);
-    });
+    tokio::spawn(wait_end(d.clone(), e.clone(), exec_id.clone(), io));
     Ok(Started::Running {
         tty,
         output,
         exited,
-        stdin: attach_in.then(|| (e.container.clone(), id[..12].to_string(), e.stdin.clone())),
+        stdin: attach_in.then(|| (e.container.clone(), exec_id, e.stdin.clone())),
     })
+}
+
+/// An exec's FIFOs under its container's exec dir and the pumps copying its output.
+struct ExecIo {
+    out: PathBuf,
+    err: Option<PathBuf>,
+    inp: Option<PathBuf>,
+    tty: bool,
+    drain: watch::Sender<bool>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ExecIo {
+    /// Makes the FIFOs (stderr only without a TTY, stdin only when attached) and starts the
+    /// pumps; what was made is removed if one fails.
+    fn open(d: &Daemon, e: &Exec, tty: bool, attach_in: bool) -> Result<ExecIo, Error> {
+        let dir = stdio::fifo_dir(d, &e.container);
+        std::fs::create_dir_all(&dir).map_err(|err| Error::internal(err.to_string()))?;
+        let fifo = |s: &str| dir.join(format!("exec-{}-{s}", &e.id[..12]));
+        let (drain, drain_rx) = watch::channel(false);
+        let io = ExecIo {
+            out: fifo("stdout"),
+            err: (!tty).then(|| fifo("stderr")),
+            inp: attach_in.then(|| fifo("stdin")),
+            tty,
+            drain,
+            pumps: Vec::new(),
+        };
+        let made = io.paths().into_iter().try_for_each(|p| stdio::mkfifo(p));
+        if let Err(err) = made {
+            io.remove_files();
+            return Err(err);
+        }
+        let mut io = io;
+        let streams = [
+            (Some(&io.out), Stream::Stdout),
+            (io.err.as_ref(), Stream::Stderr),
+        ];
+        for (path, stream) in streams {
+            if let Some(path) = path {
+                let pump = stdio::pump(
+                    path.clone(),
+                    stream,
+                    None,
+                    e.output.clone(),
+                    drain_rx.clone(),
+                );
+                io.pumps.push(tokio::spawn(pump));
+            }
+        }
+        Ok(io)
+    }
+
+    fn paths(&self) -> Vec<&PathBuf> {
+        std::iter::once(&self.out)
+            .chain(self.err.as_ref())
+            .chain(self.inp.as_ref())
+            .collect()
+    }
+
+    fn remove_files(&self) {
+        for f in self.paths() {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// Lets the pumps take what is left, then removes the FIFOs.
+    async fn close(self) {
+        let _ = self.drain.send(true);
+        for p in self.pumps {
+            let _ = p.await;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            let paths = [Some(self.out), self.err, self.inp];
+            for f in paths.iter().flatten() {
+                let _ = std::fs::remove_file(f);
+            }
+        })
+        .await;
+    }
+}
+
+/// Runs the exec's process in the container's task; its pid. An attached stdin's FIFO is
+/// opened once the process runs (the shim opened its read end then).
+async fn run_process(
+    d: &Daemon,
+    e: &Exec,
+    exec_id: &str,
+    io: &ExecIo,
+    process: &Value,
+) -> Result<u32, tonic::Status> {
+    let mut tasks = d.containerd.tasks();
+    let path = |p: Option<&PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+    tasks
+        .exec(req(ExecProcessRequest {
+            container_id: e.container.clone(),
+            exec_id: exec_id.to_string(),
+            stdin: path(io.inp.as_ref()),
+            stdout: io.out.display().to_string(),
+            stderr: path(io.err.as_ref()),
+            terminal: io.tty,
+            spec: serde_json::to_vec(process).unwrap_or_default(),
+        }))
+        .await?;
+    berth_failpoint::point("exec.after-task-exec");
+    let started = tasks
+        .start(req(StartRequest {
+            container_id: e.container.clone(),
+            exec_id: exec_id.to_string(),
+        }))
+        .await;
+    if let (Ok(_), Some(inp)) = (&started, &io.inp) {
+        *e.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdio::open_writer(inp);
+    }
+    berth_failpoint::point("exec.after-start");
+    Ok(started?.into_inner().pid)
+}
+
+/// Waits for the exec's end: drains its output, deletes its process in the task, removes its
+/// FIFOs and records its exit code.
+async fn wait_end(d: Arc<Daemon>, e: Arc<Exec>, exec_id: String, io: ExecIo) {
+    let code = d.containerd.wait_exit(&e.container, &exec_id).await;
+    let mut tasks = d.containerd.tasks();
+    io.close().await;
+    let _ = tasks
+        .delete_process(req(DeleteProcessRequest {
+            container_id: e.container.clone(),
+            exec_id,
+        }))
+        .await;
+    e.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+    e.state.lock().unwrap_or_else(|p| p.into_inner()).0 = false;
+    e.exited.send_replace(Some(code));
+    d.execs.finish(&e, code);
 }
 
 /// Closes an exec's stdin in the shim (the client's stdin ended).
