@@ -32,6 +32,9 @@ done
 for dep in tokio tonic hyper axum berth-api clap; do
   forbid berth-shim "$dep" "the shim stays small and sync, with no argument-parser crate"
 done
+for dep in tokio tonic hyper anyhow berth-proto; do
+  forbid berth-shim-protocol "$dep" "the shim's protocol is plain serde types the small shim links"
+done
 forbid berth berth-proto "the client speaks only the Engine API"
 forbid berth-image tokio "the image library is synchronous; berthd runs it on blocking threads"
 forbid berth-net tokio "networking is synchronous; berthd runs it on blocking threads"

@@ -8,6 +8,7 @@
 //! Event order per task is created → started → exited → deleted: every transition that emits an
 //! event holds the task's `life` lock while it acts and publishes.
 
+use berth_shim_protocol::{ErrorKind, Request as ShimRequest};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,18 +109,16 @@ fn internal(action: &str, path: &Path, e: impl std::fmt::Display) -> Status {
     Status::internal(format!("{action} {}: {e}", path.display()))
 }
 
-/// Maps a shim failure to the caller's status; the runtime's own words are kept.
+/// Maps a shim failure to the caller's status by the kind the shim gave it; the runtime's own
+/// words are kept.
 pub fn shim_status(e: ShimError) -> Status {
     match e {
         ShimError::Gone { .. } => Status::failed_precondition(e.to_string()),
-        ShimError::Failed(msg) => {
-            let lower = msg.to_lowercase();
-            if lower.contains("no such") || lower.contains("not found") {
-                Status::not_found(msg)
-            } else {
-                Status::failed_precondition(msg)
-            }
-        }
+        ShimError::Failed { kind, message } => match kind {
+            ErrorKind::NotFound => Status::not_found(message),
+            ErrorKind::InvalidArgument => Status::invalid_argument(message),
+            ErrorKind::FailedPrecondition => Status::failed_precondition(message),
+        },
     }
 }
 
@@ -325,8 +324,8 @@ impl Registry {
                     t.life.lock().await.shim_gone = true;
                     exit
                 }
-                Err(ShimError::Failed(e)) => {
-                    tracing::warn!(id = t.meta.id, error = e, "waiting for the init");
+                Err(ShimError::Failed { message, .. }) => {
+                    tracing::warn!(id = t.meta.id, error = message, "waiting for the init");
                     return;
                 }
             };
@@ -337,8 +336,8 @@ impl Registry {
         tokio::spawn(async move {
             let mut seen = oom_seen;
             loop {
-                let req = json!({"op": "oom_wait", "after": seen});
-                let Ok(v) = t.shim.call(req).await else {
+                let req = ShimRequest::OomWait { after: seen };
+                let Ok(v) = t.shim.call(&req).await else {
                     return; // the shim is gone or does not watch for OOM
                 };
                 let count = v.get("oom_count").and_then(Value::as_u64).unwrap_or(0);
@@ -452,7 +451,7 @@ impl Registry {
             id: id.to_string(),
             socket: dir.join("shim.sock"),
         };
-        if shim.call_final(json!({"op": "shutdown"})).await.is_err() {
+        if shim.call_final(&ShimRequest::Shutdown).await.is_err() {
             self.force_delete(ns, id, runtime).await;
         }
         remove_task_dir(dir).await;
@@ -474,7 +473,11 @@ impl Registry {
                 None => self.bury(task).await,
             }
         } else {
-            match task.shim.call_final(json!({"op": "delete"})).await {
+            match task
+                .shim
+                .call_final(&ShimRequest::Delete { exec_id: None })
+                .await
+            {
                 Ok(v) => Exit::from_json(&v).unwrap_or(Exit {
                     status: 255,
                     at_unix_nanos: now_nanos(),
@@ -532,7 +535,7 @@ impl Registry {
             id: id.to_string(),
             socket: dir.join("shim.sock"),
         };
-        let state = shim.call(json!({"op": "state"})).await;
+        let state = shim.call(&ShimRequest::State).await;
         let mut life = Life {
             exit_published: dir.join("exit.published").exists(),
             ..Default::default()

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use berth_shim_protocol::{ErrorKind, Request as ShimRequest};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -43,9 +44,19 @@ pub enum ShimError {
     /// The shim is gone (its socket refuses connections or closed without answering).
     #[error("the shim of container {id} is not running")]
     Gone { id: String },
-    /// The shim (or the runtime behind it) answered with an error.
-    #[error("{0}")]
-    Failed(String),
+    /// The shim (or the runtime behind it) answered with an error of this kind.
+    #[error("{message}")]
+    Failed { kind: ErrorKind, message: String },
+}
+
+impl ShimError {
+    /// A failure of the call itself (not an answer of the shim's).
+    pub fn failed(message: impl Into<String>) -> ShimError {
+        ShimError::Failed {
+            kind: ErrorKind::FailedPrecondition,
+            message: message.into(),
+        }
+    }
 }
 
 /// What `berth-shim start` prints once the container exists.
@@ -165,7 +176,7 @@ pub struct Launch<'a> {
 /// left nothing behind. The shim, in a session of its own, outlives this daemon; while both
 /// live it is reaped here when it exits.
 pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
-    let failed = |what: &str, e: std::io::Error| ShimError::Failed(format!("{what}: {e}"));
+    let failed = |what: &str, e: std::io::Error| ShimError::failed(format!("{what}: {e}"));
     let runtime = find_binary(l.runtime);
     let task_dir =
         std::path::absolute(l.task_dir).map_err(|e| failed("resolving the task dir", e))?;
@@ -221,7 +232,7 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
         }
     })
     .await
-    .map_err(|e| ShimError::Failed(format!("starting the shim: {e}")))?
+    .map_err(|e| ShimError::failed(format!("starting the shim: {e}")))?
     .map_err(|e| failed("starting berth-shim", e))?;
     let line = match reported {
         Ok((child, report)) => {
@@ -234,8 +245,9 @@ pub async fn launch(l: &Launch<'_>) -> Result<StartReport, ShimError> {
     // the log with it are removed after this).
     let said = serde_json::from_str::<Value>(&line)
         .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_string));
-    Err(ShimError::Failed(said.unwrap_or_else(|| {
+        .and_then(|v| berth_shim_protocol::error_of(&v))
+        .map(|(_, message)| message);
+    Err(ShimError::failed(said.unwrap_or_else(|| {
         let log = std::fs::read_to_string(task_dir.join("shim.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
         match tail.len() {
@@ -281,23 +293,23 @@ pub struct Shim {
 
 impl Shim {
     /// Sends one request and returns the answer; `{"error":...}` answers become [`ShimError::Failed`].
-    pub async fn call(&self, req: Value) -> Result<Value, ShimError> {
+    pub async fn call(&self, req: &ShimRequest) -> Result<Value, ShimError> {
         self.exchange(req, false).await
     }
 
     /// [`Shim::call`] for a request that ends the shim (`delete` of the init, `shutdown`): also
     /// waits (a few seconds at most) for the connection to close, which the shim leaves to the
     /// kernel at its exit, so on return the shim process is gone, not just about to go.
-    pub async fn call_final(&self, req: Value) -> Result<Value, ShimError> {
+    pub async fn call_final(&self, req: &ShimRequest) -> Result<Value, ShimError> {
         self.exchange(req, true).await
     }
 
-    async fn exchange(&self, req: Value, to_the_end: bool) -> Result<Value, ShimError> {
+    async fn exchange(&self, req: &ShimRequest, to_the_end: bool) -> Result<Value, ShimError> {
         let gone = || ShimError::Gone {
             id: self.id.clone(),
         };
         let mut stream = connect(&self.socket).await.map_err(|_| gone())?;
-        let mut line = serde_json::to_vec(&req).unwrap_or_default();
+        let mut line = serde_json::to_vec(req).unwrap_or_default();
         line.push(b'\n');
         stream.write_all(&line).await.map_err(|_| gone())?;
         let mut answer = String::new();
@@ -315,9 +327,9 @@ impl Shim {
             .await;
         }
         let v: Value = serde_json::from_str(&answer)
-            .map_err(|e| ShimError::Failed(format!("the shim answered garbage: {e}")))?;
-        match v.get("error").and_then(Value::as_str) {
-            Some(e) => Err(ShimError::Failed(e.to_string())),
+            .map_err(|e| ShimError::failed(format!("the shim answered garbage: {e}")))?;
+        match berth_shim_protocol::error_of(&v) {
+            Some((kind, message)) => Err(ShimError::Failed { kind, message }),
             None => Ok(v),
         }
     }
@@ -325,8 +337,10 @@ impl Shim {
     /// Blocks until the process (the init when `exec_id` is None) has exited.
     pub async fn wait(&self, exec_id: Option<&str>) -> Result<Exit, ShimError> {
         let v = self
-            .call(serde_json::json!({ "op": "wait", "exec_id": exec_id }))
+            .call(&ShimRequest::Wait {
+                exec_id: exec_id.map(str::to_string),
+            })
             .await?;
-        Exit::from_json(&v).ok_or_else(|| ShimError::Failed(format!("bad wait answer {v}")))
+        Exit::from_json(&v).ok_or_else(|| ShimError::failed(format!("bad wait answer {v}")))
     }
 }

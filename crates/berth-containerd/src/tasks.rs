@@ -2,6 +2,7 @@
 //! the container's shim. Lifecycle transitions go through the [`Registry`]; the rest is a thin
 //! translation to the shim's protocol, or for metrics to the runtime's `events --stats`.
 
+use berth_shim_protocol::Request as ShimRequest;
 use std::sync::Arc;
 
 use berth_proto::v1::envelope::Event;
@@ -78,7 +79,7 @@ async fn init_process(task: &Task) -> Process {
     };
     let state = match recorded {
         Some(_) => None,
-        None => task.shim.call(json!({"op": "state"})).await.ok(),
+        None => task.shim.call(&ShimRequest::State).await.ok(),
     };
     match state {
         Some(st) => {
@@ -117,16 +118,15 @@ impl TasksService {
                 task.meta.id
             ))
         })?;
-        let req = json!({
-            "op": "exec",
-            "exec_id": exec_id,
-            "process": pending.spec,
-            "stdin": pending.stdin,
-            "stdout": pending.stdout,
-            "stderr": pending.stderr,
-            "terminal": pending.terminal,
-        });
-        let v = task.shim.call(req).await.map_err(shim_status)?;
+        let req = ShimRequest::Exec {
+            exec_id: exec_id.to_string(),
+            process: pending.spec.clone(),
+            stdin: Some(pending.stdin.clone()),
+            stdout: Some(pending.stdout.clone()),
+            stderr: Some(pending.stderr.clone()),
+            terminal: pending.terminal,
+        };
+        let v = task.shim.call(&req).await.map_err(shim_status)?;
         let pid = v.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
         life.execs
             .insert(exec_id.to_string(), ExecInfo { pid, exit: None });
@@ -194,7 +194,7 @@ impl Tasks for TasksService {
             )));
         }
         task.shim
-            .call(json!({"op": "start"}))
+            .call(&ShimRequest::Start)
             .await
             .map_err(shim_status)?;
         berth_failpoint::point("containerd.start.after-shim");
@@ -243,7 +243,9 @@ impl Tasks for TasksService {
         }
         let v = task
             .shim
-            .call(json!({"op": "delete", "exec_id": eid}))
+            .call(&ShimRequest::Delete {
+                exec_id: Some(eid.clone()),
+            })
             .await
             .map_err(shim_status)?;
         let exit = Exit::from_json(&v).unwrap_or(Exit {
@@ -333,12 +335,12 @@ impl Tasks for TasksService {
             )));
         }
         task.shim
-            .call(json!({
-                "op": "kill",
-                "signal": r.signal,
-                "all": r.all,
-                "exec_id": exec_key(&r.exec_id),
-            }))
+            .call(&ShimRequest::Kill {
+                signal: i32::try_from(r.signal)
+                    .map_err(|_| Status::invalid_argument(format!("bad signal {}", r.signal)))?,
+                all: r.all,
+                exec_id: exec_key(&r.exec_id).map(str::to_string),
+            })
             .await
             .map_err(shim_status)?;
         Ok(Response::new(Empty {}))
@@ -391,14 +393,13 @@ impl Tasks for TasksService {
     async fn resize_pty(&self, req: Request<ResizePtyRequest>) -> Result<Response<Empty>, Status> {
         let task = self.task(&req, &req.get_ref().container_id)?;
         let r = req.into_inner();
-        let clamp = |v: u32| v.min(u32::from(u16::MAX));
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
         task.shim
-            .call(json!({
-                "op": "resize",
-                "exec_id": exec_key(&r.exec_id),
-                "width": clamp(r.width),
-                "height": clamp(r.height),
-            }))
+            .call(&ShimRequest::Resize {
+                exec_id: exec_key(&r.exec_id).map(str::to_string),
+                width: clamp(r.width),
+                height: clamp(r.height),
+            })
             .await
             .map_err(shim_status)?;
         Ok(Response::new(Empty {}))
@@ -409,7 +410,9 @@ impl Tasks for TasksService {
         let r = req.into_inner();
         if r.stdin {
             task.shim
-                .call(json!({"op": "close_stdin", "exec_id": exec_key(&r.exec_id)}))
+                .call(&ShimRequest::CloseStdin {
+                    exec_id: exec_key(&r.exec_id).map(str::to_string),
+                })
                 .await
                 .map_err(shim_status)?;
         }
@@ -420,7 +423,7 @@ impl Tasks for TasksService {
         let task = self.task(&req, &req.get_ref().container_id)?;
         let _life = task.life.lock().await;
         task.shim
-            .call(json!({"op": "pause"}))
+            .call(&ShimRequest::Pause)
             .await
             .map_err(shim_status)?;
         self.registry.publisher.publish(
@@ -436,7 +439,7 @@ impl Tasks for TasksService {
         let task = self.task(&req, &req.get_ref().container_id)?;
         let _life = task.life.lock().await;
         task.shim
-            .call(json!({"op": "resume"}))
+            .call(&ShimRequest::Resume)
             .await
             .map_err(shim_status)?;
         self.registry.publisher.publish(
@@ -455,7 +458,7 @@ impl Tasks for TasksService {
         let task = self.task(&req, &req.get_ref().container_id)?;
         let v = task
             .shim
-            .call(json!({"op": "pids"}))
+            .call(&ShimRequest::Pids)
             .await
             .map_err(shim_status)?;
         let pids = v["pids"]
@@ -541,7 +544,7 @@ impl Tasks for TasksService {
             ));
         }
         task.shim
-            .call(json!({"op": "update", "resources": resources}))
+            .call(&ShimRequest::Update { resources })
             .await
             .map_err(shim_status)?;
         Ok(Response::new(Empty {}))

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::protocol::ExitRecord;
+use berth_shim_protocol::ExitRecord;
 
 /// The exit code convention of shells and Docker: the code, or 128 + the terminating signal.
 pub fn status_code(ws: rustix::process::WaitStatus) -> i32 {

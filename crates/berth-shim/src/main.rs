@@ -10,7 +10,7 @@
 //! leaves no shim, socket or runtime state behind.
 //!
 //! The task directory is the OCI bundle itself (`DIR/config.json`, `DIR/rootfs`). The shim adds:
-//! `shim.sock` (its socket, see [`protocol`]), `init.pid`, `runtime.log` (the runtime's JSON
+//! `shim.sock` (its socket, see the `berth-shim-protocol` crate), `init.pid`, `runtime.log` (the runtime's JSON
 //! log), `shim.log` (the shim's own stderr), `exit.json` (`{"status","exited_at"}` of the init,
 //! written atomically once it exits) and `exec-<exec_id>.exit.json` for execs.
 //!
@@ -23,7 +23,6 @@
 
 mod exit_file;
 mod oom;
-mod protocol;
 mod runtime;
 mod server;
 mod stdio;
@@ -36,10 +35,10 @@ use std::process::{ExitCode, Stdio};
 use anyhow::{Context, bail};
 
 use crate::oom::OomWatch;
-use crate::protocol::StartReport;
 use crate::runtime::Runtime;
 use crate::server::{Proc, Shim, path_str, read_pid};
 use crate::stdio::StdioPaths;
+use berth_shim_protocol::StartReport;
 
 const USAGE: &str = "\
 Parent and stdio keeper of one container

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 /// One runtime binary with its state root and log file.
 pub struct Runtime {
@@ -110,7 +110,7 @@ impl Runtime {
         if out.status.success() {
             return Ok(());
         }
-        bail!("{}", self.error_text(&out.stderr, log_offset))
+        Err(RuntimeError::new(self.error_text(&out.stderr, log_offset)).into())
     }
 
     /// The log's current length: errors are looked for only in what a command appends after it.
@@ -144,4 +144,42 @@ pub fn last_logged_error(log: &Path, offset: u64) -> Option<String> {
             None
         }
     })
+}
+
+/// A runtime's failure in its own words. Whether it says the container (or process) does not
+/// exist is read here, once, from those words: runc and its kin report it in no other way.
+#[derive(Debug)]
+pub struct RuntimeError {
+    pub message: String,
+    pub not_found: bool,
+}
+
+impl RuntimeError {
+    fn new(message: String) -> RuntimeError {
+        let lower = message.to_lowercase();
+        let not_found = ["no such", "not found", "does not exist"]
+            .iter()
+            .any(|w| lower.contains(w));
+        RuntimeError { message, not_found }
+    }
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeError;
+
+    #[test]
+    fn a_runtime_saying_the_container_is_gone_is_not_found() {
+        assert!(RuntimeError::new("container abc does not exist".into()).not_found);
+        assert!(RuntimeError::new("open /x: no such file or directory".into()).not_found);
+        assert!(!RuntimeError::new("container not running".into()).not_found);
+    }
 }

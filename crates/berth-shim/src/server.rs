@@ -16,9 +16,11 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions, WaitStatus};
 
 use crate::exit_file;
 use crate::oom::OomWatch;
-use crate::protocol::{ExecState, ExitRecord, Request, Response, StateReply};
 use crate::runtime::Runtime;
 use crate::stdio::{self, Held, StdioPaths};
+use berth_shim_protocol::{
+    ErrorKind as Kind, ExecState, ExitRecord, Request, Response, StateReply,
+};
 
 /// Largest request line accepted.
 const MAX_REQUEST: usize = 1 << 20;
@@ -208,7 +210,7 @@ impl Shim {
             Some(k) => self
                 .execs
                 .get_mut(k)
-                .with_context(|| format!("no such exec: {k}")),
+                .ok_or_else(|| anyhow::Error::new(NotFound(format!("no such exec: {k}")))),
         }
     }
 
@@ -370,9 +372,7 @@ impl Shim {
         match serde_json::from_slice::<Request>(line) {
             Err(e) => reply(
                 conn.stream,
-                &Response::Error {
-                    error: format!("bad request: {e}"),
-                },
+                &Response::error(Kind::InvalidArgument, format!("bad request: {e}")),
             ),
             Ok(req) => self.dispatch(req, conn.stream),
         }
@@ -381,7 +381,7 @@ impl Shim {
     fn dispatch(&mut self, req: Request, stream: UnixStream) {
         if let Request::Wait { exec_id } = &req {
             match self.proc_mut(exec_id) {
-                Err(e) => reply(stream, &Response::error(&e)),
+                Err(e) => reply(stream, &error_response(&e)),
                 Ok(p) => match &p.exit {
                     Some(rec) => reply(stream, &Response::Exit(rec.clone())),
                     None => p.waiters.push(stream),
@@ -399,7 +399,7 @@ impl Shim {
             }
             return;
         }
-        let resp = self.handle(req).unwrap_or_else(|e| Response::error(&e));
+        let resp = self.handle(req).unwrap_or_else(|e| error_response(&e));
         match (self.done, stream.try_clone()) {
             (true, Ok(kept)) => {
                 reply(stream, &resp);
@@ -669,9 +669,7 @@ impl Shim {
         for p in procs {
             let resp = match &p.exit {
                 Some(rec) => Response::Exit(rec.clone()),
-                None => Response::Error {
-                    error: "the shim is shutting down".into(),
-                },
+                None => Response::error(Kind::FailedPrecondition, "the shim is shutting down"),
             };
             for w in p.waiters.drain(..) {
                 reply(w, &resp);
@@ -699,4 +697,32 @@ pub fn read_pid(path: &Path) -> anyhow::Result<Pid> {
         .parse()
         .with_context(|| format!("parsing {}", path.display()))?;
     Pid::from_raw(raw).with_context(|| format!("{} holds no valid pid", path.display()))
+}
+
+/// Something the request names does not exist (an exec id the shim does not know).
+#[derive(Debug)]
+struct NotFound(String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// The answer for a failed request, with its kind: an exec the shim does not know, a process
+/// already gone (ESRCH) or a runtime that no longer knows the container are not found;
+/// anything else is a failed precondition.
+fn error_response(e: &anyhow::Error) -> Response {
+    let gone = e.downcast_ref::<NotFound>().is_some()
+        || e.downcast_ref::<rustix::io::Errno>() == Some(&rustix::io::Errno::SRCH)
+        || e.downcast_ref::<crate::runtime::RuntimeError>()
+            .is_some_and(|r| r.not_found);
+    let kind = if gone {
+        Kind::NotFound
+    } else {
+        Kind::FailedPrecondition
+    };
+    Response::error(kind, format!("{e:#}"))
 }

@@ -1,4 +1,5 @@
-//! The shim's socket protocol, the whole of it in one closed enum.
+//! The shim's socket protocol, the whole of it in one closed enum, shared by the shim (which
+//! serves it) and berth-containerd (which calls it).
 //!
 //! One connection carries one request: the client writes one JSON object on one line, the shim
 //! answers with one JSON line and closes the connection. Many connections are served at once by
@@ -26,9 +27,25 @@
 //! `oom_count` counts the OOM kills in the container's memory cgroup since the shim started; it
 //! stays 0 where the cgroup cannot be watched (shim.log says why).
 //!
-//! Any failure answers `{"error":"<message>"}` (for runtime failures, the runtime's own message).
+//! Any failure answers `{"error":"<message>","kind":"<kind>"}` (for runtime failures, the
+//! runtime's own message); the kind, not the message, tells the caller what went wrong.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
+
+/// What kind of failure an `{"error":...}` answer reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such process or exec (or the runtime no longer knows the container).
+    NotFound,
+    /// The request does not parse or names something it may not.
+    InvalidArgument,
+    /// The process or container is not in a state for it (the default: shims from before
+    /// kinds answered without one).
+    #[default]
+    FailedPrecondition,
+}
 
 /// A request on the shim's socket.
 #[derive(Debug, Deserialize, Serialize)]
@@ -98,7 +115,7 @@ pub struct ExitRecord {
 }
 
 /// The answer to `state`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StateReply {
     pub id: String,
     pub status: String,
@@ -114,7 +131,7 @@ pub struct StateReply {
 }
 
 /// One exec in a `state` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ExecState {
     pub exec_id: String,
     pub pid: u32,
@@ -128,21 +145,42 @@ pub struct ExecState {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Response {
-    Error { error: String },
+    Error {
+        error: String,
+        #[serde(default)]
+        kind: ErrorKind,
+    },
     State(StateReply),
     Exit(ExitRecord),
-    Pids { pids: Vec<u32> },
-    Pid { pid: u32 },
-    Oom { oom_count: u64 },
+    Pids {
+        pids: Vec<u32>,
+    },
+    Pid {
+        pid: u32,
+    },
+    Oom {
+        oom_count: u64,
+    },
     Ok {},
 }
 
 impl Response {
-    pub fn error(e: &anyhow::Error) -> Self {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
         Response::Error {
-            error: format!("{e:#}"),
+            error: message.into(),
+            kind,
         }
     }
+}
+
+/// An `{"error":...}` answer as a caller reads it: `None` for any other answer.
+pub fn error_of(answer: &serde_json::Value) -> Option<(ErrorKind, String)> {
+    let message = answer.get("error")?.as_str()?.to_string();
+    let kind = answer
+        .get("kind")
+        .and_then(|k| serde_json::from_value(k.clone()).ok())
+        .unwrap_or_default();
+    Some((kind, message))
 }
 
 /// The line `berth-shim start` prints once the container is created and the socket listens.
@@ -151,4 +189,51 @@ pub struct StartReport {
     pub socket: String,
     pub shim_pid: u32,
     pub pid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_answer_carries_its_kind_and_an_old_one_defaults() {
+        let line =
+            serde_json::to_value(Response::error(ErrorKind::NotFound, "no such exec: x")).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"error": "no such exec: x", "kind": "not_found"})
+        );
+        assert_eq!(
+            error_of(&line),
+            Some((ErrorKind::NotFound, "no such exec: x".to_string()))
+        );
+        // A shim from before kinds: the message alone.
+        let old = serde_json::json!({"error": "container not running"});
+        assert_eq!(
+            error_of(&old),
+            Some((
+                ErrorKind::FailedPrecondition,
+                "container not running".into()
+            ))
+        );
+        assert_eq!(error_of(&serde_json::json!({"pid": 3})), None);
+    }
+
+    #[test]
+    fn requests_print_as_the_shim_reads_them() {
+        let req = Request::Kill {
+            signal: 9,
+            all: false,
+            exec_id: Some("e1".into()),
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            text,
+            r#"{"op":"kill","signal":9,"all":false,"exec_id":"e1"}"#
+        );
+        assert!(matches!(
+            serde_json::from_str::<Request>(&text).unwrap(),
+            Request::Kill { signal: 9, .. }
+        ));
+    }
 }
