@@ -109,7 +109,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
         .map(|n| (n * mult as f64) as u64)
 }
 
-/// Starts a created or exited container.
+/// Starts a created or exited container, in phases: `prepare` makes the rootfs, FIFOs,
+/// network and containerd's record at once; the output pumps start; `create_task` creates the
+/// task while its endpoints are plugged in; `start_task` runs it; the record then says it runs.
+/// What a phase made is in one `Made`, which any failure undoes.
 pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     let mut rec = h.lock().await;
     if rec.running() {
@@ -118,192 +121,12 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     let id = rec.id.clone();
     let image = d.image_of(&rec)?;
     let image_config = crate::engine::health::image_config(d, &image.id);
-    let cdir = d.containers.dir(&id);
-    let fifos = stdio::fifo_dir(d, &id);
-    let (out_fifo, err_fifo, in_fifo) = (
-        fifos.join("stdout"),
-        fifos.join("stderr"),
-        fifos.join("stdin"),
-    );
-    // The spec names the rootfs and network namespace before they exist: the rootfs and FIFOs,
-    // the network and containerd's container record are then made at once.
-    let rootfs = crate::oci::rootfs::merged(&cdir);
-    let netns = crate::engine::endpoints::planned(d, &rec).await?;
-    let mut spec = rec.spec.clone();
-    spec["root"]["path"] = serde_json::json!(rootfs.display().to_string());
-    if let Some(path) = &netns {
-        for ns in spec["linux"]["namespaces"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(path);
-            }
-        }
-    }
-    let containers = d.containerd.containers();
-    let mut tasks = d.containerd.tasks();
-    let record = CreateContainerRequest {
-        container: Some(Container {
-            id: id.clone(),
-            spec: serde_json::to_vec(&spec).unwrap_or_default(),
-            runtime: String::new(),
-            ..Default::default()
-        }),
-    };
-    let files = {
-        let (cdir, lowers, volatile) =
-            (cdir.clone(), d.images.layer_dirs(&image), rec.auto_remove());
-        let (fifos, out, err, inp) = (
-            fifos.clone(),
-            out_fifo.clone(),
-            err_fifo.clone(),
-            in_fifo.clone(),
-        );
-        let (tty, open_stdin) = (rec.tty(), rec.open_stdin());
-        tokio::task::spawn_blocking(move || -> Result<(), Error> {
-            crate::oci::rootfs::mount(&cdir, &lowers, volatile)?;
-            std::fs::create_dir_all(&fifos).map_err(|e| Error::internal(e.to_string()))?;
-            stdio::mkfifo(&out)?;
-            if !tty {
-                stdio::mkfifo(&err)?;
-            }
-            if open_stdin {
-                stdio::mkfifo(&inp)?;
-            }
-            Ok(())
-        })
-    };
-    let create_record = async {
-        match containers.clone().create(req(record.clone())).await {
-            // A stale record a crash left behind, with the task it may still have (the record
-            // says the container does not run): replace it (the usual start pays no extra call).
-            Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                d.containerd.drop_container(&id).await;
-                containers.clone().create(req(record)).await.map(|_| ())
-            }
-            other => other.map(|_| ()),
-        }
-    };
-    let (files, network, created_record) = tokio::join!(
-        files,
-        crate::engine::endpoints::prepare(d, &mut rec),
-        create_record
-    );
-    let files = files
-        .map_err(|e| Error::internal(e.to_string()))
-        .and_then(|r| r);
-    // From here on, every failure undoes what was made the same way (`Made::undo`).
-    let mut made = Made {
-        record: created_record.is_ok(),
-        network: network.is_ok(),
-        io: None,
-        task: false,
-    };
-    let pending = match (files, network, created_record) {
-        (Ok(()), Ok(pending), Ok(())) => pending,
-        (Err(e), _, _) | (_, Err(e), _) => {
-            made.undo(d, &mut rec, None, None).await;
-            return Err(e);
-        }
-        (_, _, Err(e)) => {
-            made.undo(d, &mut rec, None, None).await;
-            return Err(grpc(e));
-        }
-    };
-    let mut pending = pending;
-    berth_failpoint::point("start.after-prepare");
-    if let Some(t) = berth_failpoint::delay("start.after-prepare") {
-        tokio::time::sleep(t).await;
-    }
-    tracing::debug!(id, "rootfs, network namespace and container record made");
-    let live = d.runs.ensure(&id, None);
-    live.exited.send_replace(None);
-    match open_io(d, &id, rec.tty(), &rec.host_config) {
-        Ok(io) => made.io = Some(io),
-        Err(e) => {
-            made.undo(d, &mut rec, Some(&live), None).await;
-            return Err(e);
-        }
-    }
-    // The runtime's create already needs the interfaces when the spec sets a sysctl of the
-    // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
-    if let Some(p) = pending.take_if(|_| needs_network_at_create(&spec)) {
-        if let Err(e) = crate::engine::endpoints::plug(d, &rec, p).await {
-            made.undo(d, &mut rec, Some(&live), None).await;
-            return Err(e);
-        }
-    }
-    let s = |p: &Path, on: bool| {
-        if on {
-            p.display().to_string()
-        } else {
-            String::new()
-        }
-    };
-    let task = CreateTaskRequest {
-        container_id: id.clone(),
-        rootfs: rootfs.display().to_string(),
-        stdin: s(&in_fifo, rec.open_stdin()),
-        stdout: out_fifo.display().to_string(),
-        stderr: s(&err_fifo, !rec.tty()),
-        terminal: rec.tty(),
-    };
-    // The task is created while the endpoints are plugged into its namespace: its process only
-    // runs at Tasks.Start, once both are done.
-    let plugging = async {
-        match pending {
-            Some(p) => crate::engine::endpoints::plug(d, &rec, p).await,
-            None => Ok(()),
-        }
-    };
-    let (created, plugged) = tokio::join!(tasks.create(req(task)), plugging);
-    made.task = created.is_ok();
-    match (created, plugged) {
-        (Ok(_), Ok(())) => {}
-        (Ok(_), Err(e)) => {
-            made.undo(
-                d,
-                &mut rec,
-                Some(&live),
-                Some((e.message().to_string(), 127)),
-            )
-            .await;
-            return Err(e);
-        }
-        (Err(e), _) => {
-            rec.state.error = e.message().to_string();
-            made.undo(d, &mut rec, Some(&live), None).await;
-            return Err(Error::invalid(format!(
-                "failed to create task for container: {}",
-                e.message()
-            )));
-        }
-    }
-    tracing::debug!(id, "task created");
-    berth_failpoint::point("start.after-task-create");
-    let stdin = if rec.open_stdin() {
-        crate::engine::stdio::open_writer(&in_fifo)
-    } else {
-        None
-    };
-    *live.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdin;
-    let started = tasks
-        .start(req(StartRequest {
-            container_id: id.clone(),
-            exec_id: String::new(),
-        }))
-        .await;
-    let pid = match started {
-        Ok(r) => r.into_inner().pid,
-        Err(e) => {
-            let message = e.message().to_string();
-            made.undo(d, &mut rec, Some(&live), Some((message.clone(), 127)))
-                .await;
-            return Err(Error::invalid(format!(
-                "failed to start container: {message}"
-            )));
+    let mut made = Made::default();
+    let pid = match launch(d, &mut rec, &image, &mut made).await {
+        Ok(pid) => pid,
+        Err(f) => {
+            made.undo(d, &mut rec, f.recorded).await;
+            return Err(f.error);
         }
     };
     berth_failpoint::point("start.after-task-start");
@@ -337,6 +160,228 @@ pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why a start failed: the caller's error, and what the record keeps of it (Docker's
+/// `State.Error`, and the exit code of a run that never started) once the runtime had a say.
+struct Failure {
+    error: Error,
+    recorded: Option<(String, Option<i64>)>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            recorded: None,
+        }
+    }
+}
+
+/// Where a container's run lives: its rootfs mount point and stdio FIFOs.
+struct RunPaths {
+    rootfs: PathBuf,
+    fifos: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    stdin: PathBuf,
+}
+
+impl RunPaths {
+    fn of(d: &Daemon, id: &str) -> RunPaths {
+        let fifos = stdio::fifo_dir(d, id);
+        RunPaths {
+            rootfs: crate::oci::rootfs::merged(&d.containers.dir(id)),
+            stdout: fifos.join("stdout"),
+            stderr: fifos.join("stderr"),
+            stdin: fifos.join("stdin"),
+            fifos,
+        }
+    }
+}
+
+/// Every phase up to the running process; its pid.
+async fn launch(
+    d: &Arc<Daemon>,
+    rec: &mut crate::engine::store::Record,
+    image: &berth_image::images::ImageRecord,
+    made: &mut Made,
+) -> Result<u32, Failure> {
+    let id = rec.id.clone();
+    let paths = RunPaths::of(d, &id);
+    let (spec, pending) = prepare(d, rec, image, &paths, made).await?;
+    berth_failpoint::point("start.after-prepare");
+    if let Some(t) = berth_failpoint::delay("start.after-prepare") {
+        tokio::time::sleep(t).await;
+    }
+    tracing::debug!(id, "rootfs, network namespace and container record made");
+    let live = d.runs.ensure(&id, None);
+    live.exited.send_replace(None);
+    made.live = Some(live.clone());
+    made.io = Some(open_io(d, &id, rec.tty(), &rec.host_config)?);
+    create_task(d, rec, &spec, &paths, pending, made).await?;
+    tracing::debug!(id, "task created");
+    berth_failpoint::point("start.after-task-create");
+    let stdin = if rec.open_stdin() {
+        crate::engine::stdio::open_writer(&paths.stdin)
+    } else {
+        None
+    };
+    *live.stdin.lock().unwrap_or_else(|p| p.into_inner()) = stdin;
+    let started = d
+        .containerd
+        .tasks()
+        .start(req(StartRequest {
+            container_id: id.clone(),
+            exec_id: String::new(),
+        }))
+        .await;
+    match started {
+        Ok(r) => Ok(r.into_inner().pid),
+        Err(e) => Err(Failure {
+            error: Error::invalid(format!("failed to start container: {}", e.message())),
+            recorded: Some((e.message().to_string(), Some(127))),
+        }),
+    }
+}
+
+/// Makes the rootfs and FIFOs, the network and containerd's container record at once (the
+/// spec names the rootfs and network namespace before they exist); the spec given to
+/// containerd, and the endpoints still to plug in.
+async fn prepare(
+    d: &Arc<Daemon>,
+    rec: &mut crate::engine::store::Record,
+    image: &berth_image::images::ImageRecord,
+    paths: &RunPaths,
+    made: &mut Made,
+) -> Result<(serde_json::Value, Option<crate::engine::endpoints::Pending>), Failure> {
+    let id = rec.id.clone();
+    let netns = crate::engine::endpoints::planned(d, rec).await?;
+    let mut spec = rec.spec.clone();
+    spec["root"]["path"] = serde_json::json!(paths.rootfs.display().to_string());
+    if let Some(path) = &netns {
+        for ns in spec["linux"]["namespaces"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::json!(path);
+            }
+        }
+    }
+    let containers = d.containerd.containers();
+    let record = CreateContainerRequest {
+        container: Some(Container {
+            id: id.clone(),
+            spec: serde_json::to_vec(&spec).unwrap_or_default(),
+            runtime: String::new(),
+            ..Default::default()
+        }),
+    };
+    let files = {
+        let (cdir, lowers, volatile) = (
+            d.containers.dir(&id),
+            d.images.layer_dirs(image),
+            rec.auto_remove(),
+        );
+        let (fifos, out, err, inp) = (
+            paths.fifos.clone(),
+            paths.stdout.clone(),
+            paths.stderr.clone(),
+            paths.stdin.clone(),
+        );
+        let (tty, open_stdin) = (rec.tty(), rec.open_stdin());
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            crate::oci::rootfs::mount(&cdir, &lowers, volatile)?;
+            std::fs::create_dir_all(&fifos).map_err(|e| Error::internal(e.to_string()))?;
+            stdio::mkfifo(&out)?;
+            if !tty {
+                stdio::mkfifo(&err)?;
+            }
+            if open_stdin {
+                stdio::mkfifo(&inp)?;
+            }
+            Ok(())
+        })
+    };
+    let create_record = async {
+        match containers.clone().create(req(record.clone())).await {
+            // A stale record a crash left behind, with the task it may still have (the record
+            // says the container does not run): replace it (the usual start pays no extra call).
+            Err(e) if e.code() == tonic::Code::AlreadyExists => {
+                d.containerd.drop_container(&id).await;
+                containers.clone().create(req(record)).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    };
+    let (files, network, created_record) = tokio::join!(
+        files,
+        crate::engine::endpoints::prepare(d, rec),
+        create_record
+    );
+    made.record = created_record.is_ok();
+    made.network = network.is_ok();
+    files.map_err(|e| Error::internal(e.to_string()))??;
+    let pending = network?;
+    created_record.map_err(grpc)?;
+    Ok((spec, pending))
+}
+
+/// Creates the task while its endpoints are plugged into its namespace (before it, when the
+/// runtime's create already needs them); its process only runs at Tasks.Start.
+async fn create_task(
+    d: &Arc<Daemon>,
+    rec: &mut crate::engine::store::Record,
+    spec: &serde_json::Value,
+    paths: &RunPaths,
+    mut pending: Option<crate::engine::endpoints::Pending>,
+    made: &mut Made,
+) -> Result<(), Failure> {
+    // The runtime's create already needs the interfaces when the spec sets a sysctl of the
+    // network namespace (`net.ipv4.conf.eth0.…`) or runs create-time hooks: plug them first.
+    if let Some(p) = pending.take_if(|_| needs_network_at_create(spec)) {
+        crate::engine::endpoints::plug(d, rec, p).await?;
+    }
+    let s = |p: &Path, on: bool| {
+        if on {
+            p.display().to_string()
+        } else {
+            String::new()
+        }
+    };
+    let task = CreateTaskRequest {
+        container_id: rec.id.clone(),
+        rootfs: paths.rootfs.display().to_string(),
+        stdin: s(&paths.stdin, rec.open_stdin()),
+        stdout: paths.stdout.display().to_string(),
+        stderr: s(&paths.stderr, !rec.tty()),
+        terminal: rec.tty(),
+    };
+    let plugging = async {
+        match pending {
+            Some(p) => crate::engine::endpoints::plug(d, rec, p).await,
+            None => Ok(()),
+        }
+    };
+    let mut tasks = d.containerd.tasks();
+    let (created, plugged) = tokio::join!(tasks.create(req(task)), plugging);
+    made.task = created.is_ok();
+    match (created, plugged) {
+        (Ok(_), Ok(())) => Ok(()),
+        (Ok(_), Err(e)) => Err(Failure {
+            recorded: Some((e.message().to_string(), Some(127))),
+            error: e,
+        }),
+        (Err(e), _) => Err(Failure {
+            error: Error::invalid(format!(
+                "failed to create task for container: {}",
+                e.message()
+            )),
+            recorded: Some((e.message().to_string(), None)),
+        }),
+    }
+}
+
 /// Whether the runtime's create already uses the container's interfaces: a sysctl of one of
 /// them (`net.ipv4.conf.eth0.…`, `net.ipv6.neigh.eth0.…`; not the namespace-wide ones every
 /// container gets, nor `all`/`default`), or a hook run before the process starts.
@@ -359,6 +404,7 @@ fn needs_network_at_create(spec: &serde_json::Value) -> bool {
 
 /// What a start has made so far. On any failure [`Made::undo`] removes it in reverse order,
 /// so every failure path undoes the same way.
+#[derive(Default)]
 struct Made {
     /// berth-containerd's container record.
     record: bool,
@@ -368,6 +414,8 @@ struct Made {
     io: Option<Io>,
     /// The task, once created.
     task: bool,
+    /// The container's live state, once its run began (its waiters see the run end).
+    live: Option<Arc<Live>>,
 }
 
 impl Made {
@@ -378,8 +426,7 @@ impl Made {
         self,
         d: &Arc<Daemon>,
         rec: &mut crate::engine::store::Record,
-        live: Option<&Live>,
-        failed: Option<(String, i64)>,
+        failed: Option<(String, Option<i64>)>,
     ) {
         let id = rec.id.clone();
         if self.task {
@@ -400,7 +447,9 @@ impl Made {
         }
         if let Some((error, code)) = failed {
             rec.state.error = error;
-            rec.state.exit_code = code;
+            if let Some(code) = code {
+                rec.state.exit_code = code;
+            }
         }
         if self.task || !rec.state.error.is_empty() {
             let _ = d.containers.save_state(rec);
@@ -420,7 +469,7 @@ impl Made {
         }
         crate::oci::rootfs::unmount(&d.containers.dir(&id));
         let _ = std::fs::remove_dir_all(stdio::fifo_dir(d, &id));
-        if let Some(live) = live {
+        if let Some(live) = &self.live {
             live.exited.send_replace(Some(rec.state.exit_code));
         }
     }
