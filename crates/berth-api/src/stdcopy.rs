@@ -45,13 +45,19 @@ pub enum FrameError {
 /// A decoded frame: its stream, its payload and the number of bytes it took in the buffer.
 pub type Frame<'a> = (Stream, &'a [u8], usize);
 
+/// Reads a frame header: the frame's stream and the length of its payload (for a reader that
+/// takes the payload in pieces).
+pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<(Stream, usize), FrameError> {
+    let stream = Stream::from_byte(h[0]).ok_or(FrameError::BadStream(h[0]))?;
+    Ok((stream, u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize))
+}
+
 /// Decodes the frame at the start of `buf`: `Ok(None)` while it is incomplete.
 pub fn decode_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, FrameError> {
-    if buf.len() < HEADER_LEN {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
-    }
-    let stream = Stream::from_byte(buf[0]).ok_or(FrameError::BadStream(buf[0]))?;
-    let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    };
+    let (stream, len) = decode_header(header)?;
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return Ok(None);
     };

@@ -93,10 +93,9 @@ fn error_of(mut resp: Response) -> DaemonError {
     let status = resp.status;
     let mut body = Vec::new();
     let _ = resp.read_to_end(&mut body);
-    let message = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    let message = serde_json::from_slice::<berth_api::ErrorResponse>(&body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
     let message = if message.is_empty() {
         format!("status {status}")
     } else {

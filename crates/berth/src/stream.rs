@@ -11,15 +11,21 @@ use crate::http::{Body, Stream};
 
 /// Copies a stdcopy-framed stream to stdout/stderr; stream 3 (a daemon error) fails.
 pub fn demux(r: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    let mut header = [0u8; 8];
+    use berth_api::stdcopy::{FrameError, HEADER_LEN, Stream, decode_header};
+    let mut header = [0u8; HEADER_LEN];
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match read_full(r, &mut header)? {
             0 => return Ok(()),
-            8 => {}
+            HEADER_LEN => {}
             _ => anyhow::bail!("stream ended inside a frame header"),
         }
-        let mut left = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let (stream, mut left) = match decode_header(&header) {
+            Ok(h) => h,
+            Err(FrameError::BadStream(s)) => {
+                anyhow::bail!("unknown stream id {s} in a multiplexed stream")
+            }
+        };
         let mut errmsg = Vec::new();
         while left > 0 {
             let want = left.min(buf.len());
@@ -28,18 +34,13 @@ pub fn demux(r: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 anyhow::bail!("stream ended inside a frame");
             }
             left -= n;
-            match header[0] {
-                0 | 1 => {
-                    out.write_all(&buf[..n])?;
-                }
-                2 => {
-                    err.write_all(&buf[..n])?;
-                }
-                3 => errmsg.extend_from_slice(&buf[..n]),
-                s => anyhow::bail!("unknown stream id {s} in a multiplexed stream"),
+            match stream {
+                Stream::Stdin | Stream::Stdout => out.write_all(&buf[..n])?,
+                Stream::Stderr => err.write_all(&buf[..n])?,
+                Stream::System => errmsg.extend_from_slice(&buf[..n]),
             }
         }
-        if header[0] == 3 {
+        if stream == Stream::System {
             return Err(DaemonError {
                 status: 500,
                 message: String::from_utf8_lossy(&errmsg).trim().to_string(),

@@ -37,8 +37,8 @@ fn client_info() -> Value {
     json!({
         "Platform": {"Name": "Berth"},
         "Version": env!("CARGO_PKG_VERSION"),
-        "ApiVersion": "1.45",
-        "DefaultAPIVersion": "1.45",
+        "ApiVersion": berth_api::API_VERSION,
+        "DefaultAPIVersion": berth_api::API_VERSION,
         "Os": std::env::consts::OS,
         "Arch": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
         "Context": "default",
