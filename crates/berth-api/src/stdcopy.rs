@@ -49,7 +49,10 @@ pub type Frame<'a> = (Stream, &'a [u8], usize);
 /// takes the payload in pieces).
 pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<(Stream, usize), FrameError> {
     let stream = Stream::from_byte(h[0]).ok_or(FrameError::BadStream(h[0]))?;
-    Ok((stream, u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize))
+    Ok((
+        stream,
+        u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize,
+    ))
 }
 
 /// Decodes the frame at the start of `buf`: `Ok(None)` while it is incomplete.
