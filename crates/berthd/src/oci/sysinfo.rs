@@ -148,15 +148,26 @@ pub fn verify_resources(
 ) -> Result<Vec<String>, ResourceError> {
     let f = &si.cgroups;
     let mut warnings = Vec::new();
-    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
-    let list_set = |hc: &Value, k: &str| hc[k].as_array().is_some_and(|a| !a.is_empty());
     if !hc.is_object() {
         return Ok(warnings);
     }
+    memory(f, hc, &mut warnings);
+    cpu(f, hc, &mut warnings)?;
+    blkio(f, hc, &mut warnings);
+    let isolated = matches!(network_mode, Some("host" | "none")) || network_mode.is_none();
+    if !isolated && !sysctl_on("net/ipv4/ip_forward") {
+        warnings.push("IPv4 forwarding is disabled. Networking will not work.".into());
+    }
+    Ok(warnings)
+}
+
+/// The memory and pids limits the host cannot enforce, dropped with dockerd's warnings.
+fn memory(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
+    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
     if int(hc, "Memory") > 0 && !f.memory_limit {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("Memory", json!(0)), ("MemorySwap", json!(-1))],
             "Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
@@ -164,7 +175,7 @@ pub fn verify_resources(
     if int(hc, "Memory") > 0 && int(hc, "MemorySwap") != -1 && !f.swap_limit {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("MemorySwap", json!(-1))],
             "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.",
         );
@@ -174,7 +185,7 @@ pub fn verify_resources(
     if swappiness.is_some() && !f.memory_swappiness {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("MemorySwappiness", Value::Null)],
             "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
         );
@@ -182,7 +193,7 @@ pub fn verify_resources(
     if int(hc, "MemoryReservation") > 0 && !f.memory_reservation {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("MemoryReservation", json!(0))],
             "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
@@ -190,7 +201,7 @@ pub fn verify_resources(
     if int(hc, "KernelMemory") > 0 && !f.kernel_memory {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("KernelMemory", json!(0))],
             "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
@@ -198,7 +209,7 @@ pub fn verify_resources(
     if hc["OomKillDisable"].as_bool() == Some(true) && !f.oom_kill_disable {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("OomKillDisable", json!(false))],
             "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
         );
@@ -209,15 +220,21 @@ pub fn verify_resources(
     if int(hc, "PidsLimit") > 0 && !f.pids {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("PidsLimit", Value::Null)],
             "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.",
         );
     }
+}
+
+/// The CPU settings: shares, CFS period and quota and cpusets dropped with dockerd's warnings;
+/// `NanoCpus` without CFS and realtime settings the host lacks refused with its errors.
+fn cpu(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) -> Result<(), ResourceError> {
+    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
     if int(hc, "CpuShares") > 0 && !f.cpu_shares {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("CpuShares", json!(0))],
             "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
         );
@@ -225,7 +242,7 @@ pub fn verify_resources(
     if (int(hc, "CpuPeriod") != 0 || int(hc, "CpuQuota") != 0) && !f.cpu_cfs_quota {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("CpuPeriod", json!(0)), ("CpuQuota", json!(0))],
             "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
         );
@@ -247,15 +264,22 @@ pub fn verify_resources(
     if (cpuset(hc, "CpusetCpus") || cpuset(hc, "CpusetMems")) && !f.cpuset {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("CpusetCpus", json!("")), ("CpusetMems", json!(""))],
             "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
         );
     }
+    Ok(())
+}
+
+/// The block I/O weights and throttles the host cannot enforce, dropped with dockerd's warnings.
+fn blkio(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
+    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
+    let list_set = |hc: &Value, k: &str| hc[k].as_array().is_some_and(|a| !a.is_empty());
     if int(hc, "BlkioWeight") > 0 && !f.blkio_weight {
         discard(
             hc,
-            &mut warnings,
+            warnings,
             &[("BlkioWeight", json!(0))],
             "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
         );
@@ -289,14 +313,9 @@ pub fn verify_resources(
     ];
     for (key, supported, text) in lists {
         if list_set(hc, key) && !supported {
-            discard(hc, &mut warnings, &[(key, json!([]))], text);
+            discard(hc, warnings, &[(key, json!([]))], text);
         }
     }
-    let isolated = matches!(network_mode, Some("host" | "none")) || network_mode.is_none();
-    if !isolated && !sysctl_on("net/ipv4/ip_forward") {
-        warnings.push("IPv4 forwarding is disabled. Networking will not work.".into());
-    }
-    Ok(warnings)
 }
 
 #[cfg(test)]
