@@ -1,6 +1,6 @@
 //! berth-containerd's side of the shim: starting one (`berth-shim serve`, reporting once the
 //! container is created) and the shim's socket protocol (one JSON request line, one JSON answer
-//! line per connection; see berth-shim's `protocol.rs`). Binaries are found next to this one
+//! line per connection, typed by the `berth-shim-protocol` crate the shim uses too). Binaries are found next to this one
 //! first, then on PATH.
 
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! endpoints, never persisted on their own), the published ports' reserved host sockets, the
 //! daemon's nftables table rendered from all of it, and the embedded DNS server of each
 //! user-defined network (UDP on its gateway address, answering container names and aliases).
-//! The kernel work is berth-net's; container attach/detach is `endpoints.rs`; routes are
-//! `net_routes.rs`.
+//! The kernel work is berth-net's; container attach/detach is the engine's `endpoints.rs`;
+//! the routes are `api/networks.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
