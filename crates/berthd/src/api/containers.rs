@@ -584,16 +584,7 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
             x => hc[k] = x.clone(),
         }
     }
-    let policy = hc["RestartPolicy"]["Name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    if !matches!(
-        policy.as_str(),
-        "" | "no" | "always" | "unless-stopped" | "on-failure"
-    ) {
-        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
-    }
+    let policy = crate::engine::create::restart_policy(&hc)?;
     if !matches!(policy.as_str(), "" | "no") && rec.auto_remove() {
         return Err(Error::invalid(
             "Restart policy cannot be updated because AutoRemove is enabled for the container",

@@ -181,16 +181,7 @@ fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
     if !host_config["RestartPolicy"].is_object() {
         host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
     }
-    let policy = host_config["RestartPolicy"]["Name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    if !matches!(
-        policy.as_str(),
-        "" | "no" | "always" | "unless-stopped" | "on-failure"
-    ) {
-        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
-    }
+    let policy = restart_policy(host_config)?;
     if host_config["RestartPolicy"]["MaximumRetryCount"]
         .as_i64()
         .unwrap_or(0)
@@ -207,6 +198,21 @@ fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// The `HostConfig`'s restart policy name, if it is one Docker knows (empty: none).
+pub fn restart_policy(host_config: &Value) -> Result<String, Error> {
+    let policy = host_config["RestartPolicy"]["Name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !matches!(
+        policy.as_str(),
+        "" | "no" | "always" | "unless-stopped" | "on-failure"
+    ) {
+        return Err(Error::invalid(format!("invalid restart policy '{policy}'")));
+    }
+    Ok(policy)
 }
 
 /// Makes the container: its directory and `/etc` files, its volumes, its spec, its record.
