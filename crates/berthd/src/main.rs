@@ -352,6 +352,10 @@ fn remove_cgroup_parent(parent: &str) {
 }
 
 fn main() -> ExitCode {
+    // Returns only if executing itself again failed; the daemon then runs with the caches.
+    if let Some(e) = berth_alloc::without_thread_caches() {
+        eprintln!("berthd: running with glibc's thread caches ({e})");
+    }
     berth_alloc::single_arena();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)

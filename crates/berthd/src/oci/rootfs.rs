@@ -75,13 +75,41 @@ pub fn mount(container_dir: &Path, lowers: &[PathBuf], volatile: bool) -> Result
     Ok(merged)
 }
 
-/// Whether `p` is a mount point (per /proc/self/mountinfo).
+/// Whether `p` is a mount point. The kernel answers it for the path alone (statx's
+/// `MOUNT_ROOT`, Linux 5.8); an older kernel's mount table is read a line at a time. Reading the
+/// whole table per call cost each of 200 concurrent starts a copy of a table that grows with
+/// every running container: 60 MiB of heap at the peak, and heap the allocator kept after.
 pub fn is_mounted(p: &Path) -> bool {
-    let want = p.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let flags = AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW;
+    match rustix::fs::statx(rustix::fs::CWD, p, flags, StatxFlags::empty()) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Ok(_) | Err(rustix::io::Errno::NOSYS) => in_mount_table(p),
+        Err(_) => false,
+    }
+}
+
+/// Whether `p` is a mount point in /proc/self/mountinfo, whose paths escape space, tab,
+/// newline and backslash as octal.
+fn in_mount_table(p: &Path) -> bool {
+    use std::io::BufRead;
+    use std::os::unix::ffi::OsStrExt;
+    let mut want = Vec::new();
+    for &b in p.as_os_str().as_bytes() {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => want.extend(format!("\\{b:03o}").bytes()),
+            _ => want.push(b),
+        }
+    }
+    let Ok(f) = std::fs::File::open("/proc/self/mountinfo") else {
+        return false;
+    };
+    std::io::BufReader::new(f)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .any(|l| l.split(|&b| b == b' ').nth(4) == Some(&want[..]))
 }
 
 /// Unmounts the rootfs (absent is fine).
@@ -146,4 +174,30 @@ pub fn lower_dirs(lowers: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mount_point_is_told_from_a_plain_directory_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let spaced = dir.path().join("a dir\\with escapes");
+        std::fs::create_dir(&spaced).unwrap();
+        assert!(!is_mounted(&spaced) && !in_mount_table(&spaced));
+        rustix::mount::mount(
+            "tmpfs",
+            &spaced,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let both = (is_mounted(&spaced), in_mount_table(&spaced));
+        rustix::mount::unmount(&spaced, rustix::mount::UnmountFlags::DETACH).unwrap();
+        assert_eq!(both, (true, true));
+        assert!(!is_mounted(&spaced));
+        assert!(is_mounted(Path::new("/proc")) && in_mount_table(Path::new("/proc")));
+    }
 }
