@@ -196,10 +196,12 @@ pub fn run_suite(suite: &Suite, ctx: &Ctx, warmup: usize, runs: usize) -> anyhow
     Ok(out)
 }
 
-fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String> {
+/// The contenders found on this host (their programs resolved to paths), and the names of the
+/// peers that are not installed; Berth's own must be there.
+fn locate_all(contenders: Vec<Contender>) -> anyhow::Result<(Vec<Contender>, Vec<String>)> {
     let mut present = Vec::new();
     let mut missing = Vec::new();
-    for mut c in group.contenders {
+    for mut c in contenders {
         match locate(&c.steps[0][0]) {
             Some(path) => {
                 let prog = c.steps[0][0].clone();
@@ -224,6 +226,44 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
             None => missing.push(c.name),
         }
     }
+    Ok((present, missing))
+}
+
+/// The table of differences of medians (`pairs`: label, minuend, subtrahend), each compared
+/// with the first, Berth's.
+fn differences(
+    pairs: &[(String, String, String)],
+    median_of: impl Fn(&str) -> Option<f64>,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let diffs: Vec<(String, Option<f64>)> = pairs
+        .iter()
+        .map(|(label, a, b)| {
+            (
+                label.clone(),
+                median_of(a).zip(median_of(b)).map(|(a, b)| a - b),
+            )
+        })
+        .collect();
+    let first = diffs.first().and_then(|d| d.1);
+    writeln!(out, "| difference of medians | ms | Berth / this |")?;
+    writeln!(out, "|---|---:|---:|")?;
+    for (i, (label, d)) in diffs.iter().enumerate() {
+        let ratio = match (first, d) {
+            (Some(b), Some(x)) if i > 0 => crate::stats::ratio_cell(b, *x),
+            _ => "—".into(),
+        };
+        let ms = d
+            .map(|x| format!("{x:+.1}"))
+            .unwrap_or_else(|| "n/a".into());
+        writeln!(out, "| {label} | {ms} | {ratio} |")?;
+    }
+    writeln!(out)?;
+    Ok(out)
+}
+
+fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String> {
+    let (present, missing) = locate_all(group.contenders)?;
     let mut failed: Vec<Option<String>> = vec![None; present.len()];
     for (i, c) in present.iter().enumerate() {
         if let Err(e) = run_steps(&c.setup) {
@@ -316,30 +356,7 @@ fn run_group(group: Group, warmup: usize, runs: usize) -> anyhow::Result<String>
                 .and_then(|i| medians[i])
                 .map(|d| d.as_secs_f64() * 1000.0)
         };
-        let diffs: Vec<(String, Option<f64>)> = group
-            .differences
-            .iter()
-            .map(|(label, a, b)| {
-                (
-                    label.clone(),
-                    median_of(a).zip(median_of(b)).map(|(a, b)| a - b),
-                )
-            })
-            .collect();
-        let first = diffs.first().and_then(|d| d.1);
-        writeln!(out, "| difference of medians | ms | Berth / this |")?;
-        writeln!(out, "|---|---:|---:|")?;
-        for (i, (label, d)) in diffs.iter().enumerate() {
-            let ratio = match (first, d) {
-                (Some(b), Some(x)) if i > 0 => crate::stats::ratio_cell(b, *x),
-                _ => "—".into(),
-            };
-            let ms = d
-                .map(|x| format!("{x:+.1}"))
-                .unwrap_or_else(|| "n/a".into());
-            writeln!(out, "| {label} | {ms} | {ratio} |")?;
-        }
-        writeln!(out)?;
+        out.push_str(&differences(&group.differences, median_of)?);
     }
     Ok(out)
 }

@@ -1,9 +1,10 @@
 //! Docker Engine API types shared by berthd (server) and berth (client): the API version range,
 //! the error body, the stdcopy stream framing, query strings and filters, and the Engine API models (re-exported from
-//! `bollard-stubs`, pinned). Only this crate and its two users know the Engine API's JSON.
+//! `bollard-stubs`, pinned; `responses` has our own where those differ from dockerd). Only this crate and its two users know the Engine API's JSON.
 #![forbid(unsafe_code)]
 
 pub mod query;
+pub mod responses;
 pub mod stdcopy;
 
 pub use bollard_stubs::models;

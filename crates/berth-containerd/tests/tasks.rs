@@ -389,6 +389,95 @@ async fn metrics_follow_memory_and_update_changes_limits() {
     delete(&mut api, &c).await;
 }
 
+/// A runtime that fails or refuses: its own words reach the caller, and nothing is left (`c`
+/// gives the namespace).
+async fn runtime_failures_leave_nothing(api: &mut Api, roots: &TestRoots, c: &Ctr) {
+    // A runtime that fails: its own error text comes back, and nothing is left.
+    let broken = container(api, "berth", "broken", &["/no/such/binary"], |_| {}).await;
+    let e = api
+        .tasks
+        .create(broken.req(task_request(&broken)))
+        .await
+        .err();
+    let e = match e {
+        Some(e) => e,
+        // Some runtimes only find out at start: then start must fail with the text.
+        None => api
+            .tasks
+            .start(broken.req(StartRequest {
+                container_id: "broken".into(),
+                exec_id: String::new(),
+            }))
+            .await
+            .unwrap_err(),
+    };
+    assert!(
+        e.message().contains("/no/such/binary"),
+        "the runtime's error should name the binary: {}",
+        e.message()
+    );
+    let listed = api
+        .tasks
+        .list(c.req(ListTasksRequest { filters: vec![] }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    if listed.iter().any(|t| t.id == "broken") {
+        delete(api, &broken).await;
+    } else {
+        assert!(!roots.exec_root().join("tasks/berth/broken").exists());
+    }
+
+    // A runtime that refuses: its words reach the caller, nothing is left.
+    let script = roots.path().join("bogus-runtime");
+    std::fs::write(
+        &script,
+        // Like runc, it reports through its --log file in JSON.
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --log ] && log=$2; shift; done\n\
+         echo '{\"level\":\"error\",\"msg\":\"bogus runtime refuses\"}' >> \"$log\"\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bundle = common::Bundle::new(&["true"]).unwrap();
+    api.containers
+        .create(c.req(berth_proto::v1::CreateContainerRequest {
+            container: Some(berth_proto::v1::Container {
+                id: "bogus".into(),
+                runtime: script.to_string_lossy().into_owned(),
+                spec: std::fs::read(bundle.config_path()).unwrap(),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap();
+    let bogus = Ctr {
+        bundle,
+        id: "bogus".into(),
+        ns: "berth".into(),
+    };
+    let e = api
+        .tasks
+        .create(bogus.req(task_request(&bogus)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("bogus runtime refuses"),
+        "{}",
+        e.message()
+    );
+    assert!(!roots.exec_root().join("tasks/berth/bogus").exists());
+    let left = api
+        .tasks
+        .list(c.req(ListTasksRequest { filters: vec![] }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(common::shims_of(roots).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_and_leaves_no_task() {
     let roots = TestRoots::new().unwrap();
@@ -482,90 +571,7 @@ async fn bad_input_is_refused_and_leaves_no_task() {
     wait(&mut api, &c, "").await;
     delete(&mut api, &c).await;
 
-    // A runtime that fails: its own error text comes back, and nothing is left.
-    let broken = container(&mut api, "berth", "broken", &["/no/such/binary"], |_| {}).await;
-    let e = api
-        .tasks
-        .create(broken.req(task_request(&broken)))
-        .await
-        .err();
-    let e = match e {
-        Some(e) => e,
-        // Some runtimes only find out at start: then start must fail with the text.
-        None => api
-            .tasks
-            .start(broken.req(StartRequest {
-                container_id: "broken".into(),
-                exec_id: String::new(),
-            }))
-            .await
-            .unwrap_err(),
-    };
-    assert!(
-        e.message().contains("/no/such/binary"),
-        "the runtime's error should name the binary: {}",
-        e.message()
-    );
-    let listed = api
-        .tasks
-        .list(c.req(ListTasksRequest { filters: vec![] }))
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
-    if listed.iter().any(|t| t.id == "broken") {
-        delete(&mut api, &broken).await;
-    } else {
-        assert!(!roots.exec_root().join("tasks/berth/broken").exists());
-    }
-
-    // A runtime that refuses: its words reach the caller, nothing is left.
-    let script = roots.path().join("bogus-runtime");
-    std::fs::write(
-        &script,
-        // Like runc, it reports through its --log file in JSON.
-        "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --log ] && log=$2; shift; done\n\
-         echo '{\"level\":\"error\",\"msg\":\"bogus runtime refuses\"}' >> \"$log\"\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bundle = common::Bundle::new(&["true"]).unwrap();
-    api.containers
-        .create(c.req(berth_proto::v1::CreateContainerRequest {
-            container: Some(berth_proto::v1::Container {
-                id: "bogus".into(),
-                runtime: script.to_string_lossy().into_owned(),
-                spec: std::fs::read(bundle.config_path()).unwrap(),
-                ..Default::default()
-            }),
-        }))
-        .await
-        .unwrap();
-    let bogus = Ctr {
-        bundle,
-        id: "bogus".into(),
-        ns: "berth".into(),
-    };
-    let e = api
-        .tasks
-        .create(bogus.req(task_request(&bogus)))
-        .await
-        .unwrap_err();
-    assert!(
-        e.message().contains("bogus runtime refuses"),
-        "{}",
-        e.message()
-    );
-    assert!(!roots.exec_root().join("tasks/berth/bogus").exists());
-    let left = api
-        .tasks
-        .list(c.req(ListTasksRequest { filters: vec![] }))
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
-    assert!(left.is_empty(), "{left:?}");
-    assert!(common::shims_of(&roots).is_empty());
+    runtime_failures_leave_nothing(&mut api, &roots, &c).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,8 @@ use crate::digest::{Digest, HashingReader};
 use crate::images::{ImageError, ImageRecord, ImageStore};
 use crate::layers::{LayerError, LayerInfo, LayerStore};
 use crate::manifest::{
-    self, Descriptor, ImageConfig, MAX_CONFIG, MAX_MANIFEST, ManifestError, Parsed, Platform,
+    self, Descriptor, ImageConfig, MAX_CONFIG, MAX_MANIFEST, Manifest, ManifestError, Parsed,
+    Platform,
 };
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, RegistryError};
@@ -289,102 +290,11 @@ impl ImageService {
             ),
             status: format!("Pulling from {}", r.familiar_repository()),
         });
-        let (manifest_desc, m) = match parsed {
-            Parsed::Manifest(m) => {
-                let size = self.content.size(&top_digest).unwrap_or(0);
-                let mt = m
-                    .media_type
-                    .clone()
-                    .unwrap_or_else(|| manifest::OCI_MANIFEST.into());
-                (descriptor(mt, top_digest.clone(), size), m)
-            }
-            Parsed::Index(idx) => {
-                let d = manifest::select(&idx, platform)?.clone();
-                let (digest, parsed, _) =
-                    self.fetch_manifest(client, r, d.digest.as_str(), new_blobs)?;
-                let Parsed::Manifest(m) = parsed else {
-                    return Err(ManifestError::MediaType("nested index".into()).into());
-                };
-                (descriptor(d.media_type.clone(), digest, d.size), m)
-            }
-        };
-        // The config (small): fetched whole and verified.
-        if self.content.size(&m.config.digest).is_none() {
-            let (_, mut body) = client.get_blob(r.domain(), r.path(), &m.config.digest)?;
-            self.content.write_verified(
-                &m.config.digest,
-                Some(m.config.size),
-                MAX_CONFIG,
-                &mut body,
-            )?;
-            new_blobs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(m.config.digest.clone());
-        }
-        let config = ImageConfig::parse(&self.content.read(&m.config.digest, MAX_CONFIG)?)?;
-        if config.diff_ids.len() != m.layers.len() {
-            return Err(ManifestError::LayerCount {
-                diff_ids: config.diff_ids.len(),
-                layers: m.layers.len(),
-            }
-            .into());
-        }
+        let (manifest_desc, m) =
+            self.image_manifest(client, r, platform, &top_digest, parsed, new_blobs)?;
+        let config = self.fetch_config(client, r, &m, new_blobs)?;
         let chain = manifest::chain_ids(&config.diff_ids);
-        for (i, l) in m.layers.iter().enumerate() {
-            let exists = self.layers.exists(&chain[i]);
-            progress(Progress::Layer {
-                id: short(&l.digest),
-                status: if exists {
-                    "Already exists"
-                } else {
-                    "Pulling fs layer"
-                },
-                current: None,
-                total: None,
-            });
-        }
-        // Every missing layer at once, each on its own thread.
-        let results: Vec<Result<(), PullError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = m
-                .layers
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.layers.exists(&chain[*i]))
-                .map(|(i, l)| {
-                    let (chain, diff_ids) = (&chain, &config.diff_ids);
-                    s.spawn(move || {
-                        let parent = i.checked_sub(1).map(|p| chain[p].clone());
-                        let made = self.fetch_layer(
-                            client,
-                            r,
-                            l,
-                            &chain[i],
-                            parent,
-                            &diff_ids[i],
-                            progress,
-                        )?;
-                        if made {
-                            new_layers
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(chain[i].clone());
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(PullError::Foreign(Digest::of(b"panic"))))
-                })
-                .collect()
-        });
-        for res in results {
-            res?;
-        }
+        self.fetch_layers(client, r, &m, &config, &chain, progress, new_layers)?;
         let size = chain
             .iter()
             .filter_map(|c| self.layers.info(c))
@@ -423,6 +333,138 @@ impl ImageService {
             },
         });
         Ok(rec)
+    }
+
+    /// The manifest of the image for `platform`: the top one, or the one an index lists for it
+    /// (fetched); with the descriptor the record keeps.
+    fn image_manifest(
+        &self,
+        client: &RegistryClient,
+        r: &Reference,
+        platform: &Platform,
+        top_digest: &Digest,
+        parsed: Parsed,
+        new_blobs: &Mutex<Vec<Digest>>,
+    ) -> Result<(Descriptor, Manifest), PullError> {
+        match parsed {
+            Parsed::Manifest(m) => {
+                let size = self.content.size(top_digest).unwrap_or(0);
+                let mt = m
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| manifest::OCI_MANIFEST.into());
+                Ok((descriptor(mt, top_digest.clone(), size), *m))
+            }
+            Parsed::Index(idx) => {
+                let d = manifest::select(&idx, platform)?.clone();
+                let (digest, parsed, _) =
+                    self.fetch_manifest(client, r, d.digest.as_str(), new_blobs)?;
+                let Parsed::Manifest(m) = parsed else {
+                    return Err(ManifestError::MediaType("nested index".into()).into());
+                };
+                Ok((descriptor(d.media_type.clone(), digest, d.size), *m))
+            }
+        }
+    }
+
+    /// The image's config (small): fetched whole and verified unless stored; its diff ids must
+    /// match the manifest's layers one to one.
+    fn fetch_config(
+        &self,
+        client: &RegistryClient,
+        r: &Reference,
+        m: &Manifest,
+        new_blobs: &Mutex<Vec<Digest>>,
+    ) -> Result<ImageConfig, PullError> {
+        if self.content.size(&m.config.digest).is_none() {
+            let (_, mut body) = client.get_blob(r.domain(), r.path(), &m.config.digest)?;
+            self.content.write_verified(
+                &m.config.digest,
+                Some(m.config.size),
+                MAX_CONFIG,
+                &mut body,
+            )?;
+            new_blobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(m.config.digest.clone());
+        }
+        let config = ImageConfig::parse(&self.content.read(&m.config.digest, MAX_CONFIG)?)?;
+        if config.diff_ids.len() != m.layers.len() {
+            return Err(ManifestError::LayerCount {
+                diff_ids: config.diff_ids.len(),
+                layers: m.layers.len(),
+            }
+            .into());
+        }
+        Ok(config)
+    }
+
+    /// Announces every layer, then fetches the missing ones at once, each on its own thread;
+    /// `new_layers` gets those this call stored.
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_layers(
+        &self,
+        client: &RegistryClient,
+        r: &Reference,
+        m: &Manifest,
+        config: &ImageConfig,
+        chain: &[Digest],
+        progress: &(dyn Fn(Progress) + Sync),
+        new_layers: &Mutex<Vec<Digest>>,
+    ) -> Result<(), PullError> {
+        for (i, l) in m.layers.iter().enumerate() {
+            let exists = self.layers.exists(&chain[i]);
+            progress(Progress::Layer {
+                id: short(&l.digest),
+                status: if exists {
+                    "Already exists"
+                } else {
+                    "Pulling fs layer"
+                },
+                current: None,
+                total: None,
+            });
+        }
+        // Every missing layer at once, each on its own thread.
+        let results: Vec<Result<(), PullError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = m
+                .layers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.layers.exists(&chain[*i]))
+                .map(|(i, l)| {
+                    let diff_ids = &config.diff_ids;
+                    s.spawn(move || {
+                        let parent = i.checked_sub(1).map(|p| chain[p].clone());
+                        let made = self.fetch_layer(
+                            client,
+                            r,
+                            l,
+                            &chain[i],
+                            parent,
+                            &diff_ids[i],
+                            progress,
+                        )?;
+                        if made {
+                            new_layers
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(chain[i].clone());
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(PullError::Foreign(Digest::of(b"panic"))))
+                })
+                .collect()
+        });
+        results.into_iter().collect()
     }
 
     /// Downloads one layer straight into its unpacked form; true if this call stored it.

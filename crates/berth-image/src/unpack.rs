@@ -196,6 +196,16 @@ fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
+/// Maps an errno of `action` on the entry `raw` to the unpack error.
+fn io(action: &'static str, raw: &str) -> impl FnOnce(Errno) -> UnpackError {
+    let path = raw.to_string();
+    move |e: Errno| UnpackError::Io {
+        action,
+        path,
+        source: e.into(),
+    }
+}
+
 impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, mut e: tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
@@ -212,77 +222,21 @@ impl Unpacker<'_> {
             return Ok(()); // the root itself ("./")
         };
         let dir = open_dir(self.root, parent, &raw)?;
-        let io = |action: &'static str| {
-            let raw = raw.clone();
-            move |e: Errno| UnpackError::Io {
-                action,
-                path: raw,
-                source: e.into(),
-            }
-        };
-
-        if name == OPAQUE {
-            rustix::fs::fsetxattr(
-                &dir,
-                "trusted.overlay.opaque",
-                b"y",
-                rustix::fs::XattrFlags::empty(),
-            )
-            .map_err(io("marking opaque"))?;
-            self.opaque.insert(parent.to_vec());
-            return Ok(());
-        }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT) {
-            if hidden.starts_with(WHITEOUT) || hidden.is_empty() {
-                return Ok(()); // aufs metadata (.wh..wh.plnk etc.): meaningless here
-            }
-            clear_for(dir.as_fd(), hidden, false).map_err(io("replacing"))?;
-            rustix::fs::mknodat(&dir, hidden, FileType::CharacterDevice, Mode::empty(), 0)
-                .map_err(io("creating the whiteout for"))?;
+        if self.whiteout(dir.as_fd(), name, parent, &raw)? {
             return Ok(());
         }
 
         let h = e.header().clone();
         let mode = Mode::from_raw_mode(h.mode().map_err(|err| entry_err(&raw, err))? & 0o7777);
         let is_dir = kind.is_dir();
-        clear_for(dir.as_fd(), name, is_dir).map_err(io("replacing"))?;
+        clear_for(dir.as_fd(), name, is_dir).map_err(io("replacing", &raw))?;
         match kind {
             tar::EntryType::Directory => match rustix::fs::mkdirat(&dir, name.as_str(), mode) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(err) => return Err(io("creating directory")(err)),
+                Err(err) => return Err(io("creating directory", &raw)(err)),
             },
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name.as_str(),
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(io("creating"))?;
-                let mut f = std::fs::File::from(fd);
-                let budget = self.limits.max_bytes.saturating_sub(self.written);
-                let n = std::io::copy(&mut (&mut e).take(budget.saturating_add(1)), &mut f)
-                    .map_err(|err| match err.kind() {
-                        std::io::ErrorKind::UnexpectedEof => {
-                            entry_err(&raw, "the layer ends inside this file (truncated?)")
-                        }
-                        _ => UnpackError::Read(err),
-                    })?;
-                self.written += n;
-                if self.written > self.limits.max_bytes {
-                    return Err(UnpackError::TooLarge(self.limits.max_bytes));
-                }
-                let want = h.size().map_err(|err| entry_err(&raw, err))?;
-                if n != want {
-                    return Err(entry_err(
-                        &raw,
-                        "the layer ends inside this file (truncated?)",
-                    ));
-                }
+                self.write_file(&mut e, dir.as_fd(), name, &raw)?;
             }
             tar::EntryType::Symlink => {
                 let target = e
@@ -290,28 +244,11 @@ impl Unpacker<'_> {
                     .ok_or_else(|| entry_err(&raw, "symlink without a target"))?;
                 let target = String::from_utf8_lossy(&target).into_owned();
                 rustix::fs::symlinkat(target.as_str(), &dir, name.as_str())
-                    .map_err(io("creating symlink"))?;
+                    .map_err(io("creating symlink", &raw))?;
             }
             tar::EntryType::Link => {
-                let target = e
-                    .link_name_bytes()
-                    .ok_or_else(|| entry_err(&raw, "hard link without a target"))?;
-                let target = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = components(&target).map_err(|_| {
-                    entry_err(&raw, format!("hard link to {target:?} outside the layer"))
-                })?;
-                let Some((tname, tparent)) = tcomps.split_last() else {
-                    return Err(entry_err(&raw, "hard link to the layer root"));
-                };
-                let tdir = open_dir(self.root, tparent, &raw)?;
-                rustix::fs::linkat(&tdir, tname.as_str(), &dir, name.as_str(), AtFlags::empty())
-                    .map_err(|err| {
-                        entry_err(
-                            &raw,
-                            format!("hard link to {target:?} (not in this layer?): {err}"),
-                        )
-                    })?;
-                return Ok(()); // a link shares its target's metadata
+                // A link shares its target's metadata: nothing more to set.
+                return self.hard_link(&e, dir.as_fd(), name, &raw);
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let ft = match kind {
@@ -326,54 +263,168 @@ impl Unpacker<'_> {
                 let minor = h.device_minor().ok().flatten().unwrap_or(0);
                 let dev = rustix::fs::makedev(major, minor);
                 rustix::fs::mknodat(&dir, name.as_str(), ft, mode, dev)
-                    .map_err(io("creating device node"))?;
+                    .map_err(io("creating device node", &raw))?;
             }
             other => {
                 return Err(entry_err(&raw, format!("unsupported entry type {other:?}")));
             }
         }
-
-        // Owner first (chown clears setuid bits), then mode, xattrs and times.
-        let uid = h.uid().ok().map(|u| rustix::fs::Uid::from_raw(u as u32));
-        let gid = h.gid().ok().map(|g| rustix::fs::Gid::from_raw(g as u32));
-        rustix::fs::chownat(&dir, name.as_str(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(io("setting the owner of"))?;
-        if kind != tar::EntryType::Symlink {
-            rustix::fs::chmodat(&dir, name.as_str(), mode, AtFlags::empty())
-                .map_err(io("setting the mode of"))?;
-            if let Ok(Some(exts)) = e.pax_extensions() {
-                let mut xattrs = Vec::new();
-                for ext in exts.flatten() {
-                    if let (Ok(k), v) = (ext.key(), ext.value_bytes()) {
-                        if let Some(attr) = k.strip_prefix("SCHILY.xattr.") {
-                            xattrs.push((attr.to_string(), v.to_vec()));
-                        }
-                    }
-                }
-                if !xattrs.is_empty() {
-                    let fd = rustix::fs::openat(
-                        &dir,
-                        name.as_str(),
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-                        Mode::empty(),
-                    )
-                    .map_err(io("opening"))?;
-                    for (k, v) in xattrs {
-                        rustix::fs::fsetxattr(&fd, k.as_str(), &v, rustix::fs::XattrFlags::empty())
-                            .map_err(io("setting an xattr on"))?;
-                    }
-                }
-            }
-        }
+        set_metadata(&mut e, dir.as_fd(), name, mode, &raw)?;
         let times = timestamps(h.mtime().unwrap_or(0));
         if is_dir {
             self.dir_times.push((comps.clone(), times));
         } else {
             rustix::fs::utimensat(&dir, name.as_str(), &times, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io("setting the times of"))?;
+                .map_err(io("setting the times of", &raw))?;
         }
         Ok(())
     }
+
+    /// Applies a whiteout entry (an opaque directory or a deleted name) in `dir`; false if
+    /// `name` is not one.
+    fn whiteout(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        parent: &[String],
+        raw: &str,
+    ) -> Result<bool, UnpackError> {
+        if name == OPAQUE {
+            rustix::fs::fsetxattr(
+                dir,
+                "trusted.overlay.opaque",
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            )
+            .map_err(io("marking opaque", raw))?;
+            self.opaque.insert(parent.to_vec());
+            return Ok(true);
+        }
+        let Some(hidden) = name.strip_prefix(WHITEOUT) else {
+            return Ok(false);
+        };
+        if hidden.starts_with(WHITEOUT) || hidden.is_empty() {
+            return Ok(true); // aufs metadata (.wh..wh.plnk etc.): meaningless here
+        }
+        clear_for(dir, hidden, false).map_err(io("replacing", raw))?;
+        rustix::fs::mknodat(dir, hidden, FileType::CharacterDevice, Mode::empty(), 0)
+            .map_err(io("creating the whiteout for", raw))?;
+        Ok(true)
+    }
+
+    /// Writes a regular file's content, within the layer's byte budget; the file must be as
+    /// long as its header says.
+    fn write_file<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        raw: &str,
+    ) -> Result<(), UnpackError> {
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io("creating", raw))?;
+        let mut f = std::fs::File::from(fd);
+        let want = e.header().size().map_err(|err| entry_err(raw, err))?;
+        let budget = self.limits.max_bytes.saturating_sub(self.written);
+        let n =
+            std::io::copy(&mut e.take(budget.saturating_add(1)), &mut f).map_err(
+                |err| match err.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        entry_err(raw, "the layer ends inside this file (truncated?)")
+                    }
+                    _ => UnpackError::Read(err),
+                },
+            )?;
+        self.written += n;
+        if self.written > self.limits.max_bytes {
+            return Err(UnpackError::TooLarge(self.limits.max_bytes));
+        }
+        if n != want {
+            return Err(entry_err(
+                raw,
+                "the layer ends inside this file (truncated?)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes `name` a hard link to an earlier entry of the layer (resolved inside the root).
+    fn hard_link<R: Read>(
+        &self,
+        e: &tar::Entry<'_, R>,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        raw: &str,
+    ) -> Result<(), UnpackError> {
+        let target = e
+            .link_name_bytes()
+            .ok_or_else(|| entry_err(raw, "hard link without a target"))?;
+        let target = String::from_utf8_lossy(&target).into_owned();
+        let tcomps = components(&target)
+            .map_err(|_| entry_err(raw, format!("hard link to {target:?} outside the layer")))?;
+        let Some((tname, tparent)) = tcomps.split_last() else {
+            return Err(entry_err(raw, "hard link to the layer root"));
+        };
+        let tdir = open_dir(self.root, tparent, raw)?;
+        rustix::fs::linkat(&tdir, tname.as_str(), dir, name, AtFlags::empty()).map_err(|err| {
+            entry_err(
+                raw,
+                format!("hard link to {target:?} (not in this layer?): {err}"),
+            )
+        })
+    }
+}
+
+/// Sets an entry's owner first (chown clears setuid bits), then, but for a symlink, its mode
+/// and extended attributes.
+fn set_metadata<R: Read>(
+    e: &mut tar::Entry<'_, R>,
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: Mode,
+    raw: &str,
+) -> Result<(), UnpackError> {
+    let h = e.header();
+    let uid = h.uid().ok().map(|u| rustix::fs::Uid::from_raw(u as u32));
+    let gid = h.gid().ok().map(|g| rustix::fs::Gid::from_raw(g as u32));
+    rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(io("setting the owner of", raw))?;
+    if h.entry_type() == tar::EntryType::Symlink {
+        return Ok(());
+    }
+    rustix::fs::chmodat(dir, name, mode, AtFlags::empty())
+        .map_err(io("setting the mode of", raw))?;
+    let Ok(Some(exts)) = e.pax_extensions() else {
+        return Ok(());
+    };
+    let mut xattrs = Vec::new();
+    for ext in exts.flatten() {
+        if let (Ok(k), v) = (ext.key(), ext.value_bytes()) {
+            if let Some(attr) = k.strip_prefix("SCHILY.xattr.") {
+                xattrs.push((attr.to_string(), v.to_vec()));
+            }
+        }
+    }
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(io("opening", raw))?;
+    for (k, v) in xattrs {
+        rustix::fs::fsetxattr(&fd, k.as_str(), &v, rustix::fs::XattrFlags::empty())
+            .map_err(io("setting an xattr on", raw))?;
+    }
+    Ok(())
 }
 
 /// Unpacks the (possibly compressed) layer stream `r` into the empty directory `dest`.

@@ -102,13 +102,8 @@ fn build_process(
     Ok((p, sets))
 }
 
-/// Runs `args.command` (or `--process`) in container `args.id`; returns the exit code.
-pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
-    anyhow::ensure!(
-        args.cgroup.is_empty(),
-        "exec --cgroup (joining a sub-cgroup) is not supported by berth-runc"
-    );
-    let c = Container::load(root, &args.id)?;
+/// Whether `c` takes an exec: running or created, paused only with `--ignore-paused`.
+fn check_state(c: &Container, root: &Path, args: &ExecArgs) -> anyhow::Result<()> {
     match c.status(root) {
         Status::Running | Status::Created => {}
         Status::Paused if args.ignore_paused => {}
@@ -121,46 +116,39 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         args.process_label.is_none(),
         "exec --process-label: berth-runc does not support SELinux"
     );
-    let defaults = match &c.saved.exec_defaults {
-        Some(d) => d.clone(),
-        // A state written before the defaults were recorded: the bundle is all there is.
-        None => {
-            let bundle = crate::spec::load(&c.saved.bundle)?;
-            crate::state::ExecDefaults {
-                process: bundle
-                    .spec
-                    .process()
-                    .clone()
-                    .context("the container's config.json has no process")?,
-                caps: bundle.caps,
-                seccomp: bundle
-                    .spec
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.seccomp().clone()),
-            }
-        }
-    };
-    let (mut process, caps) = build_process(args, &defaults.process, defaults.caps)?;
-    if let Some(profile) = &args.apparmor {
-        process.set_apparmor_profile(Some(profile.clone()));
-    }
-    let seccomp = defaults.seccomp;
-    // As runc: the process's own value, else the container's.
-    let oom_score_adj = process.oom_score_adj().or(defaults.process.oom_score_adj());
-    let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), root, args.preserve_fds)?;
-    anyhow::ensure!(
-        !plan.terminal || args.console_socket.is_some(),
-        "cannot allocate tty if runc will detach without setting console socket"
-    );
-    let console_socket = match &args.console_socket {
-        Some(p) => Some(std::path::absolute(p)?),
-        None => None,
-    };
+    Ok(())
+}
 
-    let pid = c.saved.pid;
-    let mut join: Vec<(libc::c_int, OwnedFd)> = Vec::new();
-    let mut pid_ns: Option<sys::PidNsForChildren> = None;
+/// What an exec inherits from the container's own process.
+fn exec_defaults(c: &Container) -> anyhow::Result<crate::state::ExecDefaults> {
+    if let Some(d) = &c.saved.exec_defaults {
+        return Ok(d.clone());
+    }
+    // A state written before the defaults were recorded: the bundle is all there is.
+    let bundle = crate::spec::load(&c.saved.bundle)?;
+    Ok(crate::state::ExecDefaults {
+        process: bundle
+            .spec
+            .process()
+            .clone()
+            .context("the container's config.json has no process")?,
+        caps: bundle.caps,
+        seccomp: bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone()),
+    })
+}
+
+/// The container's namespaces that differ from ours, opened for the child to join, but for
+/// the pid namespace, joined here so the child is born in it.
+#[allow(clippy::type_complexity)]
+fn container_namespaces(
+    pid: i32,
+) -> anyhow::Result<(Vec<(libc::c_int, OwnedFd)>, Option<sys::PidNsForChildren>)> {
+    let mut join = Vec::new();
+    let mut pid_ns = None;
     for (name, flag) in NAMESPACES {
         if same_ns(pid, name) {
             continue;
@@ -180,19 +168,51 @@ pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
             join.push((flag, fd));
         }
     }
+    Ok((join, pid_ns))
+}
 
+/// Runs `args.command` (or `--process`) in container `args.id`; returns the exit code.
+pub fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
+    anyhow::ensure!(
+        args.cgroup.is_empty(),
+        "exec --cgroup (joining a sub-cgroup) is not supported by berth-runc"
+    );
+    let c = Container::load(root, &args.id)?;
+    check_state(&c, root, args)?;
+    let defaults = exec_defaults(&c)?;
+    let (mut process, caps) = build_process(args, &defaults.process, defaults.caps)?;
+    if let Some(profile) = &args.apparmor {
+        process.set_apparmor_profile(Some(profile.clone()));
+    }
+    let seccomp = defaults.seccomp;
+    // As runc: the process's own value, else the container's.
+    let oom_score_adj = process.oom_score_adj().or(defaults.process.oom_score_adj());
+    let plan = ProcessPlan::new(&process, caps, seccomp.as_ref(), root, args.preserve_fds)?;
+    anyhow::ensure!(
+        !plan.terminal || args.console_socket.is_some(),
+        "cannot allocate tty if runc will detach without setting console socket"
+    );
+    let console_socket = match &args.console_socket {
+        Some(p) => Some(std::path::absolute(p)?),
+        None => None,
+    };
+
+    let pid = c.saved.pid;
+    let (join, mut pid_ns) = container_namespaces(pid)?;
     // A container sharing the caller's mount namespace has a chroot for its root, which no
     // setns gives: the child enters it through the init's /proc root.
-    let chroot = if c.saved.chroot {
-        let fd = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .context("opening the container's root")?;
-        Some(fd)
-    } else {
-        None
+    let chroot = match c.saved.chroot {
+        true => Some(
+            rustix::fs::open(
+                format!("/proc/{pid}/root"),
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .context("opening the container's root")?,
+        ),
+        false => None,
     };
 
     // Born in the container's cgroup2 cgroup, moving itself into the v1 ones before it joins

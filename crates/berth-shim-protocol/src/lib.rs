@@ -30,7 +30,6 @@
 //! Any failure answers `{"error":"<message>","kind":"<kind>"}` (for runtime failures, the
 //! runtime's own message); the kind, not the message, tells the caller what went wrong.
 #![forbid(unsafe_code)]
-#![warn(clippy::too_many_lines)]
 
 use serde::{Deserialize, Serialize};
 

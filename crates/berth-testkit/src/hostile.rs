@@ -144,18 +144,16 @@ fn hardlink<'a>(name: &'a [u8], target: &'a [u8]) -> Raw<'a> {
     }
 }
 
-/// The corpus for the sentinel directory `s`: (what it tries, the layer tar with the busybox
-/// rootfs first). At least twenty.
-pub fn layers(s: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-    // The busybox tar without its end-of-archive blocks (the hostile entries follow).
-    let base = crate::busybox::layer_tar_plus(|_| Ok(()))?;
-    let base = base[..base.len() - 1024].to_vec();
-    let s = s.display().to_string();
+/// Builds one hostile entry sequence onto a layer tar.
+type Build = Box<dyn Fn(&mut Vec<u8>)>;
+
+/// Names that climb out, absolute names, and symlinks written through.
+fn name_and_symlink_cases(s: &str) -> Vec<(&'static str, Build)> {
+    let s = s.to_string();
     let up = format!("../../../../../../../../../../../..{s}");
     let pwned = |prefix: &str| format!("{prefix}/{PWNED}").into_bytes();
     let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
-    type Build = Box<dyn Fn(&mut Vec<u8>)>;
-    let cases: Vec<(&'static str, Build)> = vec![
+    vec![
         (
             "dotdot name",
             Box::new({
@@ -226,6 +224,15 @@ pub fn layers(s: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
                 push(o, &file(b"loop1/x"));
             }),
         ),
+    ]
+}
+
+/// Hard links out, device nodes and setuid files.
+fn link_and_device_cases(s: &str) -> Vec<(&'static str, Build)> {
+    let s = s.to_string();
+    let up = format!("../../../../../../../../../../../..{s}");
+    let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
+    vec![
         (
             "hard link to an absolute host path",
             Box::new({
@@ -304,6 +311,16 @@ pub fn layers(s: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
                 );
             }),
         ),
+    ]
+}
+
+/// Whiteouts, and headers (PAX, GNU) that rename an entry out of the layer.
+fn whiteout_and_header_cases(s: &str) -> Vec<(&'static str, Build)> {
+    let s = s.to_string();
+    let up = format!("../../../../../../../../../../../..{s}");
+    let pwned = |prefix: &str| format!("{prefix}/{PWNED}").into_bytes();
+    let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
+    vec![
         (
             "whiteout of dot-dot",
             Box::new(|o| {
@@ -392,7 +409,19 @@ pub fn layers(s: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
                 }
             }),
         ),
-    ];
+    ]
+}
+
+/// The corpus for the sentinel directory `s`: (what it tries, the layer tar with the busybox
+/// rootfs first). At least twenty.
+pub fn layers(s: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    // The busybox tar without its end-of-archive blocks (the hostile entries follow).
+    let base = crate::busybox::layer_tar_plus(|_| Ok(()))?;
+    let base = base[..base.len() - 1024].to_vec();
+    let s = s.display().to_string();
+    let mut cases = name_and_symlink_cases(&s);
+    cases.extend(link_and_device_cases(&s));
+    cases.extend(whiteout_and_header_cases(&s));
     Ok(cases
         .into_iter()
         .map(|(what, build)| {

@@ -121,6 +121,13 @@ fn the_core_commands_work_against_dockerd() {
         "Error response from daemon: No such container: x\n"
     );
 
+    pull_and_remove(&berth_ok);
+    berth_ok(&["rmi", "bb:v1"]);
+    assert_eq!(berth_ok(&["images", "-q"]), "");
+}
+
+/// Pulls from a loopback registry through dockerd, then removes the image by name.
+fn pull_and_remove(berth_ok: &dyn Fn(&[&str]) -> String) {
     let reg = Registry::start().unwrap();
     reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
         .unwrap();
@@ -133,6 +140,4 @@ fn the_core_commands_work_against_dockerd() {
     assert!(pulled.ends_with(&format!("{name}\n")), "{pulled}");
     let out = berth_ok(&["rmi", &name]);
     assert!(out.contains(&format!("Untagged: {name}")), "{out}");
-    berth_ok(&["rmi", "bb:v1"]);
-    assert_eq!(berth_ok(&["images", "-q"]), "");
 }

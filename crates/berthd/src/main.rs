@@ -2,7 +2,6 @@
 //! reuses berth-containerd, rebuilds the engine's state from disk and serves the Engine API;
 //! the engine and the API themselves are the `berthd` library (`lib.rs`).
 #![forbid(unsafe_code)]
-#![warn(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

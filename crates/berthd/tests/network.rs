@@ -548,6 +548,46 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     assert_eq!(names.lines().count(), 3);
 }
 
+/// `srv` (at `fixed` on neta) answers on its own network only; the internal netb has no
+/// default route; its fixed address is not given twice.
+fn check_isolation(d: &Berthd, image: &str, fixed: &str) {
+    // (busybox-static's `wget -T` crashes; nc's -w bounds the wait instead.)
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w2 {fixed} 80");
+    let fetch = |net: &str| {
+        let out = d.docker(&["run", "--rm", "--network", net, image, "sh", "-c", &get]);
+        String::from_utf8_lossy(&out.stdout).contains("isolated")
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "srv to answer on its own network",
+        || fetch("neta"),
+    )
+    .unwrap();
+    assert!(!fetch("netc"), "another network reached srv");
+    assert!(!fetch("netb"), "an internal network reached srv");
+    let routes = d.docker_ok(&["run", "--rm", "--network", "netb", image, "ip", "route"]);
+    assert!(
+        !routes.contains("default"),
+        "internal network with a default route: {routes}"
+    );
+    // The same fixed address twice is refused.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "neta",
+        "--ip",
+        fixed,
+        image,
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains("Address already in use"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn user_networks_are_isolated_internal_ones_closed_and_orphans_swept_after_a_crash() {
     let (_reg, d, image) = daemon_with_image();
@@ -587,41 +627,7 @@ fn user_networks_are_isolated_internal_ones_closed_and_orphans_swept_after_a_cra
         "inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}} {{.NetworkSettings.Networks.neta.MacAddress}}", "srv",
     ]);
     assert_eq!(got.trim(), format!("{fixed} 02:42:0a:0b:0c:0d"));
-    // (busybox-static's `wget -T` crashes; nc's -w bounds the wait instead.)
-    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w2 {fixed} 80");
-    let fetch = |net: &str| {
-        let out = d.docker(&["run", "--rm", "--network", net, &image, "sh", "-c", &get]);
-        String::from_utf8_lossy(&out.stdout).contains("isolated")
-    };
-    wait_for(
-        Duration::from_secs(10),
-        "srv to answer on its own network",
-        || fetch("neta"),
-    )
-    .unwrap();
-    assert!(!fetch("netc"), "another network reached srv");
-    assert!(!fetch("netb"), "an internal network reached srv");
-    let routes = d.docker_ok(&["run", "--rm", "--network", "netb", &image, "ip", "route"]);
-    assert!(
-        !routes.contains("default"),
-        "internal network with a default route: {routes}"
-    );
-    // The same fixed address twice is refused.
-    let out = d.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "neta",
-        "--ip",
-        &fixed,
-        &image,
-        "true",
-    ]);
-    assert!(
-        stderr(&out).contains("Address already in use"),
-        "{}",
-        stderr(&out)
-    );
+    check_isolation(&d, &image, &fixed);
 
     let pid: i32 = d
         .docker_ok(&["inspect", "-f", "{{.State.Pid}}", "srv"])

@@ -23,6 +23,63 @@ fn block_device() -> Option<(i64, i64)> {
     })
 }
 
+/// The I/O weight needs CFQ's or BFQ's files, which hosts whose disks use mq-deadline or
+/// none lack: there the apply must fail, naming the missing file. The read throttle, set by
+/// the caller on `disk`, reads back.
+fn check_blkio(t: &TestCgroup, features: &Features, disk: Option<(i64, i64)>) {
+    let blkio = t.dir("blkio");
+    let weight = t.cg.apply(&resources(json!({"blockIO": {"weight": 500}})));
+    if features.blkio_weight {
+        weight.unwrap();
+        let weight_file = if blkio.join("blkio.weight").exists() {
+            "blkio.weight"
+        } else {
+            "blkio.bfq.weight"
+        };
+        assert!(read(&blkio, weight_file).ends_with("500"));
+    } else {
+        let err = weight.unwrap_err();
+        assert!(matches!(err, Error::NotSupported { .. }), "{err}");
+        assert!(err.to_string().contains("weight does not exist"), "{err}");
+    }
+    match disk {
+        Some((major, minor)) if features.blkio_read_bps => assert_eq!(
+            read(&blkio, "blkio.throttle.read_bps_device"),
+            format!("{major}:{minor} 1048576")
+        ),
+        Some(_) => panic!("the blkio throttle files are missing: {features:?}"),
+        None => eprintln!("no block device on this host: throttle rules not exercised"),
+    }
+}
+
+/// Raising both memory limits needs memsw written first, lowering needs the limit first.
+fn check_memory_resizing(cg: &Cgroup, memory: &std::path::Path) {
+    cg.apply(&resources(
+        json!({"memory": {"limit": 256 * MIB, "swap": 512 * MIB}}),
+    ))
+    .unwrap();
+    assert_eq!(
+        read(memory, "memory.limit_in_bytes"),
+        (256 * MIB).to_string()
+    );
+    assert_eq!(
+        read(memory, "memory.memsw.limit_in_bytes"),
+        (512 * MIB).to_string()
+    );
+    cg.apply(&resources(
+        json!({"memory": {"limit": 32 * MIB, "swap": 48 * MIB}}),
+    ))
+    .unwrap();
+    assert_eq!(
+        read(memory, "memory.limit_in_bytes"),
+        (32 * MIB).to_string()
+    );
+    assert_eq!(
+        read(memory, "memory.memsw.limit_in_bytes"),
+        (48 * MIB).to_string()
+    );
+}
+
 #[test]
 fn v1_nested_create_copies_cpuset_and_apply_reads_back() {
     let Some(layout) = v1_host() else { return };
@@ -96,31 +153,7 @@ fn v1_nested_create_copies_cpuset_and_apply_reads_back() {
     assert_eq!(read(&cpuset, "cpuset.cpus"), "0");
     assert_eq!(read(&cpuset, "cpuset.mems"), "0");
     assert_eq!(read(&t.dir("pids"), "pids.max"), "10");
-    // The I/O weight needs CFQ's or BFQ's files, which hosts whose disks use mq-deadline or
-    // none lack: there the apply must fail, naming the missing file.
-    let blkio = t.dir("blkio");
-    let weight = t.cg.apply(&resources(json!({"blockIO": {"weight": 500}})));
-    if features.blkio_weight {
-        weight.unwrap();
-        let weight_file = if blkio.join("blkio.weight").exists() {
-            "blkio.weight"
-        } else {
-            "blkio.bfq.weight"
-        };
-        assert!(read(&blkio, weight_file).ends_with("500"));
-    } else {
-        let err = weight.unwrap_err();
-        assert!(matches!(err, Error::NotSupported { .. }), "{err}");
-        assert!(err.to_string().contains("weight does not exist"), "{err}");
-    }
-    match disk {
-        Some((major, minor)) if features.blkio_read_bps => assert_eq!(
-            read(&blkio, "blkio.throttle.read_bps_device"),
-            format!("{major}:{minor} 1048576")
-        ),
-        Some(_) => panic!("the blkio throttle files are missing: {features:?}"),
-        None => eprintln!("no block device on this host: throttle rules not exercised"),
-    }
+    check_blkio(&t, &features, disk);
     let devices = read(&t.dir("devices"), "devices.list");
     assert_eq!(
         devices.lines().collect::<Vec<_>>(),
@@ -128,31 +161,7 @@ fn v1_nested_create_copies_cpuset_and_apply_reads_back() {
     );
 
     if features.swap_limit {
-        // Raising both limits needs memsw written first, lowering needs the limit first.
-        t.cg.apply(&resources(
-            json!({"memory": {"limit": 256 * MIB, "swap": 512 * MIB}}),
-        ))
-        .unwrap();
-        assert_eq!(
-            read(&memory, "memory.limit_in_bytes"),
-            (256 * MIB).to_string()
-        );
-        assert_eq!(
-            read(&memory, "memory.memsw.limit_in_bytes"),
-            (512 * MIB).to_string()
-        );
-        t.cg.apply(&resources(
-            json!({"memory": {"limit": 32 * MIB, "swap": 48 * MIB}}),
-        ))
-        .unwrap();
-        assert_eq!(
-            read(&memory, "memory.limit_in_bytes"),
-            (32 * MIB).to_string()
-        );
-        assert_eq!(
-            read(&memory, "memory.memsw.limit_in_bytes"),
-            (48 * MIB).to_string()
-        );
+        check_memory_resizing(&t.cg, &memory);
     }
     t.cg.apply(&resources(
         json!({"memory": {"limit": -1}, "pids": {"limit": 0}}),

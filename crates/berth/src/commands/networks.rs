@@ -144,85 +144,8 @@ fn net_path(name: &str, action: &str) -> String {
 
 pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
     match cmd {
-        NetworkCmd::Create(a) => {
-            let configs: Vec<Value> = a
-                .subnet
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let mut c = json!({"Subnet": s});
-                    if let Some(g) = a.gateway.get(i) {
-                        c["Gateway"] = json!(g);
-                    }
-                    if let Some(r) = a.ip_range.get(i) {
-                        c["IPRange"] = json!(r);
-                    }
-                    c
-                })
-                .collect();
-            anyhow::ensure!(
-                a.gateway.len() <= a.subnet.len(),
-                "every --gateway needs a --subnet"
-            );
-            let body = json!({
-                "Name": a.name,
-                "CheckDuplicate": true,
-                "Driver": a.driver,
-                "Internal": a.internal,
-                "Attachable": a.attachable,
-                "EnableIPv6": a.ipv6,
-                "Options": kv_map(&a.opt),
-                "Labels": kv_map(&a.label),
-                "IPAM": {"Driver": "default", "Config": configs, "Options": {}},
-            });
-            let v = client.post("/networks/create", Some(&body))?;
-            let w = api::s(&v, "Warning");
-            if !w.is_empty() {
-                eprintln!("WARNING: {w}");
-            }
-            println!("{}", api::s(&v, "Id"));
-            Ok(0)
-        }
-        NetworkCmd::Ls(a) => {
-            let q = query(&[("filters", api::filters_json(&a.filter)?)]);
-            let v = client.get(&format!("/networks{q}"))?;
-            let mut rows: Vec<Value> = v
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|n| {
-                    let id = api::s(n, "Id");
-                    json!({
-                        "ID": if a.no_trunc { id.to_string() } else { short_id(id) },
-                        "Name": api::s(n, "Name"),
-                        "Driver": api::s(n, "Driver"),
-                        "Scope": api::s(n, "Scope"),
-                        "IPv6": n.get("EnableIPv6").and_then(Value::as_bool).unwrap_or(false).to_string(),
-                        "Internal": n.get("Internal").and_then(Value::as_bool).unwrap_or(false).to_string(),
-                        "CreatedAt": api::s(n, "Created"),
-                    })
-                })
-                .collect();
-            rows.sort_by(|x, y| api::s(x, "Name").cmp(api::s(y, "Name")));
-            let out = Lister {
-                default: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
-                headers: &[
-                    ("ID", "NETWORK ID"),
-                    ("Name", "NAME"),
-                    ("Driver", "DRIVER"),
-                    ("Scope", "SCOPE"),
-                    ("IPv6", "IPV6"),
-                    ("Internal", "INTERNAL"),
-                    ("CreatedAt", "CREATED AT"),
-                ],
-                format: a.format.as_deref().unwrap_or(""),
-                quiet: a.quiet,
-                quiet_field: "ID",
-            }
-            .render(&rows)?;
-            print!("{out}");
-            Ok(0)
-        }
+        NetworkCmd::Create(a) => create(client, a),
+        NetworkCmd::Ls(a) => ls(client, a),
         NetworkCmd::Inspect(a) => {
             let mut list = Vec::new();
             let mut status = 0;
@@ -257,28 +180,114 @@ pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
             client.post(&net_path(&a.network, "disconnect"), Some(&body))?;
             Ok(0)
         }
-        NetworkCmd::Prune(a) => {
-            if !confirm(
-                "WARNING! This will remove all custom networks not used by at least one container.",
-                a.force,
-            ) {
-                return Ok(0);
-            }
-            let q = query(&[("filters", api::filters_json(&a.filter)?)]);
-            let v = client.post(&format!("/networks/prune{q}"), None)?;
-            let deleted = v
-                .get("NetworksDeleted")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if !deleted.is_empty() {
-                println!("Deleted Networks:");
-                for d in &deleted {
-                    println!("{}", d.as_str().unwrap_or_default());
-                }
-                println!();
-            }
-            Ok(0)
-        }
+        NetworkCmd::Prune(a) => prune(client, a),
     }
+}
+
+/// `network create`.
+fn create(client: &Client, a: &CreateArgs) -> anyhow::Result<i32> {
+    let configs: Vec<Value> = a
+        .subnet
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut c = json!({"Subnet": s});
+            if let Some(g) = a.gateway.get(i) {
+                c["Gateway"] = json!(g);
+            }
+            if let Some(r) = a.ip_range.get(i) {
+                c["IPRange"] = json!(r);
+            }
+            c
+        })
+        .collect();
+    anyhow::ensure!(
+        a.gateway.len() <= a.subnet.len(),
+        "every --gateway needs a --subnet"
+    );
+    let body = json!({
+        "Name": a.name,
+        "CheckDuplicate": true,
+        "Driver": a.driver,
+        "Internal": a.internal,
+        "Attachable": a.attachable,
+        "EnableIPv6": a.ipv6,
+        "Options": kv_map(&a.opt),
+        "Labels": kv_map(&a.label),
+        "IPAM": {"Driver": "default", "Config": configs, "Options": {}},
+    });
+    let v = client.post("/networks/create", Some(&body))?;
+    let w = api::s(&v, "Warning");
+    if !w.is_empty() {
+        eprintln!("WARNING: {w}");
+    }
+    println!("{}", api::s(&v, "Id"));
+    Ok(0)
+}
+
+/// `network ls`.
+fn ls(client: &Client, a: &LsArgs) -> anyhow::Result<i32> {
+    let q = query(&[("filters", api::filters_json(&a.filter)?)]);
+    let v = client.get(&format!("/networks{q}"))?;
+    let mut rows: Vec<Value> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let id = api::s(n, "Id");
+            json!({
+                "ID": if a.no_trunc { id.to_string() } else { short_id(id) },
+                "Name": api::s(n, "Name"),
+                "Driver": api::s(n, "Driver"),
+                "Scope": api::s(n, "Scope"),
+                "IPv6": n.get("EnableIPv6").and_then(Value::as_bool).unwrap_or(false).to_string(),
+                "Internal": n.get("Internal").and_then(Value::as_bool).unwrap_or(false).to_string(),
+                "CreatedAt": api::s(n, "Created"),
+            })
+        })
+        .collect();
+    rows.sort_by(|x, y| api::s(x, "Name").cmp(api::s(y, "Name")));
+    let out = Lister {
+        default: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+        headers: &[
+            ("ID", "NETWORK ID"),
+            ("Name", "NAME"),
+            ("Driver", "DRIVER"),
+            ("Scope", "SCOPE"),
+            ("IPv6", "IPV6"),
+            ("Internal", "INTERNAL"),
+            ("CreatedAt", "CREATED AT"),
+        ],
+        format: a.format.as_deref().unwrap_or(""),
+        quiet: a.quiet,
+        quiet_field: "ID",
+    }
+    .render(&rows)?;
+    print!("{out}");
+    Ok(0)
+}
+
+/// `network prune`.
+fn prune(client: &Client, a: &PruneArgs) -> anyhow::Result<i32> {
+    if !confirm(
+        "WARNING! This will remove all custom networks not used by at least one container.",
+        a.force,
+    ) {
+        return Ok(0);
+    }
+    let q = query(&[("filters", api::filters_json(&a.filter)?)]);
+    let v = client.post(&format!("/networks/prune{q}"), None)?;
+    let deleted = v
+        .get("NetworksDeleted")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted Networks:");
+        for d in &deleted {
+            println!("{}", d.as_str().unwrap_or_default());
+        }
+        println!();
+    }
+    Ok(0)
 }

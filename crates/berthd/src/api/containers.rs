@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::models;
+use berth_api::responses::ContainerWaitResponse;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -29,7 +31,10 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let created = crate::engine::create::create(d, q.get("name"), parse_json(&body)?).await?;
     Ok(json(
         StatusCode::CREATED,
-        &json!({"Id": created.id, "Warnings": created.warnings}),
+        &models::ContainerCreateResponse {
+            id: created.id,
+            warnings: created.warnings,
+        },
     ))
 }
 
@@ -342,7 +347,10 @@ pub async fn wait(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
             },
         };
         let _ = stream
-            .send(&json!({"StatusCode": code.unwrap_or(0), "Error": null}))
+            .send(&ContainerWaitResponse {
+                status_code: code.unwrap_or(0),
+                error: None,
+            })
             .await;
     });
     Ok(resp)
@@ -617,7 +625,12 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         &rec.id.clone(),
         crate::engine::events::container_attrs(&rec, &[]),
     );
-    Ok(json(StatusCode::OK, &json!({"Warnings": warnings})))
+    Ok(json(
+        StatusCode::OK,
+        &models::ContainerUpdateResponse {
+            warnings: Some(warnings),
+        },
+    ))
 }
 
 /// `POST /containers/{id}/pause` and `/unpause`.
@@ -719,11 +732,15 @@ pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
                     .join(" ")
             })
             .unwrap_or_default();
-        rows.push(json!([uid, pid.to_string(), ppid, cmd]));
+        rows.push(vec![uid, pid.to_string(), ppid, cmd]);
     }
+    let titles = ["UID", "PID", "PPID", "CMD"].map(str::to_string).to_vec();
     Ok(json(
         StatusCode::OK,
-        &json!({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows}),
+        &models::ContainerTopResponse {
+            titles: Some(titles),
+            processes: Some(rows),
+        },
     ))
 }
 
@@ -739,7 +756,10 @@ pub async fn prune(d: &Arc<Daemon>) -> ApiResult {
     }
     Ok(json(
         StatusCode::OK,
-        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+        &models::ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        },
     ))
 }
 

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::api::attach::{Relay, StdinTarget, relay, upgraded_response};
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use berth_api::models::ExecStartConfig;
+use berth_api::responses::IdResponse;
 
 use crate::engine::Daemon;
 use crate::engine::exec::{self, Started};
@@ -19,7 +20,7 @@ use crate::model::Error;
 pub async fn create(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResult {
     let body = read_body(r.into_body(), 1 << 20).await?;
     let id = exec::create(d, name, parse_json(&body)?).await?;
-    Ok(json(StatusCode::CREATED, &json!({"Id": id})))
+    Ok(json(StatusCode::CREATED, &IdResponse { id }))
 }
 
 /// `POST /exec/{id}/start`.

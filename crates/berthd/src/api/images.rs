@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use berth_api::models;
 use berth_image::images::ImageRecord;
 use berth_image::manifest::{MAX_CONFIG, Platform};
 use berth_image::registry::{Credentials, RegistryClient, RegistryError};
@@ -727,11 +728,17 @@ fn emit_removed(d: &Daemon, r: &[Removed]) {
     }
 }
 
-fn removed_json(r: &[Removed]) -> Vec<Value> {
+fn removed_json(r: &[Removed]) -> Vec<models::ImageDeleteResponseItem> {
     r.iter()
         .map(|x| match x {
-            Removed::Untagged(t) => json!({"Untagged": t}),
-            Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
+            Removed::Untagged(t) => models::ImageDeleteResponseItem {
+                untagged: Some(t.clone()),
+                deleted: None,
+            },
+            Removed::Deleted(d) => models::ImageDeleteResponseItem {
+                untagged: None,
+                deleted: Some(d.to_string()),
+            },
         })
         .collect()
 }
@@ -784,17 +791,20 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     .await?;
     Ok(json(
         StatusCode::OK,
-        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+        &models::ImagePruneResponse {
+            images_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed as i64),
+        },
     ))
 }
 
 /// `POST /auth`: checks credentials against the registry (`docker login`).
 pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 64 << 10).await?;
-    let v: Value = parse_json(&body)?;
-    let user = v["username"].as_str().unwrap_or_default().to_string();
-    let pass = v["password"].as_str().unwrap_or_default().to_string();
-    let server = v["serveraddress"].as_str().unwrap_or_default();
+    let v: models::AuthConfig = parse_json(&body)?;
+    let user = v.username.unwrap_or_default();
+    let pass = v.password.unwrap_or_default();
+    let server = v.serveraddress.unwrap_or_default();
     let host = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -818,7 +828,10 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     match checked {
         Ok(()) => Ok(json(
             StatusCode::OK,
-            &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+            &models::SystemAuthResponse {
+                status: "Login Succeeded".into(),
+                identity_token: Some(String::new()),
+            },
         )),
         Err(RegistryError::Unauthorized { .. }) => Err(Error::unauthorized(format!(
             "login attempt to {server} failed with status: 401 Unauthorized"

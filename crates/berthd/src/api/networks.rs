@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use berth_api::models::NetworkCreateRequest;
+use berth_api::models::{self, NetworkCreateRequest};
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use crate::engine::Daemon;
@@ -237,7 +237,13 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         &id,
         json!({"name": name, "type": "bridge"}),
     );
-    Ok(json(StatusCode::CREATED, &json!({"Id": id, "Warning": ""})))
+    Ok(json(
+        StatusCode::CREATED,
+        &models::NetworkCreateResponse {
+            id: Some(id),
+            warning: Some(String::new()),
+        },
+    ))
 }
 
 /// Removes an unused user-defined network: its bridge, DNS and rules.
@@ -291,7 +297,12 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             deleted.push(n.name.clone());
         }
     }
-    Ok(json(StatusCode::OK, &json!({"NetworksDeleted": deleted})))
+    Ok(json(
+        StatusCode::OK,
+        &models::NetworkPruneResponse {
+            networks_deleted: Some(deleted),
+        },
+    ))
 }
 
 /// `POST /networks/{id}/connect` and `/disconnect`.

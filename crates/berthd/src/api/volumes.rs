@@ -7,7 +7,7 @@ use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
-use berth_api::models::VolumeCreateOptions;
+use berth_api::models::{self, VolumeCreateOptions};
 
 use crate::engine::Daemon;
 use crate::engine::volumes::{destroy, users};
@@ -130,6 +130,9 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
     Ok(json(
         StatusCode::OK,
-        &json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+        &models::VolumePruneResponse {
+            volumes_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed as i64),
+        },
     ))
 }
