@@ -1,7 +1,8 @@
 //! The Engine API's request bodies other than create, through berthd's own parsers (berthd is
 //! a library): `POST /volumes/create`, `POST /networks/create`, an exec's config turned into
 //! its OCI process, and a network endpoint's settings (`POST /networks/{id}/connect` and
-//! create's `EndpointsConfig`). The first byte picks the parser. None may panic, and what each
+//! create's `EndpointsConfig`), and `POST /containers/{id}/update` bodies applied to a
+//! container. The first byte picks the parser. None may panic, and what each
 //! accepts must hold what the daemon relies on.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => {
             if let Ok(v) = berthd::api::volumes::parse_create(body) {
                 assert!(valid_name(&v.name), "volume name {:?}", v.name);
@@ -46,6 +47,25 @@ fuzz_target!(|data: &[u8]| {
                 let n = keys.len();
                 keys.dedup();
                 assert_eq!(keys.len(), n, "a variable set twice: {env:?}");
+            }
+        }
+        4 => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return;
+            };
+            static HOST: std::sync::OnceLock<berthd::oci::sysinfo::SysInfo> =
+                std::sync::OnceLock::new();
+            let si = HOST.get_or_init(berthd::oci::sysinfo::SysInfo::detect);
+            let Ok(checked) = berthd::engine::update::check(si, v) else {
+                return;
+            };
+            let hc = json!({"RestartPolicy": {"Name": "no"}, "Memory": 0});
+            let auto_remove = which & 0x80 != 0;
+            if let Ok(u) = berthd::engine::update::apply(checked, &hc, &json!({}), auto_remove) {
+                assert!(u.resources.is_object(), "{}", u.resources);
+                let policy = berthd::engine::create::restart_policy(&u.host_config)
+                    .expect("an applied update keeps a valid restart policy");
+                assert!(!auto_remove || matches!(policy.as_str(), "" | "no"));
             }
         }
         _ => {

@@ -553,53 +553,25 @@ pub async fn resize(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     crate::api::exec::resize(d, &id, "", &q).await
 }
 
-/// HostConfig fields `docker update` may change.
-const UPDATABLE: [&str; 14] = [
-    "Memory",
-    "MemoryReservation",
-    "MemorySwap",
-    "CpuShares",
-    "CpuPeriod",
-    "CpuQuota",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "CpusetCpus",
-    "CpusetMems",
-    "NanoCpus",
-    "PidsLimit",
-    "BlkioWeight",
-    "RestartPolicy",
-];
-
 /// `POST /containers/{id}/update`: resources (applied to the running task at once) and the
 /// restart policy.
 pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 1 << 20).await?;
-    let mut v: Value = parse_json(&body)?;
-    if !v.is_object() {
-        return Err(Error::invalid("the update must be a JSON object"));
-    }
-    let warnings = crate::oci::sysinfo::verify_resources(&d.sysinfo, &mut v, None)
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let checked = crate::engine::update::check(&d.sysinfo, parse_json(&body)?)?;
     let h = d.containers.find(name)?;
     let mut rec = h.lock().await;
-    let mut hc = rec.host_config.clone();
-    for k in UPDATABLE {
-        match &v[k] {
-            Value::Null => {}
-            Value::Number(n) if n.as_i64() == Some(0) && k != "PidsLimit" => {}
-            Value::String(s) if s.is_empty() => {}
-            x => hc[k] = x.clone(),
-        }
-    }
-    let policy = crate::engine::create::restart_policy(&hc)?;
-    if !matches!(policy.as_str(), "" | "no") && rec.auto_remove() {
-        return Err(Error::invalid(
-            "Restart policy cannot be updated because AutoRemove is enabled for the container",
-        ));
-    }
-    let resources = crate::oci::spec::updated_resources(&hc, &rec.spec["linux"]["resources"])
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let auto_remove = rec.auto_remove();
+    let update = crate::engine::update::apply(
+        checked,
+        &rec.host_config,
+        &rec.spec["linux"]["resources"],
+        auto_remove,
+    )?;
+    let crate::engine::update::Update {
+        host_config: hc,
+        resources,
+        warnings,
+    } = update;
     if rec.running() {
         let mut tasks = d.containerd.tasks();
         tasks

@@ -17,6 +17,7 @@ pub mod run;
 pub mod stdio;
 pub mod store;
 pub mod unpack_into;
+pub mod update;
 pub mod volumes;
 
 use std::path::PathBuf;
