@@ -144,15 +144,28 @@ fn hardlink<'a>(name: &'a [u8], target: &'a [u8]) -> Raw<'a> {
     }
 }
 
+/// `s` reached by climbing from anywhere in the layer.
+fn climbing(s: &str) -> String {
+    format!("../../../../../../../../../../../..{s}")
+}
+
+/// The file a successful escape writes, under `prefix`.
+fn pwned(prefix: &str) -> Vec<u8> {
+    format!("{prefix}/{PWNED}").into_bytes()
+}
+
+/// The sentinel's secret, under `prefix`.
+fn secret(prefix: &str) -> Vec<u8> {
+    format!("{prefix}/{SECRET}").into_bytes()
+}
+
 /// Builds one hostile entry sequence onto a layer tar.
 type Build = Box<dyn Fn(&mut Vec<u8>)>;
 
 /// Names that climb out, absolute names, and symlinks written through.
 fn name_and_symlink_cases(s: &str) -> Vec<(&'static str, Build)> {
     let s = s.to_string();
-    let up = format!("../../../../../../../../../../../..{s}");
-    let pwned = |prefix: &str| format!("{prefix}/{PWNED}").into_bytes();
-    let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
+    let up = climbing(&s);
     vec![
         (
             "dotdot name",
@@ -230,8 +243,7 @@ fn name_and_symlink_cases(s: &str) -> Vec<(&'static str, Build)> {
 /// Hard links out, device nodes and setuid files.
 fn link_and_device_cases(s: &str) -> Vec<(&'static str, Build)> {
     let s = s.to_string();
-    let up = format!("../../../../../../../../../../../..{s}");
-    let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
+    let up = climbing(&s);
     vec![
         (
             "hard link to an absolute host path",
@@ -317,9 +329,7 @@ fn link_and_device_cases(s: &str) -> Vec<(&'static str, Build)> {
 /// Whiteouts, and headers (PAX, GNU) that rename an entry out of the layer.
 fn whiteout_and_header_cases(s: &str) -> Vec<(&'static str, Build)> {
     let s = s.to_string();
-    let up = format!("../../../../../../../../../../../..{s}");
-    let pwned = |prefix: &str| format!("{prefix}/{PWNED}").into_bytes();
-    let secret = |prefix: &str| format!("{prefix}/{SECRET}").into_bytes();
+    let up = climbing(&s);
     vec![
         (
             "whiteout of dot-dot",
