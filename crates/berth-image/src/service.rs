@@ -696,6 +696,35 @@ impl ImageService {
         config: serde_json::Value,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, PullError> {
+        self.add_layer(
+            tar,
+            NewImage {
+                parent: None,
+                config,
+                history: serde_json::json!({"comment": "Imported from tarball"}),
+                author: None,
+                container: None,
+                tag,
+            },
+        )
+    }
+
+    /// A layer tar (plain, gzip or zstd; whiteouts as `.wh.` entries) stored as a new layer on
+    /// `new.parent`'s, and the image made of them: the parent's config with `new.config`, the
+    /// new layer's diff id and history entry added. Nothing is left behind on failure.
+    pub fn add_layer(
+        &self,
+        tar: impl std::io::Read,
+        new: NewImage<'_>,
+    ) -> Result<ImageRecord, PullError> {
+        let (mut image_config, mut diff_ids) = match new.parent {
+            None => (serde_json::json!({}), Vec::new()),
+            Some(p) => {
+                let c = ImageConfig::parse(&self.content.read(&p.id, MAX_CONFIG)?)?;
+                (c.raw, c.diff_ids)
+            }
+        };
+        let parent_chain = new.parent.and_then(|p| p.chain.last().cloned());
         let placeholder = Digest::of(b"import in progress");
         let pending = self.layers.begin(&placeholder)?;
         // The plain tar is kept as the layer's blob (pushed and saved as it came), written while
@@ -712,8 +741,7 @@ impl ImageService {
         };
         let unpacked =
             unpack::unpack_plain(&pending.diff_dir(), tee, self.limits).map_err(unpack_err)?;
-        let blob_size = self.content.size(&unpacked.diff_id);
-        let blob = match blob_size {
+        let blob = match self.content.size(&unpacked.diff_id) {
             Some(size) => {
                 drop(ingest);
                 size
@@ -724,17 +752,14 @@ impl ImageService {
                 size
             }
         };
-        let chain = unpacked.diff_id.clone();
+        diff_ids.push(unpacked.diff_id.clone());
+        let chain_ids = manifest::chain_ids(&diff_ids);
+        let chain = chain_ids
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unpacked.diff_id.clone());
         let created = berth_clock::rfc3339_now();
-        let platform = Platform::host();
-        let image_config = serde_json::json!({
-            "architecture": platform.architecture,
-            "os": "linux",
-            "created": created,
-            "config": config,
-            "rootfs": {"type": "layers", "diff_ids": [chain.to_string()]},
-            "history": [{"created": created, "comment": "Imported from tarball"}],
-        });
+        image_config_for(&mut image_config, &new, &diff_ids, &created);
         let bytes = serde_json::to_vec(&image_config).unwrap_or_default();
         let made_layer = if self.layers.exists(&chain) {
             false
@@ -743,12 +768,12 @@ impl ImageService {
             p.retarget(self.layers.dir(&chain));
             p.commit(&LayerInfo {
                 chain_id: chain.clone(),
-                diff_id: chain.clone(),
-                parent: None,
+                diff_id: unpacked.diff_id.clone(),
+                parent: parent_chain,
                 size: unpacked.size,
                 blob: Some(descriptor(
                     crate::manifest::OCI_LAYER.to_string(),
-                    chain.clone(),
+                    unpacked.diff_id.clone(),
                     blob,
                 )),
             })?
@@ -757,11 +782,11 @@ impl ImageService {
             let id = self.content.put(&bytes)?;
             let rec = ImageRecord {
                 id,
-                repo_tags: tag.map(|t| t.to_string()).into_iter().collect(),
+                repo_tags: new.tag.map(|t| t.to_string()).into_iter().collect(),
                 repo_digests: Vec::new(),
                 manifest: None,
-                chain: vec![chain.clone()],
-                size: unpacked.size,
+                chain: chain_ids,
+                size: new.parent.map_or(0, |p| p.size) + unpacked.size,
                 created,
                 stored_at: now_secs(),
             };
@@ -772,6 +797,75 @@ impl ImageService {
         }
         stored
     }
+}
+
+/// What a new layer's image takes from its maker (`docker import`, `docker commit`).
+#[derive(Debug)]
+pub struct NewImage<'a> {
+    /// The image the layer goes on (none: a base image).
+    pub parent: Option<&'a ImageRecord>,
+    /// The image config's `config` (Cmd, Entrypoint, Env, WorkingDir...).
+    pub config: serde_json::Value,
+    /// The layer's history entry (`created_by`, `comment`); its time and author are set here.
+    pub history: serde_json::Value,
+    pub author: Option<String>,
+    /// The container committed (`docker commit`).
+    pub container: Option<String>,
+    pub tag: Option<&'a Reference>,
+}
+
+/// The image config of a new layer's image: the parent's (`c`) with the new config, time,
+/// author, diff ids and one more history entry.
+fn image_config_for(
+    c: &mut serde_json::Value,
+    new: &NewImage<'_>,
+    diff_ids: &[Digest],
+    created: &str,
+) {
+    use serde_json::json;
+    if !c.is_object() {
+        *c = json!({});
+    }
+    let platform = Platform::host();
+    if c.get("architecture").is_none() {
+        c["architecture"] = json!(platform.architecture);
+        c["os"] = json!("linux");
+    }
+    c["created"] = json!(created);
+    c["config"] = new.config.clone();
+    c["container_config"] = new.config.clone();
+    match &new.author {
+        Some(a) if !a.is_empty() => c["author"] = json!(a),
+        _ => {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("author");
+            }
+        }
+    }
+    // The image's own comment and container, as Docker's image config has them (the history
+    // entry's comment too).
+    let o = c.as_object_mut().expect("an object");
+    match new.history["comment"].as_str().filter(|m| !m.is_empty()) {
+        Some(m) => o.insert("comment".into(), json!(m)),
+        None => o.remove("comment"),
+    };
+    match &new.container {
+        Some(id) => o.insert("container".into(), json!(id)),
+        None => o.remove("container"),
+    };
+    let ids: Vec<String> = diff_ids.iter().map(Digest::to_string).collect();
+    c["rootfs"] = json!({"type": "layers", "diff_ids": ids});
+    let mut entry = new.history.clone();
+    if !entry.is_object() {
+        entry = json!({});
+    }
+    entry["created"] = json!(created);
+    if let Some(a) = new.author.as_ref().filter(|a| !a.is_empty()) {
+        entry["author"] = json!(a);
+    }
+    let mut history = c["history"].as_array().cloned().unwrap_or_default();
+    history.push(entry);
+    c["history"] = json!(history);
 }
 
 fn descriptor(media_type: String, digest: Digest, size: u64) -> Descriptor {

@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    containers as c, create, exec, images as i, inspect, networks as n, run, system as s,
-    volumes as v,
+    container_views as cv, containers as c, create, exec, images as i, inspect, networks as n, run,
+    system as s, volumes as v,
 };
 
 #[derive(Parser, Debug)]
@@ -92,6 +92,8 @@ pub enum Command {
     Port(c::PortArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(c::One),
+    /// Create a new image from a container's changes
+    Commit(cv::CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(c::ExportArgs),
     /// Copy files between a container and the local filesystem (tar streams: `-` as one side)
@@ -169,6 +171,7 @@ pub enum ContainerCmd {
     Update(c::UpdateArgs),
     Port(c::PortArgs),
     Diff(c::One),
+    Commit(cv::CommitArgs),
     Export(c::ExportArgs),
     Cp(c::CpArgs),
     /// Remove all stopped containers
@@ -219,6 +222,7 @@ impl ContainerCmd {
             ContainerCmd::Update(a) => Command::Update(a),
             ContainerCmd::Port(a) => Command::Port(a),
             ContainerCmd::Diff(a) => Command::Diff(a),
+            ContainerCmd::Commit(a) => Command::Commit(a),
             ContainerCmd::Export(a) => Command::Export(a),
             ContainerCmd::Cp(a) => Command::Cp(a),
             ContainerCmd::Prune(a) => return Err(a),

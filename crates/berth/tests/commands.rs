@@ -377,3 +377,45 @@ fn run_flags_reach_the_container_as_dockers_do() {
     );
     d.berth_ok(&["rm", "trapper"]);
 }
+
+#[test]
+fn commit_saves_a_containers_changes_as_an_image() {
+    let d = Berthd::with_busybox();
+    d.berth_ok(&[
+        "run",
+        "--name",
+        "maker",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo made > /made",
+    ]);
+    let id = d.berth_ok(&[
+        "commit",
+        "-m",
+        "by berth",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "maker",
+        "made:v1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "--network", "none", "made:v1"]),
+        "made\n"
+    );
+    assert_eq!(
+        d.berth_ok(&["inspect", "-f", "{{.Comment}}", "made:v1"]),
+        "by berth\n"
+    );
+    let out = d.berth(&["commit", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Error response from daemon: No such container: nosuch\n"
+    );
+    d.berth_ok(&["rm", "maker"]);
+    d.berth_ok(&["rmi", "made:v1"]);
+}

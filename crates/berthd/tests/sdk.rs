@@ -1,5 +1,6 @@
 //! The Python docker SDK (docker-py, as users script Docker) against berthd: pull, run with
-//! output, detached run, inspect, kill, wait, remove, and its NotFound on a missing image.
+//! output, detached run, inspect, commit, kill, wait, remove, and its NotFound on a missing
+//! image.
 
 mod common;
 
@@ -20,6 +21,11 @@ ct = c.containers.run(image, "sleep 1000", detach=True, name="py")
 ct.reload()
 assert ct.status == "running", ct.status
 assert c.containers.get("py").attrs["State"]["Running"] is True
+ct.exec_run("sh -c 'echo kept > /kept'")
+img = ct.commit(repository="pycommit", tag="v1", message="from python", changes=["CMD cat /kept"])
+assert img.attrs["Comment"] == "from python", img.attrs["Comment"]
+assert c.containers.run("pycommit:v1", remove=True) == b"kept\n"
+c.images.remove("pycommit:v1")
 ct.kill()
 assert ct.wait()["StatusCode"] == 137
 ct.remove()

@@ -361,3 +361,42 @@ pub fn export(client: &Client, a: &ExportArgs) -> anyhow::Result<i32> {
     body_to_output(resp, a.output.as_deref(), "the export")?;
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pause: bool,
+    /// CONTAINER
+    pub container: String,
+    /// [REPOSITORY[:TAG]]
+    pub reference: Option<String>,
+}
+
+/// `berth commit`: prints the new image's id.
+pub fn commit(client: &Client, a: &CommitArgs) -> anyhow::Result<i32> {
+    let (repo, tag) = crate::commands::images::repo_and_tag(a.reference.as_deref());
+    let mut q: Vec<(&str, Option<String>)> = vec![
+        ("container", Some(a.container.clone())),
+        ("repo", repo),
+        ("tag", tag),
+        ("comment", a.message.clone()),
+        ("author", a.author.clone()),
+        ("pause", Some(a.pause.to_string())),
+    ];
+    for c in &a.change {
+        q.push(("changes", Some(c.clone())));
+    }
+    let v = client.post(&format!("/commit{}", query(&q)), None)?;
+    println!("{}", api::s(&v, "Id"));
+    Ok(0)
+}

@@ -375,15 +375,20 @@ pub struct ImportArgs {
     pub reference: Option<String>,
 }
 
-pub fn import(client: &Client, a: &ImportArgs) -> anyhow::Result<i32> {
-    let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
-    let (repo, tag) = match &a.reference {
+/// `REPOSITORY[:TAG]` split as the API's `repo` and `tag` parameters take it.
+pub fn repo_and_tag(reference: Option<&str>) -> (Option<String>, Option<String>) {
+    match reference {
         Some(r) => match r.rsplit_once(':') {
             Some((x, t)) if !t.contains('/') => (Some(x.to_string()), Some(t.to_string())),
-            _ => (Some(r.clone()), None),
+            _ => (Some(r.to_string()), None),
         },
         None => (None, None),
-    };
+    }
+}
+
+pub fn import(client: &Client, a: &ImportArgs) -> anyhow::Result<i32> {
+    let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
+    let (repo, tag) = repo_and_tag(a.reference.as_deref());
     let mut q: Vec<(&str, Option<String>)> = vec![
         (
             "fromSrc",

@@ -51,6 +51,7 @@ pub fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         C::Update(a) => containers::update(client, &a),
         C::Port(a) => container_views::port(client, &a),
         C::Diff(a) => container_views::diff(client, &a),
+        C::Commit(a) => container_views::commit(client, &a),
         C::Export(a) => container_views::export(client, &a),
         C::Cp(a) => copy::cp(client, &a),
         C::Events(a) => system::events(client, &a),

@@ -747,6 +747,44 @@ pub fn user_of_image(d: &Daemon, id: &berth_image::Digest) -> Option<String> {
     None
 }
 
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`: the body, if any, is
+/// a container config whose fields replace the container's in the new image.
+pub async fn commit(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let reference = crate::api::images::repo_tag(&q)?;
+    let body = read_body(req.into_body(), 4 << 20).await?;
+    let config: Option<Value> = match body.iter().all(u8::is_ascii_whitespace) {
+        true => None,
+        false => Some(parse_json(&body)?),
+    };
+    if config
+        .as_ref()
+        .is_some_and(|c| !c.is_object() && !c.is_null())
+    {
+        return Err(Error::invalid("the config must be a JSON object"));
+    }
+    let opts = crate::engine::commit::CommitOptions {
+        reference,
+        comment: q.get("comment").unwrap_or_default().to_string(),
+        author: q.get("author").unwrap_or_default().to_string(),
+        pause: !matches!(q.get("pause"), Some("0" | "false" | "False")),
+        changes: q
+            .get_all("changes")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        config,
+    };
+    let name = q.get("container").unwrap_or_default();
+    let image = crate::engine::commit::commit(d, name, opts).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &berth_api::responses::IdResponse {
+            id: image.id.to_string(),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

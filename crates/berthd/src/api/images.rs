@@ -277,65 +277,18 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     Ok(resp)
 }
 
-/// The `changes` of `docker import -c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE,
-/// VOLUME.
-fn import_config(changes: &[&str]) -> Result<Value, Error> {
-    let mut c = json!({});
-    for ch in changes {
-        let (instr, rest) = ch
-            .trim()
-            .split_once(char::is_whitespace)
-            .unwrap_or((ch.trim(), ""));
-        let rest = rest.trim();
-        let words = || -> Value {
-            match serde_json::from_str::<Vec<String>>(rest) {
-                Ok(v) => json!(v),
-                Err(_) => json!(["/bin/sh", "-c", rest]),
-            }
-        };
-        match instr.to_uppercase().as_str() {
-            "CMD" => c["Cmd"] = words(),
-            "ENTRYPOINT" => c["Entrypoint"] = words(),
-            "WORKDIR" => c["WorkingDir"] = json!(rest),
-            "USER" => c["User"] = json!(rest),
-            "ENV" => {
-                let kv = match rest.split_once('=') {
-                    Some(_) => rest.to_string(),
-                    None => rest.replacen(' ', "=", 1),
-                };
-                let mut env = c["Env"].as_array().cloned().unwrap_or_default();
-                env.push(json!(kv));
-                c["Env"] = json!(env);
-            }
-            "LABEL" => {
-                let (k, v) = rest.split_once('=').unwrap_or((rest, ""));
-                c["Labels"][k] = json!(v.trim_matches('"'));
-            }
-            "VOLUME" => {
-                let paths = serde_json::from_str::<Vec<String>>(rest)
-                    .unwrap_or_else(|_| rest.split_whitespace().map(str::to_string).collect());
-                for p in paths {
-                    c["Volumes"][p] = json!({});
-                }
-            }
-            "EXPOSE" => {
-                for p in rest.split_whitespace() {
-                    let p = if p.contains('/') {
-                        p.to_string()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    c["ExposedPorts"][p] = json!({});
-                }
-            }
-            other => {
-                return Err(Error::invalid(format!(
-                    "{other} is not a valid change command"
-                )));
-            }
-        }
-    }
-    Ok(c)
+/// The image name of `repo` and `tag` (`docker import` and `docker commit`), if any.
+pub(crate) fn repo_tag(q: &Query) -> Result<Option<Reference>, Error> {
+    let Some(repo) = q.get("repo").filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    Reference::parse(&name)
+        .map(Some)
+        .map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=`: `docker import` of a rootfs tar sent as
@@ -355,17 +308,9 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         }
         u => Some(format!("http://{u}")),
     };
-    let reference = match q.get("repo").filter(|r| !r.is_empty()) {
-        None => None,
-        Some(repo) => {
-            let name = match q.get("tag").filter(|t| !t.is_empty()) {
-                Some(t) => format!("{repo}:{t}"),
-                None => repo.to_string(),
-            };
-            Some(Reference::parse(&name).map_err(|e| Error::invalid(e.to_string()))?)
-        }
-    };
-    let config = import_config(&q.get_all("changes"))?;
+    let reference = repo_tag(q)?;
+    let mut config = json!({});
+    crate::engine::commit::apply_changes(&mut config, &q.get_all("changes"))?;
     let d2 = d.clone();
     let r2 = reference.clone();
     let rec = if let Some(url) = url {
@@ -621,7 +566,7 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "Parent": "",
             "Comment": config["comment"].as_str().unwrap_or_default(),
             "Created": config["created"].as_str().unwrap_or(&rec.created),
-            "Container": "",
+            "Container": config["container"].as_str().unwrap_or_default(),
             "ContainerConfig": config["container_config"],
             "DockerVersion": config["docker_version"].as_str().unwrap_or_default(),
             "Author": config["author"].as_str().unwrap_or_default(),

@@ -159,6 +159,7 @@ async fn route(
         (&Method::POST, "/auth") => images::auth(d, req).await,
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,
+        (&Method::POST, "/commit") => containers::commit(d, req).await,
         (&Method::POST, "/images/prune") => images::prune(d, req).await,
         (&Method::POST, "/images/load") => images::load(d, req).await,
         (&Method::GET, "/images/get") => {

@@ -6,6 +6,7 @@
 //! client below.
 
 pub mod check;
+pub mod commit;
 pub mod create;
 pub mod endpoints;
 pub mod events;
