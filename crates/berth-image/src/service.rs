@@ -799,6 +799,47 @@ impl ImageService {
     }
 }
 
+impl ImageService {
+    /// An image with `parent`'s layers and a new config (`docker build`'s ENV, CMD, LABEL...
+    /// steps): its history gains `history` as an empty layer.
+    pub fn with_config(
+        &self,
+        parent: &ImageRecord,
+        config: serde_json::Value,
+        history: serde_json::Value,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, PullError> {
+        let c = ImageConfig::parse(&self.content.read(&parent.id, MAX_CONFIG)?)?;
+        let mut raw = c.raw;
+        let created = berth_clock::rfc3339_now();
+        raw["created"] = serde_json::json!(created);
+        raw["config"] = config.clone();
+        raw["container_config"] = config;
+        let mut entry = history;
+        if !entry.is_object() {
+            entry = serde_json::json!({});
+        }
+        entry["created"] = serde_json::json!(created);
+        entry["empty_layer"] = serde_json::json!(true);
+        let mut hist = raw["history"].as_array().cloned().unwrap_or_default();
+        hist.push(entry);
+        raw["history"] = serde_json::json!(hist);
+        let id = self
+            .content
+            .put(&serde_json::to_vec(&raw).unwrap_or_default())?;
+        Ok(self.images.put(ImageRecord {
+            id,
+            repo_tags: tag.map(|t| t.to_string()).into_iter().collect(),
+            repo_digests: Vec::new(),
+            manifest: None,
+            chain: parent.chain.clone(),
+            size: parent.size,
+            created,
+            stored_at: now_secs(),
+        })?)
+    }
+}
+
 /// What a new layer's image takes from its maker (`docker import`, `docker commit`).
 #[derive(Debug)]
 pub struct NewImage<'a> {

@@ -1,6 +1,6 @@
 //! The Python docker SDK (docker-py, as users script Docker) against berthd: pull, run with
-//! output, detached run, inspect, commit, kill, wait, remove, and its NotFound on a missing
-//! image.
+//! output, detached run, inspect, commit, build, kill, wait, remove, and its NotFound on a
+//! missing image.
 
 mod common;
 
@@ -26,6 +26,24 @@ img = ct.commit(repository="pycommit", tag="v1", message="from python", changes=
 assert img.attrs["Comment"] == "from python", img.attrs["Comment"]
 assert c.containers.run("pycommit:v1", remove=True) == b"kept\n"
 c.images.remove("pycommit:v1")
+import tempfile, os
+ctx = tempfile.mkdtemp()
+with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+    f.write("FROM %s\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n" % image)
+built, logs = c.images.build(path=ctx, tag="pybuilt:v1")
+assert any("Successfully built" in l.get("stream", "") for l in logs), list(logs)
+assert c.containers.run("pybuilt:v1", remove=True) == b"built\n"
+try:
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nRUN exit 4\n" % image)
+    c.images.build(path=ctx)
+    raise SystemExit("a failing build succeeded")
+except docker.errors.BuildError as e:
+    assert "returned a non-zero code: 4" in str(e), str(e)
+for leftover in c.containers.list(all=True):
+    if leftover.name != "py":
+        leftover.remove(force=True)
+c.images.remove("pybuilt:v1")
 ct.kill()
 assert ct.wait()["StatusCode"] == 137
 ct.remove()

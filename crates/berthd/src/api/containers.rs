@@ -774,6 +774,7 @@ pub async fn commit(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             .map(str::to_string)
             .collect(),
         config,
+        ..Default::default()
     };
     let name = q.get("container").unwrap_or_default();
     let image = crate::engine::commit::commit(d, name, opts).await?;

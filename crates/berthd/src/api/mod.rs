@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod attach;
+pub mod build;
 pub mod changes;
 pub mod containers;
 pub mod events;

@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use crate::api::http::{Resp, error_response, text};
-use crate::api::{containers, images, system};
+use crate::api::{build, containers, images, system};
 use crate::engine::Daemon;
 use crate::model::Error;
 
@@ -160,6 +160,7 @@ async fn route(
         (&Method::GET, "/images/json") => images::list(d, req).await,
         (&Method::POST, "/images/create") => images::create(d, req).await,
         (&Method::POST, "/commit") => containers::commit(d, req).await,
+        (&Method::POST, "/build") => build::build(d, req).await,
         (&Method::POST, "/images/prune") => images::prune(d, req).await,
         (&Method::POST, "/images/load") => images::load(d, req).await,
         (&Method::GET, "/images/get") => {

@@ -27,6 +27,10 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// Config fields that replace the container's (the request body).
     pub config: Option<Value>,
+    /// `config` is the whole new config, not fields over the container's (the builder's).
+    pub replace_config: bool,
+    /// The history entry's `created_by` (else the container's command).
+    pub created_by: Option<String>,
 }
 
 /// Commits the container `name` as a new image.
@@ -34,8 +38,11 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
     let h = d.containers.find(name)?;
     let rec = h.lock().await.clone();
     let parent = d.image_of(&rec)?;
-    let mut config = rec.config.clone();
-    if let Some(Value::Object(over)) = &o.config {
+    let mut config = match (&o.config, o.replace_config) {
+        (Some(c), true) => c.clone(),
+        _ => rec.config.clone(),
+    };
+    if let (Some(Value::Object(over)), false) = (&o.config, o.replace_config) {
         for (k, v) in over {
             if !v.is_null() {
                 config[k] = v.clone();
@@ -57,12 +64,18 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
     }
     let layer = layer.map_err(|e| Error::internal(format!("worker failed: {e}")))??;
     let (d2, id) = (d.clone(), rec.id.clone());
-    let history = json!({
-        "created_by": config["Cmd"].as_array().map(|c| {
-            c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
-        }).unwrap_or_default(),
-        "comment": o.comment,
+    let created_by = o.created_by.clone().unwrap_or_else(|| {
+        config["Cmd"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
     });
+    let history = json!({"created_by": created_by, "comment": o.comment});
     let image = tokio::task::spawn_blocking(move || {
         d2.images.add_layer(
             layer,

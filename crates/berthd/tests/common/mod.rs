@@ -148,8 +148,14 @@ impl Berthd {
 
     /// Runs the docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_env(&[], args)
+    }
+
+    /// Runs the docker CLI against this daemon with `env` set.
+    pub fn docker_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         #[allow(clippy::disallowed_methods)] // the real client against the daemon under test
         std::process::Command::new(DOCKER)
+            .envs(env.iter().copied())
             .env("DOCKER_CONFIG", self.cli_config.path())
             // Nothing of the host's client setup: -H names the daemon under test.
             .env_remove("DOCKER_HOST")

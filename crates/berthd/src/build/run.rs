@@ -1,0 +1,758 @@
+//! The classic builder (`DOCKER_BUILDKIT=0 docker build`): each instruction of the Dockerfile in
+//! turn on the image so far. RUN is a real container on the current layers whose changes are
+//! committed as the next layer; COPY and ADD of the context write their layer directly; the
+//! other instructions change the config, stored as an empty layer of history. Progress goes out
+//! as Docker's build stream lines.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_image::Reference;
+use berth_image::images::ImageRecord;
+use berth_image::manifest::{ImageConfig, MAX_CONFIG};
+use berth_image::service::NewImage;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::build::dockerfile::{self, Args, Instruction};
+use crate::engine::Daemon;
+use crate::model::Error;
+
+/// What the client sees of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Text for the build output (`{"stream": ...}`).
+    Stream(String),
+    /// The built image's id (`{"aux": {"ID": ...}}`).
+    Built(String),
+}
+
+/// `POST /build`'s parameters.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The Dockerfile's path in the context.
+    pub dockerfile: String,
+    pub tags: Vec<Reference>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// `HostConfig.NetworkMode` of RUN containers (`default`, `none`, `host`).
+    pub network_mode: String,
+    /// Remove intermediate containers even after a failed step.
+    pub force_rm: bool,
+}
+
+/// The largest Dockerfile read.
+const MAX_DOCKERFILE: u64 = 4 << 20;
+
+/// The stage being built.
+struct Stage {
+    /// The image so far (None: `FROM scratch` before its first layer).
+    image: Option<ImageRecord>,
+    config: Value,
+    /// Config steps since the last image, as history entries.
+    pending: Vec<String>,
+    /// ARGs declared in this stage, with their values.
+    args: BTreeMap<String, String>,
+}
+
+/// Builds the image the Dockerfile in `context` describes; tags it.
+pub async fn build(
+    d: &Arc<Daemon>,
+    context: &Path,
+    o: &Options,
+    out: &UnboundedSender<Progress>,
+) -> Result<ImageRecord, Error> {
+    let say = |s: String| {
+        let _ = out.send(Progress::Stream(s));
+    };
+    let ctx = open_context(context)?;
+    let text = read_dockerfile(&ctx, &o.dockerfile)?;
+    let df = dockerfile::parse(&text).map_err(|e| Error::invalid(e.to_string()))?;
+    let total = df.instructions.len();
+    // ARGs before the first FROM: usable in FROM lines only.
+    let mut meta_args: BTreeMap<String, String> = BTreeMap::new();
+    let mut stage: Option<Stage> = None;
+    for (n, ins) in df.instructions.iter().enumerate() {
+        say(format!("Step {}/{} : {}\n", n + 1, total, ins.original));
+        match (ins.keyword.as_str(), stage.as_mut()) {
+            ("ARG", None) => declare_args(ins, df.escape, o, &mut meta_args)?,
+            ("FROM", _) => {
+                if let Some(s) = stage.take() {
+                    finish(d, s, None).await?;
+                }
+                let s = from(d, ins, df.escape, &meta_args)?;
+                say(format!(" ---> {}\n", short(s.image.as_ref())));
+                stage = Some(s);
+            }
+            (_, None) => {
+                return Err(Error::invalid(format!(
+                    "dockerfile parse error on line {}: {} before the first FROM",
+                    ins.line, ins.keyword
+                )));
+            }
+            (kw, Some(s)) => {
+                step(d, &ctx, s, ins, kw, df.escape, o, &say).await?;
+                say(format!(" ---> {}\n", short(s.image.as_ref())));
+            }
+        }
+    }
+    let mut s = stage.ok_or_else(|| Error::invalid("the Dockerfile has no FROM"))?;
+    for (k, v) in &o.labels {
+        s.config["Labels"][k] = json!(v);
+        if s.pending.is_empty() {
+            s.pending.push(format!("LABEL {k}={v}"));
+        }
+    }
+    let image = finish(d, s, o.tags.first()).await?;
+    for t in o.tags.iter().skip(1) {
+        d.images
+            .images
+            .tag(&image.id, t)
+            .map_err(|e| Error::internal(e.to_string()))?;
+    }
+    let _ = out.send(Progress::Built(image.id.to_string()));
+    say(format!("Successfully built {}\n", short(Some(&image))));
+    for t in &o.tags {
+        say(format!("Successfully tagged {}\n", t.familiar()));
+    }
+    Ok(image)
+}
+
+/// One instruction after FROM.
+#[allow(clippy::too_many_arguments)]
+async fn step(
+    d: &Arc<Daemon>,
+    ctx: &OwnedFd,
+    s: &mut Stage,
+    ins: &Instruction,
+    kw: &str,
+    escape: char,
+    o: &Options,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), Error> {
+    let shell_text = |a: &Args| match a {
+        Args::Shell(t) => t.clone(),
+        Args::Json(w) => w.join(" "),
+    };
+    let vars = lookup_in(s);
+    let expand = |w: &str| dockerfile::expand(w, escape, &vars).map_err(Error::invalid);
+    match kw {
+        "RUN" => return run(d, s, ins, o, say).await,
+        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape).await,
+        "ARG" => {
+            let mut declared = BTreeMap::new();
+            declare_args(ins, escape, o, &mut declared)?;
+            s.args.extend(declared);
+        }
+        "ENV" => {
+            let pairs = dockerfile::pairs("ENV", &shell_text(&ins.args), escape, &vars)
+                .map_err(Error::invalid)?;
+            for (k, v) in pairs {
+                set_env(&mut s.config, &k, &v.unwrap_or_default());
+            }
+        }
+        "LABEL" => {
+            let pairs = dockerfile::pairs("LABEL", &shell_text(&ins.args), escape, &vars)
+                .map_err(Error::invalid)?;
+            for (k, v) in pairs {
+                s.config["Labels"][k] = json!(v.unwrap_or_default());
+            }
+        }
+        "WORKDIR" => {
+            let w = expand(&shell_text(&ins.args))?;
+            let base = s.config["WorkingDir"].as_str().unwrap_or("/").to_string();
+            let path = match w.starts_with('/') {
+                true => w,
+                false => format!("{}/{w}", base.trim_end_matches('/')),
+            };
+            s.config["WorkingDir"] = json!(path);
+        }
+        "USER" => s.config["User"] = json!(expand(&shell_text(&ins.args))?),
+        "STOPSIGNAL" => s.config["StopSignal"] = json!(expand(&shell_text(&ins.args))?),
+        "MAINTAINER" => s.config["Author"] = json!(shell_text(&ins.args)),
+        "EXPOSE" => {
+            for p in expand(&shell_text(&ins.args))?.split_whitespace() {
+                let p = match p.contains('/') {
+                    true => p.to_string(),
+                    false => format!("{p}/tcp"),
+                };
+                s.config["ExposedPorts"][p] = json!({});
+            }
+        }
+        "VOLUME" => {
+            let paths = match &ins.args {
+                Args::Json(w) => w.clone(),
+                Args::Shell(t) => expand(t)?.split_whitespace().map(str::to_string).collect(),
+            };
+            for p in paths {
+                s.config["Volumes"][p] = json!({});
+            }
+        }
+        "CMD" | "ENTRYPOINT" | "SHELL" => {
+            let words = match &ins.args {
+                Args::Json(w) => w.clone(),
+                Args::Shell(t) => {
+                    let mut w = shell_of(&s.config);
+                    w.push(t.clone());
+                    w
+                }
+            };
+            let key = match kw {
+                "CMD" => "Cmd",
+                "ENTRYPOINT" => "Entrypoint",
+                _ => "Shell",
+            };
+            s.config[key] = json!(words);
+        }
+        "ONBUILD" => {
+            let mut v = s.config["OnBuild"].as_array().cloned().unwrap_or_default();
+            v.push(json!(shell_text(&ins.args)));
+            s.config["OnBuild"] = json!(v);
+        }
+        "HEALTHCHECK" => healthcheck(s, ins)?,
+        other => {
+            return Err(Error::invalid(format!(
+                "{other} is not supported by this builder yet"
+            )));
+        }
+    }
+    s.pending.push(ins.original.clone());
+    Ok(())
+}
+
+/// HEALTHCHECK [--interval=..] CMD ... | NONE.
+fn healthcheck(s: &mut Stage, ins: &Instruction) -> Result<(), Error> {
+    let text = match &ins.args {
+        Args::Shell(t) => t.clone(),
+        Args::Json(w) => w.join(" "),
+    };
+    let (kind, rest) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+    let test = match kind.to_ascii_uppercase().as_str() {
+        "NONE" => json!(["NONE"]),
+        "CMD" => match serde_json::from_str::<Vec<String>>(rest.trim()) {
+            Ok(w) => {
+                let mut t = vec!["CMD".to_string()];
+                t.extend(w);
+                json!(t)
+            }
+            Err(_) => json!(["CMD-SHELL", rest.trim()]),
+        },
+        _ => return Err(Error::invalid("HEALTHCHECK must be CMD ... or NONE")),
+    };
+    let mut hc = json!({"Test": test});
+    for (k, v) in &ins.flags {
+        let key = match k.as_str() {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "retries" => {
+                hc["Retries"] = json!(
+                    v.parse::<i64>()
+                        .map_err(|_| Error::invalid(format!("invalid --retries: {v}")))?
+                );
+                continue;
+            }
+            other => return Err(Error::invalid(format!("unknown flag: --{other}"))),
+        };
+        let nanos =
+            duration_nanos(v).ok_or_else(|| Error::invalid(format!("invalid --{k}: {v}")))?;
+        hc[key] = json!(nanos);
+    }
+    s.config["Healthcheck"] = hc;
+    Ok(())
+}
+
+/// The shell of shell-form commands: SHELL's, else `/bin/sh -c`.
+fn shell_of(config: &Value) -> Vec<String> {
+    config["Shell"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .filter(|w: &Vec<String>| !w.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// Variables for expansion: the stage's ARGs, then its ENV (which wins).
+fn lookup_in(s: &Stage) -> impl Fn(&str) -> Option<String> + use<> {
+    let mut vars = s.args.clone();
+    for e in s.config["Env"].as_array().into_iter().flatten() {
+        if let Some((k, v)) = e.as_str().and_then(|e| e.split_once('=')) {
+            vars.insert(k.to_string(), v.to_string());
+        }
+    }
+    move |name: &str| vars.get(name).cloned()
+}
+
+/// ARG name[=default]: the build's `--build-arg` value wins over the default.
+fn declare_args(
+    ins: &Instruction,
+    escape: char,
+    o: &Options,
+    into: &mut BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let text = match &ins.args {
+        Args::Shell(t) => t.clone(),
+        Args::Json(w) => w.join(" "),
+    };
+    let known = into.clone();
+    let lookup = move |n: &str| known.get(n).cloned();
+    for (k, v) in dockerfile::pairs("ARG", &text, escape, &lookup).map_err(Error::invalid)? {
+        if let Some(value) = o.build_args.get(&k).cloned().or(v) {
+            into.insert(k, value);
+        }
+    }
+    Ok(())
+}
+
+/// FROM image [AS name]: the image must be here (this builder does not pull).
+fn from(
+    d: &Daemon,
+    ins: &Instruction,
+    escape: char,
+    meta_args: &BTreeMap<String, String>,
+) -> Result<Stage, Error> {
+    let text = match &ins.args {
+        Args::Shell(t) => t.clone(),
+        Args::Json(w) => w.join(" "),
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let name = match words.as_slice() {
+        [name] | [name, _, _] => *name,
+        _ => {
+            return Err(Error::invalid(format!(
+                "FROM requires one image (and AS name): {text}"
+            )));
+        }
+    };
+    let args = meta_args.clone();
+    let name = dockerfile::expand(name, escape, &move |n: &str| args.get(n).cloned())
+        .map_err(Error::invalid)?;
+    let fresh = |image: Option<ImageRecord>, config: Value| Stage {
+        image,
+        config,
+        pending: Vec::new(),
+        args: BTreeMap::new(),
+    };
+    if name == "scratch" {
+        return Ok(fresh(None, json!({})));
+    }
+    let image = d.images.images.resolve(&name).map_err(|_| {
+        Error::not_found(format!(
+            "No such image: {name} (this builder does not pull: pull it first)"
+        ))
+    })?;
+    let config = d
+        .images
+        .content
+        .read(&image.id, MAX_CONFIG)
+        .ok()
+        .and_then(|b| ImageConfig::parse(&b).ok())
+        .map(|c| c.raw["config"].clone())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    Ok(fresh(Some(image), config))
+}
+
+/// Stores the stage's pending config steps as an image (if any), tagged `tag`.
+async fn finish(
+    d: &Arc<Daemon>,
+    mut s: Stage,
+    tag: Option<&Reference>,
+) -> Result<ImageRecord, Error> {
+    flush(d, &mut s, tag).await?;
+    s.image
+        .ok_or_else(|| Error::invalid("the image has no layers (FROM scratch with nothing added)"))
+}
+
+/// Makes an image of the config steps since the last image.
+async fn flush(d: &Arc<Daemon>, s: &mut Stage, tag: Option<&Reference>) -> Result<(), Error> {
+    let Some(parent) = s.image.clone() else {
+        return Ok(());
+    };
+    if s.pending.is_empty() && tag.is_none() {
+        return Ok(());
+    }
+    let created_by = format!("/bin/sh -c #(nop)  {}", s.pending.join(" "));
+    s.pending.clear();
+    let (d2, config, tag) = (d.clone(), s.config.clone(), tag.cloned());
+    let image = tokio::task::spawn_blocking(move || {
+        d2.images.with_config(
+            &parent,
+            config,
+            json!({"created_by": created_by}),
+            tag.as_ref(),
+        )
+    })
+    .await
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+    .map_err(|e| Error::internal(e.to_string()))?;
+    s.image = Some(image);
+    Ok(())
+}
+
+/// RUN: a container of the image so far runs the command; its changes become the next layer.
+async fn run(
+    d: &Arc<Daemon>,
+    s: &mut Stage,
+    ins: &Instruction,
+    o: &Options,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), Error> {
+    flush(d, s, None).await?;
+    let Some(image) = s.image.clone() else {
+        return Err(Error::invalid(
+            "RUN needs an image with a shell (not FROM scratch)",
+        ));
+    };
+    let mut cmd = match &ins.args {
+        Args::Json(w) => w.clone(),
+        Args::Shell(t) => {
+            let mut w = shell_of(&s.config);
+            w.push(t.clone());
+            w
+        }
+    };
+    for h in &ins.heredocs {
+        // The heredoc is the script when the command names only it (`RUN <<EOF`).
+        if cmd.last().is_some_and(|c| {
+            c.trim() == format!("<<{}", h.name) || c.trim() == format!("<<-{}", h.name)
+        }) {
+            cmd.pop();
+            cmd.push(h.content.clone());
+        }
+    }
+    let mut env: Vec<Value> = s.config["Env"].as_array().cloned().unwrap_or_default();
+    for (k, v) in &s.args {
+        if !env
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with(&format!("{k}="))))
+        {
+            env.push(json!(format!("{k}={v}")));
+        }
+    }
+    let network = match o.network_mode.as_str() {
+        "" | "default" => "default",
+        m => m,
+    };
+    let body = json!({
+        "Image": image.id.to_string(),
+        "Cmd": cmd,
+        "Entrypoint": [],
+        "Env": env,
+        "WorkingDir": s.config["WorkingDir"],
+        "User": s.config["User"],
+        "Labels": {"com.berth.build": "intermediate"},
+        "HostConfig": {"NetworkMode": network},
+    });
+    let created = crate::engine::create::create(d, None, body).await?;
+    let id = created.id;
+    say(format!(" ---> Running in {}\n", &id[..12]));
+    let result = run_and_commit(d, s, &id, &cmd, say).await;
+    if result.is_ok() || o.force_rm {
+        remove_container(d, &id).await;
+        say(format!("Removing intermediate container {}\n", &id[..12]));
+    }
+    result
+}
+
+/// Starts the RUN container, relays its output, and commits it when it exits with 0.
+async fn run_and_commit(
+    d: &Arc<Daemon>,
+    s: &mut Stage,
+    id: &str,
+    cmd: &[String],
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), Error> {
+    let h = d.containers.find(id)?;
+    crate::engine::run::start(d, &h).await?;
+    let code = crate::engine::run::wait_exit(d, id, None)
+        .await
+        .unwrap_or(-1);
+    let opts = crate::engine::logs::ReadOptions {
+        stdout: true,
+        stderr: true,
+        since: None,
+        until: None,
+        tail: None,
+        timestamps: false,
+        follow: false,
+    };
+    let log = crate::engine::run::log_path(d, id);
+    let records = tokio::task::spawn_blocking(move || crate::engine::logs::read(&log, &opts))
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+        .unwrap_or_default();
+    for r in records {
+        say(String::from_utf8_lossy(&r.line).into_owned());
+    }
+    if code != 0 {
+        return Err(Error::invalid(format!(
+            "The command '{}' returned a non-zero code: {code}",
+            cmd.join(" ")
+        )));
+    }
+    let image = crate::engine::commit::commit(
+        d,
+        id,
+        crate::engine::commit::CommitOptions {
+            pause: false,
+            config: Some(s.config.clone()),
+            replace_config: true,
+            created_by: Some(cmd.join(" ")),
+            ..Default::default()
+        },
+    )
+    .await?;
+    s.image = Some(image);
+    Ok(())
+}
+
+/// Removes an intermediate container and its files.
+async fn remove_container(d: &Arc<Daemon>, id: &str) {
+    let Ok(h) = d.containers.find(id) else {
+        return;
+    };
+    let rec = h.lock().await.clone();
+    crate::engine::reconcile::purge_task(d, id).await;
+    crate::engine::run::remove_files(d, &rec);
+}
+
+/// COPY/ADD of context files (`--from`, URLs and remote sources are not supported yet): one
+/// layer with every source under the destination.
+async fn copy(
+    d: &Arc<Daemon>,
+    ctx: &OwnedFd,
+    s: &mut Stage,
+    ins: &Instruction,
+    escape: char,
+) -> Result<(), Error> {
+    if let Some((k, _)) = ins.flags.iter().find(|(k, _)| k != "chown" && k != "chmod") {
+        return Err(Error::invalid(format!(
+            "{} --{k} is not supported by this builder yet",
+            ins.keyword
+        )));
+    }
+    flush(d, s, None).await?;
+    let vars = lookup_in(s);
+    let mut words = match &ins.args {
+        Args::Json(w) => w.clone(),
+        Args::Shell(t) => dockerfile::split_words(t, escape).map_err(Error::invalid)?,
+    };
+    let words: Vec<String> = words
+        .drain(..)
+        .map(|w| dockerfile::expand(&w, escape, &vars).map_err(Error::invalid))
+        .collect::<Result<_, _>>()?;
+    let [sources @ .., dest] = words.as_slice() else {
+        return Err(Error::invalid(format!(
+            "{} requires at least two arguments",
+            ins.keyword
+        )));
+    };
+    if sources.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} requires at least two arguments",
+            ins.keyword
+        )));
+    }
+    let workdir = s.config["WorkingDir"].as_str().unwrap_or("/").to_string();
+    let dest = match dest.starts_with('/') {
+        true => dest.clone(),
+        false => format!("{}/{dest}", workdir.trim_end_matches('/')),
+    };
+    let into_dir = dest.ends_with('/') || sources.len() > 1;
+    let ctx = ctx
+        .try_clone()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let sources = sources.to_vec();
+    let tmp_dir = d.data_root.join("tmp");
+    let layer = tokio::task::spawn_blocking(move || {
+        copy_layer(ctx.as_fd(), &sources, &dest, into_dir, &tmp_dir)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
+    let (d2, parent, config) = (d.clone(), s.image.clone(), s.config.clone());
+    let created_by = format!("/bin/sh -c #(nop) {}", ins.original);
+    let image = tokio::task::spawn_blocking(move || {
+        d2.images.add_layer(
+            layer,
+            NewImage {
+                parent: parent.as_ref(),
+                config,
+                history: json!({"created_by": created_by}),
+                author: None,
+                container: None,
+                tag: None,
+            },
+        )
+    })
+    .await
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+    .map_err(|e| Error::internal(e.to_string()))?;
+    s.image = Some(image);
+    Ok(())
+}
+
+/// The layer tar of COPY: each source (resolved inside the context, never following a link
+/// out of it) under `dest`: a directory's content into it, a file as `dest` itself unless
+/// `into_dir`.
+fn copy_layer(
+    ctx: std::os::fd::BorrowedFd<'_>,
+    sources: &[String],
+    dest: &str,
+    into_dir: bool,
+    tmp_dir: &Path,
+) -> Result<std::fs::File, Error> {
+    use std::io::{Seek, Write};
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    std::fs::create_dir_all(tmp_dir).map_err(|e| io("making the temp dir", e))?;
+    let mut file = tempfile::tempfile_in(tmp_dir).map_err(|e| io("making a temp file", e))?;
+    let dest = dest.trim_start_matches('/').trim_end_matches('/');
+    for src in sources {
+        let rel = Path::new(src.trim_start_matches('/'));
+        let (parent, name) = match (rel.parent(), rel.file_name()) {
+            (Some(p), Some(n)) => (p, Some(n)),
+            _ => (Path::new(""), None),
+        };
+        let pdir = berth_inroot::open_dir(
+            ctx,
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            },
+        )
+        .map_err(|e| {
+            Error::invalid(format!(
+                "COPY failed: file not found in build context: {src}: {e}"
+            ))
+        })?;
+        let is_dir = match name {
+            None => true,
+            Some(n) => rustix::fs::statat(&pdir, n, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Directory
+                })
+                .map_err(|_| {
+                    Error::invalid(format!(
+                        "COPY failed: file not found in build context: {src}"
+                    ))
+                })?,
+        };
+        let target = match (is_dir, into_dir, name) {
+            (false, true, Some(n)) => Path::new(dest).join(n),
+            _ => Path::new(dest).to_path_buf(),
+        };
+        let mut one = Vec::new();
+        berth_image::layer_tar::write_tree_at(
+            pdir.as_fd(),
+            name,
+            &target,
+            &mut one,
+            berth_image::layer_tar::TreeOptions::default(),
+        )
+        .map_err(|e| io(&format!("reading {src} from the context"), e))?;
+        // Each piece ends with the two zero blocks of an archive's end: one end, at the end.
+        let body = one.len().saturating_sub(1024);
+        file.write_all(&one[..body])
+            .map_err(|e| io("writing the layer", e))?;
+    }
+    file.write_all(&[0u8; 1024])
+        .map_err(|e| io("writing the layer", e))?;
+    file.rewind().map_err(|e| io("writing the layer", e))?;
+    Ok(file)
+}
+
+/// Opens the build context directory.
+fn open_context(context: &Path) -> Result<OwnedFd, Error> {
+    rustix::fs::open(
+        context,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::internal(format!("opening the build context: {e}")))
+}
+
+/// The Dockerfile's text, read inside the context.
+fn read_dockerfile(ctx: &OwnedFd, path: &str) -> Result<String, Error> {
+    use std::io::Read;
+    let missing = || Error::invalid(format!("Cannot locate specified Dockerfile: {path}"));
+    let fd = berth_inroot::open(ctx.as_fd(), Path::new(path), rustix::fs::OFlags::RDONLY)
+        .map_err(|_| missing())?;
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(MAX_DOCKERFILE)
+        .read_to_string(&mut text)
+        .map_err(|_| missing())?;
+    Ok(text)
+}
+
+/// `ENV k=v`: replaces the variable or adds it.
+fn set_env(config: &mut Value, k: &str, v: &str) {
+    let mut env: Vec<Value> = config["Env"].as_array().cloned().unwrap_or_default();
+    env.retain(|e| e.as_str().and_then(|e| e.split('=').next()) != Some(k));
+    env.push(json!(format!("{k}={v}")));
+    config["Env"] = json!(env);
+}
+
+/// The 12-character id Docker's build output shows.
+fn short(image: Option<&ImageRecord>) -> String {
+    image
+        .map(|i| {
+            i.id.as_str()
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect()
+        })
+        .unwrap_or_else(|| "scratch".into())
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
+fn duration_nanos(s: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        let unit_end = rest[n..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |u| n + u);
+        let scale = match &rest[n..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(duration_nanos("30s"), Some(30_000_000_000));
+        assert_eq!(duration_nanos("1m30s"), Some(90_000_000_000));
+        assert_eq!(duration_nanos("500ms"), Some(500_000_000));
+        assert_eq!(duration_nanos("x"), None);
+        assert_eq!(duration_nanos("5"), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! `docker build` (the classic builder, `DOCKER_BUILDKIT=0`) against berthd: a Dockerfile with
+//! ARG before FROM, ENV, WORKDIR, COPY of files and directories, RUN (shell form and heredoc),
+//! LABEL, EXPOSE and CMD gives an image that runs as written; a failing RUN and a broken
+//! Dockerfile fail the build with Docker's messages.
+
+mod common;
+
+use common::{Berthd, daemon_with_image};
+
+const DOCKERFILE: &str = r#"ARG BASE
+FROM ${BASE}
+ARG GREETING=hello
+ENV APP=/app
+WORKDIR $APP
+COPY hello.txt ./
+COPY dir/ sub/
+RUN echo "$GREETING from run" > run.txt && cat hello.txt
+RUN <<EOF
+echo heredoc > /app/heredoc.txt
+EOF
+LABEL stage="one" other=two
+EXPOSE 8080
+CMD ["cat", "run.txt", "hello.txt", "sub/inner.txt", "heredoc.txt"]
+"#;
+
+fn build(d: &Berthd, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    d.docker_env(&[("DOCKER_BUILDKIT", "0")], &all)
+}
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+fn all_output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_dockerfile_builds_an_image_that_runs_as_written() {
+    let (_reg, d, image) = daemon_with_image();
+    let ctx = context(&[
+        ("Dockerfile", DOCKERFILE),
+        ("hello.txt", "file\n"),
+        ("dir/inner.txt", "inner\n"),
+    ]);
+    let base = format!("BASE={image}");
+    let dir = ctx.path().to_str().unwrap();
+    let args = [
+        "--build-arg",
+        &base,
+        "--build-arg",
+        "GREETING=hi",
+        "-t",
+        "built:v1",
+        dir,
+    ];
+    let out = build(&d, &args);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Step 1/12 : ARG BASE"), "{text}");
+    // The RUN's own output is in the build's.
+    assert!(text.contains("\nfile\n"), "{text}");
+    assert!(text.contains("Successfully built "), "{text}");
+    assert!(text.contains("Successfully tagged built:v1"), "{text}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "built:v1"]),
+        "hi from run\nfile\ninner\nheredoc\n"
+    );
+    let meta = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.WorkingDir}}|{{json .Config.Labels}}|{{json .Config.ExposedPorts}}",
+        "built:v1",
+    ]);
+    assert_eq!(
+        meta.trim(),
+        r#"/app|{"other":"two","stage":"one"}|{"8080/tcp":{}}"#
+    );
+    let env = d.docker_ok(&["inspect", "-f", "{{json .Config.Env}}", "built:v1"]);
+    assert!(env.contains("\"APP=/app\""), "{env}");
+    // No intermediate container is left; `-q` prints the id alone.
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    let out = build(&d, &["-q", "--build-arg", &base, dir]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{}", all_output(&out));
+    d.docker_ok(&["rmi", "built:v1"]);
+}
+
+#[test]
+fn failing_steps_and_broken_dockerfiles_fail_the_build() {
+    let (_reg, d, image) = daemon_with_image();
+    let ctx = context(&[("Dockerfile", &format!("FROM {image}\nRUN exit 3\n"))]);
+    let out = build(&d, &["-t", "broken:v1", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let all = all_output(&out);
+    assert!(
+        all.contains("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        "{all}"
+    );
+    assert_eq!(d.docker(&["inspect", "broken:v1"]).status.code(), Some(1));
+
+    let ctx = context(&[("Dockerfile", &format!("FROM {image}\nFROMM x\n"))]);
+    let out = build(&d, &[ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let all = all_output(&out);
+    assert!(all.contains("unknown instruction: FROMM"), "{all}");
+
+    let ctx = context(&[("Dockerfile", &format!("FROM {image}\nCOPY missing.txt /\n"))]);
+    let out = build(&d, &[ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let all = all_output(&out);
+    assert!(all.contains("file not found in build context"), "{all}");
+    // The failed RUN's container is kept, as Docker keeps it without --force-rm.
+    for id in d.docker_ok(&["ps", "-aq"]).lines() {
+        d.docker_ok(&["rm", "-f", id]);
+    }
+}
