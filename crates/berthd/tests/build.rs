@@ -127,3 +127,48 @@ fn failing_steps_and_broken_dockerfiles_fail_the_build() {
         d.docker_ok(&["rm", "-f", id]);
     }
 }
+
+#[test]
+fn copy_never_reaches_outside_the_context() {
+    let (_reg, d, image) = daemon_with_image();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("secret"), "host secret\n").unwrap();
+    let ctx = context(&[("Dockerfile", "")]);
+    std::os::unix::fs::symlink(secret.path(), ctx.path().join("out")).unwrap();
+    let up = format!("../../../../../../../..{}/secret", secret.path().display());
+    for src in [
+        "out/secret",
+        up.as_str(),
+        secret.path().join("secret").to_str().unwrap(),
+    ] {
+        let dockerfile = format!("FROM {image}\nCOPY {src} /got\nCMD [\"cat\", \"/got\"]\n");
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let out = build(&d, &["-t", "probe:v1", ctx.path().to_str().unwrap()]);
+        if out.status.success() {
+            let got = d.docker(&["run", "--rm", "probe:v1"]);
+            assert!(
+                !String::from_utf8_lossy(&got.stdout).contains("host secret"),
+                "COPY {src} read a host file"
+            );
+            d.docker_ok(&["rmi", "probe:v1"]);
+        }
+    }
+    // A link in the context is copied as a link, not followed.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY out /link\n"),
+    )
+    .unwrap();
+    build(&d, &["-t", "probe:v2", ctx.path().to_str().unwrap()]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "probe:v2",
+        "sh",
+        "-c",
+        "cat /link/secret; readlink /link",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("host secret"), "{text}");
+    let _ = d.docker(&["rmi", "probe:v2"]);
+}
