@@ -116,6 +116,8 @@ pub enum Command {
     Load(i::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(i::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(i::BuildArgs),
     /// Show the history of an image
     History(i::HistoryArgs),
     /// Log in to a registry
@@ -191,6 +193,7 @@ pub enum ImageCmd {
     Save(i::SaveArgs),
     Load(i::LoadArgs),
     Import(i::ImportArgs),
+    Build(i::BuildArgs),
     History(i::HistoryArgs),
     Inspect(inspect::ObjectInspectArgs),
     /// Remove unused images
@@ -242,6 +245,7 @@ impl ImageCmd {
             ImageCmd::Save(a) => Command::Save(a),
             ImageCmd::Load(a) => Command::Load(a),
             ImageCmd::Import(a) => Command::Import(a),
+            ImageCmd::Build(a) => Command::Build(a),
             ImageCmd::History(a) => Command::History(a),
             ImageCmd::Inspect(a) => Command::Inspect(a.with_type("image")),
             ImageCmd::Prune(a) => return Err(a),

@@ -419,3 +419,57 @@ fn commit_saves_a_containers_changes_as_an_image() {
     d.berth_ok(&["rm", "maker"]);
     d.berth_ok(&["rmi", "made:v1"]);
 }
+
+#[test]
+fn build_sends_the_context_and_reports_the_image() {
+    let d = Berthd::with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("data.txt"), "from the context\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let dockerfile = outside.path().join("Build.file");
+    std::fs::write(
+        &dockerfile,
+        format!("FROM {IMAGE}\nCOPY data.txt /data.txt\nRUN echo ran >> /data.txt\nCMD [\"cat\", \"/data.txt\"]\n"),
+    )
+    .unwrap();
+    let iid = outside.path().join("iid");
+    let out = d.berth_ok(&[
+        "build",
+        "--network",
+        "none",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-t",
+        "cli-built:v1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(out.contains("Successfully tagged cli-built:v1"), "{out}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "--network", "none", "cli-built:v1"]),
+        "from the context\nran\n"
+    );
+    std::fs::write(&dockerfile, format!("FROM {IMAGE}\nRUN exit 5\n")).unwrap();
+    let out = d.berth(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("returned a non-zero code: 5"),
+        "{}",
+        text(&out.stderr)
+    );
+    for id in d.berth_ok(&["ps", "-aq"]).lines() {
+        d.berth_ok(&["rm", "-f", id]);
+    }
+    d.berth_ok(&["rmi", "cli-built:v1"]);
+}

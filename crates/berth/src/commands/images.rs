@@ -560,3 +560,117 @@ mod tests {
         );
     }
 }
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tag: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub label: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always remove intermediate containers
+    #[arg(long)]
+    pub force_rm: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<String>,
+    /// PATH (the build context)
+    pub context: String,
+}
+
+/// `KEY=VALUE` words as a JSON object (a bare `KEY` takes the client's environment value).
+fn key_values(words: &[String]) -> Value {
+    let mut m = serde_json::Map::new();
+    for w in words {
+        match w.split_once('=') {
+            Some((k, v)) => m.insert(k.to_string(), json!(v)),
+            None => m.insert(w.clone(), json!(std::env::var(w).ok())),
+        };
+    }
+    Value::Object(m)
+}
+
+/// `berth build PATH`: the context directory sent as a tar (links as links), the Dockerfile
+/// added under a private name when it lies outside it.
+pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
+    let ctx = std::path::PathBuf::from(&a.context);
+    anyhow::ensure!(
+        ctx.is_dir(),
+        "unable to prepare context: path {:?} not found",
+        a.context
+    );
+    let file = a
+        .file
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ctx.join("Dockerfile"));
+    let outside = match (std::fs::canonicalize(&file), std::fs::canonicalize(&ctx)) {
+        (Ok(f), Ok(c)) => f.strip_prefix(&c).map(|r| r.to_path_buf()).map_err(|_| f),
+        _ => anyhow::bail!("Cannot locate specified Dockerfile: {}", file.display()),
+    };
+    let dockerfile_name = match &outside {
+        Ok(inside) => inside.display().to_string(),
+        Err(_) => format!(".dockerfile.{}", std::process::id()),
+    };
+    let mut q: Vec<(&str, Option<String>)> = vec![
+        ("dockerfile", Some(dockerfile_name.clone())),
+        ("buildargs", Some(key_values(&a.build_arg).to_string())),
+        ("labels", Some(key_values(&a.label).to_string())),
+        ("q", a.quiet.then(|| "1".into())),
+        ("nocache", a.no_cache.then(|| "1".into())),
+        ("forcerm", a.force_rm.then(|| "1".into())),
+        ("networkmode", Some(a.network.clone())),
+    ];
+    for t in &a.tag {
+        q.push(("t", Some(t.clone())));
+    }
+    let (reader, writer) = rustix::pipe::pipe()?;
+    let (mut reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
+    let extra = outside.err();
+    let packer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut b = tar::Builder::new(writer);
+        b.follow_symlinks(false);
+        b.append_dir_all(".", &ctx)?;
+        if let Some(f) = extra {
+            b.append_path_with_name(f, &dockerfile_name)?;
+        }
+        b.finish()
+    });
+    let resp = client.send(
+        "POST",
+        &format!("/build{}", query(&q)),
+        Body::Stream(&mut reader, "application/x-tar"),
+    );
+    drop(reader);
+    let packed = packer
+        .join()
+        .map_err(|_| anyhow::anyhow!("packing the context failed"))?;
+    let resp = resp?;
+    packed.context("reading the build context")?;
+    let aux = progress::display(resp, &mut std::io::stdout().lock(), false)?;
+    let id = aux
+        .iter()
+        .find_map(|a| a.get("ID").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    if let Some(path) = &a.iidfile {
+        std::fs::write(path, &id).with_context(|| format!("writing {path}"))?;
+    }
+    Ok(0)
+}

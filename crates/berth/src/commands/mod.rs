@@ -63,6 +63,7 @@ pub fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         C::Save(a) => images::save(client, &a),
         C::Load(a) => images::load(client, &a),
         C::Import(a) => images::import(client, &a),
+        C::Build(a) => images::build(client, &a),
         C::History(a) => images::history(client, &a),
         C::Login(a) => auth::login(client, &a),
         C::Logout(a) => auth::logout(&a),
