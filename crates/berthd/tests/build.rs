@@ -172,3 +172,35 @@ fn copy_never_reaches_outside_the_context() {
     assert!(!text.contains("host secret"), "{text}");
     let _ = d.docker(&["rmi", "probe:v2"]);
 }
+
+#[test]
+fn from_pulls_an_image_that_is_not_here() {
+    let (reg, d, _image) = daemon_with_image();
+    reg.push_image(
+        &berth_testkit::BusyboxImage::build().unwrap(),
+        "other",
+        "v2",
+    )
+    .unwrap();
+    let name = format!("{}/other:v2", reg.host());
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {name}\nCMD [\"echo\", \"pulled\"]\n"),
+    )]);
+    let out = build(&d, &["-t", "frompull:v1", ctx.path().to_str().unwrap()]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("/other") && text.contains("Downloaded newer image"),
+        "{text}"
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "frompull:v1"]), "pulled\n");
+    // The base is an image of its own now, as after a docker pull.
+    d.docker_ok(&["inspect", &name]);
+    let missing = context(&[("Dockerfile", &format!("FROM {}/nosuch:v1\n", reg.host()))]);
+    let out = build(&d, &[missing.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = all_output(&out);
+    assert!(text.contains("not found"), "{text}");
+    d.docker_ok(&["rmi", "frompull:v1"]);
+}

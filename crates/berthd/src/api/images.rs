@@ -8,8 +8,8 @@ use base64::Engine as _;
 use berth_api::models;
 use berth_image::images::ImageRecord;
 use berth_image::manifest::{MAX_CONFIG, Platform};
-use berth_image::registry::{Credentials, RegistryClient, RegistryError};
-use berth_image::service::{Progress, PullError, RemoveError, Removed};
+use berth_image::registry::{Credentials, RegistryError};
+use berth_image::service::{Progress, RemoveError, Removed};
 use berth_image::{Digest, Reference};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -41,32 +41,6 @@ fn registry_auth<T>(req: &Request<T>) -> Option<Credentials> {
         .unwrap_or_default()
         .to_string();
     (!username.is_empty() || !password.is_empty()).then_some(Credentials { username, password })
-}
-
-fn client_for(d: &Daemon, domain: &str, creds: Option<Credentials>) -> RegistryClient {
-    let c = RegistryClient::new().with_certs_dir(&d.registry_certs_dir);
-    match creds {
-        Some(cr) => c.with_credentials(domain, cr),
-        None => c,
-    }
-}
-
-fn pull_error(r: &Reference, e: &PullError) -> Error {
-    match e {
-        PullError::Registry(RegistryError::NotFound { .. }) => Error::not_found(format!(
-            "manifest for {} not found: manifest unknown: manifest unknown",
-            r.familiar()
-        )),
-        // dockerd answers "pull access denied" as not found: a 401 would make the CLI prompt.
-        PullError::Registry(RegistryError::Unauthorized { .. } | RegistryError::Denied(_)) => {
-            Error::not_found(format!(
-                "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
-                r.familiar_repository()
-            ))
-        }
-        PullError::Manifest(_) => Error::invalid(e.to_string()),
-        _ => Error::internal(e.to_string()),
-    }
 }
 
 fn progress_bar(current: u64, total: u64) -> String {
@@ -148,7 +122,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         Some(p) => Platform::parse(p).map_err(|e| Error::invalid(e.to_string()))?,
         None => Platform::host(),
     };
-    let client = client_for(d, r.domain(), registry_auth(&req));
+    let client = crate::engine::registry::client_for(d, r.domain(), registry_auth(&req));
     let (stream, resp) = JsonStream::new();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), Error>>();
     let d = d.clone();
@@ -174,7 +148,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         }
         if let Err(e) = result {
             tracing::warn!(image = %r, error = %e, "pull failed");
-            let api = pull_error(&r, &e);
+            let api = crate::engine::registry::pull_error(&r, &e);
             match first.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 Some(tx) => {
                     let _ = tx.send(Err(api));
@@ -241,7 +215,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
             named.familiar()
         )));
     }
-    let client = client_for(d, named.domain(), registry_auth(&req));
+    let client = crate::engine::registry::client_for(d, named.domain(), registry_auth(&req));
     let (stream, resp) = JsonStream::new();
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
@@ -761,7 +735,7 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
         h => h.to_string(),
     };
-    let client = client_for(
+    let client = crate::engine::registry::client_for(
         d,
         &domain,
         Some(Credentials {

@@ -82,7 +82,7 @@ pub async fn build(
                 if let Some(s) = stage.take() {
                     finish(d, s, None).await?;
                 }
-                let s = from(d, ins, df.escape, &meta_args)?;
+                let s = from(d, ins, df.escape, &meta_args, &say).await?;
                 say(format!(" ---> {}\n", short(s.image.as_ref())));
                 stage = Some(s);
             }
@@ -309,12 +309,13 @@ fn declare_args(
     Ok(())
 }
 
-/// FROM image [AS name]: the image must be here (this builder does not pull).
-fn from(
-    d: &Daemon,
+/// FROM image [AS name]: the image here, else pulled (without credentials).
+async fn from(
+    d: &Arc<Daemon>,
     ins: &Instruction,
     escape: char,
     meta_args: &BTreeMap<String, String>,
+    say: &(dyn Fn(String) + Sync),
 ) -> Result<Stage, Error> {
     let text = match &ins.args {
         Args::Shell(t) => t.clone(),
@@ -341,11 +342,10 @@ fn from(
     if name == "scratch" {
         return Ok(fresh(None, json!({})));
     }
-    let image = d.images.images.resolve(&name).map_err(|_| {
-        Error::not_found(format!(
-            "No such image: {name} (this builder does not pull: pull it first)"
-        ))
-    })?;
+    let image = match d.images.images.resolve(&name) {
+        Ok(image) => image,
+        Err(_) => pull(d, &name, say).await?,
+    };
     let config = d
         .images
         .content
@@ -356,6 +356,47 @@ fn from(
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
     Ok(fresh(Some(image), config))
+}
+
+/// Pulls `name` for FROM, its status lines in the build's output.
+async fn pull(
+    d: &Arc<Daemon>,
+    name: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<ImageRecord, Error> {
+    use berth_image::service::Progress as Pull;
+    let r = Reference::parse(name).map_err(|e| Error::invalid(e.to_string()))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (d2, r2) = (d.clone(), r.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        let client = crate::engine::registry::client_for(&d2, r2.domain(), None);
+        let platform = berth_image::manifest::Platform::host();
+        let progress = |p: Pull| {
+            let line = match p {
+                Pull::Status {
+                    id: Some(id),
+                    status,
+                } => format!("{id}: {status}\n"),
+                Pull::Status { id: None, status } => format!("{status}\n"),
+                Pull::Layer {
+                    id,
+                    status,
+                    current: None,
+                    ..
+                } => format!("{id}: {status}\n"),
+                Pull::Layer { .. } => return,
+            };
+            let _ = tx.send(line);
+        };
+        d2.images.pull(&client, &r2, &platform, &progress)
+    });
+    while let Some(line) = rx.recv().await {
+        say(line);
+    }
+    let pulled = job
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
+    pulled.map_err(|e| crate::engine::registry::pull_error(&r, &e))
 }
 
 /// Stores the stage's pending config steps as an image (if any), tagged `tag`.

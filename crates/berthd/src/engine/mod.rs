@@ -14,6 +14,7 @@ pub mod exec;
 pub mod health;
 pub mod logs;
 pub mod reconcile;
+pub mod registry;
 pub mod run;
 pub mod stdio;
 pub mod store;
