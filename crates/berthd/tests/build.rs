@@ -204,3 +204,53 @@ fn from_pulls_an_image_that_is_not_here() {
     assert!(text.contains("not found"), "{text}");
     d.docker_ok(&["rmi", "frompull:v1"]);
 }
+
+#[test]
+fn stages_copy_from_each_other_and_a_target_stops_the_build() {
+    let (_reg, d, image) = daemon_with_image();
+    let dockerfile = format!(
+        "FROM {image} AS first\n\
+         RUN echo staged > /staged.txt\n\
+         FROM {image} AS Second\n\
+         RUN echo second > /second.txt\n\
+         FROM first\n\
+         COPY --from=second /second.txt /got2.txt\n\
+         COPY --from=0 /staged.txt /got.txt\n\
+         CMD [\"cat\", \"/got.txt\", \"/got2.txt\", \"/staged.txt\"]\n"
+    );
+    let ctx = context(&[("Dockerfile", &dockerfile)]);
+    let dir = ctx.path().to_str().unwrap();
+    let out = build(&d, &["-t", "stages:v1", dir]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "stages:v1"]),
+        "staged\nsecond\nstaged\n"
+    );
+    let out = build(&d, &["--target", "second", "-t", "stages:second", dir]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("Step 5/8"),
+        "the build went past its target: {text}"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "stages:second",
+        "sh",
+        "-c",
+        "cat /second.txt; test -e /got.txt || echo none",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "second\nnone\n");
+    let out = build(&d, &["--target", "nosuch", dir]);
+    assert!(!out.status.success());
+    assert!(all_output(&out).contains("failed to reach build target nosuch"));
+    let bad = context(&[(
+        "Dockerfile",
+        &format!("FROM {image}\nCOPY --from=nosuch /a /b\n"),
+    )]);
+    let out = build(&d, &[bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(all_output(&out).contains("invalid from flag value nosuch"));
+    d.docker_ok(&["rmi", "stages:v1", "stages:second"]);
+}

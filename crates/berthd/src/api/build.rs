@@ -27,11 +27,6 @@ fn options(q: &Query) -> Result<Options, Error> {
             }
         }
     };
-    if q.get("target").is_some_and(|t| !t.is_empty()) {
-        return Err(Error::invalid(
-            "--target is not supported by this builder yet",
-        ));
-    }
     let mut tags = Vec::new();
     for t in q.get_all("t").into_iter().filter(|t| !t.is_empty()) {
         tags.push(
@@ -50,6 +45,10 @@ fn options(q: &Query) -> Result<Options, Error> {
         labels: json_map("labels")?,
         network_mode: q.get("networkmode").unwrap_or_default().to_string(),
         force_rm: q.bool("forcerm"),
+        target: q
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
     })
 }
 

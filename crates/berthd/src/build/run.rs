@@ -41,6 +41,8 @@ pub struct Options {
     pub network_mode: String,
     /// Remove intermediate containers even after a failed step.
     pub force_rm: bool,
+    /// The stage to build (`--target`); the last one when None.
+    pub target: Option<String>,
 }
 
 /// The largest Dockerfile read.
@@ -48,6 +50,8 @@ const MAX_DOCKERFILE: u64 = 4 << 20;
 
 /// The stage being built.
 struct Stage {
+    /// `FROM … AS name`.
+    name: Option<String>,
     /// The image so far (None: `FROM scratch` before its first layer).
     image: Option<ImageRecord>,
     config: Value,
@@ -74,15 +78,25 @@ pub async fn build(
     // ARGs before the first FROM: usable in FROM lines only.
     let mut meta_args: BTreeMap<String, String> = BTreeMap::new();
     let mut stage: Option<Stage> = None;
+    let mut done: Vec<(Option<String>, ImageRecord)> = Vec::new();
+    let is_target = |s: &Stage| {
+        o.target
+            .as_ref()
+            .is_some_and(|t| s.name.as_ref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+    };
     for (n, ins) in df.instructions.iter().enumerate() {
+        if ins.keyword == "FROM" && stage.as_ref().is_some_and(is_target) {
+            break;
+        }
         say(format!("Step {}/{} : {}\n", n + 1, total, ins.original));
         match (ins.keyword.as_str(), stage.as_mut()) {
             ("ARG", None) => declare_args(ins, df.escape, o, &mut meta_args)?,
             ("FROM", _) => {
                 if let Some(s) = stage.take() {
-                    finish(d, s, None).await?;
+                    let name = s.name.clone();
+                    done.push((name, finish(d, s, None).await?));
                 }
-                let s = from(d, ins, df.escape, &meta_args, &say).await?;
+                let s = from(d, ins, df.escape, &meta_args, &done, &say).await?;
                 say(format!(" ---> {}\n", short(s.image.as_ref())));
                 stage = Some(s);
             }
@@ -93,12 +107,17 @@ pub async fn build(
                 )));
             }
             (kw, Some(s)) => {
-                step(d, &ctx, s, ins, kw, df.escape, o, &say).await?;
+                step(d, &ctx, s, ins, kw, df.escape, o, &done, &say).await?;
                 say(format!(" ---> {}\n", short(s.image.as_ref())));
             }
         }
     }
     let mut s = stage.ok_or_else(|| Error::invalid("the Dockerfile has no FROM"))?;
+    if let Some(t) = o.target.as_ref().filter(|_| !is_target(&s)) {
+        return Err(Error::invalid(format!(
+            "failed to reach build target {t} in Dockerfile"
+        )));
+    }
     for (k, v) in &o.labels {
         s.config["Labels"][k] = json!(v);
         if s.pending.is_empty() {
@@ -130,6 +149,7 @@ async fn step(
     kw: &str,
     escape: char,
     o: &Options,
+    done: &[(Option<String>, ImageRecord)],
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
     let shell_text = |a: &Args| match a {
@@ -140,7 +160,7 @@ async fn step(
     let expand = |w: &str| dockerfile::expand(w, escape, &vars).map_err(Error::invalid);
     match kw {
         "RUN" => return run(d, s, ins, o, say).await,
-        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape).await,
+        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done).await,
         "ARG" => {
             let mut declared = BTreeMap::new();
             declare_args(ins, escape, o, &mut declared)?;
@@ -315,6 +335,7 @@ async fn from(
     ins: &Instruction,
     escape: char,
     meta_args: &BTreeMap<String, String>,
+    done: &[(Option<String>, ImageRecord)],
     say: &(dyn Fn(String) + Sync),
 ) -> Result<Stage, Error> {
     let text = match &ins.args {
@@ -322,8 +343,11 @@ async fn from(
         Args::Json(w) => w.join(" "),
     };
     let words: Vec<&str> = text.split_whitespace().collect();
-    let name = match words.as_slice() {
-        [name] | [name, _, _] => *name,
+    let (name, stage_name) = match words.as_slice() {
+        [name] => (*name, None),
+        [name, as_, stage] if as_.eq_ignore_ascii_case("as") => {
+            (*name, Some(stage.to_ascii_lowercase()))
+        }
         _ => {
             return Err(Error::invalid(format!(
                 "FROM requires one image (and AS name): {text}"
@@ -334,6 +358,7 @@ async fn from(
     let name = dockerfile::expand(name, escape, &move |n: &str| args.get(n).cloned())
         .map_err(Error::invalid)?;
     let fresh = |image: Option<ImageRecord>, config: Value| Stage {
+        name: stage_name.clone(),
         image,
         config,
         pending: Vec::new(),
@@ -342,9 +367,14 @@ async fn from(
     if name == "scratch" {
         return Ok(fresh(None, json!({})));
     }
-    let image = match d.images.images.resolve(&name) {
-        Ok(image) => image,
-        Err(_) => pull(d, &name, say).await?,
+    let earlier = done
+        .iter()
+        .rev()
+        .find(|(n, _)| n.as_deref() == Some(name.to_ascii_lowercase().as_str()));
+    let image = match (earlier, d.images.images.resolve(&name)) {
+        (Some((_, image)), _) => image.clone(),
+        (None, Ok(image)) => image,
+        (None, Err(_)) => pull(d, &name, say).await?,
     };
     let config = d
         .images
@@ -571,8 +601,13 @@ async fn copy(
     s: &mut Stage,
     ins: &Instruction,
     escape: char,
+    done: &[(Option<String>, ImageRecord)],
 ) -> Result<(), Error> {
-    if let Some((k, _)) = ins.flags.iter().find(|(k, _)| k != "chown" && k != "chmod") {
+    if let Some((k, _)) = ins
+        .flags
+        .iter()
+        .find(|(k, _)| !matches!(k.as_str(), "chown" | "chmod" | "from"))
+    {
         return Err(Error::invalid(format!(
             "{} --{k} is not supported by this builder yet",
             ins.keyword
@@ -606,13 +641,21 @@ async fn copy(
         false => format!("{}/{dest}", workdir.trim_end_matches('/')),
     };
     let into_dir = dest.ends_with('/') || sources.len() > 1;
+    let from = match ins.flags.iter().find(|(k, _)| k == "from") {
+        None => None,
+        Some((_, f)) => Some(source_image(d, f, done)?),
+    };
     let ctx = ctx
         .try_clone()
         .map_err(|e| Error::internal(e.to_string()))?;
     let sources = sources.to_vec();
     let tmp_dir = d.data_root.join("tmp");
-    let layer = tokio::task::spawn_blocking(move || {
-        copy_layer(ctx.as_fd(), &sources, &dest, into_dir, &tmp_dir)
+    let layers = from.map(|image| d.images.layer_dirs(&image));
+    let layer = tokio::task::spawn_blocking(move || match layers {
+        None => copy_layer(ctx.as_fd(), &sources, &dest, into_dir, &tmp_dir),
+        Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, |root| {
+            copy_layer(root, &sources, &dest, into_dir, &tmp_dir)
+        }),
     })
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
@@ -636,6 +679,34 @@ async fn copy(
     .map_err(|e| Error::internal(e.to_string()))?;
     s.image = Some(image);
     Ok(())
+}
+
+/// `COPY --from=`: an earlier stage by name or index, else an image (here, not pulled).
+fn source_image(
+    d: &Daemon,
+    from: &str,
+    done: &[(Option<String>, ImageRecord)],
+) -> Result<ImageRecord, Error> {
+    let lower = from.to_ascii_lowercase();
+    if let Some((_, image)) = done
+        .iter()
+        .rev()
+        .find(|(n, _)| n.as_deref() == Some(&lower))
+    {
+        return Ok(image.clone());
+    }
+    if let Ok(i) = from.parse::<usize>() {
+        return done.get(i).map(|(_, image)| image.clone()).ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid from flag value {from}: no stage {i} before this one"
+            ))
+        });
+    }
+    d.images.images.resolve(from).map_err(|_| {
+        Error::not_found(format!(
+            "invalid from flag value {from}: no stage or local image of that name"
+        ))
+    })
 }
 
 /// The layer tar of COPY: each source (resolved inside the context, never following a link
