@@ -254,3 +254,37 @@ fn stages_copy_from_each_other_and_a_target_stops_the_build() {
     assert!(all_output(&out).contains("invalid from flag value nosuch"));
     d.docker_ok(&["rmi", "stages:v1", "stages:second"]);
 }
+
+#[test]
+fn an_unchanged_build_uses_the_cache_and_a_change_does_not() {
+    let (_reg, d, image) = daemon_with_image();
+    let dockerfile = format!(
+        "FROM {image}\nARG V=1\nCOPY a.txt /a.txt\nRUN echo $V > /v.txt\nCMD [\"cat\", \"/a.txt\", \"/v.txt\"]\n"
+    );
+    let ctx = context(&[("Dockerfile", &dockerfile), ("a.txt", "one\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    let first = build(&d, &["-t", "cached:v1", dir]);
+    assert!(first.status.success(), "{}", all_output(&first));
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "cached:v1"]);
+    // The same build again: no step runs, the same image comes out.
+    let again = build(&d, &["-t", "cached:v1", dir]);
+    let text = all_output(&again);
+    assert_eq!(text.matches("Using cache").count(), 2, "{text}");
+    assert!(!text.contains("Running in"), "{text}");
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.Id}}", "cached:v1"]), id);
+    // A changed build arg reruns the RUN; a changed file the COPY and what follows.
+    let text = all_output(&build(&d, &["--build-arg", "V=2", "-t", "cached:v2", dir]));
+    assert_eq!(text.matches("Using cache").count(), 1, "{text}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "cached:v2"]), "one\n2\n");
+    std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
+    let text = all_output(&build(&d, &["-t", "cached:v3", dir]));
+    assert!(!text.contains("Using cache"), "{text}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "cached:v3"]), "two\n1\n");
+    // --no-cache makes every step anew.
+    let text = all_output(&build(&d, &["--no-cache", "-t", "cached:v4", dir]));
+    assert!(
+        !text.contains("Using cache") && text.contains("Running in"),
+        "{text}"
+    );
+    d.docker_ok(&["rmi", "cached:v1", "cached:v2", "cached:v3", "cached:v4"]);
+}

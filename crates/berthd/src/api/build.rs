@@ -45,6 +45,7 @@ fn options(q: &Query) -> Result<Options, Error> {
         labels: json_map("labels")?,
         network_mode: q.get("networkmode").unwrap_or_default().to_string(),
         force_rm: q.bool("forcerm"),
+        no_cache: q.bool("nocache"),
         target: q
             .get("target")
             .filter(|t| !t.is_empty())

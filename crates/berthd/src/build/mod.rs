@@ -2,6 +2,7 @@
 //! instructions on the engine (RUN as containers committed as layers, COPY from the context or
 //! from an earlier stage's or an image's read-only root).
 
+pub mod cache;
 pub mod dockerfile;
 pub mod image_root;
 pub mod run;

@@ -16,6 +16,7 @@ use berth_image::service::NewImage;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::build::cache;
 use crate::build::dockerfile::{self, Args, Instruction};
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -43,6 +44,8 @@ pub struct Options {
     pub force_rm: bool,
     /// The stage to build (`--target`); the last one when None.
     pub target: Option<String>,
+    /// Make every step anew (`--no-cache`); what is made is still recorded.
+    pub no_cache: bool,
 }
 
 /// The largest Dockerfile read.
@@ -94,7 +97,7 @@ pub async fn build(
             ("FROM", _) => {
                 if let Some(s) = stage.take() {
                     let name = s.name.clone();
-                    done.push((name, finish(d, s, None).await?));
+                    done.push((name, finish(d, s, o.no_cache).await?));
                 }
                 let s = from(d, ins, df.escape, &meta_args, &done, &say).await?;
                 say(format!(" ---> {}\n", short(s.image.as_ref())));
@@ -124,8 +127,8 @@ pub async fn build(
             s.pending.push(format!("LABEL {k}={v}"));
         }
     }
-    let image = finish(d, s, o.tags.first()).await?;
-    for t in o.tags.iter().skip(1) {
+    let image = finish(d, s, o.no_cache).await?;
+    for t in &o.tags {
         d.images
             .images
             .tag(&image.id, t)
@@ -160,7 +163,7 @@ async fn step(
     let expand = |w: &str| dockerfile::expand(w, escape, &vars).map_err(Error::invalid);
     match kw {
         "RUN" => return run(d, s, ins, o, say).await,
-        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done).await,
+        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done, o.no_cache, say).await,
         "ARG" => {
             let mut declared = BTreeMap::new();
             declare_args(ins, escape, o, &mut declared)?;
@@ -430,38 +433,38 @@ async fn pull(
 }
 
 /// Stores the stage's pending config steps as an image (if any), tagged `tag`.
-async fn finish(
-    d: &Arc<Daemon>,
-    mut s: Stage,
-    tag: Option<&Reference>,
-) -> Result<ImageRecord, Error> {
-    flush(d, &mut s, tag).await?;
+async fn finish(d: &Arc<Daemon>, mut s: Stage, no_cache: bool) -> Result<ImageRecord, Error> {
+    flush(d, &mut s, no_cache).await?;
     s.image
         .ok_or_else(|| Error::invalid("the image has no layers (FROM scratch with nothing added)"))
 }
 
-/// Makes an image of the config steps since the last image.
-async fn flush(d: &Arc<Daemon>, s: &mut Stage, tag: Option<&Reference>) -> Result<(), Error> {
+/// Makes an image of the config steps since the last image (or finds it in the cache).
+async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Error> {
     let Some(parent) = s.image.clone() else {
         return Ok(());
     };
-    if s.pending.is_empty() && tag.is_none() {
+    if s.pending.is_empty() {
         return Ok(());
     }
+    let steps = s.pending.join("\n");
+    let config_text = s.config.to_string();
+    let key = cache::key(&["config", parent.id.as_str(), &steps, &config_text]);
     let created_by = format!("/bin/sh -c #(nop)  {}", s.pending.join(" "));
     s.pending.clear();
-    let (d2, config, tag) = (d.clone(), s.config.clone(), tag.cloned());
+    if let Some(hit) = (!no_cache).then(|| cache::get(d, &key)).flatten() {
+        s.image = Some(hit);
+        return Ok(());
+    }
+    let (d2, config) = (d.clone(), s.config.clone());
     let image = tokio::task::spawn_blocking(move || {
-        d2.images.with_config(
-            &parent,
-            config,
-            json!({"created_by": created_by}),
-            tag.as_ref(),
-        )
+        d2.images
+            .with_config(&parent, config, json!({"created_by": created_by}), None)
     })
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))?
     .map_err(|e| Error::internal(e.to_string()))?;
+    cache::put(d, &key, &image);
     s.image = Some(image);
     Ok(())
 }
@@ -474,7 +477,7 @@ async fn run(
     o: &Options,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
-    flush(d, s, None).await?;
+    flush(d, s, o.no_cache).await?;
     let Some(image) = s.image.clone() else {
         return Err(Error::invalid(
             "RUN needs an image with a shell (not FROM scratch)",
@@ -520,10 +523,24 @@ async fn run(
         "Labels": {"com.berth.build": "intermediate"},
         "HostConfig": {"NetworkMode": network},
     });
+    let key = cache::key(&[
+        "run",
+        image.id.as_str(),
+        &body.to_string(),
+        &s.config.to_string(),
+    ]);
+    if let Some(hit) = (!o.no_cache).then(|| cache::get(d, &key)).flatten() {
+        say(" ---> Using cache\n".into());
+        s.image = Some(hit);
+        return Ok(());
+    }
     let created = crate::engine::create::create(d, None, body).await?;
     let id = created.id;
     say(format!(" ---> Running in {}\n", &id[..12]));
     let result = run_and_commit(d, s, &id, &cmd, say).await;
+    if let (Ok(()), Some(made)) = (&result, &s.image) {
+        cache::put(d, &key, made);
+    }
     if result.is_ok() || o.force_rm {
         remove_container(d, &id).await;
         say(format!("Removing intermediate container {}\n", &id[..12]));
@@ -595,6 +612,7 @@ async fn remove_container(d: &Arc<Daemon>, id: &str) {
 
 /// COPY/ADD of context files (`--from`, URLs and remote sources are not supported yet): one
 /// layer with every source under the destination.
+#[allow(clippy::too_many_arguments)]
 async fn copy(
     d: &Arc<Daemon>,
     ctx: &OwnedFd,
@@ -602,6 +620,8 @@ async fn copy(
     ins: &Instruction,
     escape: char,
     done: &[(Option<String>, ImageRecord)],
+    no_cache: bool,
+    say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
     if let Some((k, _)) = ins
         .flags
@@ -613,7 +633,7 @@ async fn copy(
             ins.keyword
         )));
     }
-    flush(d, s, None).await?;
+    flush(d, s, no_cache).await?;
     let vars = lookup_in(s);
     let mut words = match &ins.args {
         Args::Json(w) => w.clone(),
@@ -659,6 +679,25 @@ async fn copy(
     })
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
+    let mut layer = layer;
+    let digest = cache::file_digest(&mut layer)
+        .map_err(|e| Error::internal(format!("reading the layer: {e}")))?;
+    let parent_id = s
+        .image
+        .as_ref()
+        .map_or("scratch".to_string(), |i| i.id.to_string());
+    let key = cache::key(&[
+        "copy",
+        &parent_id,
+        &ins.original,
+        digest.as_str(),
+        &s.config.to_string(),
+    ]);
+    if let Some(hit) = (!no_cache).then(|| cache::get(d, &key)).flatten() {
+        say(" ---> Using cache\n".into());
+        s.image = Some(hit);
+        return Ok(());
+    }
     let (d2, parent, config) = (d.clone(), s.image.clone(), s.config.clone());
     let created_by = format!("/bin/sh -c #(nop) {}", ins.original);
     let image = tokio::task::spawn_blocking(move || {
@@ -677,6 +716,7 @@ async fn copy(
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))?
     .map_err(|e| Error::internal(e.to_string()))?;
+    cache::put(d, &key, &image);
     s.image = Some(image);
     Ok(())
 }
