@@ -8,7 +8,7 @@
 //! | module | layer |
 //! |---|---|
 //! | `api/` | the Engine API: listener, routing, versions, Docker's error and stream shapes, one module per route family |
-//! | `build/` | image build, beside the API's routes and above the engine: the Dockerfile front end so far |
+//! | `build/` | image build, below the API and above the engine: the Dockerfile front end, the classic builder and its cache |
 //! | `engine/` | containers: store and records, lifecycle through berth-containerd, exec, health, logs, events, endpoints, crash checks |
 //! | `net/`, `volumes/` | networks and volumes, beside the engine, knowing nothing of containers' lifecycle |
 //! | `oci/` | the OCI bundle: spec builder, seccomp profile, host features, overlayfs rootfs |
