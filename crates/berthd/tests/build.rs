@@ -288,3 +288,41 @@ fn an_unchanged_build_uses_the_cache_and_a_change_does_not() {
     );
     d.docker_ok(&["rmi", "cached:v1", "cached:v2", "cached:v3", "cached:v4"]);
 }
+
+#[test]
+fn copy_sets_the_owner_and_mode_it_is_given() {
+    let (_reg, d, image) = daemon_with_image();
+    let dockerfile = format!(
+        "FROM {image}\n\
+         COPY --chown=1234:5678 --chmod=640 f.txt /f.txt\n\
+         COPY --chown=42 dir /dir\n\
+         CMD [\"stat\", \"-c\", \"%n %u:%g %a\", \"/f.txt\", \"/dir\", \"/dir/g.txt\"]\n"
+    );
+    let ctx = context(&[
+        ("Dockerfile", &dockerfile),
+        ("f.txt", "f\n"),
+        ("dir/g.txt", "g\n"),
+    ]);
+    let out = build(&d, &["-t", "owned:v1", ctx.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let got = d.docker_ok(&["run", "--rm", "owned:v1"]);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "/f.txt 1234:5678 640");
+    assert!(lines[1].starts_with("/dir 42:42 "), "{got}");
+    assert!(lines[2].starts_with("/dir/g.txt 42:42 "), "{got}");
+    let bad = context(&[
+        (
+            "Dockerfile",
+            &format!("FROM {image}\nCOPY --chown=nobody f.txt /\n"),
+        ),
+        ("f.txt", ""),
+    ]);
+    let out = build(&d, &[bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("numeric ids only"),
+        "{}",
+        all_output(&out)
+    );
+    d.docker_ok(&["rmi", "owned:v1"]);
+}

@@ -661,6 +661,7 @@ async fn copy(
         false => format!("{}/{dest}", workdir.trim_end_matches('/')),
     };
     let into_dir = dest.ends_with('/') || sources.len() > 1;
+    let own = Ownership::of(&ins.flags)?;
     let from = match ins.flags.iter().find(|(k, _)| k == "from") {
         None => None,
         Some((_, f)) => Some(source_image(d, f, done)?),
@@ -672,9 +673,9 @@ async fn copy(
     let tmp_dir = d.data_root.join("tmp");
     let layers = from.map(|image| d.images.layer_dirs(&image));
     let layer = tokio::task::spawn_blocking(move || match layers {
-        None => copy_layer(ctx.as_fd(), &sources, &dest, into_dir, &tmp_dir),
+        None => copy_layer(ctx.as_fd(), &sources, (&dest, into_dir, own), &tmp_dir),
         Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, |root| {
-            copy_layer(root, &sources, &dest, into_dir, &tmp_dir)
+            copy_layer(root, &sources, (&dest, into_dir, own), &tmp_dir)
         }),
     })
     .await
@@ -749,14 +750,84 @@ fn source_image(
     })
 }
 
+/// COPY's `--chown` (numeric `uid[:gid]`; a gid left out is the uid, as Docker takes it) and
+/// `--chmod` (octal), applied to every entry it copies.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ownership {
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mode: Option<u32>,
+}
+
+impl Ownership {
+    fn of(flags: &[(String, String)]) -> Result<Ownership, Error> {
+        let mut own = Ownership::default();
+        for (k, v) in flags {
+            match k.as_str() {
+                "chown" => {
+                    let (u, g) = v.split_once(':').unwrap_or((v, v));
+                    let num = |x: &str| {
+                        x.parse::<u64>().map_err(|_| {
+                            Error::invalid(format!(
+                                "--chown={v}: this builder takes numeric ids only"
+                            ))
+                        })
+                    };
+                    own.uid = Some(num(u)?);
+                    own.gid = Some(num(g)?);
+                }
+                "chmod" => {
+                    let m = u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| Error::invalid(format!("invalid --chmod={v}")))?;
+                    own.mode = Some(m);
+                }
+                _ => {}
+            }
+        }
+        Ok(own)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.uid.is_none() && self.mode.is_none()
+    }
+
+    /// `tar` with every entry's owner and mode set (links keep their mode).
+    fn restamp(&self, tar: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = tar::Builder::new(Vec::new());
+        let mut archive = tar::Archive::new(tar);
+        for entry in archive.entries()? {
+            let mut e = entry?;
+            let mut h = e.header().clone();
+            if let (Some(u), Some(g)) = (self.uid, self.gid) {
+                h.set_uid(u);
+                h.set_gid(g);
+            }
+            let kind = h.entry_type();
+            if let Some(m) = self
+                .mode
+                .filter(|_| !kind.is_symlink() && !kind.is_hard_link())
+            {
+                h.set_mode(m);
+            }
+            let path = e.path()?.into_owned();
+            match e.link_name()?.map(|l| l.into_owned()) {
+                Some(target) => out.append_link(&mut h, &path, &target)?,
+                None => out.append_data(&mut h, &path, &mut e)?,
+            }
+        }
+        out.into_inner()
+    }
+}
+
 /// The layer tar of COPY: each source (resolved inside the context, never following a link
 /// out of it) under `dest`: a directory's content into it, a file as `dest` itself unless
 /// `into_dir`.
 fn copy_layer(
     ctx: std::os::fd::BorrowedFd<'_>,
     sources: &[String],
-    dest: &str,
-    into_dir: bool,
+    (dest, into_dir, own): (&str, bool, Ownership),
     tmp_dir: &Path,
 ) -> Result<std::fs::File, Error> {
     use std::io::{Seek, Write};
@@ -809,6 +880,11 @@ fn copy_layer(
             berth_image::layer_tar::TreeOptions::default(),
         )
         .map_err(|e| io(&format!("reading {src} from the context"), e))?;
+        if !own.is_empty() {
+            one = own
+                .restamp(&one)
+                .map_err(|e| io("setting --chown/--chmod", e))?;
+        }
         // Each piece ends with the two zero blocks of an archive's end: one end, at the end.
         let body = one.len().saturating_sub(1024);
         file.write_all(&one[..body])
