@@ -674,16 +674,7 @@ impl ImageService {
         config: serde_json::Value,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, PullError> {
-        let fetch = |message: String| PullError::Fetch {
-            url: url.to_string(),
-            message,
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(std::time::Duration::from_secs(30)))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        let resp = agent.get(url).call().map_err(|e| fetch(e.to_string()))?;
+        let resp = http_get(url)?;
         self.import(resp.into_body().into_reader(), config, tag)
     }
 
@@ -907,6 +898,28 @@ fn image_config_for(
     let mut history = c["history"].as_array().cloned().unwrap_or_default();
     history.push(entry);
     c["history"] = json!(history);
+}
+
+/// A plain HTTP GET of `url` (`docker import URL`, a build's `ADD URL`).
+fn http_get(url: &str) -> Result<ureq::http::Response<ureq::Body>, PullError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    agent.get(url).call().map_err(|e| PullError::Fetch {
+        url: url.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Downloads `url` into `out`; the bytes written.
+pub fn download(url: &str, out: &mut impl std::io::Write) -> Result<u64, PullError> {
+    let resp = http_get(url)?;
+    std::io::copy(&mut resp.into_body().into_reader(), out).map_err(|e| PullError::Fetch {
+        url: url.to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn descriptor(media_type: String, digest: Digest, size: u64) -> Descriptor {

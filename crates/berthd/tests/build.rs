@@ -326,3 +326,43 @@ fn copy_sets_the_owner_and_mode_it_is_given() {
     );
     d.docker_ok(&["rmi", "owned:v1"]);
 }
+
+#[test]
+fn add_unpacks_archives_and_fetches_urls_and_run_takes_its_network() {
+    let (reg, d, image) = daemon_with_image();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    archive
+        .append_data(&mut h, "inner/x.txt", &b"inner\n"[..])
+        .unwrap();
+    let archive = archive.into_inner().unwrap();
+    let dockerfile = format!(
+        "FROM {image}\n\
+         ADD arch.tar /unpacked/\n\
+         ADD http://{}/v2/ /got.json\n\
+         RUN --network=none sh -c 'ls /sys/class/net > /nets'\n\
+         CMD [\"cat\", \"/unpacked/inner/x.txt\", \"/got.json\", \"/nets\"]\n",
+        reg.host()
+    );
+    let ctx = context(&[("Dockerfile", &dockerfile)]);
+    std::fs::write(ctx.path().join("arch.tar"), &archive).unwrap();
+    let out = build(&d, &["-t", "added:v1", ctx.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(d.docker_ok(&["run", "--rm", "added:v1"]), "inner\n{}lo\n");
+    let bad = context(&[(
+        "Dockerfile",
+        &format!("FROM {image}\nADD http://127.0.0.1:1/nothing /x\n"),
+    )]);
+    let out = build(&d, &[bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("ADD failed: cannot fetch"),
+        "{}",
+        all_output(&out)
+    );
+    // The cache can be forgotten (`docker builder prune`).
+    d.docker_ok(&["builder", "prune", "-f"]);
+    d.docker_ok(&["rmi", "added:v1"]);
+}

@@ -111,3 +111,18 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     });
     Ok(resp)
 }
+
+/// `POST /build/prune`: forgets the build cache.
+pub async fn prune(d: &Arc<Daemon>) -> ApiResult {
+    let d2 = d.clone();
+    let deleted = tokio::task::spawn_blocking(move || crate::build::cache::prune(&d2))
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
+    Ok(crate::api::http::json(
+        hyper::StatusCode::OK,
+        &berth_api::models::BuildPruneResponse {
+            caches_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        },
+    ))
+}

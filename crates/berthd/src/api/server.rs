@@ -161,6 +161,7 @@ async fn route(
         (&Method::POST, "/images/create") => images::create(d, req).await,
         (&Method::POST, "/commit") => containers::commit(d, req).await,
         (&Method::POST, "/build") => build::build(d, req).await,
+        (&Method::POST, "/build/prune") => build::prune(d).await,
         (&Method::POST, "/images/prune") => images::prune(d, req).await,
         (&Method::POST, "/images/load") => images::load(d, req).await,
         (&Method::GET, "/images/get") => {

@@ -58,13 +58,15 @@ pub fn file_digest(f: &mut std::fs::File) -> std::io::Result<Digest> {
     Ok(digest)
 }
 
-/// Removes every entry (`POST /build/prune`); the number removed.
-pub fn prune(d: &Daemon) -> usize {
+/// Removes every entry (`POST /build/prune`); the keys removed. The images the entries name
+/// stay (untagged ones go with `image prune`, as after Docker's classic builder).
+pub fn prune(d: &Daemon) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir(d)) else {
-        return 0;
+        return Vec::new();
     };
     entries
         .flatten()
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }

@@ -509,10 +509,26 @@ async fn run(
             env.push(json!(format!("{k}={v}")));
         }
     }
-    let network = match o.network_mode.as_str() {
+    // RUN --network=none|host|default wins over the build's network mode.
+    let mut network = match o.network_mode.as_str() {
         "" | "default" => "default",
         m => m,
     };
+    for (k, v) in &ins.flags {
+        match (k.as_str(), v.as_str()) {
+            ("network", n @ ("none" | "host" | "default")) => network = n,
+            ("network", n) => {
+                return Err(Error::invalid(format!(
+                    "RUN --network={n}: none, host or default"
+                )));
+            }
+            (other, _) => {
+                return Err(Error::invalid(format!(
+                    "RUN --{other} is not supported by this builder yet"
+                )));
+            }
+        }
+    }
     let body = json!({
         "Image": image.id.to_string(),
         "Cmd": cmd,
@@ -662,6 +678,7 @@ async fn copy(
     };
     let into_dir = dest.ends_with('/') || sources.len() > 1;
     let own = Ownership::of(&ins.flags)?;
+    let add = ins.keyword == "ADD";
     let from = match ins.flags.iter().find(|(k, _)| k == "from") {
         None => None,
         Some((_, f)) => Some(source_image(d, f, done)?),
@@ -673,9 +690,9 @@ async fn copy(
     let tmp_dir = d.data_root.join("tmp");
     let layers = from.map(|image| d.images.layer_dirs(&image));
     let layer = tokio::task::spawn_blocking(move || match layers {
-        None => copy_layer(ctx.as_fd(), &sources, (&dest, into_dir, own), &tmp_dir),
+        None => copy_layer(ctx.as_fd(), &sources, (&dest, into_dir, own, add), &tmp_dir),
         Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, |root| {
-            copy_layer(root, &sources, (&dest, into_dir, own), &tmp_dir)
+            copy_layer(root, &sources, (&dest, into_dir, own, add), &tmp_dir)
         }),
     })
     .await
@@ -821,13 +838,89 @@ impl Ownership {
     }
 }
 
+/// ADD's own sources as a tar piece: a URL downloaded as one file, or a local archive
+/// (plain, gzip or zstd tar) unpacked under `dest`; None for an ordinary file or directory.
+fn added_source(
+    ctx: std::os::fd::BorrowedFd<'_>,
+    src: &str,
+    dest: &str,
+    into_dir: bool,
+    tmp_dir: &Path,
+) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::{Read, Seek};
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    let mut b = tar::Builder::new(Vec::new());
+    if src.starts_with("http://") || src.starts_with("https://") {
+        let mut f = tempfile::tempfile_in(tmp_dir).map_err(|e| io("making a temp file", e))?;
+        let size = berth_image::service::download(src, &mut f)
+            .map_err(|e| Error::invalid(format!("ADD failed: cannot fetch {src}: {e}")))?;
+        f.rewind().map_err(|e| io("reading the download", e))?;
+        let base = src
+            .split(['?', '#'])
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|b| !b.is_empty())
+            .unwrap_or("download");
+        let name = match into_dir {
+            true => format!("{dest}/{base}"),
+            false => dest.to_string(),
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o600);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, f)
+            .map_err(|e| io("writing the download", e))?;
+        return b
+            .into_inner()
+            .map(Some)
+            .map_err(|e| io("writing the layer", e));
+    }
+    let Ok(fd) = berth_inroot::open(
+        ctx,
+        Path::new(src.trim_start_matches('/')),
+        rustix::fs::OFlags::RDONLY,
+    ) else {
+        return Ok(None);
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut head = [0u8; 512];
+    let n = f.read(&mut head).unwrap_or(0);
+    let archive = head[..n].starts_with(&[0x1f, 0x8b])
+        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar");
+    if !archive || f.rewind().is_err() {
+        return Ok(None);
+    }
+    let (_, plain) =
+        berth_image::unpack::decompress(f).map_err(|e| io("reading the archive", e))?;
+    let mut a = tar::Archive::new(plain);
+    for entry in a.entries().map_err(|e| io("reading the archive", e))? {
+        let mut e = entry.map_err(|e| io("reading the archive", e))?;
+        let mut h = e.header().clone();
+        let path = Path::new(dest).join(e.path().map_err(|e| io("reading the archive", e))?);
+        let link = e
+            .link_name()
+            .map_err(|e| io("reading the archive", e))?
+            .map(|l| l.into_owned());
+        match link {
+            Some(t) => b.append_link(&mut h, &path, t),
+            None => b.append_data(&mut h, &path, &mut e),
+        }
+        .map_err(|e| io("writing the layer", e))?;
+    }
+    b.into_inner()
+        .map(Some)
+        .map_err(|e| io("writing the layer", e))
+}
+
 /// The layer tar of COPY: each source (resolved inside the context, never following a link
 /// out of it) under `dest`: a directory's content into it, a file as `dest` itself unless
 /// `into_dir`.
 fn copy_layer(
     ctx: std::os::fd::BorrowedFd<'_>,
     sources: &[String],
-    (dest, into_dir, own): (&str, bool, Ownership),
+    (dest, into_dir, own, add): (&str, bool, Ownership, bool),
     tmp_dir: &Path,
 ) -> Result<std::fs::File, Error> {
     use std::io::{Seek, Write};
@@ -836,6 +929,21 @@ fn copy_layer(
     let mut file = tempfile::tempfile_in(tmp_dir).map_err(|e| io("making a temp file", e))?;
     let dest = dest.trim_start_matches('/').trim_end_matches('/');
     for src in sources {
+        if let Some(mut one) = add
+            .then(|| added_source(ctx, src, dest, into_dir, tmp_dir))
+            .transpose()?
+            .flatten()
+        {
+            if !own.is_empty() {
+                one = own
+                    .restamp(&one)
+                    .map_err(|e| io("setting --chown/--chmod", e))?;
+            }
+            let body = one.len().saturating_sub(1024);
+            file.write_all(&one[..body])
+                .map_err(|e| io("writing the layer", e))?;
+            continue;
+        }
         let rel = Path::new(src.trim_start_matches('/'));
         let (parent, name) = match (rel.parent(), rel.file_name()) {
             (Some(p), Some(n)) => (p, Some(n)),
