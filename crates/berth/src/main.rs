@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod commands;
 mod completion;
+mod dockerignore;
 mod format;
 mod http;
 mod progress;

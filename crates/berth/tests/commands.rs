@@ -473,3 +473,46 @@ fn build_sends_the_context_and_reports_the_image() {
     }
     d.berth_ok(&["rmi", "cli-built:v1"]);
 }
+
+#[test]
+fn build_leaves_out_what_dockerignore_excludes() {
+    let d = Berthd::with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "Dockerfile",
+            format!("FROM {IMAGE}\nCOPY . /ctx\nCMD [\"ls\", \"-R\", \"/ctx\"]\n"),
+        ),
+        (
+            ".dockerignore",
+            "secret.txt\n*.log\n!keep.log\ncache\n".to_string(),
+        ),
+        ("secret.txt", "no\n".to_string()),
+        ("app.log", "no\n".to_string()),
+        ("keep.log", "yes\n".to_string()),
+        ("src.txt", "yes\n".to_string()),
+    ] {
+        std::fs::write(ctx.path().join(name), text).unwrap();
+    }
+    std::fs::create_dir(ctx.path().join("cache")).unwrap();
+    std::fs::write(ctx.path().join("cache/blob"), "no\n").unwrap();
+    d.berth_ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "ignored:v1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let listed = d.berth_ok(&["run", "--rm", "--network", "none", "ignored:v1"]);
+    for gone in ["secret.txt", "app.log", "cache", "blob"] {
+        assert!(!listed.contains(gone), "{gone} was sent: {listed}");
+    }
+    for kept in ["keep.log", "src.txt", "Dockerfile", ".dockerignore"] {
+        assert!(
+            listed.contains(kept) || kept.starts_with('.'),
+            "{kept} missing: {listed}"
+        );
+    }
+    d.berth_ok(&["rmi", "ignored:v1"]);
+}

@@ -606,6 +606,42 @@ fn key_values(words: &[String]) -> Value {
     Value::Object(m)
 }
 
+/// Adds the context directory `dir` (at `rel` inside it) to the tar, leaving out what
+/// `.dockerignore` excludes, but for the Dockerfile and `.dockerignore` themselves (`keep`),
+/// which the daemon needs, as the docker CLI sends them.
+fn pack_context<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    dir: &std::path::Path,
+    rel: &str,
+    ignore: &crate::dockerignore::Ignore,
+    keep: &[String],
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let excluded = ignore.excluded(&path) && !keep.contains(&path);
+        let is_dir = e.file_type()?.is_dir();
+        if is_dir {
+            if !excluded {
+                b.append_dir(&path, e.path())?;
+            }
+            // An excluded directory is still walked when a `!` line may take back a part.
+            if !excluded || ignore.has_exceptions() {
+                pack_context(b, &e.path(), &path, ignore, keep)?;
+            }
+        } else if !excluded {
+            b.append_path_with_name(e.path(), &path)?;
+        }
+    }
+    Ok(())
+}
+
 /// `berth build PATH`: the context directory sent as a tar (links as links), the Dockerfile
 /// added under a private name when it lies outside it.
 pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
@@ -643,10 +679,14 @@ pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
     let (reader, writer) = rustix::pipe::pipe()?;
     let (mut reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
     let extra = outside.err();
+    let ignore = std::fs::read_to_string(ctx.join(".dockerignore"))
+        .map(|t| crate::dockerignore::Ignore::parse(&t))
+        .unwrap_or_default();
+    let keep = [dockerfile_name.clone(), ".dockerignore".to_string()];
     let packer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut b = tar::Builder::new(writer);
         b.follow_symlinks(false);
-        b.append_dir_all(".", &ctx)?;
+        pack_context(&mut b, &ctx, "", &ignore, &keep)?;
         if let Some(f) = extra {
             b.append_path_with_name(f, &dockerfile_name)?;
         }
