@@ -99,3 +99,29 @@ services:
     nets.sort();
     assert_eq!(nets, ["bridge", "host", "none"]);
 }
+
+#[test]
+fn compose_builds_a_service_and_runs_it() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb", reg.host());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("FROM {image}\nARG WORD\nRUN echo built-by-compose $WORD > /out\nCMD [\"cat\", \"/out\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "version: \"3\"\nservices:\n  app:\n    build:\n      context: ./app\n      args:\n        WORD: \"yes\"\n    image: proj-app:built\n    network_mode: none\n",
+    )
+    .unwrap();
+    ok(compose(&d, dir.path(), &["build"]));
+    let out = ok(compose(&d, dir.path(), &["up", "--build", "--no-color"]));
+    assert!(out.contains("built-by-compose yes"), "{out}");
+    ok(compose(&d, dir.path(), &["down", "--rmi", "local"]));
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+}
