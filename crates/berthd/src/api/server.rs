@@ -201,6 +201,7 @@ async fn route(
                 _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
             }
         }
+        _ if swarm_route(path) => Err(not_in_swarm(path)),
         _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
         _ if path.starts_with("/exec/") => {
             let rest = path.trim_start_matches("/exec/");
@@ -225,6 +226,30 @@ async fn route(
             _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
         },
     }
+}
+
+/// The swarm-mode routes, which a daemon outside a swarm answers with 503.
+fn swarm_route(path: &str) -> bool {
+    [
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+    ]
+    .iter()
+    .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
+
+/// What dockerd outside a swarm answers on a swarm route (berthd has no swarm mode).
+fn not_in_swarm(path: &str) -> Error {
+    if path == "/swarm/leave" {
+        return Error::unavailable("This node is not part of a swarm");
+    }
+    Error::unavailable(
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+    )
 }
 
 async fn container_route(
