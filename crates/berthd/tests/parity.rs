@@ -43,3 +43,67 @@ fn swarm_routes_answer_as_a_daemon_outside_a_swarm() {
         "inactive"
     );
 }
+
+#[test]
+fn container_prune_honours_its_filters_and_reports_the_space() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "big",
+        "--label",
+        "team=a",
+        &image,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/blob bs=1024 count=256 2>/dev/null",
+    ]);
+    d.docker_ok(&[
+        "run", "--name", "other", "--label", "team=b", &image, "true",
+    ]);
+    d.docker_ok(&["run", "--name", "plain", &image, "true"]);
+    let (status, _, body) = d.raw(
+        "POST",
+        "/containers/prune?filters=%7B%22label%22%3A%5B%22team%3Da%22%5D%7D",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["ContainersDeleted"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    assert!(
+        v["SpaceReclaimed"].as_i64().unwrap() >= 256 * 1024,
+        "{body}"
+    );
+    let mut left: Vec<String> = d
+        .docker_ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["other", "plain"]);
+    // label! keeps the labelled ones; until in the past selects none.
+    d.docker_ok(&[
+        "container",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2000-01-01T00:00:00Z",
+    ]);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 2);
+    d.docker_ok(&["container", "prune", "-f", "--filter", "label!=team"]);
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "other"
+    );
+    let (status, _, _) = d.raw(
+        "POST",
+        "/containers/prune?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
+    assert_eq!(status, 400);
+    d.docker_ok(&["rm", "other"]);
+}

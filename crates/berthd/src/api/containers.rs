@@ -717,20 +717,29 @@ pub async fn top(d: &Arc<Daemon>, name: &str) -> ApiResult {
 }
 
 /// `POST /containers/prune`.
-pub async fn prune(d: &Arc<Daemon>) -> ApiResult {
+pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
+    let q = Query::parse(req.uri().query());
+    let filters = crate::api::http::PruneFilters::parse(&q.filters()?, &[])?;
     let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
     for h in d.containers.all() {
         let r = h.lock().await.clone();
-        if !r.running() {
-            run::remove_files(d, &r);
-            deleted.push(r.id);
+        if r.running() || !filters.selects(&r.created, &r.config["Labels"]) {
+            continue;
         }
+        // What its writable layer held, as dockerd reports it.
+        let upper = d.containers.dir(&r.id).join("upper");
+        reclaimed += tokio::task::spawn_blocking(move || crate::volumes::dir_size(&upper))
+            .await
+            .unwrap_or(0);
+        run::remove_files(d, &r);
+        deleted.push(r.id);
     }
     Ok(json(
         StatusCode::OK,
         &models::ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(reclaimed as i64),
         },
     ))
 }

@@ -306,3 +306,62 @@ mod tests {
         assert!(failed);
     }
 }
+
+/// The `until` and `label` filters of the prune routes: objects created before a time (unix
+/// seconds, RFC 3339, or a Go duration back from now) and having, or with `label!` lacking, a
+/// label (`key` or `key=value`).
+#[derive(Debug, Default)]
+pub struct PruneFilters {
+    /// Unix nanoseconds.
+    until: Option<i64>,
+    /// (key, value, must have it).
+    labels: Vec<(String, Option<String>, bool)>,
+}
+
+impl PruneFilters {
+    /// From the `filters` pairs; `other` are the keys the route takes besides these.
+    pub fn parse(filters: &[(String, String)], other: &[&str]) -> Result<PruneFilters, Error> {
+        let mut f = PruneFilters::default();
+        for (k, v) in filters {
+            match k.as_str() {
+                "until" => {
+                    let t = crate::engine::logs::parse_time_param(v).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "failed to parse value as time or duration: \"{v}\""
+                        ))
+                    })?;
+                    f.until = Some(t);
+                }
+                "label" | "label!" => {
+                    let (key, value) = match v.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (v.clone(), None),
+                    };
+                    f.labels.push((key, value, k == "label"));
+                }
+                k if other.contains(&k) => {}
+                k => return Err(Error::invalid(format!("Invalid filter '{k}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether an object created at `created` (RFC 3339) with `labels` (a JSON object) is
+    /// selected.
+    pub fn selects(&self, created: &str, labels: &serde_json::Value) -> bool {
+        if let Some(until) = self.until {
+            match berth_clock::parse_rfc3339(created) {
+                Some(c) if c < until => {}
+                _ => return false,
+            }
+        }
+        self.labels.iter().all(|(k, v, want)| {
+            let has = match (&labels[k.as_str()], v) {
+                (serde_json::Value::Null, _) => false,
+                (_, None) => true,
+                (x, Some(v)) => x.as_str() == Some(v.as_str()),
+            };
+            has == *want
+        })
+    }
+}

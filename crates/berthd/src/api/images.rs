@@ -688,12 +688,16 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let all = filters
         .iter()
         .any(|(k, v)| k == "dangling" && (v == "false" || v == "0"));
+    let selected = crate::api::http::PruneFilters::parse(&filters, &["dangling"])?;
     let d = d.clone();
     let (deleted, reclaimed) = blocking(move || {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for rec in d.images.images.list() {
             if !all && !rec.repo_tags.is_empty() {
+                continue;
+            }
+            if !selected.selects(&rec.created, &labels_of(&read_config(&d, &rec))) {
                 continue;
             }
             let in_use = |id: &Digest| crate::api::containers::user_of_image(&d, id);

@@ -174,7 +174,7 @@ async fn route(
         }
         (&Method::POST, "/containers/create") => containers::create(d, req).await,
         (&Method::GET, "/containers/json") => containers::list(d, req).await,
-        (&Method::POST, "/containers/prune") => containers::prune(d).await,
+        (&Method::POST, "/containers/prune") => containers::prune(d, req).await,
         (&Method::POST, "/volumes/create") => crate::api::volumes::create(d, req).await,
         (&Method::GET, "/volumes") => crate::api::volumes::list(d, req).await,
         (&Method::POST, "/volumes/prune") => crate::api::volumes::prune(d, req).await,

@@ -279,8 +279,8 @@ fn healthcheck(s: &mut Stage, ins: &Instruction) -> Result<(), Error> {
             }
             other => return Err(Error::invalid(format!("unknown flag: --{other}"))),
         };
-        let nanos =
-            duration_nanos(v).ok_or_else(|| Error::invalid(format!("invalid --{k}: {v}")))?;
+        let nanos = crate::engine::logs::parse_go_duration(v)
+            .ok_or_else(|| Error::invalid(format!("invalid --{k}: {v}")))?;
         hc[key] = json!(nanos);
     }
     s.config["Healthcheck"] = hc;
@@ -1047,48 +1047,4 @@ fn short(image: Option<&ImageRecord>) -> String {
                 .collect()
         })
         .unwrap_or_else(|| "scratch".into())
-}
-
-/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
-fn duration_nanos(s: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let value: f64 = rest[..n].parse().ok()?;
-        let unit_end = rest[n..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(rest.len(), |u| n + u);
-        let scale = match &rest[n..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(total as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(duration_nanos("30s"), Some(30_000_000_000));
-        assert_eq!(duration_nanos("1m30s"), Some(90_000_000_000));
-        assert_eq!(duration_nanos("500ms"), Some(500_000_000));
-        assert_eq!(duration_nanos("x"), None);
-        assert_eq!(duration_nanos("5"), None);
-    }
 }

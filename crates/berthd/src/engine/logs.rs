@@ -326,7 +326,7 @@ fn parse_unix(s: &str) -> Option<i64> {
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds.
-fn parse_go_duration(s: &str) -> Option<i64> {
+pub fn parse_go_duration(s: &str) -> Option<i64> {
     let (sign, mut rest) = match s.strip_prefix('-') {
         Some(r) => (-1.0, r),
         None => (1.0, s.strip_prefix('+').unwrap_or(s)),
