@@ -107,3 +107,20 @@ fn container_prune_honours_its_filters_and_reports_the_space() {
     assert_eq!(status, 400);
     d.docker_ok(&["rm", "other"]);
 }
+
+#[test]
+fn volume_prune_honours_its_label_filters() {
+    let d = Berthd::start();
+    d.docker_ok(&["volume", "create", "--label", "keep=yes", "kept"]);
+    d.docker_ok(&["volume", "create", "--label", "keep=no", "dropped"]);
+    // The 20.10 CLI speaks API 1.41, where prune takes every unused volume the filters select.
+    d.docker_ok(&["volume", "prune", "-f", "--filter", "label=keep=no"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "kept");
+    d.docker_ok(&["volume", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "kept");
+    // API 1.45 without `all`: anonymous volumes only.
+    let (status, _, body) = d.raw("POST", "/v1.45/volumes/prune", b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "kept");
+    d.docker_ok(&["volume", "rm", "kept"]);
+}

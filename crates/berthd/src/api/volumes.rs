@@ -114,16 +114,29 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
 /// `POST /volumes/prune`: unused volumes (anonymous only unless `all=true`, as Docker 23+).
 pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let every = q
-        .filters()?
-        .iter()
-        .any(|(k, v)| k == "all" && (v == "true" || v == "1"));
+    let filters = q.filters()?;
+    // Before API 1.42, prune took every unused volume; since, only anonymous ones unless
+    // `all` is set.
+    let before_1_42 = berth_api::strip_version(req.uri().path())
+        .0
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .is_some_and(|v| v < (1, 42));
+    let every = before_1_42
+        || filters
+            .iter()
+            .any(|(k, v)| k == "all" && (v == "true" || v == "1"));
+    let selected = crate::api::http::PruneFilters::parse(&filters, &["all"])?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for v in d.volumes.all() {
         let name = v["Name"].as_str().unwrap_or_default().to_string();
         let anon = v["Labels"].get("com.docker.volume.anonymous").is_some();
-        if (every || anon) && users(d, &name).await.is_empty() {
+        let created = v["CreatedAt"].as_str().unwrap_or_default();
+        if (every || anon)
+            && selected.selects(created, &v["Labels"])
+            && users(d, &name).await.is_empty()
+        {
             reclaimed += destroy(d, &name);
             deleted.push(name);
         }
