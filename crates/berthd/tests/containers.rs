@@ -522,7 +522,20 @@ fn docker_stats_reads_the_cgroup() {
     let used: f64 = fields[1].trim_end_matches("MiB").parse().unwrap_or(0.0);
     assert!(used >= 19.0, "the 20 MiB in /dev/shm count: {out}");
     assert_eq!(fields.last(), Some(&"1"), "{out}");
-    d.docker_ok(&["rm", "-f", "busy"]);
+    // Without a limit, the host's memory is the limit shown (not 16 EiB).
+    d.docker_ok(&["run", "-d", "--name", "free", &image, "sleep", "1000"]);
+    let (status, _, body) = d.raw("GET", "/containers/free/stats?stream=0", b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let host: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024;
+    assert_eq!(v["memory_stats"]["limit"].as_u64(), Some(host), "{body}");
+    d.docker_ok(&["rm", "-f", "busy", "free"]);
 }
 
 /// Generated names come from Docker's adjective_surname space and are claimed when the record

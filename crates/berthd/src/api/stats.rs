@@ -66,7 +66,7 @@ async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), Error> {
         "pids_stats": {"current": m.pids_current, "limit": m.pids_limit},
         "memory_stats": {
             "usage": m.memory_usage_bytes,
-            "limit": m.memory_limit_bytes,
+            "limit": memory_limit(m.memory_limit_bytes),
             "stats": {"inactive_file": m.memory_inactive_file_bytes, "total_inactive_file": m.memory_inactive_file_bytes},
         },
         "blkio_stats": {"io_service_bytes_recursive": [
@@ -75,6 +75,17 @@ async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), Error> {
         ]},
     });
     Ok((cpu, rest))
+}
+
+/// A container's memory limit as `docker stats` shows it: an unlimited one (cgroup v1's
+/// page-rounded i64::MAX, v2's "max" read as 0 or u64::MAX) is limited by the host's memory.
+fn memory_limit(cgroup: u64) -> u64 {
+    let host = crate::api::system::mem_total();
+    if cgroup == 0 || (host > 0 && cgroup > host) {
+        host
+    } else {
+        cgroup
+    }
 }
 
 fn document(name: &str, id: &str, cpu: &Value, pre: &Value, rest: &Value, pre_read: &str) -> Value {

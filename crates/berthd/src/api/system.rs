@@ -78,7 +78,8 @@ pub fn version(_d: &Daemon) -> Resp {
     )
 }
 
-fn mem_total() -> u64 {
+/// The host's memory (`/proc/meminfo`'s MemTotal), in bytes.
+pub fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
