@@ -124,3 +124,54 @@ fn volume_prune_honours_its_label_filters() {
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "kept");
     d.docker_ok(&["volume", "rm", "kept"]);
 }
+
+#[test]
+fn create_checks_limits_and_log_drivers_as_dockerd() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let range =
+        format!("Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available");
+    let too_many = format!("{}", (cpus as i64 + 1) * 1_000_000_000);
+    for (host_config, want) in [
+        (
+            r#"{"ShmSize":-1}"#.to_string(),
+            "SHM size can not be less than 0".to_string(),
+        ),
+        (r#"{"NanoCpus":-1}"#.to_string(), range.clone()),
+        (format!(r#"{{"NanoCpus":{too_many}}}"#), range.clone()),
+        (
+            r#"{"LogConfig":{"Type":"nosuch"}}"#.to_string(),
+            r#"error looking up logging plugin nosuch: plugin "nosuch" not found"#.to_string(),
+        ),
+        (
+            r#"{"LogConfig":{"Type":"syslog"}}"#.to_string(),
+            "logging driver syslog is not supported by berthd".to_string(),
+        ),
+    ] {
+        let body = format!(r#"{{"Image":"{image}","Cmd":["true"],"HostConfig":{host_config}}}"#);
+        let (status, _, answer) = d.raw("POST", "/containers/create", body.as_bytes());
+        assert_eq!(status, 400, "{host_config}: {answer}");
+        let message: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let message = message["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&want), "{host_config}: {answer}");
+    }
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]),
+        "",
+        "a refused create left a container"
+    );
+    // A negative pids limit is no limit; an empty log type is the default with its options.
+    let body = format!(
+        r#"{{"Image":"{image}","Cmd":["true"],"HostConfig":{{"PidsLimit":-5,"LogConfig":{{"Type":"","Config":{{"max-size":"1m"}}}}}}}}"#
+    );
+    let (status, _, answer) = d.raw("POST", "/containers/create?name=norm", body.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let got = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.PidsLimit}} {{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}",
+        "norm",
+    ]);
+    assert_eq!(got.trim(), r#"null json-file {"max-size":"1m"}"#);
+    d.docker_ok(&["rm", "norm"]);
+}

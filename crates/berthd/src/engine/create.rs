@@ -158,19 +158,61 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
     })
 }
 
+/// The log driver: none named is the default one (its options kept); dockerd's own drivers
+/// that berthd has not are refused by name, any other as an unknown plugin, as dockerd does.
+fn log_config(host_config: &mut Value) -> Result<(), Error> {
+    let kind = host_config["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match kind.as_str() {
+        "" => {
+            let config = match &host_config["LogConfig"]["Config"] {
+                Value::Object(m) => Value::Object(m.clone()),
+                _ => json!({}),
+            };
+            host_config["LogConfig"] = json!({"Type": "json-file", "Config": config});
+            Ok(())
+        }
+        "json-file" | "local" | "none" => Ok(()),
+        "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk" | "gcplogs"
+        | "logentries" | "etwlogs" => Err(Error::invalid(format!(
+            "logging driver {kind} is not supported by berthd (json-file, local or none)"
+        ))),
+        other => Err(Error::invalid(format!(
+            "error looking up logging plugin {other}: plugin \"{other}\" not found"
+        ))),
+    }
+}
+
+/// Limits dockerd refuses or normalises at create: a negative shm size and a CPU count outside
+/// the host's are refused with its messages; a negative pids limit means none.
+fn limits(host_config: &mut Value) -> Result<(), Error> {
+    if host_config["ShmSize"].as_i64().is_some_and(|s| s < 0) {
+        return Err(Error::invalid("SHM size can not be less than 0"));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    if let Some(nano) = host_config["NanoCpus"].as_i64() {
+        if nano < 0 || nano > cpus * 1_000_000_000 {
+            return Err(Error::invalid(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    if host_config["PidsLimit"].as_i64().is_some_and(|p| p < 0) {
+        host_config["PidsLimit"] = Value::Null;
+    }
+    Ok(())
+}
+
 /// Fills in the `HostConfig` defaults dockerd fills in (clients read them back) and checks
 /// the restart policy as dockerd does.
 fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
     if !host_config.is_object() {
         return Err(Error::invalid("HostConfig must be a JSON object"));
     }
-    if host_config["LogConfig"]["Type"]
-        .as_str()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        host_config["LogConfig"] = json!({"Type": "json-file", "Config": {}});
-    }
+    log_config(host_config)?;
+    limits(host_config)?;
     if host_config["NetworkMode"]
         .as_str()
         .unwrap_or_default()
