@@ -175,3 +175,20 @@ fn create_checks_limits_and_log_drivers_as_dockerd() {
     assert_eq!(got.trim(), r#"null json-file {"max-size":"1m"}"#);
     d.docker_ok(&["rm", "norm"]);
 }
+
+#[test]
+fn kill_returns_once_the_exit_is_recorded() {
+    let (_reg, d, image) = common::daemon_with_image();
+    for i in 0..5 {
+        let name = format!("k{i}");
+        d.docker_ok(&["run", "-d", "--name", &name, &image, "sleep", "1000"]);
+        let (status, _, body) = d.raw("POST", &format!("/containers/{name}/kill"), b"");
+        assert_eq!(status, 204, "{body}");
+        let (_, _, inspect) = d.raw("GET", &format!("/containers/{name}/json"), b"");
+        let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        assert_eq!(v["State"]["Running"], false, "{inspect}");
+        assert_eq!(v["State"]["ExitCode"], 137, "{inspect}");
+        let (status, _, body) = d.raw("DELETE", &format!("/containers/{name}"), b"");
+        assert_eq!(status, 204, "a plain remove right after kill: {body}");
+    }
+}

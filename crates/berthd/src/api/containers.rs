@@ -293,6 +293,11 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         run::mark_manually_stopped(d, &h).await;
     }
     run::kill(d, &id, sig).await?;
+    // As dockerd: after SIGKILL the answer waits until the exit is recorded, so an inspect or
+    // a plain remove right after sees the container stopped.
+    if sig == 9 {
+        run::wait_exit(d, &id, Some(Duration::from_secs(10))).await;
+    }
     let rec = h.lock().await.clone();
     d.events.emit(
         "container",
