@@ -31,60 +31,76 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     let bytes = read_body(body, 1 << 20).await?;
     let opts: ExecStartConfig = parse_json(&bytes)?;
     let detach = opts.detach.unwrap_or(false);
-    let started = exec::start(d, id, detach, opts.tty.unwrap_or(false)).await?;
-    let r = Request::from_parts(parts, ());
-    match started {
-        Started::Running { .. } if detach => Ok(empty(StatusCode::OK)),
-        Started::Refused { tty, message } => {
-            // As dockerd: the connection is upgraded anyway and the error travels in the
-            // stream; the client then reads exit code 126 from the exec's inspect.
-            tokio::spawn(async move {
-                if let Ok(upgraded) = hyper::upgrade::on(r).await {
-                    let mut text = message.into_bytes();
-                    text.extend_from_slice(b"\r\n");
-                    let mut bytes = Vec::with_capacity(text.len() + 8);
-                    if tty {
-                        bytes = text;
-                    } else {
-                        berth_api::stdcopy::encode_frame(
-                            berth_api::stdcopy::Stream::Stdout,
-                            &text,
-                            &mut bytes,
-                        );
+    let tty = opts.tty.unwrap_or(false);
+    if detach {
+        return match exec::start(d, id, true, tty).await? {
+            Started::Running { .. } => Ok(empty(StatusCode::OK)),
+            Started::Refused { tty, message } => {
+                let r = Request::from_parts(parts, ());
+                tokio::spawn(async move {
+                    if let Ok(upgraded) = hyper::upgrade::on(r).await {
+                        refuse(upgraded, tty, message).await;
                     }
-                    let mut io = hyper_util::rt::TokioIo::new(upgraded);
-                    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
-                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-                }
-            });
-            Ok(upgraded_response(tty))
-        }
-        Started::Running {
-            tty,
-            output,
-            exited,
-            stdin,
-        } => {
-            let c = &d.execs.get(id)?.config;
-            let relay_opts = Relay {
-                tty,
-                want_out: c.attach_stdout.unwrap_or(true),
-                want_err: c.attach_stderr.unwrap_or(true),
-                stdin: stdin.map(|(container, exec_id, file)| StdinTarget::Exec {
-                    container,
-                    exec_id,
-                    file,
-                }),
-            };
-            let d = d.clone();
-            tokio::spawn(async move {
-                if let Ok(upgraded) = hyper::upgrade::on(r).await {
-                    relay(d, upgraded, output, exited, relay_opts).await;
-                }
-            });
-            Ok(upgraded_response(tty))
-        }
+                });
+                Ok(upgraded_response(tty))
+            }
+        };
     }
+    // The upgrade answer goes out (and is flushed) before the process starts, so none of its
+    // output shares a read with the response headers (clients that read the headers through a
+    // buffer lost it).
+    let tty = exec::check_startable(d, id, tty).await?;
+    let r = Request::from_parts(parts, ());
+    let (d, id) = (d.clone(), id.to_string());
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(r).await else {
+            return;
+        };
+        match exec::start(&d, &id, false, tty).await {
+            Ok(Started::Running {
+                tty,
+                output,
+                exited,
+                stdin,
+            }) => {
+                let Ok(e) = d.execs.get(&id) else {
+                    return;
+                };
+                let c = &e.config;
+                let relay_opts = Relay {
+                    tty,
+                    want_out: c.attach_stdout.unwrap_or(true),
+                    want_err: c.attach_stderr.unwrap_or(true),
+                    stdin: stdin.map(|(container, exec_id, file)| StdinTarget::Exec {
+                        container,
+                        exec_id,
+                        file,
+                    }),
+                };
+                relay(d.clone(), upgraded, output, exited, relay_opts).await;
+            }
+            // As dockerd: the error travels in the stream; the client then reads exit code
+            // 126 from the exec's inspect.
+            Ok(Started::Refused { tty, message }) => refuse(upgraded, tty, message).await,
+            Err(e) => refuse(upgraded, tty, e.message().to_string()).await,
+        }
+    });
+    Ok(upgraded_response(tty))
+}
+
+/// Writes `message` into an upgraded exec stream (framed unless a tty) and closes it.
+async fn refuse(upgraded: hyper::upgrade::Upgraded, tty: bool, message: String) {
+    let mut text = message.into_bytes();
+    text.extend_from_slice(b"\r\n");
+    let mut bytes = Vec::with_capacity(text.len() + 8);
+    if tty {
+        bytes = text;
+    } else {
+        berth_api::stdcopy::encode_frame(berth_api::stdcopy::Stream::Stdout, &text, &mut bytes);
+    }
+    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
 }
 
 /// `GET /exec/{id}/json`.

@@ -195,6 +195,22 @@ pub async fn start(d: &Arc<Daemon>, id: &str, detach: bool, tty: bool) -> Result
     launched
 }
 
+/// Whether exec `id` can start now (not started before, its container running), checked
+/// before the API answers with the upgrade; its tty setting. `start` claims it afterwards.
+pub async fn check_startable(d: &Daemon, id: &str, tty: bool) -> Result<bool, Error> {
+    let e = d.execs.get(id)?;
+    {
+        let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0 || e.exited.borrow().is_some() {
+            return Err(Error::conflict(format!(
+                "Error: Exec command {id} is already running"
+            )));
+        }
+    }
+    container_process(d, &e.container).await?;
+    Ok(e.config.tty.unwrap_or(false) || tty)
+}
+
 /// The container's process (the base of the exec's) and its rootfs path, if it runs.
 async fn container_process(d: &Daemon, container: &str) -> Result<(Value, String), Error> {
     let h = d.containers.find(container)?;
