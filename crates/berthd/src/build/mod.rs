@@ -3,6 +3,7 @@
 //! from an earlier stage's or an image's read-only root).
 
 pub mod cache;
+pub mod copy;
 pub mod dockerfile;
 pub mod image_root;
 pub mod run;

@@ -1,0 +1,279 @@
+//! COPY and ADD, the part that needs no build state: where a `--from` reads, the owner and
+//! mode `--chown`/`--chmod` set, ADD's archives and URLs, and the layer tar of the sources,
+//! each resolved inside its root by descriptors and never followed out through a link.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use berth_image::images::ImageRecord;
+
+use crate::engine::Daemon;
+use crate::model::Error;
+
+/// `COPY --from=`: an earlier stage by name or index, else an image (here, not pulled).
+pub(crate) fn source_image(
+    d: &Daemon,
+    from: &str,
+    done: &[(Option<String>, ImageRecord)],
+) -> Result<ImageRecord, Error> {
+    let lower = from.to_ascii_lowercase();
+    if let Some((_, image)) = done
+        .iter()
+        .rev()
+        .find(|(n, _)| n.as_deref() == Some(&lower))
+    {
+        return Ok(image.clone());
+    }
+    if let Ok(i) = from.parse::<usize>() {
+        return done.get(i).map(|(_, image)| image.clone()).ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid from flag value {from}: no stage {i} before this one"
+            ))
+        });
+    }
+    d.images.images.resolve(from).map_err(|_| {
+        Error::not_found(format!(
+            "invalid from flag value {from}: no stage or local image of that name"
+        ))
+    })
+}
+
+/// COPY's `--chown` (numeric `uid[:gid]`; a gid left out is the uid, as Docker takes it) and
+/// `--chmod` (octal), applied to every entry it copies.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ownership {
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mode: Option<u32>,
+}
+
+impl Ownership {
+    pub(crate) fn of(flags: &[(String, String)]) -> Result<Ownership, Error> {
+        let mut own = Ownership::default();
+        for (k, v) in flags {
+            match k.as_str() {
+                "chown" => {
+                    let (u, g) = v.split_once(':').unwrap_or((v, v));
+                    let num = |x: &str| {
+                        x.parse::<u64>().map_err(|_| {
+                            Error::invalid(format!(
+                                "--chown={v}: this builder takes numeric ids only"
+                            ))
+                        })
+                    };
+                    own.uid = Some(num(u)?);
+                    own.gid = Some(num(g)?);
+                }
+                "chmod" => {
+                    let m = u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| Error::invalid(format!("invalid --chmod={v}")))?;
+                    own.mode = Some(m);
+                }
+                _ => {}
+            }
+        }
+        Ok(own)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.uid.is_none() && self.mode.is_none()
+    }
+
+    /// `tar` with every entry's owner and mode set (links keep their mode).
+    fn restamp(&self, tar: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = tar::Builder::new(Vec::new());
+        let mut archive = tar::Archive::new(tar);
+        for entry in archive.entries()? {
+            let mut e = entry?;
+            let mut h = e.header().clone();
+            if let (Some(u), Some(g)) = (self.uid, self.gid) {
+                h.set_uid(u);
+                h.set_gid(g);
+            }
+            let kind = h.entry_type();
+            if let Some(m) = self
+                .mode
+                .filter(|_| !kind.is_symlink() && !kind.is_hard_link())
+            {
+                h.set_mode(m);
+            }
+            let path = e.path()?.into_owned();
+            match e.link_name()?.map(|l| l.into_owned()) {
+                Some(target) => out.append_link(&mut h, &path, &target)?,
+                None => out.append_data(&mut h, &path, &mut e)?,
+            }
+        }
+        out.into_inner()
+    }
+}
+
+/// ADD's own sources as a tar piece: a URL downloaded as one file, or a local archive
+/// (plain, gzip or zstd tar) unpacked under `dest`; None for an ordinary file or directory.
+fn added_source(
+    ctx: std::os::fd::BorrowedFd<'_>,
+    src: &str,
+    dest: &str,
+    into_dir: bool,
+    tmp_dir: &Path,
+) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::{Read, Seek};
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    let mut b = tar::Builder::new(Vec::new());
+    if src.starts_with("http://") || src.starts_with("https://") {
+        let mut f = tempfile::tempfile_in(tmp_dir).map_err(|e| io("making a temp file", e))?;
+        let size = berth_image::service::download(src, &mut f)
+            .map_err(|e| Error::invalid(format!("ADD failed: cannot fetch {src}: {e}")))?;
+        f.rewind().map_err(|e| io("reading the download", e))?;
+        let base = src
+            .split(['?', '#'])
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|b| !b.is_empty())
+            .unwrap_or("download");
+        let name = match into_dir {
+            true => format!("{dest}/{base}"),
+            false => dest.to_string(),
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o600);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, f)
+            .map_err(|e| io("writing the download", e))?;
+        return b
+            .into_inner()
+            .map(Some)
+            .map_err(|e| io("writing the layer", e));
+    }
+    let Ok(fd) = berth_inroot::open(
+        ctx,
+        Path::new(src.trim_start_matches('/')),
+        rustix::fs::OFlags::RDONLY,
+    ) else {
+        return Ok(None);
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut head = [0u8; 512];
+    let n = f.read(&mut head).unwrap_or(0);
+    let archive = head[..n].starts_with(&[0x1f, 0x8b])
+        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar");
+    if !archive || f.rewind().is_err() {
+        return Ok(None);
+    }
+    let (_, plain) =
+        berth_image::unpack::decompress(f).map_err(|e| io("reading the archive", e))?;
+    let mut a = tar::Archive::new(plain);
+    for entry in a.entries().map_err(|e| io("reading the archive", e))? {
+        let mut e = entry.map_err(|e| io("reading the archive", e))?;
+        let mut h = e.header().clone();
+        let path = Path::new(dest).join(e.path().map_err(|e| io("reading the archive", e))?);
+        let link = e
+            .link_name()
+            .map_err(|e| io("reading the archive", e))?
+            .map(|l| l.into_owned());
+        match link {
+            Some(t) => b.append_link(&mut h, &path, t),
+            None => b.append_data(&mut h, &path, &mut e),
+        }
+        .map_err(|e| io("writing the layer", e))?;
+    }
+    b.into_inner()
+        .map(Some)
+        .map_err(|e| io("writing the layer", e))
+}
+
+/// The layer tar of COPY: each source (resolved inside the context, never following a link
+/// out of it) under `dest`: a directory's content into it, a file as `dest` itself unless
+/// `into_dir`.
+pub(crate) fn copy_layer(
+    ctx: std::os::fd::BorrowedFd<'_>,
+    sources: &[String],
+    (dest, into_dir, own, add): (&str, bool, Ownership, bool),
+    tmp_dir: &Path,
+) -> Result<std::fs::File, Error> {
+    use std::io::{Seek, Write};
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    std::fs::create_dir_all(tmp_dir).map_err(|e| io("making the temp dir", e))?;
+    let mut file = tempfile::tempfile_in(tmp_dir).map_err(|e| io("making a temp file", e))?;
+    let dest = dest.trim_start_matches('/').trim_end_matches('/');
+    for src in sources {
+        let special = match add {
+            true => added_source(ctx, src, dest, into_dir, tmp_dir)?,
+            false => None,
+        };
+        let mut one = match special {
+            Some(one) => one,
+            None => context_piece(ctx, src, dest, into_dir)?,
+        };
+        if !own.is_empty() {
+            one = own
+                .restamp(&one)
+                .map_err(|e| io("setting --chown/--chmod", e))?;
+        }
+        // Each piece ends with the two zero blocks of an archive's end: one end, at the end.
+        let body = one.len().saturating_sub(1024);
+        file.write_all(&one[..body])
+            .map_err(|e| io("writing the layer", e))?;
+    }
+    file.write_all(&[0u8; 1024])
+        .map_err(|e| io("writing the layer", e))?;
+    file.rewind().map_err(|e| io("writing the layer", e))?;
+    Ok(file)
+}
+
+/// One source of the context (or of a `--from` root) as a tar piece under `dest`.
+fn context_piece(
+    ctx: std::os::fd::BorrowedFd<'_>,
+    src: &str,
+    dest: &str,
+    into_dir: bool,
+) -> Result<Vec<u8>, Error> {
+    let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
+    let rel = Path::new(src.trim_start_matches('/'));
+    let (parent, name) = match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => (p, Some(n)),
+        _ => (Path::new(""), None),
+    };
+    let pdir = berth_inroot::open_dir(
+        ctx,
+        if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        },
+    )
+    .map_err(|e| {
+        Error::invalid(format!(
+            "COPY failed: file not found in build context: {src}: {e}"
+        ))
+    })?;
+    let is_dir = match name {
+        None => true,
+        Some(n) => rustix::fs::statat(&pdir, n, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .map_err(|_| {
+                Error::invalid(format!(
+                    "COPY failed: file not found in build context: {src}"
+                ))
+            })?,
+    };
+    let target = match (is_dir, into_dir, name) {
+        (false, true, Some(n)) => Path::new(dest).join(n),
+        _ => Path::new(dest).to_path_buf(),
+    };
+    let mut one = Vec::new();
+    berth_image::layer_tar::write_tree_at(
+        pdir.as_fd(),
+        name,
+        &target,
+        &mut one,
+        berth_image::layer_tar::TreeOptions::default(),
+    )
+    .map_err(|e| io(&format!("reading {src} from the context"), e))?;
+    Ok(one)
+}
