@@ -458,14 +458,26 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
         return Ok(());
     }
     let (d2, config) = (d.clone(), s.config.clone());
-    let image = tokio::task::spawn_blocking(move || {
+    store(d, s, &key, move || {
         d2.images
             .with_config(&parent, config, json!({"created_by": created_by}), None)
     })
     .await
-    .map_err(|e| Error::internal(format!("worker failed: {e}")))?
-    .map_err(|e| Error::internal(e.to_string()))?;
-    cache::put(d, &key, &image);
+}
+
+/// Makes the step's image on a blocking thread, records it in the cache under `key` and
+/// makes it the stage's image.
+async fn store(
+    d: &Daemon,
+    s: &mut Stage,
+    key: &berth_image::Digest,
+    make: impl FnOnce() -> Result<ImageRecord, berth_image::service::PullError> + Send + 'static,
+) -> Result<(), Error> {
+    let image = tokio::task::spawn_blocking(make)
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+        .map_err(|e| Error::internal(e.to_string()))?;
+    cache::put(d, key, &image);
     s.image = Some(image);
     Ok(())
 }
@@ -719,7 +731,7 @@ async fn copy(
     }
     let (d2, parent, config) = (d.clone(), s.image.clone(), s.config.clone());
     let created_by = format!("/bin/sh -c #(nop) {}", ins.original);
-    let image = tokio::task::spawn_blocking(move || {
+    store(d, s, &key, move || {
         d2.images.add_layer(
             layer,
             NewImage {
@@ -733,11 +745,6 @@ async fn copy(
         )
     })
     .await
-    .map_err(|e| Error::internal(format!("worker failed: {e}")))?
-    .map_err(|e| Error::internal(e.to_string()))?;
-    cache::put(d, &key, &image);
-    s.image = Some(image);
-    Ok(())
 }
 
 /// Opens the build context directory.
