@@ -192,3 +192,48 @@ fn kill_returns_once_the_exit_is_recorded() {
         assert_eq!(status, 204, "a plain remove right after kill: {body}");
     }
 }
+
+#[test]
+fn attach_with_logs_and_no_stream_sends_the_logs_and_closes() {
+    use std::io::{Read, Write};
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "done",
+        &image,
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    let mut s = std::os::unix::net::UnixStream::connect(d.roots.api_socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(
+        b"POST /v1.41/containers/done/attach?logs=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    // Without the fix the stream never ends and the read times out.
+    s.read_to_end(&mut all)
+        .expect("the attach ends after the logs");
+    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        all.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    let body = &all[head_end..];
+    // Two stdcopy frames, stdout "one\n" and stderr "two\n" (the two pumps may log them in
+    // either order).
+    let mut frames = Vec::new();
+    let mut rest = body;
+    while rest.len() >= 8 {
+        let n = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        frames.push((rest[0], rest[8..8 + n].to_vec()));
+        rest = &rest[8 + n..];
+    }
+    frames.sort();
+    assert_eq!(frames, [(1, b"one\n".to_vec()), (2, b"two\n".to_vec())]);
+    d.docker_ok(&["rm", "done"]);
+}

@@ -382,10 +382,59 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
             .bool("stdin")
             .then(|| crate::api::attach::StdinTarget::Container(id.clone())),
     };
+    // `logs`: the output so far first; `stream`: then the live output (without it the
+    // connection ends after the logs, as dockerd's).
+    let (with_logs, with_stream) = (q.bool("logs"), q.bool("stream"));
+    let past = match with_logs {
+        true => {
+            let opts = ReadOptions {
+                stdout: r.want_out,
+                stderr: r.want_err,
+                since: None,
+                until: None,
+                tail: None,
+                timestamps: false,
+                follow: false,
+            };
+            let path = run::log_path(d, &id);
+            tokio::task::spawn_blocking(move || logs::read(&path, &opts))
+                .await
+                .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+                .unwrap_or_default()
+        }
+        false => Vec::new(),
+    };
     let d2 = d.clone();
     tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            crate::api::attach::relay(d2, upgraded, output, exited, r).await;
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        for rec in &past {
+            let line = logs::format_line(rec, false);
+            let bytes = match tty {
+                true => line,
+                false => {
+                    let st = match rec.stream {
+                        Stream::Stdout => berth_api::stdcopy::Stream::Stdout,
+                        Stream::Stderr => berth_api::stdcopy::Stream::Stderr,
+                    };
+                    let mut out = Vec::with_capacity(line.len() + 8);
+                    berth_api::stdcopy::encode_frame(st, &line, &mut out);
+                    out
+                }
+            };
+            if tokio::io::AsyncWriteExt::write_all(&mut io, &bytes)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if with_stream {
+            crate::api::attach::relay(d2, io.into_inner(), output, exited, r).await;
+        } else {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
         }
     });
     Ok(crate::api::attach::upgraded_response(tty))
