@@ -389,6 +389,16 @@ async fn metrics_follow_memory_and_update_changes_limits() {
     delete(&mut api, &c).await;
 }
 
+/// The tasks of `c`'s namespace.
+async fn tasks_in(api: &mut Api, c: &Ctr) -> Vec<berth_proto::v1::Process> {
+    api.tasks
+        .list(c.req(ListTasksRequest { filters: vec![] }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks
+}
+
 /// A runtime that fails or refuses: its own words reach the caller, and nothing is left (`c`
 /// gives the namespace).
 async fn runtime_failures_leave_nothing(api: &mut Api, roots: &TestRoots, c: &Ctr) {
@@ -416,13 +426,7 @@ async fn runtime_failures_leave_nothing(api: &mut Api, roots: &TestRoots, c: &Ct
         "the runtime's error should name the binary: {}",
         e.message()
     );
-    let listed = api
-        .tasks
-        .list(c.req(ListTasksRequest { filters: vec![] }))
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
+    let listed = tasks_in(api, c).await;
     if listed.iter().any(|t| t.id == "broken") {
         delete(api, &broken).await;
     } else {
@@ -467,13 +471,7 @@ async fn runtime_failures_leave_nothing(api: &mut Api, roots: &TestRoots, c: &Ct
         e.message()
     );
     assert!(!roots.exec_root().join("tasks/berth/bogus").exists());
-    let left = api
-        .tasks
-        .list(c.req(ListTasksRequest { filters: vec![] }))
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
+    let left = tasks_in(api, c).await;
     assert!(left.is_empty(), "{left:?}");
     assert!(common::shims_of(roots).is_empty());
 }

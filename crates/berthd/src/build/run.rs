@@ -174,7 +174,7 @@ async fn step(
             let pairs = dockerfile::pairs("ENV", &shell_text(&ins.args), escape, &vars)
                 .map_err(Error::invalid)?;
             for (k, v) in pairs {
-                set_env(&mut s.config, &k, &v.unwrap_or_default());
+                crate::engine::commit::set_env_var(&mut s.config, &k, &v.unwrap_or_default());
             }
         }
         "LABEL" => {
@@ -771,23 +771,7 @@ fn read_dockerfile(ctx: &OwnedFd, path: &str) -> Result<String, Error> {
     Ok(text)
 }
 
-/// `ENV k=v`: replaces the variable or adds it.
-fn set_env(config: &mut Value, k: &str, v: &str) {
-    let mut env: Vec<Value> = config["Env"].as_array().cloned().unwrap_or_default();
-    env.retain(|e| e.as_str().and_then(|e| e.split('=').next()) != Some(k));
-    env.push(json!(format!("{k}={v}")));
-    config["Env"] = json!(env);
-}
-
 /// The 12-character id Docker's build output shows.
 fn short(image: Option<&ImageRecord>) -> String {
-    image
-        .map(|i| {
-            i.id.as_str()
-                .trim_start_matches("sha256:")
-                .chars()
-                .take(12)
-                .collect()
-        })
-        .unwrap_or_else(|| "scratch".into())
+    image.map_or_else(|| "scratch".into(), |i| berth_image::service::short(&i.id))
 }

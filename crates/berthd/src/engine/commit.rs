@@ -221,14 +221,18 @@ pub fn apply_changes(c: &mut Value, changes: &[&str]) -> Result<(), Error> {
 
 /// `ENV k=v` or `ENV k v`: replaces the variable if the config sets it, else adds it.
 fn set_env(c: &mut Value, rest: &str) {
-    let kv = match rest.split_once('=') {
-        Some(_) => rest.to_string(),
-        None => rest.replacen(' ', "=", 1),
-    };
-    let key = kv.split('=').next().unwrap_or_default().to_string();
+    let (k, v) = rest
+        .split_once('=')
+        .or_else(|| rest.split_once(' '))
+        .unwrap_or((rest, ""));
+    set_env_var(c, k, v);
+}
+
+/// Sets the variable `k` to `v` in the config `c`'s `Env`, in place of any value it had.
+pub fn set_env_var(c: &mut Value, k: &str, v: &str) {
     let mut env: Vec<Value> = c["Env"].as_array().cloned().unwrap_or_default();
-    env.retain(|e| e.as_str().and_then(|e| e.split('=').next()) != Some(key.as_str()));
-    env.push(json!(kv));
+    env.retain(|e| e.as_str().and_then(|e| e.split('=').next()) != Some(k));
+    env.push(json!(format!("{k}={v}")));
     c["Env"] = json!(env);
 }
 
