@@ -207,20 +207,27 @@ pub async fn check_startable(d: &Daemon, id: &str, tty: bool) -> Result<bool, Er
             )));
         }
     }
-    container_process(d, &e.container).await?;
+    // Only the state: `start` reads the container's process when it builds the exec's.
+    running(&*d.containers.find(&e.container)?.lock().await)?;
     Ok(e.config.tty.unwrap_or(false) || tty)
+}
+
+/// An exec needs its container running.
+fn running(rec: &crate::model::record::Record) -> Result<(), Error> {
+    match rec.state.status {
+        Status::Running => Ok(()),
+        _ => Err(Error::conflict(format!(
+            "Container {} is not running",
+            rec.id
+        ))),
+    }
 }
 
 /// The container's process (the base of the exec's) and its rootfs path, if it runs.
 async fn container_process(d: &Daemon, container: &str) -> Result<(Value, String), Error> {
     let h = d.containers.find(container)?;
     let rec = h.lock().await;
-    if rec.state.status != Status::Running {
-        return Err(Error::conflict(format!(
-            "Container {} is not running",
-            rec.id
-        )));
-    }
+    running(&rec)?;
     let rootfs = crate::oci::rootfs::merged(&d.containers.dir(&rec.id));
     Ok((rec.spec["process"].clone(), rootfs.display().to_string()))
 }
