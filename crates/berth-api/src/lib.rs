@@ -3,6 +3,7 @@
 //! `bollard-stubs`, pinned; `responses` has our own where those differ from dockerd). Only this crate and its two users know the Engine API's JSON.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod query;
 pub mod responses;
 pub mod stdcopy;

@@ -3,9 +3,16 @@
 //! - [`IdResponse`]: the bollard model renames its field to `ID` (`rename_all = "UPPERCASE"`),
 //!   where dockerd's `POST /containers/{id}/exec` answers `{"Id": ...}`;
 //! - [`ContainerWaitResponse`]: the bollard model leaves `Error` out when there is none, where
-//!   dockerd 20.10 sends `"Error": null`.
+//!   dockerd 20.10 sends `"Error": null`;
+//! - [`ImageInspect`]: the bollard model leaves out unset fields and types `Config` with its
+//!   own sparse container config, where dockerd always writes every field (`Parent: ""`,
+//!   `ContainerConfig` as an object, `Config` with all of `container.Config`);
+//! - [`HistoryItem`]: the bollard model makes `Tags` a list, where dockerd writes `null` for
+//!   every entry but the top one.
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::ContainerConfig;
 
 /// `{"Id": ...}`: the answer of `POST /containers/{id}/exec`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +38,82 @@ pub struct WaitError {
     pub message: String,
 }
 
+/// `GET /images/{name}/json`, as dockerd 20.10 writes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageInspect {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "RepoTags")]
+    pub repo_tags: Vec<String>,
+    #[serde(rename = "RepoDigests")]
+    pub repo_digests: Vec<String>,
+    #[serde(rename = "Parent")]
+    pub parent: String,
+    #[serde(rename = "Comment")]
+    pub comment: String,
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Container")]
+    pub container: String,
+    #[serde(rename = "ContainerConfig")]
+    pub container_config: ContainerConfig,
+    #[serde(rename = "DockerVersion")]
+    pub docker_version: String,
+    #[serde(rename = "Author")]
+    pub author: String,
+    #[serde(rename = "Config")]
+    pub config: Option<ContainerConfig>,
+    #[serde(rename = "Architecture")]
+    pub architecture: String,
+    #[serde(rename = "Variant", skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+    #[serde(rename = "Os")]
+    pub os: String,
+    #[serde(rename = "Size")]
+    pub size: i64,
+    #[serde(rename = "VirtualSize")]
+    pub virtual_size: i64,
+    #[serde(rename = "GraphDriver")]
+    pub graph_driver: bollard_stubs::models::GraphDriverData,
+    #[serde(rename = "RootFS")]
+    pub root_fs: ImageRootFs,
+    #[serde(rename = "Metadata")]
+    pub metadata: ImageMetadata,
+}
+
+/// An image's layers in inspect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRootFs {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Layers", skip_serializing_if = "Vec::is_empty", default)]
+    pub layers: Vec<String>,
+}
+
+/// What the daemon knows of an image besides its config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMetadata {
+    #[serde(rename = "LastTagTime")]
+    pub last_tag_time: String,
+}
+
+/// One line of `GET /images/{name}/history`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Created")]
+    pub created: i64,
+    #[serde(rename = "CreatedBy")]
+    pub created_by: String,
+    #[serde(rename = "Tags")]
+    pub tags: Option<Vec<String>>,
+    #[serde(rename = "Size")]
+    pub size: i64,
+    #[serde(rename = "Comment")]
+    pub comment: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +130,10 @@ mod tests {
             serde_json::to_string(&wait).unwrap(),
             r#"{"StatusCode":3,"Error":null}"#
         );
+        let item = serde_json::to_value(HistoryItem::default()).unwrap();
+        assert!(item["Tags"].is_null());
+        let image = serde_json::to_value(ImageInspect::default()).unwrap();
+        assert!(image["ContainerConfig"].is_object() && image["Config"].is_null());
+        assert_eq!(image["Parent"], "");
     }
 }

@@ -792,18 +792,23 @@ impl ImageService {
 
 impl ImageService {
     /// An image with `parent`'s layers and a new config (`docker build`'s ENV, CMD, LABEL...
-    /// steps): its history gains `history` as an empty layer.
+    /// steps): its history gains `history` as an empty layer; `author` (MAINTAINER) replaces
+    /// the parent's.
     pub fn with_config(
         &self,
         parent: &ImageRecord,
         config: serde_json::Value,
         history: serde_json::Value,
+        author: Option<&str>,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, PullError> {
         let c = ImageConfig::parse(&self.content.read(&parent.id, MAX_CONFIG)?)?;
         let mut raw = c.raw;
         let created = berth_clock::rfc3339_now();
         raw["created"] = serde_json::json!(created);
+        if let Some(a) = author.filter(|a| !a.is_empty()) {
+            raw["author"] = serde_json::json!(a);
+        }
         raw["config"] = config.clone();
         raw["container_config"] = config;
         let mut entry = history;

@@ -816,16 +816,11 @@ pub async fn commit(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let reference = crate::api::images::repo_tag(&q)?;
     let body = read_body(req.into_body(), 4 << 20).await?;
-    let config: Option<Value> = match body.iter().all(u8::is_ascii_whitespace) {
-        true => None,
-        false => Some(parse_json(&body)?),
-    };
-    if config
-        .as_ref()
-        .is_some_and(|c| !c.is_object() && !c.is_null())
-    {
-        return Err(Error::invalid("the config must be a JSON object"));
-    }
+    let config: Option<berth_api::config::ContainerConfig> =
+        match body.iter().all(u8::is_ascii_whitespace) {
+            true => None,
+            false => parse_json(&body)?,
+        };
     let opts = crate::engine::commit::CommitOptions {
         reference,
         comment: q.get("comment").unwrap_or_default().to_string(),

@@ -2,10 +2,13 @@
 //! history, tag, remove, prune, and `POST /auth`. The stores are synchronous (berth-image): each
 //! call runs on a blocking thread.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use berth_api::config::ImageConfig;
 use berth_api::models;
+use berth_api::responses::{HistoryItem, ImageInspect, ImageMetadata, ImageRootFs};
 use berth_image::images::ImageRecord;
 use berth_image::manifest::{MAX_CONFIG, Platform};
 use berth_image::registry::{Credentials, RegistryError};
@@ -283,8 +286,9 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         u => Some(format!("http://{u}")),
     };
     let reference = repo_tag(q)?;
-    let mut config = json!({});
+    let mut config = berth_api::config::ContainerConfig::default();
     crate::engine::commit::apply_changes(&mut config, &q.get_all("changes"))?;
+    let config = serde_json::to_value(&config).unwrap_or_default();
     let d2 = d.clone();
     let r2 = reference.clone();
     let rec = if let Some(url) = url {
@@ -426,20 +430,22 @@ fn unix_secs(rfc3339: &str) -> i64 {
     berth_clock::parse_rfc3339(rfc3339).map_or(0, |n| n / 1_000_000_000)
 }
 
-fn read_config(d: &Daemon, rec: &ImageRecord) -> Value {
+/// The image's config blob; an empty one where it cannot be read or decoded.
+fn read_config(d: &Daemon, rec: &ImageRecord) -> ImageConfig {
     d.images
         .content
         .read(&rec.id, MAX_CONFIG)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
+        .unwrap_or_default()
 }
 
-fn labels_of(config: &Value) -> Value {
-    match &config["config"]["Labels"] {
-        Value::Object(m) => Value::Object(m.clone()),
-        _ => json!({}),
-    }
+fn labels_of(config: &ImageConfig) -> BTreeMap<String, String> {
+    config
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default()
 }
 
 /// Glob match for `reference=` filters (`*` within a path component).
@@ -455,22 +461,31 @@ fn glob(pattern: &str, s: &str) -> bool {
     m(pattern.as_bytes(), s.as_bytes())
 }
 
-pub fn summary(d: &Daemon, rec: &ImageRecord) -> Value {
+pub fn summary(d: &Daemon, rec: &ImageRecord) -> models::ImageSummary {
     let config = read_config(d, rec);
     let tags = rec.familiar_tags();
     let digests = rec.familiar_digests();
-    json!({
-        "Id": rec.id.to_string(),
-        "ParentId": "",
-        "RepoTags": if tags.is_empty() { json!(["<none>:<none>"]) } else { json!(tags) },
-        "RepoDigests": if digests.is_empty() && tags.is_empty() { json!(["<none>@<none>"]) } else { json!(digests) },
-        "Created": unix_secs(&rec.created),
-        "Size": rec.size,
-        "VirtualSize": rec.size,
-        "SharedSize": -1,
-        "Labels": labels_of(&config),
-        "Containers": -1,
-    })
+    let size = i64::try_from(rec.size).unwrap_or(i64::MAX);
+    models::ImageSummary {
+        id: rec.id.to_string(),
+        parent_id: String::new(),
+        repo_digests: if digests.is_empty() && tags.is_empty() {
+            vec!["<none>@<none>".into()]
+        } else {
+            digests
+        },
+        repo_tags: if tags.is_empty() {
+            vec!["<none>:<none>".into()]
+        } else {
+            tags
+        },
+        created: unix_secs(&rec.created),
+        size,
+        virtual_size: Some(size),
+        shared_size: -1,
+        labels: labels_of(&config).into_iter().collect(),
+        containers: -1,
+    }
 }
 
 /// `GET /images/json`: filters `dangling`, `reference`, `label`.
@@ -500,8 +515,8 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                     "label" => {
                         let labels = labels_of(&read_config(&d, rec));
                         match v.split_once('=') {
-                            Some((lk, lv)) => labels[lk].as_str() == Some(lv),
-                            None => labels.get(v).is_some(),
+                            Some((lk, lv)) => labels.get(lk).is_some_and(|x| x == lv),
+                            None => labels.contains_key(v),
                         }
                     }
                     _ => true,
@@ -524,7 +539,7 @@ fn resolve(d: &Daemon, name: &str) -> Result<ImageRecord, Error> {
 /// `GET /images/{name}/json`.
 pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let (d, name) = (d.clone(), name.to_string());
-    let v = blocking(move || -> Result<Value, Error> {
+    let v = blocking(move || -> Result<ImageInspect, Error> {
         let rec = resolve(&d, &name)?;
         let config = read_config(&d, &rec);
         let layers = d.images.layer_dirs(&rec);
@@ -533,27 +548,40 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
-        Ok(json!({
-            "Id": rec.id.to_string(),
-            "RepoTags": rec.familiar_tags(),
-            "RepoDigests": rec.familiar_digests(),
-            "Parent": "",
-            "Comment": config["comment"].as_str().unwrap_or_default(),
-            "Created": config["created"].as_str().unwrap_or(&rec.created),
-            "Container": config["container"].as_str().unwrap_or_default(),
-            "ContainerConfig": config["container_config"],
-            "DockerVersion": config["docker_version"].as_str().unwrap_or_default(),
-            "Author": config["author"].as_str().unwrap_or_default(),
-            "Config": config["config"],
-            "Architecture": config["architecture"],
-            "Os": config["os"],
-            "Variant": config["variant"],
-            "Size": rec.size,
-            "VirtualSize": rec.size,
-            "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower}},
-            "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
-            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-        }))
+        let size = i64::try_from(rec.size).unwrap_or(i64::MAX);
+        Ok(ImageInspect {
+            id: rec.id.to_string(),
+            repo_tags: rec.familiar_tags(),
+            repo_digests: rec.familiar_digests(),
+            parent: String::new(),
+            comment: config.comment,
+            created: if config.created.is_empty() {
+                rec.created.clone()
+            } else {
+                config.created
+            },
+            container: config.container,
+            container_config: config.container_config.unwrap_or_default(),
+            docker_version: config.docker_version,
+            author: config.author,
+            config: config.config,
+            architecture: config.architecture,
+            variant: config.variant,
+            os: config.os,
+            size,
+            virtual_size: size,
+            graph_driver: models::GraphDriverData {
+                name: "overlay2".into(),
+                data: [("LowerDir".to_string(), lower)].into_iter().collect(),
+            },
+            root_fs: ImageRootFs {
+                kind: "layers".into(),
+                layers: config.rootfs.diff_ids,
+            },
+            metadata: ImageMetadata {
+                last_tag_time: "0001-01-01T00:00:00Z".into(),
+            },
+        })
     })
     .await??;
     Ok(json(StatusCode::OK, &v))
@@ -562,39 +590,32 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
 /// `GET /images/{name}/history`: newest first, as `docker history` shows it.
 pub async fn history(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let (d, name) = (d.clone(), name.to_string());
-    let v = blocking(move || -> Result<Vec<Value>, Error> {
+    let v = blocking(move || -> Result<Vec<HistoryItem>, Error> {
         let rec = resolve(&d, &name)?;
         let config = read_config(&d, &rec);
-        let history = config["history"].as_array().cloned().unwrap_or_default();
-        let sizes: Vec<u64> = rec
+        let mut sizes = rec
             .chain
             .iter()
-            .map(|c| d.images.layers.info(c).map_or(0, |i| i.size))
+            .map(|c| d.images.layers.info(c).map_or(0, |i| i.size));
+        let mut out: Vec<HistoryItem> = config
+            .history
+            .iter()
+            .map(|h| HistoryItem {
+                id: "<missing>".into(),
+                created: unix_secs(&h.created),
+                created_by: h.created_by.clone(),
+                tags: None,
+                size: match h.empty_layer {
+                    true => 0,
+                    false => i64::try_from(sizes.next().unwrap_or(0)).unwrap_or(i64::MAX),
+                },
+                comment: h.comment.clone(),
+            })
             .collect();
-        let mut layer = 0;
-        let mut out = Vec::new();
-        for h in &history {
-            let empty = h["empty_layer"].as_bool().unwrap_or(false);
-            let size = if empty {
-                0
-            } else {
-                let s = sizes.get(layer).copied().unwrap_or(0);
-                layer += 1;
-                s
-            };
-            out.push(json!({
-                "Id": "<missing>",
-                "Created": unix_secs(h["created"].as_str().unwrap_or_default()),
-                "CreatedBy": h["created_by"].as_str().unwrap_or_default(),
-                "Tags": Value::Null,
-                "Size": size,
-                "Comment": h["comment"].as_str().unwrap_or_default(),
-            }));
-        }
         out.reverse();
         if let Some(top) = out.first_mut() {
-            top["Id"] = json!(rec.id.to_string());
-            top["Tags"] = json!(rec.familiar_tags());
+            top.id = rec.id.to_string();
+            top.tags = Some(rec.familiar_tags());
         }
         Ok(out)
     })
@@ -697,7 +718,9 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             if !all && !rec.repo_tags.is_empty() {
                 continue;
             }
-            if !selected.selects(&rec.created, &labels_of(&read_config(&d, &rec))) {
+            let labels =
+                serde_json::to_value(labels_of(&read_config(&d, &rec))).unwrap_or_default();
+            if !selected.selects(&rec.created, &labels) {
                 continue;
             }
             let in_use = |id: &Digest| crate::api::containers::user_of_image(&d, id);

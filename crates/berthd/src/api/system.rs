@@ -114,7 +114,7 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
             .filter_map(|c| d2.images.layers.info(c))
             .map(|i| i.size)
             .sum();
-        let list: Vec<serde_json::Value> = recs
+        let list: Vec<_> = recs
             .iter()
             .map(|r| crate::api::images::summary(&d2, r))
             .collect();

@@ -9,11 +9,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_api::config::{ContainerConfig, HealthConfig, ImageConfig};
 use berth_image::Reference;
 use berth_image::images::ImageRecord;
-use berth_image::manifest::{ImageConfig, MAX_CONFIG};
+use berth_image::manifest::MAX_CONFIG;
 use berth_image::service::NewImage;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::build::cache;
@@ -58,7 +59,9 @@ struct Stage {
     name: Option<String>,
     /// The image so far (None: `FROM scratch` before its first layer).
     image: Option<ImageRecord>,
-    config: Value,
+    config: ContainerConfig,
+    /// MAINTAINER: the image's author.
+    author: Option<String>,
     /// Config steps since the last image, as history entries.
     pending: Vec<String>,
     /// ARGs declared in this stage, with their values.
@@ -123,7 +126,7 @@ pub async fn build(
         )));
     }
     for (k, v) in &o.labels {
-        s.config["Labels"][k] = json!(v);
+        s.config.set_label(k, v);
         if s.pending.is_empty() {
             s.pending.push(format!("LABEL {k}={v}"));
         }
@@ -174,35 +177,33 @@ async fn step(
             let pairs = dockerfile::pairs("ENV", &shell_text(&ins.args), escape, &vars)
                 .map_err(Error::invalid)?;
             for (k, v) in pairs {
-                crate::engine::commit::set_env_var(&mut s.config, &k, &v.unwrap_or_default());
+                s.config.set_env(&k, &v.unwrap_or_default());
             }
         }
         "LABEL" => {
             let pairs = dockerfile::pairs("LABEL", &shell_text(&ins.args), escape, &vars)
                 .map_err(Error::invalid)?;
             for (k, v) in pairs {
-                s.config["Labels"][k] = json!(v.unwrap_or_default());
+                s.config.set_label(&k, &v.unwrap_or_default());
             }
         }
         "WORKDIR" => {
             let w = expand(&shell_text(&ins.args))?;
-            let base = s.config["WorkingDir"].as_str().unwrap_or("/").to_string();
-            let path = match w.starts_with('/') {
+            s.config.working_dir = match w.starts_with('/') {
                 true => w,
-                false => format!("{}/{w}", base.trim_end_matches('/')),
+                false => format!("{}/{w}", workdir(&s.config).trim_end_matches('/')),
             };
-            s.config["WorkingDir"] = json!(path);
         }
-        "USER" => s.config["User"] = json!(expand(&shell_text(&ins.args))?),
-        "STOPSIGNAL" => s.config["StopSignal"] = json!(expand(&shell_text(&ins.args))?),
-        "MAINTAINER" => s.config["Author"] = json!(shell_text(&ins.args)),
+        "USER" => s.config.user = expand(&shell_text(&ins.args))?,
+        "STOPSIGNAL" => s.config.stop_signal = expand(&shell_text(&ins.args))?,
+        "MAINTAINER" => s.author = Some(shell_text(&ins.args)),
         "EXPOSE" => {
             for p in expand(&shell_text(&ins.args))?.split_whitespace() {
                 let p = match p.contains('/') {
                     true => p.to_string(),
                     false => format!("{p}/tcp"),
                 };
-                s.config["ExposedPorts"][p] = json!({});
+                s.config.expose(&p);
             }
         }
         "VOLUME" => {
@@ -211,7 +212,7 @@ async fn step(
                 Args::Shell(t) => expand(t)?.split_whitespace().map(str::to_string).collect(),
             };
             for p in paths {
-                s.config["Volumes"][p] = json!({});
+                s.config.add_volume(&p);
             }
         }
         "CMD" | "ENTRYPOINT" | "SHELL" => {
@@ -223,17 +224,16 @@ async fn step(
                     w
                 }
             };
-            let key = match kw {
-                "CMD" => "Cmd",
-                "ENTRYPOINT" => "Entrypoint",
-                _ => "Shell",
+            let field = match kw {
+                "CMD" => &mut s.config.cmd,
+                "ENTRYPOINT" => &mut s.config.entrypoint,
+                _ => &mut s.config.shell,
             };
-            s.config[key] = json!(words);
+            *field = Some(words);
         }
         "ONBUILD" => {
-            let mut v = s.config["OnBuild"].as_array().cloned().unwrap_or_default();
-            v.push(json!(shell_text(&ins.args)));
-            s.config["OnBuild"] = json!(v);
+            let text = shell_text(&ins.args);
+            s.config.on_build.get_or_insert_with(Vec::new).push(text);
         }
         "HEALTHCHECK" => healthcheck(s, ins)?,
         other => {
@@ -254,58 +254,60 @@ fn healthcheck(s: &mut Stage, ins: &Instruction) -> Result<(), Error> {
     };
     let (kind, rest) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
     let test = match kind.to_ascii_uppercase().as_str() {
-        "NONE" => json!(["NONE"]),
+        "NONE" => vec!["NONE".to_string()],
         "CMD" => match serde_json::from_str::<Vec<String>>(rest.trim()) {
-            Ok(w) => {
-                let mut t = vec!["CMD".to_string()];
-                t.extend(w);
-                json!(t)
-            }
-            Err(_) => json!(["CMD-SHELL", rest.trim()]),
+            Ok(w) => std::iter::once("CMD".to_string()).chain(w).collect(),
+            Err(_) => vec!["CMD-SHELL".to_string(), rest.trim().to_string()],
         },
         _ => return Err(Error::invalid("HEALTHCHECK must be CMD ... or NONE")),
     };
-    let mut hc = json!({"Test": test});
+    let mut hc = HealthConfig {
+        test: Some(test),
+        ..Default::default()
+    };
     for (k, v) in &ins.flags {
-        let key = match k.as_str() {
-            "interval" => "Interval",
-            "timeout" => "Timeout",
-            "start-period" => "StartPeriod",
+        let field = match k.as_str() {
+            "interval" => &mut hc.interval,
+            "timeout" => &mut hc.timeout,
+            "start-period" => &mut hc.start_period,
             "retries" => {
-                hc["Retries"] = json!(
-                    v.parse::<i64>()
-                        .map_err(|_| Error::invalid(format!("invalid --retries: {v}")))?
-                );
+                hc.retries = v
+                    .parse::<i64>()
+                    .map_err(|_| Error::invalid(format!("invalid --retries: {v}")))?;
                 continue;
             }
             other => return Err(Error::invalid(format!("unknown flag: --{other}"))),
         };
         let nanos = crate::engine::logs::parse_go_duration(v)
             .ok_or_else(|| Error::invalid(format!("invalid --{k}: {v}")))?;
-        hc[key] = json!(nanos);
+        *field = i64::try_from(nanos).unwrap_or(i64::MAX);
     }
-    s.config["Healthcheck"] = hc;
+    s.config.healthcheck = Some(hc);
     Ok(())
 }
 
 /// The shell of shell-form commands: SHELL's, else `/bin/sh -c`.
-fn shell_of(config: &Value) -> Vec<String> {
-    config["Shell"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .filter(|w: &Vec<String>| !w.is_empty())
+fn shell_of(config: &ContainerConfig) -> Vec<String> {
+    config
+        .shell
+        .clone()
+        .filter(|w| !w.is_empty())
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// The working directory steps are relative to: WORKDIR's, else `/`.
+fn workdir(config: &ContainerConfig) -> &str {
+    match config.working_dir.as_str() {
+        "" => "/",
+        w => w,
+    }
 }
 
 /// Variables for expansion: the stage's ARGs, then its ENV (which wins).
 fn lookup_in(s: &Stage) -> impl Fn(&str) -> Option<String> + use<> {
     let mut vars = s.args.clone();
-    for e in s.config["Env"].as_array().into_iter().flatten() {
-        if let Some((k, v)) = e.as_str().and_then(|e| e.split_once('=')) {
+    for e in s.config.env.iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
             vars.insert(k.to_string(), v.to_string());
         }
     }
@@ -361,15 +363,16 @@ async fn from(
     let args = meta_args.clone();
     let name = dockerfile::expand(name, escape, &move |n: &str| args.get(n).cloned())
         .map_err(Error::invalid)?;
-    let fresh = |image: Option<ImageRecord>, config: Value| Stage {
+    let fresh = |image: Option<ImageRecord>, config: ContainerConfig| Stage {
         name: stage_name.clone(),
         image,
         config,
+        author: None,
         pending: Vec::new(),
         args: BTreeMap::new(),
     };
     if name == "scratch" {
-        return Ok(fresh(None, json!({})));
+        return Ok(fresh(None, ContainerConfig::default()));
     }
     let earlier = done
         .iter()
@@ -385,10 +388,9 @@ async fn from(
         .content
         .read(&image.id, MAX_CONFIG)
         .ok()
-        .and_then(|b| ImageConfig::parse(&b).ok())
-        .map(|c| c.raw["config"].clone())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+        .and_then(|b| serde_json::from_slice::<ImageConfig>(&b).ok())
+        .map(|c| c.container_config())
+        .unwrap_or_default();
     Ok(fresh(Some(image), config))
 }
 
@@ -449,7 +451,7 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
         return Ok(());
     }
     let steps = s.pending.join("\n");
-    let config_text = s.config.to_string();
+    let config_text = config_text(s);
     let key = cache::key(&["config", parent.id.as_str(), &steps, &config_text]);
     let created_by = format!("/bin/sh -c #(nop)  {}", s.pending.join(" "));
     s.pending.clear();
@@ -457,10 +459,11 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
         s.image = Some(hit);
         return Ok(());
     }
-    let (d2, config) = (d.clone(), s.config.clone());
+    let (d2, config, author) = (d.clone(), config_value(s), s.author.clone());
     store(d, s, &key, move || {
+        let history = json!({"created_by": created_by});
         d2.images
-            .with_config(&parent, config, json!({"created_by": created_by}), None)
+            .with_config(&parent, config, history, author.as_deref(), None)
     })
     .await
 }
@@ -513,13 +516,10 @@ async fn run(
             cmd.push(h.content.clone());
         }
     }
-    let mut env: Vec<Value> = s.config["Env"].as_array().cloned().unwrap_or_default();
+    let mut env = s.config.env.clone().unwrap_or_default();
     for (k, v) in &s.args {
-        if !env
-            .iter()
-            .any(|e| e.as_str().is_some_and(|e| e.starts_with(&format!("{k}="))))
-        {
-            env.push(json!(format!("{k}={v}")));
+        if !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
+            env.push(format!("{k}={v}"));
         }
     }
     // RUN --network=none|host|default wins over the build's network mode.
@@ -547,17 +547,12 @@ async fn run(
         "Cmd": cmd,
         "Entrypoint": [],
         "Env": env,
-        "WorkingDir": s.config["WorkingDir"],
-        "User": s.config["User"],
+        "WorkingDir": s.config.working_dir,
+        "User": s.config.user,
         "Labels": {"com.berth.build": "intermediate"},
         "HostConfig": {"NetworkMode": network},
     });
-    let key = cache::key(&[
-        "run",
-        image.id.as_str(),
-        &body.to_string(),
-        &s.config.to_string(),
-    ]);
+    let key = cache::key(&["run", image.id.as_str(), &body.to_string(), &config_text(s)]);
     if let Some(hit) = (!o.no_cache).then(|| cache::get(d, &key)).flatten() {
         say(" ---> Using cache\n".into());
         s.image = Some(hit);
@@ -619,6 +614,7 @@ async fn run_and_commit(
         crate::engine::commit::CommitOptions {
             pause: false,
             config: Some(s.config.clone()),
+            author: s.author.clone().unwrap_or_default(),
             replace_config: true,
             created_by: Some(cmd.join(" ")),
             ..Default::default()
@@ -684,10 +680,9 @@ async fn copy(
             ins.keyword
         )));
     }
-    let workdir = s.config["WorkingDir"].as_str().unwrap_or("/").to_string();
     let dest = match dest.starts_with('/') {
         true => dest.clone(),
-        false => format!("{}/{dest}", workdir.trim_end_matches('/')),
+        false => format!("{}/{dest}", workdir(&s.config).trim_end_matches('/')),
     };
     let into_dir = dest.ends_with('/') || sources.len() > 1;
     let own = Ownership::of(&ins.flags)?;
@@ -722,14 +717,15 @@ async fn copy(
         &parent_id,
         &ins.original,
         digest.as_str(),
-        &s.config.to_string(),
+        &config_text(s),
     ]);
     if let Some(hit) = (!no_cache).then(|| cache::get(d, &key)).flatten() {
         say(" ---> Using cache\n".into());
         s.image = Some(hit);
         return Ok(());
     }
-    let (d2, parent, config) = (d.clone(), s.image.clone(), s.config.clone());
+    let (d2, parent, config) = (d.clone(), s.image.clone(), config_value(s));
+    let author = s.author.clone();
     let created_by = format!("/bin/sh -c #(nop) {}", ins.original);
     store(d, s, &key, move || {
         d2.images.add_layer(
@@ -738,13 +734,27 @@ async fn copy(
                 parent: parent.as_ref(),
                 config,
                 history: json!({"created_by": created_by}),
-                author: None,
+                author,
                 container: None,
                 tag: None,
             },
         )
     })
     .await
+}
+
+/// The stage's config as the image config's `config`.
+fn config_value(s: &Stage) -> serde_json::Value {
+    serde_json::to_value(&s.config).unwrap_or_default()
+}
+
+/// The stage's config and author as a cache key part: a config step changes the image.
+fn config_text(s: &Stage) -> String {
+    format!(
+        "{}{}",
+        config_value(s),
+        s.author.as_deref().unwrap_or_default()
+    )
 }
 
 /// Opens the build context directory.

@@ -6,10 +6,11 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use berth_api::config::ContainerConfig;
 use berth_image::Reference;
 use berth_image::images::ImageRecord;
 use berth_image::service::NewImage;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -25,9 +26,11 @@ pub struct CommitOptions {
     pub pause: bool,
     /// Dockerfile instructions applied to the config (`docker commit -c`).
     pub changes: Vec<String>,
-    /// Config fields that replace the container's (the request body).
-    pub config: Option<Value>,
-    /// `config` is the whole new config, not fields over the container's (the builder's).
+    /// The new image's config (the request body); what it leaves empty comes from the
+    /// container's, as dockerd merges them.
+    pub config: Option<ContainerConfig>,
+    /// `config` is the whole new config, with nothing taken from the container's (the
+    /// builder's).
     pub replace_config: bool,
     /// The history entry's `created_by` (else the container's command).
     pub created_by: Option<String>,
@@ -38,20 +41,15 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
     let h = d.containers.find(name)?;
     let rec = h.lock().await.clone();
     let parent = d.image_of(&rec)?;
-    let mut config = match (&o.config, o.replace_config) {
-        (Some(c), true) => c.clone(),
-        _ => rec.config.clone(),
-    };
-    if let (Some(Value::Object(over)), false) = (&o.config, o.replace_config) {
-        for (k, v) in over {
-            if !v.is_null() {
-                config[k] = v.clone();
-            }
-        }
-    }
+    let container: ContainerConfig = serde_json::from_value(rec.config.clone())
+        .map_err(|e| Error::internal(format!("reading {}'s config: {e}", rec.id)))?;
+    let mut config = o.config.clone().unwrap_or_else(|| container.clone());
     let changes: Vec<&str> = o.changes.iter().map(String::as_str).collect();
     apply_changes(&mut config, &changes)?;
-    config["Image"] = json!(parent.id.to_string());
+    if !o.replace_config {
+        merge(&mut config, &container);
+    }
+    config.image = parent.id.to_string();
     let paused = o.pause && rec.state.status == Status::Running;
     if paused {
         set_paused(d, &rec.id, true).await?;
@@ -64,17 +62,11 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
     }
     let layer = layer.map_err(|e| Error::internal(format!("worker failed: {e}")))??;
     let (d2, id) = (d.clone(), rec.id.clone());
-    let created_by = o.created_by.clone().unwrap_or_else(|| {
-        config["Cmd"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    });
+    let created_by = o
+        .created_by
+        .clone()
+        .unwrap_or_else(|| config.cmd.as_deref().unwrap_or_default().join(" "));
+    let config = serde_json::to_value(&config).unwrap_or_default();
     let history = json!({"created_by": created_by, "comment": o.comment});
     let image = tokio::task::spawn_blocking(move || {
         d2.images.add_layer(
@@ -160,55 +152,52 @@ fn layer_of(upper: &std::path::Path, tmp_dir: &std::path::Path) -> Result<std::f
 /// Applies Dockerfile-style `changes` (`docker commit -c`, `docker import -c`) to the image
 /// config `c`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL,
 /// ONBUILD.
-pub fn apply_changes(c: &mut Value, changes: &[&str]) -> Result<(), Error> {
-    if !c.is_object() {
-        *c = json!({});
-    }
+pub fn apply_changes(c: &mut ContainerConfig, changes: &[&str]) -> Result<(), Error> {
     for ch in changes {
         let (instr, rest) = ch
             .trim()
             .split_once(char::is_whitespace)
             .unwrap_or((ch.trim(), ""));
         let rest = rest.trim();
-        let words = || -> Value {
-            match serde_json::from_str::<Vec<String>>(rest) {
-                Ok(v) => json!(v),
-                Err(_) => json!(["/bin/sh", "-c", rest]),
-            }
+        let words = || -> Option<Vec<String>> {
+            Some(
+                serde_json::from_str::<Vec<String>>(rest)
+                    .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), rest.into()]),
+            )
         };
         match instr.to_uppercase().as_str() {
-            "CMD" => c["Cmd"] = words(),
-            "ENTRYPOINT" => c["Entrypoint"] = words(),
-            "WORKDIR" => c["WorkingDir"] = json!(rest),
-            "USER" => c["User"] = json!(rest),
-            "STOPSIGNAL" => c["StopSignal"] = json!(rest),
-            "ENV" => set_env(c, rest),
+            "CMD" => c.cmd = words(),
+            "ENTRYPOINT" => c.entrypoint = words(),
+            "WORKDIR" => c.working_dir = rest.to_string(),
+            "USER" => c.user = rest.to_string(),
+            "STOPSIGNAL" => c.stop_signal = rest.to_string(),
+            "ENV" => {
+                let (k, v) = rest
+                    .split_once('=')
+                    .or_else(|| rest.split_once(' '))
+                    .unwrap_or((rest, ""));
+                c.set_env(k, v);
+            }
             "LABEL" => {
                 let (k, v) = rest.split_once('=').unwrap_or((rest, ""));
-                c["Labels"][k.trim_matches('"')] = json!(v.trim_matches('"'));
+                c.set_label(k.trim_matches('"'), v.trim_matches('"'));
             }
             "VOLUME" => {
                 let paths = serde_json::from_str::<Vec<String>>(rest)
                     .unwrap_or_else(|_| rest.split_whitespace().map(str::to_string).collect());
                 for p in paths {
-                    c["Volumes"][p] = json!({});
+                    c.add_volume(&p);
                 }
             }
             "EXPOSE" => {
                 for p in rest.split_whitespace() {
-                    let p = if p.contains('/') {
-                        p.to_string()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    c["ExposedPorts"][p] = json!({});
+                    match p.contains('/') {
+                        true => c.expose(p),
+                        false => c.expose(&format!("{p}/tcp")),
+                    }
                 }
             }
-            "ONBUILD" => {
-                let mut onbuild = c["OnBuild"].as_array().cloned().unwrap_or_default();
-                onbuild.push(json!(rest));
-                c["OnBuild"] = json!(onbuild);
-            }
+            "ONBUILD" => c.on_build.get_or_insert_with(Vec::new).push(rest.into()),
             other => {
                 return Err(Error::invalid(format!(
                     "{other} is not a valid change command"
@@ -219,21 +208,47 @@ pub fn apply_changes(c: &mut Value, changes: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-/// `ENV k=v` or `ENV k v`: replaces the variable if the config sets it, else adds it.
-fn set_env(c: &mut Value, rest: &str) {
-    let (k, v) = rest
-        .split_once('=')
-        .or_else(|| rest.split_once(' '))
-        .unwrap_or((rest, ""));
-    set_env_var(c, k, v);
-}
-
-/// Sets the variable `k` to `v` in the config `c`'s `Env`, in place of any value it had.
-pub fn set_env_var(c: &mut Value, k: &str, v: &str) {
-    let mut env: Vec<Value> = c["Env"].as_array().cloned().unwrap_or_default();
-    env.retain(|e| e.as_str().and_then(|e| e.split('=').next()) != Some(k));
-    env.push(json!(format!("{k}={v}")));
-    c["Env"] = json!(env);
+/// Fills what the new config `user` leaves empty from the container's, as dockerd's commit
+/// does: scalars when unset, lists and sets merged (the user's entries win), the command
+/// only when the user gave no entrypoint.
+fn merge(user: &mut ContainerConfig, container: &ContainerConfig) {
+    fn or(mine: &mut String, theirs: &str) {
+        if mine.is_empty() {
+            *mine = theirs.to_string();
+        }
+    }
+    or(&mut user.user, &container.user);
+    or(&mut user.working_dir, &container.working_dir);
+    or(&mut user.stop_signal, &container.stop_signal);
+    for p in container.exposed_ports.iter().flatten().map(|(p, _)| p) {
+        user.expose(p);
+    }
+    for p in container.volumes.iter().flatten().map(|(p, _)| p) {
+        user.add_volume(p);
+    }
+    for e in container.env.iter().flatten() {
+        let key = e.split('=').next().unwrap_or_default();
+        let env = user.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|u| u.split('=').next() == Some(key)) {
+            env.push(e.clone());
+        }
+    }
+    let labels = user.labels.get_or_insert_with(Default::default);
+    for (k, v) in container.labels.iter().flatten() {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if user.entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if user.cmd.as_ref().is_none_or(Vec::is_empty) {
+            user.cmd.clone_from(&container.cmd);
+            user.args_escaped = container.args_escaped;
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint.clone_from(&container.entrypoint);
+        }
+    }
+    if user.healthcheck.is_none() {
+        user.healthcheck.clone_from(&container.healthcheck);
+    }
 }
 
 #[cfg(test)]
@@ -242,7 +257,8 @@ mod tests {
 
     #[test]
     fn changes_set_the_config_as_dockerfile_instructions_do() {
-        let mut c = json!({"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]});
+        let mut c: ContainerConfig =
+            serde_json::from_value(json!({"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]})).unwrap();
         apply_changes(
             &mut c,
             &[
@@ -255,16 +271,37 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(c["Cmd"], json!(["cat", "/hello"]));
-        assert_eq!(c["Env"], json!(["PATH=/bin", "A=2", "B=3"]));
-        assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}}));
-        assert_eq!(c["Labels"], json!({"x": "y"}));
-        assert_eq!(c["WorkingDir"], "/w");
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["Cmd"], json!(["cat", "/hello"]));
+        assert_eq!(v["Env"], json!(["PATH=/bin", "A=2", "B=3"]));
+        assert_eq!(v["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(v["Labels"], json!({"x": "y"}));
+        assert_eq!(v["WorkingDir"], "/w");
         let bad = apply_changes(&mut c, &["RUN true"]).unwrap_err();
         assert!(
             bad.to_string()
                 .contains("RUN is not a valid change command"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn a_given_config_is_filled_from_the_containers_as_dockerd_merges() {
+        let container: ContainerConfig = serde_json::from_value(json!({
+            "Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "User": "nobody",
+            "Labels": {"a": "1", "b": "2"}, "ExposedPorts": {"80/tcp": {}}
+        }))
+        .unwrap();
+        let mut user: ContainerConfig = serde_json::from_value(json!({
+            "Env": ["A=2"], "Labels": {"a": "9"}, "ExposedPorts": {"53/udp": {}}
+        }))
+        .unwrap();
+        merge(&mut user, &container);
+        let v = serde_json::to_value(&user).unwrap();
+        assert_eq!(v["Env"], json!(["A=2", "PATH=/bin"]));
+        assert_eq!(v["Labels"], json!({"a": "9", "b": "2"}));
+        assert_eq!(v["ExposedPorts"], json!({"53/udp": {}, "80/tcp": {}}));
+        assert_eq!(v["Cmd"], json!(["sh"]));
+        assert_eq!(v["User"], "nobody");
     }
 }
