@@ -280,7 +280,7 @@ fn healthcheck(s: &mut Stage, ins: &Instruction) -> Result<(), Error> {
         };
         let nanos = crate::engine::logs::parse_go_duration(v)
             .ok_or_else(|| Error::invalid(format!("invalid --{k}: {v}")))?;
-        *field = i64::try_from(nanos).unwrap_or(i64::MAX);
+        *field = nanos;
     }
     s.config.healthcheck = Some(hc);
     Ok(())
