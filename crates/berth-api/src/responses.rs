@@ -8,7 +8,11 @@
 //!   own sparse container config, where dockerd always writes every field (`Parent: ""`,
 //!   `ContainerConfig` as an object, `Config` with all of `container.Config`);
 //! - [`HistoryItem`]: the bollard model makes `Tags` a list, where dockerd writes `null` for
-//!   every entry but the top one.
+//!   every entry but the top one;
+//! - [`NetworkResource`]: the bollard model has no `ConfigFrom` and `ConfigOnly`, and leaves
+//!   out `IPAM.Options` where dockerd writes `null`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +118,59 @@ pub struct HistoryItem {
     pub comment: String,
 }
 
+/// `GET /networks/{id}` and each entry of `GET /networks`, as dockerd 20.10 writes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkResource {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Scope")]
+    pub scope: String,
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: NetworkIpam,
+    #[serde(rename = "Internal")]
+    pub internal: bool,
+    #[serde(rename = "Attachable")]
+    pub attachable: bool,
+    #[serde(rename = "Ingress")]
+    pub ingress: bool,
+    #[serde(rename = "ConfigFrom")]
+    pub config_from: ConfigReference,
+    #[serde(rename = "ConfigOnly")]
+    pub config_only: bool,
+    #[serde(rename = "Containers")]
+    pub containers: BTreeMap<String, bollard_stubs::models::NetworkContainer>,
+    #[serde(rename = "Options")]
+    pub options: BTreeMap<String, String>,
+    #[serde(rename = "Labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network's address management.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkIpam {
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "Options")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Config")]
+    pub config: Vec<bollard_stubs::models::IpamConfig>,
+}
+
+/// The network a config-only network's settings come from (none here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReference {
+    #[serde(rename = "Network")]
+    pub network: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +192,7 @@ mod tests {
         let image = serde_json::to_value(ImageInspect::default()).unwrap();
         assert!(image["ContainerConfig"].is_object() && image["Config"].is_null());
         assert_eq!(image["Parent"], "");
+        let net = serde_json::to_value(NetworkResource::default()).unwrap();
+        assert!(net["IPAM"]["Options"].is_null() && net["ConfigFrom"]["Network"] == "");
     }
 }

@@ -304,10 +304,14 @@ fn enable_forwarding(exec_root: &std::path::Path) -> bool {
 
 fn network_config(cli: &Cli) -> anyhow::Result<net::Config> {
     let mut base = None;
+    let mut start = None;
     let mut size = None;
     for kv in cli.default_address_pool.split(',') {
         match kv.split_once('=') {
-            Some(("base", v)) => base = Some(v.parse::<berth_net::ipam::Subnet>()?),
+            Some(("base", v)) => {
+                base = Some(v.parse::<berth_net::ipam::Subnet>()?);
+                start = v.split('/').next().and_then(|a| a.parse().ok());
+            }
             Some(("size", v)) => size = v.parse::<u8>().ok(),
             _ => anyhow::bail!("--default-address-pool: expected base=CIDR,size=PREFIX"),
         }
@@ -326,6 +330,7 @@ fn network_config(cli: &Cli) -> anyhow::Result<net::Config> {
         bip: cli.bip.clone(),
         pool,
         pool_prefix,
+        pool_start: start.unwrap_or(pool.network()),
         mtu: cli.mtu,
         forward_only_bridges: false,
     })

@@ -778,7 +778,7 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let mut reclaimed = 0u64;
     for h in d.containers.all() {
         let r = h.lock().await.clone();
-        if r.running() || !filters.selects(&r.created, &r.config["Labels"]) {
+        if r.running() || !filters.selects(&r.created, |k| r.config["Labels"][k].as_str()) {
             continue;
         }
         // What its writable layer held, as dockerd reports it.

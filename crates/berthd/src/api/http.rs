@@ -348,7 +348,7 @@ impl PruneFilters {
 
     /// Whether an object created at `created` (RFC 3339) with `labels` (a JSON object) is
     /// selected.
-    pub fn selects(&self, created: &str, labels: &serde_json::Value) -> bool {
+    pub fn selects<'a>(&self, created: &str, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         if let Some(until) = self.until {
             match berth_clock::parse_rfc3339(created) {
                 Some(c) if c < until => {}
@@ -356,10 +356,10 @@ impl PruneFilters {
             }
         }
         self.labels.iter().all(|(k, v, want)| {
-            let has = match (&labels[k.as_str()], v) {
-                (serde_json::Value::Null, _) => false,
-                (_, None) => true,
-                (x, Some(v)) => x.as_str() == Some(v.as_str()),
+            let has = match (label(k), v) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(x), Some(v)) => x == v,
             };
             has == *want
         })

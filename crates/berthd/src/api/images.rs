@@ -718,9 +718,8 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             if !all && !rec.repo_tags.is_empty() {
                 continue;
             }
-            let labels =
-                serde_json::to_value(labels_of(&read_config(&d, &rec))).unwrap_or_default();
-            if !selected.selects(&rec.created, &labels) {
+            let labels = labels_of(&read_config(&d, &rec));
+            if !selected.selects(&rec.created, |k| labels.get(k).map(String::as_str)) {
                 continue;
             }
             let in_use = |id: &Digest| crate::api::containers::user_of_image(&d, id);

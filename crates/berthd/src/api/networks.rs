@@ -1,6 +1,7 @@
 //! The Engine API's network routes: list, inspect, create, remove, connect, disconnect, prune,
 //! with Docker's JSON, status codes and error texts.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_net::ipam::Subnet;
@@ -8,12 +9,13 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use berth_api::models::{self, NetworkCreateRequest};
+use berth_api::models::{self, IpamConfig, NetworkContainer, NetworkCreateRequest};
+use berth_api::responses::{NetworkIpam, NetworkResource};
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use crate::engine::Daemon;
 use crate::model::Error;
-use crate::net::{Network, apply_firewall, ensure_bridge, start_dns, to_json};
+use crate::net::{EndpointState, Network, apply_firewall, ensure_bridge, start_dns};
 
 fn not_found(key: &str) -> Error {
     Error::not_found(format!("network {key} not found"))
@@ -63,8 +65,8 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                 "scope" => v == "local",
                 "type" => (v == "custom") != n.predefined(),
                 "label" => match v.split_once('=') {
-                    Some((lk, lv)) => n.labels[lk].as_str() == Some(lv),
-                    None => n.labels.get(v).is_some(),
+                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                    None => n.labels.contains_key(v),
                 },
                 "dangling" => {
                     (v == "true" || v == "1")
@@ -74,7 +76,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             };
         }
         if keep {
-            out.push(to_json(&n, &members(d, &n.id).await));
+            out.push(resource(&n, &members(d, &n.id).await));
         }
     }
     Ok(json(StatusCode::OK, &out))
@@ -83,7 +85,10 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 /// `GET /networks/{id}`.
 pub async fn inspect(d: &Arc<Daemon>, key: &str) -> ApiResult {
     let n = d.networks.find(key).ok_or_else(|| not_found(key))?;
-    Ok(json(StatusCode::OK, &to_json(&n, &members(d, &n.id).await)))
+    Ok(json(
+        StatusCode::OK,
+        &resource(&n, &members(d, &n.id).await),
+    ))
 }
 
 /// A checked `POST /networks/create` body. What needs the daemon's state (a name in use, a
@@ -98,8 +103,8 @@ pub struct NetworkCreate {
     pub ip_range: Option<Subnet>,
     pub internal: bool,
     pub attachable: bool,
-    pub labels: Value,
-    pub options: Value,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
 }
 
 /// Parses a `POST /networks/create` body: a bridge network with at most one IPv4 subnet.
@@ -155,8 +160,8 @@ pub fn parse_create(body: &[u8]) -> Result<NetworkCreate, Error> {
         ip_range,
         internal: v.internal.unwrap_or(false),
         attachable: v.attachable.unwrap_or(false),
-        labels: json!(v.labels.unwrap_or_default()),
-        options: json!(options),
+        labels: v.labels.unwrap_or_default().into_iter().collect(),
+        options: options.into_iter().collect(),
     })
 }
 
@@ -288,8 +293,8 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         let labelled = filters
             .iter()
             .all(|(k, v)| match (k.as_str(), v.split_once('=')) {
-                ("label", Some((lk, lv))) => n.labels[lk].as_str() == Some(lv),
-                ("label", None) => n.labels.get(v).is_some(),
+                ("label", Some((lk, lv))) => n.labels.get(lk).is_some_and(|x| x == lv),
+                ("label", None) => n.labels.contains_key(v),
                 _ => true,
             });
         if !n.predefined() && labelled && users(d, &n.id).await.is_empty() {
@@ -367,4 +372,46 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
         json!({"container": rec.id, "name": n.name, "type": n.driver}),
     );
     Ok(empty(StatusCode::OK))
+}
+
+/// Docker's view of a network; `containers` maps container id → (name, endpoint).
+fn resource(n: &Network, containers: &[(String, String, EndpointState)]) -> NetworkResource {
+    let containers = containers
+        .iter()
+        .map(|(id, name, ep)| {
+            let c = NetworkContainer {
+                name: Some(name.clone()),
+                endpoint_id: Some(ep.id.clone()),
+                mac_address: Some(ep.mac.clone()),
+                ipv4_address: Some(format!("{}/{}", ep.address, ep.prefix)),
+                ipv6_address: Some(String::new()),
+            };
+            (id.clone(), c)
+        })
+        .collect();
+    let given = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let config = IpamConfig {
+        subnet: given(&n.subnet),
+        gateway: given(&n.subnet).and(given(&n.gateway)),
+        ip_range: given(&n.ip_range),
+        auxiliary_addresses: None,
+    };
+    NetworkResource {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: n.created.clone(),
+        scope: "local".into(),
+        driver: n.driver.clone(),
+        ipam: NetworkIpam {
+            driver: "default".into(),
+            options: None,
+            config: given(&n.subnet).map(|_| config).into_iter().collect(),
+        },
+        internal: n.internal,
+        attachable: n.attachable,
+        containers,
+        options: n.options.clone(),
+        labels: n.labels.clone(),
+        ..Default::default()
+    }
 }

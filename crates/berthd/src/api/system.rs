@@ -133,12 +133,12 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
     }
     let mut volumes = Vec::new();
     for mut v in d.volumes.all() {
-        let name = v["Name"].as_str().unwrap_or_default().to_string();
-        let size = crate::volumes::dir_size(std::path::Path::new(
-            v["Mountpoint"].as_str().unwrap_or_default(),
-        ));
-        v["UsageData"] =
-            json!({"Size": size, "RefCount": crate::engine::volumes::users(d, &name).await.len()});
+        let size = crate::volumes::dir_size(std::path::Path::new(&v.mountpoint));
+        let users = crate::engine::volumes::users(d, &v.name).await.len();
+        v.usage_data = Some(berth_api::models::VolumeUsageData {
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            ref_count: i64::try_from(users).unwrap_or(i64::MAX),
+        });
         volumes.push(v);
     }
     json(

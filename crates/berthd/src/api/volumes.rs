@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use berth_api::models::{self, VolumeCreateOptions};
@@ -17,7 +17,7 @@ use crate::model::Error;
 #[derive(Debug)]
 pub struct VolumeCreate {
     pub name: String,
-    pub labels: Value,
+    pub labels: std::collections::HashMap<String, String>,
 }
 
 /// Parses a `POST /volumes/create` body: only the `local` driver, a name by Docker's rule.
@@ -39,7 +39,7 @@ pub fn parse_create(body: &[u8]) -> Result<VolumeCreate, Error> {
     crate::volumes::check_name(&name)?;
     Ok(VolumeCreate {
         name,
-        labels: json!(v.labels.unwrap_or_default()),
+        labels: v.labels.unwrap_or_default(),
     })
 }
 
@@ -59,15 +59,15 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let filters = q.filters()?;
     let mut out = Vec::new();
     for v in d.volumes.all() {
-        let name = v["Name"].as_str().unwrap_or_default().to_string();
+        let name = v.name.clone();
         let mut keep = true;
         for (k, want) in &filters {
             keep &= match k.as_str() {
                 "name" => name.contains(want.as_str()),
                 "driver" => want == "local",
                 "label" => match want.split_once('=') {
-                    Some((lk, lv)) => v["Labels"][lk].as_str() == Some(lv),
-                    None => v["Labels"].get(want).is_some(),
+                    Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
+                    None => v.labels.contains_key(want),
                 },
                 "dangling" => (want == "true" || want == "1") == users(d, &name).await.is_empty(),
                 other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
@@ -79,7 +79,10 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
     Ok(json(
         StatusCode::OK,
-        &json!({"Volumes": out, "Warnings": []}),
+        &models::VolumeListResponse {
+            volumes: Some(out),
+            warnings: Some(Vec::new()),
+        },
     ))
 }
 
@@ -130,11 +133,11 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for v in d.volumes.all() {
-        let name = v["Name"].as_str().unwrap_or_default().to_string();
-        let anon = v["Labels"].get("com.docker.volume.anonymous").is_some();
-        let created = v["CreatedAt"].as_str().unwrap_or_default();
+        let name = v.name.clone();
+        let anon = v.labels.contains_key(crate::volumes::ANONYMOUS);
+        let created = v.created_at.as_deref().unwrap_or_default();
         if (every || anon)
-            && selected.selects(created, &v["Labels"])
+            && selected.selects(created, |k| v.labels.get(k).map(String::as_str))
             && users(d, &name).await.is_empty()
         {
             reclaimed += destroy(d, &name);

@@ -31,7 +31,7 @@ pub async fn remove_anonymous(d: &Daemon, names: &[String]) {
         let anon = d
             .volumes
             .get(n)
-            .is_some_and(|v| v["Labels"].get("com.docker.volume.anonymous").is_some());
+            .is_some_and(|v| v.labels.contains_key(crate::volumes::ANONYMOUS));
         if anon && users(d, n).await.is_empty() {
             destroy(d, n);
         }

@@ -82,7 +82,7 @@ pub struct Record {
     pub volumes: Vec<String>,
     /// Docker's `Mounts` entries (binds, volumes, tmpfs) for inspect and ps.
     #[serde(default)]
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<berth_api::models::MountPoint>,
     /// The networks it is on, primary first, with their endpoints while it runs.
     #[serde(default)]
     pub networks: Vec<super::net::Attachment>,

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use berth_net::ipam::{Pool, Subnet};
 use berth_net::nft;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::model::Error;
 pub use crate::model::net::{Attachment, EndpointState, Published};
@@ -42,9 +41,9 @@ pub struct Network {
     #[serde(default)]
     pub attachable: bool,
     #[serde(default)]
-    pub labels: Value,
+    pub labels: BTreeMap<String, String>,
     #[serde(default)]
-    pub options: Value,
+    pub options: BTreeMap<String, String>,
 }
 
 impl Network {
@@ -61,8 +60,8 @@ impl Network {
             ip_range: String::new(),
             internal: false,
             attachable: false,
-            labels: json!({}),
-            options: json!({}),
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
         }
     }
 
@@ -89,6 +88,9 @@ pub struct Config {
     /// Where user-defined networks without a subnet get one, and its size.
     pub pool: Subnet,
     pub pool_prefix: u8,
+    /// The address the pool was given with: subnets are taken from there on, so Docker's
+    /// `172.17.0.0/12` starts at `172.17.0.0/16` as dockerd's default bridge does.
+    pub pool_start: Ipv4Addr,
     pub mtu: u32,
     /// berthd turned IPv4 forwarding on (it was off): forward only what its bridges need, so
     /// the host does not become a router between its other interfaces.
@@ -183,14 +185,20 @@ impl Networks {
         bridge.bridge = nets.config.bridge.clone();
         bridge.subnet = subnet.to_string();
         bridge.gateway = gateway.to_string();
-        bridge.options = json!({
-            "com.docker.network.bridge.default_bridge": "true",
-            "com.docker.network.bridge.enable_icc": "true",
-            "com.docker.network.bridge.enable_ip_masquerade": "true",
-            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-            "com.docker.network.bridge.name": nets.config.bridge,
-            "com.docker.network.driver.mtu": nets.config.mtu.to_string(),
-        });
+        bridge.options = [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+            ("com.docker.network.bridge.name", &nets.config.bridge),
+            (
+                "com.docker.network.driver.mtu",
+                &nets.config.mtu.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         nets.store(&bridge)?;
         Ok(nets)
     }
@@ -268,9 +276,7 @@ impl Networks {
 
     /// The first subnet of the daemon's pool that nothing uses.
     pub fn free_subnet(&self, own_bridge: &str) -> Option<Subnet> {
-        (0..4096)
-            .map_while(|i| self.config.pool.split(self.config.pool_prefix, i))
-            .find(|s| self.overlap(s, own_bridge).is_none())
+        pool_subnets(&self.config).find(|s| self.overlap(s, own_bridge).is_none())
     }
 
     /// Takes an address of a network: the given one or the next free.
@@ -532,33 +538,43 @@ fn host_routes() -> Vec<(Subnet, String)> {
         .collect()
 }
 
-/// Docker's JSON for a network; `containers` maps container id → (name, endpoint).
-pub fn to_json(n: &Network, containers: &[(String, String, EndpointState)]) -> Value {
-    let mut cs = serde_json::Map::new();
-    for (id, name, ep) in containers {
-        cs.insert(
-            id.clone(),
-            json!({
-                "Name": name, "EndpointID": ep.id, "MacAddress": ep.mac,
-                "IPv4Address": format!("{}/{}", ep.address, ep.prefix), "IPv6Address": "",
-            }),
-        );
+/// The subnets of the address pool in the order they are handed out: from the pool's given
+/// address to its end, then (so that nothing of the pool is lost) its start.
+fn pool_subnets(config: &Config) -> impl Iterator<Item = Subnet> + '_ {
+    let all = (0..4096).map_while(|i| config.pool.split(config.pool_prefix, i));
+    let start = u32::from(config.pool_start);
+    let before = move |s: &Subnet| {
+        let end = u32::from(s.network()) | (u32::MAX >> s.prefix());
+        end < start
+    };
+    all.clone()
+        .filter(move |s| !before(s))
+        .chain(all.filter(move |s| before(s)))
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[test]
+    fn subnets_start_at_the_pools_given_address_as_dockers_default_bridge() {
+        let config = |base: &str| Config {
+            bridge: "b".into(),
+            bip: None,
+            pool: base.parse().unwrap(),
+            pool_prefix: 16,
+            pool_start: base.split('/').next().unwrap().parse().unwrap(),
+            mtu: 1500,
+            forward_only_bridges: false,
+        };
+        let c = config("172.17.0.0/12");
+        let got: Vec<String> = pool_subnets(&c).map(|s| s.to_string()).collect();
+        assert_eq!(got.len(), 16);
+        assert_eq!(got[0], "172.17.0.0/16");
+        assert_eq!(got[14], "172.31.0.0/16");
+        assert_eq!(got[15], "172.16.0.0/16");
+        let c = config("10.10.0.0/16");
+        let first = pool_subnets(&c).next().unwrap().to_string();
+        assert_eq!(first, "10.10.0.0/16");
     }
-    let mut cfg = json!({});
-    if !n.subnet.is_empty() {
-        cfg["Subnet"] = json!(n.subnet);
-        cfg["Gateway"] = json!(n.gateway);
-    }
-    if !n.ip_range.is_empty() {
-        cfg["IPRange"] = json!(n.ip_range);
-    }
-    json!({
-        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": if n.subnet.is_empty() { json!([]) } else { json!([cfg]) }},
-        "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-        "Containers": cs, "Options": n.options,
-        "Labels": if n.labels.is_object() { n.labels.clone() } else { json!({}) },
-    })
 }

@@ -6,10 +6,16 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use berth_api::models::{MountPoint, MountPointTypeEnum, Volume, VolumeScopeEnum};
 use serde_json::{Value, json};
 
 use crate::model::Error;
 use crate::model::ids::valid_name;
+
+/// The label Docker puts on an anonymous volume.
+pub const ANONYMOUS: &str = "com.docker.volume.anonymous";
 
 /// A local volume's name must follow Docker's rule.
 pub fn check_name(name: &str) -> Result<(), Error> {
@@ -38,7 +44,7 @@ impl Volumes {
     }
 
     /// The volume's record, if it exists.
-    pub fn get(&self, name: &str) -> Option<Value> {
+    pub fn get(&self, name: &str) -> Option<Volume> {
         if !valid_name(name) {
             return None;
         }
@@ -48,7 +54,12 @@ impl Volumes {
     }
 
     /// Creates a volume (or returns the existing one of that name, as dockerd does).
-    pub fn ensure(&self, name: &str, labels: Value, anonymous: bool) -> Result<Value, Error> {
+    pub fn ensure(
+        &self,
+        name: &str,
+        mut labels: HashMap<String, String>,
+        anonymous: bool,
+    ) -> Result<Volume, Error> {
         check_name(name)?;
         if let Some(v) = self.get(name) {
             return Ok(v);
@@ -57,23 +68,19 @@ impl Volumes {
         let data = dir.join("_data");
         std::fs::create_dir_all(&data)
             .map_err(|e| Error::io(format_args!("creating {}", data.display()), e))?;
-        let mut labels = if labels.is_object() {
-            labels
-        } else {
-            json!({})
-        };
         if anonymous {
-            labels["com.docker.volume.anonymous"] = json!("");
+            labels.insert(ANONYMOUS.into(), String::new());
         }
-        let v = json!({
-            "Name": name,
-            "Driver": "local",
-            "Mountpoint": data.display().to_string(),
-            "CreatedAt": berth_clock::rfc3339_now(),
-            "Labels": labels,
-            "Scope": "local",
-            "Options": {},
-        });
+        let v = Volume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: data.display().to_string(),
+            created_at: Some(berth_clock::rfc3339_now()),
+            labels,
+            scope: Some(VolumeScopeEnum::LOCAL),
+            options: HashMap::new(),
+            ..Default::default()
+        };
         berth_failpoint::point("volume.before-record");
         let tmp = dir.join("volume.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&v).unwrap_or_default())
@@ -156,13 +163,39 @@ pub fn add_image_volumes(hc: &mut Value, image_config: &Value) {
 /// What `resolve` found: the volume names used and Docker's `Mounts` entries for inspect.
 pub struct Resolved {
     pub names: Vec<String>,
-    pub points: Vec<Value>,
+    pub points: Vec<MountPoint>,
 }
 
 /// A volume's inspect entry.
-fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str) -> Value {
-    json!({"Type": "volume", "Name": name, "Source": mountpoint, "Destination": target,
-        "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""})
+fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str) -> MountPoint {
+    MountPoint {
+        name: Some(name.into()),
+        driver: Some("local".into()),
+        ..other_point(MountPointTypeEnum::VOLUME, mountpoint, target, rw, mode)
+    }
+}
+
+/// A bind's or tmpfs' inspect entry.
+fn other_point(
+    kind: MountPointTypeEnum,
+    source: &str,
+    target: &str,
+    rw: bool,
+    mode: &str,
+) -> MountPoint {
+    MountPoint {
+        typ: Some(kind),
+        name: None,
+        source: Some(source.into()),
+        destination: Some(target.into()),
+        driver: None,
+        mode: Some(mode.into()),
+        rw: Some(rw),
+        propagation: Some(match kind {
+            MountPointTypeEnum::BIND => "rprivate".into(),
+            _ => String::new(),
+        }),
+    }
 }
 
 /// Rewrites `Binds` and `Mounts` of type volume to host paths, creating missing volumes; a new
@@ -174,14 +207,14 @@ impl Volumes {
             names: Vec::new(),
             points: Vec::new(),
         };
-        let make = |name: &str, labels: Value, anon: bool, target: &str| {
+        let make = |name: &str, labels: HashMap<String, String>, anon: bool, target: &str| {
             // One copy-up at a time: a create that finds the volume existing while another fills
             // it waits until it is full (and no container uses a half-filled volume meanwhile).
             static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
             let _filling = COPY_UP.lock().unwrap_or_else(|p| p.into_inner());
             let fresh = self.get(name).is_none();
             let v = self.ensure(name, labels, anon)?;
-            let mp = v["Mountpoint"].as_str().unwrap_or_default().to_string();
+            let mp = v.mountpoint;
             if fresh {
                 // The target as the container will see it: `/../../etc/x` is `/etc/x`.
                 let target = berth_inroot::clean(target);
@@ -206,12 +239,11 @@ impl Volumes {
                 );
                 let rw = !mode.split(',').any(|o| o == "ro");
                 if src.starts_with('/') || target.is_empty() {
-                    out.points
-                        .push(json!({"Type": "bind", "Source": src, "Destination": target,
-                    "Mode": mode, "RW": rw, "Propagation": "rprivate"}));
+                    let point = other_point(MountPointTypeEnum::BIND, src, target, rw, mode);
+                    out.points.push(point);
                     continue;
                 }
-                let mp = make(src, json!({}), false, target)?;
+                let mp = make(src, HashMap::new(), false, target)?;
                 out.points.push(volume_point(src, &mp, target, rw, mode));
                 out.names.push(src.to_string());
                 let rest = spec.split_once(':').map(|x| x.1).unwrap_or_default();
@@ -222,14 +254,18 @@ impl Volumes {
             for m in mounts.iter_mut() {
                 let target = m["Target"].as_str().unwrap_or_default().to_string();
                 let rw = m["ReadOnly"].as_bool() != Some(true);
-                match m["Type"].as_str() {
-                    Some("volume") => {}
-                    Some(kind) => {
-                        out.points.push(json!({"Type": kind, "Source": m["Source"], "Destination": target,
-                        "Mode": "", "RW": rw, "Propagation": if kind == "bind" { "rprivate" } else { "" }}));
-                        continue;
-                    }
+                let kind = match m["Type"].as_str() {
+                    Some("volume") => None,
+                    Some("bind") => Some(MountPointTypeEnum::BIND),
+                    Some("tmpfs") => Some(MountPointTypeEnum::TMPFS),
+                    Some("npipe") => Some(MountPointTypeEnum::NPIPE),
+                    Some(_) => Some(MountPointTypeEnum::EMPTY),
                     None => continue,
+                };
+                if let Some(kind) = kind {
+                    let source = m["Source"].as_str().unwrap_or_default();
+                    out.points.push(other_point(kind, source, &target, rw, ""));
+                    continue;
                 }
                 let given = m["Source"].as_str().unwrap_or_default().to_string();
                 let (name, anon) = if given.is_empty() {
@@ -237,7 +273,8 @@ impl Volumes {
                 } else {
                     (given, false)
                 };
-                let labels = m["VolumeOptions"]["Labels"].clone();
+                let labels = serde_json::from_value(m["VolumeOptions"]["Labels"].clone())
+                    .unwrap_or_default();
                 let mp = make(&name, labels, anon, &target)?;
                 out.points.push(volume_point(&name, &mp, &target, rw, "z"));
                 out.names.push(name);
@@ -347,15 +384,15 @@ impl Volumes {
     }
 
     /// Every volume's record, by name.
-    pub fn all(&self) -> Vec<Value> {
-        let mut out: Vec<Value> = std::fs::read_dir(&self.root)
+    pub fn all(&self) -> Vec<Volume> {
+        let mut out: Vec<Volume> = std::fs::read_dir(&self.root)
             .map(|rd| {
                 rd.flatten()
                     .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
                     .collect()
             })
             .unwrap_or_default();
-        out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 }
