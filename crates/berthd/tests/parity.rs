@@ -237,3 +237,46 @@ fn attach_with_logs_and_no_stream_sends_the_logs_and_closes() {
     assert_eq!(frames, [(1, b"one\n".to_vec()), (2, b"two\n".to_vec())]);
     d.docker_ok(&["rm", "done"]);
 }
+
+#[test]
+fn dns_servers_search_and_options_reach_resolv_conf() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let dns = [
+        "--dns",
+        "10.9.9.9",
+        "--dns-search",
+        "a.test",
+        "--dns-search",
+        "b.test",
+        "--dns-option",
+        "timeout:3",
+    ];
+    let run = |net: &str| {
+        let mut args = vec!["run", "--rm", "--network", net];
+        args.extend(dns);
+        args.extend([image.as_str(), "cat", "/etc/resolv.conf"]);
+        d.docker_ok(&args)
+    };
+    assert_eq!(
+        run("none"),
+        "search a.test b.test\nnameserver 10.9.9.9\noptions timeout:3\n"
+    );
+    // On a user-defined network the network's own DNS server answers; search and options stay.
+    let sub = berth_testkit::alloc::Subnet::reserve().unwrap();
+    d.docker_ok(&["network", "create", "--subnet", &sub.cidr(), "dnsnet"]);
+    let gateway = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "dnsnet",
+    ]);
+    assert_eq!(
+        run("dnsnet"),
+        format!(
+            "search a.test b.test\nnameserver {}\noptions timeout:3 ndots:0\n",
+            gateway.trim()
+        )
+    );
+    d.docker_ok(&["network", "rm", "dnsnet"]);
+}

@@ -268,7 +268,8 @@ async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         .filter(|h| !h.is_empty())
         .unwrap_or(&id[..12])
         .to_string();
-    crate::oci::rootfs::write_etc_files(&dir, &hostname)?;
+    let dns = crate::oci::rootfs::DnsSettings::of(&plan.host_config);
+    crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns)?;
     let mut full = plan.create.clone();
     let mut resolved = plan.host_config.clone();
     crate::volumes::add_image_volumes(&mut resolved, &plan.image_config);

@@ -475,15 +475,11 @@ fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
     });
     if let Some(gw) = dns {
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut text = format!("nameserver {gw}\n");
-        for l in host.lines().map(str::trim_start) {
-            if l.starts_with("search") || (l.starts_with("options") && !l.contains("ndots")) {
-                text.push_str(l);
-                text.push('\n');
-            }
-        }
-        text.push_str("options ndots:0\n");
-        w("resolv.conf", text)?;
+        let settings = crate::oci::rootfs::DnsSettings::of(&rec.host_config);
+        w(
+            "resolv.conf",
+            crate::oci::rootfs::resolv_conf(&host, &settings, Some(&gw)),
+        )?;
     }
     Ok(())
 }

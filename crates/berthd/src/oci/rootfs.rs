@@ -122,8 +122,94 @@ pub fn unmount(container_dir: &Path) {
     }
 }
 
+/// What a container's `resolv.conf` takes from its `HostConfig`: `Dns`, `DnsSearch`,
+/// `DnsOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl DnsSettings {
+    /// Reads them from a `HostConfig`; entries that are not strings are skipped.
+    pub fn of(host_config: &serde_json::Value) -> DnsSettings {
+        let list = |k: &str| -> Vec<String> {
+            host_config[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        DnsSettings {
+            servers: list("Dns"),
+            search: list("DnsSearch"),
+            options: list("DnsOptions"),
+        }
+    }
+}
+
+/// A container's `resolv.conf`, as dockerd writes it: the nameservers are the network's own DNS
+/// server (`embedded`, on user-defined networks), else `Dns`, else the host's that are not on
+/// loopback (Google's public ones if none is left, as Docker's default); `search` and
+/// `options` lines are `DnsSearch` and `DnsOptions` where given (a search of `.` means none),
+/// else the host's. With the embedded server, `ndots:0` is added unless an ndots is set.
+pub fn resolv_conf(host: &str, dns: &DnsSettings, embedded: Option<&str>) -> String {
+    let lines = |key: &str| -> Vec<String> {
+        host.lines()
+            .map(str::trim)
+            .filter_map(|l| l.strip_prefix(key))
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .flat_map(|rest| rest.split_whitespace().map(str::to_string))
+            .collect()
+    };
+    let servers: Vec<String> = match embedded {
+        Some(e) => vec![e.to_string()],
+        None if !dns.servers.is_empty() => dns.servers.clone(),
+        None => {
+            let kept: Vec<String> = lines("nameserver")
+                .into_iter()
+                .filter(|n| !n.starts_with("127.") && n != "::1")
+                .collect();
+            if kept.is_empty() {
+                vec!["8.8.8.8".into(), "8.8.4.4".into()]
+            } else {
+                kept
+            }
+        }
+    };
+    let search = match dns.search.as_slice() {
+        [] => lines("search"),
+        [dot] if dot == "." => Vec::new(),
+        given => given.to_vec(),
+    };
+    let mut options = match dns.options.is_empty() {
+        true => lines("options"),
+        false => dns.options.clone(),
+    };
+    if embedded.is_some() && !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.push("ndots:0".into());
+    }
+    let mut text = String::new();
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in servers {
+        text.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        text.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    text
+}
+
 /// Writes `hostname`, `hosts` and `resolv.conf` for the container.
-pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), Error> {
+pub fn write_etc_files(
+    container_dir: &Path,
+    hostname: &str,
+    dns: &DnsSettings,
+) -> Result<(), Error> {
     let w = |name: &str, text: String| {
         let p = container_dir.join(name);
         std::fs::write(&p, text)
@@ -136,18 +222,8 @@ pub fn write_etc_files(container_dir: &Path, hostname: &str) -> Result<(), Error
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
         ),
     )?;
-    // No network yet: loopback only, so no resolver is reachable anyway; keep search/options
-    // from the host like Docker does, without host-local nameservers.
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let kept: String = host
-        .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            !(l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1"))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    w("resolv.conf", kept)
+    w("resolv.conf", resolv_conf(&host, dns, None))
 }
 
 /// The top layer (of `layers`, top first) that has an `/etc/passwd`, looked up inside each
@@ -179,6 +255,38 @@ pub fn lower_dirs(lowers: &[PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolv_conf_follows_dns_search_and_options_as_dockerd() {
+        let host = "search corp.example\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0 ndots:2\n";
+        let none = DnsSettings::default();
+        assert_eq!(
+            resolv_conf(host, &none, None),
+            "search corp.example\nnameserver 10.0.0.2\noptions edns0 ndots:2\n"
+        );
+        let given = DnsSettings {
+            servers: vec!["10.9.9.9".into()],
+            search: vec!["a.test".into(), "b.test".into()],
+            options: vec!["timeout:3".into()],
+        };
+        assert_eq!(
+            resolv_conf(host, &given, None),
+            "search a.test b.test\nnameserver 10.9.9.9\noptions timeout:3\n"
+        );
+        let dot = DnsSettings {
+            search: vec![".".into()],
+            ..Default::default()
+        };
+        assert!(!resolv_conf(host, &dot, None).contains("search"));
+        assert_eq!(
+            resolv_conf("nameserver 127.0.0.1\n", &given, Some("172.30.0.1")),
+            "search a.test b.test\nnameserver 172.30.0.1\noptions timeout:3 ndots:0\n"
+        );
+        assert_eq!(
+            resolv_conf("nameserver 127.0.0.1\n", &none, None),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+    }
 
     #[test]
     fn a_mount_point_is_told_from_a_plain_directory_both_ways() {
