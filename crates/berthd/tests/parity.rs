@@ -280,3 +280,48 @@ fn dns_servers_search_and_options_reach_resolv_conf() {
     );
     d.docker_ok(&["network", "rm", "dnsnet"]);
 }
+
+#[test]
+fn the_none_log_driver_keeps_no_log_and_says_so() {
+    let (_reg, d, image) = common::daemon_with_image();
+    // Attached clients still get the output.
+    let out = d.docker_ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        &image,
+        "echo",
+        "hello",
+    ]);
+    assert_eq!(out, "hello\n");
+    let logs = d.docker(&["logs", "quiet"]);
+    assert!(!logs.status.success());
+    let err = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        err.contains("configured logging driver does not support reading"),
+        "{err}"
+    );
+    let (status, _, _) = d.raw("GET", "/containers/quiet/logs?stdout=1", b"");
+    assert_eq!(status, 501);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.LogPath}}|{{.HostConfig.LogConfig.Type}}",
+            "quiet"
+        ])
+        .trim(),
+        "|none"
+    );
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "quiet"]);
+    let dir = d.roots.data_root().join("containers").join(id.trim());
+    let logs_kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .collect();
+    assert!(logs_kept.is_empty(), "{logs_kept:?}");
+    d.docker_ok(&["rm", "quiet"]);
+}

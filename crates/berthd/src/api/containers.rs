@@ -192,7 +192,10 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
             "ResolvConfPath": p("resolv.conf"),
             "HostnamePath": p("hostname"),
             "HostsPath": p("hosts"),
-            "LogPath": run::log_path(d, &r.id).display().to_string(),
+            "LogPath": match run::logs_off(&r.host_config) {
+                true => String::new(),
+                false => run::log_path(d, &r.id).display().to_string(),
+            },
             "Name": format!("/{}", r.name),
             "RestartCount": r.restart_count,
             "Driver": "overlay2",
@@ -451,6 +454,9 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         d.containers.view(name)?
     };
     let (id, tty, running) = (r.id.clone(), r.tty(), r.running());
+    if run::logs_off(&r.host_config) {
+        return Err(run::no_log_reading());
+    }
     if !q.bool("stdout") && !q.bool("stderr") {
         return Err(Error::invalid("You must choose at least one stream"));
     }

@@ -68,6 +68,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

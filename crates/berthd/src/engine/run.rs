@@ -84,6 +84,16 @@ pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
     d.containers.dir(id).join(format!("{id}-json.log"))
 }
 
+/// The container keeps no log (`--log-driver none`): its output goes only to attached clients.
+pub fn logs_off(host_config: &serde_json::Value) -> bool {
+    host_config["LogConfig"]["Type"].as_str() == Some("none")
+}
+
+/// The error of reading a log that is not kept, as dockerd words it.
+pub fn no_log_reading() -> Error {
+    Error::NotImplemented("configured logging driver does not support reading".into())
+}
+
 fn log_limits(host_config: &serde_json::Value) -> (Option<u64>, u32) {
     let opts = &host_config["LogConfig"]["Config"];
     let size = opts["max-size"].as_str().and_then(parse_size);
@@ -479,15 +489,20 @@ impl Made {
 struct Io {
     pumps: Vec<tokio::task::JoinHandle<()>>,
     drain: watch::Sender<bool>,
-    log: Arc<Mutex<LogWriter>>,
+    log: Option<Arc<Mutex<LogWriter>>>,
 }
 
 /// Starts pumping the container's FIFOs into its log and to attached clients.
 fn open_io(d: &Daemon, id: &str, tty: bool, host_config: &serde_json::Value) -> Result<Io, Error> {
-    let (size, files) = log_limits(host_config);
-    let log = LogWriter::open(&log_path(d, id), size, files)
-        .map_err(|e| Error::internal(format!("opening the log: {e}")))?;
-    let log = Arc::new(Mutex::new(log));
+    let log = match logs_off(host_config) {
+        true => None,
+        false => {
+            let (size, files) = log_limits(host_config);
+            let log = LogWriter::open(&log_path(d, id), size, files)
+                .map_err(|e| Error::internal(format!("opening the log: {e}")))?;
+            Some(Arc::new(Mutex::new(log)))
+        }
+    };
     let out = d.runs.ensure(id, None).output.clone();
     let (drain, drain_rx) = watch::channel(false);
     let fifos = stdio::fifo_dir(d, id);
@@ -501,7 +516,7 @@ fn open_io(d: &Daemon, id: &str, tty: bool, host_config: &serde_json::Value) -> 
             tokio::spawn(stdio::pump(
                 p,
                 s,
-                Some(log.clone()),
+                log.clone(),
                 out.clone(),
                 drain_rx.clone(),
             ))
@@ -521,7 +536,7 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
             let _ = p.await;
         }
         tracing::debug!(id = id2, "output drained");
-        if let Ok(mut w) = io.log.lock() {
+        if let Some(Ok(mut w)) = io.log.as_ref().map(|l| l.lock()) {
             let _ = w.flush_partial();
         }
         let remove = finish(&d2, &h2, code).await;

@@ -20,6 +20,8 @@ pub enum Error {
     Forbidden(String),
     /// A registry refused the credentials.
     Unauthorized(String),
+    /// The operation exists but this configuration cannot do it (reading a `none` log).
+    NotImplemented(String),
     /// Anything else: a failure of the daemon or of the host, with its cause when there is one.
     Internal {
         message: String,
@@ -69,6 +71,7 @@ impl Error {
             | Error::Unavailable(m)
             | Error::Forbidden(m)
             | Error::Unauthorized(m)
+            | Error::NotImplemented(m)
             | Error::Internal { message: m, .. } => m,
             Error::NotModified => "",
         }
