@@ -5,12 +5,22 @@
 /// Decodes `%XX` escapes and `+`; a `%` not followed by two hex digits stays as it is, and
 /// bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// A URL path decoded as Go's `URL.Path` is (where dockerd routes): `%XX` escapes only, `+`
+/// stays a plus.
+pub fn path_decode(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < b.len() => {
                 let hex = |c: u8| (c as char).to_digit(16);
                 match (hex(b[i + 1]), hex(b[i + 2])) {
@@ -71,6 +81,13 @@ pub fn filters(raw: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_decode_escapes_but_keep_plus() {
+        assert_eq!(path_decode("/networks/my%20net"), "/networks/my net");
+        assert_eq!(path_decode("/images/a+b/json"), "/images/a+b/json");
+        assert_eq!(path_decode("/x/%zz%4"), "/x/%zz%4");
+    }
 
     #[test]
     fn pairs_and_filters_decode_like_dockers() {

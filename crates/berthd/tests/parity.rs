@@ -138,6 +138,10 @@ fn create_checks_limits_and_log_drivers_as_dockerd() {
             "SHM size can not be less than 0".to_string(),
         ),
         (r#"{"NanoCpus":-1}"#.to_string(), range.clone()),
+        (
+            r#"{"CpuShares":-2}"#.to_string(),
+            "invalid CPU shares (-2): value must be a positive integer".to_string(),
+        ),
         (format!(r#"{{"NanoCpus":{too_many}}}"#), range.clone()),
         (
             r#"{"LogConfig":{"Type":"nosuch"}}"#.to_string(),
@@ -169,10 +173,10 @@ fn create_checks_limits_and_log_drivers_as_dockerd() {
     let got = d.docker_ok(&[
         "inspect",
         "-f",
-        "{{json .HostConfig.PidsLimit}} {{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}",
+        "{{json .HostConfig.PidsLimit}} {{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}} {{.HostConfig.Runtime}}",
         "norm",
     ]);
-    assert_eq!(got.trim(), r#"null json-file {"max-size":"1m"}"#);
+    assert_eq!(got.trim(), r#"null json-file {"max-size":"1m"} berth-runc"#);
     d.docker_ok(&["rm", "norm"]);
 }
 
@@ -324,4 +328,26 @@ fn the_none_log_driver_keeps_no_log_and_says_so() {
         .collect();
     assert!(logs_kept.is_empty(), "{logs_kept:?}");
     d.docker_ok(&["rm", "quiet"]);
+}
+
+#[test]
+fn names_and_bodies_are_checked_as_dockerd_checks_them() {
+    let d = Berthd::start();
+    // A network name may hold a space (libnetwork's rule is "not blank").
+    let sub = berth_testkit::alloc::Subnet::reserve().unwrap();
+    d.docker_ok(&["network", "create", "--subnet", &sub.cidr(), "my net"]);
+    assert_eq!(
+        d.docker_ok(&["network", "inspect", "-f", "{{.Name}}", "my net"])
+            .trim(),
+        "my net"
+    );
+    d.docker_ok(&["network", "rm", "my net"]);
+    for blank in [r#"{"Name":" "}"#, r#"{"Name":"a\nb"}"#] {
+        let (status, _, answer) = d.raw("POST", "/networks/create", blank.as_bytes());
+        assert_eq!(status, 400, "{blank}: {answer}");
+    }
+    // A volume name of the wrong JSON type is refused, and nothing is made.
+    let (status, _, answer) = d.raw("POST", "/volumes/create", br#"{"Name": 5}"#);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
 }

@@ -90,7 +90,7 @@ fn version_key(v: &str) -> Option<(u32, u32)> {
 async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     let began = std::time::Instant::now();
     let method = req.method().clone();
-    let full_path = req.uri().path().to_string();
+    let full_path = berth_api::query::path_decode(req.uri().path());
     let (version, path) = berth_api::strip_version(&full_path);
     let mut resp = match version.map(|v| (v, version_key(v))) {
         Some((v, Some(key))) if key > version_key(berth_api::API_VERSION).unwrap_or((1, 45)) => {

@@ -199,6 +199,11 @@ fn limits(host_config: &mut Value) -> Result<(), Error> {
             )));
         }
     }
+    if let Some(shares) = host_config["CpuShares"].as_i64().filter(|s| *s < 0) {
+        return Err(Error::invalid(format!(
+            "invalid CPU shares ({shares}): value must be a positive integer"
+        )));
+    }
     if host_config["PidsLimit"].as_i64().is_some_and(|p| p < 0) {
         host_config["PidsLimit"] = Value::Null;
     }
@@ -222,6 +227,14 @@ fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
     }
     if !host_config["RestartPolicy"].is_object() {
         host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    }
+    // The runtime it runs with, as dockerd records its default one.
+    if host_config["Runtime"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        host_config["Runtime"] = json!("berth-runc");
     }
     let policy = restart_policy(host_config)?;
     if host_config["RestartPolicy"]["MaximumRetryCount"]
