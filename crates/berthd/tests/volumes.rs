@@ -75,6 +75,24 @@ fn named_anonymous_and_bind_volumes() {
         "/anon/x",
     ]);
     assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // `-v /path` (the request's Config.Volumes) is an anonymous volume too, labelled as
+    // Docker labels one, kept by a plain rm and removed by rm -v.
+    d.docker_ok(&[
+        "run", "--name", "av", "-v", "/cfg", &image, "touch", "/cfg/x",
+    ]);
+    let name = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+        "av",
+    ]);
+    let (kind, rest) = name.trim().split_once(' ').unwrap();
+    let (vol, dest) = rest.split_once(' ').unwrap();
+    assert_eq!((kind, dest), ("volume", "/cfg"), "{name}");
+    let labels = d.docker_ok(&["volume", "inspect", "-f", "{{json .Labels}}", vol]);
+    assert_eq!(labels.trim(), r#"{"com.docker.volume.anonymous":""}"#);
+    d.docker_ok(&["rm", "-v", "av"]);
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
 
     // A host directory.
     let host = tempfile::tempdir().unwrap();

@@ -285,7 +285,9 @@ async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
     crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns)?;
     let mut full = plan.create.clone();
     let mut resolved = plan.host_config.clone();
-    crate::volumes::add_image_volumes(&mut resolved, &plan.image_config);
+    // The request's own `Volumes` (`docker run -v /data`), then the image's `VOLUME`s.
+    crate::volumes::add_anonymous_volumes(&mut resolved, &plan.create);
+    crate::volumes::add_anonymous_volumes(&mut resolved, &plan.image_config);
     let layer_dirs = d.images.layer_dirs(&plan.image);
     let volumes = d.volumes.resolve(&mut resolved, &layer_dirs)?;
     made.volumes = volumes.names.clone();

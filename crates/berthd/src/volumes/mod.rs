@@ -116,10 +116,10 @@ impl Volumes {
     }
 }
 
-/// Image `VOLUME`s that no bind, mount or tmpfs of the request covers become anonymous volume
-/// mounts (as Docker makes them).
-pub fn add_image_volumes(hc: &mut Value, image_config: &Value) {
-    let Some(vols) = image_config["Volumes"].as_object() else {
+/// The `Volumes` of a config (the request's, or the image's `VOLUME`s) that no bind, mount or
+/// tmpfs of the request covers become anonymous volume mounts (as Docker makes them).
+pub fn add_anonymous_volumes(hc: &mut Value, config: &Value) {
+    let Some(vols) = config["Volumes"].as_object() else {
         return;
     };
     let mut taken: Vec<String> = Vec::new();
