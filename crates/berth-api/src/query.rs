@@ -78,9 +78,97 @@ pub fn filters(raw: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// The default detach keys of attach and exec: ctrl-p, ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// Docker's detach key list (`ctrl-p,ctrl-q`, `a`, `ctrl-@` … `ctrl-_`, `DEL`) as bytes; the
+/// unknown key is the error.
+pub fn detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    const CTRL: &[u8] = b"@abcdefghijklmnopqrstuvwxyz[\\]^_";
+    spec.split(',')
+        .map(|key| match key.as_bytes() {
+            [one] => Ok(*one),
+            _ if key == "DEL" => Ok(127),
+            _ => key
+                .strip_prefix("ctrl-")
+                .filter(|c| c.len() == 1)
+                .and_then(|c| CTRL.iter().position(|x| *x == c.as_bytes()[0]))
+                .and_then(|code| u8::try_from(code).ok())
+                .ok_or_else(|| format!("Unknown character: '{key}'")),
+        })
+        .collect()
+}
+
+/// Finds the detach keys in what a client types: bytes that may start the sequence are held
+/// back until it completes (the client detaches; they are dropped) or breaks (they go on).
+#[derive(Debug, Clone)]
+pub struct DetachScanner {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScanner {
+    pub fn new(keys: Vec<u8>) -> DetachScanner {
+        DetachScanner { keys, matched: 0 }
+    }
+
+    /// The bytes of `data` to pass on, and whether the keys were typed (what follows them in
+    /// `data` is dropped).
+    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if self.keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    self.matched = 0;
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_parse_and_match_as_dockers() {
+        assert_eq!(detach_keys("ctrl-p,ctrl-q").unwrap(), DEFAULT_DETACH_KEYS);
+        assert_eq!(
+            detach_keys("a,ctrl-@,ctrl-_,DEL").unwrap(),
+            [b'a', 0, 31, 127]
+        );
+        assert_eq!(
+            detach_keys("ctrl-pp").unwrap_err(),
+            "Unknown character: 'ctrl-pp'"
+        );
+        let mut s = DetachScanner::new(detach_keys("ctrl-x,y").unwrap());
+        assert_eq!(s.feed(b"ab\x18"), (b"ab".to_vec(), false));
+        // The held byte goes on when the sequence breaks.
+        assert_eq!(s.feed(b"z"), (b"\x18z".to_vec(), false));
+        assert_eq!(s.feed(b"q\x18"), (b"q".to_vec(), false));
+        assert_eq!(s.feed(b"yrest"), (Vec::new(), true));
+        let mut s = DetachScanner::new(DEFAULT_DETACH_KEYS.to_vec());
+        assert_eq!(s.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
+    }
 
     #[test]
     fn paths_decode_escapes_but_keep_plus() {

@@ -351,3 +351,79 @@ fn names_and_bodies_are_checked_as_dockerd_checks_them() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
 }
+
+/// Sends `request` on a new API connection, waits for its 101, types `typed` and then
+/// `keys`, and returns what came back once the server closes (a read that never ends fails).
+fn hijack_and_detach(d: &Berthd, request: &str, typed: &[u8], keys: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.roots.api_socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !all.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).expect("the upgrade answer");
+        assert!(n > 0, "closed before the upgrade");
+        all.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        all.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    s.write_all(typed).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(keys).unwrap();
+    s.read_to_end(&mut all)
+        .expect("the server closes the connection at the detach keys");
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[test]
+fn detach_keys_end_attach_and_exec_and_leave_the_process_running() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&["run", "-dit", "--name", "term", &image, "sh"]);
+    let attach = |query: &str| {
+        format!(
+            "POST /v1.41/containers/term/attach?stream=1&stdin=1&stdout=1{query} HTTP/1.1\r\nHost: x\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n"
+        )
+    };
+    let running = || d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "term"]);
+    // ctrl-p ctrl-q by default.
+    let out = hijack_and_detach(&d, &attach(""), b"echo one\n", b"\x10\x11");
+    assert!(out.contains("one"), "{out}");
+    assert_eq!(running().trim(), "true");
+    // The client's own keys; the first key alone is typed on.
+    let out = hijack_and_detach(&d, &attach("&detachKeys=ctrl-x,y"), b"echo two\n", b"\x18y");
+    assert!(out.contains("two"), "{out}");
+    assert_eq!(running().trim(), "true");
+    let (status, _, body) = d.raw(
+        "POST",
+        "/containers/term/attach?stream=1&stdin=1&detachKeys=ctrl-pp",
+        b"",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Invalid detach keys (ctrl-pp) provided"),
+        "{body}"
+    );
+    // An exec's keys come from its create body; the exec goes on after the detach.
+    let (status, _, body) = d.raw(
+        "POST",
+        "/containers/term/exec",
+        br#"{"Cmd":["cat"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let exec = v["Id"].as_str().unwrap().to_string();
+    let start = format!(
+        "POST /v1.41/exec/{exec}/start HTTP/1.1\r\nHost: x\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"Tty\":true}}"
+    );
+    let out = hijack_and_detach(&d, &start, b"three\n", b"\x18");
+    assert!(out.contains("three"), "{out}");
+    let (_, _, body) = d.raw("GET", &format!("/exec/{exec}/json"), b"");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Running"], true, "{body}");
+    d.docker_ok(&["rm", "-f", "term"]);
+}

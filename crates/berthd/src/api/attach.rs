@@ -33,6 +33,28 @@ pub struct Relay {
     pub want_out: bool,
     pub want_err: bool,
     pub stdin: Option<StdinTarget>,
+    /// The keys that detach the client (a TTY's only, as dockerd); the connection then closes
+    /// and the process goes on.
+    pub detach_keys: Option<Vec<u8>>,
+}
+
+impl Relay {
+    /// The detach keys a TTY client with stdin gets: `given` (the `detachKeys` parameter, or an
+    /// exec's `DetachKeys`), else ctrl-p ctrl-q. `what` names the error: `detach` or `escape`.
+    pub fn keys_for(
+        tty: bool,
+        stdin: bool,
+        given: Option<&str>,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, crate::model::Error> {
+        let keys = match given.filter(|k| !k.is_empty()) {
+            Some(k) => berth_api::query::detach_keys(k).map_err(|_| {
+                crate::model::Error::invalid(format!("Invalid {what} keys ({k}) provided"))
+            })?,
+            None => berth_api::query::DEFAULT_DETACH_KEYS.to_vec(),
+        };
+        Ok((tty && stdin).then_some(keys))
+    }
 }
 
 /// Copies output (stdcopy-framed unless TTY) to the client and the client's stdin to the
@@ -46,6 +68,10 @@ pub async fn relay(
 ) {
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
     let mut stdin_open = r.stdin.is_some();
+    let mut scanner = r
+        .detach_keys
+        .clone()
+        .map(berth_api::query::DetachScanner::new);
     // Only a client that sends stdin needs a buffer for it.
     let mut buf = vec![0u8; if stdin_open { 16 * 1024 } else { 0 }];
     let write_chunk = |s: Stream, c: &Bytes| -> Option<Vec<u8>> {
@@ -79,13 +105,26 @@ pub async fn relay(
                 Err(_) => break,
             },
             n = rd.read(&mut buf), if stdin_open => {
-                let data = match n {
-                    Ok(0) | Err(_) => None,
-                    Ok(n) => Some(buf[..n].to_vec()),
+                let (data, detached) = match (n, scanner.as_mut()) {
+                    (Ok(0) | Err(_), _) => (None, false),
+                    (Ok(n), None) => (Some(buf[..n].to_vec()), false),
+                    (Ok(n), Some(s)) => {
+                        let (pass, detached) = s.feed(&buf[..n]);
+                        (Some(pass), detached)
+                    }
                 };
+                if let (Some(t), Some(bytes)) = (&r.stdin, &data) {
+                    if !bytes.is_empty() {
+                        feed_stdin(&d, t, Some(bytes.clone())).await;
+                    }
+                }
+                if detached {
+                    // The client leaves; the process and its stdin stay as they are.
+                    break;
+                }
                 stdin_open = data.is_some();
-                if let Some(t) = &r.stdin {
-                    feed_stdin(&d, t, data).await;
+                if let (Some(t), None) = (&r.stdin, &data) {
+                    feed_stdin(&d, t, None).await;
                 }
             },
             c = exited.changed() => {

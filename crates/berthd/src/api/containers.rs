@@ -384,6 +384,12 @@ pub async fn attach(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
         stdin: q
             .bool("stdin")
             .then(|| crate::api::attach::StdinTarget::Container(id.clone())),
+        detach_keys: crate::api::attach::Relay::keys_for(
+            tty,
+            q.bool("stdin"),
+            q.get("detachKeys"),
+            "detach",
+        )?,
     };
     // `logs`: the output so far first; `stream`: then the live output (without it the
     // connection ends after the logs, as dockerd's).

@@ -50,6 +50,11 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
     // output shares a read with the response headers (clients that read the headers through a
     // buffer lost it).
     let tty = exec::check_startable(d, id, tty).await?;
+    let detach_keys = {
+        let c = &d.execs.get(id)?.config;
+        let stdin = c.attach_stdin.unwrap_or(false);
+        Relay::keys_for(tty, stdin, c.detach_keys.as_deref(), "escape")?
+    };
     let r = Request::from_parts(parts, ());
     let (d, id) = (d.clone(), id.to_string());
     tokio::spawn(async move {
@@ -76,6 +81,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, r: Request<Incoming>) -> ApiResult
                         exec_id,
                         file,
                     }),
+                    detach_keys,
                 };
                 relay(d.clone(), upgraded, output, exited, relay_opts).await;
             }
