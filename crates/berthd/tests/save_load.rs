@@ -101,6 +101,19 @@ fn broken_and_hostile_archives_are_refused_and_change_nothing() {
     std::fs::write(&junk, b"this is not a tar").unwrap();
     let out = d.docker(&["load", "-i", &junk.display().to_string()]);
     assert!(!out.status.success());
+    // dockerd answers 200 and puts the error in the stream; clients read it there.
+    let (status, _, body) = d.raw("POST", "/images/load", b"this is not a tar");
+    assert_eq!(status, 200, "{body}");
+    // The body is chunked: its JSON line is the one that starts with a brace.
+    let json_line = body.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let line: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert!(
+        line["errorDetail"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty() && line["error"] == m),
+        "{body}"
+    );
+    assert_eq!(count(&d), 0);
     // A tar with a traversal name and no manifest: nothing is written outside, refused.
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();

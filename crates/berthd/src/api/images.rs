@@ -405,22 +405,33 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     // `quiet` only hides progress bars, which a load from a local file has none of.
     let tmp = body_to_temp_file(d, req).await?;
     let d2 = d.clone();
-    let lines = blocking(move || {
+    let loaded = blocking(move || {
         let f = std::fs::File::open(tmp.path())
             .map_err(|e| Error::internal(format!("reopening the tar: {e}")))?;
         d2.images
             .load(f, &d2.data_root.join("tmp"))
             .map_err(|e| Error::invalid(e.to_string()))
     })
-    .await??;
-    for l in &lines {
+    .await?;
+    for l in loaded.iter().flatten() {
         let name = l.rsplit(' ').next().unwrap_or_default();
         d.events.emit("image", "load", name, json!({"name": name}));
     }
+    // As dockerd: the answer is a 200 stream once the archive is read, and a load that fails
+    // says so in it (`errorDetail`), which the CLI and the SDKs report.
     let (stream, resp) = JsonStream::new();
     tokio::spawn(async move {
-        for l in lines {
-            let _ = stream.send(&json!({"stream": format!("{l}\n")})).await;
+        match loaded {
+            Ok(lines) => {
+                for l in lines {
+                    let _ = stream.send(&json!({"stream": format!("{l}\n")})).await;
+                }
+            }
+            Err(e) => {
+                let message = e.message().to_string();
+                let line = json!({"errorDetail": {"message": message}, "error": message});
+                let _ = stream.send(&line).await;
+            }
         }
     });
     Ok(resp)
