@@ -10,7 +10,15 @@
 //! - [`HistoryItem`]: the bollard model makes `Tags` a list, where dockerd writes `null` for
 //!   every entry but the top one;
 //! - [`NetworkResource`]: the bollard model has no `ConfigFrom` and `ConfigOnly`, and leaves
-//!   out `IPAM.Options` where dockerd writes `null`.
+//!   out `IPAM.Options` where dockerd writes `null`;
+//! - [`ContainerInspect`], [`ContainerSummary`], [`NetworkSettings`] and [`EndpointSettings`]:
+//!   the bollard models leave out every unset field, where dockerd writes `IPAMConfig`,
+//!   `Links`, `Aliases`, `DriverOpts`, `ExecIDs` and the rest as `null` and clients index them;
+//!   and their `Config` is our [`ContainerConfig`];
+//! - [`EventMessage`]: the bollard model lacks the pre-1.22 `status`, `id` and `from` that
+//!   dockerd 20.10 still sends and docker-py reads;
+//! - [`SystemVersion`]: the bollard model types a component's `Details` as a map of nothing
+//!   (`HashMap<(), ()>`), where dockerd sends the engine's API versions, OS and arch there.
 
 use std::collections::BTreeMap;
 
@@ -171,6 +179,344 @@ pub struct ConfigReference {
     pub network: String,
 }
 
+/// `GET /containers/{id}/json`, as dockerd 20.10 writes it. `HostConfig` is the stored one,
+/// with dockerd's defaults filled in at create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInspect {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Path")]
+    pub path: String,
+    #[serde(rename = "Args")]
+    pub args: Vec<String>,
+    #[serde(rename = "State")]
+    pub state: ContainerState,
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "ResolvConfPath")]
+    pub resolv_conf_path: String,
+    #[serde(rename = "HostnamePath")]
+    pub hostname_path: String,
+    #[serde(rename = "HostsPath")]
+    pub hosts_path: String,
+    #[serde(rename = "LogPath")]
+    pub log_path: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "RestartCount")]
+    pub restart_count: u64,
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "Platform")]
+    pub platform: String,
+    #[serde(rename = "MountLabel")]
+    pub mount_label: String,
+    #[serde(rename = "ProcessLabel")]
+    pub process_label: String,
+    #[serde(rename = "AppArmorProfile")]
+    pub app_armor_profile: String,
+    /// `null` when the container has none.
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
+    #[serde(rename = "HostConfig")]
+    pub host_config: serde_json::Value,
+    #[serde(rename = "GraphDriver")]
+    pub graph_driver: bollard_stubs::models::GraphDriverData,
+    #[serde(rename = "Mounts")]
+    pub mounts: Vec<bollard_stubs::models::MountPoint>,
+    #[serde(rename = "Config")]
+    pub config: ContainerConfig,
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: NetworkSettings,
+}
+
+/// A container's run state; `Health` only for a container with a healthcheck.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "Running")]
+    pub running: bool,
+    #[serde(rename = "Paused")]
+    pub paused: bool,
+    #[serde(rename = "Restarting")]
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    #[serde(rename = "Dead")]
+    pub dead: bool,
+    #[serde(rename = "Pid")]
+    pub pid: u32,
+    #[serde(rename = "ExitCode")]
+    pub exit_code: i64,
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "StartedAt")]
+    pub started_at: String,
+    #[serde(rename = "FinishedAt")]
+    pub finished_at: String,
+    #[serde(rename = "Health", skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
+}
+
+/// A published port's host side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp")]
+    pub host_ip: String,
+    #[serde(rename = "HostPort")]
+    pub host_port: String,
+}
+
+/// `NetworkSettings` of container inspect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    #[serde(rename = "Bridge")]
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    #[serde(rename = "HairpinMode")]
+    pub hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: u8,
+    /// Exposed ports with their bindings (`null`: exposed, not published).
+    #[serde(rename = "Ports")]
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    #[serde(rename = "SandboxKey")]
+    pub sandbox_key: String,
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<String>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<String>>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    #[serde(rename = "Networks")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// A container's endpoint on one network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
+    #[serde(rename = "Aliases")]
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+/// The addresses asked for an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(
+        rename = "IPv4Address",
+        skip_serializing_if = "String::is_empty",
+        default
+    )]
+    pub ipv4_address: String,
+    #[serde(
+        rename = "IPv6Address",
+        skip_serializing_if = "String::is_empty",
+        default
+    )]
+    pub ipv6_address: String,
+    #[serde(
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Vec::is_empty",
+        default
+    )]
+    pub link_local_ips: Vec<String>,
+}
+
+/// One entry of `GET /containers/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSummary {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Names")]
+    pub names: Vec<String>,
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    #[serde(rename = "Command")]
+    pub command: String,
+    #[serde(rename = "Created")]
+    pub created: i64,
+    #[serde(rename = "Ports")]
+    pub ports: Vec<PortSummary>,
+    /// The size of its writable layer (`system df`, `size=1`).
+    #[serde(rename = "SizeRw", skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(rename = "Labels")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(rename = "State")]
+    pub state: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "HostConfig")]
+    pub host_config: SummaryHostConfig,
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: SummaryNetworkSettings,
+    #[serde(rename = "Mounts")]
+    pub mounts: Vec<bollard_stubs::models::MountPoint>,
+}
+
+/// A published port in the container list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSummary {
+    #[serde(rename = "IP")]
+    pub ip: String,
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    #[serde(rename = "PublicPort")]
+    pub public_port: u16,
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// `GET /system/df`; our container summary in place of bollard's (see above).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    #[serde(rename = "LayersSize")]
+    pub layers_size: i64,
+    #[serde(rename = "Images")]
+    pub images: Vec<bollard_stubs::models::ImageSummary>,
+    #[serde(rename = "Containers")]
+    pub containers: Vec<ContainerSummary>,
+    #[serde(rename = "Volumes")]
+    pub volumes: Vec<bollard_stubs::models::Volume>,
+    #[serde(rename = "BuildCache")]
+    pub build_cache: Vec<bollard_stubs::models::BuildCache>,
+}
+
+/// One event of `GET /events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMessage {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub from: Option<String>,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    pub scope: String,
+    pub time: i64,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Attributes")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `GET /version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemVersion {
+    #[serde(rename = "Platform")]
+    pub platform: VersionPlatform,
+    #[serde(rename = "Components")]
+    pub components: Vec<VersionComponent>,
+    #[serde(rename = "Version")]
+    pub version: String,
+    #[serde(rename = "ApiVersion")]
+    pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    #[serde(rename = "GitCommit")]
+    pub git_commit: String,
+    #[serde(rename = "GoVersion")]
+    pub go_version: String,
+    #[serde(rename = "Os")]
+    pub os: String,
+    #[serde(rename = "Arch")]
+    pub arch: String,
+    #[serde(rename = "KernelVersion")]
+    pub kernel_version: String,
+    #[serde(rename = "BuildTime")]
+    pub build_time: String,
+}
+
+/// The platform a daemon reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionPlatform {
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+/// One component of the engine, with its details.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionComponent {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Version")]
+    pub version: String,
+    #[serde(rename = "Details")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// The container list's `HostConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryHostConfig {
+    #[serde(rename = "NetworkMode")]
+    pub network_mode: String,
+}
+
+/// The container list's `NetworkSettings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryNetworkSettings {
+    #[serde(rename = "Networks")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +538,12 @@ mod tests {
         let image = serde_json::to_value(ImageInspect::default()).unwrap();
         assert!(image["ContainerConfig"].is_object() && image["Config"].is_null());
         assert_eq!(image["Parent"], "");
+        let ep = serde_json::to_value(EndpointSettings::default()).unwrap();
+        for null in ["IPAMConfig", "Links", "Aliases", "DriverOpts"] {
+            assert!(ep[null].is_null(), "{null} in {ep}");
+        }
+        let c = serde_json::to_value(ContainerInspect::default()).unwrap();
+        assert!(c["ExecIDs"].is_null() && c["State"].get("Health").is_none());
         let net = serde_json::to_value(NetworkResource::default()).unwrap();
         assert!(net["IPAM"]["Options"].is_null() && net["ConfigFrom"]["Network"] == "");
     }

@@ -159,6 +159,10 @@ fn create_checks_limits_and_log_drivers_as_dockerd() {
         let message = message["message"].as_str().unwrap_or_default();
         assert!(message.contains(&want), "{host_config}: {answer}");
     }
+    // A config field of the wrong JSON type is refused, as dockerd's decoder refuses it.
+    let body = format!(r#"{{"Image":"{image}","Cmd":["true"],"Env":"A=1"}}"#);
+    let (status, _, answer) = d.raw("POST", "/containers/create", body.as_bytes());
+    assert_eq!(status, 400, "{answer}");
     assert_eq!(
         d.docker_ok(&["ps", "-aq"]),
         "",

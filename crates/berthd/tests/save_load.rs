@@ -105,7 +105,10 @@ fn broken_and_hostile_archives_are_refused_and_change_nothing() {
     let (status, _, body) = d.raw("POST", "/images/load", b"this is not a tar");
     assert_eq!(status, 200, "{body}");
     // The body is chunked: its JSON line is the one that starts with a brace.
-    let json_line = body.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let json_line = body
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
     let line: serde_json::Value = serde_json::from_str(json_line).unwrap();
     assert!(
         line["errorDetail"]["message"]

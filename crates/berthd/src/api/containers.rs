@@ -1,16 +1,19 @@
 //! Container routes: create, list, inspect, start, stop, restart, kill, wait, attach, logs,
 //! rename, remove, prune; JSON shaped as the docker CLI and docker-py read it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::models;
-use berth_api::responses::ContainerWaitResponse;
+use berth_api::responses::{
+    ContainerInspect, ContainerState, ContainerSummary, ContainerWaitResponse, SummaryHostConfig,
+    SummaryNetworkSettings,
+};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
-use serde_json::{Value, json};
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use crate::engine::Daemon;
@@ -99,22 +102,35 @@ fn command_line(r: &Record) -> String {
         .join(" ")
 }
 
-pub fn summary(r: &Record) -> Value {
-    json!({
-        "Id": r.id,
-        "Names": [format!("/{}", r.name)],
-        "Image": r.image,
-        "ImageID": r.image_id,
-        "Command": command_line(r),
-        "Created": unix(&r.created),
-        "Ports": crate::engine::endpoints::ports_list(r),
-        "Labels": r.config["Labels"].as_object().cloned().unwrap_or_default(),
-        "State": r.state.status,
-        "Status": status_text(r),
-        "HostConfig": {"NetworkMode": r.host_config["NetworkMode"].as_str().unwrap_or("default")},
-        "NetworkSettings": {"Networks": crate::engine::endpoints::networks_json(r)},
-        "Mounts": r.mounts,
-    })
+pub fn summary(r: &Record) -> ContainerSummary {
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![format!("/{}", r.name)],
+        image: r.image.clone(),
+        image_id: r.image_id.clone(),
+        command: command_line(r),
+        created: unix(&r.created),
+        ports: crate::engine::endpoints::ports_view(r),
+        size_rw: None,
+        labels: labels(r),
+        state: r.state.status.as_str().into(),
+        status: status_text(r),
+        host_config: SummaryHostConfig {
+            network_mode: r.host_config["NetworkMode"]
+                .as_str()
+                .unwrap_or("default")
+                .into(),
+        },
+        network_settings: SummaryNetworkSettings {
+            networks: crate::engine::endpoints::networks_view(r),
+        },
+        mounts: r.mounts.clone(),
+    }
+}
+
+/// The container's labels.
+fn labels(r: &Record) -> BTreeMap<String, String> {
+    r.config.labels.clone().unwrap_or_default()
 }
 
 /// `GET /containers/json?all=&filters=&limit=`.
@@ -140,8 +156,8 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
             "ancestor" => r.image == *v || r.image_id == *v,
             "label" => match v.split_once('=') {
-                Some((lk, lv)) => r.config["Labels"][lk].as_str() == Some(lv),
-                None => r.config["Labels"].get(v).is_some(),
+                Some((lk, lv)) => labels(&r).get(lk).is_some_and(|x| x == lv),
+                None => labels(&r).contains_key(v),
             },
             _ => true,
         });
@@ -152,7 +168,7 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         }
     }
     out.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut list: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
+    let mut list: Vec<ContainerSummary> = out.into_iter().map(|(_, v)| v).collect();
     if let Some(n) = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -169,55 +185,56 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let dir = d.containers.dir(&r.id);
     let p = |f: &str| dir.join(f).display().to_string();
     let st = &r.state;
-    let mut v = json!({
-            "Id": r.id,
-            "Created": r.created,
-            "Path": r.path,
-            "Args": r.args,
-            "State": {
-                "Status": st.status,
-                "Running": matches!(st.status, Status::Running | Status::Paused),
-                "Paused": st.status == Status::Paused,
-                "Restarting": st.status == Status::Restarting,
-                "OOMKilled": st.oom_killed,
-                "Dead": st.status == Status::Dead,
-                "Pid": st.pid,
-                "ExitCode": st.exit_code,
-                "Error": st.error,
-                "StartedAt": st.started_at,
-                "FinishedAt": st.finished_at,
-                "Health": st.health.as_ref().map(crate::engine::health::Health::to_json),
-            },
-            "Image": r.image_id,
-            "ResolvConfPath": p("resolv.conf"),
-            "HostnamePath": p("hostname"),
-            "HostsPath": p("hosts"),
-            "LogPath": match run::logs_off(&r.host_config) {
-                true => String::new(),
-                false => run::log_path(d, &r.id).display().to_string(),
-            },
-            "Name": format!("/{}", r.name),
-            "RestartCount": r.restart_count,
-            "Driver": "overlay2",
-            "Platform": "linux",
-            "MountLabel": "",
-            "ProcessLabel": "",
-            "AppArmorProfile": "",
-            "ExecIDs": d.execs.of(&r.id),
-            "HostConfig": r.host_config,
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "MergedDir": p("merged"), "UpperDir": p("upper"), "WorkDir": p("work"),
-            }},
-            "Mounts": r.mounts,
-            "Config": r.config,
-            "NetworkSettings": crate::engine::endpoints::settings_json(d, &r),
-    });
-    // Docker omits State.Health for a container without a healthcheck (clients test for it).
-    if st.health.is_none() {
-        if let Some(state) = v["State"].as_object_mut() {
-            state.remove("Health");
-        }
-    }
+    let v = ContainerInspect {
+        id: r.id.clone(),
+        created: r.created.clone(),
+        path: r.path.clone(),
+        args: r.args.clone(),
+        state: ContainerState {
+            status: st.status.as_str().into(),
+            running: matches!(st.status, Status::Running | Status::Paused),
+            paused: st.status == Status::Paused,
+            restarting: st.status == Status::Restarting,
+            oom_killed: st.oom_killed,
+            dead: st.status == Status::Dead,
+            pid: st.pid,
+            exit_code: st.exit_code,
+            error: st.error.clone(),
+            started_at: st.started_at.clone(),
+            finished_at: st.finished_at.clone(),
+            // Docker omits it for a container without a healthcheck (clients test for it).
+            health: st.health.as_ref().map(crate::model::health::Health::view),
+        },
+        image: r.image_id.clone(),
+        resolv_conf_path: p("resolv.conf"),
+        hostname_path: p("hostname"),
+        hosts_path: p("hosts"),
+        log_path: match run::logs_off(&r.host_config) {
+            true => String::new(),
+            false => run::log_path(d, &r.id).display().to_string(),
+        },
+        name: format!("/{}", r.name),
+        restart_count: r.restart_count,
+        driver: "overlay2".into(),
+        platform: "linux".into(),
+        exec_ids: Some(d.execs.of(&r.id)).filter(|e| !e.is_empty()),
+        host_config: r.host_config.clone(),
+        graph_driver: models::GraphDriverData {
+            name: "overlay2".into(),
+            data: [
+                ("MergedDir", p("merged")),
+                ("UpperDir", p("upper")),
+                ("WorkDir", p("work")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        },
+        mounts: r.mounts.clone(),
+        config: r.config.clone(),
+        network_settings: crate::engine::endpoints::settings_view(d, &r),
+        ..Default::default()
+    };
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -790,7 +807,15 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let mut reclaimed = 0u64;
     for h in d.containers.all() {
         let r = h.lock().await.clone();
-        if r.running() || !filters.selects(&r.created, |k| r.config["Labels"][k].as_str()) {
+        if r.running()
+            || !filters.selects(&r.created, |k| {
+                r.config
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .map(String::as_str)
+            })
+        {
             continue;
         }
         // What its writable layer held, as dockerd reports it.

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use berth_api::responses::EventMessage;
 use hyper::Request;
 use hyper::body::Incoming;
-use serde_json::Value;
 
 use crate::api::http::{ApiResult, JsonStream, Query};
 use crate::engine::Daemon;
@@ -16,10 +16,10 @@ use crate::model::Error;
 struct Filter(Vec<(String, String)>);
 
 impl Filter {
-    fn matches(&self, e: &Value) -> bool {
-        let attr = |k: &str| e["Actor"]["Attributes"][k].as_str().map(str::to_string);
-        let id = e["Actor"]["ID"].as_str().unwrap_or_default();
-        let kind = e["Type"].as_str().unwrap_or_default();
+    fn matches(&self, e: &EventMessage) -> bool {
+        let attr = |k: &str| e.actor.attributes.get(k).cloned();
+        let id = e.actor.id.as_str();
+        let kind = e.kind.as_str();
         // Each key must match one of its values.
         let mut keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
         keys.dedup();
@@ -29,9 +29,7 @@ impl Filter {
                 .filter(|(k, _)| k == key)
                 .any(|(_, v)| match key {
                     "type" => kind == v,
-                    "event" => e["Action"]
-                        .as_str()
-                        .is_some_and(|a| a == v || a.starts_with(&format!("{v}:"))),
+                    "event" => e.action == *v || e.action.starts_with(&format!("{v}:")),
                     "container" => {
                         kind == "container"
                             && (id.starts_with(v.as_str()) || attr("name").as_deref() == Some(v))
@@ -40,7 +38,7 @@ impl Filter {
                     "volume" => kind == "volume" && id == v,
                     "label" => match v.split_once('=') {
                         Some((lk, lv)) => attr(lk).as_deref() == Some(lv),
-                        None => e["Actor"]["Attributes"].get(v).is_some(),
+                        None => e.actor.attributes.contains_key(v),
                     },
                     _ => false,
                 })
@@ -82,7 +80,7 @@ pub async fn stream(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let d = d.clone();
     let (out, resp) = JsonStream::new();
     tokio::spawn(async move {
-        let in_range = |e: &Value| until.is_none_or(|u| e["timeNano"].as_i64().unwrap_or(0) <= u);
+        let in_range = |e: &EventMessage| until.is_none_or(|u| e.time_nano <= u);
         let mut last = now_seq;
         for (seq, e) in &backlog {
             if *seq > now_seq {

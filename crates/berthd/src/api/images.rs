@@ -146,7 +146,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                 "image",
                 "pull",
                 &r.familiar(),
-                json!({"name": r.familiar()}),
+                crate::engine::events::attrs([("name", r.familiar())]),
             );
         }
         if let Err(e) = result {
@@ -236,7 +236,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
                         "image",
                         "push",
                         &target.familiar(),
-                        json!({"name": target.familiar()}),
+                        crate::engine::events::attrs([("name", target.familiar())]),
                     );
                 }
                 Err(e) => {
@@ -310,7 +310,10 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
         "image",
         "import",
         rec.id.as_str(),
-        json!({"name": reference.map(|r| r.familiar()).unwrap_or_default()}),
+        crate::engine::events::attrs([(
+            "name",
+            reference.map(|r| r.familiar()).unwrap_or_default(),
+        )]),
     );
     Ok(json(StatusCode::OK, &json!({"status": rec.id.to_string()})))
 }
@@ -415,7 +418,8 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     .await?;
     for l in loaded.iter().flatten() {
         let name = l.rsplit(' ').next().unwrap_or_default();
-        d.events.emit("image", "load", name, json!({"name": name}));
+        let attrs = crate::engine::events::attrs([("name", name.to_string())]);
+        d.events.emit("image", "load", name, attrs);
     }
     // As dockerd: the answer is a 200 stream once the archive is read, and a load that fails
     // says so in it (`errorDetail`), which the CLI and the SDKs report.
@@ -662,7 +666,7 @@ pub async fn tag(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
             "image",
             "tag",
             rec.id.as_str(),
-            json!({"name": target.familiar()}),
+            crate::engine::events::attrs([("name", target.familiar())]),
         );
         Ok(())
     })
@@ -673,8 +677,14 @@ pub async fn tag(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
 fn emit_removed(d: &Daemon, r: &[Removed]) {
     for x in r {
         match x {
-            Removed::Untagged(t) => d.events.emit("image", "untag", t, json!({"name": t})),
-            Removed::Deleted(id) => d.events.emit("image", "delete", id.as_str(), json!({})),
+            Removed::Untagged(t) => {
+                let attrs = crate::engine::events::attrs([("name", t.clone())]);
+                d.events.emit("image", "untag", t, attrs);
+            }
+            Removed::Deleted(id) => {
+                d.events
+                    .emit("image", "delete", id.as_str(), Default::default())
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_net::ipam::Subnet;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use berth_api::models::{self, IpamConfig, NetworkContainer, NetworkCreateRequest};
 use berth_api::responses::{NetworkIpam, NetworkResource};
@@ -240,7 +240,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         "network",
         "create",
         &id,
-        json!({"name": name, "type": "bridge"}),
+        crate::engine::events::attrs([("name", name.clone()), ("type", "bridge".into())]),
     );
     Ok(json(
         StatusCode::CREATED,
@@ -261,7 +261,7 @@ async fn destroy(d: &Arc<Daemon>, n: &Network) -> Result<(), Error> {
         "network",
         "destroy",
         &n.id,
-        json!({"name": n.name, "type": n.driver}),
+        crate::engine::events::attrs([("name", n.name.clone()), ("type", n.driver.clone())]),
     );
     Ok(())
 }
@@ -369,7 +369,11 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
         "network",
         action,
         &n.id,
-        json!({"container": rec.id, "name": n.name, "type": n.driver}),
+        crate::engine::events::attrs([
+            ("container", rec.id.clone()),
+            ("name", n.name.clone()),
+            ("type", n.driver.clone()),
+        ]),
     );
     Ok(empty(StatusCode::OK))
 }

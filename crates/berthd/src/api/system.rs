@@ -48,34 +48,39 @@ fn go_arch() -> String {
 }
 
 pub fn version(_d: &Daemon) -> Resp {
+    use berth_api::responses::{SystemVersion, VersionComponent, VersionPlatform};
     let v = env!("CARGO_PKG_VERSION");
-    json(
-        StatusCode::OK,
-        &json!({
-            "Platform": {"Name": "Berth"},
-            "Components": [{
-                "Name": "Engine",
-                "Version": v,
-                "Details": {
-                    "ApiVersion": berth_api::API_VERSION,
-                    "MinAPIVersion": berth_api::MIN_API_VERSION,
-                    "Os": "linux",
-                    "Arch": go_arch(),
-                    "KernelVersion": kernel_version(),
-                    "Experimental": "false",
-                },
-            }],
-            "Version": v,
-            "ApiVersion": berth_api::API_VERSION,
-            "MinAPIVersion": berth_api::MIN_API_VERSION,
-            "GitCommit": "berth",
-            "GoVersion": "rust",
-            "Os": "linux",
-            "Arch": go_arch(),
-            "KernelVersion": kernel_version(),
-            "BuildTime": "",
-        }),
-    )
+    let details = [
+        ("ApiVersion", berth_api::API_VERSION.to_string()),
+        ("MinAPIVersion", berth_api::MIN_API_VERSION.to_string()),
+        ("Os", "linux".to_string()),
+        ("Arch", go_arch()),
+        ("KernelVersion", kernel_version()),
+        ("Experimental", "false".to_string()),
+    ];
+    let body = SystemVersion {
+        platform: VersionPlatform {
+            name: "Berth".into(),
+        },
+        components: vec![VersionComponent {
+            name: "Engine".into(),
+            version: v.into(),
+            details: details
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }],
+        version: v.into(),
+        api_version: berth_api::API_VERSION.into(),
+        min_api_version: berth_api::MIN_API_VERSION.into(),
+        git_commit: "berth".into(),
+        go_version: "rust".into(),
+        os: "linux".into(),
+        arch: go_arch(),
+        kernel_version: kernel_version(),
+        build_time: String::new(),
+    };
+    json(StatusCode::OK, &body)
 }
 
 /// The host's memory (`/proc/meminfo`'s MemTotal), in bytes.
@@ -126,9 +131,8 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
     for h in d.containers.all() {
         let r = h.lock().await.clone();
         let mut v = crate::api::containers::summary(&r);
-        v["SizeRw"] = json!(crate::volumes::dir_size(
-            &d.containers.dir(&r.id).join("upper")
-        ));
+        let size = crate::volumes::dir_size(&d.containers.dir(&r.id).join("upper"));
+        v.size_rw = Some(i64::try_from(size).unwrap_or(i64::MAX));
         containers.push(v);
     }
     let mut volumes = Vec::new();
@@ -143,13 +147,13 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
     }
     json(
         StatusCode::OK,
-        &json!({
-            "LayersSize": layers_size,
-            "Images": images,
-            "Containers": containers,
-            "Volumes": volumes,
-            "BuildCache": [],
-        }),
+        &berth_api::responses::DiskUsage {
+            layers_size: i64::try_from(layers_size).unwrap_or(i64::MAX),
+            images,
+            containers,
+            volumes,
+            build_cache: Vec::new(),
+        },
     )
 }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::json;
 
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
 use berth_api::models::{self, VolumeCreateOptions};
@@ -48,8 +47,12 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let body = read_body(req.into_body(), 1 << 20).await?;
     let VolumeCreate { name, labels } = parse_create(&body)?;
     let vol = d.volumes.ensure(&name, labels, false)?;
-    d.events
-        .emit("volume", "create", &name, json!({"driver": "local"}));
+    d.events.emit(
+        "volume",
+        "create",
+        &name,
+        crate::engine::events::attrs([("driver", "local".into())]),
+    );
     Ok(json(StatusCode::CREATED, &vol))
 }
 

@@ -41,8 +41,7 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
     let h = d.containers.find(name)?;
     let rec = h.lock().await.clone();
     let parent = d.image_of(&rec)?;
-    let container: ContainerConfig = serde_json::from_value(rec.config.clone())
-        .map_err(|e| Error::internal(format!("reading {}'s config: {e}", rec.id)))?;
+    let container = rec.config.clone();
     let mut config = o.config.clone().unwrap_or_else(|| container.clone());
     let changes: Vec<&str> = o.changes.iter().map(String::as_str).collect();
     apply_changes(&mut config, &changes)?;
@@ -88,7 +87,11 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
         "container",
         "commit",
         &rec.id,
-        json!({"name": rec.name, "imageID": image.id.to_string(), "comment": image_comment(&image)}),
+        crate::engine::events::attrs([
+            ("name", rec.name.clone()),
+            ("imageID", image.id.to_string()),
+            ("comment", image_comment(&image)),
+        ]),
     );
     Ok(image)
 }

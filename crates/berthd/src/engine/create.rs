@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use berth_api::config::ContainerConfig;
 use berth_image::images::ImageRecord;
 use serde_json::{Value, json};
 
@@ -31,6 +32,8 @@ struct Plan {
     image_config: Value,
     /// The request without its `HostConfig`.
     create: Value,
+    /// Its container config, typed.
+    config: ContainerConfig,
     host_config: Value,
     networks: Vec<Attachment>,
     argv: Vec<String>,
@@ -131,6 +134,9 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
     }
     let argv = crate::oci::spec::command(&create, &image_config)
         .map_err(|e| Error::invalid(e.to_string()))?;
+    // The container config, typed once: a field of the wrong type is refused here.
+    let config: ContainerConfig = serde_json::from_value(create.clone())
+        .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
     // What the host cannot enforce is dropped with dockerd's warnings (and not kept in the record).
     let network_mode = host_config["NetworkMode"].as_str().map(str::to_string);
     let warnings = crate::oci::sysinfo::verify_resources(
@@ -151,6 +157,7 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
         image,
         image_config,
         create,
+        config,
         host_config,
         networks,
         argv,
@@ -309,9 +316,9 @@ async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
     })
     .map_err(|e| Error::invalid(e.to_string()))?;
-    let mut config = plan.create;
-    config["Image"] = json!(plan.image_name);
-    config["Hostname"] = json!(hostname);
+    let mut config = plan.config;
+    config.image.clone_from(&plan.image_name);
+    config.hostname = hostname;
     let rec = Record {
         id: id.clone(),
         name: plan.given.clone().unwrap_or_else(|| random_name(0)),

@@ -4,13 +4,17 @@
 //! (veths, namespace, addresses, ports, DNS names: nothing stays). Also the container's
 //! `NetworkSettings` and `Ports` in Docker's JSON.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_api::responses::{
+    EndpointIpamConfig, EndpointSettings, NetworkSettings, PortBinding, PortSummary,
+};
 use berth_net::ipam::{mac_for, mac_string};
 use berth_net::netns::{self, Endpoint};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::engine::Daemon;
 use crate::engine::store::Record;
@@ -258,7 +262,8 @@ fn plan_endpoint(
         .unwrap_or_default();
     let endpoint_id = crate::engine::store::new_id();
     // `--mac-address`: the container's config (primary network) or the endpoint's settings.
-    let mac = match (primary, rec.config["MacAddress"].as_str()) {
+    let own_mac = Some(rec.config.mac_address.as_str()).filter(|m| !m.is_empty());
+    let mac = match (primary, own_mac) {
         (true, Some(m)) if !m.is_empty() => parse_mac(m),
         _ => att.mac.as_deref().and_then(parse_mac),
     }
@@ -373,10 +378,11 @@ pub async fn teardown(d: &Daemon, rec: &mut Record) {
 
 /// The ports a container exposes (its config's, which include its image's).
 fn exposed(rec: &Record) -> Vec<String> {
-    rec.config["ExposedPorts"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+    rec.config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys().cloned())
+        .collect()
 }
 
 /// `80/tcp` → (80, "tcp").
@@ -454,7 +460,7 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
 /// network's DNS (user-defined networks) or the host's resolvers (the default bridge).
 fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
     let dir = d.containers.dir(&rec.id);
-    let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
+    let hostname = rec.config.hostname.as_str();
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
@@ -485,47 +491,52 @@ fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
 }
 
 /// `NetworkSettings.Networks` of a container.
-pub fn networks_json(rec: &Record) -> Value {
-    let mut nets = serde_json::Map::new();
-    for a in &rec.networks {
-        let ep = a.endpoint.as_ref();
-        nets.insert(
-            a.network.clone(),
-            json!({
-                "IPAMConfig": if a.ipv4.is_empty() { Value::Null } else { json!({"IPv4Address": a.ipv4}) },
-                "Links": null,
-                "Aliases": if a.aliases.is_empty() { Value::Null } else { json!(a.aliases) },
-                "NetworkID": a.network_id,
-                "EndpointID": ep.map(|e| e.id.as_str()).unwrap_or_default(),
-                "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
-                "IPAddress": ep.map(|e| e.address.to_string()).unwrap_or_default(),
-                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or_default(),
-                "DriverOpts": null,
-            }),
-        );
-    }
-    Value::Object(nets)
+pub fn networks_view(rec: &Record) -> BTreeMap<String, EndpointSettings> {
+    rec.networks
+        .iter()
+        .map(|a| {
+            let ep = a.endpoint.as_ref();
+            let settings = EndpointSettings {
+                ipam_config: (!a.ipv4.is_empty()).then(|| EndpointIpamConfig {
+                    ipv4_address: a.ipv4.clone(),
+                    ..Default::default()
+                }),
+                links: None,
+                aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
+                network_id: a.network_id.clone(),
+                endpoint_id: ep.map(|e| e.id.clone()).unwrap_or_default(),
+                gateway: ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                ip_address: ep.map(|e| e.address.to_string()).unwrap_or_default(),
+                ip_prefix_len: ep.map_or(0, |e| e.prefix),
+                mac_address: ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                ..Default::default()
+            };
+            (a.network.clone(), settings)
+        })
+        .collect()
 }
 
 /// `NetworkSettings` of a container's inspect.
-pub fn settings_json(d: &Daemon, rec: &Record) -> Value {
-    let nets = networks_json(rec);
-    let mut ports = serde_json::Map::new();
+pub fn settings_view(d: &Daemon, rec: &Record) -> NetworkSettings {
+    let mut ports: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
     if rec.running() {
         for key in exposed(rec) {
-            ports.insert(key, Value::Null);
+            ports.insert(key, None);
         }
         for p in &rec.ports {
+            let binding = PortBinding {
+                host_ip: match p.host_ip.as_str() {
+                    "" => "0.0.0.0".into(),
+                    ip => ip.into(),
+                },
+                host_port: p.host_port.to_string(),
+            };
             let key = format!("{}/{}", p.port, p.proto);
-            let entry = json!({"HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "HostPort": p.host_port.to_string()});
-            match ports.get_mut(&key).and_then(Value::as_array_mut) {
-                Some(list) => list.push(entry),
-                None => {
-                    ports.insert(key, json!([entry]));
-                }
-            }
+            ports
+                .entry(key)
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(binding);
         }
     }
     let default = rec
@@ -534,34 +545,41 @@ pub fn settings_json(d: &Daemon, rec: &Record) -> Value {
         .find(|a| a.network == "bridge")
         .and_then(|a| a.endpoint.as_ref());
     let sandbox = netns_path(d, &rec.id);
-    json!({
-        "Bridge": "", "SandboxID": if rec.running() { &rec.id } else { "" },
-        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": ports,
-        "SandboxKey": if sandbox.exists() { sandbox.display().to_string() } else { String::new() },
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": default.map(|e| e.id.as_str()).unwrap_or_default(),
-        "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "IPAddress": default.map(|e| e.address.to_string()).unwrap_or_default(),
-        "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
-        "MacAddress": default.map(|e| e.mac.as_str()).unwrap_or_default(),
-        "Networks": nets,
-    })
+    NetworkSettings {
+        sandbox_id: if rec.running() {
+            rec.id.clone()
+        } else {
+            String::new()
+        },
+        ports,
+        sandbox_key: match sandbox.exists() {
+            true => sandbox.display().to_string(),
+            false => String::new(),
+        },
+        endpoint_id: default.map(|e| e.id.clone()).unwrap_or_default(),
+        gateway: default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        ip_address: default.map(|e| e.address.to_string()).unwrap_or_default(),
+        ip_prefix_len: default.map_or(0, |e| e.prefix),
+        mac_address: default.map(|e| e.mac.clone()).unwrap_or_default(),
+        networks: networks_view(rec),
+        ..Default::default()
+    }
 }
 
 /// `Ports` of a container in the list (`docker ps`).
-pub fn ports_list(rec: &Record) -> Value {
-    json!(
-        rec.ports
-            .iter()
-            .map(|p| json!({
-                "IP": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip },
-                "PrivatePort": p.port, "PublicPort": p.host_port, "Type": p.proto,
-            }))
-            .collect::<Vec<_>>()
-    )
+pub fn ports_view(rec: &Record) -> Vec<PortSummary> {
+    rec.ports
+        .iter()
+        .map(|p| PortSummary {
+            ip: match p.host_ip.as_str() {
+                "" => "0.0.0.0".into(),
+                ip => ip.into(),
+            },
+            private_port: p.port,
+            public_port: p.host_port,
+            kind: p.proto.clone(),
+        })
+        .collect()
 }
 
 /// After a daemon restart: take back the addresses, ports and names of running containers'

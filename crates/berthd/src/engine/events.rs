@@ -2,11 +2,11 @@
 //! events, serialized, and bumps a sequence number that subscribers (`GET /events`, served by
 //! `api::events`) wake on.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use berth_api::responses::{EventActor, EventMessage};
 use tokio::sync::watch;
 
 /// Events kept for `since`: dockerd keeps the last 256 (its `eventsLimit`).
@@ -69,29 +69,37 @@ impl Default for Events {
     }
 }
 
+/// An event's attributes.
+pub type Attributes = BTreeMap<String, String>;
+
+/// Attributes from pairs.
+pub fn attrs<const N: usize>(pairs: [(&str, String); N]) -> Attributes {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 impl Events {
     /// Publishes `action` on an object of `kind` (`container`, `image`, `volume`).
-    pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: Value) {
+    pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: Attributes) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        let mut e = json!({
-            "Type": kind,
-            "Action": action,
-            "Actor": {"ID": id, "Attributes": attributes},
-            "scope": "local",
-            "time": now / 1_000_000_000,
-            "timeNano": now,
-        });
         // The pre-1.22 top-level fields docker-py and old clients still read.
-        if kind == "container" || kind == "image" {
-            e["status"] = json!(action);
-            e["id"] = json!(id);
-            if let Some(from) = e["Actor"]["Attributes"]["image"].as_str() {
-                e["from"] = json!(from);
-            }
-        }
+        let legacy = kind == "container" || kind == "image";
+        let e = EventMessage {
+            status: legacy.then(|| action.to_string()),
+            id: legacy.then(|| id.to_string()),
+            from: attributes.get("image").filter(|_| legacy).cloned(),
+            kind: kind.into(),
+            action: action.into(),
+            actor: EventActor {
+                id: id.into(),
+                attributes,
+            },
+            scope: "local".into(),
+            time: now / 1_000_000_000,
+            time_nano: now,
+        };
         let bytes = serde_json::to_vec(&e).unwrap_or_default();
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let seq = *self.last.borrow() + 1;
@@ -101,7 +109,7 @@ impl Events {
     }
 
     /// The kept events after `after` (and from `since` on), parsed.
-    pub fn read(&self, after: u64, since: Option<i64>) -> Vec<(u64, Value)> {
+    pub fn read(&self, after: u64, since: Option<i64>) -> Vec<(u64, EventMessage)> {
         let raw = self
             .ring
             .lock()
@@ -114,15 +122,12 @@ impl Events {
 }
 
 /// Attributes of a container event: image, name and the container's labels.
-pub fn container_attrs(rec: &crate::engine::store::Record, extra: &[(&str, String)]) -> Value {
-    let mut a = json!({"image": rec.image, "name": rec.name});
-    if let Some(labels) = rec.config["Labels"].as_object() {
-        for (k, v) in labels {
-            a[k] = v.clone();
-        }
-    }
+pub fn container_attrs(rec: &crate::engine::store::Record, extra: &[(&str, String)]) -> Attributes {
+    let mut a = rec.config.labels.clone().unwrap_or_default();
+    a.insert("image".into(), rec.image.clone());
+    a.insert("name".into(), rec.name.clone());
     for (k, v) in extra {
-        a[*k] = json!(v);
+        a.insert((*k).to_string(), v.clone());
     }
     a
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::config::ContainerConfig;
 use berth_proto::v1::{DeleteProcessRequest, ExecProcessRequest, KillRequest, StartRequest};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -31,18 +32,17 @@ struct Check {
 const OUTPUT_LIMIT: usize = 4096;
 const LOG_ENTRIES: usize = 5;
 
-/// The healthcheck of a container config over its image config's, if any.
-fn check_of(config: &Value, image: &Value) -> Option<Check> {
-    let own = &config["Healthcheck"];
-    let img = &image["Healthcheck"];
-    let test = own["Test"]
-        .as_array()
+/// The healthcheck of a container config over its image config's (the image config's
+/// `config` object), if any.
+fn check_of(config: &ContainerConfig, image: &Value) -> Option<Check> {
+    let image: ContainerConfig = serde_json::from_value(image.clone()).unwrap_or_default();
+    let own = config.healthcheck.clone().unwrap_or_default();
+    let img = image.healthcheck.unwrap_or_default();
+    let words = own
+        .test
         .filter(|t| !t.is_empty())
-        .or_else(|| img["Test"].as_array())?;
-    let words: Vec<String> = test
-        .iter()
-        .filter_map(|w| w.as_str().map(str::to_string))
-        .collect();
+        .or(img.test)
+        .unwrap_or_default();
     let argv = match words.first().map(String::as_str) {
         Some("CMD") => words[1..].to_vec(),
         Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), words[1..].join(" ")],
@@ -51,30 +51,32 @@ fn check_of(config: &Value, image: &Value) -> Option<Check> {
     if argv.is_empty() {
         return None;
     }
-    let nanos = |k: &str, default: u64| {
-        let v = own[k]
-            .as_u64()
-            .filter(|n| *n > 0)
-            .or(img[k].as_u64().filter(|n| *n > 0));
-        Duration::from_nanos(v.unwrap_or(default))
+    let pick = |mine: i64, theirs: i64| [mine, theirs].into_iter().find(|n| *n > 0);
+    let nanos = |mine: i64, theirs: i64, default: u64| {
+        let n = pick(mine, theirs).and_then(|n| u64::try_from(n).ok());
+        Duration::from_nanos(n.unwrap_or(default))
     };
-    let retries = own["Retries"]
-        .as_u64()
-        .filter(|n| *n > 0)
-        .or(img["Retries"].as_u64().filter(|n| *n > 0))
-        .unwrap_or(3) as u32;
+    let retries = pick(own.retries, img.retries)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(3);
     Some(Check {
         argv,
-        interval: nanos("Interval", 30_000_000_000),
-        timeout: nanos("Timeout", 30_000_000_000),
-        start_period: nanos("StartPeriod", 0),
+        interval: nanos(own.interval, img.interval, 30_000_000_000),
+        timeout: nanos(own.timeout, img.timeout, 30_000_000_000),
+        start_period: nanos(own.start_period, img.start_period, 0),
         retries,
     })
 }
 
 /// Starts probing a container that just started (nothing if it has no healthcheck). The
 /// monitor ends when the run ends.
-pub fn monitor(d: &Arc<Daemon>, h: &Handle, config: &Value, image_config: &Value, id: &str) {
+pub fn monitor(
+    d: &Arc<Daemon>,
+    h: &Handle,
+    config: &ContainerConfig,
+    image_config: &Value,
+    id: &str,
+) {
     let Some(check) = check_of(config, image_config) else {
         return;
     };
@@ -142,7 +144,7 @@ pub fn image_config(d: &Daemon, image: &berth_image::Digest) -> Value {
 }
 
 /// The `Health` a container starts a run with.
-pub fn starting(config: &Value, image_config: &Value) -> Option<Health> {
+pub fn starting(config: &ContainerConfig, image_config: &Value) -> Option<Health> {
     check_of(config, image_config).map(|_| Health {
         status: "starting".into(),
         ..Default::default()
@@ -265,22 +267,23 @@ mod tests {
     #[test]
     fn container_healthcheck_wins_over_the_image_and_none_disables() {
         let image = json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Retries": 5}});
-        let c = check_of(&json!({}), &image).unwrap();
+        let typed = |v: Value| -> ContainerConfig { serde_json::from_value(v).unwrap() };
+        let c = check_of(&typed(json!({})), &image).unwrap();
         assert_eq!(
             (c.argv.clone(), c.interval, c.retries),
             (vec!["true".to_string()], Duration::from_secs(5), 5)
         );
         let own = json!({"Healthcheck": {"Test": ["CMD-SHELL", "wget -q localhost"], "Timeout": 1_000_000_000u64}});
-        let c = check_of(&own, &image).unwrap();
+        let c = check_of(&typed(own), &image).unwrap();
         assert_eq!(c.argv, ["/bin/sh", "-c", "wget -q localhost"]);
         assert_eq!(
             (c.timeout, c.interval, c.retries),
             (Duration::from_secs(1), Duration::from_secs(5), 5)
         );
         assert_eq!(
-            check_of(&json!({"Healthcheck": {"Test": ["NONE"]}}), &image),
+            check_of(&typed(json!({"Healthcheck": {"Test": ["NONE"]}})), &image),
             None
         );
-        assert_eq!(check_of(&json!({}), &json!({})), None);
+        assert_eq!(check_of(&typed(json!({})), &json!({})), None);
     }
 }

@@ -790,9 +790,9 @@ pub async fn stop(
     let (id, running, signal, default_timeout) = {
         let rec = h.lock().await;
         let sig = signal
-            .or_else(|| rec.config["StopSignal"].as_str().and_then(signal_number))
+            .or_else(|| signal_number(&rec.config.stop_signal))
             .unwrap_or(15);
-        let t = rec.config["StopTimeout"].as_i64().unwrap_or(10);
+        let t = rec.config.stop_timeout.unwrap_or(10);
         (rec.id.clone(), rec.running(), sig, t)
     };
     // Even when it is not running — between an exit and its restart policy's delayed start —

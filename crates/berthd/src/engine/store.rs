@@ -319,7 +319,7 @@ mod tests {
             created: String::new(),
             image: "busybox".into(),
             image_id: String::new(),
-            config: Value::Null,
+            config: Default::default(),
             host_config: Value::Null,
             path: "sh".into(),
             args: vec![],

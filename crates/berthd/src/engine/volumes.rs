@@ -1,8 +1,6 @@
 //! What the engine knows of volumes that the volume store does not: which containers use one,
 //! and removing one with its event.
 
-use serde_json::json;
-
 use crate::engine::Daemon;
 
 /// Containers using a volume.
@@ -20,8 +18,12 @@ pub async fn users(d: &Daemon, name: &str) -> Vec<String> {
 /// Removes a volume no container uses (the caller checked) and says so in the events; the
 /// bytes it held.
 pub fn destroy(d: &Daemon, name: &str) -> u64 {
-    d.events
-        .emit("volume", "destroy", name, json!({"driver": "local"}));
+    d.events.emit(
+        "volume",
+        "destroy",
+        name,
+        crate::engine::events::attrs([("driver", "local".into())]),
+    );
     d.volumes.destroy(name)
 }
 

@@ -1,7 +1,7 @@
 //! A container's health as Docker reports it in `State.Health`.
 
+use berth_api::models;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// Docker's `State.Health`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -22,13 +22,29 @@ pub struct Probe {
 }
 
 impl Health {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "Status": self.status,
-            "FailingStreak": self.failing_streak,
-            "Log": self.log.iter().map(|p| json!({
-                "Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output,
-            })).collect::<Vec<_>>(),
-        })
+    /// As inspect shows it (`State.Health`).
+    pub fn view(&self) -> models::Health {
+        use models::HealthStatusEnum as S;
+        models::Health {
+            status: Some(match self.status.as_str() {
+                "starting" => S::STARTING,
+                "healthy" => S::HEALTHY,
+                "unhealthy" => S::UNHEALTHY,
+                "none" => S::NONE,
+                _ => S::EMPTY,
+            }),
+            failing_streak: Some(i64::from(self.failing_streak)),
+            log: Some(
+                self.log
+                    .iter()
+                    .map(|p| models::HealthcheckResult {
+                        start: Some(p.start.clone()),
+                        end: Some(p.end.clone()),
+                        exit_code: Some(p.exit_code),
+                        output: Some(p.output.clone()),
+                    })
+                    .collect(),
+            ),
+        }
     }
 }

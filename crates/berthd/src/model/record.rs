@@ -3,8 +3,29 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use berth_api::config::ContainerConfig;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// A stored config that does not read as a `ContainerConfig` (a field of the wrong type written
+/// before configs were typed) is kept as far as it reads, so the container is not lost.
+fn lenient_config<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerConfig, D::Error> {
+    let raw = Value::deserialize(d)?;
+    match serde_json::from_value(raw.clone()) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "a stored container config does not read; keeping its valid fields");
+            let mut kept = serde_json::Map::new();
+            for (k, v) in raw.as_object().into_iter().flatten() {
+                let one = serde_json::json!({ k: v });
+                if serde_json::from_value::<ContainerConfig>(one).is_ok() {
+                    kept.insert(k.clone(), v.clone());
+                }
+            }
+            Ok(serde_json::from_value(Value::Object(kept)).unwrap_or_default())
+        }
+    }
+}
 
 /// A container's status, as Docker names it (`State.Status`, the `status` filter).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +88,8 @@ pub struct Record {
     /// The image id (`sha256:…`).
     pub image_id: String,
     /// The create request's container config (everything but HostConfig).
-    pub config: Value,
+    #[serde(deserialize_with = "lenient_config")]
+    pub config: ContainerConfig,
     pub host_config: Value,
     /// The command: entrypoint and args.
     pub path: String,
@@ -99,10 +121,10 @@ impl Record {
         )
     }
     pub fn tty(&self) -> bool {
-        self.config["Tty"].as_bool().unwrap_or(false)
+        self.config.tty
     }
     pub fn open_stdin(&self) -> bool {
-        self.config["OpenStdin"].as_bool().unwrap_or(false)
+        self.config.open_stdin
     }
     /// Whether the restart policy restarts the container after this exit.
     pub fn should_restart(&self) -> bool {
@@ -126,3 +148,24 @@ impl Record {
 }
 
 pub type Handle = Arc<tokio::sync::Mutex<Record>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_config_with_a_field_of_the_wrong_type_keeps_the_rest() {
+        let stored = serde_json::json!({
+            "id": "c", "name": "n", "created": "", "image": "i", "image_id": "sha256:x",
+            "config": {"Env": "A=1", "Cmd": ["sh"], "Tty": true, "Labels": {"a": "b"}},
+            "host_config": {}, "path": "sh", "args": [],
+            "state": {"status": "exited", "pid": 0, "exit_code": 0, "started_at": "",
+                "finished_at": "", "oom_killed": false, "error": ""},
+            "restart_count": 0
+        });
+        let rec: Record = serde_json::from_value(stored).unwrap();
+        assert_eq!(rec.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
+        assert!(rec.config.tty && rec.config.env.is_none());
+        assert_eq!(rec.config.labels.unwrap()["a"], "b");
+    }
+}
