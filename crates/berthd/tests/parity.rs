@@ -431,3 +431,116 @@ fn detach_keys_end_attach_and_exec_and_leave_the_process_running() {
     assert_eq!(v["Running"], true, "{body}");
     d.docker_ok(&["rm", "-f", "term"]);
 }
+
+#[test]
+fn legacy_links_give_hosts_entries_and_variables_and_can_be_removed() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&[
+        "run", "-d", "--name", "web", "-e", "FOO=1", "--expose", "80", &image, "sleep", "300",
+    ]);
+    let ip = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    let ip = ip.trim();
+    let hostname = d.docker_ok(&["inspect", "-f", "{{.Config.Hostname}}", "web"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--name",
+        "app",
+        "--link",
+        "web:db",
+        &image,
+        "sh",
+        "-c",
+        "env; cat /etc/hosts",
+    ]);
+    for want in [
+        format!("DB_PORT=tcp://{ip}:80"),
+        format!("DB_PORT_80_TCP_ADDR={ip}"),
+        "DB_PORT_80_TCP_PROTO=tcp".to_string(),
+        "DB_NAME=/app/db".to_string(),
+        "DB_ENV_FOO=1".to_string(),
+        format!("{ip}\tdb {} web", hostname.trim()),
+    ] {
+        assert!(out.contains(&want), "{want:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("DB_ENV_PATH"), "{out}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "app"])
+            .trim(),
+        r#"["/web:/app/db"]"#
+    );
+    // The linked container is listed under the link's name too, until the link goes.
+    let names = |d: &Berthd| {
+        let (_, _, body) = d.raw("GET", "/containers/json?all=1", b"");
+        let body = body
+            .lines()
+            .find(|l| l.starts_with('['))
+            .unwrap_or("[]")
+            .to_string();
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        list.iter()
+            .flat_map(|c| c["Names"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        names(&d).contains(&"/app/db".to_string()),
+        "{:?}",
+        names(&d)
+    );
+    d.docker_ok(&["rm", "--link", "/app/db"]);
+    assert!(!names(&d).contains(&"/app/db".to_string()));
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]).lines().count(),
+        2,
+        "removing a link removed a container"
+    );
+    // A link to nothing is refused at create; to a stopped container, at start.
+    let none = d.docker(&["create", "--link", "nosuch:x", &image, "true"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("could not get container for nosuch"));
+    d.docker_ok(&["stop", "-t", "0", "web"]);
+    let stopped = d.docker(&["run", "--rm", "--link", "web:db", &image, "true"]);
+    let err = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        err.contains("Cannot link to a non running container"),
+        "{err}"
+    );
+    let host = d.docker(&[
+        "create",
+        "--network",
+        "host",
+        "--link",
+        "web:db",
+        &image,
+        "true",
+    ]);
+    assert!(!host.status.success());
+    d.docker_ok(&["rm", "-f", "web", "app"]);
+}
+
+#[test]
+fn connect_keeps_the_endpoint_settings_it_is_given() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let sub = berth_testkit::alloc::Subnet::reserve().unwrap();
+    d.docker_ok(&["network", "create", "--subnet", &sub.cidr(), "epnet"]);
+    d.docker_ok(&["create", "--name", "ep", &image, "true"]);
+    let network = sub.cidr().split('/').next().unwrap().to_string();
+    let ip = format!("{}.9", network.rsplit_once('.').unwrap().0);
+    let body = format!(
+        r#"{{"Container":"ep","EndpointConfig":{{"Links":["web:bar"],"DriverOpts":{{"k":"v"}},"MacAddress":"02:42:ac:11:00:99","IPAMConfig":{{"IPv4Address":"{ip}"}}}}}}"#
+    );
+    let (status, _, answer) = d.raw("POST", "/networks/epnet/connect", body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let got = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{with index .NetworkSettings.Networks \"epnet\"}}{{json .Links}} {{json .DriverOpts}} {{.MacAddress}} {{.IPAMConfig.IPv4Address}}{{end}}",
+        "ep",
+    ]);
+    assert_eq!(
+        got.trim(),
+        format!(r#"["web:bar"] {{"k":"v"}} 02:42:ac:11:00:99 {ip}"#)
+    );
+    d.docker_ok(&["rm", "ep"]);
+    d.docker_ok(&["network", "rm", "epnet"]);
+}

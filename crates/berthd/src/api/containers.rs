@@ -148,7 +148,18 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
     let mut out = Vec::new();
     // Without waiting for a start or stop in progress (their record as last written).
-    for r in d.containers.views() {
+    let views = d.containers.views();
+    // A linked container is also listed under each link's name, as dockerd lists it.
+    let mut link_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &views {
+        for (child, alias) in crate::engine::links::of(p) {
+            link_names
+                .entry(child)
+                .or_default()
+                .push(format!("/{}/{alias}", p.name));
+        }
+    }
+    for r in views {
         let matches = filters.iter().all(|(k, v)| match k.as_str() {
             "status" => r.state.status.as_str() == v,
             "name" => r.name.contains(v.trim_start_matches('/')),
@@ -164,7 +175,10 @@ pub async fn list(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         let shown =
             all || r.running() || filters.iter().any(|(k, _)| k == "status" || k == "exited");
         if matches && shown {
-            out.push((r.created.clone(), summary(&r)));
+            let mut s = summary(&r);
+            s.names
+                .extend(link_names.get(&r.name).into_iter().flatten().cloned());
+            out.push((r.created.clone(), s));
         }
     }
     out.sort_by(|a, b| b.0.cmp(&a.0));
@@ -218,7 +232,13 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
         driver: "overlay2".into(),
         platform: "linux".into(),
         exec_ids: Some(d.execs.of(&r.id)).filter(|e| !e.is_empty()),
-        host_config: r.host_config.clone(),
+        host_config: {
+            let mut hc = r.host_config.clone();
+            if hc["Links"].is_array() {
+                hc["Links"] = crate::engine::links::shown(&r).into();
+            }
+            hc
+        },
         graph_driver: models::GraphDriverData {
             name: "overlay2".into(),
             data: [
@@ -574,6 +594,36 @@ pub async fn logs(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
 }
 
 /// `DELETE /containers/{id}?force=&v=`.
+/// `DELETE /containers/{parent}/{alias}?link=1`: removes the parent's link of that alias (the
+/// containers stay).
+pub async fn remove_link(d: &Arc<Daemon>, name: &str) -> ApiResult {
+    let full = format!("/{}", name.trim_start_matches('/'));
+    let (parent, alias) = full.rsplit_once('/').unwrap_or_default();
+    if parent.is_empty() {
+        return Err(Error::conflict(
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    }
+    let missing = || Error::not_found(format!("No such container: {full}"));
+    let h = d
+        .containers
+        .find(parent.trim_start_matches('/'))
+        .map_err(|_| missing())?;
+    let mut rec = h.lock().await;
+    let links = crate::engine::links::of(&rec);
+    let kept: Vec<String> = links
+        .iter()
+        .filter(|(_, a)| a != alias)
+        .map(|(child, a)| format!("{child}:{a}"))
+        .collect();
+    if kept.len() == links.len() {
+        return Err(missing());
+    }
+    rec.host_config["Links"] = kept.into();
+    d.containers.save(&rec)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
 pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let h = d.containers.find(name)?;

@@ -259,6 +259,10 @@ async fn container_route(
     req: Request<Incoming>,
 ) -> Result<Resp, Error> {
     let rest = path.trim_start_matches("/containers/");
+    // `DELETE /containers/{parent}/{alias}?link=1`: a link's name has a slash in it.
+    if method == Method::DELETE && crate::api::http::Query::parse(req.uri().query()).bool("link") {
+        return containers::remove_link(d, rest).await;
+    }
     let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
     match (method, action) {
         (&Method::GET, "json") => containers::inspect(d, name).await,

@@ -113,6 +113,7 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
         .and_then(|o| o.remove("HostConfig"))
         .unwrap_or_else(|| json!({}));
     check_host_config(&mut host_config)?;
+    crate::engine::links::check(d, &mut host_config)?;
     if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
         if crate::engine::endpoints::parse_mac(m).is_none() {
             return Err(Error::invalid(format!("invalid MAC address: {m}")));

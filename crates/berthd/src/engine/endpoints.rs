@@ -107,12 +107,15 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, Error> 
             return Err(Error::invalid(format!("invalid MAC address: {m}")));
         }
     }
+    let driver_opts = serde_json::from_value(cfg["DriverOpts"].clone()).unwrap_or_default();
     Ok(Attachment {
         network: net.name.clone(),
         network_id: net.id.clone(),
         aliases,
         ipv4,
         mac: mac.map(str::to_string),
+        links: crate::model::strings(&cfg["Links"]),
+        driver_opts,
         endpoint: None,
     })
 }
@@ -464,6 +467,11 @@ fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
+    if rec.networks.iter().any(|a| a.network == "bridge") {
+        for l in crate::engine::links::resolve(d, rec).unwrap_or_default() {
+            hosts.push_str(&crate::engine::links::hosts_line(&l));
+        }
+    }
     for a in &rec.networks {
         if let Some(ep) = &a.endpoint {
             hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
@@ -501,14 +509,18 @@ pub fn networks_view(rec: &Record) -> BTreeMap<String, EndpointSettings> {
                     ipv4_address: a.ipv4.clone(),
                     ..Default::default()
                 }),
-                links: None,
+                links: (!a.links.is_empty()).then(|| a.links.clone()),
                 aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
                 network_id: a.network_id.clone(),
                 endpoint_id: ep.map(|e| e.id.clone()).unwrap_or_default(),
                 gateway: ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
                 ip_address: ep.map(|e| e.address.to_string()).unwrap_or_default(),
                 ip_prefix_len: ep.map_or(0, |e| e.prefix),
-                mac_address: ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                mac_address: ep
+                    .map(|e| e.mac.clone())
+                    .or_else(|| a.mac.clone())
+                    .unwrap_or_default(),
+                driver_opts: (!a.driver_opts.is_empty()).then(|| a.driver_opts.clone()),
                 ..Default::default()
             };
             (a.network.clone(), settings)

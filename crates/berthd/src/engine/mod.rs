@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod events;
 pub mod exec;
 pub mod health;
+pub mod links;
 pub mod logs;
 pub mod reconcile;
 pub mod registry;

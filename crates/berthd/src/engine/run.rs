@@ -264,8 +264,20 @@ async fn prepare(
     made: &mut Made,
 ) -> Result<(serde_json::Value, Option<crate::engine::endpoints::Pending>), Failure> {
     let id = rec.id.clone();
+    // Legacy links need their containers running; their variables join the environment.
+    let on_bridge = rec.networks.iter().any(|a| a.network == "bridge");
+    let links = match on_bridge {
+        true => crate::engine::links::resolve(d, rec)?,
+        false => Vec::new(),
+    };
     let netns = crate::engine::endpoints::planned(d, rec).await?;
     let mut spec = rec.spec.clone();
+    if let Some(env) = spec["process"]["env"].as_array_mut() {
+        for l in &links {
+            let vars = crate::engine::links::env(&rec.name, l);
+            env.extend(vars.into_iter().map(serde_json::Value::String));
+        }
+    }
     spec["root"]["path"] = serde_json::json!(paths.rootfs.display().to_string());
     if let Some(path) = &netns {
         for ns in spec["linux"]["namespaces"]

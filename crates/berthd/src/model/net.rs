@@ -18,6 +18,12 @@ pub struct Attachment {
     /// `--mac-address` given for this network's endpoint.
     #[serde(default)]
     pub mac: Option<String>,
+    /// Links scoped to this network (`name:alias`), as given.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// The endpoint's driver options, as given.
+    #[serde(default)]
+    pub driver_opts: std::collections::BTreeMap<String, String>,
     /// Present while the container runs.
     #[serde(default)]
     pub endpoint: Option<EndpointState>,
