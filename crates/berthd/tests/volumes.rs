@@ -94,6 +94,66 @@ fn named_anonymous_and_bind_volumes() {
     d.docker_ok(&["rm", "-v", "av"]);
     assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
 
+    // --volumes-from: the other container's volumes and binds at the same places, read-only
+    // with :ro; the volume counts as used by both.
+    d.docker_ok(&["volume", "create", "shared"]);
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("h"), "bound\n").unwrap();
+    let bind = format!("{}:/b", host_dir.path().display());
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "src",
+        "-v",
+        "shared:/s",
+        "-v",
+        &bind,
+        &image,
+        "true",
+    ]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        &image,
+        "sh",
+        "-c",
+        "echo w > /s/f && cat /b/h",
+    ]);
+    assert_eq!(out, "bound\n");
+    let ro = d.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src:ro",
+        &image,
+        "touch",
+        "/s/g",
+    ]);
+    assert!(!ro.status.success(), "a :ro volumes-from was written");
+    let kept = d.docker_ok(&["run", "--rm", "-v", "shared:/x", &image, "cat", "/x/f"]);
+    assert_eq!(kept, "w\n");
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "user2",
+        "--volumes-from",
+        "src",
+        &image,
+        "true",
+    ]);
+    d.docker_ok(&["rm", "src"]);
+    let busy = d.docker(&["volume", "rm", "shared"]);
+    assert!(
+        !busy.status.success(),
+        "a volume in use through volumes-from was removed"
+    );
+    d.docker_ok(&["rm", "user2"]);
+    let missing = d.docker(&["create", "--volumes-from", "nosuch", &image, "true"]);
+    assert!(!missing.status.success());
+    d.docker_ok(&["volume", "rm", "shared"]);
+
     // A host directory.
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("hello"), "from the host\n").unwrap();

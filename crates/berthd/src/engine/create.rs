@@ -114,6 +114,10 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
         .unwrap_or_else(|| json!({}));
     check_host_config(&mut host_config)?;
     crate::engine::links::check(d, &mut host_config)?;
+    for from in crate::model::strings(&host_config["VolumesFrom"]) {
+        let name = from.rsplit_once(':').map_or(from.as_str(), |(n, _)| n);
+        d.containers.view(name)?;
+    }
     if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
         if crate::engine::endpoints::parse_mac(m).is_none() {
             return Err(Error::invalid(format!("invalid MAC address: {m}")));
@@ -293,7 +297,9 @@ async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
     crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns)?;
     let mut full = plan.create.clone();
     let mut resolved = plan.host_config.clone();
-    // The request's own `Volumes` (`docker run -v /data`), then the image's `VOLUME`s.
+    // After the request's own mounts, the ones of `--volumes-from`, then the request's own
+    // `Volumes` (`docker run -v /data`), then the image's `VOLUME`s.
+    crate::engine::volumes::volumes_from(d, &mut resolved)?;
     crate::volumes::add_anonymous_volumes(&mut resolved, &plan.create);
     crate::volumes::add_anonymous_volumes(&mut resolved, &plan.image_config);
     let layer_dirs = d.images.layer_dirs(&plan.image);

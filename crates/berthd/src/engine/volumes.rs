@@ -39,3 +39,60 @@ pub async fn remove_anonymous(d: &Daemon, names: &[String]) {
         }
     }
 }
+
+/// `HostConfig.VolumesFrom` (`container[:ro|:rw]`): the named containers' volumes and binds
+/// become binds of this one, at the same places, read-only with `:ro`, else as they were; a
+/// place the request mounts something at itself keeps that. `VolumesFrom` is then cleared
+/// from `hc` (what the spec builder sees).
+pub fn volumes_from(d: &Daemon, hc: &mut serde_json::Value) -> Result<(), crate::model::Error> {
+    use berth_api::models::MountPointTypeEnum as Kind;
+    let from: Vec<String> = crate::model::strings(&hc["VolumesFrom"]);
+    if from.is_empty() {
+        return Ok(());
+    }
+    let mut taken: Vec<String> = crate::model::strings(&hc["Binds"])
+        .iter()
+        .filter_map(|b| b.split(':').nth(1).map(str::to_string))
+        .collect();
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        taken.extend(m["Target"].as_str().map(str::to_string));
+    }
+    let mut binds = crate::model::strings(&hc["Binds"]);
+    for spec in from {
+        let (name, mode) = match spec.rsplit_once(':') {
+            Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
+            Some((_, m)) => {
+                return Err(crate::model::Error::invalid(format!(
+                    "invalid mode for volumes-from: {m}"
+                )));
+            }
+            None => (spec.as_str(), None),
+        };
+        let source = d.containers.view(name)?;
+        for m in &source.mounts {
+            let (Some(dest), Some(src)) = (m.destination.as_deref(), m.source.as_deref()) else {
+                continue;
+            };
+            if taken
+                .iter()
+                .any(|t| t.trim_end_matches('/') == dest.trim_end_matches('/'))
+            {
+                continue;
+            }
+            let from = match (m.typ, m.name.as_deref()) {
+                (Some(Kind::VOLUME), Some(volume)) => volume,
+                (Some(Kind::BIND), _) => src,
+                _ => continue,
+            };
+            let rw = match mode {
+                Some(m) => m == "rw",
+                None => m.rw.unwrap_or(true),
+            };
+            binds.push(format!("{from}:{dest}:{}", if rw { "rw" } else { "ro" }));
+            taken.push(dest.to_string());
+        }
+    }
+    hc["Binds"] = binds.into();
+    hc["VolumesFrom"] = serde_json::Value::Null;
+    Ok(())
+}

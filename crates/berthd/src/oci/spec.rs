@@ -7,8 +7,9 @@
 //!
 //! Volumes are the caller's: it rewrites named and anonymous ones to host paths first (so
 //! `nocopy` and `VolumeOptions` on binds are accepted). It also adds `--init` (the static init
-//! the caller found) and the seccomp profile (Berth's default, a given one, or none). Not
-//! built: the image's `VOLUME`s, `--volumes-from` and joining other containers' IPC/PID
+//! the caller found) and the seccomp profile (Berth's default, a given one, or none). The
+//! image's `VOLUME`s and `--volumes-from` are the caller's too: it turns them into mounts
+//! first (a `VolumesFrom` left in is refused). Not built: joining other containers' IPC/PID
 //! namespaces (refused with an error), AppArmor/SELinux, user namespaces, host devices for
 //! `--privileged`, `rootfsPropagation`, `DeviceCgroupRules`, tmpfs `Options`.
 
