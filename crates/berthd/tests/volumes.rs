@@ -75,6 +75,37 @@ fn named_anonymous_and_bind_volumes() {
         "/anon/x",
     ]);
     assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // A host directory.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("hello"), "from the host\n").unwrap();
+    let bind = format!("{}:/h", host.path().display());
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-v", &bind, &image, "cat", "/h/hello"]),
+        "from the host\n"
+    );
+
+    let bad = d.docker(&["volume", "create", "bad/name"]);
+    assert!(!bad.status.success());
+    let missing = d.docker(&["volume", "inspect", "nope"]);
+    let err = String::from_utf8_lossy(&missing.stderr).to_lowercase();
+    assert!(err.contains("no such volume"), "{err}");
+    d.docker_ok(&["volume", "create", "spare"]);
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Images 1"), "{df}");
+    assert!(df.contains("Local Volumes 1"), "{df}");
+    let pruned = d.docker_ok(&["volume", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert!(common::mounts_under(&d.roots.data_root()).is_empty());
+}
+
+#[test]
+fn config_volumes_and_volumes_from() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
+        .unwrap();
+    let d = Berthd::start();
+    let image = format!("{}/bb", reg.host());
+    d.docker_ok(&["pull", "-q", &image]);
     // `-v /path` (the request's Config.Volumes) is an anonymous volume too, labelled as
     // Docker labels one, kept by a plain rm and removed by rm -v.
     d.docker_ok(&[
@@ -154,26 +185,6 @@ fn named_anonymous_and_bind_volumes() {
     assert!(!missing.status.success());
     d.docker_ok(&["volume", "rm", "shared"]);
 
-    // A host directory.
-    let host = tempfile::tempdir().unwrap();
-    std::fs::write(host.path().join("hello"), "from the host\n").unwrap();
-    let bind = format!("{}:/h", host.path().display());
-    assert_eq!(
-        d.docker_ok(&["run", "--rm", "-v", &bind, &image, "cat", "/h/hello"]),
-        "from the host\n"
-    );
-
-    let bad = d.docker(&["volume", "create", "bad/name"]);
-    assert!(!bad.status.success());
-    let missing = d.docker(&["volume", "inspect", "nope"]);
-    let err = String::from_utf8_lossy(&missing.stderr).to_lowercase();
-    assert!(err.contains("no such volume"), "{err}");
-    d.docker_ok(&["volume", "create", "spare"]);
-    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
-    assert!(df.contains("Images 1"), "{df}");
-    assert!(df.contains("Local Volumes 1"), "{df}");
-    let pruned = d.docker_ok(&["volume", "prune", "-f"]);
-    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     assert!(common::mounts_under(&d.roots.data_root()).is_empty());
 }
 
