@@ -544,3 +544,61 @@ fn connect_keeps_the_endpoint_settings_it_is_given() {
     d.docker_ok(&["rm", "ep"]);
     d.docker_ok(&["network", "rm", "epnet"]);
 }
+
+#[test]
+fn a_container_between_policy_restarts_is_restarting_and_refuses_a_plain_rm() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flap",
+        "--restart",
+        "always",
+        &image,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    // After a few quick restarts the back-off is seconds long: catch it waiting.
+    let state = || {
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}} {{.State.Running}} {{.State.Restarting}} {{.State.ExitCode}}",
+            "flap",
+        ])
+    };
+    let mut s = String::new();
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(60),
+        "a wait for a policy restart",
+        || {
+            s = state();
+            let mut f = s.split_whitespace();
+            let count: u32 = f.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            count >= 5 && f.next() == Some("restarting")
+        },
+    )
+    .unwrap();
+    assert!(s.trim().ends_with("restarting true true 3"), "{s}");
+    let rm = d.docker(&["rm", "flap"]);
+    let err = String::from_utf8_lossy(&rm.stderr);
+    assert!(
+        err.contains("You cannot remove a restarting container"),
+        "{err}"
+    );
+    assert!(
+        d.docker_ok(&["ps", "--format", "{{.Status}}"])
+            .starts_with("Restarting (3)")
+    );
+    // A stop calls the restart off: it stays exited.
+    d.docker_ok(&["stop", "flap"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        state().trim().ends_with("exited false false 3"),
+        "{}",
+        state()
+    );
+    d.docker_ok(&["rm", "flap"]);
+}

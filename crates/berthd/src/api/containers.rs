@@ -91,6 +91,11 @@ fn status_text(r: &Record) -> String {
             human_duration(now() - unix(&r.state.finished_at))
         ),
         Status::Created => "Created".into(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            human_duration(now() - unix(&r.state.finished_at))
+        ),
         other => other.as_str().to_string(),
     }
 }
@@ -206,7 +211,11 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
         args: r.args.clone(),
         state: ContainerState {
             status: st.status.as_str().into(),
-            running: matches!(st.status, Status::Running | Status::Paused),
+            // As dockerd: a container waiting for its policy's restart counts as running.
+            running: matches!(
+                st.status,
+                Status::Running | Status::Paused | Status::Restarting
+            ),
             paused: st.status == Status::Paused,
             restarting: st.status == Status::Restarting,
             oom_killed: st.oom_killed,
@@ -260,6 +269,10 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
 
 pub async fn start(d: &Arc<Daemon>, name: &str) -> ApiResult {
     let h = d.containers.find(name)?;
+    // As dockerd: one waiting for its policy's restart counts as running.
+    if h.lock().await.state.status == Status::Restarting {
+        return Err(Error::NotModified);
+    }
     if let Err(e) = run::start(d, &h).await {
         // Like dockerd: an auto-remove container that cannot start is removed.
         let rec = h.lock().await.clone();
@@ -322,6 +335,10 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
     };
     if !running {
         return Err(Error::conflict(format!("Container {id} is not running")));
+    }
+    // Waiting for its policy's restart: no process to signal; the restart is called off.
+    if run::cancel_restart(d, &h).await {
+        return Ok(empty(StatusCode::NO_CONTENT));
     }
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
         Some(s) => {
@@ -627,18 +644,32 @@ pub async fn remove_link(d: &Arc<Daemon>, name: &str) -> ApiResult {
 pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let h = d.containers.find(name)?;
-    let (id, running) = {
+    let (id, running, restarting) = {
         let r = h.lock().await;
-        (r.id.clone(), r.running())
+        (
+            r.id.clone(),
+            r.running(),
+            r.state.status == Status::Restarting,
+        )
     };
-    if running {
+    if restarting {
+        if !q.bool("force") {
+            return Err(Error::conflict(format!(
+                "You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
+        run::cancel_restart(d, &h).await;
+    } else if running {
         if !q.bool("force") {
             return Err(Error::conflict(format!(
                 "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
             )));
         }
+        // A user's kill, as dockerd's: the restart policy leaves it alone.
+        run::mark_manually_stopped(d, &h).await;
         let _ = run::kill(d, &id, 9).await;
         run::wait_exit(d, &id, Some(Duration::from_secs(30))).await;
+        run::cancel_restart(d, &h).await;
     }
     let rec = h.lock().await.clone();
     if rec.running() {

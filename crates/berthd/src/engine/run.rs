@@ -125,7 +125,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// What a phase made is in one `Made`, which any failure undoes.
 pub async fn start(d: &Arc<Daemon>, h: &Handle) -> Result<(), Error> {
     let mut rec = h.lock().await;
-    if rec.running() {
+    // A container waiting for its policy's restart starts now.
+    if rec.running() && rec.state.status != Status::Restarting {
         return Err(Error::NotModified);
     }
     let id = rec.id.clone();
@@ -578,6 +579,9 @@ async fn restart_by_policy(d: &Arc<Daemon>, h: &Handle) {
         }
         let n = rec.state.quick_restarts.min(10);
         rec.state.quick_restarts += 1;
+        // Until the restart, it is `restarting`, as dockerd shows it (and refuses a plain rm).
+        rec.state.status = Status::Restarting;
+        let _ = d.containers.save_state(&rec);
         Duration::from_millis(100 << n)
     };
     let (d, h) = (d.clone(), h.clone());
@@ -585,16 +589,38 @@ async fn restart_by_policy(d: &Arc<Daemon>, h: &Handle) {
         tokio::time::sleep(delay).await;
         let id = {
             let rec = h.lock().await;
-            if rec.running() || !rec.should_restart() || d.containers.find(&rec.id).is_err() {
+            let waiting = rec.state.status == Status::Restarting && rec.should_restart();
+            if !waiting || d.containers.find(&rec.id).is_err() {
                 return;
             }
             rec.id.clone()
         };
         match start(&d, &h).await {
             Ok(()) => h.lock().await.restart_count += 1,
-            Err(e) => tracing::warn!(id, error = e.message(), "restart by policy"),
+            Err(e) => {
+                tracing::warn!(id, error = e.message(), "restart by policy");
+                let mut rec = h.lock().await;
+                if rec.state.status == Status::Restarting {
+                    rec.state.status = Status::Exited;
+                    rec.state.error = e.message().to_string();
+                    let _ = d.containers.save_state(&rec);
+                }
+            }
         }
     });
+}
+
+/// A user's stop, kill or forced remove of a container waiting for its policy's restart: the
+/// restart is called off and it is exited (as it was). False when it was not waiting.
+pub async fn cancel_restart(d: &Daemon, h: &Handle) -> bool {
+    let mut rec = h.lock().await;
+    if rec.state.status != Status::Restarting {
+        return false;
+    }
+    rec.state.status = Status::Exited;
+    rec.state.manually_stopped = true;
+    let _ = d.containers.save(&rec);
+    true
 }
 
 /// At daemon start: containers whose policy says so are started again (`always` even if a
@@ -627,7 +653,15 @@ pub async fn start_by_policy(d: &Arc<Daemon>) {
 pub async fn recover(d: &Arc<Daemon>) {
     for h in d.containers.all() {
         let (id, tty, running, hc) = {
-            let r = h.lock().await;
+            let mut r = h.lock().await;
+            // One that was waiting for its policy's restart waits again (its exit code kept).
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
+                let _ = d.containers.save_state(&r);
+                drop(r);
+                restart_by_policy(d, &h).await;
+                continue;
+            }
             (r.id.clone(), r.tty(), r.running(), r.host_config.clone())
         };
         if !running {
@@ -809,6 +843,9 @@ pub async fn stop(
     };
     // Even when it is not running — between an exit and its restart policy's delayed start —
     // a stop is the user's word: the pending restart must not happen.
+    if cancel_restart(d, h).await {
+        return Ok(());
+    }
     mark_manually_stopped(d, h).await;
     if !running {
         return Err(Error::NotModified);
