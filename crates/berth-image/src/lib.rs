@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod distribution;
 pub mod images;
 pub mod layer_tar;
 pub mod layers;

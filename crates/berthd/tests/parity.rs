@@ -602,3 +602,70 @@ fn a_container_between_policy_restarts_is_restarting_and_refuses_a_plain_rm() {
     );
     d.docker_ok(&["rm", "flap"]);
 }
+
+#[test]
+fn bind_propagation_is_applied_and_shown() {
+    use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+    let (_reg, d, image) = common::daemon_with_image();
+    // An rshared bind needs a shared source (dockerd checks it): a tmpfs of the test's own.
+    let dir = tempfile::tempdir().unwrap();
+    rustix::mount::mount("tmpfs", dir.path(), "tmpfs", MountFlags::empty(), None).unwrap();
+    rustix::mount::mount_change(dir.path(), MountPropagationFlags::SHARED).unwrap();
+    let bind = format!("{}:/m:rshared", dir.path().display());
+    d.docker_ok(&[
+        "run", "-d", "--name", "prop", "-v", &bind, &image, "sleep", "60",
+    ]);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Mode}} {{.RW}} {{.Propagation}}{{end}}",
+            "prop"
+        ])
+        .trim(),
+        "rshared true rshared"
+    );
+    // A mount made on the host under the source after the start reaches the container.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    rustix::mount::mount("tmpfs", &sub, "tmpfs", MountFlags::empty(), None).unwrap();
+    let seen = d.docker(&["exec", "prop", "grep", " /m/sub ", "/proc/self/mountinfo"]);
+    let _ = rustix::mount::unmount(&sub, UnmountFlags::DETACH);
+    d.docker_ok(&["rm", "-f", "prop"]);
+    let _ = rustix::mount::unmount(dir.path(), UnmountFlags::DETACH);
+    assert!(
+        seen.status.success(),
+        "the host's new mount did not propagate into the container"
+    );
+}
+
+#[test]
+fn distribution_inspect_asks_the_registry_and_pulls_nothing() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let images_before = d.docker_ok(&["images", "-q"]);
+    let (status, _, body) = d.raw("GET", &format!("/distribution/{image}:latest/json"), b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let digest = v["Descriptor"]["digest"].as_str().unwrap_or_default();
+    assert!(
+        digest.starts_with("sha256:") && v["Descriptor"]["size"].as_i64() > Some(0),
+        "{v}"
+    );
+    assert!(
+        v["Descriptor"]["mediaType"]
+            .as_str()
+            .is_some_and(|m| m.contains("manifest")),
+        "{v}"
+    );
+    // The digest is the one a pull records.
+    let pulled = d.docker_ok(&["inspect", "-f", "{{index .RepoDigests 0}}", &image]);
+    assert!(pulled.trim().ends_with(digest), "{pulled} vs {digest}");
+    let arch = berth_image::manifest::Platform::host().architecture;
+    assert_eq!(v["Platforms"][0]["architecture"], arch.as_str(), "{v}");
+    assert_eq!(v["Platforms"][0]["os"], "linux");
+    assert_eq!(d.docker_ok(&["images", "-q"]), images_before);
+    let (status, _, body) = d.raw("GET", &format!("/distribution/{image}:nosuchtag/json"), b"");
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = d.raw("GET", "/distribution/json", b"");
+    assert_eq!(status, 404);
+}

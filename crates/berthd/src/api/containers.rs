@@ -337,7 +337,7 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         return Err(Error::conflict(format!("Container {id} is not running")));
     }
     // Waiting for its policy's restart: no process to signal; the restart is called off.
-    if run::cancel_restart(d, &h).await {
+    if crate::engine::restart::cancel_restart(d, &h).await {
         return Ok(empty(StatusCode::NO_CONTENT));
     }
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
@@ -347,7 +347,7 @@ pub async fn kill(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
         None => 9,
     };
     if sig == 9 || sig == 15 {
-        run::mark_manually_stopped(d, &h).await;
+        crate::engine::restart::mark_manually_stopped(d, &h).await;
     }
     run::kill(d, &id, sig).await?;
     // As dockerd: after SIGKILL the answer waits until the exit is recorded, so an inspect or
@@ -658,7 +658,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
                 "You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove"
             )));
         }
-        run::cancel_restart(d, &h).await;
+        crate::engine::restart::cancel_restart(d, &h).await;
     } else if running {
         if !q.bool("force") {
             return Err(Error::conflict(format!(
@@ -666,10 +666,10 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
             )));
         }
         // A user's kill, as dockerd's: the restart policy leaves it alone.
-        run::mark_manually_stopped(d, &h).await;
+        crate::engine::restart::mark_manually_stopped(d, &h).await;
         let _ = run::kill(d, &id, 9).await;
         run::wait_exit(d, &id, Some(Duration::from_secs(30))).await;
-        run::cancel_restart(d, &h).await;
+        crate::engine::restart::cancel_restart(d, &h).await;
     }
     let rec = h.lock().await.clone();
     if rec.running() {

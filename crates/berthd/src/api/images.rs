@@ -806,6 +806,37 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     }
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor of `name` and its platforms,
+/// with the credentials of `X-Registry-Auth`; nothing is pulled.
+pub async fn distribution(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResult {
+    let r = Reference::parse(name).map_err(|e| Error::invalid(e.to_string()))?;
+    let client = crate::engine::registry::client_for(d, r.domain(), registry_auth(&req));
+    let r2 = r.clone();
+    let remote = blocking(move || berth_image::distribution::inspect(&client, &r2))
+        .await?
+        .map_err(|e| crate::engine::registry::pull_error(&r, &e))?;
+    let platforms = remote
+        .platforms
+        .into_iter()
+        .map(|p| models::OciPlatform {
+            architecture: Some(p.architecture),
+            os: Some(p.os),
+            os_version: p.os_version,
+            os_features: None,
+            variant: p.variant,
+        })
+        .collect();
+    let body = models::DistributionInspect {
+        descriptor: models::OciDescriptor {
+            media_type: Some(remote.descriptor.media_type),
+            digest: Some(remote.descriptor.digest.to_string()),
+            size: Some(i64::try_from(remote.descriptor.size).unwrap_or(i64::MAX)),
+        },
+        platforms,
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,6 +203,10 @@ async fn route(
         }
         _ if swarm_route(path) => Err(not_in_swarm(path)),
         _ if path.starts_with("/containers/") => container_route(d, method, path, req).await,
+        (&Method::GET, _) if distribution_name(path).is_some() => {
+            let name = distribution_name(path).unwrap_or_default().to_string();
+            images::distribution(d, &name, req).await
+        }
         _ if path.starts_with("/exec/") => {
             let rest = path.trim_start_matches("/exec/");
             let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
@@ -226,6 +230,13 @@ async fn route(
             _ => Ok(text(StatusCode::NOT_FOUND, "404 page not found\n")),
         },
     }
+}
+
+/// The image name of `/distribution/{name}/json` (it may hold slashes).
+fn distribution_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/distribution/")?
+        .strip_suffix("/json")
+        .filter(|n| !n.is_empty())
 }
 
 /// The swarm-mode routes, which a daemon outside a swarm answers with 503.

@@ -16,6 +16,7 @@ pub mod links;
 pub mod logs;
 pub mod reconcile;
 pub mod registry;
+pub mod restart;
 pub mod run;
 pub mod stdio;
 pub mod store;

@@ -564,79 +564,26 @@ fn spawn_waiter(d: &Arc<Daemon>, h: &Handle, id: &str, io: Io) {
     });
 }
 
-/// Applies the restart policy after an exit: Docker's back-off (100 ms doubling per quick
-/// restart, reset by a run of 10 s or more), then start again unless a user stopped it meanwhile.
+/// Applies the restart policy after an exit: after the back-off, start again unless a user
+/// stopped it meanwhile.
 async fn restart_by_policy(d: &Arc<Daemon>, h: &Handle) {
-    let delay = {
-        let mut rec = h.lock().await;
-        if !rec.should_restart() {
-            return;
-        }
-        let ran = berth_clock::parse_rfc3339(&rec.state.finished_at).unwrap_or(0)
-            - berth_clock::parse_rfc3339(&rec.state.started_at).unwrap_or(0);
-        if ran >= 10_000_000_000 {
-            rec.state.quick_restarts = 0;
-        }
-        let n = rec.state.quick_restarts.min(10);
-        rec.state.quick_restarts += 1;
-        // Until the restart, it is `restarting`, as dockerd shows it (and refuses a plain rm).
-        rec.state.status = Status::Restarting;
-        let _ = d.containers.save_state(&rec);
-        Duration::from_millis(100 << n)
+    let Some(delay) = crate::engine::restart::begin(d, h).await else {
+        return;
     };
     let (d, h) = (d.clone(), h.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let id = {
-            let rec = h.lock().await;
-            let waiting = rec.state.status == Status::Restarting && rec.should_restart();
-            if !waiting || d.containers.find(&rec.id).is_err() {
-                return;
-            }
-            rec.id.clone()
-        };
-        match start(&d, &h).await {
-            Ok(()) => h.lock().await.restart_count += 1,
-            Err(e) => {
-                tracing::warn!(id, error = e.message(), "restart by policy");
-                let mut rec = h.lock().await;
-                if rec.state.status == Status::Restarting {
-                    rec.state.status = Status::Exited;
-                    rec.state.error = e.message().to_string();
-                    let _ = d.containers.save_state(&rec);
-                }
-            }
+        if crate::engine::restart::due(&d, &h).await {
+            let started = start(&d, &h).await;
+            crate::engine::restart::ended(&d, &h, started).await;
         }
     });
 }
 
-/// A user's stop, kill or forced remove of a container waiting for its policy's restart: the
-/// restart is called off and it is exited (as it was). False when it was not waiting.
-pub async fn cancel_restart(d: &Daemon, h: &Handle) -> bool {
-    let mut rec = h.lock().await;
-    if rec.state.status != Status::Restarting {
-        return false;
-    }
-    rec.state.status = Status::Exited;
-    rec.state.manually_stopped = true;
-    let _ = d.containers.save(&rec);
-    true
-}
-
-/// At daemon start: containers whose policy says so are started again (`always` even if a
-/// user stopped it; `unless-stopped` only if no user did).
+/// At daemon start: containers whose policy says so are started again.
 pub async fn start_by_policy(d: &Arc<Daemon>) {
     for h in d.containers.all() {
-        let go = {
-            let rec = h.lock().await;
-            let name = rec.host_config["RestartPolicy"]["Name"]
-                .as_str()
-                .unwrap_or("no")
-                .to_string();
-            !rec.running()
-                && rec.state.status != Status::Created
-                && (name == "always" || (name == "unless-stopped" && !rec.state.manually_stopped))
-        };
+        let go = crate::engine::restart::wanted_at_daemon_start(&*h.lock().await);
         if go {
             if let Err(e) = start(d, &h).await {
                 tracing::warn!(
@@ -843,10 +790,10 @@ pub async fn stop(
     };
     // Even when it is not running — between an exit and its restart policy's delayed start —
     // a stop is the user's word: the pending restart must not happen.
-    if cancel_restart(d, h).await {
+    if crate::engine::restart::cancel_restart(d, h).await {
         return Ok(());
     }
-    mark_manually_stopped(d, h).await;
+    crate::engine::restart::mark_manually_stopped(d, h).await;
     if !running {
         return Err(Error::NotModified);
     }
@@ -879,13 +826,6 @@ pub async fn stop(
         }
     }
     Ok(())
-}
-
-/// Records that a user stopped the container (restart policies then leave it alone).
-pub async fn mark_manually_stopped(d: &Daemon, h: &Handle) {
-    let mut rec = h.lock().await;
-    rec.state.manually_stopped = true;
-    let _ = d.containers.save(&rec);
 }
 
 /// Closes the container's stdin (the attached client's stdin ended).

@@ -175,7 +175,8 @@ fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str
     }
 }
 
-/// A bind's or tmpfs' inspect entry.
+/// A bind's or tmpfs' inspect entry; a bind's propagation is the one its mode names, else
+/// `rprivate`.
 fn other_point(
     kind: MountPointTypeEnum,
     source: &str,
@@ -183,6 +184,10 @@ fn other_point(
     rw: bool,
     mode: &str,
 ) -> MountPoint {
+    const PROPAGATIONS: [&str; 6] = [
+        "private", "rprivate", "shared", "rshared", "slave", "rslave",
+    ];
+    let named = mode.split(',').find(|o| PROPAGATIONS.contains(o));
     MountPoint {
         typ: Some(kind),
         name: None,
@@ -192,7 +197,7 @@ fn other_point(
         mode: Some(mode.into()),
         rw: Some(rw),
         propagation: Some(match kind {
-            MountPointTypeEnum::BIND => "rprivate".into(),
+            MountPointTypeEnum::BIND => named.unwrap_or("rprivate").into(),
             _ => String::new(),
         }),
     }
@@ -264,7 +269,12 @@ impl Volumes {
                 };
                 if let Some(kind) = kind {
                     let source = m["Source"].as_str().unwrap_or_default();
-                    out.points.push(other_point(kind, source, &target, rw, ""));
+                    let mut point = other_point(kind, source, &target, rw, "");
+                    let given = m["BindOptions"]["Propagation"].as_str();
+                    if let Some(p) = given.filter(|p| !p.is_empty()) {
+                        point.propagation = Some(p.to_string());
+                    }
+                    out.points.push(point);
                     continue;
                 }
                 let given = m["Source"].as_str().unwrap_or_default().to_string();
