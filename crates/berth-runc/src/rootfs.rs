@@ -449,7 +449,8 @@ impl RootfsPlan<'_> {
     }
 
     /// A `cgroup` mount: cgroup2 directly on v2; on v1 a tmpfs with the container's own cgroup
-    /// directory of each controller bound in (read-only when asked).
+    /// directory of each controller bound in, and of the cgroup2 hierarchy at `unified` on a
+    /// hybrid host (read-only when asked).
     fn mount_cgroup(
         &self,
         root: BorrowedFd<'_>,
@@ -477,7 +478,13 @@ impl RootfsPlan<'_> {
         )
         .context("mounting the cgroup tmpfs")?;
         for (controller, dir) in &self.cgroup_dirs {
-            let sub = dest.join(controller);
+            // A hybrid host's cgroup2 hierarchy (no controller name) goes at `unified`, as
+            // runc mounts it; at the top it would cover every v1 controller.
+            let name = match controller.as_str() {
+                "" => "unified",
+                c => c,
+            };
+            let sub = dest.join(name);
             let fd = mkdir_all_in_root(root, &sub)?;
             let p = fd_path(fd.as_fd());
             sys::mount(Some(&cstr(dir)?), &p, None, MS_BIND, None)

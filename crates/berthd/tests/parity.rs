@@ -669,3 +669,35 @@ fn distribution_inspect_asks_the_registry_and_pulls_nothing() {
     let (status, _, _) = d.raw("GET", "/distribution/json", b"");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_container_reads_its_own_limits_in_its_cgroup_views() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let v2_only = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let file = match v2_only {
+        true => "/sys/fs/cgroup/memory.max",
+        false => "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    };
+    let out = d.docker_ok(&["run", "--rm", "-m", "64m", &image, "cat", file]);
+    assert_eq!(out.trim(), "67108864", "{file}");
+    if !v2_only {
+        // Every v1 controller of the host is there, as runc mounts them, read-only.
+        let ls = d.docker_ok(&["run", "--rm", &image, "ls", "/sys/fs/cgroup"]);
+        for c in ["cpu", "cpuacct", "memory", "pids", "devices"] {
+            assert!(ls.split_whitespace().any(|x| x == c), "{c} missing: {ls}");
+        }
+        // A hybrid host's cgroup2 hierarchy is at `unified`, not over the v1 ones.
+        if std::path::Path::new("/sys/fs/cgroup/unified").is_dir() {
+            assert!(ls.split_whitespace().any(|x| x == "unified"), "{ls}");
+        }
+        let w = d.docker(&[
+            "run",
+            "--rm",
+            &image,
+            "sh",
+            "-c",
+            "echo 1 > /sys/fs/cgroup/pids/pids.max",
+        ]);
+        assert!(!w.status.success(), "a container wrote its cgroup");
+    }
+}
