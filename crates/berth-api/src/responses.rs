@@ -17,6 +17,9 @@
 //!   and their `Config` is our [`ContainerConfig`];
 //! - [`EventMessage`]: the bollard model lacks the pre-1.22 `status`, `id` and `from` that
 //!   dockerd 20.10 still sends and docker-py reads;
+//! - [`JsonMessage`]: one line of a pull, push, load or build stream (moby's
+//!   `jsonmessage.JSONMessage`); bollard splits it into a model per endpoint, each without the
+//!   others' fields;
 //! - [`SystemVersion`]: the bollard model types a component's `Details` as a map of nothing
 //!   (`HashMap<(), ()>`), where dockerd sends the engine's API versions, OS and arch there.
 
@@ -428,6 +431,108 @@ pub struct DiskUsage {
     pub build_cache: Vec<bollard_stubs::models::BuildCache>,
 }
 
+/// One line of a progress stream: text (`stream`), a status with its object (`status`, `id`)
+/// and progress, an error, or an auxiliary result (`aux`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JsonMessage {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+    #[serde(
+        rename = "progressDetail",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub progress_detail: Option<ProgressDetail>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    #[serde(
+        rename = "errorDetail",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub aux: Option<Aux>,
+}
+
+impl JsonMessage {
+    /// Text for the client's output.
+    pub fn stream(text: impl Into<String>) -> JsonMessage {
+        JsonMessage {
+            stream: Some(text.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A status line, of an object (a layer's short id) or of the whole operation.
+    pub fn status(status: impl Into<String>, id: Option<String>) -> JsonMessage {
+        JsonMessage {
+            status: Some(status.into()),
+            id,
+            ..Default::default()
+        }
+    }
+
+    /// A failure, in both of Docker's fields.
+    pub fn error(message: impl Into<String>) -> JsonMessage {
+        let message = message.into();
+        JsonMessage {
+            error_detail: Some(ErrorDetail {
+                message: message.clone(),
+            }),
+            error: Some(message),
+            ..Default::default()
+        }
+    }
+
+    /// An auxiliary result.
+    pub fn aux(aux: Aux) -> JsonMessage {
+        JsonMessage {
+            aux: Some(aux),
+            ..Default::default()
+        }
+    }
+}
+
+/// How far a transfer is (`{}` when unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressDetail {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<u64>,
+}
+
+/// A stream's error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub message: String,
+}
+
+/// The result a stream carries besides its text: a built image's id, or a pushed tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Aux {
+    Built {
+        #[serde(rename = "ID")]
+        id: String,
+    },
+    Pushed {
+        #[serde(rename = "Tag")]
+        tag: String,
+        #[serde(rename = "Digest")]
+        digest: String,
+        #[serde(rename = "Size")]
+        size: u64,
+    },
+}
+
 /// One event of `GET /events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMessage {
@@ -544,6 +649,18 @@ mod tests {
         }
         let c = serde_json::to_value(ContainerInspect::default()).unwrap();
         assert!(c["ExecIDs"].is_null() && c["State"].get("Health").is_none());
+        let line = serde_json::to_value(JsonMessage::error("bad")).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"errorDetail": {"message": "bad"}, "error": "bad"})
+        );
+        let built = JsonMessage::aux(Aux::Built {
+            id: "sha256:a".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&built).unwrap(),
+            r#"{"aux":{"ID":"sha256:a"}}"#
+        );
         let net = serde_json::to_value(NetworkResource::default()).unwrap();
         assert!(net["IPAM"]["Options"].is_null() && net["ConfigFrom"]["Network"] == "");
     }

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_api::responses::{Aux, JsonMessage};
 use hyper::Request;
 use hyper::body::Incoming;
-use serde_json::json;
 
 use crate::api::http::{ApiResult, JsonStream, Query};
 use crate::build::run::{Options, Progress};
@@ -83,12 +83,13 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                 match p {
                     Progress::Stream(_) if quiet => {}
                     Progress::Stream(s) => {
-                        stream.send(&json!({"stream": s})).await;
+                        stream.send(&JsonMessage::stream(s)).await;
                     }
                     Progress::Built(id) => {
-                        stream.send(&json!({"aux": {"ID": id}})).await;
+                        let line = format!("{id}\n");
+                        stream.send(&JsonMessage::aux(Aux::Built { id })).await;
                         if quiet {
-                            stream.send(&json!({"stream": format!("{id}\n")})).await;
+                            stream.send(&JsonMessage::stream(line)).await;
                         }
                     }
                 }
@@ -103,10 +104,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         };
         let (stream, result) = tokio::join!(relay, work);
         if let Err(e) = result {
-            let m = e.to_string();
-            stream
-                .send(&json!({"errorDetail": {"message": m}, "error": m}))
-                .await;
+            stream.send(&JsonMessage::error(e.to_string())).await;
         }
     });
     Ok(resp)

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use berth_api::config::ImageConfig;
 use berth_api::models;
-use berth_api::responses::{HistoryItem, ImageInspect, ImageMetadata, ImageRootFs};
+use berth_api::responses::{
+    Aux, HistoryItem, ImageInspect, ImageMetadata, ImageRootFs, JsonMessage, ProgressDetail,
+};
 use berth_image::images::ImageRecord;
 use berth_image::manifest::{MAX_CONFIG, Platform};
 use berth_image::registry::{Credentials, RegistryError};
@@ -16,7 +18,7 @@ use berth_image::service::{Progress, RemoveError, Removed};
 use berth_image::{Digest, Reference};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::http::{ApiResult, JsonStream, Query, empty, json, parse_json, read_body};
 use crate::engine::Daemon;
@@ -75,27 +77,22 @@ fn human(n: u64) -> String {
 }
 
 /// Docker's JSON message for one progress event.
-fn progress_json(p: &Progress) -> Value {
+fn progress_json(p: &Progress) -> JsonMessage {
     match p {
-        Progress::Status {
-            id: Some(id),
-            status,
-        } => json!({"status": status, "id": id}),
-        Progress::Status { id: None, status } => json!({"status": status}),
+        Progress::Status { id, status } => JsonMessage::status(status.clone(), id.clone()),
         Progress::Layer {
             id,
             status,
-            current: Some(c),
+            current,
             total,
-        } => json!({
-            "status": status,
-            "progressDetail": {"current": c, "total": total},
-            "progress": progress_bar(*c, total.unwrap_or(0)),
-            "id": id,
-        }),
-        Progress::Layer { id, status, .. } => {
-            json!({"status": status, "progressDetail": {}, "id": id})
-        }
+        } => JsonMessage {
+            progress_detail: Some(ProgressDetail {
+                current: *current,
+                total: current.and(*total),
+            }),
+            progress: current.map(|c| progress_bar(c, total.unwrap_or(0))),
+            ..JsonMessage::status(status.to_string(), Some(id.to_string()))
+        },
     }
 }
 
@@ -157,10 +154,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
                     let _ = tx.send(Err(api));
                 }
                 None => {
-                    stream.send_blocking(&json!({
-                        "errorDetail": {"message": api.message()},
-                        "error": api.message(),
-                    }));
+                    stream.send_blocking(&JsonMessage::error(api.message()));
                 }
             }
         }
@@ -228,10 +222,14 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
             };
             match d.images.push(&rec, &target, &client, &mut on_progress) {
                 Ok(done) => {
-                    stream.send_blocking(&json!({
-                        "progressDetail": {},
-                        "aux": {"Tag": done.tag, "Digest": done.digest.to_string(), "Size": done.size},
-                    }));
+                    stream.send_blocking(&JsonMessage {
+                        progress_detail: Some(ProgressDetail::default()),
+                        ..JsonMessage::aux(Aux::Pushed {
+                            tag: done.tag,
+                            digest: done.digest.to_string(),
+                            size: done.size,
+                        })
+                    });
                     d.events.emit(
                         "image",
                         "push",
@@ -241,11 +239,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiRes
                 }
                 Err(e) => {
                     tracing::warn!(image = %target, error = %e, "push failed");
-                    let message = e.to_string();
-                    stream.send_blocking(&json!({
-                        "errorDetail": {"message": message},
-                        "error": message,
-                    }));
+                    stream.send_blocking(&JsonMessage::error(e.to_string()));
                     return;
                 }
             }
@@ -315,7 +309,10 @@ async fn import(d: &Arc<Daemon>, src: String, q: &Query, req: Request<Incoming>)
             reference.map(|r| r.familiar()).unwrap_or_default(),
         )]),
     );
-    Ok(json(StatusCode::OK, &json!({"status": rec.id.to_string()})))
+    Ok(json(
+        StatusCode::OK,
+        &JsonMessage::status(rec.id.to_string(), None),
+    ))
 }
 
 /// Stores a request body (a tar) in a temp file under `<data>/tmp`.
@@ -428,13 +425,11 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         match loaded {
             Ok(lines) => {
                 for l in lines {
-                    let _ = stream.send(&json!({"stream": format!("{l}\n")})).await;
+                    let _ = stream.send(&JsonMessage::stream(format!("{l}\n"))).await;
                 }
             }
             Err(e) => {
-                let message = e.message().to_string();
-                let line = json!({"errorDetail": {"message": message}, "error": message});
-                let _ = stream.send(&line).await;
+                let _ = stream.send(&JsonMessage::error(e.message())).await;
             }
         }
     });
