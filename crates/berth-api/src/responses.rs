@@ -20,6 +20,8 @@
 //! - [`JsonMessage`]: one line of a pull, push, load or build stream (moby's
 //!   `jsonmessage.JSONMessage`); bollard splits it into a model per endpoint, each without the
 //!   others' fields;
+//! - [`SystemInfo`]: dockerd 20.10's `/info`; the bollard model is API 1.45's, without
+//!   `KernelMemory` and with `Swarm` and `Runtimes` fields dockerd 20.10 does not send;
 //! - [`SystemVersion`]: the bollard model types a component's `Details` as a map of nothing
 //!   (`HashMap<(), ()>`), where dockerd sends the engine's API versions, OS and arch there.
 
@@ -531,6 +533,113 @@ pub enum Aux {
         #[serde(rename = "Size")]
         size: u64,
     },
+}
+
+/// `GET /info`, the fields dockerd 20.10 sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SystemInfo {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub containers: usize,
+    pub containers_running: usize,
+    pub containers_paused: usize,
+    pub containers_stopped: usize,
+    pub images: usize,
+    pub driver: String,
+    pub driver_status: Vec<[String; 2]>,
+    pub plugins: PluginsInfo,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub kernel_memory: bool,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: bool,
+    pub cpu_cfs_period: bool,
+    pub cpu_cfs_quota: bool,
+    #[serde(rename = "CPUShares")]
+    pub cpu_shares: bool,
+    #[serde(rename = "CPUSet")]
+    pub cpu_set: bool,
+    pub pids_limit: bool,
+    pub oom_kill_disable: bool,
+    #[serde(rename = "IPv4Forwarding")]
+    pub ipv4_forwarding: bool,
+    pub bridge_nf_iptables: bool,
+    pub bridge_nf_ip6tables: bool,
+    pub debug: bool,
+    #[serde(rename = "NFd")]
+    pub nfd: usize,
+    #[serde(rename = "NGoroutines")]
+    pub n_goroutines: usize,
+    pub system_time: String,
+    pub logging_driver: String,
+    pub cgroup_driver: String,
+    pub cgroup_version: String,
+    #[serde(rename = "NEventsListener")]
+    pub n_events_listener: usize,
+    pub kernel_version: String,
+    pub operating_system: String,
+    #[serde(rename = "OSVersion")]
+    pub os_version: String,
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    pub architecture: String,
+    pub index_server_address: String,
+    pub registry_config: RegistryConfig,
+    #[serde(rename = "NCPU")]
+    pub ncpu: usize,
+    pub mem_total: u64,
+    pub docker_root_dir: String,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub experimental_build: bool,
+    pub server_version: String,
+    pub runtimes: BTreeMap<String, RuntimeInfo>,
+    pub default_runtime: String,
+    pub swarm: SwarmInfo,
+    pub live_restore_enabled: bool,
+    pub isolation: String,
+    pub init_binary: String,
+    pub security_options: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The plugins a daemon has, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PluginsInfo {
+    pub volume: Vec<String>,
+    pub network: Vec<String>,
+    pub log: Vec<String>,
+}
+
+/// How the daemon treats registries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegistryConfig {
+    #[serde(rename = "InsecureRegistryCIDRs")]
+    pub insecure_registry_cidrs: Vec<String>,
+    pub index_configs: BTreeMap<String, serde_json::Value>,
+    pub mirrors: Vec<String>,
+}
+
+/// A runtime the daemon can run containers with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub path: String,
+}
+
+/// The daemon's place in a swarm (none: `inactive`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmInfo {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    pub node_addr: String,
+    pub local_node_state: String,
+    pub control_available: bool,
+    pub error: String,
+    pub remote_managers: Option<Vec<String>>,
 }
 
 /// One event of `GET /events`.

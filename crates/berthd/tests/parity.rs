@@ -701,3 +701,31 @@ fn a_container_reads_its_own_limits_in_its_cgroup_views() {
         assert!(!w.status.success(), "a container wrote its cgroup");
     }
 }
+
+#[test]
+fn info_counts_the_containers_by_state() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&["create", "--name", "made", &image, "true"]);
+    d.docker_ok(&["run", "-d", "--name", "up", &image, "sleep", "60"]);
+    d.docker_ok(&["run", "--name", "done", &image, "true"]);
+    let (_, _, body) = d.raw("GET", "/info", b"");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let counts = [
+        "Containers",
+        "ContainersRunning",
+        "ContainersPaused",
+        "ContainersStopped",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or(99));
+    assert_eq!(counts, [3, 1, 0, 2], "{v}");
+    for k in [
+        "KernelMemory",
+        "CgroupVersion",
+        "Swarm",
+        "Runtimes",
+        "Warnings",
+    ] {
+        assert!(v.get(k).is_some(), "{k} missing from /info");
+    }
+    d.docker_ok(&["rm", "-f", "made", "up", "done"]);
+}

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
-use serde_json::json;
 
 use crate::api::http::{ApiResult, Query, Resp, empty, json, text};
 use crate::engine::Daemon;
+use crate::model::record::Status;
 
 pub fn ping(method: &Method) -> Resp {
     let mut r = if method == Method::HEAD {
@@ -158,6 +158,7 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
 }
 
 pub async fn info(d: &Arc<Daemon>) -> Resp {
+    use berth_api::responses::{PluginsInfo, RegistryConfig, RuntimeInfo, SwarmInfo, SystemInfo};
     let images = {
         let d = d.clone();
         tokio::task::spawn_blocking(move || d.images.images.list().len())
@@ -168,52 +169,61 @@ pub async fn info(d: &Arc<Daemon>) -> Resp {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let mut info = json!({
-            "ID": d.id,
-            "Containers": 0,
-            "ContainersRunning": 0,
-            "ContainersPaused": 0,
-            "ContainersStopped": 0,
-            "Images": images,
-            "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            "Debug": false,
-            "NFd": 0,
-            "NGoroutines": 0,
-            "SystemTime": berth_clock::rfc3339_now(),
-            "LoggingDriver": "json-file",
-            "NEventsListener": 0,
-            "KernelVersion": kernel_version(),
-            "OperatingSystem": os_name(),
-            "OSVersion": "",
-            "OSType": "linux",
-            "Architecture": arch(),
-            "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {
-                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                "IndexConfigs": {},
-                "Mirrors": [],
-            },
-            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "MemTotal": mem_total(),
-            "DockerRootDir": d.data_root.display().to_string(),
-            "Name": hostname,
-            "Labels": [],
-            "ExperimentalBuild": false,
-            "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Runtimes": {"berth-runc": {"path": "berth-runc"}, "runc": {"path": "runc"}},
-            "DefaultRuntime": "berth-runc",
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-            "LiveRestoreEnabled": true,
-            "Isolation": "",
-            "InitBinary": "",
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": d.sysinfo.info_warnings(),
-    });
-    if let Some(o) = info.as_object_mut() {
-        o.extend(d.sysinfo.info_fields());
-    }
+    let strings = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let views = d.containers.views();
+    let count = |s: Status| views.iter().filter(|r| r.state.status == s).count();
+    let runtime = |p: &str| RuntimeInfo { path: p.into() };
+    let mut info = SystemInfo {
+        id: d.id.clone(),
+        containers: views.len(),
+        containers_running: count(Status::Running) + count(Status::Restarting),
+        containers_paused: count(Status::Paused),
+        containers_stopped: views.len()
+            - count(Status::Running)
+            - count(Status::Restarting)
+            - count(Status::Paused),
+        images,
+        driver: "overlay2".into(),
+        driver_status: vec![
+            ["Backing Filesystem".into(), "extfs".into()],
+            ["Supports d_type".into(), "true".into()],
+        ],
+        plugins: PluginsInfo {
+            volume: strings(&["local"]),
+            network: strings(&["bridge", "host", "null"]),
+            log: strings(&["json-file"]),
+        },
+        system_time: berth_clock::rfc3339_now(),
+        logging_driver: "json-file".into(),
+        kernel_version: kernel_version(),
+        operating_system: os_name(),
+        os_type: "linux".into(),
+        architecture: arch().into(),
+        index_server_address: "https://index.docker.io/v1/".into(),
+        registry_config: RegistryConfig {
+            insecure_registry_cidrs: strings(&["127.0.0.0/8", "::1/128"]),
+            ..Default::default()
+        },
+        ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        mem_total: mem_total(),
+        docker_root_dir: d.data_root.display().to_string(),
+        name: hostname,
+        server_version: env!("CARGO_PKG_VERSION").into(),
+        runtimes: [("berth-runc", "berth-runc"), ("runc", "runc")]
+            .into_iter()
+            .map(|(k, p)| (k.to_string(), runtime(p)))
+            .collect(),
+        default_runtime: "berth-runc".into(),
+        swarm: SwarmInfo {
+            local_node_state: "inactive".into(),
+            ..Default::default()
+        },
+        live_restore_enabled: true,
+        security_options: strings(&["name=seccomp,profile=builtin"]),
+        warnings: d.sysinfo.info_warnings(),
+        ..Default::default()
+    };
+    d.sysinfo.fill_info(&mut info);
     json(StatusCode::OK, &info)
 }
 

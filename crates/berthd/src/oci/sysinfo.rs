@@ -4,7 +4,7 @@
 //! host cannot honour, with dockerd's warning, instead of failing the start in the runtime.
 
 use berth_cgroups::{Features, Version};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The host's features, probed once when the daemon starts.
 #[derive(Debug, Clone)]
@@ -23,30 +23,24 @@ impl SysInfo {
         self.cgroups.version == Some(Version::V2)
     }
 
-    /// The `/info` fields that describe the host's features (dockerd's names).
-    pub fn info_fields(&self) -> Map<String, Value> {
+    /// Sets the `/info` fields that describe the host's features.
+    pub fn fill_info(&self, info: &mut berth_api::responses::SystemInfo) {
         let f = &self.cgroups;
-        let v = json!({
-            "MemoryLimit": f.memory_limit,
-            "SwapLimit": f.swap_limit,
-            "KernelMemory": f.kernel_memory,
-            "KernelMemoryTCP": f.kernel_memory_tcp,
-            "CpuCfsPeriod": f.cpu_cfs_period,
-            "CpuCfsQuota": f.cpu_cfs_quota,
-            "CPUShares": f.cpu_shares,
-            "CPUSet": f.cpuset,
-            "PidsLimit": f.pids,
-            "OomKillDisable": f.oom_kill_disable,
-            "IPv4Forwarding": sysctl_on("net/ipv4/ip_forward"),
-            "BridgeNfIptables": sysctl_on("net/bridge/bridge-nf-call-iptables"),
-            "BridgeNfIp6tables": sysctl_on("net/bridge/bridge-nf-call-ip6tables"),
-            "CgroupDriver": "cgroupfs",
-            "CgroupVersion": if self.v2() { "2" } else { "1" },
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        info.memory_limit = f.memory_limit;
+        info.swap_limit = f.swap_limit;
+        info.kernel_memory = f.kernel_memory;
+        info.kernel_memory_tcp = f.kernel_memory_tcp;
+        info.cpu_cfs_period = f.cpu_cfs_period;
+        info.cpu_cfs_quota = f.cpu_cfs_quota;
+        info.cpu_shares = f.cpu_shares;
+        info.cpu_set = f.cpuset;
+        info.pids_limit = f.pids;
+        info.oom_kill_disable = f.oom_kill_disable;
+        info.ipv4_forwarding = sysctl_on("net/ipv4/ip_forward");
+        info.bridge_nf_iptables = sysctl_on("net/bridge/bridge-nf-call-iptables");
+        info.bridge_nf_ip6tables = sysctl_on("net/bridge/bridge-nf-call-ip6tables");
+        info.cgroup_driver = "cgroupfs".into();
+        info.cgroup_version = if self.v2() { "2" } else { "1" }.into();
     }
 
     /// dockerd's `/info` warnings for what the host lacks, in its order and words.
