@@ -22,6 +22,8 @@
 //!   others' fields;
 //! - [`SystemInfo`]: dockerd 20.10's `/info`; the bollard model is API 1.45's, without
 //!   `KernelMemory` and with `Swarm` and `Runtimes` fields dockerd 20.10 does not send;
+//! - [`ContainerStats`]: the bollard model of API 1.45 makes every field optional and has
+//!   no `num_procs`, where dockerd 20.10 writes its `types.StatsJSON` with its `omitempty`s;
 //! - [`SystemVersion`]: the bollard model types a component's `Details` as a map of nothing
 //!   (`HashMap<(), ()>`), where dockerd sends the engine's API versions, OS and arch there.
 
@@ -640,6 +642,85 @@ pub struct SwarmInfo {
     pub control_available: bool,
     pub error: String,
     pub remote_managers: Option<Vec<String>>,
+}
+
+/// One sample of `GET /containers/{id}/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub read: String,
+    pub preread: String,
+    pub pids_stats: PidsStats,
+    pub blkio_stats: BlkioStats,
+    pub num_procs: u32,
+    pub cpu_stats: CpuStats,
+    pub precpu_stats: CpuStats,
+    pub memory_stats: MemoryStats,
+    pub name: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub networks: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// Processes and their limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidsStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<u64>,
+}
+
+/// Block I/O; only the bytes read and written are measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlkioStats {
+    pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+}
+
+/// One block I/O counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
+}
+
+/// CPU time used, and the host's (for the percentage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStats {
+    pub cpu_usage: CpuUsage,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub system_cpu_usage: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub online_cpus: Option<usize>,
+    pub throttling_data: ThrottlingData,
+}
+
+/// A container's CPU time in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuUsage {
+    pub total_usage: u64,
+    pub usage_in_kernelmode: u64,
+    pub usage_in_usermode: u64,
+}
+
+/// CFS throttling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottlingData {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_time: u64,
+}
+
+/// Memory in use, and the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub usage: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stats: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<u64>,
 }
 
 /// One event of `GET /events`.

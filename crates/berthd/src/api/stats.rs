@@ -3,13 +3,17 @@
 //! `docker stats` computes CPU % the way it does against dockerd. One-shot (`stream=false`)
 //! takes two samples a second apart, as dockerd does; streaming sends one a second.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::responses::{
+    BlkioEntry, BlkioStats, ContainerStats, CpuStats, CpuUsage, MemoryStats, PidsStats,
+    ThrottlingData,
+};
 use berth_proto::v1::MetricsRequest;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Value, json};
 
 use crate::api::http::{ApiResult, JsonStream, Query, json};
 use crate::containerd::{grpc, req};
@@ -38,8 +42,9 @@ fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// One sample in Docker's `cpu_stats` + the rest.
-async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), Error> {
+/// One sample: the container's CPU, and the rest (memory, pids, block I/O) as a document
+/// without its times and names.
+async fn sample(d: &Daemon, id: &str) -> Result<(CpuStats, ContainerStats), Error> {
     let mut tasks = d.containerd.tasks();
     let m = tasks
         .metrics(req(MetricsRequest {
@@ -52,28 +57,48 @@ async fn sample(d: &Daemon, id: &str) -> Result<(Value, Value), Error> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::conflict(format!("container {id} is not running")))?;
-    let cpu = json!({
-        "cpu_usage": {
-            "total_usage": m.cpu_usage_nanos,
-            "usage_in_kernelmode": m.cpu_system_nanos,
-            "usage_in_usermode": m.cpu_user_nanos,
+    let cpu = CpuStats {
+        cpu_usage: CpuUsage {
+            total_usage: m.cpu_usage_nanos,
+            usage_in_kernelmode: m.cpu_system_nanos,
+            usage_in_usermode: m.cpu_user_nanos,
         },
-        "system_cpu_usage": system_cpu_usage(),
-        "online_cpus": online_cpus(),
-        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
-    });
-    let rest = json!({
-        "pids_stats": {"current": m.pids_current, "limit": m.pids_limit},
-        "memory_stats": {
-            "usage": m.memory_usage_bytes,
-            "limit": memory_limit(m.memory_limit_bytes),
-            "stats": {"inactive_file": m.memory_inactive_file_bytes, "total_inactive_file": m.memory_inactive_file_bytes},
+        system_cpu_usage: Some(system_cpu_usage()),
+        online_cpus: Some(online_cpus()),
+        throttling_data: ThrottlingData::default(),
+    };
+    let io = |op: &str, value| BlkioEntry {
+        op: op.into(),
+        value,
+        ..Default::default()
+    };
+    let inactive = m.memory_inactive_file_bytes;
+    let rest = ContainerStats {
+        pids_stats: PidsStats {
+            current: Some(m.pids_current),
+            limit: Some(m.pids_limit),
         },
-        "blkio_stats": {"io_service_bytes_recursive": [
-            {"major": 0, "minor": 0, "op": "read", "value": m.io_read_bytes},
-            {"major": 0, "minor": 0, "op": "write", "value": m.io_write_bytes},
-        ]},
-    });
+        memory_stats: MemoryStats {
+            usage: Some(m.memory_usage_bytes),
+            limit: Some(memory_limit(m.memory_limit_bytes)),
+            stats: Some(
+                [
+                    ("inactive_file", inactive),
+                    ("total_inactive_file", inactive),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ),
+        },
+        blkio_stats: BlkioStats {
+            io_service_bytes_recursive: Some(vec![
+                io("read", m.io_read_bytes),
+                io("write", m.io_write_bytes),
+            ]),
+        },
+        ..Default::default()
+    };
     Ok((cpu, rest))
 }
 
@@ -88,17 +113,24 @@ fn memory_limit(cgroup: u64) -> u64 {
     }
 }
 
-fn document(name: &str, id: &str, cpu: &Value, pre: &Value, rest: &Value, pre_read: &str) -> Value {
-    let mut v = rest.clone();
-    v["read"] = json!(berth_clock::rfc3339_now());
-    v["preread"] = json!(pre_read);
-    v["cpu_stats"] = cpu.clone();
-    v["precpu_stats"] = pre.clone();
-    v["name"] = json!(format!("/{name}"));
-    v["id"] = json!(id);
-    v["num_procs"] = json!(0);
-    v["networks"] = json!({});
-    v
+fn document(
+    name: &str,
+    id: &str,
+    cpu: &CpuStats,
+    pre: &CpuStats,
+    rest: &ContainerStats,
+    pre_read: &str,
+) -> ContainerStats {
+    ContainerStats {
+        read: berth_clock::rfc3339_now(),
+        preread: pre_read.into(),
+        cpu_stats: cpu.clone(),
+        precpu_stats: pre.clone(),
+        name: format!("/{name}"),
+        id: id.into(),
+        networks: Some(BTreeMap::new()),
+        ..rest.clone()
+    }
 }
 
 /// `GET /containers/{id}/stats?stream=&one-shot=`.
@@ -116,7 +148,11 @@ pub async fn stats(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResu
             rec.state.status == crate::model::record::Status::Running,
         )
     };
-    let zero = json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": online_cpus()});
+    let zero = CpuStats {
+        system_cpu_usage: Some(0),
+        online_cpus: Some(online_cpus()),
+        ..Default::default()
+    };
     if !running {
         // Docker answers a stopped container with an all-zero sample.
         let doc = document(
@@ -124,7 +160,7 @@ pub async fn stats(d: &Arc<Daemon>, name: &str, r: Request<Incoming>) -> ApiResu
             &id,
             &zero,
             &zero,
-            &json!({"memory_stats": {}, "pids_stats": {}, "blkio_stats": {}}),
+            &ContainerStats::default(),
             "0001-01-01T00:00:00Z",
         );
         return Ok(json(StatusCode::OK, &doc));
