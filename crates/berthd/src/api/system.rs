@@ -131,13 +131,15 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
     for h in d.containers.all() {
         let r = h.lock().await.clone();
         let mut v = crate::api::containers::summary(&r);
-        let size = crate::volumes::dir_size(&d.containers.dir(&r.id).join("upper"));
+        let upper = d.containers.dir(&r.id).join("upper");
+        let size = crate::engine::blocking(|| crate::volumes::dir_size(&upper));
         v.size_rw = Some(i64::try_from(size).unwrap_or(i64::MAX));
         containers.push(v);
     }
     let mut volumes = Vec::new();
     for mut v in d.volumes.all() {
-        let size = crate::volumes::dir_size(std::path::Path::new(&v.mountpoint));
+        let data = std::path::PathBuf::from(&v.mountpoint);
+        let size = crate::engine::blocking(|| crate::volumes::dir_size(&data));
         let users = crate::engine::volumes::users(d, &v.name).await.len();
         v.usage_data = Some(berth_api::models::VolumeUsageData {
             size: i64::try_from(size).unwrap_or(i64::MAX),

@@ -283,7 +283,12 @@ pub fn restart_policy(host_config: &Value) -> Result<String, Error> {
 }
 
 /// Makes the container: its directory and `/etc` files, its volumes, its spec, its record.
+/// Its file-system work (a volume's copy-up can be long) runs off the async workers.
 async fn make(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, Error> {
+    crate::engine::blocking(|| make_files(d, plan, made))
+}
+
+fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, Error> {
     let id = plan.id.clone();
     let dir = d.containers.dir(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::internal(e.to_string()))?;

@@ -27,6 +27,13 @@ pub mod volumes;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Runs file-system work that may take long (a volume's copy-up or removal, a tree's size) on
+/// the current worker after handing its other tasks to the rest of the runtime, so requests in
+/// flight are not held up behind it. Only for a multi-threaded runtime, which berthd's is.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 use crate::model::Error;
 use crate::model::record::Record;
 

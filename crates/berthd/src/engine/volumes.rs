@@ -24,7 +24,7 @@ pub fn destroy(d: &Daemon, name: &str) -> u64 {
         name,
         crate::engine::events::attrs([("driver", "local".into())]),
     );
-    d.volumes.destroy(name)
+    crate::engine::blocking(|| d.volumes.destroy(name))
 }
 
 /// Removes the anonymous volumes of a removed container (`docker rm -v`, `--rm`).
