@@ -48,17 +48,29 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     ]))
     .context("starting the listed container")?;
     let docker_cfg = path_str(&config);
+    // `--baseline-bin-dir`: an earlier build's client against the same daemon, one more contender.
+    let baseline = ctx
+        .baseline_bin_dir
+        .as_ref()
+        .map(|d| path_str(&d.join("berth")));
     let group = |title: &str, args: &[&str]| {
-        let mut b = vec![berth.as_str(), "-H", host.as_str()];
-        b.extend_from_slice(args);
+        let with = |client: &str| {
+            let mut c = vec![client, "-H", host.as_str()];
+            c.extend_from_slice(args);
+            argv(&c)
+        };
         let mut d = vec![docker, "--config", docker_cfg.as_str(), "-H", host.as_str()];
         d.extend_from_slice(args);
+        let mut contenders = vec![
+            Contender::new("berth", true, vec![with(&berth)]),
+            Contender::new("docker CLI 20.10", false, vec![argv(&d)]),
+        ];
+        if let Some(b) = &baseline {
+            contenders.push(Contender::new("berth (baseline)", false, vec![with(b)]));
+        }
         Group {
             title: title.into(),
-            contenders: vec![
-                Contender::new("berth", true, vec![argv(&b)]),
-                Contender::new("docker CLI 20.10", false, vec![argv(&d)]),
-            ],
+            contenders,
             differences: vec![],
         }
     };

@@ -404,10 +404,19 @@ impl Berthd {
     /// Starts berthd with its data root under the suite's work directory and its exec root on
     /// tmpfs.
     pub fn start(ctx: &crate::suites::Ctx) -> anyhow::Result<Self> {
-        let (bin_dir, dir) = (&ctx.bin_dir, &ctx.work.join("berthd"));
+        Self::start_from(&ctx.bin_dir, &ctx.work.join("berthd"))
+    }
+
+    /// Starts the berthd of `bin_dir` with its files under `dir` (a second one, such as a
+    /// baseline build's, gets its own directory, cgroup parent, bridge and subnet).
+    pub fn start_from(bin_dir: &Path, dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let socket = dir.join("berth.sock");
-        let cgroup_parent = format!("berth-bench-{}", std::process::id());
+        let tag = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cgroup_parent = format!("berth-bench-{}-{tag}", std::process::id());
         let subnet = berth_testkit::alloc::Subnet::reserve()?;
         let exec = tempfile::Builder::new()
             .prefix("bb-")

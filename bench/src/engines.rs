@@ -18,6 +18,8 @@ pub const DOCKER: &str = berth_testkit::dockerd::DOCKER_BIN;
 
 pub struct Engines {
     pub berthd: Berthd,
+    /// The baseline build's berthd (`--baseline-bin-dir`), if any.
+    pub baseline: Option<Berthd>,
     pub dockerd: Dockerd,
     _registry: Registry,
     /// `podman` with its private roots and options; empty when podman is not installed.
@@ -50,7 +52,14 @@ impl Engines {
             .context("creating dockerd's bridge")?;
         let dockerd = Dockerd::start_on_bridge(&bridge, Some(Path::new(crate::suites::TMPFS)))
             .context("starting dockerd")?;
-        for host in [berthd.host(), dockerd.host()] {
+        let baseline = match &ctx.baseline_bin_dir {
+            Some(dir) => Some(Berthd::start_from(dir, &ctx.work.join("berthd-baseline"))?),
+            None => None,
+        };
+        let hosts = [berthd.host(), dockerd.host()]
+            .into_iter()
+            .chain(baseline.as_ref().map(Berthd::host));
+        for host in hosts {
             output(&argv(&[DOCKER, "-H", &host, "pull", "-q", &image]))?;
         }
         let podman = if crate::measure::locate("podman").is_some() {
@@ -60,6 +69,7 @@ impl Engines {
         };
         let engines = Engines {
             berthd,
+            baseline,
             dockerd,
             _registry: registry,
             podman,

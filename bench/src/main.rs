@@ -53,6 +53,10 @@ struct Cli {
     /// Directory of the Berth binaries (default: next to this harness).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Berth binaries of an earlier build, run as one more contender ("berthd (baseline)") by
+    /// the suites that support it (`run`): a before/after comparison in one interleaved run.
+    #[arg(long)]
+    baseline_bin_dir: Option<PathBuf>,
     /// Where to write `<suite>.md` (default: bench/results of this checkout).
     #[arg(long)]
     results_dir: Option<PathBuf>,
@@ -140,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .tempdir_in(suites::TMPFS)?;
     let ctx = suites::Ctx {
         bin_dir,
+        baseline_bin_dir: cli.baseline_bin_dir,
         work: work.path().to_path_buf(),
         state: state.path().to_path_buf(),
         view,

@@ -48,8 +48,9 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let idle = memory_table("Daemon memory, idle after start and one pull", &e)?;
     let none = ["--network", "none"];
     let (b, d) = (e.berthd.host(), e.dockerd.host());
+    let base = e.baseline.as_ref().map(crate::daemons::Berthd::host);
     let sleeper = |cmd: Vec<String>| output(&cmd).map(|_| ());
-    for host in [&b, &d] {
+    for host in [Some(&b), Some(&d), base.as_ref()].into_iter().flatten() {
         sleeper(e.docker(
             host,
             &[
@@ -85,6 +86,13 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
             vec![e.docker(&d, &["exec", EXEC_CTR, "true"])],
         ),
     ];
+    if let Some(host) = &base {
+        let name = "berthd (baseline)";
+        run_none.push(Contender::new(name, false, vec![e.docker_run(host, &none)]));
+        run_bridge.push(Contender::new(name, false, vec![e.docker_run(host, &[])]));
+        let exec_step = e.docker(host, &["exec", EXEC_CTR, "true"]);
+        exec.push(Contender::new(name, false, vec![exec_step]));
+    }
     if e.has_podman() {
         let mut cmd = e.podman(&["run", "-d", "--name", EXEC_CTR, "--network", "none"]);
         cmd.extend(argv(&crate::engines::PODMAN_ULIMITS));
@@ -114,7 +122,11 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
             group("`exec CTR true` into a running container", exec),
         ],
         extra: Some(Box::new(move || {
-            for host in [e.berthd.host(), e.dockerd.host()] {
+            let base = e.baseline.as_ref().map(crate::daemons::Berthd::host);
+            for host in [Some(e.berthd.host()), Some(e.dockerd.host()), base]
+                .into_iter()
+                .flatten()
+            {
                 let _ = output(&e.docker(&host, &["rm", "-f", EXEC_CTR]));
             }
             if e.has_podman() {

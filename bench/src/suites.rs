@@ -54,6 +54,9 @@ pub const TMPFS: &str = "/dev/shm";
 #[derive(Clone)]
 pub struct Ctx {
     pub bin_dir: PathBuf,
+    /// Berth binaries of an earlier build (`--baseline-bin-dir`): suites that support it add
+    /// them as one more contender, for a before/after comparison in one interleaved run.
+    pub baseline_bin_dir: Option<PathBuf>,
     /// Scratch directory removed after the run.
     pub work: PathBuf,
     /// Scratch directory on tmpfs for runtimes' state (`--root`), removed after the run.
