@@ -24,6 +24,8 @@
 //!   `KernelMemory` and with `Swarm` and `Runtimes` fields dockerd 20.10 does not send;
 //! - [`ContainerStats`]: the bollard model of API 1.45 makes every field optional and has
 //!   no `num_procs`, where dockerd 20.10 writes its `types.StatsJSON` with its `omitempty`s;
+//! - [`ExecInspect`]: the bollard model leaves `ExitCode` out while the process runs, where
+//!   dockerd writes `null` (clients index it);
 //! - [`SystemVersion`]: the bollard model types a component's `Details` as a map of nothing
 //!   (`HashMap<(), ()>`), where dockerd sends the engine's API versions, OS and arch there.
 
@@ -721,6 +723,36 @@ pub struct MemoryStats {
     pub stats: Option<BTreeMap<String, u64>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limit: Option<u64>,
+}
+
+/// `GET /exec/{id}/json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub running: bool,
+    /// `null` until the process has exited.
+    pub exit_code: Option<i64>,
+    pub process_config: ExecProcessConfig,
+    pub open_stdin: bool,
+    pub open_stderr: bool,
+    pub open_stdout: bool,
+    pub can_remove: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub detach_keys: String,
+    pub pid: u32,
+}
+
+/// What an exec runs, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecProcessConfig {
+    pub tty: bool,
+    pub entrypoint: String,
+    pub arguments: Vec<String>,
+    pub privileged: bool,
+    pub user: String,
 }
 
 /// One event of `GET /events`.

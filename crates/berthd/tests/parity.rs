@@ -429,6 +429,12 @@ fn detach_keys_end_attach_and_exec_and_leave_the_process_running() {
     let (_, _, body) = d.raw("GET", &format!("/exec/{exec}/json"), b"");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["Running"], true, "{body}");
+    // As dockerd: no exit code while it runs (null, not absent), and its own keys shown.
+    assert!(
+        v.get("ExitCode").is_some_and(serde_json::Value::is_null),
+        "{body}"
+    );
+    assert_eq!(v["DetachKeys"], "ctrl-x", "{body}");
     d.docker_ok(&["rm", "-f", "term"]);
 }
 

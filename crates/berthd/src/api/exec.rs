@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::json;
 
 use crate::api::attach::{Relay, StdinTarget, relay, upgraded_response};
 use crate::api::http::{ApiResult, Query, empty, json, parse_json, read_body};
@@ -116,28 +115,26 @@ pub async fn inspect(d: &Arc<Daemon>, id: &str) -> ApiResult {
     let code = *e.exited.borrow();
     let c = &e.config;
     let cmd = c.cmd.clone().unwrap_or_default();
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "ID": e.id,
-            "Running": running,
-            "ExitCode": code,
-            "ProcessConfig": {
-                "tty": c.tty.unwrap_or(false),
-                "entrypoint": cmd.first(),
-                "arguments": cmd.get(1..).unwrap_or_default(),
-                "privileged": c.privileged.unwrap_or(false),
-                "user": c.user.as_deref().unwrap_or_default(),
-            },
-            "OpenStdin": c.attach_stdin.unwrap_or(false),
-            "OpenStderr": c.attach_stderr.unwrap_or(false),
-            "OpenStdout": c.attach_stdout.unwrap_or(false),
-            "CanRemove": false,
-            "ContainerID": e.container,
-            "DetachKeys": "",
-            "Pid": pid,
-        }),
-    ))
+    let body = berth_api::responses::ExecInspect {
+        id: e.id.clone(),
+        running,
+        exit_code: code,
+        process_config: berth_api::responses::ExecProcessConfig {
+            tty: c.tty.unwrap_or(false),
+            entrypoint: cmd.first().cloned().unwrap_or_default(),
+            arguments: cmd.get(1..).unwrap_or_default().to_vec(),
+            privileged: c.privileged.unwrap_or(false),
+            user: c.user.clone().unwrap_or_default(),
+        },
+        open_stdin: c.attach_stdin.unwrap_or(false),
+        open_stderr: c.attach_stderr.unwrap_or(false),
+        open_stdout: c.attach_stdout.unwrap_or(false),
+        can_remove: false,
+        container_id: e.container.clone(),
+        detach_keys: c.detach_keys.clone().unwrap_or_default(),
+        pid,
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 fn size(q: &Query) -> Result<(u32, u32), Error> {
