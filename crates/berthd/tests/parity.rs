@@ -735,3 +735,44 @@ fn info_counts_the_containers_by_state() {
     }
     d.docker_ok(&["rm", "-f", "made", "up", "done"]);
 }
+
+#[test]
+fn a_link_on_a_user_network_is_an_alias_only_its_container_resolves() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let sub = berth_testkit::alloc::Subnet::reserve().unwrap();
+    d.docker_ok(&["network", "create", "--subnet", &sub.cidr(), "lnet"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "lnet",
+        &image,
+        "sh",
+        "-c",
+        "mkdir /w && echo via-link > /w/index.html && httpd -f -p 80 -h /w",
+    ]);
+    let fetch = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "lnet"];
+        args.extend_from_slice(extra);
+        args.extend([image.as_str(), "wget", "-qO-", "http://db/"]);
+        d.docker(&args)
+    };
+    let mut got = String::new();
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(15),
+        "httpd through the link",
+        || {
+            got = String::from_utf8_lossy(&fetch(&["--link", "web:db"]).stdout).into_owned();
+            got == "via-link\n"
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {got:?}"));
+    assert!(
+        !fetch(&[]).status.success(),
+        "a container without the link resolved its alias"
+    );
+    d.docker_ok(&["rm", "-f", "web"]);
+    d.docker_ok(&["network", "rm", "lnet"]);
+}

@@ -229,8 +229,7 @@ pub async fn connect_endpoint(
     if let Err(e) = attach_endpoint(ns, ep, &net).await {
         if let Some(state) = rec.networks[i].endpoint.take() {
             let att = rec.networks[i].clone();
-            d.networks
-                .set_names(&att.network_id, &dns_names(rec, &att), state.address, false);
+            publish_names(d, rec, &att, state.address, false);
             d.networks.release(&att.network_id, state.address);
         }
         return Err(e);
@@ -282,8 +281,7 @@ fn plan_endpoint(
         mtu: d.networks.config.mtu,
     };
     if net.user_defined_bridge() {
-        d.networks
-            .set_names(&net.id, &dns_names(rec, &att), address, true);
+        publish_names(d, rec, &att, address, true);
     }
     rec.networks[i].endpoint = Some(EndpointState {
         id: endpoint_id,
@@ -322,6 +320,23 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Names a container answers to on a network: its name, aliases and short id.
+/// Puts a container's names on (or takes them off) a network's DNS at `ip`, with the link
+/// aliases it alone resolves there.
+fn publish_names(d: &Daemon, rec: &Record, att: &Attachment, ip: Ipv4Addr, add: bool) {
+    d.networks
+        .set_names(&att.network_id, &dns_names(rec, att), ip, add);
+    let aliases = match add {
+        true => att
+            .links
+            .iter()
+            .filter_map(|l| crate::engine::links::parse(l).ok())
+            .map(|(name, alias)| (alias, name))
+            .collect(),
+        false => Vec::new(),
+    };
+    d.networks.set_link_aliases(&att.network_id, ip, aliases);
+}
+
 fn dns_names(rec: &Record, att: &Attachment) -> Vec<String> {
     let mut v = vec![rec.name.clone(), rec.id[..12].to_string()];
     v.extend(att.aliases.iter().cloned());
@@ -337,8 +352,7 @@ pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize, backgro
         return;
     };
     let att = rec.networks[i].clone();
-    d.networks
-        .set_names(&att.network_id, &dns_names(rec, &att), ep.address, false);
+    publish_names(d, rec, &att, ep.address, false);
     let (nets, id) = (d.networks.clone(), rec.id.clone());
     let unplug = async move {
         let host = ep.host_ifname.clone();
@@ -638,8 +652,7 @@ pub async fn restore(d: &Arc<Daemon>) {
                     .find(&a.network_id)
                     .is_some_and(|n| n.user_defined_bridge())
                 {
-                    d.networks
-                        .set_names(&a.network_id, &dns_names(&rec, &a), ep.address, true);
+                    publish_names(d, &rec, &a, ep.address, true);
                 }
             }
         }

@@ -105,6 +105,9 @@ struct Inner {
     held: HashMap<String, Vec<(Published, OwnedFd)>>,
     /// DNS names per network id.
     names: HashMap<String, HashMap<String, Vec<Ipv4Addr>>>,
+    /// Link aliases on a network, per asking container's address: alias → the linked
+    /// container's name (only that container resolves them, as Docker's links on user networks).
+    link_aliases: HashMap<(String, Ipv4Addr), Vec<(String, String)>>,
     dns: HashMap<String, tokio::task::JoinHandle<()>>,
 }
 
@@ -320,9 +323,26 @@ impl Networks {
         }
     }
 
-    fn lookup(&self, net_id: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    /// Sets (or, empty, removes) the link aliases the container at `ip` resolves on a network.
+    pub fn set_link_aliases(&self, net_id: &str, ip: Ipv4Addr, aliases: Vec<(String, String)>) {
+        let mut inner = self.lock();
+        let key = (net_id.to_string(), ip);
+        match aliases.is_empty() {
+            true => inner.link_aliases.remove(&key),
+            false => inner.link_aliases.insert(key, aliases),
+        };
+    }
+
+    /// The addresses of `name` on a network, as the container at `from` sees it (its link
+    /// aliases first).
+    fn lookup(&self, net_id: &str, name: &str, from: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
         let inner = self.lock();
-        let ips = inner.names.get(net_id)?.get(name)?;
+        let target = inner
+            .link_aliases
+            .get(&(net_id.to_string(), from))
+            .and_then(|l| l.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(name)))
+            .map_or(name.to_string(), |(_, target)| target.to_ascii_lowercase());
+        let ips = inner.names.get(net_id)?.get(&target)?;
         (!ips.is_empty()).then(|| ips.clone())
     }
 
@@ -475,15 +495,12 @@ pub async fn start_dns(nets: &Arc<Networks>, n: &Network) {
             let Ok((len, from)) = sock.recv_from(&mut buf).await else {
                 continue;
             };
-            let from_here = match from.ip() {
-                std::net::IpAddr::V4(a) => subnet.contains(a),
-                _ => false,
+            let asker = match from.ip() {
+                std::net::IpAddr::V4(a) if subnet.contains(a) => a,
+                _ => continue,
             };
             let Some(nets) = weak.upgrade() else { return };
-            if !from_here {
-                continue;
-            }
-            let lookup = |name: &str| nets.lookup(&id, name);
+            let lookup = |name: &str| nets.lookup(&id, name, asker);
             if let Some(reply) = berth_net::dns::answer(&buf[..len], &lookup) {
                 let _ = sock.send_to(&reply, from).await;
             }
