@@ -310,21 +310,39 @@ fn copy_sets_the_owner_and_mode_it_is_given() {
     assert_eq!(lines[0], "/f.txt 1234:5678 640");
     assert!(lines[1].starts_with("/dir 42:42 "), "{got}");
     assert!(lines[2].starts_with("/dir/g.txt 42:42 "), "{got}");
-    let bad = context(&[
+    // Names are the image's: user and group looked up in its /etc/passwd and /etc/group.
+    let named = context(&[
         (
             "Dockerfile",
-            &format!("FROM {image}\nCOPY --chown=nobody f.txt /\n"),
+            &format!(
+                "FROM {image}\nCOPY --chown=nobody:nogroup f.txt /n.txt\nCOPY --chown=root f.txt /r.txt\nCMD [\"stat\", \"-c\", \"%u:%g\", \"/n.txt\", \"/r.txt\"]\n"
+            ),
         ),
-        ("f.txt", ""),
+        ("f.txt", "f\n"),
     ]);
-    let out = build(&d, &[bad.path().to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(
-        all_output(&out).contains("numeric ids only"),
-        "{}",
-        all_output(&out)
+    let out = build(&d, &["-t", "owned:v2", named.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "owned:v2"]),
+        "65534:65534\n0:0\n"
     );
-    d.docker_ok(&["rmi", "owned:v1"]);
+    // A user or group the image does not have fails the build, with the name.
+    for (chown, want) in [
+        ("ghost", "unable to find user ghost"),
+        ("nobody", "unable to find group nobody"),
+    ] {
+        let bad = context(&[
+            (
+                "Dockerfile",
+                &format!("FROM {image}\nCOPY --chown={chown} f.txt /\n"),
+            ),
+            ("f.txt", ""),
+        ]);
+        let out = build(&d, &[bad.path().to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(all_output(&out).contains(want), "{}", all_output(&out));
+    }
+    d.docker_ok(&["rmi", "owned:v1", "owned:v2"]);
 }
 
 #[test]

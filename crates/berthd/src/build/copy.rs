@@ -38,8 +38,8 @@ pub(crate) fn source_image(
     })
 }
 
-/// COPY's `--chown` (numeric `uid[:gid]`; a gid left out is the uid, as Docker takes it) and
-/// `--chmod` (octal), applied to every entry it copies.
+/// COPY's `--chown` (`user[:group]`, numbers or names; a group left out is the user's string
+/// again, as Docker takes it) and `--chmod` (octal), applied to every entry it copies.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Ownership {
     uid: Option<u64>,
@@ -48,21 +48,30 @@ pub(crate) struct Ownership {
 }
 
 impl Ownership {
-    pub(crate) fn of(flags: &[(String, String)]) -> Result<Ownership, Error> {
+    /// The flags' ownership; names are looked up by `names` (`user:group` → ids, in the
+    /// stage's `/etc/passwd` and `/etc/group`).
+    pub(crate) fn of(
+        flags: &[(String, String)],
+        names: impl FnOnce(&str) -> Result<(u64, u64), Error>,
+    ) -> Result<Ownership, Error> {
         let mut own = Ownership::default();
+        let mut names = Some(names);
         for (k, v) in flags {
             match k.as_str() {
                 "chown" => {
                     let (u, g) = v.split_once(':').unwrap_or((v, v));
-                    let num = |x: &str| {
-                        x.parse::<u64>().map_err(|_| {
-                            Error::invalid(format!(
-                                "--chown={v}: this builder takes numeric ids only"
-                            ))
-                        })
+                    if u.contains(':') || g.contains(':') || u.is_empty() || g.is_empty() {
+                        return Err(Error::invalid(format!("invalid chown string format: {v}")));
+                    }
+                    let (uid, gid) = match (u.parse::<u64>(), g.parse::<u64>()) {
+                        (Ok(uid), Ok(gid)) => (uid, gid),
+                        _ => match names.take() {
+                            Some(lookup) => lookup(&format!("{u}:{g}"))?,
+                            None => return Err(Error::invalid("--chown given twice")),
+                        },
                     };
-                    own.uid = Some(num(u)?);
-                    own.gid = Some(num(g)?);
+                    own.uid = Some(uid);
+                    own.gid = Some(gid);
                 }
                 "chmod" => {
                     let m = u32::from_str_radix(v, 8)

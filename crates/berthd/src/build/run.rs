@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::config::{ContainerConfig, HealthConfig, ImageConfig};
@@ -685,7 +685,15 @@ async fn copy(
         false => format!("{}/{dest}", workdir(&s.config).trim_end_matches('/')),
     };
     let into_dir = dest.ends_with('/') || sources.len() > 1;
-    let own = Ownership::of(&ins.flags)?;
+    let stage_layers = s
+        .image
+        .as_ref()
+        .map(|i| d.images.layer_dirs(i))
+        .unwrap_or_default();
+    let tmp = d.data_root.join("tmp");
+    let own = Ownership::of(&ins.flags, |spec| {
+        crate::engine::blocking(|| ids_in_stage(&stage_layers, &tmp, spec))
+    })?;
     let add = ins.keyword == "ADD";
     let from = match ins.flags.iter().find(|(k, _)| k == "from") {
         None => None,
@@ -755,6 +763,23 @@ fn config_text(s: &Stage) -> String {
         config_value(s),
         s.author.as_deref().unwrap_or_default()
     )
+}
+
+/// `user:group` names as the stage's own `/etc/passwd` and `/etc/group` give them (COPY
+/// `--chown`), read inside the stage's layers.
+fn ids_in_stage(layers: &[PathBuf], tmp: &Path, spec: &str) -> Result<(u64, u64), Error> {
+    let unknown = |e: String| Error::invalid(format!("--chown={spec}: {e}"));
+    if layers.is_empty() {
+        return Err(unknown(
+            "the stage has no /etc/passwd (FROM scratch)".into(),
+        ));
+    }
+    crate::build::image_root::with_root(layers, tmp, |root| {
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", root.as_raw_fd());
+        let (uid, gid) = crate::oci::spec::user(spec, &path).map_err(|e| unknown(e.to_string()))?;
+        Ok((u64::from(uid), u64::from(gid)))
+    })
 }
 
 /// Opens the build context directory.
