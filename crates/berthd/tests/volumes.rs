@@ -100,12 +100,7 @@ fn named_anonymous_and_bind_volumes() {
 
 #[test]
 fn config_volumes_and_volumes_from() {
-    let reg = Registry::start().unwrap();
-    reg.push_image(&BusyboxImage::build().unwrap(), "bb", "latest")
-        .unwrap();
-    let d = Berthd::start();
-    let image = format!("{}/bb", reg.host());
-    d.docker_ok(&["pull", "-q", &image]);
+    let (_reg, d, image) = common::daemon_with_image();
     // `-v /path` (the request's Config.Volumes) is an anonymous volume too, labelled as
     // Docker labels one, kept by a plain rm and removed by rm -v.
     d.docker_ok(&[
