@@ -74,9 +74,16 @@ impl<K, V> IsEmpty for BTreeMap<K, V> {
     }
 }
 
-/// The `{}` of a set written as a map (`ExposedPorts`, `Volumes`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The `{}` of a set written as a map (`ExposedPorts`, `Volumes`). Whatever a client sends
+/// there (`{}`, `null`, anything) reads as it, as Go's `struct{}` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Empty {}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Empty {})
+    }
+}
 
 /// A set of strings, as Docker writes one: `{"80/tcp": {}}`.
 pub type StringSet = BTreeMap<String, Empty>;
@@ -373,6 +380,9 @@ mod tests {
         assert_eq!(c.entrypoint, None);
         assert!(c.exposed_ports.unwrap().contains_key("80/tcp"));
         assert!(serde_json::from_str::<ContainerConfig>(r#"{"Env": "A=1"}"#).is_err());
+        let c: ContainerConfig =
+            serde_json::from_str(r#"{"Volumes": {"/a": null, "/b": {"x": 1}}}"#).unwrap();
+        assert_eq!(c.volumes.unwrap().len(), 2);
     }
 
     #[test]
