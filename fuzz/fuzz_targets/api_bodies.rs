@@ -1,8 +1,9 @@
 //! The Engine API's request bodies other than create, through berthd's own parsers (berthd is
 //! a library): `POST /volumes/create`, `POST /networks/create`, an exec's config turned into
 //! its OCI process, and a network endpoint's settings (`POST /networks/{id}/connect` and
-//! create's `EndpointsConfig`), and `POST /containers/{id}/update` bodies applied to a
-//! container. The first byte picks the parser. None may panic, and what each
+//! create's `EndpointsConfig`), `POST /containers/{id}/update` bodies applied to a
+//! container, a container config (`POST /commit`'s body, read back as written), and detach
+//! keys with the scanner that finds them in a client's stdin. The first byte picks the parser. None may panic, and what each
 //! accepts must hold what the daemon relies on.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -15,7 +16,47 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 7 {
+        5 => {
+            // What berthd writes of a config it accepted reads back the same.
+            let Ok(c) = serde_json::from_slice::<berth_api::config::ContainerConfig>(body) else {
+                return;
+            };
+            let written = serde_json::to_vec(&c).expect("a config serializes");
+            let back: berth_api::config::ContainerConfig =
+                serde_json::from_slice(&written).expect("a written config reads back");
+            assert_eq!(back, c);
+        }
+        6 => {
+            // Keys, then a stream: fed whole or a byte at a time, the scanner agrees.
+            let text = String::from_utf8_lossy(body);
+            let (spec, stream) = text.split_once('\n').unwrap_or((&text, ""));
+            let Ok(keys) = berth_api::query::detach_keys(spec) else {
+                return;
+            };
+            assert!(!keys.is_empty());
+            let mut whole = berth_api::query::DetachScanner::new(keys.clone());
+            let at_once = whole.feed(stream.as_bytes());
+            let mut bytewise = berth_api::query::DetachScanner::new(keys.clone());
+            let mut out = Vec::new();
+            let mut detached = false;
+            for b in stream.as_bytes() {
+                let (pass, d) = bytewise.feed(std::slice::from_ref(b));
+                out.extend(pass);
+                if d {
+                    detached = true;
+                    break;
+                }
+            }
+            assert_eq!(at_once, (out.clone(), detached));
+            // Nothing is passed on that was not typed, and without the keys all of it is.
+            assert!(out.len() <= stream.len());
+            if !detached {
+                let held = stream.len() - out.len();
+                assert!(held < keys.len(), "{held} bytes held back");
+                assert_eq!(out, stream.as_bytes()[..out.len()]);
+            }
+        }
         0 => {
             if let Ok(v) = berthd::api::volumes::parse_create(body) {
                 assert!(valid_name(&v.name), "volume name {:?}", v.name);
