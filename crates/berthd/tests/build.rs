@@ -206,6 +206,42 @@ fn from_pulls_an_image_that_is_not_here() {
 }
 
 #[test]
+fn from_pulls_a_private_base_with_the_clients_logins() {
+    let reg = berth_testkit::Registry::start_with_auth("berth", "s3cret").unwrap();
+    let d = Berthd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    std::fs::write(&tar, berth_testkit::busybox::layer_tar().unwrap()).unwrap();
+    let base = format!("{}/private/base:v1", reg.host());
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        &tar.display().to_string(),
+        &base,
+    ]);
+    d.docker_ok(&["login", "-u", "berth", "-p", "s3cret", &reg.host()]);
+    d.docker_ok(&["push", &base]);
+    d.docker_ok(&["rmi", &base]);
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {base}\nCMD [\"echo\", \"private\"]\n"),
+    )]);
+    // The CLI sends its logins (X-Registry-Config); FROM's pull uses the registry's.
+    let out = build(&d, &["-t", "fromprivate:v1", ctx.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(d.docker_ok(&["run", "--rm", "fromprivate:v1"]), "private\n");
+    d.docker_ok(&["rmi", "fromprivate:v1", &base]);
+    // Without the login the pull is refused, and so is the build.
+    d.docker_ok(&["logout", &reg.host()]);
+    let out = build(&d, &[ctx.path().to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "built from a private image without a login"
+    );
+}
+
+#[test]
 fn stages_copy_from_each_other_and_a_target_stops_the_build() {
     let (_reg, d, image) = daemon_with_image();
     let dockerfile = format!(

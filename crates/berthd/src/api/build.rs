@@ -50,13 +50,15 @@ fn options(q: &Query) -> Result<Options, Error> {
             .get("target")
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        registry_auth: BTreeMap::new(),
     })
 }
 
 /// `POST /build`.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
-    let opts = options(&q)?;
+    let mut opts = options(&q)?;
+    opts.registry_auth = crate::api::images::registry_config(&req);
     let tar = crate::api::images::body_to_temp_file(d, req).await?;
     let tmp_dir = d.data_root.join("tmp");
     let context = tokio::task::spawn_blocking(move || {

@@ -30,14 +30,46 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::internal(format!("worker failed: {e}")))
 }
 
-/// Credentials from `X-Registry-Auth` (base64url JSON, as the docker CLI sends them).
-fn registry_auth<T>(req: &Request<T>) -> Option<Credentials> {
-    let raw = req.headers().get("X-Registry-Auth")?.to_str().ok()?;
+/// A registry auth header's JSON (base64url, as the docker CLI sends it; padded base64 too).
+fn auth_header<T>(req: &Request<T>, name: &str) -> Option<Value> {
+    let raw = req.headers().get(name)?.to_str().ok()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim_end_matches('='))
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
         .ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Credentials from `X-Registry-Auth`.
+fn registry_auth<T>(req: &Request<T>) -> Option<Credentials> {
+    credentials_of(&auth_header(req, "X-Registry-Auth")?)
+}
+
+/// Credentials per registry from `X-Registry-Config` (a build's: every login the client has),
+/// keyed by the registry's domain as references name it (`docker.io` for Docker Hub).
+pub fn registry_config<T>(req: &Request<T>) -> BTreeMap<String, Credentials> {
+    let Some(Value::Object(all)) = auth_header(req, "X-Registry-Config") else {
+        return BTreeMap::new();
+    };
+    all.iter()
+        .filter_map(|(server, v)| {
+            let host = server
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            let domain = match host {
+                "index.docker.io" | "registry-1.docker.io" => "docker.io",
+                h => h,
+            };
+            Some((domain.to_string(), credentials_of(v)?))
+        })
+        .collect()
+}
+
+/// A login's user name and password (or identity token), if it has one.
+fn credentials_of(v: &Value) -> Option<Credentials> {
     let username = v["username"].as_str().unwrap_or_default().to_string();
     let password = v["password"]
         .as_str()

@@ -48,6 +48,8 @@ pub struct Options {
     pub target: Option<String>,
     /// Make every step anew (`--no-cache`); what is made is still recorded.
     pub no_cache: bool,
+    /// Credentials per registry domain (`X-Registry-Config`), for FROM's pulls.
+    pub registry_auth: BTreeMap<String, berth_image::registry::Credentials>,
 }
 
 /// The largest Dockerfile read.
@@ -103,7 +105,15 @@ pub async fn build(
                     let name = s.name.clone();
                     done.push((name, finish(d, s, o.no_cache).await?));
                 }
-                let s = from(d, ins, df.escape, &meta_args, &done, &say).await?;
+                let s = from(
+                    d,
+                    ins,
+                    (df.escape, &o.registry_auth),
+                    &meta_args,
+                    &done,
+                    &say,
+                )
+                .await?;
                 say(format!(" ---> {}\n", short(s.image.as_ref())));
                 stage = Some(s);
             }
@@ -339,7 +349,7 @@ fn declare_args(
 async fn from(
     d: &Arc<Daemon>,
     ins: &Instruction,
-    escape: char,
+    (escape, auth): (char, &BTreeMap<String, berth_image::registry::Credentials>),
     meta_args: &BTreeMap<String, String>,
     done: &[(Option<String>, ImageRecord)],
     say: &(dyn Fn(String) + Sync),
@@ -381,7 +391,7 @@ async fn from(
     let image = match (earlier, d.images.images.resolve(&name)) {
         (Some((_, image)), _) => image.clone(),
         (None, Ok(image)) => image,
-        (None, Err(_)) => pull(d, &name, say).await?,
+        (None, Err(_)) => pull(d, &name, auth, say).await?,
     };
     let config = d
         .images
@@ -398,14 +408,16 @@ async fn from(
 async fn pull(
     d: &Arc<Daemon>,
     name: &str,
+    auth: &BTreeMap<String, berth_image::registry::Credentials>,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<ImageRecord, Error> {
     use berth_image::service::Progress as Pull;
     let r = Reference::parse(name).map_err(|e| Error::invalid(e.to_string()))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (d2, r2) = (d.clone(), r.clone());
+    let creds = auth.get(r.domain()).cloned();
     let job = tokio::task::spawn_blocking(move || {
-        let client = crate::engine::registry::client_for(&d2, r2.domain(), None);
+        let client = crate::engine::registry::client_for(&d2, r2.domain(), creds);
         let platform = berth_image::manifest::Platform::host();
         let progress = |p: Pull| {
             let line = match p {
