@@ -171,9 +171,13 @@ pub struct Pending {
 /// The first half of making the network namespace of [`planned`] ready when it is the
 /// container's own (the second is [`plug`]), all a task's creation needs: the pinned namespace, an address
 /// per bridge network (recorded as the record's endpoints, with their DNS names), `/etc/hosts`
-/// and `resolv.conf`. None when the namespace is not the container's own. On error nothing is
-/// left.
-pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending>, Error> {
+/// and `resolv.conf` (with the hosts of its resolved legacy `links`). None when the namespace
+/// is not the container's own. On error nothing is left.
+pub async fn prepare(
+    d: &Arc<Daemon>,
+    rec: &mut Record,
+    links: &[crate::engine::links::Resolved],
+) -> Result<Option<Pending>, Error> {
     let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
     if mode.starts_with("container:") {
         return Ok(None);
@@ -194,7 +198,7 @@ pub async fn prepare(d: &Arc<Daemon>, rec: &mut Record) -> Result<Option<Pending
             endpoints.push(plan_endpoint(d, rec, i, n == 0)?);
         }
         reserve_ports(d, rec)?;
-        write_net_files(d, rec)
+        write_net_files(d, rec, links)
     })();
     if let Err(e) = planned {
         teardown(d, rec).await;
@@ -475,16 +479,18 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
 
 /// `/etc/hosts` with the container's addresses, and `/etc/resolv.conf` pointing at the
 /// network's DNS (user-defined networks) or the host's resolvers (the default bridge).
-fn write_net_files(d: &Daemon, rec: &Record) -> Result<(), Error> {
+fn write_net_files(
+    d: &Daemon,
+    rec: &Record,
+    links: &[crate::engine::links::Resolved],
+) -> Result<(), Error> {
     let dir = d.containers.dir(&rec.id);
     let hostname = rec.config.hostname.as_str();
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
-    if rec.networks.iter().any(|a| a.network == "bridge") {
-        for l in crate::engine::links::resolve(d, rec).unwrap_or_default() {
-            hosts.push_str(&crate::engine::links::hosts_line(&l));
-        }
+    for l in links {
+        hosts.push_str(&crate::engine::links::hosts_line(l));
     }
     for a in &rec.networks {
         if let Some(ep) = &a.endpoint {

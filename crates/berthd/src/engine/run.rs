@@ -339,7 +339,7 @@ async fn prepare(
     };
     let (files, network, created_record) = tokio::join!(
         files,
-        crate::engine::endpoints::prepare(d, rec),
+        crate::engine::endpoints::prepare(d, rec, &links),
         create_record
     );
     made.record = created_record.is_ok();

@@ -159,6 +159,11 @@ const DEFAULT_MOUNTS: &str = "/proc proc proc nosuid,noexec,nodev
 const NO_NEW_PRIVILEGES: &str = "no-new-privileges no-new-privileges:true no-new-privileges=true";
 const RW_MODES: &str = "rw ro ro-non-recursive ro-force-recursive rro";
 const PROPAGATIONS: &str = "private rprivate slave rslave shared rshared";
+
+/// The propagation a bind's mode names (`ro,rshared` → `rshared`), if any.
+pub fn propagation_of(mode: &str) -> Option<&str> {
+    mode.split(',').find(|o| has_word(PROPAGATIONS, o))
+}
 /// The mount flags and tmpfs parameters a tmpfs accepts (moby/sys `MergeTmpfsOptions`).
 const TMPFS_FLAGS: &str = "ro rw exec noexec suid nosuid dev nodev sync async atime noatime \
     diratime nodiratime relatime norelatime strictatime nostrictatime mand nomand dirsync remount \
@@ -693,7 +698,7 @@ fn parse_bind(raw: &str) -> Result<Value> {
         _ => ReadOnly::No,
     }
     .options();
-    let prop = opts.into_iter().find(|o| has_word(PROPAGATIONS, o));
+    let prop = propagation_of(mode);
     Ok(bind(src, &dest, ["rbind", ro, prop.unwrap_or("rprivate")]))
 }
 

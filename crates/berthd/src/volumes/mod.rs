@@ -184,10 +184,7 @@ fn other_point(
     rw: bool,
     mode: &str,
 ) -> MountPoint {
-    const PROPAGATIONS: [&str; 6] = [
-        "private", "rprivate", "shared", "rshared", "slave", "rslave",
-    ];
-    let named = mode.split(',').find(|o| PROPAGATIONS.contains(o));
+    let named = crate::oci::spec::propagation_of(mode);
     MountPoint {
         typ: Some(kind),
         name: None,
