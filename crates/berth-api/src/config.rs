@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Reads `null` as the type's zero value, as Go's decoder does.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -28,7 +28,7 @@ where
 }
 
 /// moby's `strslice.StrSlice`: a list of strings, or one string meaning a list of one.
-fn str_slice<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+pub(crate) fn str_slice<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -45,20 +45,20 @@ where
     })
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 
-fn is_zero(n: &i64) -> bool {
+pub(crate) fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
 /// Go's `omitempty` for a slice or map behind a pointer-free field: absent when empty.
-fn none_or_empty<T: IsEmpty>(v: &Option<T>) -> bool {
+pub(crate) fn none_or_empty<T: IsEmpty>(v: &Option<T>) -> bool {
     v.as_ref().is_none_or(IsEmpty::is_empty)
 }
 
-trait IsEmpty {
+pub(crate) trait IsEmpty {
     fn is_empty(&self) -> bool;
 }
 

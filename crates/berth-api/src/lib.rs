@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod host_config;
 pub mod query;
 pub mod responses;
 pub mod stdcopy;

@@ -230,7 +230,7 @@ pub struct ContainerInspect {
     #[serde(rename = "ExecIDs")]
     pub exec_ids: Option<Vec<String>>,
     #[serde(rename = "HostConfig")]
-    pub host_config: serde_json::Value,
+    pub host_config: crate::host_config::HostConfig,
     #[serde(rename = "GraphDriver")]
     pub graph_driver: bollard_stubs::models::GraphDriverData,
     #[serde(rename = "Mounts")]

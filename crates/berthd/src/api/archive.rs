@@ -269,12 +269,7 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiResu
     };
     let tmp = crate::api::images::body_to_temp_file(d, req).await?;
     let (root, rec) = open_root(d, name, true).await?;
-    if rec
-        .host_config
-        .get("ReadonlyRootfs")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false)
-    {
+    if rec.host_config.readonly_rootfs {
         return Err(Error::forbidden("container rootfs is marked read-only"));
     }
     let ctr = name.to_string();

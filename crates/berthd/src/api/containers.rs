@@ -121,8 +121,8 @@ pub fn summary(r: &Record) -> ContainerSummary {
         state: r.state.status.as_str().into(),
         status: status_text(r),
         host_config: SummaryHostConfig {
-            network_mode: r.host_config["NetworkMode"]
-                .as_str()
+            network_mode: Some(r.host_config.network_mode.as_str())
+                .filter(|m| !m.is_empty())
                 .unwrap_or("default")
                 .into(),
         },
@@ -243,8 +243,8 @@ pub async fn inspect(d: &Arc<Daemon>, name: &str) -> ApiResult {
         exec_ids: Some(d.execs.of(&r.id)).filter(|e| !e.is_empty()),
         host_config: {
             let mut hc = r.host_config.clone();
-            if hc["Links"].is_array() {
-                hc["Links"] = crate::engine::links::shown(&r).into();
+            if hc.links.is_some() {
+                hc.links = Some(crate::engine::links::shown(&r));
             }
             hc
         },
@@ -636,7 +636,7 @@ pub async fn remove_link(d: &Arc<Daemon>, name: &str) -> ApiResult {
     if kept.len() == links.len() {
         return Err(missing());
     }
-    rec.host_config["Links"] = kept.into();
+    rec.host_config.links = Some(kept);
     d.containers.save(&rec)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -728,7 +728,10 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
     let update = crate::engine::update::apply(
         checked,
         &rec.host_config,
-        &rec.spec["linux"]["resources"],
+        rec.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref()),
         auto_remove,
     )?;
     let crate::engine::update::Update {
@@ -753,7 +756,9 @@ pub async fn update(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> ApiR
             })?;
     }
     rec.host_config = hc;
-    rec.spec["linux"]["resources"] = resources;
+    if let Some(linux) = rec.spec.linux_mut().as_mut() {
+        linux.set_resources(Some(resources));
+    }
     d.containers.save(&rec)?;
     d.events.emit(
         "container",

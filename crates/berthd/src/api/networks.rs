@@ -319,10 +319,7 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
     let h = d.containers.find(cname)?;
     let mut rec = h.lock().await;
     let at = rec.networks.iter().position(|a| a.network_id == n.id);
-    let mode = rec.host_config["NetworkMode"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let mode = rec.host_config.network_mode.clone();
     if join {
         if at.is_some() {
             return Err(forbidden(format!(

@@ -14,7 +14,6 @@ use berth_image::Reference;
 use berth_image::images::ImageRecord;
 use berth_image::manifest::MAX_CONFIG;
 use berth_image::service::NewImage;
-use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::build::cache;
@@ -473,7 +472,7 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
     }
     let (d2, config, author) = (d.clone(), config_value(s), s.author.clone());
     store(d, s, &key, move || {
-        let history = json!({"created_by": created_by});
+        let history = history(created_by);
         d2.images
             .with_config(&parent, config, history, author.as_deref(), None)
     })
@@ -554,16 +553,22 @@ async fn run(
             }
         }
     }
-    let body = json!({
-        "Image": image.id.to_string(),
-        "Cmd": cmd,
-        "Entrypoint": [],
-        "Env": env,
-        "WorkingDir": s.config.working_dir,
-        "User": s.config.user,
-        "Labels": {"com.berth.build": "intermediate"},
-        "HostConfig": {"NetworkMode": network},
-    });
+    let mut config = ContainerConfig {
+        image: image.id.to_string(),
+        cmd: Some(cmd.clone()),
+        entrypoint: Some(Vec::new()),
+        env: Some(env),
+        working_dir: s.config.working_dir.clone(),
+        user: s.config.user.clone(),
+        ..Default::default()
+    };
+    config.set_label("com.berth.build", "intermediate");
+    let host = berth_api::host_config::HostConfig {
+        network_mode: network.to_string(),
+        ..Default::default()
+    };
+    let mut body = serde_json::to_value(&config).map_err(|e| Error::internal(e.to_string()))?;
+    body["HostConfig"] = serde_json::to_value(&host).map_err(|e| Error::internal(e.to_string()))?;
     let key = cache::key(&["run", image.id.as_str(), &body.to_string(), &config_text(s)]);
     if let Some(hit) = (!o.no_cache).then(|| cache::get(d, &key)).flatten() {
         say(" ---> Using cache\n".into());
@@ -582,6 +587,15 @@ async fn run(
         say(format!("Removing intermediate container {}\n", &id[..12]));
     }
     result
+}
+
+/// The history entry of a step, as the image store takes it.
+fn history(created_by: String) -> serde_json::Value {
+    let entry = berth_api::config::History {
+        created_by,
+        ..Default::default()
+    };
+    serde_json::to_value(entry).unwrap_or_default()
 }
 
 /// Starts the RUN container, relays its output, and commits it when it exits with 0.
@@ -753,7 +767,7 @@ async fn copy(
             NewImage {
                 parent: parent.as_ref(),
                 config,
-                history: json!({"created_by": created_by}),
+                history: history(created_by),
                 author,
                 container: None,
                 tag: None,

@@ -10,7 +10,6 @@ use berth_api::config::ContainerConfig;
 use berth_image::Reference;
 use berth_image::images::ImageRecord;
 use berth_image::service::NewImage;
-use serde_json::json;
 
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -66,7 +65,12 @@ pub async fn commit(d: &Arc<Daemon>, name: &str, o: CommitOptions) -> Result<Ima
         .clone()
         .unwrap_or_else(|| config.cmd.as_deref().unwrap_or_default().join(" "));
     let config = serde_json::to_value(&config).unwrap_or_default();
-    let history = json!({"created_by": created_by, "comment": o.comment});
+    let history = serde_json::to_value(berth_api::config::History {
+        created_by,
+        comment: o.comment.clone(),
+        ..Default::default()
+    })
+    .unwrap_or_default();
     let image = tokio::task::spawn_blocking(move || {
         d2.images.add_layer(
             layer,
@@ -257,6 +261,7 @@ fn merge(user: &mut ContainerConfig, container: &ContainerConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn changes_set_the_config_as_dockerfile_instructions_do() {

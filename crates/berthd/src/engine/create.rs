@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_api::config::ContainerConfig;
+use berth_api::host_config::{HostConfig, LogConfig, RestartPolicy};
 use berth_image::images::ImageRecord;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -29,12 +30,10 @@ struct Plan {
     given: Option<String>,
     image_name: String,
     image: ImageRecord,
-    image_config: Value,
-    /// The request without its `HostConfig`.
-    create: Value,
-    /// Its container config, typed.
+    image_config: ContainerConfig,
+    /// The request's container config, typed.
     config: ContainerConfig,
-    host_config: Value,
+    host_config: HostConfig,
     networks: Vec<Attachment>,
     argv: Vec<String>,
     warnings: Vec<String>,
@@ -75,16 +74,22 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
     if !create.is_object() {
         return Err(Error::invalid("the container config must be a JSON object"));
     }
-    let image_name = create["Image"]
-        .as_str()
+    // The request, typed once: a field of the wrong type is refused here.
+    let mut host_config: HostConfig =
+        match create.as_object_mut().and_then(|o| o.remove("HostConfig")) {
+            None | Some(Value::Null) => HostConfig::default(),
+            Some(v @ Value::Object(_)) => serde_json::from_value(v)
+                .map_err(|e| Error::invalid(format!("invalid HostConfig: {e}")))?,
+            Some(_) => return Err(Error::invalid("HostConfig must be a JSON object")),
+        };
+    let mut config: ContainerConfig = serde_json::from_value(create.clone())
+        .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
+    let image_name = Some(config.image.clone())
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::invalid("Config cannot be empty in order to create a container"))?
-        .to_string();
+        .ok_or_else(|| Error::invalid("Config cannot be empty in order to create a container"))?;
     // Docker's answer to a runtime it does not know (`docker run --runtime X`).
-    if let Some(rt) = create["HostConfig"]["Runtime"]
-        .as_str()
-        .filter(|r| !r.is_empty() && !matches!(*r, "berth-runc" | "runc"))
-    {
+    let rt = host_config.runtime.as_str();
+    if !rt.is_empty() && !matches!(rt, "berth-runc" | "runc") {
         return Err(Error::invalid(format!(
             "unknown or invalid runtime name: {rt}"
         )));
@@ -108,46 +113,28 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
         .map_err(|e| Error::internal(e.to_string()))?
         .map_err(|_| Error::not_found(format!("No such image: {image_name}")))?;
     let image_config = crate::engine::health::image_config(d, &image.id);
-    let mut host_config = create
-        .as_object_mut()
-        .and_then(|o| o.remove("HostConfig"))
-        .unwrap_or_else(|| json!({}));
     check_host_config(&mut host_config)?;
     crate::engine::links::check(d, &mut host_config)?;
-    for from in crate::model::strings(&host_config["VolumesFrom"]) {
+    for from in host_config.volumes_from() {
         let name = from.rsplit_once(':').map_or(from.as_str(), |(n, _)| n);
         d.containers.view(name)?;
     }
-    if let Some(m) = create["MacAddress"].as_str().filter(|m| !m.is_empty()) {
-        if crate::engine::endpoints::parse_mac(m).is_none() {
-            return Err(Error::invalid(format!("invalid MAC address: {m}")));
-        }
+    let mac = config.mac_address.as_str();
+    if !mac.is_empty() && crate::engine::endpoints::parse_mac(mac).is_none() {
+        return Err(Error::invalid(format!("invalid MAC address: {mac}")));
     }
-    let networks = crate::engine::endpoints::attachments(
-        d,
-        host_config["NetworkMode"].as_str().unwrap_or_default(),
-        &create,
-    )?;
+    let networks = crate::engine::endpoints::attachments(d, &host_config.network_mode, &create)?;
     // The image's exposed ports are the container's too (`-P` publishes them).
-    if let Some(ports) = image_config["ExposedPorts"].as_object() {
-        if !create["ExposedPorts"].is_object() {
-            create["ExposedPorts"] = json!({});
-        }
-        for k in ports.keys() {
-            create["ExposedPorts"][k] = json!({});
-        }
+    for k in image_config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        config.expose(k);
     }
-    let argv = crate::oci::spec::command(&create, &image_config)
+    let argv = crate::oci::spec::command(&config, &image_config)
         .map_err(|e| Error::invalid(e.to_string()))?;
-    // The container config, typed once: a field of the wrong type is refused here.
-    let config: ContainerConfig = serde_json::from_value(create.clone())
-        .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
     // What the host cannot enforce is dropped with dockerd's warnings (and not kept in the record).
-    let network_mode = host_config["NetworkMode"].as_str().map(str::to_string);
     let warnings = crate::oci::sysinfo::verify_resources(
         &d.sysinfo,
-        &mut host_config,
-        network_mode.as_deref(),
+        &mut host_config.resources,
+        Some(host_config.network_mode.as_str()),
     )
     .map_err(|e| Error::invalid(e.to_string()))?;
     // A name in use fails the create before anything is made (a create that takes it
@@ -161,7 +148,6 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
         image_name,
         image,
         image_config,
-        create,
         config,
         host_config,
         networks,
@@ -172,18 +158,12 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
 
 /// The log driver: none named is the default one (its options kept); dockerd's own drivers
 /// that berthd has not are refused by name, any other as an unknown plugin, as dockerd does.
-fn log_config(host_config: &mut Value) -> Result<(), Error> {
-    let kind = host_config["LogConfig"]["Type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+fn log_config(log: &mut LogConfig) -> Result<(), Error> {
+    let kind = log.kind.clone();
     match kind.as_str() {
         "" => {
-            let config = match &host_config["LogConfig"]["Config"] {
-                Value::Object(m) => Value::Object(m.clone()),
-                _ => json!({}),
-            };
-            host_config["LogConfig"] = json!({"Type": "json-file", "Config": config});
+            log.kind = "json-file".into();
+            log.config.get_or_insert_with(Default::default);
             Ok(())
         }
         "json-file" | "local" | "none" => Ok(()),
@@ -199,67 +179,51 @@ fn log_config(host_config: &mut Value) -> Result<(), Error> {
 
 /// Limits dockerd refuses or normalises at create: a negative shm size and a CPU count outside
 /// the host's are refused with its messages; a negative pids limit means none.
-fn limits(host_config: &mut Value) -> Result<(), Error> {
-    if host_config["ShmSize"].as_i64().is_some_and(|s| s < 0) {
+fn limits(host_config: &mut HostConfig) -> Result<(), Error> {
+    if host_config.shm_size < 0 {
         return Err(Error::invalid("SHM size can not be less than 0"));
     }
+    let r = &mut host_config.resources;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-    if let Some(nano) = host_config["NanoCpus"].as_i64() {
-        if nano < 0 || nano > cpus * 1_000_000_000 {
-            return Err(Error::invalid(format!(
-                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-            )));
-        }
-    }
-    if let Some(shares) = host_config["CpuShares"].as_i64().filter(|s| *s < 0) {
+    if r.nano_cpus < 0 || r.nano_cpus > cpus * 1_000_000_000 {
         return Err(Error::invalid(format!(
-            "invalid CPU shares ({shares}): value must be a positive integer"
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         )));
     }
-    if host_config["PidsLimit"].as_i64().is_some_and(|p| p < 0) {
-        host_config["PidsLimit"] = Value::Null;
+    if r.cpu_shares < 0 {
+        return Err(Error::invalid(format!(
+            "invalid CPU shares ({}): value must be a positive integer",
+            r.cpu_shares
+        )));
+    }
+    if r.pids_limit.is_some_and(|p| p < 0) {
+        r.pids_limit = None;
     }
     Ok(())
 }
 
 /// Fills in the `HostConfig` defaults dockerd fills in (clients read them back) and checks
 /// the restart policy as dockerd does.
-fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
-    if !host_config.is_object() {
-        return Err(Error::invalid("HostConfig must be a JSON object"));
-    }
-    log_config(host_config)?;
+fn check_host_config(host_config: &mut HostConfig) -> Result<(), Error> {
+    log_config(&mut host_config.log_config)?;
     limits(host_config)?;
-    if host_config["NetworkMode"]
-        .as_str()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        host_config["NetworkMode"] = json!("default");
+    if host_config.network_mode.is_empty() {
+        host_config.network_mode = "default".into();
     }
-    if !host_config["RestartPolicy"].is_object() {
-        host_config["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+    if host_config.restart_policy.name.is_empty() {
+        host_config.restart_policy.name = "no".into();
     }
     // The runtime it runs with, as dockerd records its default one.
-    if host_config["Runtime"]
-        .as_str()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        host_config["Runtime"] = json!("berth-runc");
+    if host_config.runtime.is_empty() {
+        host_config.runtime = "berth-runc".into();
     }
-    let policy = restart_policy(host_config)?;
-    if host_config["RestartPolicy"]["MaximumRetryCount"]
-        .as_i64()
-        .unwrap_or(0)
-        != 0
-        && policy != "on-failure"
-    {
+    let policy = restart_policy(&host_config.restart_policy)?;
+    if host_config.restart_policy.maximum_retry_count != 0 && policy != "on-failure" {
         return Err(Error::invalid(format!(
             "maximum retry count cannot be used with restart policy '{policy}'"
         )));
     }
-    if !matches!(policy.as_str(), "" | "no") && host_config["AutoRemove"].as_bool() == Some(true) {
+    if !matches!(policy.as_str(), "" | "no") && host_config.auto_remove {
         return Err(Error::invalid(
             "can't create 'AutoRemove' container with restart policy",
         ));
@@ -268,11 +232,8 @@ fn check_host_config(host_config: &mut Value) -> Result<(), Error> {
 }
 
 /// The `HostConfig`'s restart policy name, if it is one Docker knows (empty: none).
-pub fn restart_policy(host_config: &Value) -> Result<String, Error> {
-    let policy = host_config["RestartPolicy"]["Name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+pub fn restart_policy(p: &RestartPolicy) -> Result<String, Error> {
+    let policy = p.name.clone();
     if !matches!(
         policy.as_str(),
         "" | "no" | "always" | "unless-stopped" | "on-failure"
@@ -293,31 +254,29 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
     let dir = d.containers.dir(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::internal(e.to_string()))?;
     made.dir = Some(dir.clone());
-    let hostname = plan.create["Hostname"]
-        .as_str()
+    let hostname = Some(plan.config.hostname.as_str())
         .filter(|h| !h.is_empty())
         .unwrap_or(&id[..12])
         .to_string();
     let dns = crate::oci::rootfs::DnsSettings::of(&plan.host_config);
     crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns)?;
-    let mut full = plan.create.clone();
     let mut resolved = plan.host_config.clone();
     // After the request's own mounts, the ones of `--volumes-from`, then the request's own
     // `Volumes` (`docker run -v /data`), then the image's `VOLUME`s.
     crate::engine::volumes::volumes_from(d, &mut resolved)?;
-    crate::volumes::add_anonymous_volumes(&mut resolved, &plan.create);
+    crate::volumes::add_anonymous_volumes(&mut resolved, &plan.config);
     crate::volumes::add_anonymous_volumes(&mut resolved, &plan.image_config);
     let layer_dirs = d.images.layer_dirs(&plan.image);
     let volumes = d.volumes.resolve(&mut resolved, &layer_dirs)?;
     made.volumes = volumes.names.clone();
-    full["HostConfig"] = resolved;
     let merged = crate::oci::rootfs::merged(&dir).display().to_string();
     let user_root = crate::oci::rootfs::passwd_layer(&layer_dirs)
         .map(|l| l.display().to_string())
         .unwrap_or_default();
     let spec = crate::oci::spec::build(&crate::oci::spec::SpecInput {
         id: &id,
-        create: &full,
+        config: &plan.config,
+        host: &resolved,
         image_config: &plan.image_config,
         rootfs: &merged,
         user_root: &user_root,

@@ -130,7 +130,7 @@ pub fn netns_path(d: &Daemon, id: &str) -> PathBuf {
 /// running container's for `container:<id>`. Known before anything is made, so the task's spec
 /// can be written while [`prepare`] works.
 pub async fn planned(d: &Arc<Daemon>, rec: &Record) -> Result<Option<String>, Error> {
-    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
+    let mode = rec.host_config.network_mode.as_str();
     if let Some(other) = mode.strip_prefix("container:") {
         let h = d.containers.find(other)?;
         let o = h.lock().await;
@@ -178,7 +178,7 @@ pub async fn prepare(
     rec: &mut Record,
     links: &[crate::engine::links::Resolved],
 ) -> Result<Option<Pending>, Error> {
-    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
+    let mode = rec.host_config.network_mode.as_str();
     if mode.starts_with("container:") {
         return Ok(None);
     }
@@ -425,19 +425,19 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
         return Ok(());
     };
     let mut want = vec![];
-    if let Some(m) = rec.host_config["PortBindings"].as_object() {
+    if let Some(m) = &rec.host_config.port_bindings {
         for (key, binds) in m {
             let (port, proto) = port_proto(key)
                 .ok_or_else(|| Error::invalid(format!("invalid port specification: {key:?}")))?;
-            for b in binds.as_array().into_iter().flatten() {
-                let host_ip = b["HostIp"].as_str().unwrap_or_default();
+            for b in binds.iter().flatten() {
+                let host_ip = b.host_ip.as_str();
                 let host_ip = if host_ip == "0.0.0.0" { "" } else { host_ip };
                 if !host_ip.is_empty() && host_ip.parse::<Ipv4Addr>().is_err() {
                     return Err(Error::invalid(format!(
                         "invalid host IP {host_ip:?}: only IPv4 is supported"
                     )));
                 }
-                let hp = b["HostPort"].as_str().unwrap_or_default();
+                let hp = b.host_port.as_str();
                 let host_port = if hp.is_empty() {
                     0
                 } else {
@@ -455,7 +455,7 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
             }
         }
     }
-    if rec.host_config["PublishAllPorts"].as_bool() == Some(true) {
+    if rec.host_config.publish_all_ports {
         for key in exposed(rec) {
             if let Some((port, proto)) = port_proto(&key) {
                 if !want.iter().any(|w| w.port == port && w.proto == proto) {

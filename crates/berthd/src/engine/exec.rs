@@ -10,7 +10,7 @@ use berth_proto::v1::{
     CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, ResizePtyRequest, StartRequest,
 };
 use bytes::Bytes;
-use serde_json::{Value, json};
+use oci_spec::runtime::{Process, User};
 use tokio::sync::{broadcast, watch};
 
 use crate::containerd::{grpc, req};
@@ -145,12 +145,12 @@ pub enum Started {
 }
 
 /// The exec's OCI process: the container's, with the exec's args, env, cwd, user and TTY.
-pub fn process_spec(base: &Value, c: &ExecConfig, rootfs: &str) -> Result<Value, Error> {
+pub fn process_spec(base: &Process, c: &ExecConfig, rootfs: &str) -> Result<Process, Error> {
     let mut p = base.clone();
     let tty = c.tty.unwrap_or(false);
-    p["args"] = json!(c.cmd.clone().unwrap_or_default());
-    p["terminal"] = json!(tty);
-    let mut env = crate::model::strings(&p["env"]);
+    p.set_args(Some(c.cmd.clone().unwrap_or_default()));
+    p.set_terminal(Some(tty));
+    let mut env = p.env().clone().unwrap_or_default();
     for kv in c.env.iter().flatten() {
         let key = kv.split('=').next().unwrap_or_default();
         env.retain(|e| e.split('=').next() != Some(key));
@@ -161,14 +161,16 @@ pub fn process_spec(base: &Value, c: &ExecConfig, rootfs: &str) -> Result<Value,
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    p["env"] = json!(env);
+    p.set_env(Some(env));
     if let Some(w) = c.working_dir.as_deref().filter(|w| !w.is_empty()) {
-        p["cwd"] = json!(w);
+        p.set_cwd(w.into());
     }
     if let Some(u) = c.user.as_deref().filter(|u| !u.is_empty()) {
         let (uid, gid) =
             crate::oci::spec::user(u, rootfs).map_err(|e| Error::invalid(e.to_string()))?;
-        p["user"] = json!({"uid": uid, "gid": gid});
+        let mut user = User::default();
+        user.set_uid(uid).set_gid(gid);
+        p.set_user(user);
     }
     Ok(p)
 }
@@ -224,12 +226,15 @@ fn running(rec: &crate::model::record::Record) -> Result<(), Error> {
 }
 
 /// The container's process (the base of the exec's) and its rootfs path, if it runs.
-async fn container_process(d: &Daemon, container: &str) -> Result<(Value, String), Error> {
+async fn container_process(d: &Daemon, container: &str) -> Result<(Process, String), Error> {
     let h = d.containers.find(container)?;
     let rec = h.lock().await;
     running(&rec)?;
     let rootfs = crate::oci::rootfs::merged(&d.containers.dir(&rec.id));
-    Ok((rec.spec["process"].clone(), rootfs.display().to_string()))
+    Ok((
+        rec.spec.process().clone().unwrap_or_default(),
+        rootfs.display().to_string(),
+    ))
 }
 
 /// Builds the exec's process, opens its stdio and runs it; the exec is claimed.
@@ -354,7 +359,7 @@ async fn run_process(
     e: &Exec,
     exec_id: &str,
     io: &ExecIo,
-    process: &Value,
+    process: &Process,
 ) -> Result<u32, tonic::Status> {
     let mut tasks = d.containerd.tasks();
     let path = |p: Option<&PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();

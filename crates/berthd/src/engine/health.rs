@@ -34,10 +34,9 @@ const LOG_ENTRIES: usize = 5;
 
 /// The healthcheck of a container config over its image config's (the image config's
 /// `config` object), if any.
-fn check_of(config: &ContainerConfig, image: &Value) -> Option<Check> {
-    let image: ContainerConfig = serde_json::from_value(image.clone()).unwrap_or_default();
+fn check_of(config: &ContainerConfig, image: &ContainerConfig) -> Option<Check> {
     let own = config.healthcheck.clone().unwrap_or_default();
-    let img = image.healthcheck.unwrap_or_default();
+    let img = image.healthcheck.clone().unwrap_or_default();
     let words = own
         .test
         .filter(|t| !t.is_empty())
@@ -74,7 +73,7 @@ pub fn monitor(
     d: &Arc<Daemon>,
     h: &Handle,
     config: &ContainerConfig,
-    image_config: &Value,
+    image_config: &ContainerConfig,
     id: &str,
 ) {
     let Some(check) = check_of(config, image_config) else {
@@ -132,19 +131,19 @@ pub fn monitor(
     });
 }
 
-/// The `config` object of an image's config (where its `Healthcheck` is); Null if unreadable.
-pub fn image_config(d: &Daemon, image: &berth_image::Digest) -> Value {
+/// The `config` of an image's config (its `Cmd`, `Env`, `Healthcheck`...); empty if unreadable.
+pub fn image_config(d: &Daemon, image: &berth_image::Digest) -> ContainerConfig {
     d.images
         .content
         .read(image, berth_image::manifest::MAX_CONFIG)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .map(|v| v["config"].clone())
-        .unwrap_or(Value::Null)
+        .map(|mut v| crate::model::record::lenient_from(v["config"].take()))
+        .unwrap_or_default()
 }
 
 /// The `Health` a container starts a run with.
-pub fn starting(config: &ContainerConfig, image_config: &Value) -> Option<Health> {
+pub fn starting(config: &ContainerConfig, image_config: &ContainerConfig) -> Option<Health> {
     check_of(config, image_config).map(|_| Health {
         status: "starting".into(),
         ..Default::default()
@@ -158,7 +157,7 @@ async fn probe(d: &Arc<Daemon>, id: &str, check: &Check) -> (i64, String) {
         Ok(h) => {
             let rec = h.lock().await;
             (
-                rec.spec["process"].clone(),
+                rec.spec.process().clone().unwrap_or_default(),
                 crate::oci::rootfs::merged(&d.containers.dir(id))
                     .display()
                     .to_string(),
@@ -266,8 +265,10 @@ mod tests {
 
     #[test]
     fn container_healthcheck_wins_over_the_image_and_none_disables() {
-        let image = json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Retries": 5}});
         let typed = |v: Value| -> ContainerConfig { serde_json::from_value(v).unwrap() };
+        let image = typed(
+            json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Retries": 5}}),
+        );
         let c = check_of(&typed(json!({})), &image).unwrap();
         assert_eq!(
             (c.argv.clone(), c.interval, c.retries),
@@ -284,6 +285,6 @@ mod tests {
             check_of(&typed(json!({"Healthcheck": {"Test": ["NONE"]}})), &image),
             None
         );
-        assert_eq!(check_of(&typed(json!({})), &json!({})), None);
+        assert_eq!(check_of(&typed(json!({})), &typed(json!({}))), None);
     }
 }

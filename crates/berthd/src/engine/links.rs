@@ -5,6 +5,8 @@
 //! shown as dockerd shows it, `/child:/parent/alias`; it is resolved at each start, when the
 //! child must be running.
 
+use berth_api::host_config::HostConfig;
+
 use crate::engine::Daemon;
 use crate::model::Error;
 use crate::model::record::Record;
@@ -34,41 +36,34 @@ pub fn parse(link: &str) -> Result<(String, String), Error> {
 
 /// The `HostConfig.Links` of a create, checked and stored as `child:alias`: every child must
 /// exist, and links need a network namespace of the container's own.
-pub fn check(d: &Daemon, host_config: &mut serde_json::Value) -> Result<(), Error> {
-    let Some(links) = host_config["Links"].as_array().filter(|l| !l.is_empty()) else {
+pub fn check(d: &Daemon, host_config: &mut HostConfig) -> Result<(), Error> {
+    let links = host_config.links();
+    if links.is_empty() {
         return Ok(());
-    };
-    let mode = host_config["NetworkMode"].as_str().unwrap_or_default();
-    if mode == "host" {
+    }
+    if host_config.network_mode == "host" {
         return Err(Error::invalid(
             "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
         ));
     }
     let mut stored = Vec::new();
     for l in links {
-        let l = l
-            .as_str()
-            .ok_or_else(|| Error::invalid("HostConfig.Links: a list of strings"))?;
         let (name, alias) = parse(l)?;
         let child = d.containers.view(&name).map_err(|_| {
             Error::invalid(format!(
                 "could not get container for {name}: No such container: {name}"
             ))
         })?;
-        stored.push(serde_json::Value::String(format!("{}:{alias}", child.name)));
+        stored.push(format!("{}:{alias}", child.name));
     }
-    host_config["Links"] = serde_json::Value::Array(stored);
+    host_config.links = Some(stored);
     Ok(())
 }
 
 /// The links of `rec` as `(child, alias)`.
 pub fn of(rec: &Record) -> Vec<(String, String)> {
-    rec.host_config["Links"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| parse(l.as_str()?).ok())
-        .collect()
+    let links = rec.host_config.links().iter();
+    links.filter_map(|l| parse(l).ok()).collect()
 }
 
 /// `HostConfig.Links` as dockerd shows them: `/child:/parent/alias`.

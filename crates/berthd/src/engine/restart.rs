@@ -71,9 +71,7 @@ pub async fn cancel_restart(d: &Daemon, h: &Handle) -> bool {
 /// Whether berthd starts the container again when it starts: `always` even if a user stopped
 /// it; `unless-stopped` only if no user did.
 pub fn wanted_at_daemon_start(rec: &Record) -> bool {
-    let name = rec.host_config["RestartPolicy"]["Name"]
-        .as_str()
-        .unwrap_or("no");
+    let name = rec.host_config.restart_policy.name.as_str();
     !rec.running()
         && rec.state.status != Status::Created
         && (name == "always" || (name == "unless-stopped" && !rec.state.manually_stopped))

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_api::host_config::HostConfig;
 use berth_proto::v1::envelope::Event;
 use berth_proto::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, KillRequest, StartRequest, SubscribeRequest,
 };
 use bytes::Bytes;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use tokio::sync::{broadcast, watch};
 
 use crate::containerd::{NAMESPACE, grpc, req};
@@ -85,8 +87,8 @@ pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
 }
 
 /// The container keeps no log (`--log-driver none`): its output goes only to attached clients.
-pub fn logs_off(host_config: &serde_json::Value) -> bool {
-    host_config["LogConfig"]["Type"].as_str() == Some("none")
+pub fn logs_off(host_config: &HostConfig) -> bool {
+    host_config.log_config.kind == "none"
 }
 
 /// The error of reading a log that is not kept, as dockerd words it.
@@ -94,11 +96,11 @@ pub fn no_log_reading() -> Error {
     Error::NotImplemented("configured logging driver does not support reading".into())
 }
 
-fn log_limits(host_config: &serde_json::Value) -> (Option<u64>, u32) {
-    let opts = &host_config["LogConfig"]["Config"];
-    let size = opts["max-size"].as_str().and_then(parse_size);
-    let files = opts["max-file"]
-        .as_str()
+fn log_limits(host_config: &HostConfig) -> (Option<u64>, u32) {
+    let opts = host_config.log_config.config.clone().unwrap_or_default();
+    let size = opts.get("max-size").and_then(|s| parse_size(s));
+    let files = opts
+        .get("max-file")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     (size, files)
@@ -263,7 +265,7 @@ async fn prepare(
     image: &berth_image::images::ImageRecord,
     paths: &RunPaths,
     made: &mut Made,
-) -> Result<(serde_json::Value, Option<crate::engine::endpoints::Pending>), Failure> {
+) -> Result<(Spec, Option<crate::engine::endpoints::Pending>), Failure> {
     let id = rec.id.clone();
     // Legacy links need their containers running; their variables join the environment.
     let on_bridge = rec.networks.iter().any(|a| a.network == "bridge");
@@ -273,21 +275,24 @@ async fn prepare(
     };
     let netns = crate::engine::endpoints::planned(d, rec).await?;
     let mut spec = rec.spec.clone();
-    if let Some(env) = spec["process"]["env"].as_array_mut() {
+    if let Some(process) = spec.process_mut().as_mut() {
+        let mut env = process.env().clone().unwrap_or_default();
         for l in &links {
-            let vars = crate::engine::links::env(&rec.name, l);
-            env.extend(vars.into_iter().map(serde_json::Value::String));
+            env.extend(crate::engine::links::env(&rec.name, l));
         }
+        process.set_env(Some(env));
     }
-    spec["root"]["path"] = serde_json::json!(paths.rootfs.display().to_string());
+    if let Some(root) = spec.root_mut().as_mut() {
+        root.set_path(paths.rootfs.clone());
+    }
     if let Some(path) = &netns {
-        for ns in spec["linux"]["namespaces"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::json!(path);
+        let namespaces = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.namespaces_mut().as_mut());
+        for ns in namespaces.into_iter().flatten() {
+            if ns.typ() == LinuxNamespaceType::Network {
+                ns.set_path(Some(path.into()));
             }
         }
     }
@@ -355,7 +360,7 @@ async fn prepare(
 async fn create_task(
     d: &Arc<Daemon>,
     rec: &mut crate::engine::store::Record,
-    spec: &serde_json::Value,
+    spec: &Spec,
     paths: &RunPaths,
     mut pending: Option<crate::engine::endpoints::Pending>,
     made: &mut Made,
@@ -408,7 +413,7 @@ async fn create_task(
 /// Whether the runtime's create already uses the container's interfaces: a sysctl of one of
 /// them (`net.ipv4.conf.eth0.…`, `net.ipv6.neigh.eth0.…`; not the namespace-wide ones every
 /// container gets, nor `all`/`default`), or a hook run before the process starts.
-fn needs_network_at_create(spec: &serde_json::Value) -> bool {
+fn needs_network_at_create(spec: &Spec) -> bool {
     let per_interface = |key: &str| {
         let parts: Vec<&str> = key.split('.').collect();
         parts.len() >= 5
@@ -416,12 +421,14 @@ fn needs_network_at_create(spec: &serde_json::Value) -> bool {
             && matches!(parts[2], "conf" | "neigh")
             && !matches!(parts[3], "all" | "default")
     };
-    let net_sysctl = spec["linux"]["sysctl"]
-        .as_object()
-        .is_some_and(|m| m.keys().any(|k| per_interface(k)));
-    let hooks = ["prestart", "createRuntime", "createContainer"]
-        .iter()
-        .any(|h| spec["hooks"][h].as_array().is_some_and(|a| !a.is_empty()));
+    let sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    let net_sysctl = sysctl.is_some_and(|m| m.keys().any(|k| per_interface(k)));
+    let set = |h: &Option<Vec<_>>| h.as_ref().is_some_and(|a| !a.is_empty());
+    #[allow(deprecated)] // `prestart`: runtimes still run it, so it still needs the network
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .is_some_and(|h| set(h.prestart()) || set(h.create_runtime()) || set(h.create_container()));
     net_sysctl || hooks
 }
 
@@ -506,7 +513,7 @@ struct Io {
 }
 
 /// Starts pumping the container's FIFOs into its log and to attached clients.
-fn open_io(d: &Daemon, id: &str, tty: bool, host_config: &serde_json::Value) -> Result<Io, Error> {
+fn open_io(d: &Daemon, id: &str, tty: bool, host_config: &HostConfig) -> Result<Io, Error> {
     let log = match logs_off(host_config) {
         true => None,
         false => {
@@ -917,7 +924,12 @@ mod tests {
 
     #[test]
     fn only_interface_sysctls_and_create_hooks_need_the_network_at_create() {
-        let spec = |sysctl: serde_json::Value, hooks: serde_json::Value| serde_json::json!({"linux": {"sysctl": sysctl}, "hooks": hooks});
+        let spec = |sysctl: serde_json::Value,
+                    hooks: serde_json::Value|
+         -> oci_spec::runtime::Spec {
+            let v = serde_json::json!({"ociVersion": "1.2.0", "linux": {"sysctl": sysctl}, "hooks": hooks});
+            serde_json::from_value(v).unwrap()
+        };
         let defaults = serde_json::json!({
             "net.ipv4.ping_group_range": "0 2147483647",
             "net.ipv4.ip_unprivileged_port_start": "0",

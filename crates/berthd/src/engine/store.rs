@@ -307,7 +307,6 @@ fn name_in_use(name: &str, other: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn names_and_lookups() {
@@ -320,12 +319,12 @@ mod tests {
             image: "busybox".into(),
             image_id: String::new(),
             config: Default::default(),
-            host_config: Value::Null,
+            host_config: Default::default(),
             path: "sh".into(),
             args: vec![],
             state: State::default(),
             restart_count: 0,
-            spec: Value::Null,
+            spec: Default::default(),
             volumes: vec![],
             mounts: vec![],
             networks: vec![],

@@ -44,20 +44,22 @@ pub async fn remove_anonymous(d: &Daemon, names: &[String]) {
 /// become binds of this one, at the same places, read-only with `:ro`, else as they were; a
 /// place the request mounts something at itself keeps that. `VolumesFrom` is then cleared
 /// from `hc` (what the spec builder sees).
-pub fn volumes_from(d: &Daemon, hc: &mut serde_json::Value) -> Result<(), crate::model::Error> {
+pub fn volumes_from(
+    d: &Daemon,
+    hc: &mut berth_api::host_config::HostConfig,
+) -> Result<(), crate::model::Error> {
     use berth_api::models::MountPointTypeEnum as Kind;
-    let from: Vec<String> = crate::model::strings(&hc["VolumesFrom"]);
+    let from: Vec<String> = hc.volumes_from().to_vec();
     if from.is_empty() {
         return Ok(());
     }
-    let mut taken: Vec<String> = crate::model::strings(&hc["Binds"])
+    let mut taken: Vec<String> = hc
+        .binds()
         .iter()
         .filter_map(|b| b.split(':').nth(1).map(str::to_string))
         .collect();
-    for m in hc["Mounts"].as_array().into_iter().flatten() {
-        taken.extend(m["Target"].as_str().map(str::to_string));
-    }
-    let mut binds = crate::model::strings(&hc["Binds"]);
+    taken.extend(hc.mounts().iter().map(|m| m.target.clone()));
+    let mut binds = hc.binds().to_vec();
     for spec in from {
         let (name, mode) = match spec.rsplit_once(':') {
             Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
@@ -92,7 +94,7 @@ pub fn volumes_from(d: &Daemon, hc: &mut serde_json::Value) -> Result<(), crate:
             taken.push(dest.to_string());
         }
     }
-    hc["Binds"] = binds.into();
-    hc["VolumesFrom"] = serde_json::Value::Null;
+    hc.binds = Some(binds);
+    hc.volumes_from = None;
     Ok(())
 }

@@ -4,25 +4,36 @@
 use std::sync::Arc;
 
 use berth_api::config::ContainerConfig;
+use berth_api::host_config::HostConfig;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-/// A stored config that does not read as a `ContainerConfig` (a field of the wrong type written
-/// before configs were typed) is kept as far as it reads, so the container is not lost.
-fn lenient_config<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerConfig, D::Error> {
-    let raw = Value::deserialize(d)?;
+/// A stored config (`ContainerConfig`, `HostConfig`) that does not read as its type (a field of
+/// the wrong type written before configs were typed) is kept as far as it reads, so the
+/// container is not lost.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    Ok(lenient_from(Value::deserialize(d)?))
+}
+
+/// `raw` as a `T`, its fields of the wrong type left out (logged), as [`lenient`] reads.
+pub fn lenient_from<T: DeserializeOwned + Default>(raw: Value) -> T {
     match serde_json::from_value(raw.clone()) {
-        Ok(c) => Ok(c),
+        Ok(c) => c,
         Err(e) => {
-            tracing::warn!(error = %e, "a stored container config does not read; keeping its valid fields");
+            tracing::warn!(error = %e, "a stored config does not read; keeping its valid fields");
             let mut kept = serde_json::Map::new();
             for (k, v) in raw.as_object().into_iter().flatten() {
                 let one = serde_json::json!({ k: v });
-                if serde_json::from_value::<ContainerConfig>(one).is_ok() {
+                if serde_json::from_value::<T>(one).is_ok() {
                     kept.insert(k.clone(), v.clone());
                 }
             }
-            Ok(serde_json::from_value(Value::Object(kept)).unwrap_or_default())
+            serde_json::from_value(Value::Object(kept)).unwrap_or_default()
         }
     }
 }
@@ -88,9 +99,10 @@ pub struct Record {
     /// The image id (`sha256:…`).
     pub image_id: String,
     /// The create request's container config (everything but HostConfig).
-    #[serde(deserialize_with = "lenient_config")]
+    #[serde(deserialize_with = "lenient")]
     pub config: ContainerConfig,
-    pub host_config: Value,
+    #[serde(deserialize_with = "lenient")]
+    pub host_config: HostConfig,
     /// The command: entrypoint and args.
     pub path: String,
     pub args: Vec<String>,
@@ -98,7 +110,7 @@ pub struct Record {
     pub restart_count: u64,
     /// The OCI spec given to berth-containerd.
     #[serde(default)]
-    pub spec: Value,
+    pub spec: oci_spec::runtime::Spec,
     /// Names of the volumes it mounts.
     #[serde(default)]
     pub volumes: Vec<String>,
@@ -128,14 +140,14 @@ impl Record {
     }
     /// Whether the restart policy restarts the container after this exit.
     pub fn should_restart(&self) -> bool {
-        let p = &self.host_config["RestartPolicy"];
+        let p = &self.host_config.restart_policy;
         if self.state.manually_stopped {
             return false;
         }
-        match p["Name"].as_str().unwrap_or("no") {
+        match p.name.as_str() {
             "always" | "unless-stopped" => true,
             "on-failure" => {
-                let max = p["MaximumRetryCount"].as_u64().unwrap_or(0);
+                let max = u64::try_from(p.maximum_retry_count).unwrap_or(0);
                 self.state.exit_code != 0 && (max == 0 || self.restart_count < max)
             }
             _ => false,
@@ -143,7 +155,7 @@ impl Record {
     }
 
     pub fn auto_remove(&self) -> bool {
-        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+        self.host_config.auto_remove
     }
 }
 
@@ -158,7 +170,7 @@ mod tests {
         let stored = serde_json::json!({
             "id": "c", "name": "n", "created": "", "image": "i", "image_id": "sha256:x",
             "config": {"Env": "A=1", "Cmd": ["sh"], "Tty": true, "Labels": {"a": "b"}},
-            "host_config": {}, "path": "sh", "args": [],
+            "host_config": {"Privileged": "yes", "Memory": 7}, "path": "sh", "args": [],
             "state": {"status": "exited", "pid": 0, "exit_code": 0, "started_at": "",
                 "finished_at": "", "oom_killed": false, "error": ""},
             "restart_count": 0
@@ -167,5 +179,7 @@ mod tests {
         assert_eq!(rec.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
         assert!(rec.config.tty && rec.config.env.is_none());
         assert_eq!(rec.config.labels.unwrap()["a"], "b");
+        assert!(!rec.host_config.privileged);
+        assert_eq!(rec.host_config.resources.memory, 7);
     }
 }

@@ -1,7 +1,8 @@
 //! The OCI bundle of a container: its runtime spec built from Docker's create request
-//! (`spec`, with Docker's default seccomp profile), the host's cgroup features the spec must
+//! (`spec`, with Docker's default seccomp profile and the cgroup limits of `resources`), the host's cgroup features the spec must
 //! respect (`sysinfo`), and its overlayfs root filesystem (`rootfs`).
 
+pub mod resources;
 pub mod rootfs;
 pub mod seccomp_profile;
 pub mod spec;

@@ -132,20 +132,13 @@ pub struct DnsSettings {
 }
 
 impl DnsSettings {
-    /// Reads them from a `HostConfig`; entries that are not strings are skipped.
-    pub fn of(host_config: &serde_json::Value) -> DnsSettings {
-        let list = |k: &str| -> Vec<String> {
-            host_config[k]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        };
+    /// Reads them from a `HostConfig`.
+    pub fn of(host_config: &berth_api::host_config::HostConfig) -> DnsSettings {
+        let list = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
         DnsSettings {
-            servers: list("Dns"),
-            search: list("DnsSearch"),
-            options: list("DnsOptions"),
+            servers: list(&host_config.dns),
+            search: list(&host_config.dns_search),
+            options: list(&host_config.dns_options),
         }
     }
 }

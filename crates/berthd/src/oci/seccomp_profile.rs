@@ -8,7 +8,11 @@
 //! `--security-opt seccomp=unconfined` and `--privileged` turn it off; `seccomp=<profile JSON>`
 //! (what the docker CLI sends for a file) replaces it.
 
-use serde_json::{Value, json};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+use serde::Deserialize;
 
 /// Refused unless the container holds the capability.
 const BY_CAPABILITY: &[(&str, &[&str])] = &[
@@ -114,130 +118,177 @@ const CLONE_NEW: [u64; 7] = [
     0x4000_0000, // NEWNET
 ];
 
-fn architectures() -> Value {
+fn architectures() -> Vec<Arch> {
     match std::env::consts::ARCH {
-        "aarch64" => json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]),
-        "x86_64" => json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
-        _ => json!([]),
+        "aarch64" => vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],
+        "x86_64" => vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
+        _ => Vec::new(),
     }
 }
 
+/// One syscall rule.
+fn rule(
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    errno: Option<u32>,
+    args: Option<Vec<LinuxSeccompArg>>,
+) -> LinuxSyscall {
+    let mut r = LinuxSyscall::default();
+    r.set_names(names)
+        .set_action(action)
+        .set_errno_ret(errno)
+        .set_args(args);
+    r
+}
+
+/// A profile with its default action, architectures and rules.
+fn profile(
+    default: LinuxSeccompAction,
+    errno: Option<u32>,
+    arches: Vec<Arch>,
+    rules: Vec<LinuxSyscall>,
+) -> LinuxSeccomp {
+    let mut p = LinuxSeccomp::default();
+    p.set_default_action(default)
+        .set_default_errno_ret(errno)
+        .set_architectures(Some(arches))
+        .set_syscalls(Some(rules));
+    p
+}
+
 /// Berth's default profile for a container holding `caps` (`CAP_…` names).
-pub fn default_profile(caps: &[String]) -> Value {
+pub fn default_profile(caps: &[String]) -> Result<LinuxSeccomp, oci_spec::OciSpecError> {
     let has = |c: &str| caps.iter().any(|x| x == c);
-    let mut names: Vec<&str> = ALWAYS.to_vec();
+    let mut names: Vec<String> = ALWAYS.iter().map(|c| c.to_string()).collect();
     for (cap, calls) in BY_CAPABILITY {
         let granted =
             has(cap) || (*cap == "CAP_BPF" || *cap == "CAP_PERFMON") && has("CAP_SYS_ADMIN");
         if !granted {
-            names.extend_from_slice(calls);
+            names.extend(calls.iter().map(|c| c.to_string()));
         }
     }
-    let mut rules = vec![json!({"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1})];
+    let errno = LinuxSeccompAction::ScmpActErrno;
+    let mut rules = vec![rule(names, errno, Some(1), None)];
     if !has("CAP_SYS_ADMIN") {
-        rules.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+        rules.push(rule(vec!["clone3".into()], errno, Some(38), None));
         for flag in CLONE_NEW {
-            rules.push(json!({
-                "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
-            }));
+            let arg = LinuxSeccompArgBuilder::default()
+                .index(0usize)
+                .value(flag)
+                .value_two(flag)
+                .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                .build()?;
+            rules.push(rule(vec!["clone".into()], errno, Some(1), Some(vec![arg])));
         }
     }
-    json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": architectures(), "syscalls": rules})
+    Ok(profile(
+        LinuxSeccompAction::ScmpActAllow,
+        None,
+        architectures(),
+        rules,
+    ))
+}
+
+/// A profile in Docker's JSON format.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerProfile {
+    default_action: Option<LinuxSeccompAction>,
+    default_errno_ret: Option<u32>,
+    architectures: Option<Vec<Arch>>,
+    syscalls: Option<Vec<DockerSyscall>>,
+}
+
+/// One rule of a Docker-format profile: one `name` or several `names`, and its conditions.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerSyscall {
+    name: Option<String>,
+    names: Option<Vec<String>>,
+    action: LinuxSeccompAction,
+    args: Option<Vec<LinuxSeccompArg>>,
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    includes: Condition,
+    #[serde(default)]
+    excludes: Condition,
+}
+
+/// The part of a rule's `includes`/`excludes` Berth honours: the capabilities held.
+#[derive(Deserialize, Default)]
+struct Condition {
+    caps: Option<Vec<String>>,
 }
 
 /// A profile in Docker's JSON format (what `--security-opt seccomp=FILE` sends) as OCI
 /// `linux.seccomp`: entries conditioned on capabilities (`includes`/`excludes` `caps`) kept
 /// or dropped for `caps`, other conditions ignored.
-pub fn from_docker(profile: &Value, caps: &[String]) -> Result<Value, String> {
-    let default = profile["defaultAction"]
-        .as_str()
+pub fn from_docker(text: &str, caps: &[String]) -> Result<LinuxSeccomp, String> {
+    let given: DockerProfile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let default = given
+        .default_action
         .ok_or("a seccomp profile needs a defaultAction")?;
-    let has_all = |list: &Value| {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .all(|c| caps.iter().any(|x| x == c))
-    };
+    let has_all = |list: &[String]| list.iter().all(|c| caps.iter().any(|x| x == c));
     let mut rules = Vec::new();
-    for s in profile["syscalls"].as_array().into_iter().flatten() {
-        let inc = &s["includes"]["caps"];
-        let exc = &s["excludes"]["caps"];
-        if (!inc.is_null() && !has_all(inc))
-            || (exc.as_array().is_some_and(|a| !a.is_empty()) && has_all(exc))
+    for s in given.syscalls.unwrap_or_default() {
+        let (inc, exc) = (s.includes.caps, s.excludes.caps);
+        if inc.as_deref().is_some_and(|i| !has_all(i))
+            || exc.as_deref().is_some_and(|e| !e.is_empty() && has_all(e))
         {
             continue;
         }
-        let names = if s["names"].is_array() {
-            s["names"].clone()
-        } else {
-            json!([s["name"]])
-        };
-        let mut r = json!({"names": names, "action": s["action"]});
-        for k in ["args", "errnoRet"] {
-            if !s[k].is_null() {
-                r[k] = s[k].clone();
-            }
-        }
-        rules.push(r);
+        let names = s.names.or(s.name.map(|n| vec![n])).unwrap_or_default();
+        rules.push(rule(names, s.action, s.errno_ret, s.args));
     }
-    let arches = match profile["architectures"].as_array() {
-        Some(a) if !a.is_empty() => json!(a),
-        _ => architectures(),
-    };
-    let mut out = json!({"defaultAction": default, "architectures": arches, "syscalls": rules});
-    if let Some(e) = profile["defaultErrnoRet"].as_u64() {
-        out["defaultErrnoRet"] = json!(e);
-    }
-    Ok(out)
+    let arches = given
+        .architectures
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(architectures);
+    Ok(profile(default, given.default_errno_ret, arches, rules))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn denied(p: &Value) -> Vec<String> {
-        p["syscalls"][0]["names"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
+    fn denied(p: &LinuxSeccomp) -> Vec<String> {
+        p.syscalls().as_ref().unwrap()[0].names().clone()
+    }
+
+    fn rules(p: &LinuxSeccomp) -> usize {
+        p.syscalls().as_ref().map_or(0, Vec::len)
     }
 
     #[test]
     fn capabilities_lift_the_calls_they_cover() {
-        let plain = default_profile(&["CAP_CHOWN".into()]);
+        let plain = default_profile(&["CAP_CHOWN".into()]).unwrap();
         for call in ["mount", "unshare", "ptrace", "reboot", "keyctl", "bpf"] {
             assert!(denied(&plain).contains(&call.to_string()), "{call}");
         }
-        assert_eq!(plain["syscalls"].as_array().unwrap().len(), 1 + 1 + 7);
-        let admin = default_profile(&["CAP_SYS_ADMIN".into()]);
+        assert_eq!(rules(&plain), 1 + 1 + 7);
+        let admin = default_profile(&["CAP_SYS_ADMIN".into()]).unwrap();
         for call in ["mount", "unshare", "setns", "bpf", "perf_event_open"] {
             assert!(!denied(&admin).contains(&call.to_string()), "{call}");
         }
         assert!(denied(&admin).contains(&"keyctl".to_string()));
-        assert_eq!(
-            admin["syscalls"].as_array().unwrap().len(),
-            1,
-            "no clone rules with SYS_ADMIN"
-        );
+        assert_eq!(rules(&admin), 1, "no clone rules with SYS_ADMIN");
+        let v = serde_json::to_value(&plain).unwrap();
+        assert_eq!(v["syscalls"][2]["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
+        assert_eq!(v["syscalls"][1]["errnoRet"], 38);
     }
 
     #[test]
     fn docker_format_profiles_keep_entries_for_the_caps_held() {
-        let p = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        let p = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
             {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-            {"name": "chown", "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_CHOWN"]}},
-        ]});
-        let out = from_docker(&p, &["CAP_CHOWN".into()]).unwrap();
-        let rules = out["syscalls"].as_array().unwrap();
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0]["names"], json!(["read", "write"]));
-        let out = from_docker(&p, &["CAP_SYS_ADMIN".into()]).unwrap();
-        assert_eq!(out["syscalls"].as_array().unwrap().len(), 3);
-        assert!(from_docker(&json!({}), &[]).is_err());
+            {"name": "chown", "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_CHOWN"]}}]}"#;
+        let out = from_docker(p, &["CAP_CHOWN".into()]).unwrap();
+        assert_eq!(rules(&out), 1);
+        assert_eq!(denied(&out), ["read", "write"]);
+        let out = from_docker(p, &["CAP_SYS_ADMIN".into()]).unwrap();
+        assert_eq!(rules(&out), 3);
+        assert!(from_docker("{}", &[]).is_err());
+        assert!(from_docker(r#"{"defaultAction": "SCMP_ACT_BOGUS"}"#, &[]).is_err());
     }
 }

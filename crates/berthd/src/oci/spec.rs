@@ -19,16 +19,25 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use berth_api::config::ContainerConfig;
+use berth_api::host_config::{HostConfig, Mount as ApiMount};
+use oci_spec::runtime::{
+    Capabilities, Linux, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxNamespace, LinuxNamespaceType, LinuxSeccomp, Mount, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, Root, Spec, User,
+};
+use serde::de::DeserializeOwned;
 
 /// Everything the spec depends on besides the request.
 pub struct SpecInput<'a> {
     /// The 64-hex container id.
     pub id: &'a str,
-    /// The create body as the docker CLI sends it (Config at top level, plus `HostConfig`).
-    pub create: &'a Value,
-    /// The image config's `config` object; may be `Null`.
-    pub image_config: &'a Value,
+    /// The request's container config.
+    pub config: &'a ContainerConfig,
+    /// The request's `HostConfig`, its volumes already turned into binds.
+    pub host: &'a HostConfig,
+    /// The image config's `config`.
+    pub image_config: &'a ContainerConfig,
     /// Absolute path of the mounted rootfs.
     pub rootfs: &'a str,
     /// Where the image's `/etc/passwd` and `/etc/group` are (the rootfs is not mounted at create).
@@ -49,8 +58,6 @@ pub struct SpecInput<'a> {
 /// Why a create request cannot become a spec; the messages are dockerd's where it has one.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("invalid value for {0}: expected {1}")]
-    FieldType(&'static str, &'static str),
     #[error("No command specified")]
     NoCommand,
     #[error("invalid ulimit type: {0}")]
@@ -103,6 +110,9 @@ pub enum SpecError {
     DeviceMode(String),
     #[error("Invalid value {0}, range for oom score adj is [-1000, 1000]")]
     OomScoreAdj(i64),
+    /// An OCI spec value out of its type's range.
+    #[error("building the OCI spec: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
     /// A resource setting dockerd rejects (its message).
     #[error("{0}")]
     Resource(&'static str),
@@ -131,7 +141,6 @@ pub enum MountProblem {
 }
 
 type Result<T, E = SpecError> = std::result::Result<T, E>;
-type Key = &'static str;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Docker's default capabilities, without their `CAP_` prefix.
@@ -186,7 +195,7 @@ fn words(list: &str, prefix: &str) -> Vec<String> {
 /// The container's seccomp profile: Berth's default (also `seccomp=builtin`), none
 /// (`seccomp=unconfined`, privileged)
 /// or the one given (`seccomp=<JSON>`, as the docker CLI sends a profile file's content).
-fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<Value>> {
+fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<LinuxSeccomp>> {
     let given = opts.iter().find_map(|o| {
         o.strip_prefix("seccomp=")
             .or_else(|| o.strip_prefix("seccomp:"))
@@ -194,117 +203,130 @@ fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<
     match given {
         _ if privileged => Ok(None),
         Some("unconfined") => Ok(None),
-        Some("builtin") | None => Ok(Some(super::seccomp_profile::default_profile(caps))),
-        Some(text) => {
-            let v: Value =
-                serde_json::from_str(text).map_err(|e| SpecError::Seccomp(e.to_string()))?;
-            super::seccomp_profile::from_docker(&v, caps)
-                .map(Some)
-                .map_err(SpecError::Seccomp)
-        }
+        Some("builtin") | None => Ok(Some(super::seccomp_profile::default_profile(caps)?)),
+        Some(text) => super::seccomp_profile::from_docker(text, caps)
+            .map(Some)
+            .map_err(SpecError::Seccomp),
     }
 }
 
 /// Where `--init`'s binary appears inside the container, as with Docker.
 const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
+/// One of oci-spec's enums by its name in the spec (`CAP_CHOWN`, `RLIMIT_NOFILE`...).
+pub fn named<T: DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
 /// Builds the OCI runtime spec for one container.
-pub fn build(input: &SpecInput) -> Result<Value> {
-    let (create, image) = (input.create, input.image_config);
-    let hc = &create["HostConfig"];
-    let mut args = command(create, image)?;
-    let init = flag(hc, "Init")?;
+pub fn build(input: &SpecInput) -> Result<Spec> {
+    let (config, hc, image) = (input.config, input.host, input.image_config);
+    let mut args = command(config, image)?;
+    let init = hc.init.unwrap_or(false);
     if init {
         input.init_path.ok_or(SpecError::NoInit)?;
         args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
     }
-    let privileged = flag(hc, "Privileged")?;
+    let privileged = hc.privileged;
     let short_id = input.id.get(..12).unwrap_or(input.id);
-    let hostname = or(string(create, "Hostname")?, short_id);
-    let user = or(string(create, "User")?, string(image, "User")?);
-    let cwd = or(string(create, "WorkingDir")?, string(image, "WorkingDir")?);
+    let hostname = or(&config.hostname, short_id);
+    let user = or(&config.user, &image.user);
+    let cwd = or(&config.working_dir, &image.working_dir);
     if !cwd.is_empty() && !cwd.starts_with('/') {
         return Err(SpecError::WorkingDir(cwd.into()));
     }
-    let group_add = strs(hc, "GroupAdd")?.unwrap_or_default();
+    let group_add = hc.group_add.clone().unwrap_or_default();
     let (uid, gid, gids) = resolve_user(Path::new(input.user_root), user, &group_add)?;
     let caps = capabilities(hc, privileged)?;
     // As execve does for a non-root user, Docker gives one only the bounding set.
-    let held = if uid == 0 { caps.clone() } else { Vec::new() };
-    let (net, ipc) = (string(hc, "NetworkMode")?, string(hc, "IpcMode")?);
+    let held: Capabilities = match uid {
+        0 => caps.iter().filter_map(|c| named(c)).collect(),
+        _ => Capabilities::new(),
+    };
+    let (net, ipc) = (hc.network_mode.as_str(), hc.ipc_mode.as_str());
     let (namespaces, uts_host) = namespaces(hc, net, ipc, input.netns_path)?;
-    let mounts = mounts(input, hc, privileged, ipc)?;
+    let mut mounts = mounts(input, hc, privileged, ipc)?;
     let (devices, rules) = devices(hc, privileged)?;
-    let masked = strs(hc, "MaskedPaths")?.unwrap_or_else(|| words(MASKED_PATHS, ""));
-    let readonly = strs(hc, "ReadonlyPaths")?.unwrap_or_else(|| words(READONLY_PATHS, ""));
-    let opts = strs(hc, "SecurityOpt")?.unwrap_or_default();
-    let oom = int(hc, "OomScoreAdj")?;
+    let masked = hc.masked_paths.clone();
+    let readonly = hc.readonly_paths.clone();
+    let opts = hc.security_opt.clone().unwrap_or_default();
+    let oom = hc.oom_score_adj;
     if !(-1000..=1000).contains(&oom) {
         return Err(SpecError::OomScoreAdj(oom));
     }
-    let parent = or(string(hc, "CgroupParent")?, input.cgroup_parent);
+    let parent = or(&hc.resources.cgroup_parent, input.cgroup_parent);
     let seccomp = seccomp(&opts, &caps, privileged)?;
-    let mut mounts = mounts;
     if let (true, Some(path)) = (init, input.init_path) {
-        mounts.push(
-            json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": path,
-            "options": ["bind", "ro"]}),
-        );
+        mounts.push(mount(INIT_IN_CONTAINER, "bind", path, &["bind", "ro"]));
     }
-    let mut spec = json!({
-        "ociVersion": "1.2.0",
-        "process": {
-            "terminal": flag(create, "Tty")?,
-            "user": {"uid": uid, "gid": gid, "additionalGids": gids},
-            "args": args,
-            "env": env(create, image, hostname)?,
-            "cwd": clean(cwd),
-            "capabilities": {"bounding": caps, "effective": held, "permitted": held,
-                "inheritable": [], "ambient": []},
-            "rlimits": rlimits(hc, input.hard_nofile)?,
-            "noNewPrivileges": opts.iter().any(|o| has_word(NO_NEW_PRIVILEGES, o)),
-            "oomScoreAdj": oom,
-        },
-        "root": {"path": input.rootfs, "readonly": flag(hc, "ReadonlyRootfs")?},
-        "hostname": if uts_host { None } else { Some(hostname) },
-        "domainname": Some(string(create, "Domainname")?).filter(|d| !d.is_empty()),
-        "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": if privileged { Vec::new() } else { masked },
-            "readonlyPaths": if privileged { Vec::new() } else { readonly },
-            "devices": devices,
-            "resources": resources(hc, rules)?,
-            "cgroupsPath": clean(&format!("/{parent}/{}", input.id)),
-            "sysctl": sysctls(hc, net)?,
-            "seccomp": seccomp,
-        },
-    });
-    prune(&mut spec);
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities
+        .set_bounding(Some(caps.iter().filter_map(|c| named(c)).collect()))
+        .set_effective(Some(held.clone()))
+        .set_permitted(Some(held))
+        .set_inheritable(Some(Capabilities::new()))
+        .set_ambient(Some(Capabilities::new()));
+    let mut process_user = User::default();
+    process_user
+        .set_uid(uid)
+        .set_gid(gid)
+        .set_additional_gids(Some(gids));
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(config.tty))
+        .set_user(process_user)
+        .set_args(Some(args))
+        .set_env(Some(env(config, image, hostname)))
+        .set_cwd(clean(cwd).into())
+        .set_capabilities(Some(capabilities))
+        .set_rlimits(Some(rlimits(hc, input.hard_nofile)?))
+        .set_no_new_privileges(Some(opts.iter().any(|o| has_word(NO_NEW_PRIVILEGES, o))))
+        .set_oom_score_adj(Some(oom as i32));
+    let mut root = Root::default();
+    root.set_path(input.rootfs.into())
+        .set_readonly(Some(hc.readonly_rootfs));
+    let sysctl = sysctls(hc, net);
+    let mut linux = Linux::default();
+    linux
+        .set_namespaces(Some(namespaces))
+        .set_masked_paths(Some(match masked {
+            _ if privileged => Vec::new(),
+            Some(m) => m,
+            None => words(MASKED_PATHS, ""),
+        }))
+        .set_readonly_paths(Some(match readonly {
+            _ if privileged => Vec::new(),
+            Some(r) => r,
+            None => words(READONLY_PATHS, ""),
+        }))
+        .set_devices(Some(devices))
+        .set_resources(Some(super::resources::resources(&hc.resources, rules)?))
+        .set_cgroups_path(Some(clean(&format!("/{parent}/{}", input.id)).into()))
+        .set_sysctl((!sysctl.is_empty()).then_some(sysctl))
+        .set_seccomp(seccomp);
+    let mut spec = Spec::default();
+    spec.set_version("1.2.0".into())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname((!uts_host).then(|| hostname.to_string()))
+        .set_domainname(Some(config.domainname.clone()).filter(|d| !d.is_empty()))
+        .set_mounts(Some(mounts))
+        .set_annotations(None)
+        .set_linux(Some(linux));
     Ok(spec)
-}
-
-/// Drops `null` members and the objects left empty, so absent settings stay absent.
-fn prune(v: &mut Value) {
-    if let Value::Array(items) = v {
-        items.iter_mut().for_each(prune);
-    } else if let Value::Object(map) = v {
-        map.values_mut().for_each(prune);
-        map.retain(|_, x| !x.is_null() && x.as_object().is_none_or(|o| !o.is_empty()));
-    }
 }
 
 /// The command line, resolved as dockerd does: a request `Entrypoint` replaces the image's and
 /// drops the image `Cmd`; a request `Cmd` replaces the image's; `Entrypoint: [""]` clears it.
-pub fn command(create: &Value, image_config: &Value) -> Result<Vec<String>> {
-    let mut entrypoint = strs(create, "Entrypoint")?;
-    let mut cmd = strs(create, "Cmd")?.unwrap_or_default();
+pub fn command(config: &ContainerConfig, image: &ContainerConfig) -> Result<Vec<String>> {
+    let mut entrypoint = config.entrypoint.clone();
+    let mut cmd = config.cmd.clone().unwrap_or_default();
     if entrypoint.as_ref().is_none_or(Vec::is_empty) {
         if cmd.is_empty() {
-            cmd = strs(image_config, "Cmd")?.unwrap_or_default();
+            cmd = image.cmd.clone().unwrap_or_default();
         }
         if entrypoint.is_none() {
-            entrypoint = strs(image_config, "Entrypoint")?;
+            entrypoint.clone_from(&image.entrypoint);
         }
     }
     let mut argv = entrypoint.filter(|e| e != &[""]).unwrap_or_default();
@@ -317,19 +339,19 @@ pub fn command(create: &Value, image_config: &Value) -> Result<Vec<String>> {
 /// The environment: Docker's `PATH`, `HOSTNAME` and (with a TTY) `TERM=xterm`, overridden or
 /// extended by the request's `Env`, then the image's (the request wins by key); a bare `KEY`
 /// unsets it.
-pub fn env(create: &Value, image_config: &Value, hostname: &str) -> Result<Vec<String>> {
+pub fn env(config: &ContainerConfig, image: &ContainerConfig, hostname: &str) -> Vec<String> {
     fn key(e: &str) -> &str {
         e.split_once('=').map_or(e, |(k, _)| k)
     }
-    let mut merged = strs(create, "Env")?.unwrap_or_default();
-    for e in strs(image_config, "Env")?.unwrap_or_default() {
-        if !merged.iter().any(|u| key(u) == key(&e)) {
-            merged.push(e);
+    let mut merged = config.env.clone().unwrap_or_default();
+    for e in image.env.iter().flatten() {
+        if !merged.iter().any(|u| key(u) == key(e)) {
+            merged.push(e.clone());
         }
     }
     let mut out = vec![format!("PATH={DEFAULT_PATH}")];
     out.push(format!("HOSTNAME={hostname}"));
-    out.extend(flag(create, "Tty")?.then(|| "TERM=xterm".to_string()));
+    out.extend(config.tty.then(|| "TERM=xterm".to_string()));
     for e in merged {
         match (e.contains('='), out.iter().position(|o| key(o) == key(&e))) {
             (true, Some(i)) => out[i] = e,
@@ -338,56 +360,17 @@ pub fn env(create: &Value, image_config: &Value, hostname: &str) -> Result<Vec<S
             (false, None) => {}
         }
     }
-    Ok(out)
+    out
 }
 
-// Request fields: absent and `null` read as the zero value; a wrong type is an error.
-
-type Getter<'v, T> = fn(&'v Value) -> Option<T>;
-
-fn typed<'v, T>(v: &'v Value, k: Key, what: Key, get: Getter<'v, T>) -> Result<Option<T>> {
-    match v.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(x) => get(x).map(Some).ok_or(SpecError::FieldType(k, what)),
-    }
-}
-
-fn string(v: &Value, k: Key) -> Result<&str> {
-    Ok(typed(v, k, "a string", Value::as_str)?.unwrap_or_default())
-}
-
-fn opt_int(v: &Value, k: Key) -> Result<Option<i64>> {
-    typed(v, k, "an integer", Value::as_i64)
-}
-
-fn int(v: &Value, k: Key) -> Result<i64> {
-    Ok(opt_int(v, k)?.unwrap_or_default())
-}
-
-fn flag(v: &Value, k: Key) -> Result<bool> {
-    Ok(typed(v, k, "a boolean", Value::as_bool)?.unwrap_or_default())
-}
-
-fn list(v: &Value, k: Key) -> Result<&[Value]> {
-    Ok(typed(v, k, "an array", |x| Some(x.as_array()?.as_slice()))?.unwrap_or_default())
-}
-
-/// An object of strings, such as `Tmpfs` or `Sysctls`.
-fn string_map(v: &Value, k: Key) -> Result<Map<String, Value>> {
-    fn strings(o: &&Map<String, Value>) -> bool {
-        o.values().all(Value::is_string)
-    }
-    let get = |x: &Value| x.as_object().filter(strings).cloned();
-    Ok(typed(v, k, "an object of strings", get)?.unwrap_or_default())
-}
-
-/// Docker's `StrSlice`: `null` → `None`, a string → one element, else an array of strings.
-fn strs(v: &Value, k: Key) -> Result<Option<Vec<String>>> {
-    let items = |x: &Value| match x {
-        Value::String(s) => Some(vec![s.clone()]),
-        x => serde_json::from_value(x.clone()).ok(),
-    };
-    typed(v, k, "an array of strings", items)
+/// A mount with its options.
+fn mount(dest: &str, kind: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(dest.into())
+        .set_typ(Some(kind.into()))
+        .set_source(Some(source.into()))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
 }
 
 /// Go's `path.Clean` of an absolute path.
@@ -414,10 +397,10 @@ fn host_caps() -> Vec<String> {
 }
 
 /// Docker's default set after `CapAdd`/`CapDrop` (`CAP_` optional, any case, `ALL`).
-fn capabilities(hc: &Value, privileged: bool) -> Result<Vec<String>> {
-    let normalize = |field| -> Result<Vec<String>> {
+fn capabilities(hc: &HostConfig, privileged: bool) -> Result<Vec<String>> {
+    let normalize = |field, list: &Option<Vec<String>>| -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for c in strs(hc, field)?.unwrap_or_default() {
+        for c in list.iter().flatten() {
             let c = c.to_uppercase();
             let name = format!("CAP_{}", c.strip_prefix("CAP_").unwrap_or(&c));
             match c.as_str() {
@@ -428,7 +411,10 @@ fn capabilities(hc: &Value, privileged: bool) -> Result<Vec<String>> {
         }
         Ok(out)
     };
-    let (add, drop) = (normalize("CapAdd")?, normalize("CapDrop")?);
+    let (add, drop) = (
+        normalize("CapAdd", &hc.cap_add)?,
+        normalize("CapDrop", &hc.cap_drop)?,
+    );
     let all = |l: &[String]| l.iter().any(|c| c == "ALL");
     let kept = |base: Vec<String>| base.into_iter().filter(|c| !drop.contains(c));
     let mut caps: Vec<String> = match () {
@@ -542,54 +528,65 @@ fn resolve_user(rootfs: &Path, spec: &str, add: &[String]) -> Result<(u32, u32, 
 
 /// `HostConfig.Ulimits`, passed through (`-1` is unlimited); no defaults are added. An unlimited
 /// `nofile` becomes the host's hard limit, as the kernel never accepts `RLIM_INFINITY` there.
-fn rlimits(hc: &Value, hard_nofile: Option<u64>) -> Result<Vec<Value>> {
+fn rlimits(hc: &HostConfig, hard_nofile: Option<u64>) -> Result<Vec<PosixRlimit>> {
     // Docker's ulimit names (go-units); anything else is no resource of the kernel's.
     const NAMES: &str = "as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack";
-    let ulimit = |u: &Value| {
-        let name = string(u, "Name")?;
-        if !NAMES.split(' ').any(|n| n == name) {
-            return Err(SpecError::UlimitType(name.to_string()));
-        }
-        let value = |k| -> Result<u64> {
-            match (int(u, k)?, hard_nofile) {
-                (-1, Some(hard)) if name == "nofile" => Ok(hard),
-                (v, _) => Ok(v as u64),
-            }
+    let ulimit = |u: &berth_api::host_config::Ulimit| {
+        let name = u.name.as_str();
+        let kind = NAMES
+            .split(' ')
+            .any(|n| n == name)
+            .then(|| named::<PosixRlimitType>(&format!("RLIMIT_{}", name.to_uppercase())))
+            .flatten()
+            .ok_or_else(|| SpecError::UlimitType(name.to_string()))?;
+        let value = |v: i64| match (v, hard_nofile) {
+            (-1, Some(hard)) if name == "nofile" => hard,
+            (v, _) => v as u64,
         };
-        let kind = format!("RLIMIT_{}", name.to_uppercase());
-        Ok(json!({"type": kind, "soft": value("Soft")?, "hard": value("Hard")?}))
+        Ok(PosixRlimitBuilder::default()
+            .typ(kind)
+            .soft(value(u.soft))
+            .hard(value(u.hard))
+            .build()?)
     };
-    list(hc, "Ulimits")?.iter().map(ulimit).collect()
+    hc.resources.ulimits.iter().flatten().map(ulimit).collect()
 }
 
 /// Docker's namespaces, and whether the UTS namespace is the host's.
-fn namespaces(hc: &Value, net: &str, ipc: &str, netns: Option<&str>) -> Result<(Vec<Value>, bool)> {
-    let (uts, pid) = (string(hc, "UTSMode")?, string(hc, "PidMode")?);
+fn namespaces(
+    hc: &HostConfig,
+    net: &str,
+    ipc: &str,
+    netns: Option<&str>,
+) -> Result<(Vec<LinuxNamespace>, bool)> {
+    let (uts, pid) = (hc.uts_mode.as_str(), hc.pid_mode.as_str());
     // dockerd's default cgroup namespace is private on a pure cgroup v2 host, else the host's.
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let cgroup = or(
-        string(hc, "CgroupnsMode")?,
-        if v2 { "private" } else { "host" },
-    );
-    let user = string(hc, "UsernsMode")?;
+    let cgroup = or(&hc.cgroupns_mode, if v2 { "private" } else { "host" });
     // Any other network mode (none, bridge, a network's name, another container's) is
     // private: new, or `netns`, which berthd pins (or finds) when the container starts.
     let net = if net == "host" { "host" } else { "" };
+    use LinuxNamespaceType as T;
     let modes = [
-        ("network", net, "network", ""),
-        ("uts", uts, "UTS", ""),
-        ("pid", pid, "PID", ""),
-        ("ipc", ipc, "IPC", "private shareable none"),
-        ("cgroup", cgroup, "cgroup namespace", "private"),
-        ("user", or(user, "host"), "user namespace", ""),
+        (T::Network, net, "network", ""),
+        (T::Uts, uts, "UTS", ""),
+        (T::Pid, pid, "PID", ""),
+        (T::Ipc, ipc, "IPC", "private shareable none"),
+        (T::Cgroup, cgroup, "cgroup namespace", "private"),
+        (T::User, or(&hc.userns_mode, "host"), "user namespace", ""),
     ];
-    let mut ns = vec![json!({"type": "mount"})];
+    let namespace = |kind, path: Option<&str>| {
+        let mut ns = LinuxNamespace::default();
+        ns.set_typ(kind).set_path(path.map(Into::into));
+        ns
+    };
+    let mut ns = vec![namespace(T::Mount, None)];
     for (kind, mode, what, private) in modes {
         match mode {
             "host" => {}
             m if m.starts_with("container:") => return Err(SpecError::JoinContainer(what)),
             m if m.is_empty() || has_word(private, m) => {
-                ns.push(json!({"type": kind, "path": netns.filter(|_| kind == "network")}));
+                ns.push(namespace(kind, netns.filter(|_| kind == T::Network)));
             }
             m => return Err(SpecError::Mode(what, m.into())),
         }
@@ -598,14 +595,14 @@ fn namespaces(hc: &Value, net: &str, ipc: &str, netns: Option<&str>) -> Result<(
 }
 
 /// Docker's defaults for a private network namespace, then `HostConfig.Sysctls`.
-fn sysctls(hc: &Value, net: &str) -> Result<Map<String, Value>> {
-    let mut out = Map::new();
+fn sysctls(hc: &HostConfig, net: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
     if net != "host" && !net.starts_with("container:") {
-        out.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
-        out.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
+        out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
+        out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
     }
-    out.extend(string_map(hc, "Sysctls")?);
-    Ok(out)
+    out.extend(hc.sysctls.clone().unwrap_or_default());
+    out
 }
 
 fn check_target(t: &str) -> Result<String, MountProblem> {
@@ -618,13 +615,13 @@ fn check_target(t: &str) -> Result<String, MountProblem> {
 }
 
 /// A bind mount with options `rbind` (or `bind`), the read-only ones, and the propagation.
-fn bind(source: &str, dest: &str, options: [&str; 3]) -> Value {
+fn bind(source: &str, dest: &str, options: [&str; 3]) -> Mount {
     let options: Vec<&str> = options
         .into_iter()
         .flat_map(|o| o.split(','))
         .filter(|o| !o.is_empty())
         .collect();
-    json!({"destination": dest, "type": "bind", "source": clean(source), "options": options})
+    mount(dest, "bind", &clean(source), &options)
 }
 
 /// How read-only a bind is. Docker 25's rules: `ro` is read-only all the way down (every mount
@@ -673,7 +670,7 @@ fn valid_mode(mode: &str) -> bool {
 }
 
 /// One `HostConfig.Binds` entry, `src:dst[:mode]` (a host path; a name is a volume).
-fn parse_bind(raw: &str) -> Result<Value> {
+fn parse_bind(raw: &str) -> Result<Mount> {
     let invalid = || SpecError::VolumeSpec(raw.into());
     let (src, dst, mode) = match raw.splitn(4, ':').collect::<Vec<_>>()[..] {
         [""] | ["", ..] => return Err(invalid()),
@@ -703,25 +700,22 @@ fn parse_bind(raw: &str) -> Result<Value> {
 }
 
 /// One `HostConfig.Mounts` entry (the API's mount object).
-fn parse_mount(m: &Value) -> Result<Value> {
-    let kind = string(m, "Type")?;
+fn parse_mount(m: &ApiMount) -> Result<Mount> {
+    let kind = m.kind.as_str();
     let problem = |p| SpecError::MountConfig(kind.into(), p);
-    let dest = check_target(string(m, "Target")?).map_err(problem)?;
-    let (source, read_only) = (string(m, "Source")?, flag(m, "ReadOnly")?);
-    let (b, t) = (&m["BindOptions"], &m["TmpfsOptions"]);
+    let dest = check_target(&m.target).map_err(problem)?;
+    let (source, read_only) = (m.source.as_str(), m.read_only);
     let fault = match kind {
         "bind" => {
-            let prop = or(string(b, "Propagation")?, "rprivate");
-            let exists = flag(b, "CreateMountpoint")? || fs::metadata(source).is_ok();
-            let recursive = ["rbind", "bind"][usize::from(flag(b, "NonRecursive")?)];
-            let (top_only, force) = (
-                flag(b, "ReadOnlyNonRecursive")?,
-                flag(b, "ReadOnlyForceRecursive")?,
-            );
+            let b = m.bind_options.clone().unwrap_or_default();
+            let prop = or(&b.propagation, "rprivate");
+            let exists = b.create_mountpoint || fs::metadata(source).is_ok();
+            let recursive = ["rbind", "bind"][usize::from(b.non_recursive)];
+            let (top_only, force) = (b.read_only_non_recursive, b.read_only_force_recursive);
             let ro = match () {
                 _ if !read_only => ReadOnly::No,
                 _ if force => ReadOnly::Force,
-                _ if top_only || flag(b, "NonRecursive")? => ReadOnly::TopOnly,
+                _ if top_only || b.non_recursive => ReadOnly::TopOnly,
                 _ => ReadOnly::Recursive,
             }
             .options();
@@ -749,10 +743,11 @@ fn parse_mount(m: &Value) -> Result<Value> {
                 _ => return Ok(bind(source, &dest, [recursive, ro, prop])),
             }
         }
-        "tmpfs" if !b.is_null() => MountProblem::ExtraField("BindOptions"),
+        "tmpfs" if m.bind_options.is_some() => MountProblem::ExtraField("BindOptions"),
         "tmpfs" if !source.is_empty() => MountProblem::ExtraField("Source"),
         "tmpfs" => {
-            let (mode, size) = (int(t, "Mode")?, int(t, "SizeBytes")?);
+            let t = m.tmpfs_options.clone().unwrap_or_default();
+            let (mode, size) = (t.mode, t.size_bytes);
             let mut data = vec![read_only.then(|| "ro".to_string())];
             data.push((mode != 0).then(|| format!("mode={mode:o}")));
             data.push((size != 0).then(|| format!("size={size}")));
@@ -767,7 +762,7 @@ fn parse_mount(m: &Value) -> Result<Value> {
 
 /// A tmpfs with Docker's `noexec,nosuid,nodev,rprivate`, then the options asked for (the last of
 /// a kind wins when applied, as moby/sys `MergeTmpfsOptions` has it): mount flags or parameters.
-fn tmpfs(dest: &str, data: &str) -> Result<Value> {
+fn tmpfs(dest: &str, data: &str) -> Result<Mount> {
     let mut options = vec!["noexec", "nosuid", "nodev", "rprivate"];
     let wanted = |o: &&str| !o.is_empty() && *o != "defaults";
     for opt in data.split(',').filter(wanted) {
@@ -777,30 +772,40 @@ fn tmpfs(dest: &str, data: &str) -> Result<Value> {
         }
         options.push(opt);
     }
-    Ok(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}))
+    Ok(mount(dest, "tmpfs", "tmpfs", &options))
+}
+
+fn destination(m: &Mount) -> String {
+    m.destination().display().to_string()
 }
 
 /// Docker's default mounts less those replaced, then the user's and the network files.
-fn mounts(input: &SpecInput, hc: &Value, privileged: bool, ipc: &str) -> Result<Vec<Value>> {
-    let binds = strs(hc, "Binds")?.unwrap_or_default();
-    let mut user: Vec<Value> = binds.iter().map(|b| parse_bind(b)).collect::<Result<_>>()?;
-    for m in list(hc, "Mounts")? {
+fn mounts(input: &SpecInput, hc: &HostConfig, privileged: bool, ipc: &str) -> Result<Vec<Mount>> {
+    let mut user: Vec<Mount> = hc
+        .binds()
+        .iter()
+        .map(|b| parse_bind(b))
+        .collect::<Result<_>>()?;
+    for m in hc.mounts() {
         user.push(parse_mount(m)?);
     }
-    for (dest, data) in string_map(hc, "Tmpfs")? {
+    for (dest, data) in hc.tmpfs.iter().flatten() {
         let problem = |p| SpecError::MountConfig("tmpfs".into(), p);
-        let dest = check_target(&dest).map_err(problem)?;
-        user.push(tmpfs(&dest, data.as_str().unwrap_or_default())?);
+        let dest = check_target(dest).map_err(problem)?;
+        user.push(tmpfs(&dest, data)?);
     }
-    if !list(hc, "VolumesFrom")?.is_empty() {
+    if !hc.volumes_from().is_empty() {
         return Err(SpecError::Volume("--volumes-from".into()));
     }
-    let dest = |m: &Value| m["destination"].as_str().unwrap_or_default().to_string();
     let mut dests = HashSet::new();
-    if let Some(dup) = user.iter().map(dest).find(|d| !dests.insert(d.clone())) {
+    if let Some(dup) = user
+        .iter()
+        .map(destination)
+        .find(|d| !dests.insert(d.clone()))
+    {
         return Err(SpecError::DuplicateMount(dup));
     }
-    let readonly = flag(hc, "ReadonlyRootfs")?;
+    let readonly = hc.readonly_rootfs;
     let dir = input.container_dir.trim_end_matches('/');
     let ro = if readonly { "ro" } else { "" };
     for file in ["hostname", "hosts", "resolv.conf"] {
@@ -812,9 +817,9 @@ fn mounts(input: &SpecInput, hc: &Value, privileged: bool, ipc: &str) -> Result<
     if ipc == "host" && !dests.contains("/dev/shm") {
         user.push(bind("/dev/shm", "/dev/shm", ["rbind", "", "rprivate"]));
     }
-    user.sort_by_key(|m| dest(m).matches('/').count());
-    let dests: HashSet<String> = user.iter().map(dest).collect();
-    let shm = Some(int(hc, "ShmSize")?).filter(|s| *s != 0);
+    user.sort_by_key(|m| destination(m).matches('/').count());
+    let dests: HashSet<String> = user.iter().map(destination).collect();
+    let shm = Some(hc.shm_size).filter(|s| *s != 0);
     let mut out = Vec::new();
     for line in DEFAULT_MOUNTS.lines().map(str::split_whitespace) {
         let [target, kind, source, options] = line.collect::<Vec<_>>()[..] else {
@@ -835,44 +840,72 @@ fn mounts(input: &SpecInput, hc: &Value, privileged: bool, ipc: &str) -> Result<
         if privileged && (target == "/sys" || kind == "cgroup") {
             options.retain(|o| o != "ro");
         }
-        let m = json!({"destination": target, "type": kind, "source": source, "options": options});
-        out.push(m);
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        out.push(mount(target, kind, source, &options));
     }
     out.extend(user);
     Ok(out)
 }
 
+/// A device cgroup rule.
+fn device_rule(
+    allow: bool,
+    kind: Option<LinuxDeviceType>,
+    numbers: Option<(i64, i64)>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut rule = LinuxDeviceCgroup::default();
+    rule.set_allow(allow)
+        .set_typ(kind)
+        .set_major(numbers.map(|n| n.0))
+        .set_minor(numbers.map(|n| n.1))
+        .set_access(Some(access.to_string()));
+    rule
+}
+
 /// `linux.devices` from `HostConfig.Devices`, each stat-ed on the host (symlinks followed), and
 /// the device cgroup rules: deny all, allow Docker's defaults and those devices; or allow
 /// everything for `--privileged`.
-fn devices(hc: &Value, privileged: bool) -> Result<(Vec<Value>, Vec<Value>)> {
-    let mut rules = vec![json!({"allow": privileged, "access": "rwm"})];
+fn devices(
+    hc: &HostConfig,
+    privileged: bool,
+) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>)> {
+    let mut rules = vec![device_rule(privileged, None, None, "rwm")];
     // Allow zero, null, urandom, random, tty and console; deny fuse.
     for (major, minor) in [(1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1), (10, 229)] {
-        let rule = json!({"allow": major != 10, "type": "c", "major": major, "minor": minor,
-            "access": "rwm"});
+        let rule = device_rule(
+            major != 10,
+            Some(LinuxDeviceType::C),
+            Some((major, minor)),
+            "rwm",
+        );
         rules.extend((!privileged).then_some(rule));
     }
     let mut nodes = Vec::new();
-    for d in list(hc, "Devices")? {
-        let (host, inside) = (string(d, "PathOnHost")?, string(d, "PathInContainer")?);
-        let perms = or(string(d, "CgroupPermissions")?, "rwm");
+    for d in hc.resources.devices.iter().flatten() {
+        let (host, inside) = (d.path_on_host.as_str(), d.path_in_container.as_str());
+        let perms = or(&d.cgroup_permissions, "rwm");
         let repeated = "rwm".chars().any(|c| perms.matches(c).count() > 1);
         if repeated || perms.chars().any(|c| !"rwm".contains(c)) {
             return Err(SpecError::DeviceMode(perms.into()));
         }
         let m = fs::metadata(host).map_err(|e| SpecError::DeviceStat(host.into(), e))?;
         let kind = match m.file_type() {
-            t if t.is_char_device() => "c",
-            t if t.is_block_device() => "b",
+            t if t.is_char_device() => LinuxDeviceType::C,
+            t if t.is_block_device() => LinuxDeviceType::B,
             _ => return Err(SpecError::NotADevice(host.into())),
         };
         let (major, minor) = dev_numbers(m.rdev());
-        let (path, mode, uid, gid) = (or(inside, host), m.mode() & 0o7777, m.uid(), m.gid());
-        let node = json!({"path": path, "type": kind, "major": major, "minor": minor,
-            "fileMode": mode, "uid": uid, "gid": gid});
-        let rule = json!({"allow": true, "type": kind, "major": major, "minor": minor,
-            "access": perms});
+        let (major, minor) = (major as i64, minor as i64);
+        let mut node = LinuxDevice::default();
+        node.set_path(or(inside, host).into())
+            .set_typ(kind)
+            .set_major(major)
+            .set_minor(minor)
+            .set_file_mode(Some(m.mode() & 0o7777))
+            .set_uid(Some(m.uid()))
+            .set_gid(Some(m.gid()));
+        let rule = device_rule(true, Some(kind), Some((major, minor)), perms);
         rules.extend((!privileged).then_some(rule));
         nodes.push(node);
     }
@@ -880,94 +913,10 @@ fn devices(hc: &Value, privileged: bool) -> Result<(Vec<Value>, Vec<Value>)> {
 }
 
 /// glibc's major() and minor() of a dev_t.
-fn dev_numbers(rdev: u64) -> (u64, u64) {
+pub(super) fn dev_numbers(rdev: u64) -> (u64, u64) {
     let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
     let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
     (major, minor)
-}
-
-/// A HostConfig list of `{Path, <value_key>}` (`BlkioWeightDevice`, `BlkioDeviceReadBps`...) as
-/// OCI per-device entries `{major, minor, <oci_key>}`, each path stat-ed on the host as dockerd
-/// does (symlinks followed).
-fn blkio_devices(hc: &Value, key: Key, value_key: Key, oci_key: &str) -> Result<Option<Value>> {
-    let mut out = Vec::new();
-    for d in list(hc, key)? {
-        let path = string(d, "Path")?;
-        let m = fs::metadata(path).map_err(|e| SpecError::BlkioDevice(path.into(), e))?;
-        if !m.file_type().is_block_device() {
-            return Err(SpecError::NotABlockDevice(path.into()));
-        }
-        let (major, minor) = dev_numbers(m.rdev());
-        out.push(json!({"major": major, "minor": minor, oci_key: int(d, value_key)?}));
-    }
-    Ok((!out.is_empty()).then_some(Value::Array(out)))
-}
-
-/// `return Err(SpecError::Resource(message))` for the first condition that holds.
-macro_rules! reject {
-    ($($bad:expr => $message:literal,)*) => {
-        $(if $bad { return Err(SpecError::Resource($message)); })*
-    };
-}
-
-/// `linux.resources` for an updated HostConfig, keeping the device rules of `old`.
-pub fn updated_resources(hc: &Value, old: &Value) -> Result<Value> {
-    let devices = old["devices"].as_array().cloned().unwrap_or_default();
-    let mut r = resources(hc, devices)?;
-    prune(&mut r);
-    Ok(r)
-}
-
-/// `linux.resources` from HostConfig, validated as dockerd does.
-fn resources(hc: &Value, device_rules: Vec<Value>) -> Result<Value> {
-    let (limit, reserve) = (int(hc, "Memory")?, int(hc, "MemoryReservation")?);
-    let (swap, swappiness) = (int(hc, "MemorySwap")?, opt_int(hc, "MemorySwappiness")?);
-    let (nano, shares) = (int(hc, "NanoCpus")?, int(hc, "CpuShares")?);
-    let (period, quota) = (int(hc, "CpuPeriod")?, int(hc, "CpuQuota")?);
-    let (weight, min) = (int(hc, "BlkioWeight")?, 6 << 20);
-    let swappiness = swappiness.filter(|s| *s != -1);
-    reject! {
-        limit != 0 && limit < min => "Minimum memory limit allowed is 6MB",
-        limit > 0 && swap > 0 && swap < limit => "Minimum memoryswap limit should be larger than memory limit, see usage",
-        limit == 0 && swap > 0 => "You should always set the Memory limit when using Memoryswap limit, see usage",
-        limit > 0 && reserve > limit => "Minimum memory limit can not be less than memory reservation limit, see usage",
-        swappiness.is_some_and(|s| !(0..=100).contains(&s)) => "valid memory swappiness range is 0-100",
-        nano > 0 && period > 0 => "Conflicting options: Nano CPUs and CPU Period cannot both be set",
-        nano > 0 && quota > 0 => "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
-        period != 0 && !(1000..=1_000_000).contains(&period) => "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
-        quota > 0 && quota < 1000 => "CPU cfs quota can not be less than 1ms (i.e. 1000)",
-        weight != 0 && !(10..=1000).contains(&weight) => "Range of blkio weight is from 10 to 1000",
-    }
-    for d in list(hc, "BlkioWeightDevice")? {
-        let w = int(d, "Weight")?;
-        reject! {
-            w != 0 && !(10..=1000).contains(&w) => "Range of blkio weight is from 10 to 1000",
-        }
-    }
-    let positive = |n: i64| (n > 0).then_some(n);
-    let nonzero = |n: i64| (n != 0).then_some(n);
-    let cpuset = |k| Ok::<_, SpecError>(Some(string(hc, k)?).filter(|s| !s.is_empty()));
-    // Docker's default swap is twice the memory limit; -1 is unlimited.
-    Ok(json!({
-        "devices": device_rules,
-        "memory": {"limit": positive(limit), "reservation": positive(reserve),
-            "swap": nonzero(if limit > 0 && swap == 0 { limit.saturating_mul(2) } else { swap }),
-            "swappiness": swappiness,
-            "disableOOMKiller": flag(hc, "OomKillDisable")?.then_some(true)},
-        "cpu": {"shares": positive(shares),
-            "quota": nonzero(quota).or(positive(nano / 10_000)),
-            "period": nonzero(period).or(positive(nano).map(|_| 100_000)),
-            "cpus": cpuset("CpusetCpus")?, "mems": cpuset("CpusetMems")?,
-            "realtimePeriod": positive(int(hc, "CpuRealtimePeriod")?),
-            "realtimeRuntime": nonzero(int(hc, "CpuRealtimeRuntime")?)},
-        "pids": {"limit": opt_int(hc, "PidsLimit")?.and_then(positive)},
-        "blockIO": {"weight": positive(weight),
-            "weightDevice": blkio_devices(hc, "BlkioWeightDevice", "Weight", "weight")?,
-            "throttleReadBpsDevice": blkio_devices(hc, "BlkioDeviceReadBps", "Rate", "rate")?,
-            "throttleWriteBpsDevice": blkio_devices(hc, "BlkioDeviceWriteBps", "Rate", "rate")?,
-            "throttleReadIOPSDevice": blkio_devices(hc, "BlkioDeviceReadIOps", "Rate", "rate")?,
-            "throttleWriteIOPSDevice": blkio_devices(hc, "BlkioDeviceWriteIOps", "Rate", "rate")?},
-    }))
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! reports them with dockerd's booleans and warnings; a create or update drops every resource the
 //! host cannot honour, with dockerd's warning, instead of failing the start in the runtime.
 
+use berth_api::host_config::Resources;
 use berth_cgroups::{Features, Version};
-use serde_json::{Value, json};
 
 /// The host's features, probed once when the daemon starts.
 #[derive(Debug, Clone)]
@@ -103,11 +103,8 @@ impl SysInfo {
     }
 }
 
-/// Sets each of `fields` in `hc` to its "not set" value and records dockerd's warning.
-fn discard(hc: &mut Value, warnings: &mut Vec<String>, fields: &[(&str, Value)], text: &str) {
-    for (k, v) in fields {
-        hc[*k] = v.clone();
-    }
+/// Records dockerd's warning for a setting dropped.
+fn warn(warnings: &mut Vec<String>, text: &str) {
     warnings.push(text.to_string());
 }
 
@@ -131,23 +128,20 @@ pub enum ResourceError {
     RealtimeRuntime,
 }
 
-/// Drops from `hc` (a create's or update's HostConfig) every resource the host cannot enforce,
+/// Drops from `r` (a create's or update's resources) every one the host cannot enforce,
 /// as dockerd's `verifyPlatformContainerResources` does, and returns its warnings. What dockerd
 /// refuses instead (NanoCPUs without CFS, real-time limits without the real-time scheduler) is
 /// an error. `network_mode` is the create's (`None` for an update).
 pub fn verify_resources(
     si: &SysInfo,
-    hc: &mut Value,
+    r: &mut Resources,
     network_mode: Option<&str>,
 ) -> Result<Vec<String>, ResourceError> {
     let f = &si.cgroups;
     let mut warnings = Vec::new();
-    if !hc.is_object() {
-        return Ok(warnings);
-    }
-    memory(f, hc, &mut warnings);
-    cpu(f, hc, &mut warnings)?;
-    blkio(f, hc, &mut warnings);
+    memory(f, r, &mut warnings);
+    cpu(f, r, &mut warnings)?;
+    blkio(f, r, &mut warnings);
     let isolated = matches!(network_mode, Some("host" | "none")) || network_mode.is_none();
     if !isolated && !sysctl_on("net/ipv4/ip_forward") {
         warnings.push("IPv4 forwarding is disabled. Networking will not work.".into());
@@ -156,66 +150,57 @@ pub fn verify_resources(
 }
 
 /// The memory and pids limits the host cannot enforce, dropped with dockerd's warnings.
-fn memory(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
-    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
-    if int(hc, "Memory") > 0 && !f.memory_limit {
-        discard(
-            hc,
+fn memory(f: &Features, r: &mut Resources, warnings: &mut Vec<String>) {
+    if r.memory > 0 && !f.memory_limit {
+        (r.memory, r.memory_swap) = (0, -1);
+        warn(
             warnings,
-            &[("Memory", json!(0)), ("MemorySwap", json!(-1))],
             "Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
     }
-    if int(hc, "Memory") > 0 && int(hc, "MemorySwap") != -1 && !f.swap_limit {
-        discard(
-            hc,
+    if r.memory > 0 && r.memory_swap != -1 && !f.swap_limit {
+        r.memory_swap = -1;
+        warn(
             warnings,
-            &[("MemorySwap", json!(-1))],
             "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.",
         );
     }
     // The CLI sends -1 for "not set".
-    let swappiness = hc["MemorySwappiness"].as_i64().filter(|s| *s != -1);
-    if swappiness.is_some() && !f.memory_swappiness {
-        discard(
-            hc,
+    if r.memory_swappiness.is_some_and(|s| s != -1) && !f.memory_swappiness {
+        r.memory_swappiness = None;
+        warn(
             warnings,
-            &[("MemorySwappiness", Value::Null)],
             "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
         );
     }
-    if int(hc, "MemoryReservation") > 0 && !f.memory_reservation {
-        discard(
-            hc,
+    if r.memory_reservation > 0 && !f.memory_reservation {
+        r.memory_reservation = 0;
+        warn(
             warnings,
-            &[("MemoryReservation", json!(0))],
             "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
     }
-    if int(hc, "KernelMemory") > 0 && !f.kernel_memory {
-        discard(
-            hc,
+    if r.kernel_memory > 0 && !f.kernel_memory {
+        r.kernel_memory = 0;
+        warn(
             warnings,
-            &[("KernelMemory", json!(0))],
             "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
         );
     }
-    if hc["OomKillDisable"].as_bool() == Some(true) && !f.oom_kill_disable {
-        discard(
-            hc,
+    if r.oom_kill_disable == Some(true) && !f.oom_kill_disable {
+        r.oom_kill_disable = Some(false);
+        warn(
             warnings,
-            &[("OomKillDisable", json!(false))],
             "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
         );
     }
-    if hc["OomKillDisable"].as_bool() == Some(true) && int(hc, "Memory") == 0 {
+    if r.oom_kill_disable == Some(true) && r.memory == 0 {
         warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
     }
-    if int(hc, "PidsLimit") > 0 && !f.pids {
-        discard(
-            hc,
+    if r.pids_limit.is_some_and(|p| p > 0) && !f.pids {
+        r.pids_limit = None;
+        warn(
             warnings,
-            &[("PidsLimit", Value::Null)],
             "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.",
         );
     }
@@ -223,28 +208,25 @@ fn memory(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
 
 /// The CPU settings: shares, CFS period and quota and cpusets dropped with dockerd's warnings;
 /// `NanoCpus` without CFS and realtime settings the host lacks refused with its errors.
-fn cpu(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) -> Result<(), ResourceError> {
-    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
-    if int(hc, "CpuShares") > 0 && !f.cpu_shares {
-        discard(
-            hc,
+fn cpu(f: &Features, r: &mut Resources, warnings: &mut Vec<String>) -> Result<(), ResourceError> {
+    if r.cpu_shares > 0 && !f.cpu_shares {
+        r.cpu_shares = 0;
+        warn(
             warnings,
-            &[("CpuShares", json!(0))],
             "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
         );
     }
-    if (int(hc, "CpuPeriod") != 0 || int(hc, "CpuQuota") != 0) && !f.cpu_cfs_quota {
-        discard(
-            hc,
+    if (r.cpu_period != 0 || r.cpu_quota != 0) && !f.cpu_cfs_quota {
+        (r.cpu_period, r.cpu_quota) = (0, 0);
+        warn(
             warnings,
-            &[("CpuPeriod", json!(0)), ("CpuQuota", json!(0))],
             "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
         );
     }
-    if int(hc, "NanoCpus") > 0 && !f.cpu_cfs_quota {
+    if r.nano_cpus > 0 && !f.cpu_cfs_quota {
         return Err(ResourceError::NanoCpus);
     }
-    let (rt_period, rt_runtime) = (int(hc, "CpuRealtimePeriod"), int(hc, "CpuRealtimeRuntime"));
+    let (rt_period, rt_runtime) = (r.cpu_realtime_period, r.cpu_realtime_runtime);
     if rt_period > 0 && !f.cpu_rt_period {
         return Err(ResourceError::RealtimePeriod);
     }
@@ -254,12 +236,10 @@ fn cpu(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) -> Result<(), R
     if rt_period != 0 && rt_runtime > rt_period {
         return Err(ResourceError::RealtimeRuntime);
     }
-    let cpuset = |hc: &Value, k: &str| hc[k].as_str().is_some_and(|s| !s.is_empty());
-    if (cpuset(hc, "CpusetCpus") || cpuset(hc, "CpusetMems")) && !f.cpuset {
-        discard(
-            hc,
+    if (!r.cpuset_cpus.is_empty() || !r.cpuset_mems.is_empty()) && !f.cpuset {
+        (r.cpuset_cpus, r.cpuset_mems) = (String::new(), String::new());
+        warn(
             warnings,
-            &[("CpusetCpus", json!("")), ("CpusetMems", json!(""))],
             "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
         );
     }
@@ -267,47 +247,48 @@ fn cpu(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) -> Result<(), R
 }
 
 /// The block I/O weights and throttles the host cannot enforce, dropped with dockerd's warnings.
-fn blkio(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
-    let int = |hc: &Value, k: &str| hc[k].as_i64().unwrap_or(0);
-    let list_set = |hc: &Value, k: &str| hc[k].as_array().is_some_and(|a| !a.is_empty());
-    if int(hc, "BlkioWeight") > 0 && !f.blkio_weight {
-        discard(
-            hc,
+fn blkio(f: &Features, r: &mut Resources, warnings: &mut Vec<String>) {
+    if r.blkio_weight > 0 && !f.blkio_weight {
+        r.blkio_weight = 0;
+        warn(
             warnings,
-            &[("BlkioWeight", json!(0))],
             "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
         );
     }
-    let lists = [
-        (
-            "BlkioWeightDevice",
-            f.blkio_weight_device,
+    let set = |l: &Option<Vec<_>>| l.as_ref().is_some_and(|l| !l.is_empty());
+    if set(&r.blkio_weight_device) && !f.blkio_weight_device {
+        r.blkio_weight_device = Some(Vec::new());
+        warn(
+            warnings,
             "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
-        ),
+        );
+    }
+    let throttles = [
         (
-            "BlkioDeviceReadBps",
+            &mut r.blkio_device_read_bps,
             f.blkio_read_bps,
             "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.",
         ),
         (
-            "BlkioDeviceWriteBps",
+            &mut r.blkio_device_write_bps,
             f.blkio_write_bps,
             "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded.",
         ),
         (
-            "BlkioDeviceReadIOps",
+            &mut r.blkio_device_read_iops,
             f.blkio_read_iops,
             "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded.",
         ),
         (
-            "BlkioDeviceWriteIOps",
+            &mut r.blkio_device_write_iops,
             f.blkio_write_iops,
             "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.",
         ),
     ];
-    for (key, supported, text) in lists {
-        if list_set(hc, key) && !supported {
-            discard(hc, warnings, &[(key, json!([]))], text);
+    for (list, supported, text) in throttles {
+        if list.as_ref().is_some_and(|l| !l.is_empty()) && !supported {
+            *list = Some(Vec::new());
+            warn(warnings, text);
         }
     }
 }
@@ -315,9 +296,14 @@ fn blkio(f: &Features, hc: &mut Value, warnings: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn host(f: Features) -> SysInfo {
         SysInfo { cgroups: f }
+    }
+
+    fn resources(v: serde_json::Value) -> Resources {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -326,28 +312,32 @@ mod tests {
             version: Some(Version::V1),
             ..Features::default()
         });
-        let mut hc = json!({"Memory": 67108864, "MemorySwap": 0, "MemorySwappiness": 10,
+        let mut hc = resources(
+            json!({"Memory": 67108864, "MemorySwap": 0, "MemorySwappiness": 10,
             "MemoryReservation": 33554432, "OomKillDisable": true, "PidsLimit": 10,
             "CpuShares": 512, "CpuPeriod": 100000, "CpuQuota": 50000, "CpusetCpus": "0",
             "BlkioWeight": 300, "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}],
-            "BlkioWeightDevice": []});
+            "BlkioWeightDevice": []}),
+        );
         let w = verify_resources(&si, &mut hc, Some("none")).unwrap();
         assert_eq!(
             hc,
-            json!({"Memory": 0, "MemorySwap": -1, "MemorySwappiness": null,
+            resources(
+                json!({"Memory": 0, "MemorySwap": -1, "MemorySwappiness": null,
             "MemoryReservation": 0, "OomKillDisable": false, "PidsLimit": null,
             "CpuShares": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "",
             "BlkioWeight": 0, "BlkioDeviceReadBps": [], "BlkioWeightDevice": []})
+            )
         );
         assert_eq!(w.len(), 10, "{w:#?}");
         assert!(w.contains(&"Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".to_string()));
         assert!(w.contains(&"Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.".to_string()));
-        let mut hc = json!({"NanoCpus": 1_000_000_000});
+        let mut hc = resources(json!({"NanoCpus": 1_000_000_000}));
         assert!(matches!(
             verify_resources(&si, &mut hc, None),
             Err(ResourceError::NanoCpus)
         ));
-        let mut hc = json!({"CpuRealtimeRuntime": 1000});
+        let mut hc = resources(json!({"CpuRealtimeRuntime": 1000}));
         assert!(matches!(
             verify_resources(&si, &mut hc, None),
             Err(ResourceError::RealtimeRuntimeMissing)
@@ -380,9 +370,11 @@ mod tests {
             blkio_read_bps: true,
             ..Features::default()
         });
-        let sent = json!({"Memory": 67108864, "MemorySwappiness": 10, "OomKillDisable": true,
+        let sent = resources(
+            json!({"Memory": 67108864, "MemorySwappiness": 10, "OomKillDisable": true,
             "PidsLimit": 10, "CpuShares": 512, "CpuQuota": 50000, "CpusetCpus": "0",
-            "BlkioWeight": 300, "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]});
+            "BlkioWeight": 300, "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}),
+        );
         let mut hc = sent.clone();
         assert!(
             verify_resources(&si, &mut hc, Some("host"))
@@ -390,7 +382,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(hc, sent);
-        let mut hc = json!({"OomKillDisable": true});
+        let mut hc = resources(json!({"OomKillDisable": true}));
         assert_eq!(
             verify_resources(&si, &mut hc, Some("host")).unwrap(),
             [

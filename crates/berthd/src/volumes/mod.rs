@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
+use berth_api::config::ContainerConfig;
+use berth_api::host_config::{HostConfig, Mount};
 use berth_api::models::{MountPoint, MountPointTypeEnum, Volume, VolumeScopeEnum};
-use serde_json::{Value, json};
 
 use crate::model::Error;
 use crate::model::ids::valid_name;
@@ -118,45 +119,30 @@ impl Volumes {
 
 /// The `Volumes` of a config (the request's, or the image's `VOLUME`s) that no bind, mount or
 /// tmpfs of the request covers become anonymous volume mounts (as Docker makes them).
-pub fn add_anonymous_volumes(hc: &mut Value, config: &Value) {
-    let Some(vols) = config["Volumes"].as_object() else {
+pub fn add_anonymous_volumes(hc: &mut HostConfig, config: &ContainerConfig) {
+    let Some(vols) = &config.volumes else {
         return;
     };
     let mut taken: Vec<String> = Vec::new();
-    for b in hc["Binds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for b in hc.binds() {
         if let Some(t) = b.split(':').nth(1) {
             taken.push(t.trim_end_matches('/').to_string());
         }
     }
-    for m in hc["Mounts"].as_array().into_iter().flatten() {
-        taken.extend(
-            m["Target"]
-                .as_str()
-                .map(|t| t.trim_end_matches('/').to_string()),
-        );
+    for m in hc.mounts() {
+        taken.push(m.target.trim_end_matches('/').to_string());
     }
-    taken.extend(
-        hc["Tmpfs"]
-            .as_object()
-            .into_iter()
-            .flat_map(|t| t.keys().cloned()),
-    );
+    taken.extend(hc.tmpfs.iter().flat_map(|t| t.keys().cloned()));
     for target in vols.keys() {
         let t = target.trim_end_matches('/');
         if t.is_empty() || taken.iter().any(|x| x == t) {
             continue;
         }
-        if !hc["Mounts"].is_array() {
-            hc["Mounts"] = json!([]);
-        }
-        if let Some(list) = hc["Mounts"].as_array_mut() {
-            list.push(json!({"Type": "volume", "Source": "", "Target": t}));
-        }
+        hc.mounts.get_or_insert_with(Vec::new).push(Mount {
+            kind: "volume".into(),
+            target: t.into(),
+            ..Default::default()
+        });
     }
 }
 
@@ -204,7 +190,7 @@ fn other_point(
 /// volume gets what the image has at its target (Docker's copy-up; `layers` top first).
 /// Anonymous volumes (`Mounts` without a source) get new names.
 impl Volumes {
-    pub fn resolve(&self, hc: &mut Value, layers: &[PathBuf]) -> Result<Resolved, Error> {
+    pub fn resolve(&self, hc: &mut HostConfig, layers: &[PathBuf]) -> Result<Resolved, Error> {
         let mut out = Resolved {
             names: Vec::new(),
             points: Vec::new(),
@@ -228,11 +214,9 @@ impl Volumes {
             }
             Ok::<_, Error>(mp)
         };
-        if let Some(binds) = hc["Binds"].as_array_mut() {
+        if let Some(binds) = hc.binds.as_mut() {
             for b in binds.iter_mut() {
-                let Some(spec) = b.as_str().map(str::to_string) else {
-                    continue;
-                };
+                let spec = b.clone();
                 let mut parts = spec.splitn(3, ':');
                 let (src, target, mode) = (
                     parts.next().unwrap_or_default(),
@@ -249,44 +233,48 @@ impl Volumes {
                 out.points.push(volume_point(src, &mp, target, rw, mode));
                 out.names.push(src.to_string());
                 let rest = spec.split_once(':').map(|x| x.1).unwrap_or_default();
-                *b = json!(format!("{mp}:{rest}"));
+                *b = format!("{mp}:{rest}");
             }
         }
-        if let Some(mounts) = hc["Mounts"].as_array_mut() {
+        if let Some(mounts) = hc.mounts.as_mut() {
             for m in mounts.iter_mut() {
-                let target = m["Target"].as_str().unwrap_or_default().to_string();
-                let rw = m["ReadOnly"].as_bool() != Some(true);
-                let kind = match m["Type"].as_str() {
-                    Some("volume") => None,
-                    Some("bind") => Some(MountPointTypeEnum::BIND),
-                    Some("tmpfs") => Some(MountPointTypeEnum::TMPFS),
-                    Some("npipe") => Some(MountPointTypeEnum::NPIPE),
-                    Some(_) => Some(MountPointTypeEnum::EMPTY),
-                    None => continue,
+                let target = m.target.clone();
+                let rw = !m.read_only;
+                let kind = match m.kind.as_str() {
+                    "volume" => None,
+                    "bind" => Some(MountPointTypeEnum::BIND),
+                    "tmpfs" => Some(MountPointTypeEnum::TMPFS),
+                    "npipe" => Some(MountPointTypeEnum::NPIPE),
+                    "" => continue,
+                    _ => Some(MountPointTypeEnum::EMPTY),
                 };
                 if let Some(kind) = kind {
-                    let source = m["Source"].as_str().unwrap_or_default();
-                    let mut point = other_point(kind, source, &target, rw, "");
-                    let given = m["BindOptions"]["Propagation"].as_str();
+                    let mut point = other_point(kind, &m.source, &target, rw, "");
+                    let given = m.bind_options.as_ref().map(|b| b.propagation.as_str());
                     if let Some(p) = given.filter(|p| !p.is_empty()) {
                         point.propagation = Some(p.to_string());
                     }
                     out.points.push(point);
                     continue;
                 }
-                let given = m["Source"].as_str().unwrap_or_default().to_string();
+                let given = m.source.clone();
                 let (name, anon) = if given.is_empty() {
                     (crate::model::ids::new_id(), true)
                 } else {
                     (given, false)
                 };
-                let labels = serde_json::from_value(m["VolumeOptions"]["Labels"].clone())
-                    .unwrap_or_default();
+                let labels = m
+                    .volume_options
+                    .as_ref()
+                    .and_then(|o| o.labels.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
                 let mp = make(&name, labels, anon, &target)?;
                 out.points.push(volume_point(&name, &mp, &target, rw, "z"));
                 out.names.push(name);
-                m["Type"] = json!("bind");
-                m["Source"] = json!(mp);
+                m.kind = "bind".into();
+                m.source = mp;
             }
         }
         Ok(out)
