@@ -1,6 +1,7 @@
 //! dockerd's `container.HostConfig`: the `HostConfig` of a create request and of container
 //! inspect, with its `Resources` (also the body of `POST /containers/{id}/update`) and the
-//! mount, device and port types it holds.
+//! mount, device and port types it holds; and the create request these make with the
+//! container config.
 //!
 //! Ours, not the pinned bollard-stubs model, for the reasons [`crate::config`] gives: dockerd
 //! writes every field that is not `omitempty` (as `""`, `0`, `false` or `null`) and clients
@@ -424,6 +425,30 @@ pub struct HostConfig {
     pub readonly_paths: Option<Vec<String>>,
     #[serde(rename = "Init", skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+}
+
+/// A create request's `NetworkingConfig`: the endpoint settings per network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkingConfig {
+    #[serde(rename = "EndpointsConfig")]
+    pub endpoints_config: Option<BTreeMap<String, bollard_stubs::models::EndpointSettings>>,
+}
+
+/// The body of `POST /containers/create`: the container config with its `HostConfig` and
+/// `NetworkingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: crate::config::ContainerConfig,
+    #[serde(rename = "HostConfig", default)]
+    pub host_config: HostConfig,
+    #[serde(
+        rename = "NetworkingConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub networking_config: Option<NetworkingConfig>,
 }
 
 impl HostConfig {

@@ -345,6 +345,9 @@ impl Registry {
                     return;
                 }
                 seen = count;
+                // Under the task's lock, as the start publishes: an OOM kill that comes as the
+                // process starts is still published after `/tasks/start`.
+                let _life = t.life.lock().await;
                 publisher.publish(
                     &t.meta.namespace,
                     Event::Oom(TaskOom {

@@ -3,8 +3,13 @@
 //! the Engine API field the docker CLI sends for it.
 
 use anyhow::Context;
+use berth_api::config::HealthConfig;
+use berth_api::host_config::{
+    BindOptions, CreateRequest, DeviceMapping, LogConfig, Mount, StringMap, TmpfsOptions, Ulimit,
+    VolumeDriver, VolumeOptions,
+};
+use berth_api::models::EndpointIpamConfig;
 use clap::Args;
-use serde_json::{Map, Value, json};
 
 use crate::units::{parse_go_duration, ram_in_bytes};
 
@@ -135,17 +140,14 @@ pub struct ContainerFlags {
     pub cidfile: Option<String>,
 }
 
-/// Turns one value of a repeatable flag into one entry of the API's list.
-type ParseItem = fn(&str) -> anyhow::Result<Value>;
-
-/// `name=value` pairs as a JSON object (a pair without `=` is refused as Docker does).
-fn pairs(items: &[String], what: &str) -> anyhow::Result<Map<String, Value>> {
-    let mut m = Map::new();
+/// `name=value` pairs as a map (a pair without `=` is refused as Docker does).
+fn pairs(items: &[String], what: &str) -> anyhow::Result<StringMap> {
+    let mut m = StringMap::new();
     for i in items {
         let (k, v) = i
             .split_once('=')
             .with_context(|| format!("invalid {what} {i:?}: expected name=value"))?;
-        m.insert(k.to_string(), Value::String(v.to_string()));
+        m.insert(k.to_string(), v.to_string());
     }
     Ok(m)
 }
@@ -162,7 +164,7 @@ fn nanos(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
 }
 
 /// `--ulimit nofile=1024[:2048]`.
-pub fn parse_ulimit(u: &str) -> anyhow::Result<Value> {
+pub fn parse_ulimit(u: &str) -> anyhow::Result<Ulimit> {
     let bad = || format!("invalid ulimit argument: {u}");
     let (name, limits) = u.split_once('=').with_context(bad)?;
     let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
@@ -172,11 +174,15 @@ pub fn parse_ulimit(u: &str) -> anyhow::Result<Value> {
         soft <= hard || hard == -1,
         "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
     );
-    Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
+    Ok(Ulimit {
+        name: name.into(),
+        soft,
+        hard,
+    })
 }
 
 /// `--device /dev/fuse[:/dev/fuse[:rwm]]`.
-pub fn parse_device(d: &str) -> anyhow::Result<Value> {
+pub fn parse_device(d: &str) -> anyhow::Result<DeviceMapping> {
     let parts: Vec<&str> = d.split(':').collect();
     let (host, ctr, perms) = match parts.as_slice() {
         [h] => (*h, *h, "rwm"),
@@ -189,15 +195,22 @@ pub fn parse_device(d: &str) -> anyhow::Result<Value> {
         !host.is_empty() && !perms.is_empty() && perms.chars().all(|c| "rwm".contains(c)),
         "invalid device specification: {d}"
     );
-    Ok(json!({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}))
+    Ok(DeviceMapping {
+        path_on_host: host.into(),
+        path_in_container: ctr.into(),
+        cgroup_permissions: perms.into(),
+    })
 }
 
 /// `--mount type=bind,source=/a,target=/b,readonly` as an API `Mounts` entry.
-pub fn parse_mount(spec: &str) -> anyhow::Result<Value> {
-    let mut m = json!({"Type": "volume"});
-    let mut bind = Map::new();
-    let mut volume = Map::new();
-    let mut tmpfs = Map::new();
+pub fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    let mut bind: Option<BindOptions> = None;
+    let mut volume: Option<VolumeOptions> = None;
+    let mut tmpfs: Option<TmpfsOptions> = None;
     for field in spec.split(',').filter(|f| !f.is_empty()) {
         let (k, v) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
@@ -213,62 +226,58 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<Value> {
         let value =
             || v.with_context(|| format!("invalid field '{field}' must be a key=value pair"));
         match k.as_str() {
-            "type" => m["Type"] = json!(value()?),
-            "source" | "src" => m["Source"] = json!(value()?),
-            "target" | "destination" | "dst" => m["Target"] = json!(value()?),
-            "readonly" | "ro" => m["ReadOnly"] = json!(flag(v)?),
+            "type" => m.kind = value()?.into(),
+            "source" | "src" => m.source = value()?.into(),
+            "target" | "destination" | "dst" => m.target = value()?.into(),
+            "readonly" | "ro" => m.read_only = flag(v)?,
             "consistency" => {}
-            "bind-propagation" => {
-                bind.insert("Propagation".into(), json!(value()?));
-            }
-            "bind-nonrecursive" => {
-                bind.insert("NonRecursive".into(), json!(flag(v)?));
-            }
-            "volume-nocopy" => {
-                volume.insert("NoCopy".into(), json!(flag(v)?));
-            }
+            "bind-propagation" => bind.get_or_insert_default().propagation = value()?.into(),
+            "bind-nonrecursive" => bind.get_or_insert_default().non_recursive = flag(v)?,
+            "volume-nocopy" => volume.get_or_insert_default().no_copy = flag(v)?,
             "volume-driver" => {
-                volume.insert("DriverConfig".into(), json!({"Name": value()?}));
+                volume.get_or_insert_default().driver_config = Some(VolumeDriver {
+                    name: value()?.into(),
+                    options: None,
+                });
             }
             "volume-label" => {
                 let (lk, lv) = value()?.split_once('=').unwrap_or((value()?, ""));
-                let labels = volume.entry("Labels").or_insert_with(|| json!({}));
-                labels[lk] = json!(lv);
+                let labels = volume
+                    .get_or_insert_default()
+                    .labels
+                    .get_or_insert_default();
+                labels.insert(lk.into(), lv.into());
             }
-            "tmpfs-size" => {
-                tmpfs.insert("SizeBytes".into(), json!(ram_in_bytes(value()?)?));
-            }
+            "tmpfs-size" => tmpfs.get_or_insert_default().size_bytes = ram_in_bytes(value()?)?,
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(value()?, 8)
+                let mode = u64::from_str_radix(value()?, 8)
                     .ok()
                     .with_context(|| format!("invalid value for tmpfs-mode: {field}"))?;
-                tmpfs.insert("Mode".into(), json!(mode));
+                tmpfs.get_or_insert_default().mode = mode;
             }
             _ => anyhow::bail!("unexpected key '{k}' in '{field}'"),
         }
     }
     anyhow::ensure!(
-        m.get("Target").is_some(),
+        !m.target.is_empty(),
         "invalid argument \"{spec}\" for \"--mount\" flag: target is required"
     );
-    let typ = m["Type"].as_str().unwrap_or_default().to_string();
+    let typ = m.kind.clone();
     anyhow::ensure!(
         matches!(typ.as_str(), "bind" | "volume" | "tmpfs"),
         "invalid argument \"{spec}\" for \"--mount\" flag: mount type unknown: {typ:?}"
     );
-    for (name, opts, for_type) in [
-        ("BindOptions", bind, "bind"),
-        ("VolumeOptions", volume, "volume"),
-        ("TmpfsOptions", tmpfs, "tmpfs"),
+    for (given, for_type) in [
+        (bind.is_some(), "bind"),
+        (volume.is_some(), "volume"),
+        (tmpfs.is_some(), "tmpfs"),
     ] {
-        if !opts.is_empty() {
-            anyhow::ensure!(
-                typ == for_type,
-                "invalid argument \"{spec}\" for \"--mount\" flag: cannot mix '{for_type}' options with type '{typ}'"
-            );
-            m[name] = Value::Object(opts);
-        }
+        anyhow::ensure!(
+            !given || typ == for_type,
+            "invalid argument \"{spec}\" for \"--mount\" flag: cannot mix '{for_type}' options with type '{typ}'"
+        );
     }
+    (m.bind_options, m.volume_options, m.tmpfs_options) = (bind, volume, tmpfs);
     Ok(m)
 }
 
@@ -278,7 +287,7 @@ fn security_opt(o: &str) -> anyhow::Result<String> {
         Some(("seccomp", file)) if file != "unconfined" && file != "builtin" => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("opening seccomp profile ({file}) failed"))?;
-            let profile: Value = serde_json::from_str(&text)
+            let profile: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing seccomp profile ({file})"))?;
             Ok(format!("seccomp={profile}"))
         }
@@ -286,98 +295,107 @@ fn security_opt(o: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Each item of a repeatable flag parsed into one entry of an API list (`None` when absent).
+fn each<T>(
+    items: &[String],
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<Vec<T>>> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .map(|i| parse(i))
+        .collect::<anyhow::Result<_>>()
+        .map(Some)
+}
+
+/// A list flag as the API's list (`None` when absent).
+fn list(items: &[String]) -> Option<Vec<String>> {
+    (!items.is_empty()).then(|| items.to_vec())
+}
+
 impl ContainerFlags {
-    /// Adds these flags' fields to a create body built from the common flags.
-    pub fn apply(&self, body: &mut Value) -> anyhow::Result<()> {
-        let hc = &mut body["HostConfig"];
+    /// Adds these flags' fields to a create request built from the common flags.
+    pub fn apply(&self, req: &mut CreateRequest) -> anyhow::Result<()> {
+        let hc = &mut req.host_config;
         let size = |s: &Option<String>| s.as_deref().map(ram_in_bytes).transpose();
-        if self.publish_all {
-            hc["PublishAllPorts"] = json!(true);
+        hc.publish_all_ports |= self.publish_all;
+        if let Some(m) = each(&self.mount, parse_mount)? {
+            hc.mounts = Some(m);
         }
-        // Flags given once per item, each parsed into one entry of an API list.
-        let parsed: [(&str, &Vec<String>, ParseItem); 4] = [
-            ("Mounts", &self.mount, parse_mount),
-            ("SecurityOpt", &self.security_opt, |o| {
-                security_opt(o).map(Value::String)
-            }),
-            ("Ulimits", &self.ulimit, parse_ulimit),
-            ("Devices", &self.device, parse_device),
-        ];
-        for (key, items, parse) in parsed {
-            if !items.is_empty() {
-                let v: Vec<Value> = items
-                    .iter()
-                    .map(|i| parse(i))
-                    .collect::<anyhow::Result<_>>()?;
-                hc[key] = Value::Array(v);
-            }
-        }
-        let lists = [
-            ("VolumesFrom", &self.volumes_from),
-            ("DnsSearch", &self.dns_search),
-            ("DnsOptions", &self.dns_option),
-            ("GroupAdd", &self.group_add),
-        ];
-        for (key, list) in lists {
-            if !list.is_empty() {
-                hc[key] = json!(list);
-            }
-        }
+        hc.security_opt = each(&self.security_opt, security_opt)?.or(hc.security_opt.take());
+        let r = &mut hc.resources;
+        r.ulimits = each(&self.ulimit, parse_ulimit)?.or(r.ulimits.take());
+        r.devices = each(&self.device, parse_device)?.or(r.devices.take());
+        hc.volumes_from = list(&self.volumes_from).or(hc.volumes_from.take());
+        hc.dns_search = list(&self.dns_search).or(hc.dns_search.take());
+        hc.dns_options = list(&self.dns_option).or(hc.dns_options.take());
+        hc.group_add = list(&self.group_add).or(hc.group_add.take());
         if !self.sysctl.is_empty() {
-            hc["Sysctls"] = Value::Object(pairs(&self.sysctl, "sysctl")?);
+            hc.sysctls = Some(pairs(&self.sysctl, "sysctl")?);
         }
+        let r = &mut hc.resources;
+        r.pids_limit = self.pids_limit.or(r.pids_limit);
         let numbers = [
-            ("PidsLimit", self.pids_limit),
-            ("CpuShares", self.cpu_shares),
-            ("CpuPeriod", self.cpu_period),
-            ("CpuQuota", self.cpu_quota),
-            ("OomScoreAdj", self.oom_score_adj),
-            ("BlkioWeight", self.blkio_weight.map(i64::from)),
-            ("ShmSize", size(&self.shm_size)?),
-            ("MemoryReservation", size(&self.memory_reservation)?),
+            (&mut r.cpu_shares, self.cpu_shares),
+            (&mut r.cpu_period, self.cpu_period),
+            (&mut r.cpu_quota, self.cpu_quota),
+            (&mut r.memory_reservation, size(&self.memory_reservation)?),
         ];
-        for (key, n) in numbers {
+        for (field, n) in numbers {
             if let Some(n) = n {
-                hc[key] = json!(n);
+                *field = n;
             }
         }
+        r.blkio_weight = self.blkio_weight.unwrap_or(r.blkio_weight);
         if let Some(s) = &self.memory_swap {
-            hc["MemorySwap"] = json!(if s == "-1" { -1 } else { ram_in_bytes(s)? });
+            r.memory_swap = if s == "-1" { -1 } else { ram_in_bytes(s)? };
         }
         if self.oom_kill_disable {
-            hc["OomKillDisable"] = json!(true);
+            r.oom_kill_disable = Some(true);
         }
         let strings = [
-            ("CpusetCpus", &self.cpuset_cpus),
-            ("CpusetMems", &self.cpuset_mems),
-            ("PidMode", &self.pid),
-            ("IpcMode", &self.ipc),
-            ("UTSMode", &self.uts),
-            ("UsernsMode", &self.userns),
-            ("CgroupnsMode", &self.cgroupns),
-            ("Runtime", &self.runtime),
+            (&mut r.cpuset_cpus, &self.cpuset_cpus),
+            (&mut r.cpuset_mems, &self.cpuset_mems),
         ];
-        for (key, s) in strings {
+        for (field, s) in strings {
             if let Some(s) = s {
-                hc[key] = json!(s);
+                field.clone_from(s);
+            }
+        }
+        hc.oom_score_adj = self.oom_score_adj.unwrap_or(hc.oom_score_adj);
+        hc.shm_size = size(&self.shm_size)?.unwrap_or(hc.shm_size);
+        let strings = [
+            (&mut hc.pid_mode, &self.pid),
+            (&mut hc.ipc_mode, &self.ipc),
+            (&mut hc.uts_mode, &self.uts),
+            (&mut hc.userns_mode, &self.userns),
+            (&mut hc.cgroupns_mode, &self.cgroupns),
+            (&mut hc.runtime, &self.runtime),
+        ];
+        for (field, s) in strings {
+            if let Some(s) = s {
+                field.clone_from(s);
             }
         }
         if self.log_driver.is_some() || !self.log_opt.is_empty() {
-            hc["LogConfig"] = json!({
-                "Type": self.log_driver.clone().unwrap_or_default(),
-                "Config": pairs(&self.log_opt, "log-opt")?,
-            });
+            hc.log_config = LogConfig {
+                kind: self.log_driver.clone().unwrap_or_default(),
+                config: Some(pairs(&self.log_opt, "log-opt")?),
+            };
         }
-        self.apply_config(body)
+        self.apply_config(req)
     }
 
     /// The fields of the container config proper (not HostConfig).
-    fn apply_config(&self, body: &mut Value) -> anyhow::Result<()> {
+    fn apply_config(&self, req: &mut CreateRequest) -> anyhow::Result<()> {
+        let c = &mut req.config;
         if let Some(m) = &self.mac_address {
-            body["MacAddress"] = json!(m);
+            c.mac_address.clone_from(m);
         }
         if let Some(d) = &self.domainname {
-            body["Domainname"] = json!(d);
+            c.domainname.clone_from(d);
         }
         for f in &self.label_file {
             let text =
@@ -388,41 +406,48 @@ impl ContainerFlags {
                 }
                 let (k, v) = line.split_once('=').unwrap_or((line, ""));
                 // Labels given with --label win over the file's, as in Docker.
-                if body["Labels"].get(k).is_none() {
-                    body["Labels"][k] = json!(v);
-                }
+                let labels = c.labels.get_or_insert_default();
+                labels.entry(k.into()).or_insert_with(|| v.into());
             }
         }
         if self.no_healthcheck {
-            body["Healthcheck"] = json!({"Test": ["NONE"]});
+            c.healthcheck = Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            });
         } else if self.health_cmd.is_some()
             || self.health_interval.is_some()
             || self.health_timeout.is_some()
             || self.health_retries.is_some()
             || self.health_start_period.is_some()
         {
-            let mut h = json!({
-                "Interval": nanos("health-interval", &self.health_interval)?.unwrap_or(0),
-                "Timeout": nanos("health-timeout", &self.health_timeout)?.unwrap_or(0),
-                "StartPeriod": nanos("health-start-period", &self.health_start_period)?.unwrap_or(0),
-                "Retries": self.health_retries.unwrap_or(0),
+            c.healthcheck = Some(HealthConfig {
+                test: self
+                    .health_cmd
+                    .as_ref()
+                    .map(|cmd| vec!["CMD-SHELL".into(), cmd.clone()]),
+                interval: nanos("health-interval", &self.health_interval)?.unwrap_or(0),
+                timeout: nanos("health-timeout", &self.health_timeout)?.unwrap_or(0),
+                start_period: nanos("health-start-period", &self.health_start_period)?.unwrap_or(0),
+                retries: self.health_retries.unwrap_or(0),
             });
-            if let Some(cmd) = &self.health_cmd {
-                h["Test"] = json!(["CMD-SHELL", cmd]);
-            }
-            body["Healthcheck"] = h;
         }
         if let Some(ip) = &self.ip {
-            let net = body["HostConfig"]["NetworkMode"]
-                .as_str()
-                .unwrap_or("default")
-                .to_string();
+            let net = req.host_config.network_mode.clone();
             anyhow::ensure!(
-                !matches!(net.as_str(), "default" | "bridge" | "none" | "host"),
+                !matches!(net.as_str(), "" | "default" | "bridge" | "none" | "host"),
                 "user specified IP address is supported on user defined networks only"
             );
-            let ep = &mut body["NetworkingConfig"]["EndpointsConfig"][net.as_str()];
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            let endpoints = req
+                .networking_config
+                .get_or_insert_default()
+                .endpoints_config
+                .get_or_insert_default();
+            let ep = endpoints.entry(net).or_default();
+            ep.ipam_config = Some(EndpointIpamConfig {
+                ipv4_address: Some(ip.clone()),
+                ..Default::default()
+            });
         }
         Ok(())
     }
@@ -431,20 +456,25 @@ impl ContainerFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn value<T: serde::Serialize>(t: T) -> serde_json::Value {
+        serde_json::to_value(t).unwrap()
+    }
 
     #[test]
     fn mounts_parse_like_dockers() {
         assert_eq!(
-            parse_mount("type=bind,source=/a,target=/b,readonly").unwrap(),
+            value(parse_mount("type=bind,source=/a,target=/b,readonly").unwrap()),
             json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true})
         );
         assert_eq!(
-            parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap(),
+            value(parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap()),
             json!({"Type": "tmpfs", "Target": "/t",
                    "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 0o1770}})
         );
         assert_eq!(
-            parse_mount("src=data,target=/data").unwrap(),
+            value(parse_mount("src=data,target=/data").unwrap()),
             json!({"Type": "volume", "Source": "data", "Target": "/data"})
         );
         assert!(parse_mount("type=bind,source=/a").is_err(), "no target");
@@ -462,26 +492,26 @@ mod tests {
     #[test]
     fn ulimits_and_devices_parse_like_dockers() {
         assert_eq!(
-            parse_ulimit("nofile=1024:2048").unwrap(),
+            value(parse_ulimit("nofile=1024:2048").unwrap()),
             json!({"Name": "nofile", "Soft": 1024, "Hard": 2048})
         );
         assert_eq!(
-            parse_ulimit("nproc=512").unwrap(),
+            value(parse_ulimit("nproc=512").unwrap()),
             json!({"Name": "nproc", "Soft": 512, "Hard": 512})
         );
         assert!(parse_ulimit("nofile=2048:1024").is_err());
         assert!(parse_ulimit("nofile").is_err());
         assert_eq!(
-            parse_device("/dev/fuse").unwrap(),
+            value(parse_device("/dev/fuse").unwrap()),
             json!({"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"})
         );
         assert_eq!(
-            parse_device("/dev/sda:/dev/xvda:r").unwrap(),
+            value(parse_device("/dev/sda:/dev/xvda:r").unwrap()),
             json!({"PathOnHost": "/dev/sda", "PathInContainer": "/dev/xvda", "CgroupPermissions": "r"})
         );
         assert_eq!(
-            parse_device("/dev/null:rw").unwrap()["PathInContainer"],
-            json!("/dev/null")
+            parse_device("/dev/null:rw").unwrap().path_in_container,
+            "/dev/null"
         );
     }
 
@@ -496,8 +526,10 @@ mod tests {
             memory_swap: Some("-1".into()),
             ..Default::default()
         };
-        let mut body = json!({"HostConfig": {"NetworkMode": "default"}, "Labels": {}});
-        f.apply(&mut body).unwrap();
+        let mut req = CreateRequest::default();
+        req.host_config.network_mode = "default".into();
+        f.apply(&mut req).unwrap();
+        let body = value(&req);
         assert_eq!(body["HostConfig"]["PidsLimit"], json!(64));
         assert_eq!(
             body["HostConfig"]["SecurityOpt"],
@@ -515,7 +547,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            ip.apply(&mut body.clone()).is_err(),
+            ip.apply(&mut req.clone()).is_err(),
             "--ip on the default network"
         );
     }

@@ -5,8 +5,12 @@
 use std::io::Write;
 
 use anyhow::Context;
+use berth_api::config::ContainerConfig;
+use berth_api::host_config::{
+    CreateRequest, HostConfig, NetworkingConfig, PortBinding, PortMap, RestartPolicy, StringMap,
+};
+use berth_api::models::EndpointSettings;
 use clap::{ArgAction, Args};
-use serde_json::{Map, Value, json};
 
 use crate::api::{self, Client, DaemonError, query};
 use crate::commands::images;
@@ -178,39 +182,56 @@ impl CreateArgs {
     }
 
     /// The Engine API's create body.
-    pub fn body(&self, attach: bool) -> anyhow::Result<Value> {
-        let env = env_list(&self.env, &self.env_file)?;
-        let mut labels = Map::new();
+    pub fn body(&self, attach: bool) -> anyhow::Result<CreateRequest> {
+        let mut config = ContainerConfig {
+            hostname: self.hostname.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            attach_stdin: self.interactive && attach,
+            attach_stdout: attach,
+            attach_stderr: attach,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            stdin_once: self.interactive && attach,
+            env: Some(env_list(&self.env, &self.env_file)?),
+            cmd: Some(self.args[1..].to_vec()).filter(|c| !c.is_empty()),
+            image: self.image().to_string(),
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            labels: Some(Default::default()),
+            exposed_ports: Some(Default::default()),
+            volumes: Some(Default::default()),
+            entrypoint: self.entrypoint.clone().map(|e| vec![e]),
+            stop_signal: self.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: self.stop_timeout,
+            ..Default::default()
+        };
         for l in &self.label {
             let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            labels.insert(k.to_string(), Value::String(v.to_string()));
+            config.set_label(k, v);
         }
         let mut binds = Vec::new();
-        let mut volumes = Map::new();
         for v in &self.volume {
             if v.contains(':') {
-                binds.push(Value::String(v.clone()));
+                binds.push(v.clone());
             } else {
-                volumes.insert(v.clone(), json!({}));
+                config.add_volume(v);
             }
         }
-        let mut exposed = Map::new();
-        let mut bindings = Map::new();
+        let mut bindings = PortMap::new();
         for e in &self.expose {
-            let port = if e.contains('/') {
+            config.expose(&if e.contains('/') {
                 e.clone()
             } else {
                 format!("{e}/tcp")
-            };
-            exposed.insert(port, json!({}));
+            });
         }
         for p in &self.publish {
             let (port, ip, host_port) = parse_publish(p)?;
-            exposed.insert(port.clone(), json!({}));
-            let list = bindings.entry(port).or_insert_with(|| json!([]));
-            if let Value::Array(a) = list {
-                a.push(json!({"HostIp": ip, "HostPort": host_port}));
-            }
+            config.expose(&port);
+            let list = bindings.entry(port).or_default().get_or_insert_default();
+            list.push(PortBinding {
+                host_ip: ip,
+                host_port,
+            });
         }
         let (policy, retries) = match self.restart.split_once(':') {
             Some((n, c)) => (
@@ -226,83 +247,65 @@ impl CreateArgs {
             ),
             "invalid restart policy {policy:?}"
         );
-        let mut tmpfs = Map::new();
+        let mut tmpfs = StringMap::new();
         for t in &self.tmpfs {
             let (p, o) = t.split_once(':').unwrap_or((t, ""));
-            tmpfs.insert(p.to_string(), Value::String(o.to_string()));
+            tmpfs.insert(p.to_string(), o.to_string());
         }
         let memory = self
             .memory
             .as_deref()
             .map(crate::units::ram_in_bytes)
             .transpose()?;
-        let network = self.network.clone().unwrap_or_else(|| "default".into());
-        let mut host_config = json!({
-            "Binds": binds,
-            "NetworkMode": network,
-            "PortBindings": bindings,
-            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
-            "AutoRemove": self.rm,
-            "Privileged": self.privileged,
-            "CapAdd": self.cap_add,
-            "CapDrop": self.cap_drop,
-            "ReadonlyRootfs": self.read_only,
-            "ExtraHosts": self.add_host,
-            "Dns": self.dns,
-            "Tmpfs": tmpfs,
-            "Memory": memory.unwrap_or(0),
-            "NanoCpus": self.cpus.map_or(0, |c| (c * 1e9) as i64),
-        });
-        if self.init {
-            host_config["Init"] = Value::Bool(true);
-        }
-        if let Some(c) = &self.cgroup_parent {
-            host_config["CgroupParent"] = Value::String(c.clone());
-        }
-        let cmd = &self.args[1..];
-        let mut body = json!({
-            "Hostname": self.hostname.clone().unwrap_or_default(),
-            "User": self.user.clone().unwrap_or_default(),
-            "AttachStdin": self.interactive && attach,
-            "AttachStdout": attach,
-            "AttachStderr": attach,
-            "Tty": self.tty,
-            "OpenStdin": self.interactive,
-            "StdinOnce": self.interactive && attach,
-            "Env": env,
-            "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
-            "Image": self.image(),
-            "WorkingDir": self.workdir.clone().unwrap_or_default(),
-            "Labels": labels,
-            "ExposedPorts": exposed,
-            "Volumes": volumes,
-            "HostConfig": host_config,
-        });
-        if let Some(e) = &self.entrypoint {
-            body["Entrypoint"] = json!([e]);
-        }
-        if let Some(s) = &self.stop_signal {
-            body["StopSignal"] = Value::String(s.clone());
-        }
-        if let Some(t) = self.stop_timeout {
-            body["StopTimeout"] = Value::from(t);
-        }
+        let mut host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: self.network.clone().unwrap_or_else(|| "default".into()),
+            port_bindings: Some(bindings),
+            restart_policy: RestartPolicy {
+                name: policy,
+                maximum_retry_count: retries,
+            },
+            auto_remove: self.rm,
+            privileged: self.privileged,
+            cap_add: Some(self.cap_add.clone()),
+            cap_drop: Some(self.cap_drop.clone()),
+            readonly_rootfs: self.read_only,
+            extra_hosts: Some(self.add_host.clone()),
+            dns: Some(self.dns.clone()),
+            tmpfs: Some(tmpfs),
+            init: self.init.then_some(true),
+            ..Default::default()
+        };
+        let r = &mut host_config.resources;
+        r.memory = memory.unwrap_or(0);
+        r.nano_cpus = self.cpus.map_or(0, |c| (c * 1e9) as i64);
+        r.cgroup_parent = self.cgroup_parent.clone().unwrap_or_default();
+        let mut req = CreateRequest {
+            config,
+            host_config,
+            networking_config: None,
+        };
         if let Some(n) = &self.network {
             if !matches!(n.as_str(), "none" | "host" | "bridge" | "default")
                 && !n.starts_with("container:")
             {
-                body["NetworkingConfig"] =
-                    json!({"EndpointsConfig": {n: {"Aliases": self.network_alias}}});
+                let endpoint = EndpointSettings {
+                    aliases: Some(self.network_alias.clone()),
+                    ..Default::default()
+                };
+                req.networking_config = Some(NetworkingConfig {
+                    endpoints_config: Some([(n.clone(), endpoint)].into()),
+                });
             }
         }
-        self.more.apply(&mut body)?;
-        Ok(body)
+        self.more.apply(&mut req)?;
+        Ok(req)
     }
 }
 
 /// Creates the container (pulling its image first when needed); returns its id.
 pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow::Result<String> {
-    let body = a.body(attach)?;
+    let body = serde_json::to_value(a.body(attach)?).context("encoding the create request")?;
     // As the docker CLI: the cidfile is made first (so a bad path fails before any container
     // exists) and removed again if the create fails.
     let cidfile = match &a.more.cidfile {
@@ -332,7 +335,11 @@ pub fn create_container(client: &Client, a: &CreateArgs, attach: bool) -> anyhow
 }
 
 /// The create request itself, pulling the image first when asked or missing.
-fn create_request(client: &Client, a: &CreateArgs, body: &Value) -> anyhow::Result<String> {
+fn create_request(
+    client: &Client,
+    a: &CreateArgs,
+    body: &serde_json::Value,
+) -> anyhow::Result<String> {
     let mut q = vec![("name", a.name.clone())];
     if let Some(p) = &a.platform {
         q.push(("platform", Some(p.clone())));
@@ -364,7 +371,7 @@ fn create_request(client: &Client, a: &CreateArgs, body: &Value) -> anyhow::Resu
     };
     for w in resp
         .get("Warnings")
-        .and_then(Value::as_array)
+        .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
     {
