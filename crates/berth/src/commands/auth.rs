@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use anyhow::Context;
 use base64::Engine;
+use berth_api::models::AuthConfig;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -75,7 +76,7 @@ pub fn header_for(registry: &str) -> String {
     let cfg = load_config();
     let key = key_of(registry);
     let entry = cfg.get("auths").and_then(|a| a.get(&key));
-    let mut auth = json!({});
+    let mut auth = AuthConfig::default();
     if let Some(e) = entry {
         if let Some(decoded) = e
             .get("auth")
@@ -84,11 +85,22 @@ pub fn header_for(registry: &str) -> String {
         {
             let text = String::from_utf8_lossy(&decoded).into_owned();
             if let Some((u, p)) = text.split_once(':') {
-                auth = json!({"username": u, "password": p, "serveraddress": key});
+                auth = auth_config(u, p, &key);
             }
         }
     }
-    base64::engine::general_purpose::URL_SAFE.encode(auth.to_string())
+    let text = serde_json::to_string(&auth).unwrap_or_else(|_| "{}".into());
+    base64::engine::general_purpose::URL_SAFE.encode(text)
+}
+
+/// The Engine API's auth config for a login to `server`.
+fn auth_config(username: &str, password: &str, server: &str) -> AuthConfig {
+    AuthConfig {
+        username: Some(username.into()),
+        password: Some(password.into()),
+        serveraddress: Some(server.into()),
+        ..Default::default()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -143,7 +155,7 @@ pub fn login(client: &Client, a: &LoginArgs) -> anyhow::Result<i32> {
         !username.is_empty() && !password.is_empty(),
         "Username and password are required"
     );
-    let body = json!({"username": username, "password": password, "serveraddress": key});
+    let body = serde_json::to_value(auth_config(&username, &password, &key))?;
     let resp = client.post("/auth", Some(&body))?;
     let mut cfg = load_config();
     if !cfg.get("auths").is_some_and(Value::is_object) {

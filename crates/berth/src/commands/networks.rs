@@ -1,7 +1,8 @@
 //! `network create|ls|inspect|rm|connect|disconnect|prune`.
 
+use berth_api::models;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::api::{self, Client, query};
 use crate::commands::containers::{confirm, for_each};
@@ -124,12 +125,12 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-fn kv_map(items: &[String]) -> Map<String, Value> {
+fn kv_map(items: &[String]) -> std::collections::HashMap<String, String> {
     items
         .iter()
         .map(|s| {
             let (k, v) = s.split_once('=').unwrap_or((s, ""));
-            (k.to_string(), Value::String(v.to_string()))
+            (k.to_string(), v.to_string())
         })
         .collect()
 }
@@ -167,16 +168,26 @@ pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
             Ok(Some(n.to_string()))
         }),
         NetworkCmd::Connect(a) => {
-            let mut ep = json!({"Aliases": a.alias});
-            if let Some(ip) = &a.ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
-            }
-            let body = json!({"Container": a.container, "EndpointConfig": ep});
+            let endpoint = models::EndpointSettings {
+                aliases: Some(a.alias.clone()),
+                ipam_config: a.ip.as_ref().map(|ip| models::EndpointIpamConfig {
+                    ipv4_address: Some(ip.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let body = serde_json::to_value(models::NetworkConnectRequest {
+                container: Some(a.container.clone()),
+                endpoint_config: Some(endpoint),
+            })?;
             client.post(&net_path(&a.network, "connect"), Some(&body))?;
             Ok(0)
         }
         NetworkCmd::Disconnect(a) => {
-            let body = json!({"Container": a.container, "Force": a.force});
+            let body = serde_json::to_value(models::NetworkDisconnectRequest {
+                container: Some(a.container.clone()),
+                force: Some(a.force),
+            })?;
             client.post(&net_path(&a.network, "disconnect"), Some(&body))?;
             Ok(0)
         }
@@ -186,36 +197,37 @@ pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
 
 /// `network create`.
 fn create(client: &Client, a: &CreateArgs) -> anyhow::Result<i32> {
-    let configs: Vec<Value> = a
+    let configs: Vec<models::IpamConfig> = a
         .subnet
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let mut c = json!({"Subnet": s});
-            if let Some(g) = a.gateway.get(i) {
-                c["Gateway"] = json!(g);
-            }
-            if let Some(r) = a.ip_range.get(i) {
-                c["IPRange"] = json!(r);
-            }
-            c
+        .map(|(i, s)| models::IpamConfig {
+            subnet: Some(s.clone()),
+            gateway: a.gateway.get(i).cloned(),
+            ip_range: a.ip_range.get(i).cloned(),
+            ..Default::default()
         })
         .collect();
     anyhow::ensure!(
         a.gateway.len() <= a.subnet.len(),
         "every --gateway needs a --subnet"
     );
-    let body = json!({
-        "Name": a.name,
-        "CheckDuplicate": true,
-        "Driver": a.driver,
-        "Internal": a.internal,
-        "Attachable": a.attachable,
-        "EnableIPv6": a.ipv6,
-        "Options": kv_map(&a.opt),
-        "Labels": kv_map(&a.label),
-        "IPAM": {"Driver": "default", "Config": configs, "Options": {}},
-    });
+    let body = serde_json::to_value(models::NetworkCreateRequest {
+        name: a.name.clone(),
+        check_duplicate: Some(true),
+        driver: Some(a.driver.clone()),
+        internal: Some(a.internal),
+        attachable: Some(a.attachable),
+        enable_ipv6: Some(a.ipv6),
+        options: Some(kv_map(&a.opt)),
+        labels: Some(kv_map(&a.label)),
+        ipam: Some(models::Ipam {
+            driver: Some("default".into()),
+            config: Some(configs),
+            options: Some(Default::default()),
+        }),
+        ..Default::default()
+    })?;
     let v = client.post("/networks/create", Some(&body))?;
     let w = api::s(&v, "Warning");
     if !w.is_empty() {
