@@ -314,9 +314,9 @@ pub async fn prune(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incoming>) -> ApiResult {
     let n = d.networks.find(key).ok_or_else(|| not_found(key))?;
     let body = read_body(req.into_body(), 1 << 20).await?;
-    let v: Value = parse_json(&body)?;
-    let cname = v["Container"].as_str().unwrap_or_default();
-    let h = d.containers.find(cname)?;
+    let mut v: Value = parse_json(&body)?;
+    let cname = v["Container"].as_str().unwrap_or_default().to_string();
+    let h = d.containers.find(&cname)?;
     let mut rec = h.lock().await;
     let at = rec.networks.iter().position(|a| a.network_id == n.id);
     let mode = rec.host_config.network_mode.clone();
@@ -337,7 +337,12 @@ pub async fn connect(d: &Arc<Daemon>, key: &str, join: bool, req: Request<Incomi
                 n.name
             )));
         }
-        let att = crate::engine::endpoints::attachment_from(&n, &v["EndpointConfig"])?;
+        let endpoint: models::EndpointSettings = match v["EndpointConfig"].take() {
+            Value::Null => Default::default(),
+            e => serde_json::from_value(e)
+                .map_err(|e| Error::invalid(format!("invalid EndpointConfig: {e}")))?,
+        };
+        let att = crate::engine::endpoints::attachment_from(&n, &endpoint)?;
         rec.networks.push(att);
         let i = rec.networks.len() - 1;
         if rec.running() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_api::config::ContainerConfig;
-use berth_api::host_config::{HostConfig, LogConfig, RestartPolicy};
+use berth_api::host_config::{HostConfig, LogConfig, NetworkingConfig, RestartPolicy};
 use berth_image::images::ImageRecord;
 use serde_json::Value;
 
@@ -82,7 +82,17 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
                 .map_err(|e| Error::invalid(format!("invalid HostConfig: {e}")))?,
             Some(_) => return Err(Error::invalid("HostConfig must be a JSON object")),
         };
-    let mut config: ContainerConfig = serde_json::from_value(create.clone())
+    let networking: Option<NetworkingConfig> = match create
+        .as_object_mut()
+        .and_then(|o| o.remove("NetworkingConfig"))
+    {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value(v)
+                .map_err(|e| Error::invalid(format!("invalid NetworkingConfig: {e}")))?,
+        ),
+    };
+    let mut config: ContainerConfig = serde_json::from_value(create)
         .map_err(|e| Error::invalid(format!("invalid container config: {e}")))?;
     let image_name = Some(config.image.clone())
         .filter(|s| !s.is_empty())
@@ -123,7 +133,8 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
     if !mac.is_empty() && crate::engine::endpoints::parse_mac(mac).is_none() {
         return Err(Error::invalid(format!("invalid MAC address: {mac}")));
     }
-    let networks = crate::engine::endpoints::attachments(d, &host_config.network_mode, &create)?;
+    let networks =
+        crate::engine::endpoints::attachments(d, &host_config.network_mode, networking.as_ref())?;
     // The image's exposed ports are the container's too (`-P` publishes them).
     for k in image_config.exposed_ports.iter().flat_map(|p| p.keys()) {
         config.expose(k);

@@ -9,12 +9,13 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_api::host_config::NetworkingConfig;
+use berth_api::models::EndpointSettings as EndpointRequest;
 use berth_api::responses::{
     EndpointIpamConfig, EndpointSettings, NetworkSettings, PortBinding, PortSummary,
 };
 use berth_net::ipam::{mac_for, mac_string};
 use berth_net::netns::{self, Endpoint};
-use serde_json::Value;
 
 use crate::engine::Daemon;
 use crate::engine::store::Record;
@@ -34,14 +35,18 @@ pub fn mode_network(mode: &str) -> &str {
 }
 
 /// The attachments a create request asks for, validated against the networks that exist.
-pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachment>, Error> {
+pub fn attachments(
+    d: &Daemon,
+    mode: &str,
+    networking: Option<&NetworkingConfig>,
+) -> Result<Vec<Attachment>, Error> {
     if let Some(other) = mode.strip_prefix("container:") {
         d.containers.find(other)?;
         return Ok(vec![]);
     }
     let primary = mode_network(mode).to_string();
     let mut names = vec![primary.clone()];
-    let eps = create["NetworkingConfig"]["EndpointsConfig"].as_object();
+    let eps = networking.and_then(|n| n.endpoints_config.as_ref());
     for k in eps.into_iter().flat_map(|m| m.keys()) {
         if *k != primary && !(primary == "bridge" && k == "default") {
             names.push(k.clone());
@@ -65,19 +70,19 @@ pub fn attachments(d: &Daemon, mode: &str, create: &Value) -> Result<Vec<Attachm
                     .or_else(|| m.get(mode).filter(|_| out.is_empty()))
             })
             .cloned()
-            .unwrap_or(Value::Null);
+            .unwrap_or_default();
         out.push(attachment_from(&net, &cfg)?);
     }
     Ok(out)
 }
 
 /// One attachment from an `EndpointSettings`-shaped request.
-pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, Error> {
-    let aliases = crate::model::strings(&cfg["Aliases"]);
-    let ipv4 = cfg["IPAMConfig"]["IPv4Address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+pub fn attachment_from(net: &Network, cfg: &EndpointRequest) -> Result<Attachment, Error> {
+    let aliases = cfg.aliases.clone().unwrap_or_default();
+    let ipam = cfg.ipam_config.as_ref();
+    let ipv4 = ipam
+        .and_then(|i| i.ipv4_address.clone())
+        .unwrap_or_default();
     if !net.user_defined_bridge() {
         if !ipv4.is_empty() {
             return Err(Error::invalid(
@@ -101,20 +106,25 @@ pub fn attachment_from(net: &Network, cfg: &Value) -> Result<Attachment, Error> 
             )));
         }
     }
-    let mac = cfg["MacAddress"].as_str().filter(|m| !m.is_empty());
+    let mac = cfg.mac_address.as_deref().filter(|m| !m.is_empty());
     if let Some(m) = mac {
         if parse_mac(m).is_none() {
             return Err(Error::invalid(format!("invalid MAC address: {m}")));
         }
     }
-    let driver_opts = serde_json::from_value(cfg["DriverOpts"].clone()).unwrap_or_default();
+    let driver_opts = cfg
+        .driver_opts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     Ok(Attachment {
         network: net.name.clone(),
         network_id: net.id.clone(),
         aliases,
         ipv4,
         mac: mac.map(str::to_string),
-        links: crate::model::strings(&cfg["Links"]),
+        links: cfg.links.clone().unwrap_or_default(),
         driver_opts,
         endpoint: None,
     })
