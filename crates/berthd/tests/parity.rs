@@ -776,3 +776,55 @@ fn a_link_on_a_user_network_is_an_alias_only_its_container_resolves() {
     d.docker_ok(&["rm", "-f", "web"]);
     d.docker_ok(&["network", "rm", "lnet"]);
 }
+
+#[test]
+fn add_host_entries_reach_etc_hosts_and_bad_ones_are_refused() {
+    let (_reg, d, image) = common::daemon_with_image();
+    let hosts = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.internal:10.9.8.7",
+        "--add-host",
+        "gw:host-gateway",
+        &image,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.9.8.7\tdb.internal\n"), "{hosts}");
+    // host-gateway is the default bridge's address on the host.
+    let gateway = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "bridge",
+    ]);
+    assert!(
+        hosts.contains(&format!("{}\tgw\n", gateway.trim())),
+        "{hosts}"
+    );
+    let none = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--add-host",
+        "x:10.0.0.1",
+        &image,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(none.contains("10.0.0.1\tx\n"), "{none}");
+    // The docker CLI checks the form itself; the API checks it too.
+    let body =
+        format!(r#"{{"Image": "{image}", "HostConfig": {{"ExtraHosts": ["db:not-an-ip"]}}}}"#);
+    let (status, _, text) = d.raw("POST", "/containers/create", body.as_bytes());
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("invalid IP address in add-host"), "{text}");
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]),
+        "",
+        "nothing is left of the refused create"
+    );
+}

@@ -590,8 +590,57 @@ pub struct BuildArgs {
     /// Write the image ID to the file
     #[arg(long)]
     pub iidfile: Option<String>,
+    /// Secret to expose to the build (id=mysecret[,src=/local/secret | ,env=VAR])
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Size of /dev/shm of the RUN containers
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Set platform (this host's only)
+    #[arg(long)]
+    pub platform: Option<String>,
     /// PATH (the build context)
     pub context: String,
+}
+
+/// `--secret id=x[,src=FILE | ,env=VAR]` (BuildKit's forms; with neither, the variable named
+/// by the id) as the `X-Berth-Build-Secrets` header berthd reads.
+fn secrets_header(specs: &[String]) -> anyhow::Result<Option<String>> {
+    use base64::Engine;
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut all = serde_json::Map::new();
+    for spec in specs {
+        let mut fields = std::collections::BTreeMap::new();
+        for f in spec.split(',') {
+            let (k, v) = f.split_once('=').unwrap_or((f, ""));
+            fields.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let id = fields
+            .get("id")
+            .filter(|i| !i.is_empty())
+            .with_context(|| format!("invalid secret {spec:?}: it needs an id"))?;
+        let file = fields.get("src").or(fields.get("source"));
+        let value = match (file, fields.get("env")) {
+            (Some(f), _) => {
+                std::fs::read(f).with_context(|| format!("reading secret {id} from {f}"))?
+            }
+            (None, Some(var)) => std::env::var(var)
+                .with_context(|| format!("secret {id}: no variable {var}"))?
+                .into_bytes(),
+            (None, None) => std::env::var(id)
+                .with_context(|| format!("secret {id}: give src= or env="))?
+                .into_bytes(),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        all.insert(id.clone(), Value::String(b64));
+    }
+    let text = Value::Object(all).to_string();
+    Ok(Some(base64::engine::general_purpose::URL_SAFE.encode(text)))
 }
 
 /// `KEY=VALUE` words as a JSON object (a bare `KEY` takes the client's environment value).
@@ -672,7 +721,23 @@ pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
         ("nocache", a.no_cache.then(|| "1".into())),
         ("forcerm", a.force_rm.then(|| "1".into())),
         ("networkmode", Some(a.network.clone())),
+        ("platform", a.platform.clone()),
+        (
+            "shmsize",
+            a.shm_size
+                .as_deref()
+                .map(crate::units::ram_in_bytes)
+                .transpose()?
+                .map(|n| n.to_string()),
+        ),
     ];
+    for h in &a.add_host {
+        q.push(("extrahosts", Some(h.clone())));
+    }
+    let headers: Vec<(&str, String)> = secrets_header(&a.secret)?
+        .map(|h| ("X-Berth-Build-Secrets", h))
+        .into_iter()
+        .collect();
     for t in &a.tag {
         q.push(("t", Some(t.clone())));
     }
@@ -692,10 +757,11 @@ pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
         }
         b.finish()
     });
-    let resp = client.send(
+    let resp = client.send_with(
         "POST",
         &format!("/build{}", query(&q)),
         Body::Stream(&mut reader, "application/x-tar"),
+        &headers,
     );
     drop(reader);
     let packed = packer

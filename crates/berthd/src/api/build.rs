@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_api::host_config::{HostConfig, Ulimit};
 use berth_api::responses::{Aux, JsonMessage};
+use berth_image::manifest::Platform;
 use hyper::Request;
 use hyper::body::Incoming;
 
@@ -51,7 +53,95 @@ fn options(q: &Query) -> Result<Options, Error> {
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         registry_auth: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        run_host_config: run_host_config(q)?,
     })
+}
+
+/// What RUN containers get from the request: `shmsize`, `extrahosts` (repeated, or
+/// comma-separated), `cgroupparent`, the memory and CPU limits and `ulimits`, as dockerd's
+/// classic builder gives them. A `platform` other than this host's is refused (nothing here
+/// runs another architecture's programs); `cachefrom` is checked for form only.
+fn run_host_config(q: &Query) -> Result<HostConfig, Error> {
+    let int = |k: &str| -> Result<i64, Error> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid {k} {v:?}: an integer"))),
+        }
+    };
+    let text = |k: &str| q.get(k).unwrap_or_default().to_string();
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        let asked = Platform::parse(p).map_err(|e| Error::invalid(e.to_string()))?;
+        let host = Platform::host();
+        if (asked.os.as_str(), asked.architecture.as_str())
+            != (host.os.as_str(), host.architecture.as_str())
+        {
+            return Err(Error::invalid(format!(
+                "platform {p} is not supported: this builder builds for {}/{}",
+                host.os, host.architecture
+            )));
+        }
+    }
+    if let Some(c) = q.get("cachefrom").filter(|c| !c.is_empty()) {
+        serde_json::from_str::<Vec<String>>(c)
+            .map_err(|e| Error::invalid(format!("cachefrom: {e}")))?;
+    }
+    let ulimits = match q.get("ulimits").filter(|u| !u.is_empty()) {
+        None => None,
+        Some(u) => Some(
+            serde_json::from_str::<Vec<Ulimit>>(u)
+                .map_err(|e| Error::invalid(format!("ulimits: {e}")))?,
+        ),
+    };
+    let extra_hosts: Vec<String> = q
+        .get_all("extrahosts")
+        .into_iter()
+        .flat_map(|h| h.split(','))
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let shm_size = int("shmsize")?;
+    if shm_size < 0 {
+        return Err(Error::invalid("SHM size can not be less than 0"));
+    }
+    let mut hc = HostConfig {
+        shm_size,
+        extra_hosts: Some(extra_hosts).filter(|h| !h.is_empty()),
+        ..Default::default()
+    };
+    let r = &mut hc.resources;
+    (r.memory, r.memory_swap, r.cpu_shares) = (int("memory")?, int("memswap")?, int("cpushares")?);
+    (r.cpu_period, r.cpu_quota) = (int("cpuperiod")?, int("cpuquota")?);
+    (r.cpuset_cpus, r.cpuset_mems) = (text("cpusetcpus"), text("cpusetmems"));
+    r.cgroup_parent = text("cgroupparent");
+    r.ulimits = ulimits;
+    Ok(hc)
+}
+
+/// The secrets `berth build --secret` sends (`X-Berth-Build-Secrets`: base64 JSON of id to
+/// base64 content), for `RUN --mount=type=secret`; at most 512 KiB in all.
+fn secrets<T>(req: &Request<T>) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    use base64::Engine;
+    const HEADER: &str = "X-Berth-Build-Secrets";
+    let Some(raw) = req.headers().get(HEADER) else {
+        return Ok(BTreeMap::new());
+    };
+    if raw.len() > 700 << 10 {
+        return Err(Error::invalid("build secrets: at most 512 KiB"));
+    }
+    let bad = || Error::invalid(format!("{HEADER}: base64 JSON of id to base64 content"));
+    let v = crate::api::images::auth_header(req, HEADER).ok_or_else(bad)?;
+    let ids: BTreeMap<String, String> = serde_json::from_value(v).map_err(|_| bad())?;
+    ids.into_iter()
+        .map(|(id, b64)| {
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| bad())?;
+            Ok((id, value))
+        })
+        .collect()
 }
 
 /// `POST /build`.
@@ -59,6 +149,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
     let mut opts = options(&q)?;
     opts.registry_auth = crate::api::images::registry_config(&req);
+    opts.secrets = secrets(&req)?;
     let tar = crate::api::images::body_to_temp_file(d, req).await?;
     let tmp_dir = d.data_root.join("tmp");
     let context = tokio::task::spawn_blocking(move || {
@@ -115,14 +206,14 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
 /// `POST /build/prune`: forgets the build cache.
 pub async fn prune(d: &Arc<Daemon>) -> ApiResult {
     let d2 = d.clone();
-    let deleted = tokio::task::spawn_blocking(move || crate::build::cache::prune(&d2))
+    let (deleted, reclaimed) = tokio::task::spawn_blocking(move || crate::build::cache::prune(&d2))
         .await
         .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
     Ok(crate::api::http::json(
         hyper::StatusCode::OK,
         &berth_api::models::BuildPruneResponse {
             caches_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(i64::try_from(reclaimed).unwrap_or(i64::MAX)),
         },
     ))
 }

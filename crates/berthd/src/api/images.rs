@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// A registry auth header's JSON (base64url, as the docker CLI sends it; padded base64 too).
-fn auth_header<T>(req: &Request<T>, name: &str) -> Option<Value> {
+pub(crate) fn auth_header<T>(req: &Request<T>, name: &str) -> Option<Value> {
     let raw = req.headers().get(name)?.to_str().ok()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim_end_matches('='))

@@ -136,6 +136,7 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
         v.size_rw = Some(i64::try_from(size).unwrap_or(i64::MAX));
         containers.push(v);
     }
+    let build_cache = crate::engine::blocking(|| crate::build::cache::usage(d));
     let mut volumes = Vec::new();
     for mut v in d.volumes.all() {
         let data = std::path::PathBuf::from(&v.mountpoint);
@@ -154,7 +155,7 @@ pub async fn df(d: &Arc<Daemon>) -> Resp {
             images,
             containers,
             volumes,
-            build_cache: Vec::new(),
+            build_cache,
         },
     )
 }

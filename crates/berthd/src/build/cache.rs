@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use berth_api::models::{BuildCache, BuildCacheTypeEnum};
 use berth_image::Digest;
 use berth_image::images::ImageRecord;
 
@@ -58,15 +59,60 @@ pub fn file_digest(f: &mut std::fs::File) -> std::io::Result<Digest> {
     Ok(digest)
 }
 
-/// Removes every entry (`POST /build/prune`); the keys removed. The images the entries name
+/// Removes every entry and every `RUN --mount=type=cache` directory (`POST /build/prune`);
+/// the keys and mounts removed, and the bytes the mounts held. The images the entries name
 /// stay (untagged ones go with `image prune`, as after Docker's classic builder).
-pub fn prune(d: &Daemon) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir(d)) else {
-        return Vec::new();
-    };
-    entries
+pub fn prune(d: &Daemon) -> (Vec<String>, u64) {
+    let mut removed: Vec<String> = std::fs::read_dir(dir(d))
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
+        .collect();
+    let mut reclaimed = 0;
+    let mounts = super::mounts::cache_root(d);
+    for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+        let size = crate::volumes::dir_size(&e.path());
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            reclaimed += size;
+            removed.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    (removed, reclaimed)
+}
+
+/// The build cache as `system df` lists it: each step entry (its image's layers are counted
+/// with the images) and each cache mount with its size.
+pub fn usage(d: &Daemon) -> Vec<BuildCache> {
+    let when = |e: &std::fs::DirEntry| {
+        let t = e.metadata().and_then(|m| m.modified()).ok()?;
+        let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        Some(berth_clock::rfc3339(secs as i64, 0))
+    };
+    let entry =
+        |e: &std::fs::DirEntry, kind: BuildCacheTypeEnum, size: u64, shared: bool| BuildCache {
+            id: Some(e.file_name().to_string_lossy().into_owned()),
+            typ: Some(kind),
+            description: Some(match kind {
+                BuildCacheTypeEnum::EXEC_CACHEMOUNT => "a RUN --mount=type=cache directory".into(),
+                _ => "a build step".into(),
+            }),
+            in_use: Some(false),
+            shared: Some(shared),
+            size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+            created_at: when(e),
+            last_used_at: when(e),
+            ..Default::default()
+        };
+    let list = |p: PathBuf| std::fs::read_dir(p).into_iter().flatten().flatten();
+    let steps = list(dir(d)).filter(|e| e.path().is_file());
+    let mut out: Vec<BuildCache> = steps
+        .map(|e| entry(&e, BuildCacheTypeEnum::REGULAR, 0, true))
+        .collect();
+    for e in list(super::mounts::cache_root(d)) {
+        let size = crate::volumes::dir_size(&e.path());
+        out.push(entry(&e, BuildCacheTypeEnum::EXEC_CACHEMOUNT, size, false));
+    }
+    out
 }

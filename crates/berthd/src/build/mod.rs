@@ -6,4 +6,5 @@ pub mod cache;
 pub mod copy;
 pub mod dockerfile;
 pub mod image_root;
+pub mod mounts;
 pub mod run;

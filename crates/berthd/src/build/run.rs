@@ -49,6 +49,11 @@ pub struct Options {
     pub no_cache: bool,
     /// Credentials per registry domain (`X-Registry-Config`), for FROM's pulls.
     pub registry_auth: BTreeMap<String, berth_image::registry::Credentials>,
+    /// Secrets by id, for `RUN --mount=type=secret` (`berth build --secret`).
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// What RUN containers get besides their network mode: `shmsize`, `extrahosts` and the
+    /// resource limits of the request.
+    pub run_host_config: berth_api::host_config::HostConfig,
 }
 
 /// The largest Dockerfile read.
@@ -175,7 +180,14 @@ async fn step(
     let vars = lookup_in(s);
     let expand = |w: &str| dockerfile::expand(w, escape, &vars).map_err(Error::invalid);
     match kw {
-        "RUN" => return run(d, s, ins, o, say).await,
+        "RUN" => {
+            let src = super::mounts::Sources {
+                context: ctx.as_fd(),
+                done,
+                secrets: &o.secrets,
+            };
+            return run(d, s, ins, o, (&src, escape), say).await;
+        }
         "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done, o.no_cache, say).await,
         "ARG" => {
             let mut declared = BTreeMap::new();
@@ -337,9 +349,47 @@ fn declare_args(
     let known = into.clone();
     let lookup = move |n: &str| known.get(n).cloned();
     for (k, v) in dockerfile::pairs("ARG", &text, escape, &lookup).map_err(Error::invalid)? {
-        if let Some(value) = o.build_args.get(&k).cloned().or(v) {
+        let predefined = || {
+            let mut platform = platform_args().into_iter();
+            platform.find(|(n, _)| *n == k).map(|(_, v)| v)
+        };
+        if let Some(value) = o.build_args.get(&k).cloned().or(v).or_else(predefined) {
             into.insert(k, value);
         }
+    }
+    Ok(())
+}
+
+/// BuildKit's predefined platform ARGs, for this host (the only platform it builds for).
+fn platform_args() -> [(&'static str, String); 8] {
+    let p = berth_image::manifest::Platform::host();
+    let (os, arch) = (p.os.clone(), p.architecture.clone());
+    let both = format!("{os}/{arch}");
+    [
+        ("BUILDPLATFORM", both.clone()),
+        ("TARGETPLATFORM", both),
+        ("BUILDOS", os.clone()),
+        ("TARGETOS", os),
+        ("BUILDARCH", arch.clone()),
+        ("TARGETARCH", arch),
+        ("BUILDVARIANT", String::new()),
+        ("TARGETVARIANT", String::new()),
+    ]
+}
+
+/// `FROM --platform=`: empty or this host's; another is refused (its programs cannot run here).
+fn check_platform(p: &str) -> Result<(), Error> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    let asked =
+        berth_image::manifest::Platform::parse(p).map_err(|e| Error::invalid(e.to_string()))?;
+    let host = berth_image::manifest::Platform::host();
+    if (asked.os, asked.architecture) != (host.os.clone(), host.architecture.clone()) {
+        return Err(Error::invalid(format!(
+            "FROM --platform={p}: this builder builds for {}/{} only",
+            host.os, host.architecture
+        )));
     }
     Ok(())
 }
@@ -369,9 +419,23 @@ async fn from(
             )));
         }
     };
-    let args = meta_args.clone();
-    let name = dockerfile::expand(name, escape, &move |n: &str| args.get(n).cloned())
-        .map_err(Error::invalid)?;
+    let mut args = meta_args.clone();
+    for (k, v) in platform_args() {
+        args.entry(k.to_string()).or_insert(v);
+    }
+    let lookup = move |n: &str| args.get(n).cloned();
+    let name = dockerfile::expand(name, escape, &lookup).map_err(Error::invalid)?;
+    for (k, v) in &ins.flags {
+        let v = dockerfile::expand(v, escape, &lookup).map_err(Error::invalid)?;
+        match k.as_str() {
+            "platform" => check_platform(&v)?,
+            other => {
+                return Err(Error::invalid(format!(
+                    "FROM --{other} is not supported by this builder"
+                )));
+            }
+        }
+    }
     let fresh = |image: Option<ImageRecord>, config: ContainerConfig| Stage {
         name: stage_name.clone(),
         image,
@@ -502,6 +566,7 @@ async fn run(
     s: &mut Stage,
     ins: &Instruction,
     o: &Options,
+    (src, escape): (&super::mounts::Sources<'_>, char),
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
     flush(d, s, o.no_cache).await?;
@@ -538,8 +603,14 @@ async fn run(
         "" | "default" => "default",
         m => m,
     };
+    let vars = lookup_in(s);
+    let mut specs = Vec::new();
     for (k, v) in &ins.flags {
         match (k.as_str(), v.as_str()) {
+            ("mount", m) => {
+                let m = dockerfile::expand(m, escape, &vars).map_err(Error::invalid)?;
+                specs.push(super::mounts::parse(&m)?);
+            }
             ("network", n @ ("none" | "host" | "default")) => network = n,
             ("network", n) => {
                 return Err(Error::invalid(format!(
@@ -563,22 +634,32 @@ async fn run(
         ..Default::default()
     };
     config.set_label("com.berth.build", "intermediate");
-    let host = berth_api::host_config::HostConfig {
-        network_mode: network.to_string(),
-        ..Default::default()
-    };
+    let mut host = o.run_host_config.clone();
+    host.network_mode = network.to_string();
     let mut body = serde_json::to_value(&config).map_err(|e| Error::internal(e.to_string()))?;
     body["HostConfig"] = serde_json::to_value(&host).map_err(|e| Error::internal(e.to_string()))?;
-    let key = cache::key(&["run", image.id.as_str(), &body.to_string(), &config_text(s)]);
+    let prepared = super::mounts::prepare(d, &specs, src).await?;
+    // The mounts by what they are (their flags, a bind's content), not where their copies are.
+    let mut mounts_text: Vec<&str> = specs.iter().map(|m| m.text.as_str()).collect();
+    mounts_text.extend(prepared.digests.iter().map(String::as_str));
+    let key = cache::key(&[
+        "run",
+        image.id.as_str(),
+        &body.to_string(),
+        &config_text(s),
+        &mounts_text.join("\n"),
+    ]);
     if let Some(hit) = (!o.no_cache).then(|| cache::get(d, &key)).flatten() {
         say(" ---> Using cache\n".into());
         s.image = Some(hit);
         return Ok(());
     }
+    body["HostConfig"]["Mounts"] =
+        serde_json::to_value(&prepared.mounts).map_err(|e| Error::internal(e.to_string()))?;
     let created = crate::engine::create::create(d, None, body).await?;
     let id = created.id;
     say(format!(" ---> Running in {}\n", &id[..12]));
-    let result = run_and_commit(d, s, &id, &cmd, say).await;
+    let result = run_and_commit(d, s, &id, &cmd, &specs, say).await;
     if let (Ok(()), Some(made)) = (&result, &s.image) {
         cache::put(d, &key, made);
     }
@@ -586,6 +667,7 @@ async fn run(
         remove_container(d, &id).await;
         say(format!("Removing intermediate container {}\n", &id[..12]));
     }
+    drop(prepared);
     result
 }
 
@@ -604,6 +686,7 @@ async fn run_and_commit(
     s: &mut Stage,
     id: &str,
     cmd: &[String],
+    mounts: &[super::mounts::Spec],
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
     let h = d.containers.find(id)?;
@@ -634,6 +717,11 @@ async fn run_and_commit(
             cmd.join(" ")
         )));
     }
+    let upper = d.containers.dir(id).join("upper");
+    let specs = mounts.to_vec();
+    tokio::task::spawn_blocking(move || super::mounts::remove_mount_points(&upper, &specs))
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
     let image = crate::engine::commit::commit(
         d,
         id,

@@ -125,6 +125,7 @@ async fn check(d: &Arc<Daemon>, name: Option<&str>, mut create: Value) -> Result
     let image_config = crate::engine::health::image_config(d, &image.id);
     check_host_config(&mut host_config)?;
     crate::engine::links::check(d, &mut host_config)?;
+    crate::engine::endpoints::extra_hosts(d, &host_config)?;
     for from in host_config.volumes_from() {
         let name = from.rsplit_once(':').map_or(from.as_str(), |(n, _)| n);
         d.containers.view(name)?;
@@ -270,7 +271,8 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         .unwrap_or(&id[..12])
         .to_string();
     let dns = crate::oci::rootfs::DnsSettings::of(&plan.host_config);
-    crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns)?;
+    let extra = crate::engine::endpoints::extra_hosts(d, &plan.host_config)?;
+    crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns, &extra)?;
     let mut resolved = plan.host_config.clone();
     // After the request's own mounts, the ones of `--volumes-from`, then the request's own
     // `Volumes` (`docker run -v /data`), then the image's `VOLUME`s.

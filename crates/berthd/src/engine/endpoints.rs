@@ -487,6 +487,21 @@ fn reserve_ports(d: &Arc<Daemon>, rec: &mut Record) -> Result<(), Error> {
     Ok(())
 }
 
+/// A container's `ExtraHosts` as `/etc/hosts` lines (`host-gateway`: the default bridge's
+/// gateway).
+pub fn extra_hosts(d: &Daemon, hc: &berth_api::host_config::HostConfig) -> Result<String, Error> {
+    let entries = hc.extra_hosts.as_deref().unwrap_or_default();
+    if entries.is_empty() {
+        return Ok(String::new());
+    }
+    let gateway = d
+        .networks
+        .find("bridge")
+        .map(|n| n.gateway)
+        .unwrap_or_default();
+    crate::oci::rootfs::extra_hosts(entries, &gateway)
+}
+
 /// `/etc/hosts` with the container's addresses, and `/etc/resolv.conf` pointing at the
 /// network's DNS (user-defined networks) or the host's resolvers (the default bridge).
 fn write_net_files(
@@ -499,6 +514,7 @@ fn write_net_files(
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
+    hosts.push_str(&extra_hosts(d, &rec.host_config)?);
     for l in links {
         hosts.push_str(&crate::engine::links::hosts_line(l));
     }

@@ -202,6 +202,7 @@ pub fn write_etc_files(
     container_dir: &Path,
     hostname: &str,
     dns: &DnsSettings,
+    extra_hosts: &str,
 ) -> Result<(), Error> {
     let w = |name: &str, text: String| {
         let p = container_dir.join(name);
@@ -212,11 +213,34 @@ pub fn write_etc_files(
     w(
         "hosts",
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{extra_hosts}127.0.1.1\t{hostname}\n"
         ),
     )?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     w("resolv.conf", resolv_conf(&host, dns, None))
+}
+
+/// `HostConfig.ExtraHosts` (`--add-host name:ip`, or `name=ip`) as `/etc/hosts` lines, as
+/// dockerd writes them; `host-gateway` is `gateway` (the default bridge's address on the host).
+pub fn extra_hosts(entries: &[String], gateway: &str) -> Result<String, Error> {
+    let mut out = String::new();
+    for e in entries {
+        let bad = || Error::invalid(format!("invalid IP address in add-host: {e:?}"));
+        let (name, ip) = e
+            .split_once('=')
+            .or_else(|| e.split_once(':'))
+            .ok_or_else(|| Error::invalid(format!("bad format for add-host: {e:?}")))?;
+        let ip = match ip.trim_start_matches('[').trim_end_matches(']') {
+            "host-gateway" => gateway,
+            ip => ip,
+        };
+        ip.parse::<std::net::IpAddr>().map_err(|_| bad())?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(Error::invalid(format!("bad format for add-host: {e:?}")));
+        }
+        out.push_str(&format!("{ip}\t{name}\n"));
+    }
+    Ok(out)
 }
 
 /// The top layer (of `layers`, top first) that has an `/etc/passwd`, looked up inside each
