@@ -225,3 +225,41 @@ fn run_containers_take_the_builds_hosts_shm_and_platform() {
     assert!(!out.status.success());
     d.berth_ok(&["rmi", "hosts:v1"]);
 }
+
+#[test]
+fn independent_stages_build_at_once_and_print_in_order() {
+    let d = Berthd::with_busybox();
+    // Each of the first two stages waits (10 s at most) for the other's mark in a shared cache
+    // mount: built one after the other, the first would give up and fail the build.
+    let meet = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/sync,id=meet,sharing=shared touch /sync/{me} && \
+             i=0; while [ ! -e /sync/{other} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+             test -e /sync/{other} && echo {me} > /{me}\n"
+        )
+    };
+    let df = format!(
+        "FROM {IMAGE} AS left\n{}FROM {IMAGE} AS right\n{}FROM {IMAGE}\n\
+         COPY --from=left /left /left\nCOPY --from=right /right /right\n",
+        meet("left", "right"),
+        meet("right", "left")
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = build(&d, &ctx, &["-t", "staged:v1"]);
+    let all = text(&out.stdout);
+    assert!(out.status.success(), "{all}{}", text(&out.stderr));
+    assert_eq!(run(&d, "staged:v1", "cat /left /right"), "left\nright\n");
+    let steps: Vec<&str> = all.lines().filter(|l| l.starts_with("Step ")).collect();
+    let numbers: Vec<&str> = steps
+        .iter()
+        .map(|s| s.split('/').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            "Step 1", "Step 2", "Step 3", "Step 4", "Step 5", "Step 6", "Step 7"
+        ],
+        "{all}"
+    );
+    d.berth_ok(&["rmi", "staged:v1"]);
+}

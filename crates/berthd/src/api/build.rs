@@ -85,15 +85,13 @@ fn run_host_config(q: &Query) -> Result<HostConfig, Error> {
         }
     }
     if let Some(c) = q.get("cachefrom").filter(|c| !c.is_empty()) {
-        serde_json::from_str::<Vec<String>>(c)
+        serde_json::from_str::<Option<Vec<String>>>(c)
             .map_err(|e| Error::invalid(format!("cachefrom: {e}")))?;
     }
     let ulimits = match q.get("ulimits").filter(|u| !u.is_empty()) {
         None => None,
-        Some(u) => Some(
-            serde_json::from_str::<Vec<Ulimit>>(u)
-                .map_err(|e| Error::invalid(format!("ulimits: {e}")))?,
-        ),
+        Some(u) => serde_json::from_str::<Option<Vec<Ulimit>>>(u)
+            .map_err(|e| Error::invalid(format!("ulimits: {e}")))?,
     };
     let extra_hosts: Vec<String> = q
         .get_all("extrahosts")
@@ -190,7 +188,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             stream
         };
         let work = async move {
-            let r = crate::build::run::build(&d, context.path(), &opts, &tx).await;
+            let r = crate::build::stages::build(&d, context.path(), &opts, &tx).await;
             drop(tx);
             drop(context);
             r

@@ -14,7 +14,7 @@ use crate::model::Error;
 pub(crate) fn source_image(
     d: &Daemon,
     from: &str,
-    done: &[(Option<String>, ImageRecord)],
+    done: &super::stages::Done,
 ) -> Result<ImageRecord, Error> {
     let lower = from.to_ascii_lowercase();
     if let Some((_, image)) = done
@@ -22,14 +22,19 @@ pub(crate) fn source_image(
         .rev()
         .find(|(n, _)| n.as_deref() == Some(&lower))
     {
-        return Ok(image.clone());
+        return image
+            .clone()
+            .ok_or_else(|| Error::internal(format!("stage {from} is used before it is built")));
     }
     if let Ok(i) = from.parse::<usize>() {
-        return done.get(i).map(|(_, image)| image.clone()).ok_or_else(|| {
-            Error::invalid(format!(
-                "invalid from flag value {from}: no stage {i} before this one"
-            ))
-        });
+        return done
+            .get(i)
+            .and_then(|(_, image)| image.clone())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "invalid from flag value {from}: no stage {i} before this one"
+                ))
+            });
     }
     d.images.images.resolve(from).map_err(|_| {
         Error::not_found(format!(

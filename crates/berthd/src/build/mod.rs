@@ -8,3 +8,4 @@ pub mod dockerfile;
 pub mod image_root;
 pub mod mounts;
 pub mod run;
+pub mod stages;

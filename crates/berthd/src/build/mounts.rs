@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 
 use berth_api::host_config::{Mount, TmpfsOptions};
 use berth_image::Digest;
-use berth_image::images::ImageRecord;
 
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -135,7 +134,7 @@ pub struct Prepared {
 /// Where things a mount takes come from.
 pub struct Sources<'a> {
     pub context: BorrowedFd<'a>,
-    pub done: &'a [(Option<String>, ImageRecord)],
+    pub done: &'a super::stages::Done,
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
 }
 

@@ -14,7 +14,6 @@ use berth_image::Reference;
 use berth_image::images::ImageRecord;
 use berth_image::manifest::MAX_CONFIG;
 use berth_image::service::NewImage;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::build::cache;
 use crate::build::copy::{Ownership, copy_layer, source_image};
@@ -32,7 +31,7 @@ pub enum Progress {
 }
 
 /// `POST /build`'s parameters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Options {
     /// The Dockerfile's path in the context.
     pub dockerfile: String,
@@ -60,109 +59,21 @@ pub struct Options {
 const MAX_DOCKERFILE: u64 = 4 << 20;
 
 /// The stage being built.
-struct Stage {
-    /// `FROM … AS name`.
-    name: Option<String>,
+pub(super) struct Stage {
     /// The image so far (None: `FROM scratch` before its first layer).
-    image: Option<ImageRecord>,
-    config: ContainerConfig,
+    pub(super) image: Option<ImageRecord>,
+    pub(super) config: ContainerConfig,
     /// MAINTAINER: the image's author.
     author: Option<String>,
     /// Config steps since the last image, as history entries.
-    pending: Vec<String>,
+    pub(super) pending: Vec<String>,
     /// ARGs declared in this stage, with their values.
     args: BTreeMap<String, String>,
 }
 
-/// Builds the image the Dockerfile in `context` describes; tags it.
-pub async fn build(
-    d: &Arc<Daemon>,
-    context: &Path,
-    o: &Options,
-    out: &UnboundedSender<Progress>,
-) -> Result<ImageRecord, Error> {
-    let say = |s: String| {
-        let _ = out.send(Progress::Stream(s));
-    };
-    let ctx = open_context(context)?;
-    let text = read_dockerfile(&ctx, &o.dockerfile)?;
-    let df = dockerfile::parse(&text).map_err(|e| Error::invalid(e.to_string()))?;
-    let total = df.instructions.len();
-    // ARGs before the first FROM: usable in FROM lines only.
-    let mut meta_args: BTreeMap<String, String> = BTreeMap::new();
-    let mut stage: Option<Stage> = None;
-    let mut done: Vec<(Option<String>, ImageRecord)> = Vec::new();
-    let is_target = |s: &Stage| {
-        o.target
-            .as_ref()
-            .is_some_and(|t| s.name.as_ref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
-    };
-    for (n, ins) in df.instructions.iter().enumerate() {
-        if ins.keyword == "FROM" && stage.as_ref().is_some_and(is_target) {
-            break;
-        }
-        say(format!("Step {}/{} : {}\n", n + 1, total, ins.original));
-        match (ins.keyword.as_str(), stage.as_mut()) {
-            ("ARG", None) => declare_args(ins, df.escape, o, &mut meta_args)?,
-            ("FROM", _) => {
-                if let Some(s) = stage.take() {
-                    let name = s.name.clone();
-                    done.push((name, finish(d, s, o.no_cache).await?));
-                }
-                let s = from(
-                    d,
-                    ins,
-                    (df.escape, &o.registry_auth),
-                    &meta_args,
-                    &done,
-                    &say,
-                )
-                .await?;
-                say(format!(" ---> {}\n", short(s.image.as_ref())));
-                stage = Some(s);
-            }
-            (_, None) => {
-                return Err(Error::invalid(format!(
-                    "dockerfile parse error on line {}: {} before the first FROM",
-                    ins.line, ins.keyword
-                )));
-            }
-            (kw, Some(s)) => {
-                step(d, &ctx, s, ins, kw, df.escape, o, &done, &say).await?;
-                say(format!(" ---> {}\n", short(s.image.as_ref())));
-            }
-        }
-    }
-    let mut s = stage.ok_or_else(|| Error::invalid("the Dockerfile has no FROM"))?;
-    if let Some(t) = o.target.as_ref().filter(|_| !is_target(&s)) {
-        return Err(Error::invalid(format!(
-            "failed to reach build target {t} in Dockerfile"
-        )));
-    }
-    for (k, v) in &o.labels {
-        s.config.set_label(k, v);
-        if s.pending.is_empty() {
-            s.pending.push(format!("LABEL {k}={v}"));
-        }
-    }
-    let image = finish(d, s, o.no_cache).await?;
-    for t in &o.tags {
-        d.images
-            .images
-            .tag(&image.id, t)
-            .map_err(|e| Error::internal(e.to_string()))?;
-    }
-    let _ = out.send(Progress::Built(image.id.to_string()));
-    say(format!("Successfully built {}\n", short(Some(&image))));
-    for t in &o.tags {
-        say(format!("Successfully tagged {}\n", t.familiar()));
-    }
-    Ok(image)
-}
-
 /// One instruction after FROM.
 #[allow(clippy::too_many_arguments)]
-async fn step(
+pub(super) async fn step(
     d: &Arc<Daemon>,
     ctx: &OwnedFd,
     s: &mut Stage,
@@ -170,7 +81,7 @@ async fn step(
     kw: &str,
     escape: char,
     o: &Options,
-    done: &[(Option<String>, ImageRecord)],
+    done: &super::stages::Done,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
     let shell_text = |a: &Args| match a {
@@ -336,7 +247,7 @@ fn lookup_in(s: &Stage) -> impl Fn(&str) -> Option<String> + use<> {
 }
 
 /// ARG name[=default]: the build's `--build-arg` value wins over the default.
-fn declare_args(
+pub(super) fn declare_args(
     ins: &Instruction,
     escape: char,
     o: &Options,
@@ -395,12 +306,12 @@ fn check_platform(p: &str) -> Result<(), Error> {
 }
 
 /// FROM image [AS name]: the image here, else pulled (without credentials).
-async fn from(
+pub(super) async fn from(
     d: &Arc<Daemon>,
     ins: &Instruction,
     (escape, auth): (char, &BTreeMap<String, berth_image::registry::Credentials>),
     meta_args: &BTreeMap<String, String>,
-    done: &[(Option<String>, ImageRecord)],
+    done: &super::stages::Done,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<Stage, Error> {
     let text = match &ins.args {
@@ -408,11 +319,10 @@ async fn from(
         Args::Json(w) => w.join(" "),
     };
     let words: Vec<&str> = text.split_whitespace().collect();
-    let (name, stage_name) = match words.as_slice() {
-        [name] => (*name, None),
-        [name, as_, stage] if as_.eq_ignore_ascii_case("as") => {
-            (*name, Some(stage.to_ascii_lowercase()))
-        }
+    // The stage's name is the planner's (`stages.rs`); here only its form is checked.
+    let name = match words.as_slice() {
+        [name] => *name,
+        [name, as_, _] if as_.eq_ignore_ascii_case("as") => *name,
         _ => {
             return Err(Error::invalid(format!(
                 "FROM requires one image (and AS name): {text}"
@@ -437,7 +347,6 @@ async fn from(
         }
     }
     let fresh = |image: Option<ImageRecord>, config: ContainerConfig| Stage {
-        name: stage_name.clone(),
         image,
         config,
         author: None,
@@ -452,7 +361,9 @@ async fn from(
         .rev()
         .find(|(n, _)| n.as_deref() == Some(name.to_ascii_lowercase().as_str()));
     let image = match (earlier, d.images.images.resolve(&name)) {
-        (Some((_, image)), _) => image.clone(),
+        (Some((_, image)), _) => image
+            .clone()
+            .ok_or_else(|| Error::internal(format!("stage {name} is used before it is built")))?,
         (None, Ok(image)) => image,
         (None, Err(_)) => pull(d, &name, auth, say).await?,
     };
@@ -511,7 +422,11 @@ async fn pull(
 }
 
 /// Stores the stage's pending config steps as an image (if any), tagged `tag`.
-async fn finish(d: &Arc<Daemon>, mut s: Stage, no_cache: bool) -> Result<ImageRecord, Error> {
+pub(super) async fn finish(
+    d: &Arc<Daemon>,
+    mut s: Stage,
+    no_cache: bool,
+) -> Result<ImageRecord, Error> {
     flush(d, &mut s, no_cache).await?;
     s.image
         .ok_or_else(|| Error::invalid("the image has no layers (FROM scratch with nothing added)"))
@@ -758,7 +673,7 @@ async fn copy(
     s: &mut Stage,
     ins: &Instruction,
     escape: char,
-    done: &[(Option<String>, ImageRecord)],
+    done: &super::stages::Done,
     no_cache: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
@@ -897,7 +812,7 @@ fn ids_in_stage(layers: &[PathBuf], tmp: &Path, spec: &str) -> Result<(u64, u64)
 }
 
 /// Opens the build context directory.
-fn open_context(context: &Path) -> Result<OwnedFd, Error> {
+pub(super) fn open_context(context: &Path) -> Result<OwnedFd, Error> {
     rustix::fs::open(
         context,
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -907,7 +822,7 @@ fn open_context(context: &Path) -> Result<OwnedFd, Error> {
 }
 
 /// The Dockerfile's text, read inside the context.
-fn read_dockerfile(ctx: &OwnedFd, path: &str) -> Result<String, Error> {
+pub(super) fn read_dockerfile(ctx: &OwnedFd, path: &str) -> Result<String, Error> {
     use std::io::Read;
     let missing = || Error::invalid(format!("Cannot locate specified Dockerfile: {path}"));
     let fd = berth_inroot::open(ctx.as_fd(), Path::new(path), rustix::fs::OFlags::RDONLY)
@@ -921,6 +836,6 @@ fn read_dockerfile(ctx: &OwnedFd, path: &str) -> Result<String, Error> {
 }
 
 /// The 12-character id Docker's build output shows.
-fn short(image: Option<&ImageRecord>) -> String {
+pub(super) fn short(image: Option<&ImageRecord>) -> String {
     image.map_or_else(|| "scratch".into(), |i| berth_image::service::short(&i.id))
 }
