@@ -3,6 +3,7 @@
 //! medians and Berth/peer ratios, also written to `bench/results/<suite>.md`. The hidden
 //! `grpc-run` subcommand is a contender of the `lifecycle` suite, not for people.
 
+mod build_suite;
 mod cli_suite;
 mod daemons;
 mod engines;

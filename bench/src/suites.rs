@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::measure::{Sample, locate, numbered, run_steps};
 use crate::stats::{ms, summarize};
-use crate::{cli_suite, lifecycle_suite, network_suite, pull_suite, run_suite, runtime_suite};
+use crate::{
+    build_suite, cli_suite, lifecycle_suite, network_suite, pull_suite, run_suite, runtime_suite,
+};
 
 /// One contender: a sequence of command lines timed together, with untimed setup/teardown.
 /// [`crate::measure::RUN`] in a timed command line becomes the round number.
@@ -172,6 +174,11 @@ pub fn all() -> Vec<Suite> {
             name: "network",
             about: network_suite::ABOUT,
             prepare: network_suite::plan,
+        },
+        Suite {
+            name: "build",
+            about: build_suite::ABOUT,
+            prepare: build_suite::plan,
         },
     ]
 }

@@ -792,8 +792,8 @@ impl ImageService {
 
 impl ImageService {
     /// An image with `parent`'s layers and a new config (`docker build`'s ENV, CMD, LABEL...
-    /// steps): its history gains `history` as an empty layer; `author` (MAINTAINER) replaces
-    /// the parent's.
+    /// steps): its history gains `history` (an entry, or an array of entries) as empty
+    /// layers; `author` (MAINTAINER) replaces the parent's.
     pub fn with_config(
         &self,
         parent: &ImageRecord,
@@ -811,14 +811,20 @@ impl ImageService {
         }
         raw["config"] = config.clone();
         raw["container_config"] = config;
-        let mut entry = history;
-        if !entry.is_object() {
-            entry = serde_json::json!({});
-        }
-        entry["created"] = serde_json::json!(created);
-        entry["empty_layer"] = serde_json::json!(true);
+        // One entry, or several (a builder's config steps, one per instruction).
+        let entries = match history {
+            serde_json::Value::Array(list) => list,
+            one => vec![one],
+        };
         let mut hist = raw["history"].as_array().cloned().unwrap_or_default();
-        hist.push(entry);
+        for mut entry in entries {
+            if !entry.is_object() {
+                entry = serde_json::json!({});
+            }
+            entry["created"] = serde_json::json!(created);
+            entry["empty_layer"] = serde_json::json!(true);
+            hist.push(entry);
+        }
         raw["history"] = serde_json::json!(hist);
         let id = self
             .content

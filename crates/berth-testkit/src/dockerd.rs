@@ -162,8 +162,14 @@ impl Dockerd {
     /// returns its output. A CLI that cannot be started reads as exit status 127 with the reason
     /// on stderr.
     pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_env(&[], args)
+    }
+
+    /// The docker CLI against this daemon with extra environment (e.g. `DOCKER_BUILDKIT=0`).
+    pub fn docker_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         #[allow(clippy::disallowed_methods)] // the reference client talks to the reference daemon
         let out = std::process::Command::new(DOCKER_BIN)
+            .envs(env.iter().copied())
             .env("DOCKER_CONFIG", self.dir.path().join("cli"))
             .arg("-H")
             .arg(self.host())

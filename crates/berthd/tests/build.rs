@@ -420,3 +420,77 @@ fn add_unpacks_archives_and_fetches_urls_and_run_takes_its_network() {
     d.docker_ok(&["builder", "prune", "-f"]);
     d.docker_ok(&["rmi", "added:v1"]);
 }
+
+/// What a user compares of two builds of one Dockerfile: the config, the history's shape
+/// (each step's `created_by` and whether it made a layer, the base's own entries left out)
+/// and the files the build made.
+fn build_facts(
+    docker: &dyn Fn(&[&str]) -> String,
+    image: &str,
+    base_entries: usize,
+) -> [String; 3] {
+    let config = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}|{{json .Config.Cmd}}|{{json .Config.Entrypoint}}|{{.Config.WorkingDir}}|{{json .Config.Labels}}|{{json .Config.ExposedPorts}}|{{.Config.User}}",
+        image,
+    ]);
+    let history = docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{if eq .Size \"0B\"}}empty{{else}}layer{{end}}",
+        image,
+    ]);
+    let lines: Vec<&str> = history.lines().collect();
+    let own = lines[..lines.len().saturating_sub(base_entries)].join("\n");
+    let files = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        "find /app | sort | while read f; do stat -c '%n %a %u:%g %s' \"$f\"; done; cat /app/*.txt",
+    ]);
+    [config, own, files]
+}
+
+#[test]
+fn the_same_dockerfile_built_by_dockerd_gives_the_same_image_shape() {
+    let (_reg, d, image) = daemon_with_image();
+    let dockerd = berth_testkit::dockerd::Dockerd::start(&[]).unwrap();
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", all_output(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(dockerd.docker(&["pull", &image]));
+    let df = format!(
+        "FROM {image}\nENV APP=/app\nWORKDIR /app\nCOPY hello.txt ./\nRUN echo run > run.txt\n\
+         LABEL a=b\nEXPOSE 8080\nUSER nobody\nCMD [\"cat\", \"run.txt\"]\n"
+    );
+    let ctx = context(&[("Dockerfile", &df), ("hello.txt", "hello\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    let args = ["build", "--network", "none", "-t", "shape:v1", dir];
+    ok(d.docker_env(&[("DOCKER_BUILDKIT", "0")], &args));
+    ok(dockerd.docker_env(&[("DOCKER_BUILDKIT", "0")], &args));
+    let base = d.docker_ok(&["history", "-q", &image]).lines().count();
+    let ours = build_facts(&|a| d.docker_ok(a), "shape:v1", base);
+    let want = build_facts(&|a| ok(dockerd.docker(a)), "shape:v1", base);
+    assert_eq!(ours[0], want[0], "config");
+    // dockerd names a copied file by its content hash; so do we, but the hash's input differs.
+    let unhash = |h: &str| {
+        h.lines()
+            .map(|l| match l.split_once("COPY file:") {
+                Some((a, rest)) => {
+                    format!("{a}COPY file:…{}", &rest[rest.find(' ').unwrap_or(0)..])
+                }
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(unhash(&ours[1]), unhash(&want[1]), "history");
+    assert_eq!(ours[2], want[2], "files");
+}

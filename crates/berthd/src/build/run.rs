@@ -5,7 +5,7 @@
 //! as Docker's build stream lines.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,8 +174,28 @@ pub(super) async fn step(
             )));
         }
     }
-    s.pending.push(ins.original.clone());
+    s.pending.push(history_comment(s, ins, kw));
     Ok(())
+}
+
+/// What dockerd's classic builder writes after `#(nop)` for a config step: WORKDIR with one
+/// space and its resolved path, CMD/ENTRYPOINT/SHELL as Go prints a list, the rest as written.
+fn history_comment(s: &Stage, ins: &Instruction, kw: &str) -> String {
+    let go_list = |w: &Option<Vec<String>>| {
+        let quoted: Vec<String> = w
+            .iter()
+            .flatten()
+            .map(|x| serde_json::Value::String(x.clone()).to_string())
+            .collect();
+        format!("[{}]", quoted.join(" "))
+    };
+    match kw {
+        "WORKDIR" => format!("WORKDIR {}", s.config.working_dir),
+        "CMD" => format!("CMD {}", go_list(&s.config.cmd)),
+        "ENTRYPOINT" => format!("ENTRYPOINT {}", go_list(&s.config.entrypoint)),
+        "SHELL" => format!("SHELL {}", go_list(&s.config.shell)),
+        _ => ins.original.clone(),
+    }
 }
 
 /// HEALTHCHECK [--interval=..] CMD ... | NONE.
@@ -442,16 +462,24 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
     }
     let steps = s.pending.join("\n");
     let config_text = config_text(s);
-    let key = cache::key(&["config", parent.id.as_str(), &steps, &config_text]);
-    let created_by = format!("/bin/sh -c #(nop)  {}", s.pending.join(" "));
-    s.pending.clear();
+    let key = cache::key(&["config/2", parent.id.as_str(), &steps, &config_text]);
+    // One history entry per instruction, as dockerd's classic builder writes them.
+    let entries: Vec<serde_json::Value> = s
+        .pending
+        .drain(..)
+        // dockerd writes WORKDIR with one space after `#(nop)`, the others with two.
+        .map(|step| match step.starts_with("WORKDIR ") {
+            true => history(format!("/bin/sh -c #(nop) {step}")),
+            false => history(format!("/bin/sh -c #(nop)  {step}")),
+        })
+        .collect();
     if let Some(hit) = (!no_cache).then(|| cache::get(d, &key)).flatten() {
         s.image = Some(hit);
         return Ok(());
     }
     let (d2, config, author) = (d.clone(), config_value(s), s.author.clone());
     store(d, s, &key, move || {
-        let history = history(created_by);
+        let history = serde_json::Value::Array(entries);
         d2.images
             .with_config(&parent, config, history, author.as_deref(), None)
     })
@@ -709,6 +737,7 @@ async fn copy(
             ins.keyword
         )));
     }
+    let shown_dest = dest.clone();
     let dest = match dest.starts_with('/') {
         true => dest.clone(),
         false => format!("{}/{dest}", workdir(&s.config).trim_end_matches('/')),
@@ -734,15 +763,18 @@ async fn copy(
     let sources = sources.to_vec();
     let tmp_dir = d.data_root.join("tmp");
     let layers = from.map(|image| d.images.layer_dirs(&image));
-    let layer = tokio::task::spawn_blocking(move || match layers {
-        None => copy_layer(ctx.as_fd(), &sources, (&dest, into_dir, own, add), &tmp_dir),
-        Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, |root| {
-            copy_layer(root, &sources, (&dest, into_dir, own, add), &tmp_dir)
-        }),
+    let (mut layer, kind) = tokio::task::spawn_blocking(move || {
+        let copy = |root: BorrowedFd<'_>| {
+            let kind = source_kind(root, &sources);
+            copy_layer(root, &sources, (&dest, into_dir, own, add), &tmp_dir).map(|l| (l, kind))
+        };
+        match layers {
+            None => copy(ctx.as_fd()),
+            Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, copy),
+        }
     })
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
-    let mut layer = layer;
     let digest = cache::file_digest(&mut layer)
         .map_err(|e| Error::internal(format!("reading the layer: {e}")))?;
     let parent_id = s
@@ -763,7 +795,12 @@ async fn copy(
     }
     let (d2, parent, config) = (d.clone(), s.image.clone(), config_value(s));
     let author = s.author.clone();
-    let created_by = format!("/bin/sh -c #(nop) {}", ins.original);
+    // dockerd's words: `COPY file:<hash> in /dest `, `dir:` for a directory, `multi:` for several.
+    let created_by = format!(
+        "/bin/sh -c #(nop) {} {kind}:{} in {shown_dest} ",
+        ins.keyword,
+        digest.hex()
+    );
     store(d, s, &key, move || {
         d2.images.add_layer(
             layer,
@@ -778,6 +815,33 @@ async fn copy(
         )
     })
     .await
+}
+
+/// How dockerd's history names what a COPY/ADD copies: one `file`, one `dir`, or `multi`.
+fn source_kind(root: BorrowedFd<'_>, sources: &[String]) -> &'static str {
+    let [one] = sources else {
+        return "multi";
+    };
+    if one.contains(['*', '?', '[']) {
+        return "multi";
+    }
+    let rel = berth_inroot::clean(&format!("/{one}"));
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return "dir";
+    }
+    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC;
+    let stat =
+        berth_inroot::open(root, Path::new(rel), flags).and_then(|fd| rustix::fs::fstat(&fd));
+    match stat {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
+            "dir"
+        }
+        _ => "file",
+    }
 }
 
 /// The stage's config as the image config's `config`.
