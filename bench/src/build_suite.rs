@@ -12,7 +12,7 @@ use crate::measure::{RUN, output};
 use crate::suites::{Contender, Ctx, Group, Plan, argv, path_str};
 
 pub const ABOUT: &str = "`docker build` (CLI 20.10) against berthd vs dockerd 20.10's classic \
-builder vs dockerd 20.10's BuildKit: a small Dockerfile cold (`--no-cache`), warm (unchanged), \
+builder vs dockerd 20.10's BuildKit (and `berth build` against berthd, the client's share): a small Dockerfile cold (`--no-cache`), warm (unchanged), \
 after a one-file change, and a 3-stage build with two independent stages (cold; each of those \
 stages sleeps 0.5 s, so running them at once shows). Targets (issue 20): cold ≤ 0.5 × BuildKit, \
 warm ≤ 0.25 × BuildKit, the 3-stage build faster than the sum of its stages";
@@ -58,16 +58,30 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     // (name, daemon, DOCKER_BUILDKIT)
     let mut who = vec![
         ("berthd", b.clone(), "0"),
+        ("berth client + berthd", b.clone(), "berth"),
         ("dockerd 20.10 classic", d.clone(), "0"),
         ("dockerd 20.10 BuildKit", d.clone(), "1"),
     ];
     if let Some(base) = &e.baseline {
         who.push(("berthd (baseline)", base.host(), "0"));
     }
+    let berth = path_str(&ctx.bin_dir.join("berth"));
+    // `kit` "berth": the berth client instead of the docker CLI.
     let build = |host: &str, kit: &str, extra: &[&str], dir: &str| {
         let buildkit = format!("DOCKER_BUILDKIT={kit}");
         let mut v = argv(&["env", &buildkit]);
-        v.extend(e.docker(host, &["build", "-q", "--network", "none"]));
+        match kit {
+            "berth" => v.extend(argv(&[
+                &berth,
+                "-H",
+                host,
+                "build",
+                "-q",
+                "--network",
+                "none",
+            ])),
+            _ => v.extend(e.docker(host, &["build", "-q", "--network", "none"])),
+        }
         v.extend(argv(extra));
         v.push(dir.to_string());
         v
@@ -87,7 +101,8 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         differences: vec![],
     };
     let app = format!("{change}/app.txt");
-    let touch = argv(&["sh", "-c", &format!("echo changed {RUN} > {app}")]);
+    // Each contender's change is its own, so two sharing a daemon never find the other's.
+    let touch = |kit: &str| argv(&["sh", "-c", &format!("echo changed {RUN} {kit} > {app}")]);
     Ok(Plan {
         groups: vec![
             group("small Dockerfile, cold (`--no-cache`)", &|h, k| {
@@ -97,7 +112,7 @@ pub fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                 vec![build(h, k, &[], &small)]
             }),
             group("small Dockerfile after a one-file change", &|h, k| {
-                vec![touch.clone(), build(h, k, &[], &change)]
+                vec![touch(k), build(h, k, &[], &change)]
             }),
             group("3 stages, 2 independent (0.5 s each), cold", &|h, k| {
                 vec![build(h, k, &["--no-cache"], &staged)]

@@ -828,3 +828,43 @@ fn add_host_entries_reach_etc_hosts_and_bad_ones_are_refused() {
         "nothing is left of the refused create"
     );
 }
+
+#[test]
+fn shared_and_slave_binds_need_a_source_mount_that_can_carry_them() {
+    use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+    let (_reg, d, image) = common::daemon_with_image();
+    let dir = tempfile::tempdir().unwrap();
+    rustix::mount::mount("tmpfs", dir.path(), "tmpfs", MountFlags::empty(), None).unwrap();
+    rustix::mount::mount_change(dir.path(), MountPropagationFlags::PRIVATE).unwrap();
+    let mut cleanup = berth_testkit::Cleanup::new();
+    let point = dir.path().to_path_buf();
+    cleanup.defer("unmounting the test's tmpfs", move || {
+        Ok(rustix::mount::unmount(&point, UnmountFlags::DETACH)?)
+    });
+    let src = dir.path().display().to_string();
+    for (mode, why) in [
+        ("rshared", "but it is not a shared mount."),
+        ("rslave", "but it is not a shared or slave mount."),
+    ] {
+        let bind = format!("{src}:/m:{mode}");
+        let out = d.docker(&["create", "-v", &bind, &image, "true"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{mode} on a private mount was accepted"
+        );
+        assert!(
+            err.contains(&format!("path {src} is mounted on {src} {why}")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]),
+        "",
+        "nothing is left of the refusals"
+    );
+    rustix::mount::mount_change(dir.path(), MountPropagationFlags::SHARED).unwrap();
+    let bind = format!("{src}:/m:rslave");
+    let id = d.docker_ok(&["create", "-v", &bind, &image, "true"]);
+    d.docker_ok(&["rm", id.trim()]);
+}

@@ -300,6 +300,7 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         init_path: d.init_path.as_deref().and_then(|p| p.to_str()),
     })
     .map_err(|e| Error::invalid(e.to_string()))?;
+    crate::oci::propagation::check_binds(&spec).map_err(Error::invalid)?;
     let mut config = plan.config;
     config.image.clone_from(&plan.image_name);
     config.hostname = hostname;

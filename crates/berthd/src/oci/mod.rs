@@ -2,6 +2,7 @@
 //! (`spec`, with Docker's default seccomp profile and the cgroup limits of `resources`), the host's cgroup features the spec must
 //! respect (`sysinfo`), and its overlayfs root filesystem (`rootfs`).
 
+pub mod propagation;
 pub mod resources;
 pub mod rootfs;
 pub mod seccomp_profile;
