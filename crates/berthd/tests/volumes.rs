@@ -304,3 +304,56 @@ fn a_failed_create_leaves_no_volume_or_directory() {
     assert_eq!((status, leftovers.trim()), (200, "[]"));
     d.docker_ok(&["rm", "taken"]);
 }
+
+#[test]
+fn a_volume_subpath_mounts_that_directory_and_never_a_link_out_of_the_volume() {
+    let (_reg, d, image) = common::daemon_with_image();
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/v",
+        &image,
+        "sh",
+        "-c",
+        "mkdir /v/sub && echo inside > /v/sub/file && ln -s /etc /v/evil && ln -s ../../.. /v/up",
+    ]);
+    let create = |name: &str, subpath: &str| {
+        let body = format!(
+            r#"{{"Image": "{image}", "Cmd": ["sh", "-c", "ls /s; cat /s/file /s/passwd 2>&1"],
+                "HostConfig": {{"Mounts": [{{"Type": "volume", "Source": "data", "Target": "/s",
+                "VolumeOptions": {{"Subpath": "{subpath}"}}}}]}}}}"#
+        );
+        d.raw(
+            "POST",
+            &format!("/containers/create?name={name}"),
+            body.as_bytes(),
+        )
+    };
+    let (status, _, body) = create("good", "sub");
+    assert_eq!(status, 201, "{body}");
+    d.docker_ok(&["start", "good"]);
+    d.docker_ok(&["wait", "good"]);
+    let logs = d.docker_ok(&["logs", "good"]);
+    assert!(logs.starts_with("file\ninside\n"), "{logs}");
+    // A link in the volume resolves inside it: `evil` is the volume's /etc, which it lacks.
+    for (name, link) in [("evil", "evil"), ("up", "up/etc")] {
+        let (status, _, body) = create(name, link);
+        assert_eq!(status, 201, "{body}");
+        let out = d.docker(&["start", name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{link} started: {err}");
+        assert!(err.contains("cannot access path"), "{err}");
+        d.docker_ok(&["rm", name]);
+    }
+    let (status, _, body) = create("dots", "../x");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("subpath must be a relative path within the volume"),
+        "{body}"
+    );
+    // Removing the container leaves the volume's content where it was.
+    d.docker_ok(&["rm", "good"]);
+    let left = d.docker_ok(&["run", "--rm", "-v", "data:/v", &image, "cat", "/v/sub/file"]);
+    assert_eq!(left, "inside\n");
+}

@@ -280,7 +280,9 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
     crate::volumes::add_anonymous_volumes(&mut resolved, &plan.config);
     crate::volumes::add_anonymous_volumes(&mut resolved, &plan.image_config);
     let layer_dirs = d.images.layer_dirs(&plan.image);
-    let volumes = d.volumes.resolve(&mut resolved, &layer_dirs)?;
+    let volumes = d
+        .volumes
+        .resolve(&mut resolved, &layer_dirs, &dir.join("subpaths"))?;
     made.volumes = volumes.names.clone();
     let merged = crate::oci::rootfs::merged(&dir).display().to_string();
     let user_root = crate::oci::rootfs::passwd_layer(&layer_dirs)
@@ -324,6 +326,7 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         spec,
         volumes: volumes.names,
         mounts: volumes.points,
+        subpaths: volumes.subpaths,
         networks: plan.networks,
         ports: vec![],
     };

@@ -318,8 +318,10 @@ async fn prepare(
             paths.stdin.clone(),
         );
         let (tty, open_stdin) = (rec.tty(), rec.open_stdin());
+        let subpaths = rec.subpaths.clone();
         tokio::task::spawn_blocking(move || -> Result<(), Error> {
             crate::oci::rootfs::mount(&cdir, &lowers, volatile)?;
+            crate::volumes::stage_subpaths(&subpaths)?;
             std::fs::create_dir_all(&fifos).map_err(|e| Error::internal(e.to_string()))?;
             stdio::mkfifo(&out)?;
             if !tty {

@@ -60,7 +60,7 @@ fn delete_in_background(dir: PathBuf) {
             .name("rm-containers".into())
             .spawn(move || {
                 for dir in rx {
-                    let _ = std::fs::remove_dir_all(&dir);
+                    remove_unmounted(&dir);
                 }
             })
             .ok()
@@ -73,8 +73,16 @@ fn delete_in_background(dir: PathBuf) {
             .is_ok()
     });
     if !sent {
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_unmounted(&dir);
     }
+}
+
+/// Removes a container directory once nothing is mounted in it: a rootfs or a subpath's
+/// staging point left by a crash is unmounted first, so the delete never reaches into an
+/// image's layers or a volume through a mount.
+fn remove_unmounted(dir: &Path) {
+    crate::oci::rootfs::unmount(dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 impl Store {
@@ -277,9 +285,7 @@ impl Store {
                 berth_failpoint::point("rm.after-rename");
                 delete_in_background(aside);
             }
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+            Err(_) => remove_unmounted(&dir),
         }
     }
 
@@ -329,6 +335,7 @@ mod tests {
             mounts: vec![],
             networks: vec![],
             ports: vec![],
+            subpaths: vec![],
         };
         s.insert(rec("abc123", "web")).unwrap();
         assert!(s.insert(rec("abd456", "web")).is_err(), "name in use");

@@ -87,6 +87,18 @@ pub struct State {
     pub health: Option<super::health::Health>,
 }
 
+/// A volume mount of a subdirectory (`VolumeOptions.Subpath`): resolved inside the volume and
+/// bind-mounted on `staging` at each start, so the runtime mounts a path that no container can
+/// turn into a link out of the volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subpath {
+    pub staging: std::path::PathBuf,
+    /// The volume's directory on the host.
+    pub volume: String,
+    /// Relative, inside the volume.
+    pub subpath: String,
+}
+
 /// One container, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
@@ -123,6 +135,9 @@ pub struct Record {
     /// Its published ports while it runs.
     #[serde(default)]
     pub ports: Vec<super::net::Published>,
+    /// Its volume mounts of subdirectories.
+    #[serde(default)]
+    pub subpaths: Vec<Subpath>,
 }
 
 impl Record {

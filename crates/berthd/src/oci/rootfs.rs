@@ -112,8 +112,9 @@ fn in_mount_table(p: &Path) -> bool {
         .any(|l| l.split(|&b| b == b' ').nth(4) == Some(&want[..]))
 }
 
-/// Unmounts the rootfs (absent is fine).
+/// Unmounts the rootfs and the subpaths' staging points (absent is fine).
 pub fn unmount(container_dir: &Path) {
+    crate::volumes::unstage_subpaths(&container_dir.join("subpaths"));
     let m = merged(container_dir);
     while is_mounted(&m) {
         if rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH).is_err() {

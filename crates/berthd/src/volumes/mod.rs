@@ -14,6 +14,7 @@ use berth_api::models::{MountPoint, MountPointTypeEnum, Volume, VolumeScopeEnum}
 
 use crate::model::Error;
 use crate::model::ids::valid_name;
+use crate::model::record::Subpath;
 
 /// The label Docker puts on an anonymous volume.
 pub const ANONYMOUS: &str = "com.docker.volume.anonymous";
@@ -150,6 +151,83 @@ pub fn add_anonymous_volumes(hc: &mut HostConfig, config: &ContainerConfig) {
 pub struct Resolved {
     pub names: Vec<String>,
     pub points: Vec<MountPoint>,
+    pub subpaths: Vec<Subpath>,
+}
+
+/// dockerd's rule for `VolumeOptions.Subpath`: relative, and inside the volume.
+fn check_subpath(sub: &str) -> Result<(), Error> {
+    if sub.starts_with('/') || sub.split('/').any(|c| c == "..") {
+        return Err(Error::invalid(
+            "invalid mount config for type \"volume\": subpath must be a relative path within the volume",
+        ));
+    }
+    Ok(())
+}
+
+/// Bind-mounts each subpath (resolved inside its volume by descriptors, never following a link
+/// out of it) on its staging point, made as a directory or file like what it holds; a subpath
+/// the volume lacks fails the start as dockerd's does.
+pub fn stage_subpaths(subpaths: &[Subpath]) -> Result<(), Error> {
+    use rustix::fs::{Mode, OFlags};
+    for s in subpaths {
+        let missing = |e: rustix::io::Errno| {
+            Error::invalid(format!(
+                "cannot access path {}/{}: {}",
+                s.volume,
+                s.subpath,
+                std::io::Error::from(e)
+            ))
+        };
+        let root = rustix::fs::open(
+            &s.volume,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(missing)?;
+        let rel = berth_inroot::clean(&format!("/{}", s.subpath));
+        let target = berth_inroot::open(
+            std::os::fd::AsFd::as_fd(&root),
+            Path::new(rel.trim_start_matches('/')),
+            OFlags::PATH | OFlags::CLOEXEC,
+        )
+        .map_err(missing)?;
+        let st = rustix::fs::fstat(&target).map_err(missing)?;
+        let is_dir =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+        if let Some(parent) = s.staging.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::internal(e.to_string()))?;
+        }
+        let made = match is_dir {
+            true => std::fs::create_dir(&s.staging),
+            false => std::fs::File::create(&s.staging).map(drop),
+        };
+        match made {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::internal(format!(
+                    "making {}: {e}",
+                    s.staging.display()
+                )));
+            }
+            _ => {}
+        }
+        // The descriptor's magic link names exactly what was opened, whatever the path now is.
+        let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+        rustix::mount::mount_bind(source.as_str(), &s.staging)
+            .map_err(|e| Error::internal(format!("mounting subpath {}: {e}", s.subpath)))?;
+    }
+    Ok(())
+}
+
+/// Unmounts the staging points of a container's subpaths (under `dir`; absent is fine).
+pub fn unstage_subpaths(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        while crate::oci::rootfs::is_mounted(&p) {
+            if rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// A volume's inspect entry.
@@ -190,10 +268,16 @@ fn other_point(
 /// volume gets what the image has at its target (Docker's copy-up; `layers` top first).
 /// Anonymous volumes (`Mounts` without a source) get new names.
 impl Volumes {
-    pub fn resolve(&self, hc: &mut HostConfig, layers: &[PathBuf]) -> Result<Resolved, Error> {
+    pub fn resolve(
+        &self,
+        hc: &mut HostConfig,
+        layers: &[PathBuf],
+        staging: &Path,
+    ) -> Result<Resolved, Error> {
         let mut out = Resolved {
             names: Vec::new(),
             points: Vec::new(),
+            subpaths: Vec::new(),
         };
         let make = |name: &str, labels: HashMap<String, String>, anon: bool, target: &str| {
             // One copy-up at a time: a create that finds the volume existing while another fills
@@ -270,11 +354,27 @@ impl Volumes {
                     .unwrap_or_default()
                     .into_iter()
                     .collect();
+                let sub = m.volume_options.as_ref().map(|o| o.subpath.clone());
+                let sub = sub.unwrap_or_default();
+                if !sub.is_empty() {
+                    check_subpath(&sub)?;
+                }
                 let mp = make(&name, labels, anon, &target)?;
                 out.points.push(volume_point(&name, &mp, &target, rw, "z"));
                 out.names.push(name);
                 m.kind = "bind".into();
-                m.source = mp;
+                m.source = mp.clone();
+                if !sub.is_empty() {
+                    // The runtime mounts the staging point, bound at each start.
+                    let point = staging.join(out.subpaths.len().to_string());
+                    m.source = point.display().to_string();
+                    m.bind_options.get_or_insert_default().create_mountpoint = true;
+                    out.subpaths.push(Subpath {
+                        staging: point,
+                        volume: mp,
+                        subpath: sub,
+                    });
+                }
             }
         }
         Ok(out)
