@@ -240,7 +240,7 @@ fn independent_stages_build_at_once_and_print_in_order() {
     };
     let df = format!(
         "FROM {IMAGE} AS left\n{}FROM {IMAGE} AS right\n{}FROM {IMAGE}\n\
-         COPY --from=left /left /left\nCOPY --from=right /right /right\n",
+         COPY --from=left /left /left\nCOPY --link --from=right /right /right\n",
         meet("left", "right"),
         meet("right", "left")
     );

@@ -708,7 +708,12 @@ async fn copy(
     if let Some((k, _)) = ins
         .flags
         .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "chown" | "chmod" | "from"))
+        // `--link` asks that the layer not depend on what is below it: every COPY layer here
+        // is made from its sources alone, so it is honoured as it is.
+        .find(|(k, v)| {
+            let link = k == "link" && matches!(v.as_str(), "" | "true" | "false");
+            !link && !matches!(k.as_str(), "chown" | "chmod" | "from")
+        })
     {
         return Err(Error::invalid(format!(
             "{} --{k} is not supported by this builder yet",
