@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod build_view;
 mod cli;
 mod commands;
 mod completion;

@@ -263,3 +263,33 @@ fn independent_stages_build_at_once_and_print_in_order() {
     );
     d.berth_ok(&["rmi", "staged:v1"]);
 }
+
+#[test]
+fn the_live_view_shows_steps_cache_hits_and_a_failures_output() {
+    let d = Berthd::with_busybox();
+    let df = format!("FROM {IMAGE}\nENV A=b\nRUN echo built-here > /f\n");
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = build(&d, &ctx, &["--progress", "tty", "-t", "view:v1"]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(shown.contains("FINISHED"), "{shown}");
+    assert!(shown.contains("[3/3] RUN echo built-here > /f"), "{shown}");
+    assert!(shown.contains("Successfully tagged view:v1"), "{shown}");
+    let again = text(&build(&d, &ctx, &["--progress", "tty"]).stdout);
+    assert!(again.contains("CACHED [3/3] RUN"), "{again}");
+    let df = format!("FROM {IMAGE}\nRUN echo before-failing && exit 3\n");
+    let ctx = context(&[("Dockerfile", &df)]);
+    let out = build(&d, &ctx, &["--progress", "tty"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("before-failing"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("returned a non-zero code: 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    d.berth_ok(&["rmi", "view:v1"]);
+}

@@ -602,6 +602,9 @@ pub struct BuildArgs {
     /// Set platform (this host's only)
     #[arg(long)]
     pub platform: Option<String>,
+    /// Progress output: auto (a live view on a terminal), plain or tty
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
     /// PATH (the build context)
     pub context: String,
 }
@@ -769,7 +772,17 @@ pub fn build(client: &Client, a: &BuildArgs) -> anyhow::Result<i32> {
         .map_err(|_| anyhow::anyhow!("packing the context failed"))?;
     let resp = resp?;
     packed.context("reading the build context")?;
-    let aux = progress::display(resp, &mut std::io::stdout().lock(), false)?;
+    let stdout = std::io::stdout();
+    let live = match a.progress.as_str() {
+        "tty" => true,
+        "plain" => false,
+        "auto" => std::io::IsTerminal::is_terminal(&stdout) && !a.quiet,
+        other => anyhow::bail!("invalid progress mode {other:?}: auto, plain or tty"),
+    };
+    let aux = match live {
+        true => crate::build_view::show(resp, &mut stdout.lock())?,
+        false => progress::display(resp, &mut stdout.lock(), false)?,
+    };
     let id = aux
         .iter()
         .find_map(|a| a.get("ID").and_then(Value::as_str))
