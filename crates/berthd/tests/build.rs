@@ -494,3 +494,72 @@ fn the_same_dockerfile_built_by_dockerd_gives_the_same_image_shape() {
     assert_eq!(unhash(&ours[1]), unhash(&want[1]), "history");
     assert_eq!(ours[2], want[2], "files");
 }
+
+#[test]
+fn onbuild_triggers_heredoc_copies_and_proxy_args() {
+    let (_reg, d, image) = daemon_with_image();
+    let base =
+        format!("FROM {image}\nONBUILD RUN echo triggered > /trig\nONBUILD ENV FROM_TRIGGER=yes\n");
+    let ctx = context(&[("Dockerfile", &base)]);
+    let out = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "-t",
+            "onbuild-base",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    let child = "FROM onbuild-base\nENV NAME=world\nCOPY <<EOF /greeting.txt\nhello $NAME\nEOF\n\
+                 COPY <<'RAW' /raw.txt\nkeep $NAME\nRAW\nRUN echo \"proxy=$HTTP_PROXY\" > /proxy\n";
+    let ctx = context(&[("Dockerfile", child)]);
+    let out = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "--build-arg",
+            "HTTP_PROXY=http://127.0.0.1:3128",
+            "-t",
+            "onbuild-child",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("# Executing 2 build triggers"), "{text}");
+    let got = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "onbuild-child",
+        "cat",
+        "/trig",
+        "/greeting.txt",
+        "/raw.txt",
+        "/proxy",
+    ]);
+    assert_eq!(
+        got,
+        "triggered\nhello world\nkeep $NAME\nproxy=http://127.0.0.1:3128\n"
+    );
+    let config = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.OnBuild}}|{{json .Config.Env}}",
+        "onbuild-child",
+    ]);
+    let (onbuild, env) = config.trim().split_once('|').unwrap();
+    assert!(
+        matches!(onbuild, "null" | "[]"),
+        "the triggers are not inherited: {config}"
+    );
+    assert!(
+        env.contains("FROM_TRIGGER=yes") && !env.contains("PROXY"),
+        "{config}"
+    );
+    d.docker_ok(&["rmi", "onbuild-child", "onbuild-base"]);
+}

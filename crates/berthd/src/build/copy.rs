@@ -1,12 +1,14 @@
 //! COPY and ADD, the part that needs no build state: where a `--from` reads, the owner and
-//! mode `--chown`/`--chmod` set, ADD's archives and URLs, and the layer tar of the sources,
-//! each resolved inside its root by descriptors and never followed out through a link.
+//! mode `--chown`/`--chmod` set, ADD's archives and URLs, heredoc sources (`COPY <<EOF`), and
+//! the layer tar of the sources, each resolved inside its root by descriptors and never
+//! followed out through a link.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use berth_image::images::ImageRecord;
 
+use crate::build::dockerfile::Instruction;
 use crate::engine::Daemon;
 use crate::model::Error;
 
@@ -290,4 +292,136 @@ fn context_piece(
     )
     .map_err(|e| io(&format!("reading {src} from the context"), e))?;
     Ok(one)
+}
+
+/// The flags COPY/ADD take: `--chown`, `--chmod`, `--from`, and `--link`, which asks that the
+/// layer not depend on what is below it (every COPY layer here is made from its sources
+/// alone, so it is honoured as it is).
+pub(crate) fn check_flags(ins: &Instruction) -> Result<(), Error> {
+    let unknown = ins.flags.iter().find(|(k, v)| {
+        let link = k == "link" && matches!(v.as_str(), "" | "true" | "false");
+        !link && !matches!(k.as_str(), "chown" | "chmod" | "from")
+    });
+    match unknown {
+        Some((k, _)) => Err(Error::invalid(format!(
+            "{} --{k} is not supported by this builder yet",
+            ins.keyword
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The heredocs a COPY/ADD names as its sources (`<<EOF`), written as files (mode 0644) in a
+/// temp dir, variables expanded unless the delimiter was quoted; None when it names none.
+pub(crate) fn heredoc_sources(
+    d: &Daemon,
+    ins: &Instruction,
+    sources: &[String],
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(tempfile::TempDir, Vec<String>)>, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if !sources.iter().any(|w| w.starts_with("<<")) {
+        return Ok(None);
+    }
+    let tmp = d.data_root.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::internal(e.to_string()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("heredoc-")
+        .tempdir_in(&tmp)
+        .map_err(|e| Error::internal(format!("making the heredocs' dir: {e}")))?;
+    let mut names = Vec::new();
+    for w in sources {
+        let name = w.trim_start_matches("<<").trim_start_matches('-');
+        let name = name.trim_matches(|c| c == '"' || c == '\'');
+        let h = ins
+            .heredocs
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: a heredoc source and a context source cannot be mixed: {w}",
+                    ins.keyword
+                ))
+            })?;
+        let content = match h.expand {
+            true => expand_text(&h.content, vars),
+            false => h.content.clone(),
+        };
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).map_err(|e| Error::internal(e.to_string()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        names.push(name.to_string());
+    }
+    Ok(Some((dir, names)))
+}
+
+/// `$NAME` and `${NAME}` in a heredoc's text (quotes kept as they are; `\$` is a `$`).
+fn expand_text(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let (mut out, mut i) = (String::new(), 0);
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if chars.get(i + 1) == Some(&'$') => {
+                out.push('$');
+                i += 2;
+            }
+            '$' if chars.get(i + 1) == Some(&'{') => {
+                let end = chars[i + 2..].iter().position(|c| *c == '}');
+                match end {
+                    Some(e) => {
+                        let name: String = chars[i + 2..i + 2 + e].iter().collect();
+                        out.push_str(&vars(&name).unwrap_or_default());
+                        i += e + 3;
+                    }
+                    None => {
+                        out.push('$');
+                        i += 1;
+                    }
+                }
+            }
+            '$' if chars
+                .get(i + 1)
+                .is_some_and(|c| is_name(*c) && !c.is_ascii_digit()) =>
+            {
+                let len = chars[i + 1..].iter().take_while(|c| is_name(**c)).count();
+                let name: String = chars[i + 1..i + 1 + len].iter().collect();
+                out.push_str(&vars(&name).unwrap_or_default());
+                i += len + 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// How dockerd's history names what a COPY/ADD copies: one `file`, one `dir`, or `multi`.
+pub(crate) fn source_kind(root: BorrowedFd<'_>, sources: &[String]) -> &'static str {
+    let [one] = sources else {
+        return "multi";
+    };
+    if one.contains(['*', '?', '[']) {
+        return "multi";
+    }
+    let rel = berth_inroot::clean(&format!("/{one}"));
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return "dir";
+    }
+    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC;
+    let stat =
+        berth_inroot::open(root, Path::new(rel), flags).and_then(|fd| rustix::fs::fstat(&fd));
+    match stat {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
+            "dir"
+        }
+        _ => "file",
+    }
 }

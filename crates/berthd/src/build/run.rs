@@ -503,6 +503,20 @@ async fn store(
     Ok(())
 }
 
+/// Docker's predefined proxy ARGs.
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// RUN: a container of the image so far runs the command; its changes become the next layer.
 async fn run(
     d: &Arc<Daemon>,
@@ -536,7 +550,13 @@ async fn run(
         }
     }
     let mut env = s.config.env.clone().unwrap_or_default();
-    for (k, v) in &s.args {
+    // The predefined proxy ARGs reach RUN from `--build-arg` without an ARG line (and, like
+    // any ARG, are in no image config).
+    let proxies = o
+        .build_args
+        .iter()
+        .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()));
+    for (k, v) in s.args.iter().chain(proxies) {
         if !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
             env.push(format!("{k}={v}"));
         }
@@ -705,21 +725,7 @@ async fn copy(
     no_cache: bool,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
-    if let Some((k, _)) = ins
-        .flags
-        .iter()
-        // `--link` asks that the layer not depend on what is below it: every COPY layer here
-        // is made from its sources alone, so it is honoured as it is.
-        .find(|(k, v)| {
-            let link = k == "link" && matches!(v.as_str(), "" | "true" | "false");
-            !link && !matches!(k.as_str(), "chown" | "chmod" | "from")
-        })
-    {
-        return Err(Error::invalid(format!(
-            "{} --{k} is not supported by this builder yet",
-            ins.keyword
-        )));
-    }
+    super::copy::check_flags(ins)?;
     flush(d, s, no_cache).await?;
     let vars = lookup_in(s);
     let mut words = match &ins.args {
@@ -762,15 +768,23 @@ async fn copy(
         None => None,
         Some((_, f)) => Some(source_image(d, f, done)?),
     };
-    let ctx = ctx
-        .try_clone()
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let sources = sources.to_vec();
+    // `COPY <<EOF /dest`: the heredocs are the sources, written to a directory of their own.
+    let heredocs = super::copy::heredoc_sources(d, ins, sources, &vars)?;
+    let ctx = match &heredocs {
+        Some((dir, _)) => open_context(dir.path())?,
+        None => ctx
+            .try_clone()
+            .map_err(|e| Error::internal(e.to_string()))?,
+    };
+    let sources = match &heredocs {
+        Some((_, names)) => names.clone(),
+        None => sources.to_vec(),
+    };
     let tmp_dir = d.data_root.join("tmp");
     let layers = from.map(|image| d.images.layer_dirs(&image));
     let (mut layer, kind) = tokio::task::spawn_blocking(move || {
         let copy = |root: BorrowedFd<'_>| {
-            let kind = source_kind(root, &sources);
+            let kind = super::copy::source_kind(root, &sources);
             copy_layer(root, &sources, (&dest, into_dir, own, add), &tmp_dir).map(|l| (l, kind))
         };
         match layers {
@@ -820,33 +834,6 @@ async fn copy(
         )
     })
     .await
-}
-
-/// How dockerd's history names what a COPY/ADD copies: one `file`, one `dir`, or `multi`.
-fn source_kind(root: BorrowedFd<'_>, sources: &[String]) -> &'static str {
-    let [one] = sources else {
-        return "multi";
-    };
-    if one.contains(['*', '?', '[']) {
-        return "multi";
-    }
-    let rel = berth_inroot::clean(&format!("/{one}"));
-    let rel = rel.trim_start_matches('/');
-    if rel.is_empty() {
-        return "dir";
-    }
-    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC;
-    let stat =
-        berth_inroot::open(root, Path::new(rel), flags).and_then(|fd| rustix::fs::fstat(&fd));
-    match stat {
-        Ok(st)
-            if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                == rustix::fs::FileType::Directory =>
-        {
-            "dir"
-        }
-        _ => "file",
-    }
 }
 
 /// The stage's config as the image config's `config`.

@@ -241,6 +241,49 @@ async fn run_stages(
     }
 }
 
+/// The base image's ONBUILD triggers, run as the stage's first steps (as dockerd does); the
+/// image made does not inherit them.
+async fn run_triggers(
+    sh: &Shared,
+    s: &mut super::run::Stage,
+    done: &Done,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), Error> {
+    let triggers = s.config.on_build.take().unwrap_or_default();
+    if triggers.is_empty() {
+        return Ok(());
+    }
+    let n = triggers.len();
+    say(format!(
+        "# Executing {n} build trigger{}\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for t in &triggers {
+        let df = dockerfile::parse(t).map_err(|e| Error::invalid(format!("ONBUILD {t}: {e}")))?;
+        for ins in &df.instructions {
+            if matches!(ins.keyword.as_str(), "FROM" | "ONBUILD" | "MAINTAINER") {
+                return Err(Error::invalid(format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    ins.keyword
+                )));
+            }
+            super::run::step(
+                &sh.d,
+                &sh.ctx,
+                s,
+                ins,
+                &ins.keyword,
+                sh.escape,
+                &sh.o,
+                done,
+                say,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// One stage: waits for the stages it names, then runs its FROM and its instructions.
 async fn stage_task(
     sh: &Shared,
@@ -286,6 +329,7 @@ async fn stage_task(
     )
     .await?;
     say(format!(" ---> {}\n", super::run::short(s.image.as_ref())));
+    run_triggers(sh, &mut s, &done, &say).await?;
     for &n in &def.body {
         let ins = &sh.instructions[n];
         say(format!("Step {}/{} : {}\n", n + 1, sh.total, ins.original));
