@@ -791,6 +791,45 @@ impl ImageService {
 }
 
 impl ImageService {
+    /// An image of `new.parent`'s layers and one layer this store already has (`diff_id`, on
+    /// top of exactly those layers: a build step found in a `--cache-from` image), with a new
+    /// config and history entry. Fails when that layer is not here.
+    pub fn reuse_layer(
+        &self,
+        diff_id: &Digest,
+        new: NewImage<'_>,
+    ) -> Result<ImageRecord, PullError> {
+        let (mut image_config, mut diff_ids) = match new.parent {
+            None => (serde_json::json!({}), Vec::new()),
+            Some(p) => {
+                let c = ImageConfig::parse(&self.content.read(&p.id, MAX_CONFIG)?)?;
+                (c.raw, c.diff_ids)
+            }
+        };
+        diff_ids.push(diff_id.clone());
+        let chain_ids = manifest::chain_ids(&diff_ids);
+        let chain = chain_ids.last().cloned().unwrap_or_else(|| diff_id.clone());
+        let info = self.layers.info(&chain).ok_or_else(|| PullError::Fetch {
+            url: chain.to_string(),
+            message: "the layer to reuse is not in the store".into(),
+        })?;
+        let created = berth_clock::rfc3339_now();
+        image_config_for(&mut image_config, &new, &diff_ids, &created);
+        let id = self
+            .content
+            .put(&serde_json::to_vec(&image_config).unwrap_or_default())?;
+        Ok(self.images.put(ImageRecord {
+            id,
+            repo_tags: new.tag.map(|t| t.to_string()).into_iter().collect(),
+            repo_digests: Vec::new(),
+            manifest: None,
+            chain: chain_ids,
+            size: new.parent.map_or(0, |p| p.size) + info.size,
+            created,
+            stored_at: now_secs(),
+        })?)
+    }
+
     /// An image with `parent`'s layers and a new config (`docker build`'s ENV, CMD, LABEL...
     /// steps): its history gains `history` (an entry, or an array of entries) as empty
     /// layers; `author` (MAINTAINER) replaces the parent's.

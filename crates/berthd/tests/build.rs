@@ -563,3 +563,62 @@ fn onbuild_triggers_heredoc_copies_and_proxy_args() {
     );
     d.docker_ok(&["rmi", "onbuild-child", "onbuild-base"]);
 }
+
+#[test]
+fn cache_from_reuses_the_layers_of_a_given_image() {
+    let (_reg, d, image) = daemon_with_image();
+    let df = format!(
+        "FROM {image}\nCOPY data.txt /data.txt\nRUN cat /proc/sys/kernel/random/uuid > /id\nCMD [\"cat\", \"/id\"]\n"
+    );
+    let ctx = context(&[("Dockerfile", &df), ("data.txt", "data\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    let out = build(&d, &["--network", "none", "-t", "src:v1", dir]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let original = d.docker_ok(&["run", "--rm", "--network", "none", "src:v1"]);
+    // Without the step cache, only --cache-from can give the same layers.
+    let (status, _, body) = d.raw("POST", "/build/prune", b"");
+    assert_eq!(status, 200, "{body}");
+    let out = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "--cache-from",
+            "src:v1",
+            "-t",
+            "again:v1",
+            dir,
+        ],
+    );
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("Using cache").count(),
+        2,
+        "COPY and RUN: {text}"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--network", "none", "again:v1"]),
+        original
+    );
+    // An image that does not share the steps gives nothing; a missing one is left out.
+    d.raw("POST", "/build/prune", b"");
+    let out = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "--cache-from",
+            "nosuch:v1",
+            "-t",
+            "fresh:v1",
+            dir,
+        ],
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_ne!(
+        d.docker_ok(&["run", "--rm", "--network", "none", "fresh:v1"]),
+        original
+    );
+    d.docker_ok(&["rmi", "src:v1", "again:v1", "fresh:v1"]);
+}

@@ -54,6 +54,7 @@ fn options(q: &Query) -> Result<Options, Error> {
             .map(str::to_string),
         registry_auth: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        cache_from: Vec::new(),
         run_host_config: run_host_config(q)?,
     })
 }
@@ -148,6 +149,17 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let mut opts = options(&q)?;
     opts.registry_auth = crate::api::images::registry_config(&req);
     opts.secrets = secrets(&req)?;
+    // `cachefrom` images that are not here are left out, as dockerd does.
+    let names: Option<Vec<String>> = q
+        .get("cachefrom")
+        .filter(|c| !c.is_empty())
+        .and_then(|c| serde_json::from_str(c).ok())
+        .flatten();
+    opts.cache_from = names
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| d.images.images.resolve(n).ok())
+        .collect();
     let tar = crate::api::images::body_to_temp_file(d, req).await?;
     let tmp_dir = d.data_root.join("tmp");
     let context = tokio::task::spawn_blocking(move || {

@@ -116,3 +116,47 @@ pub fn usage(d: &Daemon) -> Vec<BuildCache> {
     }
     out
 }
+
+/// An image's history (each entry's `created_by` and whether it made no layer) and its
+/// layers' diff ids, as a `--cache-from` match compares them.
+type Lineage = (Vec<(String, bool)>, Vec<String>);
+
+fn history_of(d: &Daemon, image: &ImageRecord) -> Option<Lineage> {
+    let bytes = d
+        .images
+        .content
+        .read(&image.id, berth_image::manifest::MAX_CONFIG)
+        .ok()?;
+    let c: berth_api::config::ImageConfig = serde_json::from_slice(&bytes).ok()?;
+    let history = c
+        .history
+        .into_iter()
+        .map(|h| (h.created_by, h.empty_layer))
+        .collect();
+    Some((history, c.rootfs.diff_ids))
+}
+
+/// The layer a `--cache-from` image has for the step that makes a layer with history
+/// `created_by` on `parent`: one whose history and layers begin as `parent`'s do and whose
+/// next history entry is this step's (dockerd's classic builder matches the same way).
+pub fn from_sources(
+    d: &Daemon,
+    sources: &[ImageRecord],
+    parent: &ImageRecord,
+    created_by: &str,
+) -> Option<Digest> {
+    if sources.is_empty() {
+        return None;
+    }
+    let (history, layers) = history_of(d, parent)?;
+    sources.iter().find_map(|source| {
+        let (theirs, their_layers) = history_of(d, source)?;
+        let next = theirs.get(history.len())?;
+        let fits = theirs.starts_with(&history)
+            && their_layers.starts_with(&layers)
+            && next.0 == created_by
+            && !next.1;
+        let diff = their_layers.get(layers.len()).filter(|_| fits)?;
+        Digest::parse(diff).ok()
+    })
+}

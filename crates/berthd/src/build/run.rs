@@ -48,6 +48,8 @@ pub struct Options {
     pub no_cache: bool,
     /// Credentials per registry domain (`X-Registry-Config`), for FROM's pulls.
     pub registry_auth: BTreeMap<String, berth_image::registry::Credentials>,
+    /// Images whose steps a step may reuse (`cachefrom`), found here.
+    pub cache_from: Vec<ImageRecord>,
     /// Secrets by id, for `RUN --mount=type=secret` (`berth build --secret`).
     pub secrets: BTreeMap<String, Vec<u8>>,
     /// What RUN containers get besides their network mode: `shmsize`, `extrahosts` and the
@@ -99,7 +101,7 @@ pub(super) async fn step(
             };
             return run(d, s, ins, o, (&src, escape), say).await;
         }
-        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done, o.no_cache, say).await,
+        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done, o, say).await,
         "ARG" => {
             let mut declared = BTreeMap::new();
             declare_args(ins, escape, o, &mut declared)?;
@@ -617,6 +619,13 @@ async fn run(
         s.image = Some(hit);
         return Ok(());
     }
+    let sources: &[ImageRecord] = if o.no_cache { &[] } else { &o.cache_from };
+    if let Some(hit) = reuse(d, s, sources, &image, &cmd.join(" ")).await? {
+        say(" ---> Using cache\n".into());
+        cache::put(d, &key, &hit);
+        s.image = Some(hit);
+        return Ok(());
+    }
     body["HostConfig"]["Mounts"] =
         serde_json::to_value(&prepared.mounts).map_err(|e| Error::internal(e.to_string()))?;
     let created = crate::engine::create::create(d, None, body).await?;
@@ -632,6 +641,38 @@ async fn run(
     }
     drop(prepared);
     result
+}
+
+/// The image a `--cache-from` image gives for a layer step with history `created_by` on
+/// `parent`, made with the stage's config; None when no source has it.
+async fn reuse(
+    d: &Arc<Daemon>,
+    s: &Stage,
+    sources: &[ImageRecord],
+    parent: &ImageRecord,
+    created_by: &str,
+) -> Result<Option<ImageRecord>, Error> {
+    let Some(diff) = cache::from_sources(d, sources, parent, created_by) else {
+        return Ok(None);
+    };
+    let (d2, parent, config) = (d.clone(), parent.clone(), config_value(s));
+    let (author, created_by) = (s.author.clone(), created_by.to_string());
+    let made = tokio::task::spawn_blocking(move || {
+        d2.images.reuse_layer(
+            &diff,
+            NewImage {
+                parent: Some(&parent),
+                config,
+                history: history(created_by),
+                author,
+                container: None,
+                tag: None,
+            },
+        )
+    })
+    .await
+    .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
+    Ok(made.ok())
 }
 
 /// The history entry of a step, as the image store takes it.
@@ -722,9 +763,10 @@ async fn copy(
     ins: &Instruction,
     escape: char,
     done: &super::stages::Done,
-    no_cache: bool,
+    o: &Options,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(), Error> {
+    let no_cache = o.no_cache;
     super::copy::check_flags(ins)?;
     flush(d, s, no_cache).await?;
     let vars = lookup_in(s);
@@ -820,6 +862,14 @@ async fn copy(
         ins.keyword,
         digest.hex()
     );
+    if let Some(parent) = s.image.clone().filter(|_| !no_cache) {
+        if let Some(hit) = reuse(d, s, &o.cache_from, &parent, &created_by).await? {
+            say(" ---> Using cache\n".into());
+            cache::put(d, &key, &hit);
+            s.image = Some(hit);
+            return Ok(());
+        }
+    }
     store(d, s, &key, move || {
         d2.images.add_layer(
             layer,
