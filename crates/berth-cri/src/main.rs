@@ -1,0 +1,143 @@
+//! `berth-cri`: the Kubernetes Container Runtime Interface (CRI v1) for Berth on a unix socket,
+//! for kubelet (`--container-runtime-endpoint unix:///run/berth/cri.sock`) and crictl
+//! (`crictl --runtime-endpoint …`). Images live under `--root` (berth-image's store, its own,
+//! not berthd's). Today it serves the image service and the runtime's version and status; pods
+//! and containers are not built yet and answer `UNIMPLEMENTED`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use berth_cri::v1::image_service_server::ImageServiceServer;
+use berth_cri::v1::runtime_service_server::RuntimeServiceServer;
+
+#[derive(Parser, Debug)]
+#[command(name = "berth-cri", version, about = "Berth's Kubernetes CRI server")]
+struct Cli {
+    /// The socket to serve on (`unix://PATH`).
+    #[arg(long, default_value = "unix:///run/berth/cri.sock")]
+    address: String,
+    /// Its data root (images).
+    #[arg(long, default_value = "/var/lib/berth-cri")]
+    root: PathBuf,
+    /// Its run root (state that goes with a reboot).
+    #[arg(long, default_value = "/run/berth-cri")]
+    state: PathBuf,
+    /// The berth-containerd to use (`unix://PATH`); not used yet.
+    #[arg(long)]
+    containerd: Option<String>,
+    /// CNI configuration directory; not used yet.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
+    /// CNI plugin directory; not used yet.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_bin_dir: PathBuf,
+    /// The pod sandbox image; not used yet.
+    #[arg(long, default_value = "registry.k8s.io/pause:3.9")]
+    sandbox_image: String,
+    /// A registry's mirror, HOST=URL (repeatable): pulls of HOST's images go to URL.
+    #[arg(long = "registry-mirror")]
+    registry_mirror: Vec<String>,
+}
+
+/// `unix://PATH` (or a bare path) as the path.
+fn socket_path(address: &str) -> anyhow::Result<PathBuf> {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    anyhow::ensure!(
+        path.starts_with('/'),
+        "--address must be unix:///absolute/path"
+    );
+    Ok(PathBuf::from(path))
+}
+
+/// Binds the socket, replacing a stale one but never a live server's.
+async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!("another server is listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    tokio::net::UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    for dir in [&cli.root, &cli.state] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut mirrors = BTreeMap::new();
+    for m in &cli.registry_mirror {
+        let (host, target) = berth_cri::images::parse_mirror(m).map_err(anyhow::Error::msg)?;
+        mirrors.insert(host, target);
+    }
+    let store = {
+        let root = cli.root.clone();
+        tokio::task::spawn_blocking(move || berth_image::service::ImageService::open(&root)).await?
+    };
+    let images = berth_cri::images::Images {
+        store: Arc::new(store),
+        mirrors,
+        root: cli.root.clone(),
+    };
+    let path = socket_path(&cli.address)?;
+    let listener = bind(&path).await?;
+    tracing::info!(address = %path.display(), "serving the CRI");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::new(berth_cri::runtime::Runtime))
+        .add_service(ImageServiceServer::new(images))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+        .context("serving")?;
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berth-cri: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-cri: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

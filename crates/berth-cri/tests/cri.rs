@@ -1,0 +1,180 @@
+//! `berth-cri` as kubelet and crictl reach it, over its unix socket with the CRI v1 client:
+//! the runtime's version and status; images pulled (through a registry mirror for
+//! registry.k8s.io, as critest needs), listed, inspected, counted and removed; a pull of an
+//! image that does not exist fails and adds nothing; what is not built yet says so.
+
+use std::process::Child;
+use std::time::Duration;
+
+use berth_cri::v1;
+use berth_cri::v1::image_service_client::ImageServiceClient;
+use berth_cri::v1::runtime_service_client::RuntimeServiceClient;
+use berth_testkit::{BusyboxImage, Registry};
+
+/// A berth-cri of the test's own, stopped when dropped.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(mirror: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        // The binary under test, with the flags a script starts it with.
+        #[allow(clippy::disallowed_methods)]
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-cri"))
+            .args(["--address", &format!("unix://{}", p("cri.sock"))])
+            .args(["--root", &p("root"), "--state", &p("state")])
+            .args(["--registry-mirror", mirror])
+            .spawn()
+            .unwrap();
+        let sock = dir.path().join("cri.sock");
+        berth_testkit::wait_for(Duration::from_secs(20), "berth-cri's socket", || {
+            sock.exists()
+        })
+        .unwrap();
+        Server { child, dir }
+    }
+
+    async fn clients(
+        &self,
+    ) -> (
+        RuntimeServiceClient<tonic::transport::Channel>,
+        ImageServiceClient<tonic::transport::Channel>,
+    ) {
+        let ch = berth_cri::connect_unix(&self.dir.path().join("cri.sock"))
+            .await
+            .unwrap();
+        (
+            RuntimeServiceClient::new(ch.clone()),
+            ImageServiceClient::new(ch),
+        )
+    }
+}
+
+fn spec(image: &str) -> Option<v1::ImageSpec> {
+    Some(v1::ImageSpec {
+        image: image.into(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_pulled_through_a_mirror_listed_and_removed() {
+    let reg = Registry::start().unwrap();
+    reg.push_image(&BusyboxImage::build().unwrap(), "pause", "3.9")
+        .unwrap();
+    let server = Server::start(&format!("registry.k8s.io=http://{}", reg.host()));
+    let (mut rt, mut img) = server.clients().await;
+    let v = rt
+        .version(v1::VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (v.runtime_name.as_str(), v.runtime_api_version.as_str()),
+        ("berth", "v1")
+    );
+    let status = rt
+        .status(v1::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let conditions = status.status.unwrap().conditions;
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.r#type == "RuntimeReady" && c.status),
+        "{conditions:?}"
+    );
+
+    let name = "registry.k8s.io/pause:3.9";
+    let pulled = img
+        .pull_image(v1::PullImageRequest {
+            image: spec(name),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(pulled.image_ref.starts_with("sha256:"), "{pulled:?}");
+    let list = img
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.images.len(), 1);
+    assert_eq!(list.images[0].id, pulled.image_ref);
+    assert!(
+        list.images[0].repo_tags.iter().any(|t| t == name),
+        "{:?}",
+        list.images[0]
+    );
+    let found = img
+        .image_status(v1::ImageStatusRequest {
+            image: spec(name),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.image.map(|i| i.id), Some(pulled.image_ref.clone()));
+    let fs = img
+        .image_fs_info(v1::ImageFsInfoRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        fs.image_filesystems[0].used_bytes.as_ref().unwrap().value > 0,
+        "{fs:?}"
+    );
+
+    // A missing image: not found, and nothing added.
+    let missing = img
+        .pull_image(v1::PullImageRequest {
+            image: spec("registry.k8s.io/nosuch:1"),
+            ..Default::default()
+        })
+        .await;
+    assert!(missing.is_err());
+    let list = img
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.images.len(), 1);
+
+    for _ in 0..2 {
+        img.remove_image(v1::RemoveImageRequest { image: spec(name) })
+            .await
+            .unwrap();
+    }
+    let gone = img
+        .image_status(v1::ImageStatusRequest {
+            image: spec(name),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(gone.image.is_none());
+    let list = img
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.images.is_empty());
+
+    let pod = rt
+        .run_pod_sandbox(v1::RunPodSandboxRequest::default())
+        .await;
+    assert_eq!(pod.unwrap_err().code(), tonic::Code::Unimplemented);
+}
