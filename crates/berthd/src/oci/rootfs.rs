@@ -112,9 +112,22 @@ fn in_mount_table(p: &Path) -> bool {
         .any(|l| l.split(|&b| b == b' ').nth(4) == Some(&want[..]))
 }
 
+/// Unmounts whatever is mounted on the entries of `dir` (a container's subpath staging
+/// points; absent is fine).
+fn unmount_each_in(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        while is_mounted(&p) {
+            if rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// Unmounts the rootfs and the subpaths' staging points (absent is fine).
 pub fn unmount(container_dir: &Path) {
-    crate::volumes::unstage_subpaths(&container_dir.join("subpaths"));
+    unmount_each_in(&container_dir.join("subpaths"));
     let m = merged(container_dir);
     while is_mounted(&m) {
         if rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH).is_err() {

@@ -218,18 +218,6 @@ pub fn stage_subpaths(subpaths: &[Subpath]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Unmounts the staging points of a container's subpaths (under `dir`; absent is fine).
-pub fn unstage_subpaths(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        while crate::oci::rootfs::is_mounted(&p) {
-            if rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH).is_err() {
-                break;
-            }
-        }
-    }
-}
-
 /// A volume's inspect entry.
 fn volume_point(name: &str, mountpoint: &str, target: &str, rw: bool, mode: &str) -> MountPoint {
     MountPoint {
