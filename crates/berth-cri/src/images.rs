@@ -41,9 +41,28 @@ pub fn parse_mirror(spec: &str) -> Result<(String, String), String> {
     Ok((host.to_string(), target.to_string()))
 }
 
-fn image_of(r: &ImageRecord) -> v1::Image {
+/// An image's `User` (from its config) as the CRI splits it: a number is the uid, else a name.
+fn user_of(store: &Store, r: &ImageRecord) -> (Option<v1::Int64Value>, String) {
+    let user = store
+        .content
+        .read(&r.id, berth_image::manifest::MAX_CONFIG)
+        .ok()
+        .and_then(|b| berth_image::manifest::ImageConfig::parse(&b).ok())
+        .and_then(|c| c.raw["config"]["User"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let user = user.split(':').next().unwrap_or_default().to_string();
+    match user.parse::<i64>() {
+        Ok(uid) => (Some(v1::Int64Value { value: uid }), String::new()),
+        Err(_) => (None, user),
+    }
+}
+
+fn image_of(store: &Store, r: &ImageRecord) -> v1::Image {
+    let (uid, username) = user_of(store, r);
     v1::Image {
         id: r.id.to_string(),
+        uid,
+        username,
         repo_tags: r.repo_tags.clone(),
         repo_digests: r.repo_digests.clone(),
         size: r.size,
@@ -84,6 +103,39 @@ impl Images {
     }
 }
 
+/// Gives an image pulled as `fetch` (from a mirror) the tag and repo digests of `wanted`
+/// instead: a tag only when `wanted` has one, the digests under `wanted`'s repository.
+fn rename(
+    store: &Store,
+    image: ImageRecord,
+    fetch: &Reference,
+    wanted: &Reference,
+) -> Result<ImageRecord, berth_image::images::ImageError> {
+    let mirror_repo = fetch.repository();
+    let digests: Vec<String> = image
+        .repo_digests
+        .iter()
+        .filter_map(|d| d.strip_prefix(&format!("{mirror_repo}@")))
+        .map(|digest| format!("{}@{digest}", wanted.repository()))
+        .collect();
+    let mut rec = store.images.untag(&image.id, fetch)?;
+    for d in image
+        .repo_digests
+        .iter()
+        .filter_map(|d| Reference::parse(d).ok())
+    {
+        if d.repository() == mirror_repo {
+            rec = store.images.untag(&image.id, &d)?;
+        }
+    }
+    rec.repo_tags = match wanted.digest() {
+        None => vec![wanted.to_string()],
+        Some(_) => Vec::new(),
+    };
+    rec.repo_digests = digests;
+    store.images.put(rec)
+}
+
 #[tonic::async_trait]
 impl ImageService for Images {
     async fn list_images(
@@ -96,14 +148,15 @@ impl ImageService for Images {
             .and_then(|f| f.image)
             .map(|s| s.image);
         let store = self.store.clone();
-        let images = blocking(move || match want.filter(|w| !w.is_empty()) {
-            Some(name) => store.images.resolve(&name).into_iter().collect::<Vec<_>>(),
-            None => store.images.list(),
+        let images = blocking(move || {
+            let found = match want.filter(|w| !w.is_empty()) {
+                Some(name) => store.images.resolve(&name).into_iter().collect::<Vec<_>>(),
+                None => store.images.list(),
+            };
+            found.iter().map(|r| image_of(&store, r)).collect()
         })
         .await?;
-        Ok(Response::new(v1::ListImagesResponse {
-            images: images.iter().map(image_of).collect(),
-        }))
+        Ok(Response::new(v1::ListImagesResponse { images }))
     }
 
     async fn image_status(
@@ -112,9 +165,13 @@ impl ImageService for Images {
     ) -> Result<Response<v1::ImageStatusResponse>, Status> {
         let name = spec_name(req.get_ref().image.as_ref())?;
         let store = self.store.clone();
-        let found = blocking(move || store.images.resolve(&name).ok()).await?;
+        let found = blocking(move || {
+            let image = store.images.resolve(&name).ok();
+            image.map(|r| image_of(&store, &r))
+        })
+        .await?;
         Ok(Response::new(v1::ImageStatusResponse {
-            image: found.as_ref().map(image_of),
+            image: found,
             info: Default::default(),
         }))
     }
@@ -144,12 +201,10 @@ impl ImageService for Images {
             let image = store
                 .pull(&client, &fetch, &Platform::host(), &|_| {})
                 .map_err(|e| Status::not_found(format!("pulling {name}: {e}")))?;
-            // Through a mirror, the image is known by the name asked for.
+            // Through a mirror, the image is known by the name asked for, not the mirror's.
             match fetch == wanted {
                 true => Ok(image),
-                false => store
-                    .images
-                    .tag(&image.id, &wanted)
+                false => rename(&store, image, &fetch, &wanted)
                     .map_err(|e| Status::internal(e.to_string())),
             }
         })

@@ -8,6 +8,7 @@ pub mod v1 {
     tonic::include_proto!("runtime.v1");
 }
 
+pub mod authority;
 pub mod images;
 pub mod runtime;
 

@@ -101,13 +101,28 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     };
+    // Every connection through the relay that fixes grpc-go's socket-path authority.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((conn, _)) => {
+                    let relayed = berth_cri::authority::relay(conn);
+                    if tx.send(Ok::<_, std::io::Error>(relayed)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
     tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(berth_cri::runtime::Runtime))
         .add_service(ImageServiceServer::new(images))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await
         .context("serving")?;
     let _ = std::fs::remove_file(&path);
