@@ -12,21 +12,5 @@ pub mod authority;
 pub mod images;
 pub mod runtime;
 
-use std::path::{Path, PathBuf};
-
 /// Connects a gRPC channel to a CRI server on the unix socket at `path` (for tests and tools).
-pub async fn connect_unix(
-    path: &Path,
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    let path: PathBuf = path.to_path_buf();
-    // The URI is required by the API but never used: the connector dials the socket.
-    tonic::transport::Endpoint::from_static("http://berth-cri")
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-}
+pub use berth_proto::connect_unix;

@@ -708,13 +708,7 @@ impl ImageService {
         tar: impl std::io::Read,
         new: NewImage<'_>,
     ) -> Result<ImageRecord, PullError> {
-        let (mut image_config, mut diff_ids) = match new.parent {
-            None => (serde_json::json!({}), Vec::new()),
-            Some(p) => {
-                let c = ImageConfig::parse(&self.content.read(&p.id, MAX_CONFIG)?)?;
-                (c.raw, c.diff_ids)
-            }
-        };
+        let (mut image_config, mut diff_ids) = self.parent_config(new.parent)?;
         let parent_chain = new.parent.and_then(|p| p.chain.last().cloned());
         let placeholder = Digest::of(b"import in progress");
         let pending = self.layers.begin(&placeholder)?;
@@ -791,6 +785,20 @@ impl ImageService {
 }
 
 impl ImageService {
+    /// The config (raw) and diff ids a new image starts from: its parent's, or none.
+    fn parent_config(
+        &self,
+        parent: Option<&ImageRecord>,
+    ) -> Result<(serde_json::Value, Vec<Digest>), PullError> {
+        match parent {
+            None => Ok((serde_json::json!({}), Vec::new())),
+            Some(p) => {
+                let c = ImageConfig::parse(&self.content.read(&p.id, MAX_CONFIG)?)?;
+                Ok((c.raw, c.diff_ids))
+            }
+        }
+    }
+
     /// An image of `new.parent`'s layers and one layer this store already has (`diff_id`, on
     /// top of exactly those layers: a build step found in a `--cache-from` image), with a new
     /// config and history entry. Fails when that layer is not here.
@@ -799,13 +807,7 @@ impl ImageService {
         diff_id: &Digest,
         new: NewImage<'_>,
     ) -> Result<ImageRecord, PullError> {
-        let (mut image_config, mut diff_ids) = match new.parent {
-            None => (serde_json::json!({}), Vec::new()),
-            Some(p) => {
-                let c = ImageConfig::parse(&self.content.read(&p.id, MAX_CONFIG)?)?;
-                (c.raw, c.diff_ids)
-            }
-        };
+        let (mut image_config, mut diff_ids) = self.parent_config(new.parent)?;
         diff_ids.push(diff_id.clone());
         let chain_ids = manifest::chain_ids(&diff_ids);
         let chain = chain_ids.last().cloned().unwrap_or_else(|| diff_id.clone());

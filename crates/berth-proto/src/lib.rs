@@ -1,6 +1,7 @@
 //! The gRPC protocol between berthd and berth-containerd: Containers, Tasks and Events services,
 //! generated from `proto/berth/v1/*.proto` by tonic, and the unix-socket client connector both
-//! berthd and the tests use. Both ends depend on this crate; nothing else does.
+//! berthd and the tests use. Both ends depend on this crate, and berth-cri, which will be a
+//! client of berth-containerd and shares the connector.
 
 use std::path::{Path, PathBuf};
 

@@ -658,21 +658,30 @@ async fn reuse(
     let (d2, parent, config) = (d.clone(), parent.clone(), config_value(s));
     let (author, created_by) = (s.author.clone(), created_by.to_string());
     let made = tokio::task::spawn_blocking(move || {
-        d2.images.reuse_layer(
-            &diff,
-            NewImage {
-                parent: Some(&parent),
-                config,
-                history: history(created_by),
-                author,
-                container: None,
-                tag: None,
-            },
-        )
+        d2.images
+            .reuse_layer(&diff, step_image(Some(&parent), config, created_by, author))
     })
     .await
     .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
     Ok(made.ok())
+}
+
+/// A build step's image for the store: on `parent`, with the stage's config and the step's
+/// history entry.
+fn step_image(
+    parent: Option<&ImageRecord>,
+    config: serde_json::Value,
+    created_by: String,
+    author: Option<String>,
+) -> NewImage<'_> {
+    NewImage {
+        parent,
+        config,
+        history: history(created_by),
+        author,
+        container: None,
+        tag: None,
+    }
 }
 
 /// The history entry of a step, as the image store takes it.
@@ -873,14 +882,7 @@ async fn copy(
     store(d, s, &key, move || {
         d2.images.add_layer(
             layer,
-            NewImage {
-                parent: parent.as_ref(),
-                config,
-                history: history(created_by),
-                author,
-                container: None,
-                tag: None,
-            },
+            step_image(parent.as_ref(), config, created_by, author),
         )
     })
     .await
