@@ -16,7 +16,7 @@ PACKAGES=(
   tini                # tini-static (docker-init) for run --init
   docker-compose      # compose 1.29 (on docker-py), driven against berthd by the compose test
   ca-certificates curl
-  # critest (the CRI conformance suite, from ../shared when present): Go to build it offline,
+  # critest (the CRI conformance suite, when its kit is present): Go to build it offline,
   # and what its stand-in images are made with
   golang-1.19-go umoci skopeo gcc libc6-dev
 )

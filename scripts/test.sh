@@ -29,8 +29,9 @@ case "$(ldd "${CARGO_TARGET_DIR:-target}/debug/berth-shim" 2>&1 || true)" in
   *) echo "test.sh: berth-shim did not link statically" >&2; exit 1 ;;
 esac
 
-# critest, the CRI conformance suite, from ../shared when it is there (a clone without it skips
-# the test that runs it): built here, offline with Go 1.19, so that test's time goes to testing.
+# critest, the CRI conformance suite, when its kit is installed beside the checkout (a clone
+# without it skips the test that runs it): built here, offline with Go 1.19, so that test's time
+# goes to testing.
 if [ -x ../shared/critest/build-critest.sh ]; then
   echo "== critest"
   CRI_WORK=/tmp/berth-critest ../shared/critest/build-critest.sh

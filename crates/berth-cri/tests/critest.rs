@@ -1,15 +1,16 @@
 //! critest (cri-tools v1.26.1), the CRI conformance suite SIG Node runs against every runtime,
 //! against berth-cri, offline: the specs of the parts berth-cri serves today (the image
 //! service, critest's "Image Manager") pass wherever containerd 1.6 passes them on this kind
-//! of machine (`../shared/critest/containerd-1.6-specs.tsv`). critest, its scripts and its
-//! image sources live in `../shared`, which a clone of the project has not: there the test
-//! says so and skips; CI has it (`scripts/test.sh` builds critest first).
+//! of machine (the kit's `containerd-1.6-specs.tsv`). The critest kit (cri-tools' sources, the
+//! scripts that build it and serve its stand-in images, containerd's reference result) is
+//! not part of the project: where it is not installed beside the checkout the test says so and
+//! skips; CI has it (`scripts/test.sh` builds critest first).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// critest's scripts and reference, beside the project.
+/// The critest kit, beside the checkout, if installed there.
 fn shared() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/critest");
     p.join("run-critest.sh")
