@@ -72,15 +72,14 @@ fuzz_target!(|data: &[u8]| {
             let Ok(c) = serde_json::from_slice::<berth_api::models::ExecConfig>(body) else {
                 return;
             };
-            let base = json!({"args": ["sh"], "env": ["PATH=/bin", "HOME=/root"], "cwd": "/"});
+            let base: oci_spec::runtime::Process = serde_json::from_value(
+                json!({"args": ["sh"], "env": ["PATH=/bin", "HOME=/root"], "cwd": "/",
+                    "user": {"uid": 0, "gid": 0}}),
+            )
+            .expect("a process");
             if let Ok(p) = berthd::engine::exec::process_spec(&base, &c, "/nonexistent") {
-                assert_eq!(p["args"], json!(c.cmd.clone().unwrap_or_default()));
-                let env: Vec<&str> = p["env"]
-                    .as_array()
-                    .expect("env is a list")
-                    .iter()
-                    .map(|e| e.as_str().expect("env entries are strings"))
-                    .collect();
+                assert_eq!(p.args().clone().unwrap_or_default(), c.cmd.clone().unwrap_or_default());
+                let env: Vec<&str> = p.env().iter().flatten().map(String::as_str).collect();
                 let mut keys: Vec<&str> = env.iter().map(|e| e.split('=').next().unwrap()).collect();
                 assert!(env.iter().all(|e| e.contains('=')), "{env:?}");
                 keys.sort_unstable();
@@ -99,17 +98,18 @@ fuzz_target!(|data: &[u8]| {
             let Ok(checked) = berthd::engine::update::check(si, v) else {
                 return;
             };
-            let hc = json!({"RestartPolicy": {"Name": "no"}, "Memory": 0});
+            let mut hc = berth_api::host_config::HostConfig::default();
+            hc.restart_policy.name = "no".into();
             let auto_remove = which & 0x80 != 0;
-            if let Ok(u) = berthd::engine::update::apply(checked, &hc, &json!({}), auto_remove) {
-                assert!(u.resources.is_object(), "{}", u.resources);
-                let policy = berthd::engine::create::restart_policy(&u.host_config)
+            if let Ok(u) = berthd::engine::update::apply(checked, &hc, None, auto_remove) {
+                assert!(u.resources.devices().is_some(), "{:?}", u.resources);
+                let policy = berthd::engine::create::restart_policy(&u.host_config.restart_policy)
                     .expect("an applied update keeps a valid restart policy");
                 assert!(!auto_remove || matches!(policy.as_str(), "" | "no"));
             }
         }
         _ => {
-            let Ok(cfg) = serde_json::from_slice::<Value>(body) else {
+            let Ok(cfg) = serde_json::from_slice::<berth_api::models::EndpointSettings>(body) else {
                 return;
             };
             let mut user = Network::new("user", "bridge");
