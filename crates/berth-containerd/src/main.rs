@@ -11,7 +11,7 @@ mod shim_client;
 mod store;
 mod tasks;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -38,25 +38,6 @@ struct Cli {
     log_level: String,
 }
 
-/// Binds the socket, replacing a stale one (a socket file nobody answers on) but never a live
-/// daemon's.
-async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!(
-                "another berth-containerd is listening on {}",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
-    }
-    tokio::net::UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
-}
-
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     // Bundles hold containers' environments: other users may not enter (what an existing
     // directory allows them is taken away; its group keeps passing through, as the socket's
@@ -75,21 +56,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let store = Arc::new(store::Store::new(&cli.root));
-    let listener = bind(&cli.address).await?;
+    let listener = berth_proto::bind_unix(&cli.address, "berth-containerd").await?;
     let publisher = events::Publisher::default();
     let registry = Arc::new(registry::Registry::new(&cli.state, publisher.clone()));
     // Before serving: every task on disk is re-attached or buried first, so no caller ever
     // sees a half-known task.
     registry.recover().await;
     tracing::info!(address = %cli.address.display(), "serving");
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    };
+    let shutdown = berth_proto::shutdown_signal();
     let result = tonic::transport::Server::builder()
         .add_service(berth_proto::v1::containers_server::ContainersServer::new(
             containers::ContainersService {
@@ -120,22 +94,5 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth-containerd: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(serve(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("berth-containerd: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    berth_proto::run_daemon("berth-containerd", serve(cli))
 }

@@ -5,7 +5,7 @@
 //! and containers are not built yet and answer `UNIMPLEMENTED`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -53,20 +53,6 @@ fn socket_path(address: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// Binds the socket, replacing a stale one but never a live server's.
-async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!("another server is listening on {}", path.display());
-        }
-        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    tokio::net::UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
-}
-
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     for dir in [&cli.root, &cli.state] {
@@ -91,16 +77,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         root: cli.root.clone(),
     };
     let path = socket_path(&cli.address)?;
-    let listener = bind(&path).await?;
+    let listener = berth_proto::bind_unix(&path, "berth-cri").await?;
     tracing::info!(address = %path.display(), "serving the CRI");
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    };
+    let shutdown = berth_proto::shutdown_signal();
     // Every connection through the relay that fixes grpc-go's socket-path authority.
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
@@ -137,22 +116,5 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("berth-cri: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("berth-cri: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    berth_proto::run_daemon("berth-cri", serve(cli))
 }

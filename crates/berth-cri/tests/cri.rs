@@ -67,6 +67,18 @@ fn spec(image: &str) -> Option<v1::ImageSpec> {
     })
 }
 
+/// The image `name` as ImageStatus gives it, if it is there.
+async fn image_status(
+    img: &mut ImageServiceClient<tonic::transport::Channel>,
+    name: &str,
+) -> Option<v1::Image> {
+    let req = v1::ImageStatusRequest {
+        image: spec(name),
+        verbose: false,
+    };
+    img.image_status(req).await.unwrap().into_inner().image
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn images_are_pulled_through_a_mirror_listed_and_removed() {
     let reg = Registry::start().unwrap();
@@ -118,15 +130,8 @@ async fn images_are_pulled_through_a_mirror_listed_and_removed() {
         "{:?}",
         list.images[0]
     );
-    let found = img
-        .image_status(v1::ImageStatusRequest {
-            image: spec(name),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(found.image.map(|i| i.id), Some(pulled.image_ref.clone()));
+    let found = image_status(&mut img, name).await;
+    assert_eq!(found.map(|i| i.id), Some(pulled.image_ref.clone()));
     let fs = img
         .image_fs_info(v1::ImageFsInfoRequest::default())
         .await
@@ -157,15 +162,8 @@ async fn images_are_pulled_through_a_mirror_listed_and_removed() {
             .await
             .unwrap();
     }
-    let gone = img
-        .image_status(v1::ImageStatusRequest {
-            image: spec(name),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(gone.image.is_none());
+    let gone = image_status(&mut img, name).await;
+    assert!(gone.is_none());
     let list = img
         .list_images(v1::ListImagesRequest::default())
         .await

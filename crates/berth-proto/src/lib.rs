@@ -1,7 +1,8 @@
 //! The gRPC protocol between berthd and berth-containerd: Containers, Tasks and Events services,
-//! generated from `proto/berth/v1/*.proto` by tonic, and the unix-socket client connector both
-//! berthd and the tests use. Both ends depend on this crate, and berth-cri, which will be a
-//! client of berth-containerd and shares the connector.
+//! generated from `proto/berth/v1/*.proto` by tonic; the unix-socket client connector berthd,
+//! berth-cri and the tests use; and what the daemons share to serve on a unix socket (the
+//! socket's bind, the shutdown signal, the runtime a daemon runs on). Both ends depend on this
+//! crate, and berth-cri, which will be a client of berth-containerd.
 
 use std::path::{Path, PathBuf};
 
@@ -41,4 +42,63 @@ pub fn with_namespace<T>(namespace: &str, msg: T) -> tonic::Request<T> {
         req.metadata_mut().insert(NAMESPACE_HEADER, v);
     }
     req
+}
+
+/// Binds a server's unix socket, making its directory; a stale socket (a file nobody answers
+/// on) is replaced, a live server's never (`another NAME is listening on PATH`).
+pub async fn bind_unix(path: &Path, name: &str) -> std::io::Result<tokio::net::UnixListener> {
+    let with = |what: String| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(with(format!("creating {}", dir.display())))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another {name} is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path).map_err(with(format!(
+            "removing the stale socket {}",
+            path.display()
+        )))?;
+    }
+    tokio::net::UnixListener::bind(path).map_err(with(format!("listening on {}", path.display())))
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM: a server's graceful end.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Runs a daemon's `serve` on a two-worker runtime; an error is printed as `name: error`
+/// with its causes, and the exit code says how it ended.
+pub fn run_daemon<E: std::fmt::Display>(
+    name: &str,
+    serve: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod busybox;
 pub mod certs;
 pub mod cleanup;
 pub mod dockerd;
+pub mod files;
 pub mod hostile;
 pub mod leftovers;
 pub mod registry;

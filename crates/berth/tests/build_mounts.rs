@@ -9,15 +9,7 @@ mod common;
 
 use common::{Berthd, IMAGE, text};
 
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, body) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    dir
-}
+use berth_testkit::files::dir_with as context;
 
 fn build(d: &Berthd, ctx: &tempfile::TempDir, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["build", "--network", "none"];

@@ -29,15 +29,7 @@ fn build(d: &Berthd, args: &[&str]) -> std::process::Output {
     d.docker_env(&[("DOCKER_BUILDKIT", "0")], &all)
 }
 
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
+use berth_testkit::files::dir_with as context;
 
 fn all_output(out: &std::process::Output) -> String {
     format!(

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
@@ -16,20 +15,10 @@ use crate::api::{build, containers, images, system};
 use crate::engine::Daemon;
 use crate::model::Error;
 
-/// Binds a unix socket, replacing a stale one but never a live daemon's.
+/// Binds a unix socket, replacing a stale one but never a live daemon's; only its group may
+/// connect besides root.
 pub async fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!("another daemon is listening on {}", path.display());
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
-    }
-    let l = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("listening on {}", path.display()))?;
+    let l = berth_proto::bind_unix(path, "daemon").await?;
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     Ok(l)
