@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod content;
+pub mod content_index;
 pub mod digest;
 pub mod distribution;
 pub mod images;

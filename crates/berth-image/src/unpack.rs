@@ -17,6 +17,7 @@ use std::path::{Component, Path};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 
+use crate::content_index::{ContentIndex, Meta};
 use crate::digest::{Digest, HashingReader};
 
 /// Longest name of one path component and of a whole path.
@@ -183,6 +184,8 @@ struct Unpacker<'a> {
     dir_times: Vec<(Vec<String>, Timestamps)>,
     /// Opaque directories seen, so a later `.wh..wh..opq` for one is idempotent.
     opaque: HashSet<Vec<String>>,
+    /// What each path holds, when asked for ([`unpack_indexed`]).
+    index: Option<ContentIndex>,
 }
 
 fn timestamps(mtime: u64) -> Timestamps {
@@ -230,13 +233,14 @@ impl Unpacker<'_> {
         let mode = Mode::from_raw_mode(h.mode().map_err(|err| entry_err(&raw, err))? & 0o7777);
         let is_dir = kind.is_dir();
         clear_for(dir.as_fd(), name, is_dir).map_err(io("replacing", &raw))?;
+        let mut content = None;
         match kind {
             tar::EntryType::Directory => match rustix::fs::mkdirat(&dir, name.as_str(), mode) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => return Err(io("creating directory", &raw)(err)),
             },
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                self.write_file(&mut e, dir.as_fd(), name, &raw)?;
+                content = self.write_file(&mut e, dir.as_fd(), name, &raw)?;
             }
             tar::EntryType::Symlink => {
                 let target = e
@@ -248,7 +252,11 @@ impl Unpacker<'_> {
             }
             tar::EntryType::Link => {
                 // A link shares its target's metadata: nothing more to set.
-                return self.hard_link(&e, dir.as_fd(), name, &raw);
+                let target = self.hard_link(&e, dir.as_fd(), name, &raw)?;
+                if let Some(i) = &mut self.index {
+                    i.record_link(&comps.join("/"), &target.join("/"));
+                }
+                return Ok(());
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let ft = match kind {
@@ -270,6 +278,16 @@ impl Unpacker<'_> {
             }
         }
         set_metadata(&mut e, dir.as_fd(), name, mode, &raw)?;
+        if let Some(i) = &mut self.index {
+            let meta = Meta {
+                kind: kind.as_byte(),
+                mode: mode.as_raw_mode(),
+                uid: h.uid().unwrap_or(0),
+                gid: h.gid().unwrap_or(0),
+                link: &h.link_name_bytes().unwrap_or_default(),
+            };
+            i.record(&comps.join("/"), &meta, content.as_ref());
+        }
         let times = timestamps(h.mtime().unwrap_or(0));
         if is_dir {
             self.dir_times.push((comps.clone(), times));
@@ -297,6 +315,9 @@ impl Unpacker<'_> {
                 rustix::fs::XattrFlags::empty(),
             )
             .map_err(io("marking opaque", raw))?;
+            if let Some(i) = &mut self.index {
+                i.remove_under(&parent.join("/"), false);
+            }
             self.opaque.insert(parent.to_vec());
             return Ok(true);
         }
@@ -307,20 +328,25 @@ impl Unpacker<'_> {
             return Ok(true); // aufs metadata (.wh..wh.plnk etc.): meaningless here
         }
         clear_for(dir, hidden, false).map_err(io("replacing", raw))?;
+        if let Some(i) = &mut self.index {
+            let mut path = parent.to_vec();
+            path.push(hidden.to_string());
+            i.remove_under(&path.join("/"), true);
+        }
         rustix::fs::mknodat(dir, hidden, FileType::CharacterDevice, Mode::empty(), 0)
             .map_err(io("creating the whiteout for", raw))?;
         Ok(true)
     }
 
     /// Writes a regular file's content, within the layer's byte budget; the file must be as
-    /// long as its header says.
+    /// long as its header says. The content's digest when indexing.
     fn write_file<R: Read>(
         &mut self,
         e: &mut tar::Entry<'_, R>,
         dir: BorrowedFd<'_>,
         name: &str,
         raw: &str,
-    ) -> Result<(), UnpackError> {
+    ) -> Result<Option<Digest>, UnpackError> {
         let fd = rustix::fs::openat(
             dir,
             name,
@@ -331,15 +357,22 @@ impl Unpacker<'_> {
         let mut f = std::fs::File::from(fd);
         let want = e.header().size().map_err(|err| entry_err(raw, err))?;
         let budget = self.limits.max_bytes.saturating_sub(self.written);
-        let n =
-            std::io::copy(&mut e.take(budget.saturating_add(1)), &mut f).map_err(
-                |err| match err.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        entry_err(raw, "the layer ends inside this file (truncated?)")
-                    }
-                    _ => UnpackError::Read(err),
-                },
-            )?;
+        let mut body = e.take(budget.saturating_add(1));
+        // Hashed only when indexing: a pulled layer's files need no digest of their own.
+        let (n, digest) = match self.index.is_some() {
+            true => {
+                let mut hashed = HashingReader::new(body);
+                let n = std::io::copy(&mut hashed, &mut f);
+                (n, Some(hashed.finish().0))
+            }
+            false => (std::io::copy(&mut body, &mut f), None),
+        };
+        let n = n.map_err(|err| match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                entry_err(raw, "the layer ends inside this file (truncated?)")
+            }
+            _ => UnpackError::Read(err),
+        })?;
         self.written += n;
         if self.written > self.limits.max_bytes {
             return Err(UnpackError::TooLarge(self.limits.max_bytes));
@@ -350,17 +383,18 @@ impl Unpacker<'_> {
                 "the layer ends inside this file (truncated?)",
             ));
         }
-        Ok(())
+        Ok(digest)
     }
 
-    /// Makes `name` a hard link to an earlier entry of the layer (resolved inside the root).
+    /// Makes `name` a hard link to an earlier entry of the layer (resolved inside the root);
+    /// the target's components.
     fn hard_link<R: Read>(
         &self,
         e: &tar::Entry<'_, R>,
         dir: BorrowedFd<'_>,
         name: &str,
         raw: &str,
-    ) -> Result<(), UnpackError> {
+    ) -> Result<Vec<String>, UnpackError> {
         let target = e
             .link_name_bytes()
             .ok_or_else(|| entry_err(raw, "hard link without a target"))?;
@@ -376,7 +410,8 @@ impl Unpacker<'_> {
                 raw,
                 format!("hard link to {target:?} (not in this layer?): {err}"),
             )
-        })
+        })?;
+        Ok(tcomps)
     }
 }
 
@@ -433,8 +468,29 @@ pub fn unpack(dest: &Path, r: impl Read, limits: Limits) -> Result<Unpacked, Unp
     unpack_plain(dest, plain, limits)
 }
 
+/// Unpacks the (possibly compressed) tar `r` into the empty directory `dest` as [`unpack`]
+/// does, recording what each path holds as its content streams through.
+pub fn unpack_indexed(
+    dest: &Path,
+    r: impl Read,
+    limits: Limits,
+) -> Result<(Unpacked, ContentIndex), UnpackError> {
+    let (_, plain) = decompress(r).map_err(UnpackError::Read)?;
+    let (u, index) = unpack_with(dest, plain, limits, Some(ContentIndex::default()))?;
+    Ok((u, index.unwrap_or_default()))
+}
+
 /// Unpacks an uncompressed layer tar.
 pub fn unpack_plain(dest: &Path, r: impl Read, limits: Limits) -> Result<Unpacked, UnpackError> {
+    unpack_with(dest, r, limits, None).map(|(u, _)| u)
+}
+
+fn unpack_with(
+    dest: &Path,
+    r: impl Read,
+    limits: Limits,
+    index: Option<ContentIndex>,
+) -> Result<(Unpacked, Option<ContentIndex>), UnpackError> {
     let root = rustix::fs::open(
         dest,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -453,6 +509,7 @@ pub fn unpack_plain(dest: &Path, r: impl Read, limits: Limits) -> Result<Unpacke
         entries: 0,
         dir_times: Vec::new(),
         opaque: HashSet::new(),
+        index,
     };
     let mut archive = tar::Archive::new(HashingReader::new(r));
     for e in archive.entries().map_err(UnpackError::Read)? {
@@ -478,8 +535,9 @@ pub fn unpack_plain(dest: &Path, r: impl Read, limits: Limits) -> Result<Unpacke
             let _ = rustix::fs::futimens(&fd, times);
         }
     }
-    Ok(Unpacked {
+    let unpacked = Unpacked {
         diff_id,
         size: u.written,
-    })
+    };
+    Ok((unpacked, u.index))
 }

@@ -145,7 +145,8 @@ fn copy_never_reaches_outside_the_context() {
             d.docker_ok(&["rmi", "probe:v1"]);
         }
     }
-    // A link in the context is copied as a link, not followed.
+    // A link named as a source is followed as Docker follows it, but inside the context: its
+    // absolute target names a path of the context, never the host's.
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {image}\nCOPY out /link\n"),
@@ -613,4 +614,60 @@ fn cache_from_reuses_the_layers_of_a_given_image() {
         original
     );
     d.docker_ok(&["rmi", "src:v1", "again:v1", "fresh:v1"]);
+}
+
+#[test]
+fn copy_expands_wildcards_and_keys_its_cache_on_the_content_it_copies() {
+    let (_reg, d, image) = daemon_with_image();
+    let dockerfile = format!(
+        "FROM {image}\nCOPY *.txt /t/\nCOPY src/*/*.conf /c/\nCOPY link/ /l/\n\
+         CMD [\"sh\", \"-c\", \"ls /t /c; cat /l/f; stat -c %a /t/a.txt\"]\n"
+    );
+    let ctx = context(&[
+        ("Dockerfile", &dockerfile),
+        ("a.txt", "a"),
+        ("b.txt", "b"),
+        ("c.md", "c"),
+        ("src/one/x.conf", "x"),
+        ("src/two/y.conf", "y"),
+        ("src/two/z.txt", "z"),
+        ("real/f", "1\n"),
+    ]);
+    std::os::unix::fs::symlink("real", ctx.path().join("link")).unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    // `--compress`: the context arrives gzipped and is unpacked as it streams in.
+    let out = build(&d, &["--compress", "-t", "globs:1", dir]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let ran = d.docker_ok(&["run", "--rm", "globs:1"]);
+    assert_eq!(ran, "/c:\nx.conf\ny.conf\n\n/t:\na.txt\nb.txt\n1\n644\n");
+    // Unchanged: every COPY is a hit, found from the context's digests.
+    let text = all_output(&build(&d, &["-t", "globs:2", dir]));
+    assert_eq!(text.matches("Using cache").count(), 3, "{text}");
+    // A file reached through a symlink in the context changed: that COPY is made again.
+    std::fs::write(ctx.path().join("real/f"), "2\n").unwrap();
+    let text = all_output(&build(&d, &["-t", "globs:3", dir]));
+    assert_eq!(text.matches("Using cache").count(), 2, "{text}");
+    assert!(
+        d.docker_ok(&["run", "--rm", "globs:3"])
+            .ends_with("2\n644\n")
+    );
+    // A mode change is a change (times are not, as in Docker's checksum).
+    std::fs::set_permissions(
+        ctx.path().join("a.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let text = all_output(&build(&d, &["-t", "globs:4", dir]));
+    assert!(!text.contains("Using cache"), "{text}");
+    assert!(d.docker_ok(&["run", "--rm", "globs:4"]).ends_with("755\n"));
+    // A pattern that matches nothing fails the build.
+    let bad = context(&[("Dockerfile", &format!("FROM {image}\nCOPY *.none /x/\n"))]);
+    let out = build(&d, &[bad.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("no source files were specified"),
+        "{}",
+        all_output(&out)
+    );
+    d.docker_ok(&["rmi", "globs:1", "globs:2", "globs:3", "globs:4"]);
 }

@@ -56,6 +56,7 @@ fn options(q: &Query) -> Result<Options, Error> {
         secrets: BTreeMap::new(),
         cache_from: Vec::new(),
         run_host_config: run_host_config(q)?,
+        context_index: Arc::default(),
     })
 }
 
@@ -143,6 +144,79 @@ fn secrets<T>(req: &Request<T>) -> Result<BTreeMap<String, Vec<u8>>, Error> {
         .collect()
 }
 
+/// The request's body as it arrives, read by the blocking unpacker.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.cur = chunk?,
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Unpacks the context (a tar, plain or compressed) into a temp dir as its bytes arrive,
+/// hashing each file on the way through: the COPY steps' cache keys come from that index, so
+/// the context is neither stored whole first nor read again for an unchanged build.
+async fn receive_context(
+    d: &Daemon,
+    req: Request<Incoming>,
+) -> Result<(tempfile::TempDir, berth_image::content_index::ContentIndex), Error> {
+    use http_body_util::BodyExt;
+    let tmp_dir = d.data_root.join("tmp");
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::internal(e.to_string()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&tmp_dir)
+        .map_err(|e| Error::internal(format!("making the context dir: {e}")))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let path = dir.path().to_path_buf();
+    let unpack = tokio::task::spawn_blocking(move || {
+        let body = BodyReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        };
+        berth_image::unpack::unpack_indexed(&path, body, berth_image::unpack::Limits::default())
+    });
+    let mut body = req.into_body();
+    let mut tx = Some(tx);
+    while let Some(frame) = body.frame().await {
+        let chunk = match frame {
+            Ok(f) => match f.into_data() {
+                Ok(data) => Ok(data),
+                Err(_) => continue, // trailers
+            },
+            Err(e) => Err(std::io::Error::other(format!("reading the body: {e}"))),
+        };
+        let failed = chunk.is_err();
+        // After the unpacker stopped (a bad tar) the rest is read and dropped: the client,
+        // still sending, then gets the error instead of a broken pipe.
+        if let Some(t) = &tx {
+            if t.send(chunk).await.is_err() {
+                tx = None;
+            }
+        }
+        if failed {
+            break;
+        }
+    }
+    drop(tx);
+    let (_, index) = unpack
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?
+        .map_err(|e| Error::invalid(format!("the build context: {e}")))?;
+    Ok((dir, index))
+}
+
 /// `POST /build`.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
     let q = Query::parse(req.uri().query());
@@ -160,21 +234,8 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         .iter()
         .filter_map(|n| d.images.images.resolve(n).ok())
         .collect();
-    let tar = crate::api::images::body_to_temp_file(d, req).await?;
-    let tmp_dir = d.data_root.join("tmp");
-    let context = tokio::task::spawn_blocking(move || {
-        let dir = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&tmp_dir)
-            .map_err(|e| Error::internal(format!("making the context dir: {e}")))?;
-        let f = std::fs::File::open(tar.path())
-            .map_err(|e| Error::internal(format!("reading the context: {e}")))?;
-        berth_image::unpack::unpack(dir.path(), f, berth_image::unpack::Limits::default())
-            .map_err(|e| Error::invalid(format!("the build context: {e}")))?;
-        Ok::<_, Error>(dir)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
+    let (context, index) = receive_context(d, req).await?;
+    opts.context_index = Arc::new(index);
     let (stream, resp) = JsonStream::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let d = d.clone();

@@ -248,37 +248,46 @@ fn context_piece(
     into_dir: bool,
 ) -> Result<Vec<u8>, Error> {
     let io = |what: &str, e: std::io::Error| Error::internal(format!("{what}: {e}"));
-    let rel = Path::new(src.trim_start_matches('/'));
-    let (parent, name) = match (rel.parent(), rel.file_name()) {
-        (Some(p), Some(n)) => (p, Some(n)),
-        _ => (Path::new(""), None),
-    };
-    let pdir = berth_inroot::open_dir(
-        ctx,
-        if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        },
-    )
-    .map_err(|e| {
+    let missing = || {
         Error::invalid(format!(
-            "COPY failed: file not found in build context: {src}: {e}"
+            "COPY failed: file not found in build context: {src}"
         ))
-    })?;
-    let is_dir = match name {
-        None => true,
-        Some(n) => rustix::fs::statat(&pdir, n, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map(|st| {
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-            })
-            .map_err(|_| {
-                Error::invalid(format!(
-                    "COPY failed: file not found in build context: {src}"
-                ))
-            })?,
     };
-    let target = match (is_dir, into_dir, name) {
+    // A symlink named as a source is followed (inside the root), as Docker's builders do; the
+    // copy keeps the name it was asked by.
+    let asked = berth_inroot::clean(src);
+    let shown = Path::new(&asked).file_name().map(|n| n.to_os_string());
+    let mut rel = asked.clone();
+    let mut hops = 0;
+    let (pdir, name, is_dir) = loop {
+        let path = Path::new(rel.trim_start_matches('/'));
+        let (parent, name) = match (path.parent(), path.file_name()) {
+            (Some(p), Some(n)) if !p.as_os_str().is_empty() => (p, Some(n)),
+            (_, n) => (Path::new("."), n),
+        };
+        let pdir = berth_inroot::open_dir(ctx, parent).map_err(|_| missing())?;
+        let Some(n) = name else {
+            break (pdir, None, true);
+        };
+        let st = rustix::fs::statat(&pdir, n, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|_| missing())?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        if kind != rustix::fs::FileType::Symlink {
+            let is_dir = kind == rustix::fs::FileType::Directory;
+            break (pdir, Some(n.to_os_string()), is_dir);
+        }
+        hops += 1;
+        if hops > 40 {
+            return Err(missing());
+        }
+        let link = berth_inroot::read_link(pdir.as_fd(), n).map_err(|_| missing())?;
+        rel = match link.is_absolute() {
+            true => berth_inroot::clean(&link.to_string_lossy()),
+            false => berth_inroot::clean(&parent.join(link).to_string_lossy()),
+        };
+    };
+    let name = name.as_deref();
+    let target = match (is_dir, into_dir, shown.as_deref()) {
         (false, true, Some(n)) => Path::new(dest).join(n),
         _ => Path::new(dest).to_path_buf(),
     };

@@ -4,7 +4,9 @@
 
 pub mod cache;
 pub mod copy;
+pub mod copy_step;
 pub mod dockerfile;
+pub mod glob;
 pub mod image_root;
 pub mod mounts;
 pub mod run;

@@ -5,7 +5,7 @@
 //! as Docker's build stream lines.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +16,6 @@ use berth_image::manifest::MAX_CONFIG;
 use berth_image::service::NewImage;
 
 use crate::build::cache;
-use crate::build::copy::{Ownership, copy_layer, source_image};
 use crate::build::dockerfile::{self, Args, Instruction};
 use crate::engine::Daemon;
 use crate::model::Error;
@@ -55,6 +54,8 @@ pub struct Options {
     /// What RUN containers get besides their network mode: `shmsize`, `extrahosts` and the
     /// resource limits of the request.
     pub run_host_config: berth_api::host_config::HostConfig,
+    /// What each path of the context holds, hashed as it arrived: COPY's cache key.
+    pub context_index: Arc<berth_image::content_index::ContentIndex>,
 }
 
 /// The largest Dockerfile read.
@@ -66,7 +67,7 @@ pub(super) struct Stage {
     pub(super) image: Option<ImageRecord>,
     pub(super) config: ContainerConfig,
     /// MAINTAINER: the image's author.
-    author: Option<String>,
+    pub(super) author: Option<String>,
     /// Config steps since the last image, as history entries.
     pub(super) pending: Vec<String>,
     /// ARGs declared in this stage, with their values.
@@ -101,7 +102,9 @@ pub(super) async fn step(
             };
             return run(d, s, ins, o, (&src, escape), say).await;
         }
-        "COPY" | "ADD" => return copy(d, ctx, s, ins, escape, done, o, say).await,
+        "COPY" | "ADD" => {
+            return super::copy_step::step(d, ctx, s, ins, escape, done, o, say).await;
+        }
         "ARG" => {
             let mut declared = BTreeMap::new();
             declare_args(ins, escape, o, &mut declared)?;
@@ -250,7 +253,7 @@ fn shell_of(config: &ContainerConfig) -> Vec<String> {
 }
 
 /// The working directory steps are relative to: WORKDIR's, else `/`.
-fn workdir(config: &ContainerConfig) -> &str {
+pub(super) fn workdir(config: &ContainerConfig) -> &str {
     match config.working_dir.as_str() {
         "" => "/",
         w => w,
@@ -258,7 +261,7 @@ fn workdir(config: &ContainerConfig) -> &str {
 }
 
 /// Variables for expansion: the stage's ARGs, then its ENV (which wins).
-fn lookup_in(s: &Stage) -> impl Fn(&str) -> Option<String> + use<> {
+pub(super) fn lookup_in(s: &Stage) -> impl Fn(&str) -> Option<String> + use<> {
     let mut vars = s.args.clone();
     for e in s.config.env.iter().flatten() {
         if let Some((k, v)) = e.split_once('=') {
@@ -455,7 +458,7 @@ pub(super) async fn finish(
 }
 
 /// Makes an image of the config steps since the last image (or finds it in the cache).
-async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Error> {
+pub(super) async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Error> {
     let Some(parent) = s.image.clone() else {
         return Ok(());
     };
@@ -490,7 +493,7 @@ async fn flush(d: &Arc<Daemon>, s: &mut Stage, no_cache: bool) -> Result<(), Err
 
 /// Makes the step's image on a blocking thread, records it in the cache under `key` and
 /// makes it the stage's image.
-async fn store(
+pub(super) async fn store(
     d: &Daemon,
     s: &mut Stage,
     key: &berth_image::Digest,
@@ -645,7 +648,7 @@ async fn run(
 
 /// The image a `--cache-from` image gives for a layer step with history `created_by` on
 /// `parent`, made with the stage's config; None when no source has it.
-async fn reuse(
+pub(super) async fn reuse(
     d: &Arc<Daemon>,
     s: &Stage,
     sources: &[ImageRecord],
@@ -668,7 +671,7 @@ async fn reuse(
 
 /// A build step's image for the store: on `parent`, with the stage's config and the step's
 /// history entry.
-fn step_image(
+pub(super) fn step_image(
     parent: Option<&ImageRecord>,
     config: serde_json::Value,
     created_by: String,
@@ -762,139 +765,13 @@ async fn remove_container(d: &Arc<Daemon>, id: &str) {
     crate::engine::run::remove_files(d, &rec);
 }
 
-/// COPY/ADD of context files (`--from`, URLs and remote sources are not supported yet): one
-/// layer with every source under the destination.
-#[allow(clippy::too_many_arguments)]
-async fn copy(
-    d: &Arc<Daemon>,
-    ctx: &OwnedFd,
-    s: &mut Stage,
-    ins: &Instruction,
-    escape: char,
-    done: &super::stages::Done,
-    o: &Options,
-    say: &(dyn Fn(String) + Sync),
-) -> Result<(), Error> {
-    let no_cache = o.no_cache;
-    super::copy::check_flags(ins)?;
-    flush(d, s, no_cache).await?;
-    let vars = lookup_in(s);
-    let mut words = match &ins.args {
-        Args::Json(w) => w.clone(),
-        Args::Shell(t) => dockerfile::split_words(t, escape).map_err(Error::invalid)?,
-    };
-    let words: Vec<String> = words
-        .drain(..)
-        .map(|w| dockerfile::expand(&w, escape, &vars).map_err(Error::invalid))
-        .collect::<Result<_, _>>()?;
-    let [sources @ .., dest] = words.as_slice() else {
-        return Err(Error::invalid(format!(
-            "{} requires at least two arguments",
-            ins.keyword
-        )));
-    };
-    if sources.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} requires at least two arguments",
-            ins.keyword
-        )));
-    }
-    let shown_dest = dest.clone();
-    let dest = match dest.starts_with('/') {
-        true => dest.clone(),
-        false => format!("{}/{dest}", workdir(&s.config).trim_end_matches('/')),
-    };
-    let into_dir = dest.ends_with('/') || sources.len() > 1;
-    let stage_layers = s
-        .image
-        .as_ref()
-        .map(|i| d.images.layer_dirs(i))
-        .unwrap_or_default();
-    let tmp = d.data_root.join("tmp");
-    let own = Ownership::of(&ins.flags, |spec| {
-        crate::engine::blocking(|| ids_in_stage(&stage_layers, &tmp, spec))
-    })?;
-    let add = ins.keyword == "ADD";
-    let from = match ins.flags.iter().find(|(k, _)| k == "from") {
-        None => None,
-        Some((_, f)) => Some(source_image(d, f, done)?),
-    };
-    // `COPY <<EOF /dest`: the heredocs are the sources, written to a directory of their own.
-    let heredocs = super::copy::heredoc_sources(d, ins, sources, &vars)?;
-    let ctx = match &heredocs {
-        Some((dir, _)) => open_context(dir.path())?,
-        None => ctx
-            .try_clone()
-            .map_err(|e| Error::internal(e.to_string()))?,
-    };
-    let sources = match &heredocs {
-        Some((_, names)) => names.clone(),
-        None => sources.to_vec(),
-    };
-    let tmp_dir = d.data_root.join("tmp");
-    let layers = from.map(|image| d.images.layer_dirs(&image));
-    let (mut layer, kind) = tokio::task::spawn_blocking(move || {
-        let copy = |root: BorrowedFd<'_>| {
-            let kind = super::copy::source_kind(root, &sources);
-            copy_layer(root, &sources, (&dest, into_dir, own, add), &tmp_dir).map(|l| (l, kind))
-        };
-        match layers {
-            None => copy(ctx.as_fd()),
-            Some(lowers) => crate::build::image_root::with_root(&lowers, &tmp_dir, copy),
-        }
-    })
-    .await
-    .map_err(|e| Error::internal(format!("worker failed: {e}")))??;
-    let digest = cache::file_digest(&mut layer)
-        .map_err(|e| Error::internal(format!("reading the layer: {e}")))?;
-    let parent_id = s
-        .image
-        .as_ref()
-        .map_or("scratch".to_string(), |i| i.id.to_string());
-    let key = cache::key(&[
-        "copy",
-        &parent_id,
-        &ins.original,
-        digest.as_str(),
-        &config_text(s),
-    ]);
-    if let Some(hit) = (!no_cache).then(|| cache::get(d, &key)).flatten() {
-        say(" ---> Using cache\n".into());
-        s.image = Some(hit);
-        return Ok(());
-    }
-    let (d2, parent, config) = (d.clone(), s.image.clone(), config_value(s));
-    let author = s.author.clone();
-    // dockerd's words: `COPY file:<hash> in /dest `, `dir:` for a directory, `multi:` for several.
-    let created_by = format!(
-        "/bin/sh -c #(nop) {} {kind}:{} in {shown_dest} ",
-        ins.keyword,
-        digest.hex()
-    );
-    if let Some(parent) = s.image.clone().filter(|_| !no_cache) {
-        if let Some(hit) = reuse(d, s, &o.cache_from, &parent, &created_by).await? {
-            say(" ---> Using cache\n".into());
-            cache::put(d, &key, &hit);
-            s.image = Some(hit);
-            return Ok(());
-        }
-    }
-    store(d, s, &key, move || {
-        d2.images.add_layer(
-            layer,
-            step_image(parent.as_ref(), config, created_by, author),
-        )
-    })
-    .await
-}
-
 /// The stage's config as the image config's `config`.
-fn config_value(s: &Stage) -> serde_json::Value {
+pub(super) fn config_value(s: &Stage) -> serde_json::Value {
     serde_json::to_value(&s.config).unwrap_or_default()
 }
 
 /// The stage's config and author as a cache key part: a config step changes the image.
-fn config_text(s: &Stage) -> String {
+pub(super) fn config_text(s: &Stage) -> String {
     format!(
         "{}{}",
         config_value(s),
@@ -904,7 +781,11 @@ fn config_text(s: &Stage) -> String {
 
 /// `user:group` names as the stage's own `/etc/passwd` and `/etc/group` give them (COPY
 /// `--chown`), read inside the stage's layers.
-fn ids_in_stage(layers: &[PathBuf], tmp: &Path, spec: &str) -> Result<(u64, u64), Error> {
+pub(super) fn ids_in_stage(
+    layers: &[PathBuf],
+    tmp: &Path,
+    spec: &str,
+) -> Result<(u64, u64), Error> {
     let unknown = |e: String| Error::invalid(format!("--chown={spec}: {e}"));
     if layers.is_empty() {
         return Err(unknown(
