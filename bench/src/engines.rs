@@ -48,8 +48,14 @@ impl Engines {
         let subnet = Subnet::reserve()?;
         let bridge = format!("bd{}", &subnet.bridge_name()[6..]);
         let cidr: berth_net::ipam::Subnet = subnet.cidr().parse()?;
-        berth_net::netns::ensure_bridge(&bridge, cidr.nth(1).unwrap_or(cidr.network()), cidr, 1500)
-            .context("creating dockerd's bridge")?;
+        berth_net::netns::ensure_bridge(
+            &bridge,
+            cidr.nth(1).unwrap_or(cidr.network()),
+            cidr,
+            None,
+            1500,
+        )
+        .context("creating dockerd's bridge")?;
         let dockerd = Dockerd::start_on_bridge(&bridge, Some(Path::new(crate::suites::TMPFS)))
             .context("starting dockerd")?;
         let baseline = match &ctx.baseline_bin_dir {

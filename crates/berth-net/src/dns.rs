@@ -2,7 +2,7 @@
 //!
 //! Like Docker's `127.0.0.11` resolver, berthd answers the containers of a user-defined network
 //! for the names of their peers: container names and network aliases resolve to the peers'
-//! IPv4 addresses, and every other name is answered "not found" (NXDOMAIN); nothing is recursed
+//! IPv4 addresses (A) and, on networks with IPv6, their IPv6 addresses (AAAA), and every other name is answered "not found" (NXDOMAIN); nothing is recursed
 //! or forwarded. This module is only the pure datagram-in, datagram-out part (RFC 1035): it owns
 //! no socket, and the daemon supplies a [`Lookup`] for the network the query arrived on.
 //!
@@ -10,13 +10,18 @@
 //! every reply fits a plain (non-EDNS) UDP datagram of 512 bytes, setting TC when the answer list
 //! had to be cut.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What a name resolves to on one network.
 pub trait Lookup {
     /// The addresses of `name` (lowercase, without a trailing dot), or `None` if it is unknown.
     /// `Some(vec![])` means the name exists but has no IPv4 address.
     fn lookup_v4(&self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The IPv6 addresses of a name that exists (on a network with `EnableIPv6`); none unless
+    /// the daemon has some.
+    fn lookup_v6(&self, _name: &str) -> Vec<Ipv6Addr> {
+        Vec::new()
+    }
 }
 
 impl<F: Fn(&str) -> Option<Vec<Ipv4Addr>>> Lookup for F {
@@ -34,6 +39,7 @@ const HEADER_LEN: usize = 12;
 const MAX_NAME_WIRE_LEN: usize = 255;
 const ANSWER_LEN: usize = 16;
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 const QTYPE_ANY: u16 = 255;
 const CLASS_IN: u16 = 1;
 const QCLASS_ANY: u16 = 255;
@@ -93,10 +99,27 @@ fn parse_question(msg: &[u8]) -> Option<Question<'_>> {
 }
 
 /// Builds a reply: ID, opcode and RD copied from the query header, QR=1, AA=1, RA=0; the
-/// question echoed when given; as many A answers as fit in [`MAX_REPLY_LEN`], TC set if cut.
-fn reply(header: &[u8; HEADER_LEN], rcode: u8, question: &[u8], addrs: &[Ipv4Addr]) -> Vec<u8> {
-    let room = MAX_REPLY_LEN.saturating_sub(HEADER_LEN + question.len()) / ANSWER_LEN;
-    let count = addrs.len().min(room);
+/// question echoed when given; as many A and AAAA answers as fit in [`MAX_REPLY_LEN`], TC set
+/// if cut.
+fn reply(header: &[u8; HEADER_LEN], rcode: u8, question: &[u8], addrs: &[IpAddr]) -> Vec<u8> {
+    let size = |a: &IpAddr| {
+        if a.is_ipv4() {
+            ANSWER_LEN
+        } else {
+            ANSWER_LEN + 12
+        }
+    };
+    let mut room = MAX_REPLY_LEN.saturating_sub(HEADER_LEN + question.len());
+    let count = addrs
+        .iter()
+        .take_while(|a| match room.checked_sub(size(a)) {
+            Some(left) => {
+                room = left;
+                true
+            }
+            None => false,
+        })
+        .count();
     let tc = if count < addrs.len() { 0x02 } else { 0 };
     // QR, opcode copied, AA, TC, RD copied; RA=0 (no recursion), Z=0, RCODE.
     let flags = 0x80 | (header[2] & 0x78) | 0x04 | tc | (header[2] & 0x01);
@@ -109,12 +132,16 @@ fn reply(header: &[u8; HEADER_LEN], rcode: u8, question: &[u8], addrs: &[Ipv4Add
     out.extend_from_slice(question);
     for addr in addrs.iter().take(count) {
         out.extend_from_slice(&[0xC0, HEADER_LEN as u8]); // NAME: pointer to the question's QNAME
-        for n in [TYPE_A, CLASS_IN] {
+        let (kind, data) = match addr {
+            IpAddr::V4(a) => (TYPE_A, a.octets().to_vec()),
+            IpAddr::V6(a) => (TYPE_AAAA, a.octets().to_vec()),
+        };
+        for n in [kind, CLASS_IN] {
             out.extend_from_slice(&n.to_be_bytes());
         }
         out.extend_from_slice(&TTL_SECS.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes()); // RDLENGTH
-        out.extend_from_slice(&addr.octets());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes()); // RDLENGTH
+        out.extend_from_slice(&data);
     }
     out
 }
@@ -142,15 +169,22 @@ pub fn answer(query: &[u8], lookup: &impl Lookup) -> Option<Vec<u8>> {
     if q.qclass != CLASS_IN && q.qclass != QCLASS_ANY {
         return Some(reply(header, RCODE_NOTIMP, q.raw, &[]));
     }
-    let found = q.name.as_deref().and_then(|name| lookup.lookup_v4(name));
-    Some(match found {
-        None => reply(header, RCODE_NXDOMAIN, q.raw, &[]),
-        Some(addrs) if q.qtype == TYPE_A || q.qtype == QTYPE_ANY => {
-            reply(header, RCODE_NOERROR, q.raw, &addrs)
-        }
-        // The name exists but has no record of this type (e.g. AAAA): NODATA.
-        Some(_) => reply(header, RCODE_NOERROR, q.raw, &[]),
-    })
+    let Some((name, v4)) = q
+        .name
+        .as_deref()
+        .and_then(|name| Some((name, lookup.lookup_v4(name)?)))
+    else {
+        return Some(reply(header, RCODE_NXDOMAIN, q.raw, &[]));
+    };
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    if q.qtype == TYPE_A || q.qtype == QTYPE_ANY {
+        addrs.extend(v4.into_iter().map(IpAddr::V4));
+    }
+    if q.qtype == TYPE_AAAA || q.qtype == QTYPE_ANY {
+        addrs.extend(lookup.lookup_v6(name).into_iter().map(IpAddr::V6));
+    }
+    // A name without a record of the type asked (other types, AAAA without IPv6): NODATA.
+    Some(reply(header, RCODE_NOERROR, q.raw, &addrs))
 }
 
 #[cfg(test)]
@@ -158,7 +192,49 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    const AAAA: u16 = 28;
+    const AAAA: u16 = TYPE_AAAA;
+
+    /// A network where `web` also has an IPv6 address.
+    struct Dual;
+    impl Lookup for Dual {
+        fn lookup_v4(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+            table(name)
+        }
+        fn lookup_v6(&self, name: &str) -> Vec<Ipv6Addr> {
+            match name {
+                "web" => vec!["fd00::2".parse().unwrap()],
+                _ => vec![],
+            }
+        }
+    }
+
+    #[test]
+    fn aaaa_answers_on_a_network_with_ipv6() {
+        let r = answer(&query(7, "web", AAAA), &Dual).unwrap();
+        assert_eq!(sum(&r), (0x85, 0, 1, 1));
+        let q = query(7, "web", AAAA);
+        let rec = &r[q.len()..];
+        assert_eq!(&rec[2..4], &AAAA.to_be_bytes());
+        assert_eq!(&rec[10..12], &16u16.to_be_bytes());
+        assert_eq!(
+            &rec[12..28],
+            &"fd00::2".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(r.len(), q.len() + 28);
+        // ANY: both; A: only the IPv4 one; a name with no IPv6 address: NODATA.
+        assert_eq!(
+            count(&answer(&query(7, "web", QTYPE_ANY), &Dual).unwrap(), 1),
+            2
+        );
+        assert_eq!(
+            count(&answer(&query(7, "web", TYPE_A), &Dual).unwrap(), 1),
+            1
+        );
+        assert_eq!(
+            sum(&answer(&query(7, "db", AAAA), &Dual).unwrap()),
+            (0x85, 0, 1, 0)
+        );
+    }
 
     fn table(name: &str) -> Option<Vec<Ipv4Addr>> {
         match name {

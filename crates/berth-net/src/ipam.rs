@@ -144,7 +144,7 @@ impl Pool {
     pub fn reserve(&mut self, ip: Ipv4Addr) -> Result<(), NetError> {
         if !self.subnet.contains(ip) {
             return Err(NetError::OutOfSubnet {
-                addr: ip,
+                addr: ip.into(),
                 subnet: self.subnet.to_string(),
             });
         }

@@ -1,10 +1,11 @@
 //! Container networking, synchronous and free of the Engine API: a small rtnetlink client
 //! (bridges, veth pairs, addresses, routes), named network namespaces and the endpoints inside
-//! them, an IPv4 address allocator, the per-daemon nftables table, and the embedded DNS
+//! them, IPv4 and IPv6 address allocators, the per-daemon nftables table, and the embedded DNS
 //! server's answers. berthd calls it from blocking threads; nothing here knows containers' JSON.
 
 pub mod dns;
 pub mod ipam;
+pub mod ipam6;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
@@ -24,7 +25,7 @@ pub enum NetError {
     },
     #[error("invalid subnet {0:?}: expected ADDRESS/PREFIX, e.g. 172.20.0.0/16")]
     BadSubnet(String),
-    #[error("no available IPv4 addresses on this network's address pools ({0})")]
+    #[error("no available addresses on this network's address pools ({0})")]
     PoolExhausted(String),
     #[error("Address already in use")]
     AddressInUse,
@@ -32,7 +33,7 @@ pub enum NetError {
         "invalid address {addr}: it does not belong to any of this network's subnets ({subnet})"
     )]
     OutOfSubnet {
-        addr: std::net::Ipv4Addr,
+        addr: std::net::IpAddr,
         subnet: String,
     },
     #[error("nft: {0}")]

@@ -7,7 +7,7 @@
 //! all native-endian and 4-byte aligned) — a few hundred lines instead of an async netlink stack.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -52,6 +52,9 @@ const RTA_GATEWAY: u16 = 5;
 
 const IFF_UP: u32 = 1;
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+/// No duplicate address detection: the address is usable at once, as Docker's are.
+const IFA_F_NODAD: u8 = 0x02;
 
 /// One link as a dump reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -398,6 +401,28 @@ impl Netlink {
             Err(NetError::Netlink(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
         }
+    }
+
+    /// Adds the IPv6 address `addr/prefix` to a link, usable at once (no duplicate address
+    /// detection); an existing one is kept.
+    pub fn add_address6(&mut self, index: u32, addr: Ipv6Addr, prefix: u8) -> Result<(), NetError> {
+        let mut m = Msg::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        m.bytes(&[AF_INET6, prefix, IFA_F_NODAD, 0])
+            .bytes(&index.to_ne_bytes())
+            .attr(IFA_ADDRESS, &addr.octets());
+        match self.call("adding an IPv6 address", &mut m) {
+            Err(NetError::Netlink(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// Adds the IPv6 default route via `gateway`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<(), NetError> {
+        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        m.bytes(&[AF_INET6, 0, 0, 0, 254, 3, 0, 1])
+            .bytes(&0u32.to_ne_bytes())
+            .attr(RTA_GATEWAY, &gateway.octets());
+        self.call("adding the IPv6 default route", &mut m).map(drop)
     }
 
     /// Adds the default route via `gateway`.

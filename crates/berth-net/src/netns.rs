@@ -4,7 +4,7 @@
 //! other end is created straight inside the namespace, then addressed and routed there.
 //! Every namespace change happens on a short-lived thread, never on a caller's thread.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -55,12 +55,14 @@ pub fn remove(path: &Path) -> Result<(), NetError> {
     }
 }
 
-/// Makes sure bridge `name` exists, carries `gateway/prefix`, is up, and lets DNAT from
-/// 127.0.0.1 reach its ports (`route_localnet`). Returns whether it had to be created.
+/// Makes sure bridge `name` exists, carries `gateway/prefix` (and the IPv6 gateway of a
+/// network with `EnableIPv6`), is up, and lets DNAT from 127.0.0.1 reach its ports
+/// (`route_localnet`). Returns whether it had to be created.
 pub fn ensure_bridge(
     name: &str,
     gateway: Ipv4Addr,
     subnet: Subnet,
+    v6: Option<(Ipv6Addr, u8)>,
     mtu: u32,
 ) -> Result<bool, NetError> {
     let mut nl = Netlink::open()?;
@@ -70,6 +72,9 @@ pub fn ensure_bridge(
     };
     let setup = (|| {
         nl.add_address(index, gateway, subnet.prefix())?;
+        if let Some((gw6, prefix)) = v6 {
+            nl.add_address6(index, gw6, prefix)?;
+        }
         nl.set_up(index)?;
         sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
     })();
@@ -109,6 +114,12 @@ pub struct Endpoint {
     pub mac: [u8; 6],
     /// The default route's gateway, for the interface that carries it.
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix, on a network with `EnableIPv6`.
+    pub address6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 default route's gateway, for the interface that carries it.
+    pub gateway6: Option<Ipv6Addr>,
+    /// More addresses (`LinkLocalIPs`): IPv4 ones as /16, IPv6 ones as /64, as Docker adds them.
+    pub link_local: Vec<IpAddr>,
     pub mtu: u32,
 }
 
@@ -139,7 +150,22 @@ pub fn attach(ns: &Path, ep: &Endpoint) -> Result<(), NetError> {
             )
         })?;
         nl.add_address(index, ep.address, ep.prefix)?;
+        if let Some((a, p)) = ep.address6 {
+            nl.add_address6(index, a, p)?;
+        }
+        for ip in &ep.link_local {
+            match ip {
+                IpAddr::V4(a) => nl.add_address(index, *a, 16)?,
+                IpAddr::V6(a) => nl.add_address6(index, *a, 64)?,
+            }
+        }
         nl.set_up(index)?;
+        if let Some(gw) = ep.gateway6 {
+            match nl.add_default_route6(gw) {
+                Err(NetError::Netlink(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                r => r?,
+            }
+        }
         match ep.gateway {
             Some(gw) => match nl.add_default_route(gw) {
                 Err(NetError::Netlink(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),

@@ -16,6 +16,8 @@ use crate::ipam::Subnet;
 pub struct BridgeRules {
     pub bridge: String,
     pub subnet: Subnet,
+    /// The IPv6 subnet of a network with `EnableIPv6` (routed, not masqueraded, as Docker's).
+    pub subnet6: Option<crate::ipam6::Subnet6>,
     /// No traffic in or out of the bridge (Docker's `--internal`).
     pub internal: bool,
 }
@@ -136,13 +138,51 @@ pub fn render(table: &str, fw: &Firewall) -> String {
         Some("type nat hook postrouting priority srcnat"),
         post,
     );
+    let forward6 = forward.clone();
     chain(
         "forward",
         Some("type filter hook forward priority filter"),
         forward,
     );
     s.push_str("}\n");
+    render6(&mut s, table, fw, forward6);
     s
+}
+
+/// The IPv6 half, present while a network has `EnableIPv6`: the same isolation between
+/// bridges, and nothing from a bridge to or from the host's `::1`.
+fn render6(s: &mut String, table: &str, fw: &Firewall, forward: Vec<String>) {
+    let _ = writeln!(s, "add table ip6 {table}\ndelete table ip6 {table}");
+    if fw.networks.iter().all(|n| n.subnet6.is_none()) {
+        return;
+    }
+    let _ = writeln!(s, "table ip6 {table} {{");
+    let loopback: Vec<String> = fw
+        .networks
+        .iter()
+        .flat_map(|n| {
+            ["daddr", "saddr"].map(|dir| format!("iifname \"{}\" ip6 {dir} ::1 drop", n.bridge))
+        })
+        .collect();
+    for (name, hook, rules) in [
+        (
+            "loopback",
+            "type filter hook prerouting priority raw",
+            loopback,
+        ),
+        (
+            "forward",
+            "type filter hook forward priority filter",
+            forward,
+        ),
+    ] {
+        let _ = writeln!(s, "\tchain {name} {{\n\t\t{hook}; policy accept;");
+        for r in rules {
+            let _ = writeln!(s, "\t\t{r}");
+        }
+        let _ = writeln!(s, "\t}}");
+    }
+    s.push_str("}\n");
 }
 
 /// Replaces the table atomically.
@@ -152,7 +192,9 @@ pub fn apply(table: &str, fw: &Firewall) -> Result<(), NetError> {
 
 /// Removes the table and every rule in it (fine if there is none).
 pub fn remove(table: &str) -> Result<(), NetError> {
-    run_nft(&format!("add table ip {table}\ndelete table ip {table}\n"))
+    run_nft(&format!(
+        "add table ip {table}\ndelete table ip {table}\nadd table ip6 {table}\ndelete table ip6 {table}\n"
+    ))
 }
 
 fn run_nft(script: &str) -> Result<(), NetError> {
@@ -191,11 +233,13 @@ mod tests {
                 BridgeRules {
                     bridge: "berth0".into(),
                     subnet: "172.30.1.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                 },
                 BridgeRules {
                     bridge: "br-abc".into(),
                     subnet: "172.30.2.0/24".parse().unwrap(),
+                    subnet6: Some("fd00:2::/64".parse().unwrap()),
                     internal: true,
                 },
             ],
@@ -234,6 +278,16 @@ mod tests {
         assert!(!s.contains("172.30.2.0/24 oifname"));
         let not_bridges = "meta iifkind != \"bridge\" meta oifkind != \"bridge\" drop";
         assert!(!s.contains(not_bridges));
+        // With an IPv6 network: the same isolation for IPv6, and the host's ::1 out of reach.
+        let v6 = &s[s.find("table ip6 berth_berth0 {").expect("no ip6 table")..];
+        for want in [
+            "iifname \"br-abc\" oifname != \"br-abc\" drop",
+            "iifname \"berth0\" oifname \"br-abc\" drop",
+            "iifname \"br-abc\" ip6 daddr ::1 drop",
+        ] {
+            assert!(v6.contains(want), "{want:?} missing from\n{v6}");
+        }
+        assert!(!v6.contains("masquerade"));
         // Forwarding turned on by the daemon: nothing routed between two non-bridge interfaces.
         let strict = render(
             "berth_berth0",

@@ -2,11 +2,12 @@
 //! them, the nftables table applied and removed; nothing left behind.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_net::ipam::{Pool, Subnet, mac_for};
+use berth_net::ipam6::{Pool6, Subnet6};
 use berth_net::netns::{self, Endpoint};
 use berth_net::nft;
 
@@ -27,6 +28,52 @@ fn inside<T: Send>(ns: &Path, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// Test endpoint `name` (the `i`th) on `bridge`, dual-stack, with two link-local addresses.
+fn endpoint(
+    bridge: &str,
+    name: &str,
+    i: usize,
+    (address, address6): (Ipv4Addr, Ipv6Addr),
+    (gw, gw6): (Ipv4Addr, Ipv6Addr),
+) -> Endpoint {
+    Endpoint {
+        bridge: bridge.to_string(),
+        host_ifname: format!("vt{}{name}", &bridge[bridge.len() - 3..]),
+        ifname: "eth0".into(),
+        address,
+        prefix: 24,
+        mac: mac_for(address),
+        gateway: Some(gw),
+        address6: Some((address6, 64)),
+        gateway6: Some(gw6),
+        link_local: vec![
+            format!("169.254.7.{}", i + 1).parse().unwrap(),
+            format!("fe80::7{}", i + 1).parse().unwrap(),
+        ],
+        mtu: 1500,
+    }
+}
+
+/// `b` accepts from `a` over IPv6, and on a link-local address.
+fn v6_and_link_local_talk(a: &(PathBuf, Endpoint), b: &(PathBuf, Endpoint)) {
+    for (to, from) in [
+        (
+            b.1.address6.unwrap().0.into(),
+            a.1.address6.unwrap().0.into(),
+        ),
+        (b.1.link_local[0], a.1.link_local[0]),
+    ] {
+        let to: IpAddr = to;
+        let listener = inside(&b.0, || TcpListener::bind((to, 7781)).unwrap());
+        let ns = a.0.clone();
+        std::thread::spawn(move || inside(&ns, || drop(TcpStream::connect((to, 7781)).unwrap())))
+            .join()
+            .unwrap();
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), from);
+    }
+}
+
 #[test]
 fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
     let reserved = berth_testkit::alloc::Subnet::reserve().unwrap();
@@ -34,24 +81,19 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
     let bridge = reserved.bridge_name();
     let gw = subnet.nth(1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    assert!(netns::ensure_bridge(&bridge, gw, subnet, 1500).unwrap());
-    assert!(!netns::ensure_bridge(&bridge, gw, subnet, 1500).unwrap());
+    let subnet6: Subnet6 = reserved.cidr6().parse().unwrap();
+    let gw6 = subnet6.nth(1).unwrap();
+    let v6 = Some((gw6, 64));
+    assert!(netns::ensure_bridge(&bridge, gw, subnet, v6, 1500).unwrap());
+    assert!(!netns::ensure_bridge(&bridge, gw, subnet, v6, 1500).unwrap());
     let mut pool = Pool::new(subnet, None, gw);
+    let mut pool6 = Pool6::new(subnet6, None, gw6);
     let mut eps = vec![];
-    for name in ["a", "b"] {
+    for (i, name) in ["a", "b"].into_iter().enumerate() {
         let ns = dir.path().join(name);
         netns::create(&ns).unwrap();
-        let address = pool.allocate().unwrap();
-        let ep = Endpoint {
-            bridge: bridge.clone(),
-            host_ifname: format!("vt{}{name}", &bridge[bridge.len() - 3..]),
-            ifname: "eth0".into(),
-            address,
-            prefix: subnet.prefix(),
-            mac: mac_for(address),
-            gateway: Some(gw),
-            mtu: 1500,
-        };
+        let addresses = (pool.allocate().unwrap(), pool6.allocate().unwrap());
+        let ep = endpoint(&bridge, name, i, addresses, (gw, gw6));
         netns::attach(&ns, &ep).unwrap();
         eps.push((ns, ep));
     }
@@ -78,6 +120,7 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
     });
     TcpStream::connect((a.1.address, 7778)).unwrap();
     listener.accept().unwrap();
+    v6_and_link_local_talk(a, b);
 
     // Published port through the daemon's table: 127.0.0.1:PORT → b:7779.
     let port = berth_testkit::alloc::free_port().unwrap();
@@ -88,6 +131,7 @@ fn two_namespaces_on_a_bridge_talk_and_leave_nothing_behind() {
         networks: vec![nft::BridgeRules {
             bridge: bridge.clone(),
             subnet,
+            subnet6: Some(subnet6),
             internal: false,
         }],
         ports: vec![

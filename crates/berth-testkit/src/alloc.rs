@@ -57,6 +57,17 @@ impl Subnet {
         format!("172.30.{}.1/24", self.index)
     }
 
+    /// An IPv6 subnet that goes with this reservation, e.g. `fd42:b37:7::/64` (unique local
+    /// addresses: never routed off the host).
+    pub fn cidr6(&self) -> String {
+        format!("fd42:b37:{}::/64", self.index)
+    }
+
+    /// A second one, for a test that needs two IPv6 networks.
+    pub fn cidr6_second(&self) -> String {
+        format!("fd42:b38:{}::/64", self.index)
+    }
+
     /// A bridge name unique to this reservation (at most 15 bytes).
     pub fn bridge_name(&self) -> String {
         format!("berth-t{}", self.index)

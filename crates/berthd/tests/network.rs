@@ -656,6 +656,9 @@ fn user_networks_are_isolated_internal_ones_closed_and_orphans_swept_after_a_cra
                 prefix: 24,
                 mac: berth_net::ipam::mac_for(addr),
                 gateway: None,
+                address6: None,
+                gateway6: None,
+                link_local: vec![],
                 mtu: 1500,
             },
         )

@@ -27,6 +27,12 @@ pub struct ContainerFlags {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
@@ -432,10 +438,11 @@ impl ContainerFlags {
                 retries: self.health_retries.unwrap_or(0),
             });
         }
-        if let Some(ip) = &self.ip {
+        if self.ip.is_some() || self.ip6.is_some() || !self.link_local_ip.is_empty() {
             let net = req.host_config.network_mode.clone();
             anyhow::ensure!(
-                !matches!(net.as_str(), "" | "default" | "bridge" | "none" | "host"),
+                !matches!(net.as_str(), "" | "default" | "bridge" | "none" | "host")
+                    || (self.ip.is_none() && self.ip6.is_none()),
                 "user specified IP address is supported on user defined networks only"
             );
             let endpoints = req
@@ -444,12 +451,26 @@ impl ContainerFlags {
                 .endpoints_config
                 .get_or_insert_default();
             let ep = endpoints.entry(net).or_default();
-            ep.ipam_config = Some(EndpointIpamConfig {
-                ipv4_address: Some(ip.clone()),
-                ..Default::default()
-            });
+            ep.ipam_config = Some(endpoint_ipam(
+                self.ip.as_ref(),
+                self.ip6.as_ref(),
+                &self.link_local_ip,
+            ));
         }
         Ok(())
+    }
+}
+
+/// An endpoint's `IPAMConfig` from `--ip`, `--ip6` and `--link-local-ip`.
+pub fn endpoint_ipam(
+    ip: Option<&String>,
+    ip6: Option<&String>,
+    link_local: &[String],
+) -> EndpointIpamConfig {
+    EndpointIpamConfig {
+        ipv4_address: ip.cloned(),
+        ipv6_address: ip6.cloned(),
+        link_local_ips: (!link_local.is_empty()).then(|| link_local.to_vec()),
     }
 }
 

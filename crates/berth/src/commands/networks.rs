@@ -102,6 +102,12 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add a link-local address for the container
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     pub network: String,
     pub container: String,
 }
@@ -170,10 +176,14 @@ pub fn run(client: &Client, cmd: &NetworkCmd) -> anyhow::Result<i32> {
         NetworkCmd::Connect(a) => {
             let endpoint = models::EndpointSettings {
                 aliases: Some(a.alias.clone()),
-                ipam_config: a.ip.as_ref().map(|ip| models::EndpointIpamConfig {
-                    ipv4_address: Some(ip.clone()),
-                    ..Default::default()
-                }),
+                ipam_config: (a.ip.is_some() || a.ip6.is_some() || !a.link_local_ip.is_empty())
+                    .then(|| {
+                        crate::commands::container_flags::endpoint_ipam(
+                            a.ip.as_ref(),
+                            a.ip6.as_ref(),
+                            &a.link_local_ip,
+                        )
+                    }),
                 ..Default::default()
             };
             let body = serde_json::to_value(models::NetworkConnectRequest {

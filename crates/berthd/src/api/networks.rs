@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_net::ipam::Subnet;
+use berth_net::ipam6::Subnet6;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::Value;
@@ -101,6 +102,10 @@ pub struct NetworkCreate {
     pub subnet: Option<Subnet>,
     pub gateway: Option<std::net::Ipv4Addr>,
     pub ip_range: Option<Subnet>,
+    pub enable_ipv6: bool,
+    pub subnet6: Option<Subnet6>,
+    pub gateway6: Option<std::net::Ipv6Addr>,
+    pub ip_range6: Option<Subnet6>,
     pub internal: bool,
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
@@ -124,17 +129,25 @@ pub fn parse_create(body: &[u8]) -> Result<NetworkCreate, Error> {
     if driver != "bridge" {
         return Err(Error::not_found(format!("plugin \"{driver}\" not found")));
     }
-    if v.enable_ipv6 == Some(true) {
-        return Err(Error::invalid("IPv6 networks are not supported"));
+    let given = |s: Option<String>| s.filter(|s| !s.is_empty());
+    // One IPv4 and one IPv6 entry at most, told apart by their subnet (or gateway).
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for c in v.ipam.and_then(|i| i.config).unwrap_or_default() {
+        let key = given(c.subnet.clone())
+            .or(given(c.gateway.clone()))
+            .unwrap_or_default();
+        match key.contains(':') {
+            true => v6.push(c),
+            false => v4.push(c),
+        }
     }
-    let configs = v.ipam.and_then(|i| i.config).unwrap_or_default();
-    if configs.len() > 1 {
+    if v4.len() > 1 || v6.len() > 1 {
         return Err(Error::invalid(
-            "only one IPv4 subnet per network is supported",
+            "only one IPv4 and one IPv6 subnet per network are supported",
         ));
     }
-    let cfg = configs.into_iter().next().unwrap_or_default();
-    let given = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let cfg = v4.pop().unwrap_or_default();
+    let cfg6 = v6.pop().unwrap_or_default();
     let bad = |e: berth_net::NetError| Error::invalid(e.to_string());
     let subnet: Option<Subnet> = given(cfg.subnet)
         .map(|s| s.parse())
@@ -151,6 +164,28 @@ pub fn parse_create(body: &[u8]) -> Result<NetworkCreate, Error> {
         .map(|r| r.parse())
         .transpose()
         .map_err(bad)?;
+    let subnet6: Option<Subnet6> = given(cfg6.subnet)
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(bad)?;
+    let gateway6 = match given(cfg6.gateway) {
+        Some(g) => Some(
+            g.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| Error::invalid(format!("invalid gateway address {g}")))?,
+        ),
+        None => None,
+    };
+    let ip_range6: Option<Subnet6> = given(cfg6.ip_range)
+        .map(|r| r.parse())
+        .transpose()
+        .map_err(bad)?;
+    let enable_ipv6 = v.enable_ipv6.unwrap_or(false);
+    if enable_ipv6 && subnet6.is_none() {
+        // dockerd has no default IPv6 pools either.
+        return Err(Error::forbidden(
+            "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
+        ));
+    }
     let options = v.options.unwrap_or_default();
     Ok(NetworkCreate {
         name,
@@ -158,11 +193,41 @@ pub fn parse_create(body: &[u8]) -> Result<NetworkCreate, Error> {
         subnet,
         gateway,
         ip_range,
+        enable_ipv6,
+        subnet6,
+        gateway6,
+        ip_range6,
         internal: v.internal.unwrap_or(false),
         attachable: v.attachable.unwrap_or(false),
         labels: v.labels.unwrap_or_default().into_iter().collect(),
         options: options.into_iter().collect(),
     })
+}
+
+/// The IPv6 entry of a create: a subnet nothing else uses, the gateway and range inside it.
+/// Returns the gateway and range as stored.
+fn check_v6(d: &Daemon, c: &NetworkCreate) -> Result<(String, String), Error> {
+    let Some(subnet) = c.subnet6 else {
+        return Ok((String::new(), String::new()));
+    };
+    if let Some(what) = d.networks.overlap6(&subnet) {
+        return Err(forbidden(format!(
+            "Pool overlaps with other one on this address space ({what})"
+        )));
+    }
+    if let Some(gw) = c.gateway6.filter(|g| !subnet.contains(*g)) {
+        return Err(forbidden(format!("no matching subnet for gateway {gw}")));
+    }
+    if let Some(r) = c
+        .ip_range6
+        .filter(|r| !subnet.contains(r.network()) || r.prefix() < subnet.prefix())
+    {
+        return Err(forbidden(format!("ip range {r} is not in subnet {subnet}")));
+    }
+    Ok((
+        c.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+        c.ip_range6.map(|r| r.to_string()).unwrap_or_default(),
+    ))
 }
 
 /// `POST /networks/create`.
@@ -175,6 +240,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
             "network with name {name} already exists"
         )));
     }
+    let (gateway6, ip_range6) = check_v6(d, &c)?;
     let id = crate::model::ids::new_id();
     let bridge = c.bridge.unwrap_or_else(|| format!("br-{}", &id[..12]));
     let subnet = match c.subnet {
@@ -215,6 +281,10 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> ApiResult {
         subnet: subnet.to_string(),
         gateway: gateway.to_string(),
         ip_range,
+        enable_ipv6: c.enable_ipv6,
+        subnet6: c.subnet6.map(|s| s.to_string()).unwrap_or_default(),
+        gateway6,
+        ip_range6,
         internal: c.internal,
         attachable: c.attachable,
         labels: c.labels,
@@ -390,7 +460,11 @@ fn resource(n: &Network, containers: &[(String, String, EndpointState)]) -> Netw
                 endpoint_id: Some(ep.id.clone()),
                 mac_address: Some(ep.mac.clone()),
                 ipv4_address: Some(format!("{}/{}", ep.address, ep.prefix)),
-                ipv6_address: Some(String::new()),
+                ipv6_address: Some(
+                    ep.v6
+                        .map(|(a, p, _)| format!("{a}/{p}"))
+                        .unwrap_or_default(),
+                ),
             };
             (id.clone(), c)
         })
@@ -411,8 +485,18 @@ fn resource(n: &Network, containers: &[(String, String, EndpointState)]) -> Netw
         ipam: NetworkIpam {
             driver: "default".into(),
             options: None,
-            config: given(&n.subnet).map(|_| config).into_iter().collect(),
+            config: given(&n.subnet)
+                .map(|_| config)
+                .into_iter()
+                .chain(given(&n.subnet6).map(|s| IpamConfig {
+                    subnet: Some(s),
+                    gateway: given(&n.gateway6),
+                    ip_range: given(&n.ip_range6),
+                    auxiliary_addresses: None,
+                }))
+                .collect(),
         },
+        enable_ipv6: n.enable_ipv6,
         internal: n.internal,
         attachable: n.attachable,
         containers,

@@ -5,7 +5,7 @@
 //! `NetworkSettings` and `Ports` in Docker's JSON.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,8 +83,14 @@ pub fn attachment_from(net: &Network, cfg: &EndpointRequest) -> Result<Attachmen
     let ipv4 = ipam
         .and_then(|i| i.ipv4_address.clone())
         .unwrap_or_default();
+    let ipv6 = ipam
+        .and_then(|i| i.ipv6_address.clone())
+        .unwrap_or_default();
+    let link_local = ipam
+        .and_then(|i| i.link_local_ips.clone())
+        .unwrap_or_default();
     if !net.user_defined_bridge() {
-        if !ipv4.is_empty() {
+        if !ipv4.is_empty() || !ipv6.is_empty() {
             return Err(Error::invalid(
                 "user specified IP address is supported on user defined networks only",
             ));
@@ -106,6 +112,14 @@ pub fn attachment_from(net: &Network, cfg: &EndpointRequest) -> Result<Attachmen
             )));
         }
     }
+    check_ipv6(net, &ipv6)?;
+    for ip in &link_local {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid(format!(
+                "invalid link-local IP address: {ip}"
+            )));
+        }
+    }
     let mac = cfg.mac_address.as_deref().filter(|m| !m.is_empty());
     if let Some(m) = mac {
         if parse_mac(m).is_none() {
@@ -123,11 +137,33 @@ pub fn attachment_from(net: &Network, cfg: &EndpointRequest) -> Result<Attachmen
         network_id: net.id.clone(),
         aliases,
         ipv4,
+        ipv6,
+        link_local,
         mac: mac.map(str::to_string),
         links: cfg.links.clone().unwrap_or_default(),
         driver_opts,
         endpoint: None,
     })
+}
+
+/// `--ip6`: an IPv6 address inside the network's IPv6 subnet, on a network with `EnableIPv6`.
+fn check_ipv6(net: &Network, ipv6: &str) -> Result<(), Error> {
+    if ipv6.is_empty() {
+        return Ok(());
+    }
+    let ip: Ipv6Addr = ipv6
+        .parse()
+        .map_err(|_| Error::invalid(format!("invalid IPv6 address: {ipv6}")))?;
+    match net.v6() {
+        Some((subnet, _)) if subnet.contains(ip) => Ok(()),
+        Some(_) => Err(Error::invalid(format!(
+            "no configured subnet contains IP address {ip}"
+        ))),
+        None => Err(Error::invalid(format!(
+            "invalid IPv6 address {ip}: network {} has no IPv6 (EnableIPv6)",
+            net.name
+        ))),
+    }
 }
 
 /// Where a container's pinned namespace lives.
@@ -243,8 +279,7 @@ pub async fn connect_endpoint(
     if let Err(e) = attach_endpoint(ns, ep, &net).await {
         if let Some(state) = rec.networks[i].endpoint.take() {
             let att = rec.networks[i].clone();
-            publish_names(d, rec, &att, state.address, false);
-            d.networks.release(&att.network_id, state.address);
+            unpublish(d, rec, &att, &state);
         }
         return Err(e);
     }
@@ -267,6 +302,13 @@ fn plan_endpoint(
         .ok_or_else(|| Error::not_found(format!("network {} not found", att.network)))?;
     let fixed = att.ipv4.parse().ok();
     let (address, prefix, gateway) = d.networks.allocate(&net.id, fixed)?;
+    let v6 = match d.networks.allocate6(&net.id, att.ipv6.parse().ok()) {
+        Ok(v6) => v6,
+        Err(e) => {
+            d.networks.release(&net.id, address);
+            return Err(e);
+        }
+    };
     let used: Vec<&str> = rec
         .networks
         .iter()
@@ -292,16 +334,28 @@ fn plan_endpoint(
         prefix,
         mac,
         gateway: (primary && !net.internal).then_some(gateway),
+        address6: v6.map(|(a, p, _)| (a, p)),
+        gateway6: v6.filter(|_| primary && !net.internal).map(|(_, _, g)| g),
+        link_local: att
+            .link_local
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
         mtu: d.networks.config.mtu,
     };
     if net.user_defined_bridge() {
         publish_names(d, rec, &att, address, true);
+        if let Some((a, _, _)) = v6 {
+            d.networks
+                .set_names(&att.network_id, &dns_names(rec, &att), a.into(), true);
+        }
     }
     rec.networks[i].endpoint = Some(EndpointState {
         id: endpoint_id,
         address,
         prefix,
         gateway,
+        v6,
         mac: mac_string(ep.mac),
         host_ifname: ep.host_ifname.clone(),
         ifname: ep.ifname.clone(),
@@ -333,12 +387,22 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
-/// Names a container answers to on a network: its name, aliases and short id.
+/// Takes a planned endpoint's names and addresses back (its veth was never made).
+fn unpublish(d: &Daemon, rec: &Record, att: &Attachment, state: &EndpointState) {
+    publish_names(d, rec, att, state.address, false);
+    d.networks.release(&att.network_id, state.address);
+    if let Some((a, _, _)) = state.v6 {
+        d.networks
+            .set_names(&att.network_id, &dns_names(rec, att), a.into(), false);
+        d.networks.release6(&att.network_id, a);
+    }
+}
+
 /// Puts a container's names on (or takes them off) a network's DNS at `ip`, with the link
 /// aliases it alone resolves there.
 fn publish_names(d: &Daemon, rec: &Record, att: &Attachment, ip: Ipv4Addr, add: bool) {
     d.networks
-        .set_names(&att.network_id, &dns_names(rec, att), ip, add);
+        .set_names(&att.network_id, &dns_names(rec, att), ip.into(), add);
     let aliases = match add {
         true => att
             .links
@@ -366,6 +430,7 @@ pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize, backgro
         return;
     };
     let att = rec.networks[i].clone();
+    let names = dns_names(rec, &att);
     publish_names(d, rec, &att, ep.address, false);
     let (nets, id) = (d.networks.clone(), rec.id.clone());
     let unplug = async move {
@@ -374,6 +439,10 @@ pub async fn disconnect_endpoint(d: &Daemon, rec: &mut Record, i: usize, backgro
             tracing::warn!(container = id, error = %e, "removing a veth");
         }
         nets.release(&att.network_id, ep.address);
+        if let Some((a, _, _)) = ep.v6 {
+            nets.set_names(&att.network_id, &names, a.into(), false);
+            nets.release6(&att.network_id, a);
+        }
     };
     if background {
         tokio::spawn(unplug);
@@ -521,6 +590,9 @@ fn write_net_files(
     for a in &rec.networks {
         if let Some(ep) = &a.endpoint {
             hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+            if let Some((a, _, _)) = ep.v6 {
+                hosts.push_str(&format!("{a}\t{hostname}\n"));
+            }
         }
     }
     let w = |name: &str, text: String| {
@@ -550,11 +622,14 @@ pub fn networks_view(rec: &Record) -> BTreeMap<String, EndpointSettings> {
         .iter()
         .map(|a| {
             let ep = a.endpoint.as_ref();
+            let v6 = ep.and_then(|e| e.v6);
             let settings = EndpointSettings {
-                ipam_config: (!a.ipv4.is_empty()).then(|| EndpointIpamConfig {
-                    ipv4_address: a.ipv4.clone(),
-                    ..Default::default()
-                }),
+                ipam_config: (!a.ipv4.is_empty() || !a.ipv6.is_empty() || !a.link_local.is_empty())
+                    .then(|| EndpointIpamConfig {
+                        ipv4_address: a.ipv4.clone(),
+                        ipv6_address: a.ipv6.clone(),
+                        link_local_ips: a.link_local.clone(),
+                    }),
                 links: (!a.links.is_empty()).then(|| a.links.clone()),
                 aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
                 network_id: a.network_id.clone(),
@@ -562,12 +637,14 @@ pub fn networks_view(rec: &Record) -> BTreeMap<String, EndpointSettings> {
                 gateway: ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
                 ip_address: ep.map(|e| e.address.to_string()).unwrap_or_default(),
                 ip_prefix_len: ep.map_or(0, |e| e.prefix),
+                ipv6_gateway: v6.map(|(_, _, g)| g.to_string()).unwrap_or_default(),
+                global_ipv6_address: v6.map(|(a, _, _)| a.to_string()).unwrap_or_default(),
+                global_ipv6_prefix_len: v6.map_or(0, |(_, p, _)| p),
                 mac_address: ep
                     .map(|e| e.mac.clone())
                     .or_else(|| a.mac.clone())
                     .unwrap_or_default(),
                 driver_opts: (!a.driver_opts.is_empty()).then(|| a.driver_opts.clone()),
-                ..Default::default()
             };
             (a.network.clone(), settings)
         })
@@ -618,6 +695,15 @@ pub fn settings_view(d: &Daemon, rec: &Record) -> NetworkSettings {
         gateway: default.map(|e| e.gateway.to_string()).unwrap_or_default(),
         ip_address: default.map(|e| e.address.to_string()).unwrap_or_default(),
         ip_prefix_len: default.map_or(0, |e| e.prefix),
+        ipv6_gateway: default
+            .and_then(|e| e.v6)
+            .map(|(_, _, g)| g.to_string())
+            .unwrap_or_default(),
+        global_ipv6_address: default
+            .and_then(|e| e.v6)
+            .map(|(a, _, _)| a.to_string())
+            .unwrap_or_default(),
+        global_ipv6_prefix_len: default.and_then(|e| e.v6).map_or(0, |(_, p, _)| p),
         mac_address: default.map(|e| e.mac.clone()).unwrap_or_default(),
         networks: networks_view(rec),
         ..Default::default()
@@ -673,7 +759,15 @@ pub async fn restore(d: &Arc<Daemon>) {
         for a in rec.networks.clone() {
             if let Some(ep) = &a.endpoint {
                 owned_veths.push(ep.host_ifname.clone());
-                if let Err(e) = d.networks.allocate(&a.network_id, Some(ep.address)) {
+                let v6 = ep.v6.map(|(a, _, _)| a);
+                let taken = d
+                    .networks
+                    .allocate(&a.network_id, Some(ep.address))
+                    .and_then(|_| match v6 {
+                        Some(ip) => d.networks.allocate6(&a.network_id, Some(ip)).map(drop),
+                        None => Ok(()),
+                    });
+                if let Err(e) = taken {
                     tracing::warn!(
                         container = rec.id,
                         error = e.message(),
@@ -685,6 +779,10 @@ pub async fn restore(d: &Arc<Daemon>) {
                     .is_some_and(|n| n.user_defined_bridge())
                 {
                     publish_names(d, &rec, &a, ep.address, true);
+                    if let Some(ip) = v6 {
+                        d.networks
+                            .set_names(&a.network_id, &dns_names(&rec, &a), ip.into(), true);
+                    }
                 }
             }
         }

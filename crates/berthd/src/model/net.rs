@@ -1,7 +1,7 @@
 //! A container's place on networks: its attachments (kept while it is stopped), live endpoints
 //! and published ports.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,12 @@ pub struct Attachment {
     /// `--ip`: a fixed address.
     #[serde(default)]
     pub ipv4: String,
+    /// `--ip6`: a fixed IPv6 address (a network with `EnableIPv6`).
+    #[serde(default)]
+    pub ipv6: String,
+    /// `--link-local-ip`: more addresses on the interface, as given.
+    #[serde(default)]
+    pub link_local: Vec<String>,
     /// `--mac-address` given for this network's endpoint.
     #[serde(default)]
     pub mac: Option<String>,
@@ -36,6 +42,9 @@ pub struct EndpointState {
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// The IPv6 address, prefix and gateway on a network with `EnableIPv6`.
+    #[serde(default)]
+    pub v6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
     pub mac: String,
     pub host_ifname: String,
     pub ifname: String,

@@ -7,12 +7,13 @@
 //! the routes are `api/networks.rs`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_net::ipam::{Pool, Subnet};
+use berth_net::ipam6::{Pool6, Subnet6};
 use berth_net::nft;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,17 @@ pub struct Network {
     pub gateway: String,
     #[serde(default)]
     pub ip_range: String,
+    /// `EnableIPv6`: endpoints get an address of `subnet6` too.
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    /// The IPv6 IPAM entry (kept, and shown, even without `EnableIPv6`, as dockerd does).
+    #[serde(default)]
+    pub subnet6: String,
+    /// The IPv6 gateway as given (empty: the subnet's first address, not shown).
+    #[serde(default)]
+    pub gateway6: String,
+    #[serde(default)]
+    pub ip_range6: String,
     #[serde(default)]
     pub internal: bool,
     #[serde(default)]
@@ -58,6 +70,10 @@ impl Network {
             subnet: String::new(),
             gateway: String::new(),
             ip_range: String::new(),
+            enable_ipv6: false,
+            subnet6: String::new(),
+            gateway6: String::new(),
+            ip_range6: String::new(),
             internal: false,
             attachable: false,
             labels: BTreeMap::new(),
@@ -77,6 +93,22 @@ impl Network {
         let gateway = self.gateway.parse().ok()?;
         let range = self.ip_range.parse().ok();
         Some(Pool::new(subnet, range, gateway))
+    }
+    /// The IPv6 subnet and gateway of a network with `EnableIPv6`.
+    pub fn v6(&self) -> Option<(Subnet6, Ipv6Addr)> {
+        if !self.enable_ipv6 {
+            return None;
+        }
+        let subnet: Subnet6 = self.subnet6.parse().ok()?;
+        let gateway = match self.gateway6.parse() {
+            Ok(g) => g,
+            Err(_) => subnet.nth(1)?,
+        };
+        Some((subnet, gateway))
+    }
+    fn pool6(&self) -> Option<Pool6> {
+        let (subnet, gateway) = self.v6()?;
+        Some(Pool6::new(subnet, self.ip_range6.parse().ok(), gateway))
     }
 }
 
@@ -101,10 +133,11 @@ pub struct Config {
 struct Inner {
     nets: BTreeMap<String, Network>,
     pools: HashMap<String, Pool>,
+    pools6: HashMap<String, Pool6>,
     /// Reserved host sockets of published ports, by container.
     held: HashMap<String, Vec<(Published, OwnedFd)>>,
-    /// DNS names per network id.
-    names: HashMap<String, HashMap<String, Vec<Ipv4Addr>>>,
+    /// DNS names per network id, with their IPv4 and IPv6 addresses.
+    names: HashMap<String, HashMap<String, Vec<IpAddr>>>,
     /// Link aliases on a network, per asking container's address: alias → the linked
     /// container's name (only that container resolves them, as Docker's links on user networks).
     link_aliases: HashMap<(String, Ipv4Addr), Vec<(String, String)>>,
@@ -144,6 +177,9 @@ impl Networks {
                 Ok(n) => {
                     if let Some(p) = n.pool() {
                         inner.pools.insert(n.id.clone(), p);
+                    }
+                    if let Some(p) = n.pool6() {
+                        inner.pools6.insert(n.id.clone(), p);
                     }
                     inner.nets.insert(n.id.clone(), n);
                 }
@@ -220,6 +256,9 @@ impl Networks {
         if let Some(p) = n.pool() {
             inner.pools.entry(n.id.clone()).or_insert(p);
         }
+        if let Some(p) = n.pool6() {
+            inner.pools6.entry(n.id.clone()).or_insert(p);
+        }
         inner.nets.insert(n.id.clone(), n.clone());
         Ok(())
     }
@@ -230,6 +269,7 @@ impl Networks {
         let mut inner = self.lock();
         inner.nets.remove(id);
         inner.pools.remove(id);
+        inner.pools6.remove(id);
         inner.names.remove(id);
         if let Some(t) = inner.dns.remove(id) {
             t.abort();
@@ -277,6 +317,15 @@ impl Networks {
             .map(|(r, dev)| format!("route {r} on {dev}"))
     }
 
+    /// The network whose IPv6 subnet overlaps `s`.
+    pub fn overlap6(&self, s: &Subnet6) -> Option<String> {
+        self.lock()
+            .nets
+            .values()
+            .find(|n| n.subnet6.parse::<Subnet6>().is_ok_and(|o| o.overlaps(s)))
+            .map(|n| format!("network {}", n.name))
+    }
+
     /// The first subnet of the daemon's pool that nothing uses.
     pub fn free_subnet(&self, own_bridge: &str) -> Option<Subnet> {
         pool_subnets(&self.config).find(|s| self.overlap(s, own_bridge).is_none())
@@ -307,8 +356,38 @@ impl Networks {
         }
     }
 
+    /// Takes an IPv6 address of a network with `EnableIPv6` (the given one or the next free),
+    /// with its prefix and gateway; None for a network without IPv6.
+    pub fn allocate6(
+        &self,
+        net_id: &str,
+        fixed: Option<Ipv6Addr>,
+    ) -> Result<Option<(Ipv6Addr, u8, Ipv6Addr)>, Error> {
+        let mut inner = self.lock();
+        let Some(pool) = inner.pools6.get_mut(net_id) else {
+            return match fixed {
+                Some(ip) => Err(Error::invalid(format!(
+                    "invalid IPv6 address {ip}: the network has no IPv6 subnet (EnableIPv6)"
+                ))),
+                None => Ok(None),
+            };
+        };
+        let ip = match fixed {
+            Some(ip) => pool.reserve(ip).map(|()| ip),
+            None => pool.allocate(),
+        }
+        .map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(Some((ip, pool.subnet().prefix(), pool.gateway())))
+    }
+
+    pub fn release6(&self, net_id: &str, ip: Ipv6Addr) {
+        if let Some(p) = self.lock().pools6.get_mut(net_id) {
+            p.release(ip);
+        }
+    }
+
     /// Adds or removes a container's names on a network's DNS.
-    pub fn set_names(&self, net_id: &str, names: &[String], ip: Ipv4Addr, add: bool) {
+    pub fn set_names(&self, net_id: &str, names: &[String], ip: IpAddr, add: bool) {
         let mut inner = self.lock();
         let table = inner.names.entry(net_id.to_string()).or_default();
         for n in names {
@@ -335,7 +414,7 @@ impl Networks {
 
     /// The addresses of `name` on a network, as the container at `from` sees it (its link
     /// aliases first).
-    fn lookup(&self, net_id: &str, name: &str, from: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
+    fn lookup(&self, net_id: &str, name: &str, from: Ipv4Addr) -> Option<Vec<IpAddr>> {
         let inner = self.lock();
         let target = inner
             .link_aliases
@@ -420,6 +499,7 @@ impl Networks {
                     Some(nft::BridgeRules {
                         bridge: n.bridge.clone(),
                         subnet: n.subnet.parse().ok()?,
+                        subnet6: n.v6().map(|(s, _)| s),
                         internal: n.internal,
                     })
                 })
@@ -467,8 +547,9 @@ pub async fn ensure_bridge(nets: &Networks, n: &Network) -> Result<(), Error> {
         }
     };
     let (bridge, mtu) = (n.bridge.clone(), nets.config.mtu);
+    let v6 = n.v6().map(|(s, gw)| (gw, s.prefix()));
     tokio::task::spawn_blocking(move || {
-        berth_net::netns::ensure_bridge(&bridge, gateway, subnet, mtu)
+        berth_net::netns::ensure_bridge(&bridge, gateway, subnet, v6, mtu)
     })
     .await
     .map_err(ierr)?
@@ -500,7 +581,11 @@ pub async fn start_dns(nets: &Arc<Networks>, n: &Network) {
                 _ => continue,
             };
             let Some(nets) = weak.upgrade() else { return };
-            let lookup = |name: &str| nets.lookup(&id, name, asker);
+            let lookup = NetLookup {
+                nets: &nets,
+                id: &id,
+                asker,
+            };
             if let Some(reply) = berth_net::dns::answer(&buf[..len], &lookup) {
                 let _ = sock.send_to(&reply, from).await;
             }
@@ -508,6 +593,39 @@ pub async fn start_dns(nets: &Arc<Networks>, n: &Network) {
     });
     if let Some(old) = nets.lock().dns.insert(n.id.clone(), task) {
         old.abort();
+    }
+}
+
+/// Names on one network as the container at `asker` looks them up.
+struct NetLookup<'a> {
+    nets: &'a Networks,
+    id: &'a str,
+    asker: Ipv4Addr,
+}
+
+impl berth_net::dns::Lookup for NetLookup<'_> {
+    fn lookup_v4(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let all = self.nets.lookup(self.id, name, self.asker)?;
+        Some(
+            all.into_iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        )
+    }
+    fn lookup_v6(&self, name: &str) -> Vec<Ipv6Addr> {
+        let all = self
+            .nets
+            .lookup(self.id, name, self.asker)
+            .unwrap_or_default();
+        all.into_iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect()
     }
 }
 
