@@ -184,30 +184,7 @@ impl Netlink {
     /// Opens a socket inside the network namespace at `ns` (a bind-mounted nsfs file or
     /// `/proc/PID/ns/net`), from a thread that enters it and ends.
     pub fn open_in(ns: &Path) -> Result<Self, NetError> {
-        let file = std::fs::File::open(ns).map_err(|e| NetError::Namespace {
-            path: ns.to_path_buf(),
-            source: e,
-        })?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .map_err(|e| NetError::Namespace {
-                    path: ns.to_path_buf(),
-                    source: e.into(),
-                })?;
-                Netlink::open()
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(NetError::Netlink(
-                    "entering a namespace",
-                    io::ErrorKind::Other.into(),
-                ))
-            })
-        })
+        in_namespace(ns, Netlink::open)
     }
 
     /// Sends one request and reads replies until its ack (or, for a dump, its end). Returns
@@ -435,6 +412,38 @@ impl Netlink {
             .attr(RTA_GATEWAY, &gateway.octets());
         self.call("adding the default route", &mut m).map(drop)
     }
+}
+
+/// Runs `f` on a short-lived thread that entered the network namespace at `ns` (a
+/// bind-mounted nsfs file or `/proc/PID/ns/net`): the caller's thread never changes namespace.
+pub fn in_namespace<T: Send>(
+    ns: &Path,
+    f: impl FnOnce() -> Result<T, NetError> + Send,
+) -> Result<T, NetError> {
+    let file = std::fs::File::open(ns).map_err(|e| NetError::Namespace {
+        path: ns.to_path_buf(),
+        source: e,
+    })?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| NetError::Namespace {
+                path: ns.to_path_buf(),
+                source: e.into(),
+            })?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetError::Netlink(
+                "entering a namespace",
+                io::ErrorKind::Other.into(),
+            ))
+        })
+    })
 }
 
 fn raw_fd(fd: BorrowedFd<'_>) -> u32 {

@@ -159,6 +159,16 @@ pub fn attach(ns: &Path, ep: &Endpoint) -> Result<(), NetError> {
                 IpAddr::V6(a) => nl.add_address6(index, *a, 64)?,
             }
         }
+        if ep.address6.is_none() && !ep.link_local.iter().any(IpAddr::is_ipv6) {
+            // No IPv6 on this endpoint: none at all (no link-local address that answers on the
+            // bridge), as Docker's endpoints on networks without IPv6.
+            let key = format!("net/ipv6/conf/{}/disable_ipv6", ep.ifname);
+            match crate::netlink::in_namespace(ns, || sysctl(&key, "1")) {
+                Err(NetError::Sysctl { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {} // IPv6 off on the host
+                r => r?,
+            }
+        }
         nl.set_up(index)?;
         if let Some(gw) = ep.gateway6 {
             match nl.add_default_route6(gw) {

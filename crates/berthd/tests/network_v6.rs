@@ -51,23 +51,60 @@ fn ipv6_networks_are_created_as_dockerd_creates_them() {
     let out = d.docker(&["network", "create", "--ipv6", "--subnet", &v6, "again"]);
     assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
     d.docker_ok(&["network", "rm", "six"]);
-    // A v6 subnet without `--ipv6` is kept and shown, as dockerd does, but hands out nothing.
+    // A v6 subnet without `--ipv6` is kept and shown, as dockerd does, but hands out nothing:
+    // an `--ip6` in it is recorded, and the endpoint has no IPv6 at all (not even link-local).
     d.docker_ok(&["network", "create", "--subnet", &v6, "plain"]);
-    let out = d.docker_ok(&[
+    let ip6 = format!("{}f00d", v6.trim_end_matches("/64"));
+    let ipam = d.docker_ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "plain"]);
+    assert!(ipam.contains(&v6), "{ipam}");
+    let run = [
         "run",
-        "--rm",
+        "-d",
+        "--name",
+        "pl",
         "--network",
         "plain",
+        "--ip6",
+        &ip6,
         &image,
-        "ip",
-        "-6",
-        "addr",
-        "show",
-        "scope",
-        "global",
+    ];
+    d.docker_ok(&[&run[..], &["sleep", "60"]].concat());
+    let shown = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.plain.IPAMConfig.IPv6Address}}|{{.NetworkSettings.Networks.plain.GlobalIPv6Address}}",
+        "pl",
     ]);
-    assert_eq!(out.trim(), "", "a global v6 address without --ipv6");
+    assert_eq!(shown.trim(), format!("{ip6}|"));
+    let out = d.docker_ok(&["exec", "pl", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert_eq!(out.trim(), "", "IPv6 on an endpoint without it");
+    d.docker_ok(&["rm", "-f", "pl"]);
     d.docker_ok(&["network", "rm", "plain"]);
+    // Link-local addresses on the default bridge too (docker-py's case; CLI 20.10 sends
+    // endpoint settings only for a network named with `--network`).
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "bridge",
+        "--name",
+        "ll",
+        "--link-local-ip",
+        "169.254.8.8",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let ll = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAMConfig.LinkLocalIPs}}",
+        "ll",
+    ]);
+    assert_eq!(ll.trim(), "[169.254.8.8]");
+    let addrs = d.docker_ok(&["exec", "ll", "ip", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains("inet 169.254.8.8/16"), "{addrs}");
+    d.docker_ok(&["rm", "-f", "ll"]);
 }
 
 #[test]

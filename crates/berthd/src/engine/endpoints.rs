@@ -68,6 +68,8 @@ pub fn attachments(
                 m.get(&name)
                     .or_else(|| m.get(&net.name))
                     .or_else(|| m.get(mode).filter(|_| out.is_empty()))
+                    // The CLI keys the default network's settings by its mode, `default`.
+                    .or_else(|| m.get("default").filter(|_| net.name == "bridge"))
             })
             .cloned()
             .unwrap_or_default();
@@ -146,7 +148,7 @@ pub fn attachment_from(net: &Network, cfg: &EndpointRequest) -> Result<Attachmen
     })
 }
 
-/// `--ip6`: an IPv6 address inside the network's IPv6 subnet, on a network with `EnableIPv6`.
+/// `--ip6`: an IPv6 address, inside the network's IPv6 subnet on a network with `EnableIPv6`.
 fn check_ipv6(net: &Network, ipv6: &str) -> Result<(), Error> {
     if ipv6.is_empty() {
         return Ok(());
@@ -154,15 +156,12 @@ fn check_ipv6(net: &Network, ipv6: &str) -> Result<(), Error> {
     let ip: Ipv6Addr = ipv6
         .parse()
         .map_err(|_| Error::invalid(format!("invalid IPv6 address: {ipv6}")))?;
+    // On a network without IPv6 the address is kept (and shown) but not given, as dockerd does.
     match net.v6() {
-        Some((subnet, _)) if subnet.contains(ip) => Ok(()),
-        Some(_) => Err(Error::invalid(format!(
+        Some((subnet, _)) if !subnet.contains(ip) => Err(Error::invalid(format!(
             "no configured subnet contains IP address {ip}"
         ))),
-        None => Err(Error::invalid(format!(
-            "invalid IPv6 address {ip}: network {} has no IPv6 (EnableIPv6)",
-            net.name
-        ))),
+        _ => Ok(()),
     }
 }
 

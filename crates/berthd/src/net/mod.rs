@@ -357,7 +357,7 @@ impl Networks {
     }
 
     /// Takes an IPv6 address of a network with `EnableIPv6` (the given one or the next free),
-    /// with its prefix and gateway; None for a network without IPv6.
+    /// with its prefix and gateway; None for a network without IPv6 (whatever was given).
     pub fn allocate6(
         &self,
         net_id: &str,
@@ -365,12 +365,7 @@ impl Networks {
     ) -> Result<Option<(Ipv6Addr, u8, Ipv6Addr)>, Error> {
         let mut inner = self.lock();
         let Some(pool) = inner.pools6.get_mut(net_id) else {
-            return match fixed {
-                Some(ip) => Err(Error::invalid(format!(
-                    "invalid IPv6 address {ip}: the network has no IPv6 subnet (EnableIPv6)"
-                ))),
-                None => Ok(None),
-            };
+            return Ok(None); // no IPv6 here: a given address is only recorded, as dockerd does
         };
         let ip = match fixed {
             Some(ip) => pool.reserve(ip).map(|()| ip),
