@@ -671,3 +671,65 @@ fn copy_expands_wildcards_and_keys_its_cache_on_the_content_it_copies() {
     );
     d.docker_ok(&["rmi", "globs:1", "globs:2", "globs:3", "globs:4"]);
 }
+
+/// A newer docker CLI than Debian's, where the machine has one (`/usr/local/bin/docker`).
+fn newer_cli() -> Option<&'static str> {
+    const CLI: &str = "/usr/local/bin/docker";
+    #[allow(clippy::disallowed_methods)] // asking the client its version
+    let out = std::process::Command::new(CLI)
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    let major: u32 = version.split('.').next()?.trim().parse().ok()?;
+    (major >= 23).then_some(CLI)
+}
+
+#[test]
+fn a_newer_docker_cli_builds_with_the_classic_builder() {
+    let Some(cli) = newer_cli() else {
+        eprintln!("SKIPPED: no docker CLI 23 or newer at /usr/local/bin/docker");
+        return;
+    };
+    let (_reg, d, image) = daemon_with_image();
+    let dockerfile = format!(
+        "FROM {image}\nCOPY a.txt /a.txt\nRUN echo ran > /r.txt\nCMD [\"cat\", \"/a.txt\", \"/r.txt\"]\n"
+    );
+    let ctx = context(&[("Dockerfile", &dockerfile), ("a.txt", "from-cli-28\n")]);
+    let dir = ctx.path().to_str().unwrap();
+    let iid = ctx.path().join("iid");
+    let run = |args: &[&str]| {
+        #[allow(clippy::disallowed_methods)] // the real client against the daemon under test
+        std::process::Command::new(cli)
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", ctx.path())
+            .env_remove("DOCKER_HOST")
+            .args(["-H", &d.host()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "build",
+        "-t",
+        "cli28:v1",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        dir,
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.Id}}", "cli28:v1"])
+            .trim(),
+        id
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "cli28:v1"]),
+        "from-cli-28\nran\n"
+    );
+    let again = run(&["build", "-q", "-t", "cli28:v2", dir]);
+    assert!(again.status.success(), "{}", all_output(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id);
+    d.docker_ok(&["rmi", "cli28:v1", "cli28:v2"]);
+}
