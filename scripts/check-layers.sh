@@ -41,8 +41,11 @@ forbid berth-net tokio "networking is synchronous; berthd runs it on blocking th
 forbid berth-containerd berth-net "networks are berthd's; containerd joins the namespace it is given"
 forbid berth-runc berth-image "the runtime knows nothing of images"
 forbid berth-containerd berth-image "containerd owns no images"
+for dep in tokio tonic hyper berth-proto berth-image; do
+  forbid berth-oci "$dep" "the shared spec defaults are synchronous and know no protocol or image store"
+done
 forbid berth-cri berthd "the CRI server is its own binary over berth-image and berth-containerd, not a part of the Docker engine"
-for crate in berth-containerd berth-runc berth-shim berth-image berth-net berth-cgroups berth-inroot berth-cri; do
+for crate in berth-containerd berth-runc berth-shim berth-image berth-net berth-cgroups berth-inroot berth-cri berth-oci; do
   for dep in berth-api bollard-stubs; do
     forbid "$crate" "$dep" "only berth-api, berthd and the client know the Engine API's JSON"
   done

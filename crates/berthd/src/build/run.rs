@@ -795,7 +795,7 @@ pub(super) fn ids_in_stage(
     crate::build::image_root::with_root(layers, tmp, |root| {
         use std::os::fd::AsRawFd;
         let path = format!("/proc/self/fd/{}", root.as_raw_fd());
-        let (uid, gid) = crate::oci::spec::user(spec, &path).map_err(|e| unknown(e.to_string()))?;
+        let (uid, gid) = berth_oci::users::user(spec, &path).map_err(|e| unknown(e.to_string()))?;
         Ok((u64::from(uid), u64::from(gid)))
     })
 }

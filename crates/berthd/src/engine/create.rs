@@ -270,7 +270,7 @@ fn make_files(d: &Arc<Daemon>, plan: Plan, made: &mut Made) -> Result<Created, E
         .filter(|h| !h.is_empty())
         .unwrap_or(&id[..12])
         .to_string();
-    let dns = crate::oci::rootfs::DnsSettings::of(&plan.host_config);
+    let dns = crate::oci::rootfs::dns_settings(&plan.host_config);
     let extra = crate::engine::endpoints::extra_hosts(d, &plan.host_config)?;
     crate::oci::rootfs::write_etc_files(&dir, &hostname, &dns, &extra)?;
     let mut resolved = plan.host_config.clone();

@@ -606,7 +606,7 @@ fn write_net_files(
     });
     if let Some(gw) = dns {
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let settings = crate::oci::rootfs::DnsSettings::of(&rec.host_config);
+        let settings = crate::oci::rootfs::dns_settings(&rec.host_config);
         w(
             "resolv.conf",
             crate::oci::rootfs::resolv_conf(&host, &settings, Some(&gw)),

@@ -167,7 +167,7 @@ pub fn process_spec(base: &Process, c: &ExecConfig, rootfs: &str) -> Result<Proc
     }
     if let Some(u) = c.user.as_deref().filter(|u| !u.is_empty()) {
         let (uid, gid) =
-            crate::oci::spec::user(u, rootfs).map_err(|e| Error::invalid(e.to_string()))?;
+            berth_oci::users::user(u, rootfs).map_err(|e| Error::invalid(e.to_string()))?;
         let mut user = User::default();
         user.set_uid(uid).set_gid(gid);
         p.set_user(user);

@@ -5,6 +5,5 @@
 pub mod propagation;
 pub mod resources;
 pub mod rootfs;
-pub mod seccomp_profile;
 pub mod spec;
 pub mod sysinfo;

@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -68,14 +67,8 @@ pub enum SpecError {
     Seccomp(String),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     WorkingDir(String),
-    #[error("unable to find user {0}: no matching entries in passwd file")]
-    UserNotFound(String),
-    #[error("unable to find group {0}: no matching entries in group file")]
-    GroupNotFound(String),
-    #[error("uids and gids must be in range 0-2147483647")]
-    IdRange,
-    #[error("reading the image's /etc/{0}")]
-    ReadRootfs(&'static str, #[source] std::io::Error),
+    #[error(transparent)]
+    User(#[from] berth_oci::users::UserError),
     #[error("invalid {0}: unknown capability: {1:?}")]
     Capability(&'static str, String),
     #[error("invalid {0} mode: {1}")]
@@ -142,29 +135,10 @@ pub enum MountProblem {
 
 type Result<T, E = SpecError> = std::result::Result<T, E>;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Docker's default capabilities, without their `CAP_` prefix.
-const DEFAULT_CAPS: &str = "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID \
-    SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE";
-/// Every capability in number order, without its `CAP_` prefix.
-const ALL_CAPS: &str = "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID \
-    SETPCAP LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER \
-    SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE \
-    SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP \
-    MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF \
-    CHECKPOINT_RESTORE";
-const MASKED_PATHS: &str = "/proc/asound /proc/acpi /proc/kcore /proc/keys \
-    /proc/latency_stats /proc/timer_list /proc/timer_stats /proc/sched_debug /proc/scsi \
-    /sys/firmware /sys/devices/virtual/powercap";
-const READONLY_PATHS: &str = "/proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger";
-/// Docker's default mounts: destination, type, source, options.
-const DEFAULT_MOUNTS: &str = "/proc proc proc nosuid,noexec,nodev
-    /dev tmpfs tmpfs nosuid,strictatime,mode=755,size=65536k
-    /dev/pts devpts devpts nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5
-    /sys sysfs sysfs nosuid,noexec,nodev,ro
-    /sys/fs/cgroup cgroup cgroup ro,nosuid,noexec,nodev
-    /dev/mqueue mqueue mqueue nosuid,noexec,nodev
-    /dev/shm tmpfs shm nosuid,noexec,nodev,mode=1777";
+use berth_oci::caps::{ALL as ALL_CAPS, DEFAULT as DEFAULT_CAPS};
+use berth_oci::defaults::{
+    MASKED_PATHS, MOUNTS as DEFAULT_MOUNTS, PATH as DEFAULT_PATH, READONLY_PATHS,
+};
 const NO_NEW_PRIVILEGES: &str = "no-new-privileges no-new-privileges:true no-new-privileges=true";
 const RW_MODES: &str = "rw ro ro-non-recursive ro-force-recursive rro";
 const PROPAGATIONS: &str = "private rprivate slave rslave shared rshared";
@@ -187,10 +161,7 @@ fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
     if value.is_empty() { default } else { value }
 }
 
-fn words(list: &str, prefix: &str) -> Vec<String> {
-    let words = list.split_whitespace();
-    words.map(|w| format!("{prefix}{w}")).collect()
-}
+use berth_oci::caps::words;
 
 /// The container's seccomp profile: Berth's default (also `seccomp=builtin`), none
 /// (`seccomp=unconfined`, privileged)
@@ -203,8 +174,8 @@ fn seccomp(opts: &[String], caps: &[String], privileged: bool) -> Result<Option<
     match given {
         _ if privileged => Ok(None),
         Some("unconfined") => Ok(None),
-        Some("builtin") | None => Ok(Some(super::seccomp_profile::default_profile(caps)?)),
-        Some(text) => super::seccomp_profile::from_docker(text, caps)
+        Some("builtin") | None => Ok(Some(berth_oci::seccomp::default_profile(caps)?)),
+        Some(text) => berth_oci::seccomp::from_docker(text, caps)
             .map(Some)
             .map_err(SpecError::Seccomp),
     }
@@ -236,7 +207,7 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
         return Err(SpecError::WorkingDir(cwd.into()));
     }
     let group_add = hc.group_add.clone().unwrap_or_default();
-    let (uid, gid, gids) = resolve_user(Path::new(input.user_root), user, &group_add)?;
+    let (uid, gid, gids) = berth_oci::users::resolve(Path::new(input.user_root), user, &group_add)?;
     let caps = capabilities(hc, privileged)?;
     // As execve does for a non-root user, Docker gives one only the bounding set.
     let held: Capabilities = match uid {
@@ -385,17 +356,6 @@ fn clean(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-/// Known capabilities in this process' bounding set: a container cannot hold more than its
-/// runtime does (containerd's `WithAllCurrentCapabilities`; this host lacks `SYS_RESOURCE`).
-fn host_caps() -> Vec<String> {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find_map(|l| l.strip_prefix("CapBnd:"));
-    let bounding = u64::from_str_radix(line.unwrap_or_default().trim(), 16);
-    let held = |i: usize| (bounding.as_ref().unwrap_or(&u64::MAX) >> i) & 1 == 1;
-    let caps = words(ALL_CAPS, "CAP_").into_iter().enumerate();
-    caps.filter(|(i, _)| held(*i)).map(|(_, c)| c).collect()
-}
-
 /// Docker's default set after `CapAdd`/`CapDrop` (`CAP_` optional, any case, `ALL`).
 fn capabilities(hc: &HostConfig, privileged: bool) -> Result<Vec<String>> {
     let normalize = |field, list: &Option<Vec<String>>| -> Result<Vec<String>> {
@@ -418,112 +378,14 @@ fn capabilities(hc: &HostConfig, privileged: bool) -> Result<Vec<String>> {
     let all = |l: &[String]| l.iter().any(|c| c == "ALL");
     let kept = |base: Vec<String>| base.into_iter().filter(|c| !drop.contains(c));
     let mut caps: Vec<String> = match () {
-        _ if privileged => host_caps(),
+        _ if privileged => berth_oci::caps::host(),
         _ if all(&drop) => add,
-        _ if all(&add) => kept(host_caps()).collect(),
+        _ if all(&add) => kept(berth_oci::caps::host()).collect(),
         _ => kept(words(DEFAULT_CAPS, "CAP_")).chain(add).collect(),
     };
     let mut seen = HashSet::new();
     caps.retain(|c| seen.insert(c.clone()));
     Ok(caps)
-}
-
-fn in_range(id: i64) -> Result<u32> {
-    let id = u32::try_from(id).ok().filter(|i| *i <= i32::MAX as u32);
-    id.ok_or(SpecError::IdRange)
-}
-
-/// A rootfs' `/etc/passwd` or `/etc/group` (at most 4 MiB); empty when missing or when it
-/// resolves outside the rootfs (a symlink is never followed onto the host).
-fn read_etc(rootfs: &Path, name: &'static str) -> Result<String> {
-    // Resolved inside the image's root: an absolute link there is the image's path.
-    let read = || -> std::io::Result<String> {
-        use rustix::fs::{Mode, OFlags};
-        let mut buf = Vec::new();
-        if !rootfs.is_absolute() {
-            return Ok(String::new());
-        }
-        let root = rustix::fs::open(
-            rootfs,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let path = Path::new("etc").join(name);
-        // Only a regular file is ever opened for reading (never a device node of the image).
-        match berth_inroot::open_regular(std::os::fd::AsFd::as_fd(&root), &path) {
-            Ok((file, _)) => {
-                file.take(4 << 20).read_to_end(&mut buf)?;
-            }
-            Err(rustix::io::Errno::INVAL) => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    use std::io::ErrorKind::{NotADirectory, NotFound};
-    let looped =
-        |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
-    match read() {
-        // Absent, or a link that leads nowhere inside the image: no entries.
-        Err(e) if matches!(e.kind(), NotFound | NotADirectory) || looped(&e) => Ok(String::new()),
-        result => result.map_err(|e| SpecError::ReadRootfs(name, e)),
-    }
-}
-
-/// `(name, id, 4th field)` of each passwd (`uid`, gid) or group (`gid`, members) line.
-fn parse_etc(text: &str) -> Vec<(&str, i64, &str)> {
-    fn entry(l: &str) -> Option<(&str, i64, &str)> {
-        let f: Vec<&str> = l.trim().split(':').collect();
-        let fourth = f.get(3).copied().unwrap_or_default();
-        Some((f[0], f.get(2)?.parse().ok()?, fourth))
-    }
-    text.lines().filter_map(entry).collect()
-}
-
-/// `user[:group]` (numbers or names in `root`'s `/etc/passwd` and `/etc/group`) as uid and gid.
-pub fn user(spec: &str, root: &str) -> Result<(u32, u32)> {
-    let (uid, gid, _) = resolve_user(Path::new(root), spec, &[])?;
-    Ok((uid, gid))
-}
-
-/// runc's `GetExecUser` for `user[:group]`, then Docker's additional gids: the primary gid,
-/// the user's supplementary groups (implicit group only) and `GroupAdd`.
-fn resolve_user(rootfs: &Path, spec: &str, add: &[String]) -> Result<(u32, u32, Vec<u32>)> {
-    let (user_arg, group_arg) = spec.split_once(':').unwrap_or((spec, ""));
-    let (uid_num, gid_num) = (user_arg.parse::<i64>().ok(), group_arg.parse::<i64>().ok());
-    let (passwd, group) = (read_etc(rootfs, "passwd")?, read_etc(rootfs, "group")?);
-    let (users, groups) = (parse_etc(&passwd), parse_etc(&group));
-    let found = users.iter().find(|(name, uid, _)| match uid_num {
-        _ if user_arg.is_empty() => *uid == 0,
-        Some(n) => *uid == n,
-        None => *name == user_arg,
-    });
-    let (uid, mut gid, name) = match (found, uid_num) {
-        (Some(&(name, uid, gid)), _) => (uid, gid.parse().unwrap_or(0), name),
-        (None, _) if user_arg.is_empty() => (0, 0, ""),
-        (None, Some(n)) => (n, 0, ""),
-        (None, None) => return Err(SpecError::UserNotFound(user_arg.into())),
-    };
-    let mut gids = Vec::new();
-    if !group_arg.is_empty() {
-        let matches = |g: &&(&str, i64, &str)| gid_num.map_or(g.0 == group_arg, |n| g.1 == n);
-        let hit = groups.iter().find(matches);
-        gid = match (hit, gid_num) {
-            (Some(hit), _) => hit.1,
-            (None, Some(n)) => n,
-            (None, None) => return Err(SpecError::GroupNotFound(group_arg.into())),
-        };
-    } else if !name.is_empty() {
-        let member = |g: &&(&str, i64, &str)| g.2.split(',').any(|u| u == name);
-        gids.extend(groups.iter().filter(member).map(|g| g.1));
-    }
-    gids.insert(0, gid);
-    for a in add {
-        let named = groups.iter().find(|g| g.0 == a || g.1.to_string() == *a);
-        let g = named.map(|g| g.1).or(a.parse().ok());
-        gids.push(g.ok_or_else(|| SpecError::GroupNotFound(a.clone()))?);
-    }
-    let gids: Vec<u32> = gids.into_iter().map(in_range).collect::<Result<_>>()?;
-    Ok((in_range(uid)?, in_range(gid)?, gids))
 }
 
 /// `HostConfig.Ulimits`, passed through (`-1` is unlimited); no defaults are added. An unlimited

@@ -119,8 +119,8 @@ fn user_is_resolved_by_number_or_by_name_in_the_rootfs() {
     let no_root = "unable to find group root: no matching entries in group file";
     check(json!([[{"User": "app:root", "rootfs": root}, {"/error": no_root}]]));
     let resolved = (
-        super::user("app", root).unwrap(),
-        super::user("", "").unwrap(),
+        berth_oci::users::user("app", root).unwrap(),
+        berth_oci::users::user("", "").unwrap(),
     );
     assert_eq!(resolved, ((1000, 1000), (0, 0)));
 }
@@ -129,7 +129,7 @@ fn user_is_resolved_by_number_or_by_name_in_the_rootfs() {
 fn capabilities_follow_cap_add_cap_drop_and_privileged() {
     let caps = "/process/capabilities/bounding";
     let default = words(DEFAULT_CAPS, "CAP_");
-    let mut all = host_caps();
+    let mut all = berth_oci::caps::host();
     all.retain(|c| c != "CAP_SYS_ADMIN");
     let mut tweaked = default.clone();
     tweaked.retain(|c| c != "CAP_MKNOD" && c != "CAP_CHOWN");
@@ -139,7 +139,7 @@ fn capabilities_follow_cap_add_cap_drop_and_privileged() {
         [{"HostConfig": {"CapAdd": ["sys_admin", "CAP_NET_ADMIN", "kill"], "CapDrop": ["mknod", "Cap_Chown"]}}, {caps: tweaked}],
         [{"HostConfig": {"CapDrop": ["ALL"], "CapAdd": ["kill"]}}, {caps: ["CAP_KILL"]}],
         [{"HostConfig": {"CapAdd": ["ALL"], "CapDrop": ["sys_admin"]}}, {caps: all}],
-        [{"HostConfig": {"Privileged": true, "CapDrop": ["kill"]}}, {caps: host_caps()}],
+        [{"HostConfig": {"Privileged": true, "CapDrop": ["kill"]}}, {caps: berth_oci::caps::host()}],
         [{"HostConfig": {"CapAdd": ["CAP_FOO"]}}, {"/error": "invalid CapAdd: unknown capability: \"CAP_FOO\""}],
         [{"HostConfig": {"CapDrop": ["bar"]}}, {"/error": "invalid CapDrop: unknown capability: \"CAP_BAR\""}],
     ]));
