@@ -19,6 +19,7 @@ PACKAGES=(
   # critest (the CRI conformance suite, when its kit is present): Go to build it offline,
   # and what its stand-in images are made with
   golang-1.19-go umoci skopeo gcc libc6-dev
+  containernetworking-plugins  # CNI plugins (bridge, host-local, portmap, loopback) for berth-cri pods
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -18,6 +18,7 @@ use crate::v1;
 use crate::v1::image_service_server::ImageService;
 
 /// The image service a CRI server exposes.
+#[derive(Clone)]
 pub struct Images {
     pub store: Arc<Store>,
     /// Registry mirrors: a registry's domain → the `host[:port]` pulls go to instead.
@@ -88,6 +89,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Images {
+    /// Pulls `name` (through its registry's mirror, if it has one), with `creds` for its
+    /// registry.
+    pub async fn pull(
+        &self,
+        name: &str,
+        creds: Option<Credentials>,
+    ) -> Result<ImageRecord, Status> {
+        let wanted = Reference::parse(name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let fetch = self.fetched(&wanted)?;
+        let mut client = RegistryClient::new();
+        if let Some(c) = creds {
+            client = client.with_credentials(fetch.domain(), c);
+        }
+        let store = self.store.clone();
+        let name = name.to_string();
+        blocking(move || -> Result<ImageRecord, Status> {
+            let image = store
+                .pull(&client, &fetch, &Platform::host(), &|_| {})
+                .map_err(|e| Status::not_found(format!("pulling {name}: {e}")))?;
+            // Through a mirror, the image is known by the name asked for, not the mirror's.
+            match fetch == wanted {
+                true => Ok(image),
+                false => rename(&store, image, &fetch, &wanted)
+                    .map_err(|e| Status::internal(e.to_string())),
+            }
+        })
+        .await?
+    }
+
     /// The reference a pull fetches: `r` at its registry's mirror, if it has one.
     fn fetched(&self, r: &Reference) -> Result<Reference, Status> {
         let Some(mirror) = self.mirrors.get(r.domain()) else {
@@ -182,33 +212,14 @@ impl ImageService for Images {
     ) -> Result<Response<v1::PullImageResponse>, Status> {
         let req = req.into_inner();
         let name = spec_name(req.image.as_ref())?;
-        let wanted =
-            Reference::parse(&name).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let fetch = self.fetched(&wanted)?;
-        let mut client = RegistryClient::new();
-        if let Some(a) = req
+        let creds = req
             .auth
             .filter(|a| !a.username.is_empty() || !a.password.is_empty())
-        {
-            let creds = Credentials {
+            .map(|a| Credentials {
                 username: a.username,
                 password: a.password,
-            };
-            client = client.with_credentials(fetch.domain(), creds);
-        }
-        let store = self.store.clone();
-        let image = blocking(move || -> Result<ImageRecord, Status> {
-            let image = store
-                .pull(&client, &fetch, &Platform::host(), &|_| {})
-                .map_err(|e| Status::not_found(format!("pulling {name}: {e}")))?;
-            // Through a mirror, the image is known by the name asked for, not the mirror's.
-            match fetch == wanted {
-                true => Ok(image),
-                false => rename(&store, image, &fetch, &wanted)
-                    .map_err(|e| Status::internal(e.to_string())),
-            }
-        })
-        .await??;
+            });
+        let image = self.pull(&name, creds).await?;
         Ok(Response::new(v1::PullImageResponse {
             image_ref: image.id.to_string(),
         }))

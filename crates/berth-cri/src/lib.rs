@@ -1,5 +1,6 @@
 //! The Kubernetes Container Runtime Interface (CRI v1) for Berth: the protocol generated from
-//! `proto/runtime/v1/api.proto`, the image service over berth-image, and the runtime service.
+//! `proto/runtime/v1/api.proto`, the image service over berth-image, and the runtime service
+//! (pods and containers over berth-containerd, pod networking through CNI).
 //! `berth-cri` (`main.rs`) serves both on a unix socket for kubelet and crictl.
 
 /// CRI v1 (generated code: no lints, no length limit).
@@ -9,8 +10,15 @@ pub mod v1 {
 }
 
 pub mod authority;
+pub mod cni;
+pub mod containers;
 pub mod images;
+pub mod logs;
+pub mod lower;
+pub mod pods;
 pub mod runtime;
+pub mod spec;
+pub mod store;
 
 /// Connects a gRPC channel to a CRI server on the unix socket at `path` (for tests and tools).
 pub use berth_proto::connect_unix;

@@ -1,8 +1,9 @@
 //! `berth-cri`: the Kubernetes Container Runtime Interface (CRI v1) for Berth on a unix socket,
 //! for kubelet (`--container-runtime-endpoint unix:///run/berth/cri.sock`) and crictl
-//! (`crictl --runtime-endpoint …`). Images live under `--root` (berth-image's store, its own,
-//! not berthd's). Today it serves the image service and the runtime's version and status; pods
-//! and containers are not built yet and answer `UNIMPLEMENTED`.
+//! (`crictl --runtime-endpoint …`). Images, container roots and records live under `--root`
+//! (its own berth-image store, not berthd's); pinned namespaces, FIFOs and berth-containerd's
+//! socket under `--state`. Pods and containers run on berth-containerd (`--containerd`, or one
+//! it starts), in the `k8s.io` namespace; pods join the CNI network of `--cni-conf-dir`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,16 +27,16 @@ struct Cli {
     /// Its run root (state that goes with a reboot).
     #[arg(long, default_value = "/run/berth-cri")]
     state: PathBuf,
-    /// The berth-containerd to use (`unix://PATH`); not used yet.
+    /// The berth-containerd to use (`unix://PATH`); else it starts its own under `--state`.
     #[arg(long)]
     containerd: Option<String>,
-    /// CNI configuration directory; not used yet.
+    /// CNI configuration directory (the first `.conflist`/`.conf` by name is used).
     #[arg(long, default_value = "/etc/cni/net.d")]
     cni_conf_dir: PathBuf,
-    /// CNI plugin directory; not used yet.
+    /// CNI plugin directory.
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_bin_dir: PathBuf,
-    /// The pod sandbox image; not used yet.
+    /// The image of the pause process that holds a pod's shared PID namespace.
     #[arg(long, default_value = "registry.k8s.io/pause:3.9")]
     sandbox_image: String,
     /// A registry's mirror, HOST=URL (repeatable): pulls of HOST's images go to URL.
@@ -77,6 +78,23 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         root: cli.root.clone(),
     };
     let path = socket_path(&cli.address)?;
+    let lower =
+        berth_cri::lower::Lower::start(cli.containerd.as_deref(), &cli.root, &cli.state).await?;
+    let runtime = Arc::new(berth_cri::runtime::Runtime {
+        store: berth_cri::store::Store::open(&cli.root).context("opening the records")?,
+        lower,
+        images: images.clone(),
+        cni: berth_cri::cni::Cni {
+            conf_dir: cli.cni_conf_dir.clone(),
+            bin_dir: cli.cni_bin_dir.clone(),
+        },
+        root: cli.root.clone(),
+        state: cli.state.clone(),
+        sandbox_image: cli.sandbox_image.clone(),
+        logs: Default::default(),
+        exited: Default::default(),
+    });
+    runtime.recover().await;
     let listener = berth_proto::bind_unix(&path, "berth-cri").await?;
     tracing::info!(address = %path.display(), "serving the CRI");
     let shutdown = berth_proto::shutdown_signal();
@@ -98,14 +116,18 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             }
         }
     });
-    tonic::transport::Server::builder()
-        .add_service(RuntimeServiceServer::new(berth_cri::runtime::Runtime))
+    let served = tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::new(berth_cri::runtime::Service(
+            runtime.clone(),
+        )))
         .add_service(ImageServiceServer::new(images))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await
-        .context("serving")?;
+        .context("serving");
     let _ = std::fs::remove_file(&path);
-    Ok(())
+    // The containers carry on without us; the berth-containerd we started does not.
+    runtime.lower.stop().await;
+    served
 }
 
 fn main() -> std::process::ExitCode {

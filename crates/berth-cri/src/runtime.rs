@@ -1,20 +1,81 @@
-//! CRI's RuntimeService. What is served: `Version` and `Status` (the runtime ready; the
-//! network not yet, with its reason). Pods, containers, streaming and stats are not built yet
-//! and answer `UNIMPLEMENTED`, so a kubelet or crictl sees plainly what this runtime lacks.
+//! CRI's RuntimeService: pods (`pods.rs`) and containers (`containers.rs`) over
+//! berth-containerd, their status, lists and filters, `ExecSync`, stats from the tasks'
+//! metrics, log reopening. Not built yet, and answered `UNIMPLEMENTED` so a kubelet or crictl
+//! sees plainly what is missing: the streaming calls (Exec, Attach, PortForward), pod stats,
+//! checkpoints and metric descriptors.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use tonic::{Request, Response, Status};
 
+use crate::cni::Cni;
+use crate::images::Images;
+use crate::logs::Log;
+use crate::lower::{Lower, req};
+use crate::store::{State, Store};
 use crate::v1;
 use crate::v1::runtime_service_server::RuntimeService;
 
 /// The runtime's name and version, as `crictl version` shows them.
 pub const RUNTIME_NAME: &str = "berth";
 
-/// The runtime service a CRI server exposes.
-#[derive(Default)]
-pub struct Runtime;
+/// Everything the runtime service works with.
+pub struct Runtime {
+    pub store: Store,
+    pub lower: Lower,
+    pub images: Images,
+    pub cni: Cni,
+    /// `--root` and `--state`.
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub sandbox_image: String,
+    /// The logs of running containers, for `ReopenContainerLog`.
+    pub logs: Mutex<HashMap<String, Log>>,
+    /// Woken at every recorded exit.
+    pub exited: tokio::sync::Notify,
+}
+
+impl Runtime {
+    /// Takes up again what an earlier berth-cri left running: each running container's output
+    /// and exit; one whose task is gone is recorded as exited.
+    pub async fn recover(self: &Arc<Self>) {
+        for mut c in self.store.containers() {
+            if c.state != State::Running {
+                continue;
+            }
+            let alive = self
+                .lower
+                .tasks()
+                .get(req(berth_proto::v1::GetRequest {
+                    container_id: c.id.clone(),
+                    exec_id: String::new(),
+                }))
+                .await
+                .is_ok_and(|t| t.into_inner().process.is_some_and(|p| p.status == 2));
+            if alive {
+                let fifos = self.fifo_dir(&c.id);
+                let tty = c.config().tty;
+                let err = fifos.join("stderr");
+                let _ =
+                    self.pump_output(&c, &fifos.join("stdout"), (!tty).then_some(err.as_path()));
+                self.watch(&c.id);
+            } else {
+                c.state = State::Exited;
+                c.exit_code = 255;
+                c.finished = crate::store::now_nanos();
+                c.reason = "Unknown".into();
+                let _ = self.store.put_container(&c);
+            }
+        }
+    }
+}
+
+/// The service tonic serves.
+#[derive(Clone)]
+pub struct Service(pub Arc<Runtime>);
 
 /// Methods not built yet: each answers `UNIMPLEMENTED` with its name. Written in the form
 /// `async_trait` gives the trait's methods (it does not see into a macro's output).
@@ -43,18 +104,36 @@ macro_rules! not_yet {
 type Events =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::ContainerEventResponse, Status>> + Send>>;
 
+fn labels_match(want: &HashMap<String, String>, have: &HashMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+impl Service {
+    fn container(&self, id: &str) -> Result<crate::store::Container, Status> {
+        self.0
+            .store
+            .find_container(id)
+            .filter(|c| !c.sandbox)
+            .ok_or_else(|| Status::not_found(format!("container {id:?} not found")))
+    }
+}
+
+fn ok<T>(t: T) -> Result<Response<T>, Status> {
+    Ok(Response::new(t))
+}
+
 #[tonic::async_trait]
-impl RuntimeService for Runtime {
+impl RuntimeService for Service {
     async fn version(
         &self,
         _req: Request<v1::VersionRequest>,
     ) -> Result<Response<v1::VersionResponse>, Status> {
-        Ok(Response::new(v1::VersionResponse {
+        ok(v1::VersionResponse {
             version: "0.1.0".into(),
             runtime_name: RUNTIME_NAME.into(),
             runtime_version: env!("CARGO_PKG_VERSION").into(),
             runtime_api_version: "v1".into(),
-        }))
+        })
     }
 
     async fn status(
@@ -68,20 +147,255 @@ impl RuntimeService for Runtime {
                 reason: reason.into(),
                 message: message.into(),
             };
-        Ok(Response::new(v1::StatusResponse {
+        let net = match self.0.cni.ready() {
+            Ok(()) => condition("NetworkReady", true, "", ""),
+            Err(e) => condition("NetworkReady", false, "NetworkPluginNotReady", &e),
+        };
+        ok(v1::StatusResponse {
             status: Some(v1::RuntimeStatus {
-                conditions: vec![
-                    condition("RuntimeReady", true, "", ""),
-                    condition(
-                        "NetworkReady",
-                        false,
-                        "NetworkPluginNotReady",
-                        "pod networking is not implemented by berth-cri yet",
-                    ),
-                ],
+                conditions: vec![condition("RuntimeReady", true, "", ""), net],
             }),
             info: Default::default(),
-        }))
+        })
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<v1::RunPodSandboxRequest>,
+    ) -> Result<Response<v1::RunPodSandboxResponse>, Status> {
+        let config = req.into_inner().config.unwrap_or_default();
+        let id = self.0.run_pod(config).await?;
+        ok(v1::RunPodSandboxResponse { pod_sandbox_id: id })
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        req: Request<v1::StopPodSandboxRequest>,
+    ) -> Result<Response<v1::StopPodSandboxResponse>, Status> {
+        self.0.stop_pod(&req.into_inner().pod_sandbox_id).await?;
+        ok(v1::StopPodSandboxResponse {})
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        req: Request<v1::RemovePodSandboxRequest>,
+    ) -> Result<Response<v1::RemovePodSandboxResponse>, Status> {
+        self.0
+            .remove_pod_all(&req.into_inner().pod_sandbox_id)
+            .await?;
+        ok(v1::RemovePodSandboxResponse {})
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        req: Request<v1::PodSandboxStatusRequest>,
+    ) -> Result<Response<v1::PodSandboxStatusResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let pod = self
+            .0
+            .store
+            .find_pod(&id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
+        ok(v1::PodSandboxStatusResponse {
+            status: Some(self.0.pod_status_view(&pod)),
+            ..Default::default()
+        })
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        req: Request<v1::ListPodSandboxRequest>,
+    ) -> Result<Response<v1::ListPodSandboxResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let items = self
+            .0
+            .store
+            .pods()
+            .iter()
+            .map(|p| self.0.pod_view(p))
+            .filter(|p| f.id.is_empty() || p.id.starts_with(&f.id))
+            .filter(|p| f.state.as_ref().is_none_or(|s| s.state == p.state))
+            .filter(|p| labels_match(&f.label_selector, &p.labels))
+            .collect();
+        ok(v1::ListPodSandboxResponse { items })
+    }
+
+    async fn create_container(
+        &self,
+        req: Request<v1::CreateContainerRequest>,
+    ) -> Result<Response<v1::CreateContainerResponse>, Status> {
+        let r = req.into_inner();
+        let pod = self
+            .0
+            .store
+            .find_pod(&r.pod_sandbox_id)
+            .filter(|p| p.ready)
+            .ok_or_else(|| {
+                Status::not_found(format!("pod sandbox {:?} is not ready", r.pod_sandbox_id))
+            })?;
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("no container config"))?;
+        if config.metadata.is_none() {
+            return Err(Status::invalid_argument(
+                "the container config needs metadata",
+            ));
+        }
+        let c = self.0.make_container(&pod, config, false).await?;
+        ok(v1::CreateContainerResponse { container_id: c.id })
+    }
+
+    async fn start_container(
+        &self,
+        req: Request<v1::StartContainerRequest>,
+    ) -> Result<Response<v1::StartContainerResponse>, Status> {
+        let c = self.container(&req.into_inner().container_id)?;
+        self.0.start_container_task(&c.id).await?;
+        ok(v1::StartContainerResponse {})
+    }
+
+    async fn stop_container(
+        &self,
+        req: Request<v1::StopContainerRequest>,
+    ) -> Result<Response<v1::StopContainerResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.container(&r.container_id)?;
+        self.0.stop_task(&c.id, r.timeout).await?;
+        ok(v1::StopContainerResponse {})
+    }
+
+    async fn remove_container(
+        &self,
+        req: Request<v1::RemoveContainerRequest>,
+    ) -> Result<Response<v1::RemoveContainerResponse>, Status> {
+        // Removing a container that is not here succeeds, as the CRI asks.
+        if let Ok(c) = self.container(&req.into_inner().container_id) {
+            self.0.destroy_container(&c.id).await?;
+        }
+        ok(v1::RemoveContainerResponse {})
+    }
+
+    async fn list_containers(
+        &self,
+        req: Request<v1::ListContainersRequest>,
+    ) -> Result<Response<v1::ListContainersResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let containers = self
+            .0
+            .store
+            .containers()
+            .iter()
+            .filter(|c| !c.sandbox)
+            .map(|c| self.0.container_view(c))
+            .filter(|c| f.id.is_empty() || c.id.starts_with(&f.id))
+            .filter(|c| {
+                f.pod_sandbox_id.is_empty() || c.pod_sandbox_id.starts_with(&f.pod_sandbox_id)
+            })
+            .filter(|c| f.state.as_ref().is_none_or(|s| s.state == c.state))
+            .filter(|c| labels_match(&f.label_selector, &c.labels))
+            .collect();
+        ok(v1::ListContainersResponse { containers })
+    }
+
+    async fn container_status(
+        &self,
+        req: Request<v1::ContainerStatusRequest>,
+    ) -> Result<Response<v1::ContainerStatusResponse>, Status> {
+        let c = self.container(&req.into_inner().container_id)?;
+        ok(v1::ContainerStatusResponse {
+            status: Some(self.0.container_status_view(&c)),
+            info: Default::default(),
+        })
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<v1::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<v1::UpdateContainerResourcesResponse>, Status> {
+        let r = request.into_inner();
+        let c = self.container(&r.container_id)?;
+        if c.state == State::Running {
+            let res = crate::spec::resources(r.linux.as_ref());
+            let resources =
+                serde_json::to_vec(&res).map_err(|e| Status::internal(e.to_string()))?;
+            self.0
+                .lower
+                .tasks()
+                .update(req(berth_proto::v1::UpdateTaskRequest {
+                    container_id: c.id.clone(),
+                    resources,
+                }))
+                .await?;
+        }
+        ok(v1::UpdateContainerResourcesResponse {})
+    }
+
+    async fn reopen_container_log(
+        &self,
+        req: Request<v1::ReopenContainerLogRequest>,
+    ) -> Result<Response<v1::ReopenContainerLogResponse>, Status> {
+        let c = self.container(&req.into_inner().container_id)?;
+        if c.state != State::Running {
+            return Err(Status::failed_precondition("the container is not running"));
+        }
+        let log = self
+            .0
+            .logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&c.id)
+            .cloned();
+        if let Some(l) = log {
+            l.reopen()
+                .map_err(|e| Status::internal(format!("reopening the log: {e}")))?;
+        }
+        ok(v1::ReopenContainerLogResponse {})
+    }
+
+    async fn exec_sync(
+        &self,
+        req: Request<v1::ExecSyncRequest>,
+    ) -> Result<Response<v1::ExecSyncResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.container(&r.container_id)?;
+        ok(self.0.exec_sync_in(&c.id, r.cmd, r.timeout).await?)
+    }
+
+    async fn container_stats(
+        &self,
+        req: Request<v1::ContainerStatsRequest>,
+    ) -> Result<Response<v1::ContainerStatsResponse>, Status> {
+        let c = self.container(&req.into_inner().container_id)?;
+        let stats = self.0.stats(&[c]).await.pop();
+        ok(v1::ContainerStatsResponse { stats })
+    }
+
+    async fn list_container_stats(
+        &self,
+        req: Request<v1::ListContainerStatsRequest>,
+    ) -> Result<Response<v1::ListContainerStatsResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let chosen: Vec<_> = self
+            .0
+            .store
+            .containers()
+            .into_iter()
+            .filter(|c| !c.sandbox)
+            .filter(|c| f.id.is_empty() || c.id.starts_with(&f.id))
+            .filter(|c| f.pod_sandbox_id.is_empty() || c.pod.starts_with(&f.pod_sandbox_id))
+            .filter(|c| labels_match(&f.label_selector, &c.config().labels))
+            .collect();
+        ok(v1::ListContainerStatsResponse {
+            stats: self.0.stats(&chosen).await,
+        })
+    }
+
+    async fn update_runtime_config(
+        &self,
+        _req: Request<v1::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<v1::UpdateRuntimeConfigResponse>, Status> {
+        // The pod CIDR kubelet hands down is the CNI config's business here.
+        ok(v1::UpdateRuntimeConfigResponse {})
     }
 
     type GetContainerEventsStream = Events;
@@ -96,30 +410,91 @@ impl RuntimeService for Runtime {
     }
 
     not_yet! {
-        run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse;
-        stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse;
-        remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse;
-        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse;
-        list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse;
-        create_container(CreateContainerRequest) -> CreateContainerResponse;
-        start_container(StartContainerRequest) -> StartContainerResponse;
-        stop_container(StopContainerRequest) -> StopContainerResponse;
-        remove_container(RemoveContainerRequest) -> RemoveContainerResponse;
-        list_containers(ListContainersRequest) -> ListContainersResponse;
-        container_status(ContainerStatusRequest) -> ContainerStatusResponse;
-        update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse;
-        reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse;
-        exec_sync(ExecSyncRequest) -> ExecSyncResponse;
         exec(ExecRequest) -> ExecResponse;
         attach(AttachRequest) -> AttachResponse;
         port_forward(PortForwardRequest) -> PortForwardResponse;
-        container_stats(ContainerStatsRequest) -> ContainerStatsResponse;
-        list_container_stats(ListContainerStatsRequest) -> ListContainerStatsResponse;
         pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse;
         list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse;
-        update_runtime_config(UpdateRuntimeConfigRequest) -> UpdateRuntimeConfigResponse;
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse;
         list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse;
         list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse;
     }
+}
+
+impl Runtime {
+    /// The stats of `containers`: CPU and memory from their tasks' metrics (zero for one that
+    /// is not running), the writable layer's use.
+    pub async fn stats(&self, containers: &[crate::store::Container]) -> Vec<v1::ContainerStats> {
+        let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+        let metrics = self
+            .lower
+            .tasks()
+            .metrics(req(berth_proto::v1::MetricsRequest { container_ids: ids }))
+            .await
+            .map(|m| m.into_inner().metrics)
+            .unwrap_or_default();
+        let now = crate::store::now_nanos();
+        containers
+            .iter()
+            .map(|c| {
+                let m = metrics.iter().find(|m| m.id == c.id);
+                let config = c.config();
+                let upper = self.container_dir(&c.id).join("upper");
+                v1::ContainerStats {
+                    attributes: Some(v1::ContainerAttributes {
+                        id: c.id.clone(),
+                        metadata: config.metadata.clone(),
+                        labels: config.labels.clone(),
+                        annotations: config.annotations.clone(),
+                    }),
+                    cpu: Some(v1::CpuUsage {
+                        timestamp: now,
+                        usage_core_nano_seconds: Some(v1::UInt64Value {
+                            value: m.map_or(0, |m| m.cpu_usage_nanos),
+                        }),
+                        usage_nano_cores: None,
+                    }),
+                    memory: Some(v1::MemoryUsage {
+                        timestamp: now,
+                        working_set_bytes: Some(v1::UInt64Value {
+                            value: m.map_or(0, |m| {
+                                m.memory_usage_bytes
+                                    .saturating_sub(m.memory_inactive_file_bytes)
+                            }),
+                        }),
+                        usage_bytes: Some(v1::UInt64Value {
+                            value: m.map_or(0, |m| m.memory_usage_bytes),
+                        }),
+                        ..Default::default()
+                    }),
+                    writable_layer: Some(v1::FilesystemUsage {
+                        timestamp: now,
+                        fs_id: Some(v1::FilesystemIdentifier {
+                            mountpoint: upper.display().to_string(),
+                        }),
+                        used_bytes: Some(v1::UInt64Value {
+                            value: dir_size(&upper),
+                        }),
+                        inodes_used: None,
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Bytes of the regular files under `dir` (not following links).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total
 }
