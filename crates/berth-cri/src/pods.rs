@@ -39,11 +39,11 @@ fn pin(ipc: Option<&Path>, uts: Option<(&Path, &str)>) -> std::io::Result<()> {
     }
     std::thread::scope(|s| {
         s.spawn(|| -> std::io::Result<()> {
-            // SAFETY: the IPC and UTS namespaces move only this short-lived thread, which
-            // shares nothing that depends on them and exits right after this closure.
             let ctx = |what: &'static str| {
                 move |e: rustix::io::Errno| std::io::Error::new(e.kind(), format!("{what}: {e}"))
             };
+            // SAFETY: the IPC and UTS namespaces move only this short-lived thread, which
+            // shares nothing that depends on them and exits right after this closure.
             unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(ctx("unshare"))?;
             if let Some((path, name)) = uts {
                 if !name.is_empty() {

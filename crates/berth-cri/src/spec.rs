@@ -374,6 +374,31 @@ pub fn resources(r: Option<&v1::LinuxContainerResources>) -> LinuxResources {
     res
 }
 
+/// The root's propagation a container's binds need, as containerd sets it: `rshared` for a
+/// bidirectional bind (so its mounts reach the host), `rslave` for a host-to-container one.
+fn rootfs_propagation(config: &v1::ContainerConfig) -> Option<String> {
+    use v1::MountPropagation as P;
+    let has = |p: P| config.mounts.iter().any(|m| m.propagation == p as i32);
+    match () {
+        _ if has(P::PropagationBidirectional) => Some("rshared".into()),
+        _ if has(P::PropagationHostToContainer) => Some("rslave".into()),
+        _ => None,
+    }
+}
+
+/// The pod's cgroup parent (ours when it gives none) and sysctls.
+fn pod_linux(pod: &v1::PodSandboxConfig) -> (String, HashMap<String, String>) {
+    let linux = pod.linux.as_ref();
+    let parent = linux
+        .map(|l| l.cgroup_parent.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/berth-cri".into());
+    let sysctls = linux
+        .map(|l| l.sysctls.clone().into_iter().collect())
+        .unwrap_or_default();
+    (parent, sysctls)
+}
+
 /// The spec of a container.
 pub fn build(i: &Input<'_>) -> Result<Spec, Status> {
     let linux_cfg = i.config.linux.as_ref();
@@ -458,19 +483,7 @@ pub fn build(i: &Input<'_>) -> Result<Spec, Status> {
             ),
         ),
     };
-    let parent = i
-        .pod
-        .linux
-        .as_ref()
-        .map(|l| l.cgroup_parent.clone())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/berth-cri".into());
-    let sysctls: HashMap<String, String> = i
-        .pod
-        .linux
-        .as_ref()
-        .map(|l| l.sysctls.clone().into_iter().collect())
-        .unwrap_or_default();
+    let (parent, sysctls) = pod_linux(i.pod);
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(masked)
@@ -485,7 +498,9 @@ pub fn build(i: &Input<'_>) -> Result<Spec, Status> {
         .build()
         .map_err(|e| Status::internal(e.to_string()))?;
     let mut linux = linux;
-    linux.set_seccomp(seccomp(sc, &caps)?);
+    linux
+        .set_seccomp(seccomp(sc, &caps)?)
+        .set_rootfs_propagation(rootfs_propagation(i.config));
     let mut spec = Spec::default();
     spec.set_version("1.2.0".into())
         .set_process(Some(process))

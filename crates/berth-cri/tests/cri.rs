@@ -1,64 +1,14 @@
 //! `berth-cri` as kubelet and crictl reach it, over its unix socket with the CRI v1 client:
 //! the runtime's version and status; images pulled (through a registry mirror for
 //! registry.k8s.io, as critest needs), listed, inspected, counted and removed; a pull of an
-//! image that does not exist fails and adds nothing; what is not built yet says so.
-
-use std::process::Child;
-use std::time::Duration;
+//! image that does not exist fails and adds nothing; what is not built yet (streaming) says so.
 
 use berth_cri::v1;
 use berth_cri::v1::image_service_client::ImageServiceClient;
-use berth_cri::v1::runtime_service_client::RuntimeServiceClient;
 use berth_testkit::{BusyboxImage, Registry};
 
-/// A berth-cri of the test's own, stopped when dropped.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(mirror: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n).display().to_string();
-        // The binary under test, with the flags a script starts it with.
-        #[allow(clippy::disallowed_methods)]
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-cri"))
-            .args(["--address", &format!("unix://{}", p("cri.sock"))])
-            .args(["--root", &p("root"), "--state", &p("state")])
-            .args(["--registry-mirror", mirror])
-            .spawn()
-            .unwrap();
-        let sock = dir.path().join("cri.sock");
-        berth_testkit::wait_for(Duration::from_secs(20), "berth-cri's socket", || {
-            sock.exists()
-        })
-        .unwrap();
-        Server { child, dir }
-    }
-
-    async fn clients(
-        &self,
-    ) -> (
-        RuntimeServiceClient<tonic::transport::Channel>,
-        ImageServiceClient<tonic::transport::Channel>,
-    ) {
-        let ch = berth_cri::connect_unix(&self.dir.path().join("cri.sock"))
-            .await
-            .unwrap();
-        (
-            RuntimeServiceClient::new(ch.clone()),
-            ImageServiceClient::new(ch),
-        )
-    }
-}
+mod common;
+use common::Server;
 
 fn spec(image: &str) -> Option<v1::ImageSpec> {
     Some(v1::ImageSpec {
@@ -84,7 +34,7 @@ async fn images_are_pulled_through_a_mirror_listed_and_removed() {
     let reg = Registry::start().unwrap();
     reg.push_image(&BusyboxImage::build().unwrap(), "pause", "3.9")
         .unwrap();
-    let server = Server::start(&format!("registry.k8s.io=http://{}", reg.host()));
+    let server = Server::start(&format!("registry.k8s.io=http://{}", reg.host()), &[]);
     let (mut rt, mut img) = server.clients().await;
     let v = rt
         .version(v1::VersionRequest::default())
@@ -171,8 +121,7 @@ async fn images_are_pulled_through_a_mirror_listed_and_removed() {
         .into_inner();
     assert!(list.images.is_empty());
 
-    let pod = rt
-        .run_pod_sandbox(v1::RunPodSandboxRequest::default())
-        .await;
-    assert_eq!(pod.unwrap_err().code(), tonic::Code::Unimplemented);
+    // What is not built yet says so.
+    let exec = rt.exec(v1::ExecRequest::default()).await;
+    assert_eq!(exec.unwrap_err().code(), tonic::Code::Unimplemented);
 }

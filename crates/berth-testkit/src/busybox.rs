@@ -202,13 +202,22 @@ impl BusyboxImage {
     /// An image of the one layer blob `layer` (compressed any way, its media type saying how)
     /// whose uncompressed tar hashes to `diff_id`.
     pub fn with_layer(layer: Blob, diff_id: String) -> anyhow::Result<Self> {
+        Self::with_layer_and_cmd(layer, diff_id, &["sh"])
+    }
+
+    /// The same image with another `Cmd` (a pod's pause image, say).
+    pub fn with_cmd(self, cmd: &[&str]) -> anyhow::Result<Self> {
+        Self::with_layer_and_cmd(self.layer, self.diff_id, cmd)
+    }
+
+    fn with_layer_and_cmd(layer: Blob, diff_id: String, cmd: &[&str]) -> anyhow::Result<Self> {
         let config = serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
             "created": "1970-01-01T00:00:00Z",
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                "Cmd": ["sh"],
+                "Cmd": cmd,
             },
             "rootfs": { "type": "layers", "diff_ids": [diff_id] },
             "history": [{ "created": "1970-01-01T00:00:00Z", "created_by": "berth-testkit: host busybox-static" }],
