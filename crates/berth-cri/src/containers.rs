@@ -103,6 +103,7 @@ impl Runtime {
                 rootfs: &rootfs,
                 etc: &self.pod_dir(&pod.id),
                 ns: self.pod_namespaces(pod),
+                cgroup_parent: &self.cgroup_parent,
             };
             let spec = spec::build(&input)?;
             let json = serde_json::to_vec(&spec).map_err(internal)?;

@@ -39,6 +39,9 @@ struct Cli {
     /// The image of the pause process that holds a pod's shared PID namespace.
     #[arg(long, default_value = "registry.k8s.io/pause:3.9")]
     sandbox_image: String,
+    /// The cgroup parent of containers whose pod names none.
+    #[arg(long, default_value = "/berth-cri")]
+    cgroup_parent: String,
     /// A registry's mirror, HOST=URL (repeatable): pulls of HOST's images go to URL.
     #[arg(long = "registry-mirror")]
     registry_mirror: Vec<String>,
@@ -91,6 +94,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         root: cli.root.clone(),
         state: cli.state.clone(),
         sandbox_image: cli.sandbox_image.clone(),
+        cgroup_parent: cli.cgroup_parent.clone(),
         logs: Default::default(),
         exited: Default::default(),
     });

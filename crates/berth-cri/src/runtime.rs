@@ -32,6 +32,8 @@ pub struct Runtime {
     pub root: PathBuf,
     pub state: PathBuf,
     pub sandbox_image: String,
+    /// Where containers' cgroups go when their pod names no parent.
+    pub cgroup_parent: String,
     /// The logs of running containers, for `ReopenContainerLog`.
     pub logs: Mutex<HashMap<String, Log>>,
     /// Woken at every recorded exit.

@@ -68,6 +68,8 @@ pub struct Input<'a> {
     /// The pod's `hosts`, `resolv.conf` and `hostname` files.
     pub etc: &'a Path,
     pub ns: PodNamespaces,
+    /// The cgroup parent of containers whose pod names none (`--cgroup-parent`).
+    pub cgroup_parent: &'a str,
 }
 
 fn invalid(m: impl std::fmt::Display) -> Status {
@@ -386,13 +388,13 @@ fn rootfs_propagation(config: &v1::ContainerConfig) -> Option<String> {
     }
 }
 
-/// The pod's cgroup parent (ours when it gives none) and sysctls.
-fn pod_linux(pod: &v1::PodSandboxConfig) -> (String, HashMap<String, String>) {
+/// The pod's cgroup parent (`ours` when it gives none) and sysctls.
+fn pod_linux(pod: &v1::PodSandboxConfig, ours: &str) -> (String, HashMap<String, String>) {
     let linux = pod.linux.as_ref();
     let parent = linux
         .map(|l| l.cgroup_parent.clone())
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/berth-cri".into());
+        .unwrap_or_else(|| ours.to_string());
     let sysctls = linux
         .map(|l| l.sysctls.clone().into_iter().collect())
         .unwrap_or_default();
@@ -483,7 +485,7 @@ pub fn build(i: &Input<'_>) -> Result<Spec, Status> {
             ),
         ),
     };
-    let (parent, sysctls) = pod_linux(i.pod);
+    let (parent, sysctls) = pod_linux(i.pod, i.cgroup_parent);
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(masked)

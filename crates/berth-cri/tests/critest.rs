@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 mod common;
-use common::{Network, sh};
+use common::{Network, cgroup_parent, kill_leftovers, remove_cgroup, sh};
 
 /// The critest kit, beside the checkout, if installed there.
 fn shared() -> Option<PathBuf> {
@@ -98,6 +98,7 @@ fn critest_passes_what_containerd_passes_but_the_listed_specs() {
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("cri.sock");
     let mirror = format!("http://{REGISTRY}");
+    let cgroups = cgroup_parent(tmp.path());
     let mut server = Command::new(env!("CARGO_BIN_EXE_berth-cri"))
         .arg("--address")
         .arg(format!("unix://{}", sock.display()))
@@ -108,6 +109,7 @@ fn critest_passes_what_containerd_passes_but_the_listed_specs() {
         .args(["--registry-mirror", &format!("registry.k8s.io={mirror}")])
         .args(["--registry-mirror", &format!("gcr.io={mirror}")])
         .args(["--sandbox-image", &format!("{REGISTRY}/pause:3.6")])
+        .args(["--cgroup-parent", &cgroups])
         .args(net.flags())
         .spawn()
         .unwrap();
@@ -138,6 +140,8 @@ fn critest_passes_what_containerd_passes_but_the_listed_specs() {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
     let _ = server.wait();
+    kill_leftovers(tmp.path());
+    remove_cgroup(&cgroups);
     let _ = Command::new(dir.join("teardown.sh"))
         .env("CRI_WORK", WORK)
         .output();

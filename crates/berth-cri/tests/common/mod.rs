@@ -17,6 +17,7 @@ pub type Images = ImageServiceClient<tonic::transport::Channel>;
 pub struct Server {
     child: Child,
     pub dir: tempfile::TempDir,
+    cgroup_parent: String,
 }
 
 impl Drop for Server {
@@ -31,13 +32,38 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        kill_leftovers(self.dir.path());
+        remove_cgroup(&self.cgroup_parent);
     }
+}
+
+/// A cgroup parent of the test's own.
+pub fn cgroup_parent(dir: &std::path::Path) -> String {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("/berth-cri-test{}", name.trim_start_matches('.'))
+}
+
+/// Removes the cgroup `parent` (and whatever empty groups are under it) from every hierarchy.
+pub fn remove_cgroup(parent: &str) {
+    sh(&format!(
+        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done 2>/dev/null"
+    ));
+}
+
+/// Kills whatever still runs from `dir` (a berth-containerd or shim of a berth-cri that had
+/// to be killed): a test leaves no process behind.
+pub fn kill_leftovers(dir: &std::path::Path) {
+    // (The bracket keeps the pattern from matching the shell that runs pkill.)
+    let d = dir.display().to_string();
+    let (head, tail) = d.split_at(1);
+    sh(&format!("pkill -9 -f '[{head}]{tail}/'"));
 }
 
 impl Server {
     /// Starts berth-cri with `--registry-mirror mirror` and `extra` flags.
     pub fn start(mirror: &str, extra: &[String]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let cgroup_parent = cgroup_parent(dir.path());
         let p = |n: &str| dir.path().join(n).display().to_string();
         // The binary under test, with the flags a script starts it with.
         #[allow(clippy::disallowed_methods)]
@@ -45,6 +71,7 @@ impl Server {
             .args(["--address", &format!("unix://{}", p("cri.sock"))])
             .args(["--root", &p("root"), "--state", &p("state")])
             .args(["--registry-mirror", mirror])
+            .args(["--cgroup-parent", &cgroup_parent])
             .args(extra)
             .spawn()
             .unwrap();
@@ -53,7 +80,11 @@ impl Server {
             sock.exists()
         })
         .unwrap();
-        Server { child, dir }
+        Server {
+            child,
+            dir,
+            cgroup_parent,
+        }
     }
 
     pub async fn clients(&self) -> (Runtime, Images) {
