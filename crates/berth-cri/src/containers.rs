@@ -21,7 +21,8 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-fn mkfifo(p: &std::path::Path) -> Result<(), Status> {
+/// Makes a FIFO (replacing what is at `p`), readable and writable by root alone.
+pub(crate) fn mkfifo(p: &std::path::Path) -> Result<(), Status> {
     let _ = std::fs::remove_file(p);
     rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600))
         .map_err(|e| internal(format!("creating {}: {e}", p.display())))
@@ -178,11 +179,18 @@ impl Runtime {
         mkfifo(&out)?;
         mkfifo(&err)?;
         self.pump_output(&c, &out, (!config.tty).then_some(&err))?;
+        let stdin = fifos.join("stdin");
+        if config.stdin {
+            self.hold_stdin(id, &stdin)?;
+        }
         let rootfs = berth_oci::rootfs::merged(&self.container_dir(id));
         let task = lower::CreateTaskRequest {
             container_id: id.to_string(),
             rootfs: rootfs.display().to_string(),
-            stdin: String::new(),
+            stdin: match config.stdin {
+                true => stdin.display().to_string(),
+                false => String::new(),
+            },
             stdout: out.display().to_string(),
             stderr: if config.tty {
                 String::new()
@@ -248,15 +256,27 @@ impl Runtime {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(c.id.clone(), l.clone());
         }
+        let tee = tokio::sync::broadcast::channel(256).0;
+        self.outputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), tee.clone());
         for (stream, path) in [("stdout", Some(out)), ("stderr", err)] {
             let Some(path) = path.map(std::path::Path::to_path_buf) else {
                 continue;
             };
             let log = log.clone();
+            let tee = tee.clone();
             std::thread::spawn(move || {
                 // Blocks until the shim opens the write end; ends at its close.
                 let Ok(f) = std::fs::File::open(&path) else {
                     return;
+                };
+                // What is read goes to attached clients too.
+                let f = crate::attach::Tee {
+                    inner: f,
+                    stream,
+                    to: tee,
                 };
                 match log {
                     Some(l) => l.pump(stream, f),
@@ -285,13 +305,24 @@ impl Runtime {
                     let w = w.into_inner();
                     (w.exit_status as i32, w.exited_at_unix_nanos)
                 }
-                Err(_) => (255, now_nanos()),
+                Err(e) if e.code() == tonic::Code::NotFound => (255, now_nanos()),
+                // berth-containerd went away (this server stopping, say): the task runs on,
+                // and the next start takes it up again.
+                Err(_) => return,
             };
             let _ = tasks
                 .delete(req(lower::DeleteTaskRequest {
                     container_id: id.clone(),
                 }))
                 .await;
+            rt.outputs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            rt.stdins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             if let Some(mut c) = rt.store.container(&id) {
                 if c.state == State::Running {
                     c.state = State::Exited;

@@ -9,16 +9,20 @@ pub mod v1 {
     tonic::include_proto!("runtime.v1");
 }
 
+pub mod attach;
 pub mod authority;
 pub mod cni;
 pub mod containers;
+pub mod exec_stream;
 pub mod images;
 pub mod logs;
 pub mod lower;
 pub mod pods;
 pub mod runtime;
+pub mod spdy;
 pub mod spec;
 pub mod store;
+pub mod streaming;
 
 /// Connects a gRPC channel to a CRI server on the unix socket at `path` (for tests and tools).
 pub use berth_proto::connect_unix;

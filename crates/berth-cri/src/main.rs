@@ -39,6 +39,9 @@ struct Cli {
     /// The image of the pause process that holds a pod's shared PID namespace.
     #[arg(long, default_value = "registry.k8s.io/pause:3.9")]
     sandbox_image: String,
+    /// Where the streaming server (Exec, PortForward) listens; port 0 for any free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    stream_address: std::net::SocketAddr,
     /// The cgroup parent of containers whose pod names none.
     #[arg(long, default_value = "/berth-cri")]
     cgroup_parent: String,
@@ -81,6 +84,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         root: cli.root.clone(),
     };
     let path = socket_path(&cli.address)?;
+    let streams = tokio::net::TcpListener::bind(cli.stream_address)
+        .await
+        .with_context(|| format!("listening on {}", cli.stream_address))?;
+    let stream_addr = streams.local_addr()?;
     let lower =
         berth_cri::lower::Lower::start(cli.containerd.as_deref(), &cli.root, &cli.state).await?;
     let runtime = Arc::new(berth_cri::runtime::Runtime {
@@ -97,8 +104,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         cgroup_parent: cli.cgroup_parent.clone(),
         logs: Default::default(),
         exited: Default::default(),
+        streaming: berth_cri::streaming::Streaming::new(stream_addr),
+        outputs: Default::default(),
+        stdins: Default::default(),
     });
     runtime.recover().await;
+    tokio::spawn(berth_cri::streaming::serve(streams, runtime.clone()));
     let listener = berth_proto::bind_unix(&path, "berth-cri").await?;
     tracing::info!(address = %path.display(), "serving the CRI");
     let shutdown = berth_proto::shutdown_signal();

@@ -1,8 +1,8 @@
 //! CRI's RuntimeService: pods (`pods.rs`) and containers (`containers.rs`) over
 //! berth-containerd, their status, lists and filters, `ExecSync`, stats from the tasks'
-//! metrics, log reopening. Not built yet, and answered `UNIMPLEMENTED` so a kubelet or crictl
-//! sees plainly what is missing: the streaming calls (Exec, Attach, PortForward), pod stats,
-//! checkpoints and metric descriptors.
+//! metrics, log reopening, and the URLs of Exec, Attach and PortForward on the streaming
+//! server. Not built yet, and answered `UNIMPLEMENTED` so a kubelet or crictl sees plainly what
+//! is missing: pod stats, checkpoints and metric descriptors.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +38,12 @@ pub struct Runtime {
     pub logs: Mutex<HashMap<String, Log>>,
     /// Woken at every recorded exit.
     pub exited: tokio::sync::Notify,
+    /// The streaming server's URLs (Exec, Attach, PortForward).
+    pub streaming: crate::streaming::Streaming,
+    /// Running containers' output, for attached clients.
+    pub outputs: Mutex<HashMap<String, crate::attach::Output>>,
+    /// The write end of running containers' stdin (those whose config asks for one).
+    pub stdins: Mutex<HashMap<String, std::fs::File>>,
 }
 
 impl Runtime {
@@ -411,10 +417,84 @@ impl RuntimeService for Service {
         ))
     }
 
+    async fn exec(
+        &self,
+        req: Request<v1::ExecRequest>,
+    ) -> Result<Response<v1::ExecResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.container(&r.container_id)?;
+        if c.state != State::Running {
+            return Err(Status::failed_precondition("the container is not running"));
+        }
+        if r.cmd.is_empty() {
+            return Err(Status::invalid_argument("no command given"));
+        }
+        if !(r.stdin || r.stdout || r.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout, or stderr must be set",
+            ));
+        }
+        let r = v1::ExecRequest {
+            container_id: c.id,
+            ..r
+        };
+        let url = self
+            .0
+            .streaming
+            .url("exec", crate::streaming::Call::Exec(r));
+        ok(v1::ExecResponse { url })
+    }
+
+    async fn port_forward(
+        &self,
+        req: Request<v1::PortForwardRequest>,
+    ) -> Result<Response<v1::PortForwardResponse>, Status> {
+        let r = req.into_inner();
+        let pod = self
+            .0
+            .store
+            .find_pod(&r.pod_sandbox_id)
+            .filter(|p| p.ready)
+            .ok_or_else(|| {
+                Status::not_found(format!("pod sandbox {:?} is not ready", r.pod_sandbox_id))
+            })?;
+        let r = v1::PortForwardRequest {
+            pod_sandbox_id: pod.id,
+            ..r
+        };
+        let url = self
+            .0
+            .streaming
+            .url("portforward", crate::streaming::Call::PortForward(r));
+        ok(v1::PortForwardResponse { url })
+    }
+
+    async fn attach(
+        &self,
+        req: Request<v1::AttachRequest>,
+    ) -> Result<Response<v1::AttachResponse>, Status> {
+        let r = req.into_inner();
+        let c = self.container(&r.container_id)?;
+        if c.state != State::Running {
+            return Err(Status::failed_precondition("the container is not running"));
+        }
+        if !(r.stdin || r.stdout || r.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout, or stderr must be set",
+            ));
+        }
+        let r = v1::AttachRequest {
+            container_id: c.id,
+            ..r
+        };
+        let url = self
+            .0
+            .streaming
+            .url("attach", crate::streaming::Call::Attach(r));
+        ok(v1::AttachResponse { url })
+    }
+
     not_yet! {
-        exec(ExecRequest) -> ExecResponse;
-        attach(AttachRequest) -> AttachResponse;
-        port_forward(PortForwardRequest) -> PortForwardResponse;
         pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse;
         list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse;
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse;

@@ -49,32 +49,10 @@ fn statuses(tsv: &str, focus: &str) -> Vec<(String, String)> {
 }
 
 /// Specs containerd passes here that berth-cri does not pass yet, and why.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "runtime should support attach",
-        "no streaming server yet (Attach)",
-    ),
-    (
-        "exec with tty=false and stdin=false",
-        "no streaming server yet (Exec)",
-    ),
-    (
-        "exec with tty=true and stdin=true",
-        "no streaming server yet (Exec)",
-    ),
-    (
-        "runtime should support portforward [",
-        "no streaming server yet (PortForward)",
-    ),
-    (
-        "portforward in host network",
-        "no streaming server yet (PortForward)",
-    ),
-    (
-        "mount with 'rshared' should support propagation from host to container and vice versa",
-        "a mount made in the container under an rshared bind does not reach the host yet",
-    ),
-];
+const NOT_YET: &[(&str, &str)] = &[(
+    "mount with 'rshared' should support propagation from host to container and vice versa",
+    "a mount made in the container under an rshared bind does not reach the host yet",
+)];
 
 /// SysV shared memory segments of 1 MiB (what critest's HostIpc specs leave on the host).
 fn shm_segments() -> Vec<String> {

@@ -398,3 +398,208 @@ async fn remove_and_check_nothing_is_left(
     let shims = sh(&format!("pgrep -af {root}/[s]tate/tasks"));
     assert!(shims.is_empty(), "shims left: {shims}");
 }
+
+/// A SPDY/3.1 session to a streaming URL, as client-go opens one.
+struct Spdy {
+    conn: std::net::TcpStream,
+    codec: berth_cri::spdy::HeaderCodec,
+    buf: Vec<u8>,
+}
+
+impl Spdy {
+    fn connect(url: &str, protocol: &str) -> Spdy {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut conn = std::net::TcpStream::connect(host).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            conn,
+            "POST /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+             X-Stream-Protocol-Version: {protocol}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            conn.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(
+            head.contains(&format!("x-stream-protocol-version: {protocol}")),
+            "{head}"
+        );
+        Spdy {
+            conn,
+            codec: Default::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, id: u32, headers: &[(&str, &str)]) {
+        let mut data = id.to_be_bytes().to_vec();
+        data.extend([0, 0, 0, 0, 0, 0]);
+        data.extend(self.codec.encode(headers));
+        self.conn
+            .write_all(&berth_cri::spdy::control(
+                berth_cri::spdy::SYN_STREAM,
+                0,
+                &data,
+            ))
+            .unwrap();
+    }
+
+    fn send(&mut self, id: u32, fin: bool, data: &[u8]) {
+        let flags = if fin { berth_cri::spdy::FLAG_FIN } else { 0 };
+        self.conn
+            .write_all(&berth_cri::spdy::data(id, flags, data))
+            .unwrap();
+    }
+
+    /// Data per stream until `until` is finished by the server.
+    fn read_until_fin(&mut self, until: u32) -> std::collections::HashMap<u32, Vec<u8>> {
+        let mut got: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+        let mut chunk = [0u8; 8192];
+        loop {
+            while let Some((frame, n)) = berth_cri::spdy::parse(&self.buf).unwrap() {
+                self.buf.drain(..n);
+                if let berth_cri::spdy::Frame::Data {
+                    stream,
+                    flags,
+                    data,
+                } = frame
+                {
+                    got.entry(stream).or_default().extend(data);
+                    if stream == until && flags & berth_cri::spdy::FLAG_FIN != 0 {
+                        return got;
+                    }
+                }
+            }
+            let n = self.conn.read(&mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "the server closed before finishing stream {until}: {got:?}"
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_attach_and_port_forward_stream_over_spdy() {
+    let net = Network::new();
+    let (_reg, _server, mut rt) = setup(&net).await;
+    let logs = tempfile::tempdir().unwrap();
+    let mut config = pod_config("stream", logs.path(), 0);
+    config.port_mappings.clear();
+    let pod = rt
+        .run_pod_sandbox(v1::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let serve = "mkdir /w && echo forwarded > /w/f && httpd -p 127.0.0.1:8080 -h /w && cat";
+    let mut c = container_config("web", &["sh", "-c", serve]);
+    (c.stdin, c.stdin_once) = (true, true);
+    let id = run(&mut rt, &pod, &config, c).await;
+    // Exec: stdin in, stdout and stderr apart, the exit code on the error stream.
+    let url = rt
+        .exec(v1::ExecRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "read x; echo got-$x; echo e >&2; exit 3".into(),
+            ],
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let (s, u) = tokio::task::spawn_blocking(move || {
+        let mut s = Spdy::connect(&url, "v4.channel.k8s.io");
+        for (n, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
+            s.open(n, &[("streamtype", kind)]);
+        }
+        s.send(3, true, b"abc\n");
+        let got = s.read_until_fin(1);
+        (s, got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        u.get(&5).map(Vec::as_slice),
+        Some(&b"got-abc\n"[..]),
+        "{:?}",
+        u.iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(v)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(u[&7], b"e\n");
+    let status: serde_json::Value = serde_json::from_slice(&u[&1]).unwrap();
+    assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+    drop(s);
+    // Port forward: a connection to 127.0.0.1:8080 inside the pod.
+    let url = rt
+        .port_forward(v1::PortForwardRequest {
+            pod_sandbox_id: pod.clone(),
+            port: vec![8080],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let page = tokio::task::spawn_blocking(move || {
+        let mut s = Spdy::connect(&url, "portforward.k8s.io");
+        let h = |kind| [("streamtype", kind), ("port", "8080"), ("requestid", "0")];
+        s.open(1, &h("error"));
+        s.open(3, &h("data"));
+        s.send(3, true, b"GET /f HTTP/1.0\r\n\r\n");
+        s.read_until_fin(3).remove(&3).unwrap_or_default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&page).ends_with("forwarded\n"),
+        "{page:?}"
+    );
+    // Attach: the container's own stdin and stdout; its end closes the session.
+    let url = rt
+        .attach(v1::AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut s = Spdy::connect(&url, "v4.channel.k8s.io");
+        for (n, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
+            s.open(n, &[("streamtype", kind)]);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        s.send(3, true, b"through-attach\n");
+        s.read_until_fin(1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got[&5], b"through-attach\n");
+    rt.remove_pod_sandbox(v1::RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
+}
