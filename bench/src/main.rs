@@ -5,6 +5,7 @@
 
 mod build_suite;
 mod cli_suite;
+mod cri_suite;
 mod daemons;
 mod engines;
 mod grpc_client;

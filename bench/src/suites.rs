@@ -156,6 +156,11 @@ pub fn all() -> Vec<Suite> {
             prepare: lifecycle_suite::plan,
         },
         Suite {
+            name: "cri",
+            about: crate::cri_suite::ABOUT,
+            prepare: crate::cri_suite::plan,
+        },
+        Suite {
             name: "pull",
             about: pull_suite::ABOUT,
             prepare: pull_suite::plan,
