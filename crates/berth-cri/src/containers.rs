@@ -28,15 +28,6 @@ pub(crate) fn mkfifo(p: &std::path::Path) -> Result<(), Status> {
         .map_err(|e| internal(format!("creating {}: {e}", p.display())))
 }
 
-/// Opens a FIFO's write end once, so a reader waiting in `open` goes on (and sees the end).
-fn release(p: &std::path::Path) {
-    let _ = rustix::fs::open(
-        p,
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    );
-}
-
 impl Runtime {
     /// Where a container's rootfs (upper, work, merged) lives.
     pub fn container_dir(&self, id: &str) -> PathBuf {
@@ -219,8 +210,8 @@ impl Runtime {
                         container_id: id.to_string(),
                     }))
                     .await;
-                release(&out);
-                release(&err);
+                crate::exec_stream::release(&out, true);
+                crate::exec_stream::release(&err, true);
                 c.state = State::Exited;
                 c.finished = now_nanos();
                 c.exit_code = 128;
@@ -427,116 +418,38 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs a command in a running container and collects its output and exit code.
+    /// Runs a command in a running container and collects its output (up to 16 MiB each)
+    /// and exit code; past `timeout` seconds (if positive) it is killed.
     pub async fn exec_sync_in(
         &self,
         id: &str,
         cmd: Vec<String>,
         timeout: i64,
     ) -> Result<v1::ExecSyncResponse, Status> {
-        let c = self
-            .store
-            .container(id)
-            .filter(|c| c.state == State::Running)
-            .ok_or_else(|| Status::not_found(format!("container {id} is not running")))?;
-        if cmd.is_empty() {
-            return Err(Status::invalid_argument("no command given"));
-        }
-        let spec: oci_spec::runtime::Spec = serde_json::from_slice(
-            &std::fs::read(self.container_dir(&c.id).join("config.json")).map_err(internal)?,
-        )
-        .map_err(internal)?;
-        let mut process = spec.process().clone().unwrap_or_default();
-        process.set_args(Some(cmd)).set_terminal(Some(false));
-        let exec_id = format!("exec-{}", &crate::store::new_id()[..12]);
-        let dir = self.fifo_dir(id);
-        std::fs::create_dir_all(&dir).map_err(internal)?;
-        let (out, err) = (
-            dir.join(format!("{exec_id}-stdout")),
-            dir.join(format!("{exec_id}-stderr")),
-        );
-        mkfifo(&out)?;
-        mkfifo(&err)?;
-        let collect = |p: PathBuf| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Ok(f) = std::fs::File::open(&p) {
-                    let _ =
-                        std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut buf);
+        let collect = || {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+            let all = tokio::spawn(async move {
+                let mut all = Vec::new();
+                while let Some(chunk) = rx.recv().await {
+                    if all.len() < 16 << 20 {
+                        all.extend(chunk);
+                    }
                 }
-                buf
-            })
+                all
+            });
+            (tx, all)
         };
-        let (out_t, err_t) = (collect(out.clone()), collect(err.clone()));
-        let mut tasks = self.lower.tasks();
-        let ran = async {
-            tasks
-                .exec(req(lower::ExecProcessRequest {
-                    container_id: id.to_string(),
-                    exec_id: exec_id.clone(),
-                    stdin: String::new(),
-                    stdout: out.display().to_string(),
-                    stderr: err.display().to_string(),
-                    terminal: false,
-                    spec: serde_json::to_vec(&process)
-                        .map_err(|e| Status::internal(e.to_string()))?,
-                }))
-                .await?;
-            tasks
-                .start(req(lower::StartRequest {
-                    container_id: id.to_string(),
-                    exec_id: exec_id.clone(),
-                }))
-                .await?;
-            let wait = tasks.wait(req(lower::WaitRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.clone(),
-            }));
-            match timeout {
-                t if t > 0 => match tokio::time::timeout(Duration::from_secs(t as u64), wait).await
-                {
-                    Ok(w) => Ok(w?.into_inner().exit_status),
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "command timed out after {t}s"
-                    ))),
-                },
-                _ => Ok(wait.await?.into_inner().exit_status),
-            }
-        }
-        .await;
-        if ran.is_err() {
-            let mut t = self.lower.tasks();
-            let _ = t
-                .kill(req(lower::KillRequest {
-                    container_id: id.to_string(),
-                    exec_id: exec_id.clone(),
-                    signal: 9,
-                    all: false,
-                }))
-                .await;
-            release(&out);
-            release(&err);
-        }
-        let _ = self
-            .lower
-            .tasks()
-            .delete_process(req(lower::DeleteProcessRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.clone(),
-            }))
-            .await;
-        let stdout = tokio::task::spawn_blocking(move || out_t.join().unwrap_or_default())
-            .await
-            .unwrap_or_default();
-        let stderr = tokio::task::spawn_blocking(move || err_t.join().unwrap_or_default())
-            .await
-            .unwrap_or_default();
-        let _ = std::fs::remove_file(&out);
-        let _ = std::fs::remove_file(&err);
-        let code = ran?;
+        let ((out_tx, out), (err_tx, err)) = (collect(), collect());
+        let streams = crate::exec_stream::ExecStreams {
+            stdout: Some(out_tx),
+            stderr: Some(err_tx),
+            timeout: (timeout > 0).then(|| Duration::from_secs(timeout as u64)),
+            ..Default::default()
+        };
+        let code = self.exec_streaming(id, cmd, false, streams).await?;
         Ok(v1::ExecSyncResponse {
-            stdout,
-            stderr,
+            stdout: out.await.unwrap_or_default(),
+            stderr: err.await.unwrap_or_default(),
             exit_code: code as i32,
         })
     }

@@ -1,6 +1,7 @@
-//! A streamed exec (the CRI's `Exec`, served by `streaming.rs`): a process in a running
-//! container through berth-containerd, its stdin, stdout and stderr FIFOs relayed to and from
-//! the client's SPDY streams, its terminal resized as the client asks.
+//! An exec in a running container through berth-containerd, its stdin, stdout and stderr
+//! FIFOs relayed to and from channels: the CRI's `Exec` (the client's SPDY streams, served by
+//! `streaming.rs`, its terminal resized as the client asks) and `ExecSync` (collected, with a
+//! timeout that kills it).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,24 +14,23 @@ use crate::lower::req;
 use crate::runtime::Runtime;
 use crate::store::State;
 
-/// Where an exec's streams go: stdin chunks in (None: its end), stdout and stderr out as data
-/// frames of their stream ids, terminal sizes in.
+/// Where an exec's streams go: stdin chunks in (None: its end), stdout and stderr chunks out,
+/// terminal sizes in; and how long it may run (it is killed then).
+#[derive(Default)]
 pub struct ExecStreams {
     pub stdin: Option<mpsc::Receiver<Option<Vec<u8>>>>,
-    pub stdout: Option<(u32, mpsc::Sender<Vec<u8>>)>,
-    pub stderr: Option<(u32, mpsc::Sender<Vec<u8>>)>,
+    pub stdout: Option<mpsc::Sender<Vec<u8>>>,
+    pub stderr: Option<mpsc::Sender<Vec<u8>>>,
     pub resize: Option<mpsc::Receiver<(u32, u32)>>,
+    pub timeout: Option<Duration>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-/// Reads a FIFO to its end into `to` (data frames of stream `id`), or to nowhere.
-fn pump_out(
-    path: PathBuf,
-    to: Option<(u32, mpsc::Sender<Vec<u8>>)>,
-) -> std::thread::JoinHandle<()> {
+/// Reads a FIFO to its end into `to`, or to nowhere.
+fn pump_out(path: PathBuf, to: Option<mpsc::Sender<Vec<u8>>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let Ok(mut f) = std::fs::File::open(&path) else {
             return;
@@ -40,8 +40,8 @@ fn pump_out(
             match std::io::Read::read(&mut f, &mut buf) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if let Some((id, tx)) = &to {
-                        let _ = tx.blocking_send(crate::spdy::data(*id, 0, &buf[..n]));
+                    if let Some(tx) = &to {
+                        let _ = tx.blocking_send(buf[..n].to_vec());
                     }
                 }
             }
@@ -68,7 +68,7 @@ fn pump_in(
 }
 
 /// Opens the other end of a FIFO once, so a thread waiting in `open` on it goes on.
-fn release(p: &Path, write: bool) {
+pub(crate) fn release(p: &Path, write: bool) {
     use rustix::fs::OFlags;
     let side = if write {
         OFlags::WRONLY
@@ -83,6 +83,22 @@ fn release(p: &Path, write: bool) {
 }
 
 impl Runtime {
+    /// Resizes an exec's terminal to each size that comes.
+    fn follow_resizes(&self, id: &str, exec_id: &str, mut sizes: mpsc::Receiver<(u32, u32)>) {
+        let (mut t, cid, eid) = (self.lower.tasks(), id.to_string(), exec_id.to_string());
+        tokio::spawn(async move {
+            while let Some((width, height)) = sizes.recv().await {
+                let r = lower::ResizePtyRequest {
+                    container_id: cid.clone(),
+                    exec_id: eid.clone(),
+                    width,
+                    height,
+                };
+                let _ = t.resize_pty(req(r)).await;
+            }
+        });
+    }
+
     /// The process of an exec in container `id`: the container's own, with `cmd`.
     pub(crate) fn exec_process(
         &self,
@@ -161,35 +177,38 @@ impl Runtime {
                     exec_id: exec_id.clone(),
                 }))
                 .await?;
-            if let Some(mut sizes) = s.resize {
-                let (mut t, cid, eid) = (self.lower.tasks(), id.to_string(), exec_id.clone());
-                tokio::spawn(async move {
-                    while let Some((width, height)) = sizes.recv().await {
-                        let r = lower::ResizePtyRequest {
-                            container_id: cid.clone(),
-                            exec_id: eid.clone(),
-                            width,
-                            height,
-                        };
-                        let _ = t.resize_pty(req(r)).await;
-                    }
-                });
+            if let Some(sizes) = s.resize {
+                self.follow_resizes(id, &exec_id, sizes);
             }
-            let w = tasks
-                .wait(req(lower::WaitRequest {
-                    container_id: id.to_string(),
-                    exec_id: exec_id.clone(),
-                }))
-                .await?;
-            Ok::<u32, Status>(w.into_inner().exit_status)
+            let wait = tasks.wait(req(lower::WaitRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }));
+            let limit = s.timeout.unwrap_or(Duration::MAX);
+            match tokio::time::timeout(limit, wait).await {
+                Ok(w) => Ok::<u32, Status>(w?.into_inner().exit_status),
+                Err(_) => Err(Status::deadline_exceeded(format!(
+                    "command timed out after {}s",
+                    limit.as_secs()
+                ))),
+            }
         }
         .await;
+        if ran.is_err() {
+            let kill = lower::KillRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+                signal: 9,
+                all: false,
+            };
+            let _ = self.lower.tasks().kill(req(kill)).await;
+        }
         // Whatever did not start is let go: the FIFO threads never hang.
         release(&out, true);
         release(&err, true);
         release(&inp, false);
-        // The output is read to its end; a terminal's is ended by deleting the process (the
-        // shim keeps the terminal until then).
+        // The output is read to its end, which comes when the process is deleted: the shim
+        // holds the FIFOs (and a terminal) until then; what is in them is still read.
         let joined = tokio::task::spawn_blocking(move || {
             for p in pumps {
                 let _ = p.join();
@@ -206,14 +225,12 @@ impl Runtime {
                 .await;
         };
         if tty {
+            // What the shim still relays from the terminal gets a moment to arrive.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            delete().await;
         }
+        delete().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
         drop(stdin);
-        if !tty {
-            delete().await;
-        }
         for f in &fifos {
             let _ = std::fs::remove_file(f);
         }

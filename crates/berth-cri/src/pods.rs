@@ -163,12 +163,29 @@ impl Runtime {
         .await
         .map_err(internal)?
         .map_err(|e| internal(format!("making the pod's namespaces: {e}")))?;
-        if let Some(ns) = pod.netns.clone() {
-            let result = self.cni_add(pod, config, meta, &ns).await?;
+        // The network and the pause process need nothing of each other: made at once.
+        let snapshot = pod.clone();
+        let network = async {
+            match snapshot.netns.clone() {
+                Some(ns) => self.cni_add(&snapshot, config, meta, &ns).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let pause = async {
+            match shared_pid {
+                true => self.start_pause(&snapshot).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (network, pause) = tokio::join!(network, pause);
+        if let Some((id, pid)) = pause? {
+            (pod.pause, pod.pause_pid) = (Some(id), pid);
+        }
+        if let Some(result) = network? {
             pod.ips = crate::cni::ips(&result);
             pod.cni = Some(result.to_string());
-            self.store.put_pod(pod).map_err(internal)?;
         }
+        self.store.put_pod(pod).map_err(internal)?;
         let mut hosts =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         for ip in &pod.ips {
@@ -183,9 +200,6 @@ impl Runtime {
             ("resolv.conf", resolv_conf(config.dns_config.as_ref())),
         ] {
             std::fs::write(dir.join(name), text).map_err(internal)?;
-        }
-        if shared_pid {
-            self.start_pause(pod).await?;
         }
         Ok(())
     }
@@ -261,8 +275,8 @@ impl Runtime {
         }
     }
 
-    /// The pause container that holds the pod's PID namespace.
-    async fn start_pause(self: &Arc<Self>, pod: &mut Pod) -> Result<(), Status> {
+    /// The pause container that holds the pod's PID namespace: its container id and pid.
+    async fn start_pause(self: &Arc<Self>, pod: &Pod) -> Result<(String, u32), Status> {
         let image = self.sandbox_image.clone();
         if self.images.store.images.resolve(&image).is_err() {
             self.images.pull(&image, None).await?;
@@ -292,11 +306,9 @@ impl Runtime {
             ..Default::default()
         };
         let c = self.make_container(pod, config, true).await?;
-        pod.pause = Some(c.id.clone());
-        self.store.put_pod(pod).map_err(internal)?;
         self.start_container_task(&c.id).await?;
-        pod.pause_pid = self.store.container(&c.id).map_or(0, |c| c.pid);
-        Ok(())
+        let pid = self.store.container(&c.id).map_or(0, |c| c.pid);
+        Ok((c.id, pid))
     }
 
     /// StopPodSandbox: its containers stopped, its network taken down; idempotent.

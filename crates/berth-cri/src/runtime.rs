@@ -117,6 +117,14 @@ fn labels_match(want: &HashMap<String, String>, have: &HashMap<String, String>) 
 }
 
 impl Service {
+    fn ready_pod(&self, id: &str) -> Result<crate::store::Pod, Status> {
+        self.0
+            .store
+            .find_pod(id)
+            .filter(|p| p.ready)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} is not ready")))
+    }
+
     fn container(&self, id: &str) -> Result<crate::store::Container, Status> {
         self.0
             .store
@@ -233,14 +241,7 @@ impl RuntimeService for Service {
         req: Request<v1::CreateContainerRequest>,
     ) -> Result<Response<v1::CreateContainerResponse>, Status> {
         let r = req.into_inner();
-        let pod = self
-            .0
-            .store
-            .find_pod(&r.pod_sandbox_id)
-            .filter(|p| p.ready)
-            .ok_or_else(|| {
-                Status::not_found(format!("pod sandbox {:?} is not ready", r.pod_sandbox_id))
-            })?;
+        let pod = self.ready_pod(&r.pod_sandbox_id)?;
         let config = r
             .config
             .ok_or_else(|| Status::invalid_argument("no container config"))?;
@@ -450,14 +451,7 @@ impl RuntimeService for Service {
         req: Request<v1::PortForwardRequest>,
     ) -> Result<Response<v1::PortForwardResponse>, Status> {
         let r = req.into_inner();
-        let pod = self
-            .0
-            .store
-            .find_pod(&r.pod_sandbox_id)
-            .filter(|p| p.ready)
-            .ok_or_else(|| {
-                Status::not_found(format!("pod sandbox {:?} is not ready", r.pod_sandbox_id))
-            })?;
+        let pod = self.ready_pod(&r.pod_sandbox_id)?;
         let r = v1::PortForwardRequest {
             pod_sandbox_id: pod.id,
             ..r

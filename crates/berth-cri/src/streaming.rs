@@ -360,15 +360,32 @@ where
         }
     });
     let sink = |kind: &str| ids.get(kind).copied();
+    // Each output stream's chunks become data frames of its stream, in order.
+    let mut forwarders = Vec::new();
+    let mut channel = |kind: &str| {
+        let id = sink(kind)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
+        let out = out.clone();
+        forwarders.push(tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                let _ = out.send(spdy::data(id, 0, &chunk)).await;
+            }
+        }));
+        Some(tx)
+    };
     let streams = crate::exec_stream::ExecStreams {
         stdin: req.stdin.then_some(stdin_rx),
-        stdout: sink("stdout").map(|id| (id, out.clone())),
-        stderr: sink("stderr").map(|id| (id, out.clone())),
+        stdout: channel("stdout"),
+        stderr: channel("stderr"),
         resize: Some(resize_rx),
+        timeout: None,
     };
     let code = rt
         .exec_streaming(&req.container_id, req.cmd.clone(), req.tty, streams)
         .await;
+    for f in forwarders {
+        let _ = f.await;
+    }
     let message = match code {
         Ok(c) => exit_status(c),
         Err(e) => serde_json::json!({"metadata": {}, "status": "Failure", "message": e.message()})
