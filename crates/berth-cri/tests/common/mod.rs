@@ -43,10 +43,13 @@ pub fn cgroup_parent(dir: &std::path::Path) -> String {
     format!("/berth-cri-test{}", name.trim_start_matches('.'))
 }
 
-/// Removes the cgroup `parent` (and whatever empty groups are under it) from every hierarchy.
+/// Removes the cgroup `parent` from every hierarchy: first every process still in it (a
+/// container whose shim was killed with its server lives on, reparented to init), then its
+/// groups, deepest first.
 pub fn remove_cgroup(parent: &str) {
     sh(&format!(
-        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done 2>/dev/null"
+        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -name cgroup.procs -exec cat {{}} \\; ; done 2>/dev/null | sort -u | xargs -r kill -9; sleep 0.2; \
+         for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done 2>/dev/null"
     ));
 }
 
