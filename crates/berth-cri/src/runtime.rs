@@ -1,8 +1,8 @@
 //! CRI's RuntimeService: pods (`pods.rs`) and containers (`containers.rs`) over
 //! berth-containerd, their status, lists and filters, `ExecSync`, stats from the tasks'
-//! metrics, log reopening, and the URLs of Exec, Attach and PortForward on the streaming
-//! server. Not built yet, and answered `UNIMPLEMENTED` so a kubelet or crictl sees plainly what
-//! is missing: pod stats, checkpoints and metric descriptors.
+//! metrics (a pod's the sum of its containers'), log reopening, and the URLs of Exec, Attach
+//! and PortForward on the streaming server. Not built yet, and answered `UNIMPLEMENTED` so a
+//! kubelet or crictl sees plainly what is missing: events, checkpoints and metric descriptors.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -488,9 +488,39 @@ impl RuntimeService for Service {
         ok(v1::AttachResponse { url })
     }
 
+    async fn pod_sandbox_stats(
+        &self,
+        req: Request<v1::PodSandboxStatsRequest>,
+    ) -> Result<Response<v1::PodSandboxStatsResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let pod = self
+            .0
+            .store
+            .find_pod(&id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
+        ok(v1::PodSandboxStatsResponse {
+            stats: Some(self.0.pod_stats(&pod).await),
+        })
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        req: Request<v1::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<v1::ListPodSandboxStatsResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let mut stats = Vec::new();
+        for p in self.0.store.pods() {
+            let config = p.config();
+            if (f.id.is_empty() || p.id.starts_with(&f.id))
+                && labels_match(&f.label_selector, &config.labels)
+            {
+                stats.push(self.0.pod_stats(&p).await);
+            }
+        }
+        ok(v1::ListPodSandboxStatsResponse { stats })
+    }
+
     not_yet! {
-        pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse;
-        list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse;
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse;
         list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse;
         list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse;
@@ -556,6 +586,52 @@ impl Runtime {
                 }
             })
             .collect()
+    }
+}
+
+impl Runtime {
+    /// A pod's stats: its containers' (the pause process left out), and their sums.
+    pub async fn pod_stats(&self, pod: &crate::store::Pod) -> v1::PodSandboxStats {
+        let config = pod.config();
+        let mine: Vec<_> = self
+            .store
+            .containers()
+            .into_iter()
+            .filter(|c| c.pod == pod.id && !c.sandbox)
+            .collect();
+        let containers = self.stats(&mine).await;
+        let now = crate::store::now_nanos();
+        let sum = |f: &dyn Fn(&v1::ContainerStats) -> Option<u64>| -> u64 {
+            containers.iter().filter_map(f).sum()
+        };
+        let cpu = sum(&|c| Some(c.cpu.as_ref()?.usage_core_nano_seconds.as_ref()?.value));
+        let working = sum(&|c| Some(c.memory.as_ref()?.working_set_bytes.as_ref()?.value));
+        let usage = sum(&|c| Some(c.memory.as_ref()?.usage_bytes.as_ref()?.value));
+        v1::PodSandboxStats {
+            attributes: Some(v1::PodSandboxAttributes {
+                id: pod.id.clone(),
+                metadata: config.metadata.clone(),
+                labels: config.labels.clone(),
+                annotations: config.annotations.clone(),
+            }),
+            linux: Some(v1::LinuxPodSandboxStats {
+                cpu: Some(v1::CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: Some(v1::UInt64Value { value: cpu }),
+                    usage_nano_cores: None,
+                }),
+                memory: Some(v1::MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: Some(v1::UInt64Value { value: working }),
+                    usage_bytes: Some(v1::UInt64Value { value: usage }),
+                    ..Default::default()
+                }),
+                network: None,
+                process: None,
+                containers,
+            }),
+            windows: None,
+        }
     }
 }
 

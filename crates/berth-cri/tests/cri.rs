@@ -1,7 +1,7 @@
 //! `berth-cri` as kubelet and crictl reach it, over its unix socket with the CRI v1 client:
 //! the runtime's version and status; images pulled (through a registry mirror for
 //! registry.k8s.io, as critest needs), listed, inspected, counted and removed; a pull of an
-//! image that does not exist fails and adds nothing; what is not built yet (pod stats) says so.
+//! image that does not exist fails and adds nothing; what is not built yet (metric descriptors) says so.
 
 use berth_cri::v1;
 use berth_cri::v1::image_service_client::ImageServiceClient;
@@ -122,8 +122,8 @@ async fn images_are_pulled_through_a_mirror_listed_and_removed() {
     assert!(list.images.is_empty());
 
     // What is not built yet says so.
-    let stats = rt
-        .pod_sandbox_stats(v1::PodSandboxStatsRequest::default())
+    let metrics = rt
+        .list_metric_descriptors(v1::ListMetricDescriptorsRequest::default())
         .await;
-    assert_eq!(stats.unwrap_err().code(), tonic::Code::Unimplemented);
+    assert_eq!(metrics.unwrap_err().code(), tonic::Code::Unimplemented);
 }

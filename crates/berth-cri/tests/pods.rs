@@ -190,6 +190,7 @@ async fn a_pod_shares_its_namespaces_is_reachable_and_leaves_nothing() {
     assert!(got.contains("served"), "{got}");
     assert!(http_get(([127, 0, 0, 1].into(), port)).contains("served"));
     shares_the_pod(&mut rt, &side).await;
+    check_pod_stats(&mut rt, &pod).await;
     check_log(&logs.path().join("web.log"));
     // Stop: the container exits by SIGTERM after its timeout, and is listed as exited.
     rt.stop_container(v1::StopContainerRequest {
@@ -332,6 +333,43 @@ async fn shares_the_pod(rt: &mut Runtime, side: &str) {
         })
         .await;
     assert_eq!(slow.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+}
+
+/// The pod's stats: its two containers' (not the pause process), and their memory summed.
+async fn check_pod_stats(rt: &mut Runtime, pod: &str) {
+    let stats = rt
+        .pod_sandbox_stats(v1::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = stats.linux.unwrap();
+    assert_eq!(linux.containers.len(), 2);
+    let each: u64 = linux
+        .containers
+        .iter()
+        .map(|c| {
+            c.memory
+                .as_ref()
+                .unwrap()
+                .usage_bytes
+                .as_ref()
+                .unwrap()
+                .value
+        })
+        .sum();
+    let total = linux.memory.unwrap().usage_bytes.unwrap().value;
+    assert!(total > 0 && total == each, "{total} vs {each}");
+    let listed = rt
+        .list_pod_sandbox_stats(v1::ListPodSandboxStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
 }
 
 /// The log: CRI lines, stdout and stderr told apart.
