@@ -39,21 +39,9 @@ struct Cli {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    // Bundles hold containers' environments: other users may not enter (what an existing
-    // directory allows them is taken away; its group keeps passing through, as the socket's
-    // group of a daemon's exec root must).
+    // Bundles hold containers' environments: other users may not enter.
     for dir in [&cli.root, &cli.state] {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
-        if mode & 0o027 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7750))
-                .with_context(|| format!("restricting {}", dir.display()))?;
-        }
+        berth_proto::private_dir(dir)?;
     }
     let store = Arc::new(store::Store::new(&cli.root));
     let listener = berth_proto::bind_unix(&cli.address, "berth-containerd").await?;

@@ -61,13 +61,9 @@ fn socket_path(address: &str) -> anyhow::Result<PathBuf> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    // Records, roots and FIFOs of containers: readable by root alone.
     for dir in [&cli.root, &cli.state] {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        berth_proto::private_dir(dir)?;
     }
     let mut mirrors = BTreeMap::new();
     for m in &cli.registry_mirror {

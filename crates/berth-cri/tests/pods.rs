@@ -88,6 +88,19 @@ fn container_config(name: &str, cmd: &[&str]) -> v1::ContainerConfig {
     }
 }
 
+/// Runs a pod sandbox; its id.
+async fn run_pod(rt: &mut Runtime, config: &v1::PodSandboxConfig) -> String {
+    let req = v1::RunPodSandboxRequest {
+        config: Some(config.clone()),
+        ..Default::default()
+    };
+    rt.run_pod_sandbox(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id
+}
+
 async fn run(
     rt: &mut Runtime,
     pod: &str,
@@ -139,15 +152,7 @@ async fn a_pod_shares_its_namespaces_is_reachable_and_leaves_nothing() {
     let logs = tempfile::tempdir().unwrap();
     let port = berth_testkit::alloc::free_port().unwrap();
     let config = pod_config("web", logs.path(), port);
-    let pod = rt
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut rt, &config).await;
     let serve = "mkdir /w && echo served > /w/name && echo to-out && echo to-err >&2 && \
                  exec httpd -f -p 80 -h /w";
     let web = run(
@@ -238,15 +243,7 @@ async fn the_security_context_is_applied() {
     let logs = tempfile::tempdir().unwrap();
     let mut config = pod_config("sec", logs.path(), 0);
     config.port_mappings.clear();
-    let pod = rt
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut rt, &config).await;
     let mut c = container_config("locked", &["sleep", "3600"]);
     c.linux = Some(v1::LinuxContainerConfig {
         security_context: Some(v1::LinuxContainerSecurityContext {
@@ -532,19 +529,15 @@ async fn exec_attach_and_port_forward_stream_over_spdy() {
     let logs = tempfile::tempdir().unwrap();
     let mut config = pod_config("stream", logs.path(), 0);
     config.port_mappings.clear();
-    let pod = rt
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut rt, &config).await;
     let serve = "mkdir /w && echo forwarded > /w/f && httpd -p 127.0.0.1:8080 -h /w && cat";
     let mut c = container_config("web", &["sh", "-c", serve]);
     (c.stdin, c.stdin_once) = (true, true);
     let id = run(&mut rt, &pod, &config, c).await;
+    // httpd may still be starting on a loaded host: the port forward below needs it up.
+    let wait =
+        "for i in $(seq 100); do wget -qO- 127.0.0.1:8080/f && exit 0; sleep 0.1; done; exit 1";
+    assert_eq!(exec(&mut rt, &id, &["sh", "-c", wait]).await.exit_code, 0);
     // Exec: stdin in, stdout and stderr apart, the exit code on the error stream.
     let url = rt
         .exec(v1::ExecRequest {

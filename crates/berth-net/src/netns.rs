@@ -142,7 +142,22 @@ pub fn attach(ns: &Path, ep: &Endpoint) -> Result<(), NetError> {
         ep.mtu,
     )?;
     let inside = (|| {
-        let mut nl = Netlink::open_in(ns)?;
+        // No IPv6 on this endpoint: none at all (no link-local address that answers on the
+        // bridge), as Docker's endpoints on networks without IPv6; written from the thread
+        // that enters the namespace for its netlink socket anyway.
+        let no_v6 = ep.address6.is_none() && !ep.link_local.iter().any(IpAddr::is_ipv6);
+        let key = format!("net/ipv6/conf/{}/disable_ipv6", ep.ifname);
+        let mut nl = crate::netlink::in_namespace(ns, || {
+            if no_v6 {
+                match sysctl(&key, "1") {
+                    // IPv6 is off on the host.
+                    Err(NetError::Sysctl { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r?,
+                }
+            }
+            Netlink::open()
+        })?;
         let index = nl.link_index(&ep.ifname)?.ok_or_else(|| {
             NetError::Netlink(
                 "finding the container's interface",
@@ -157,16 +172,6 @@ pub fn attach(ns: &Path, ep: &Endpoint) -> Result<(), NetError> {
             match ip {
                 IpAddr::V4(a) => nl.add_address(index, *a, 16)?,
                 IpAddr::V6(a) => nl.add_address6(index, *a, 64)?,
-            }
-        }
-        if ep.address6.is_none() && !ep.link_local.iter().any(IpAddr::is_ipv6) {
-            // No IPv6 on this endpoint: none at all (no link-local address that answers on the
-            // bridge), as Docker's endpoints on networks without IPv6.
-            let key = format!("net/ipv6/conf/{}/disable_ipv6", ep.ifname);
-            match crate::netlink::in_namespace(ns, || sysctl(&key, "1")) {
-                Err(NetError::Sysctl { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound => {} // IPv6 off on the host
-                r => r?,
             }
         }
         nl.set_up(index)?;

@@ -68,6 +68,32 @@ pub async fn bind_unix(path: &Path, name: &str) -> std::io::Result<tokio::net::U
     tokio::net::UnixListener::bind(path).map_err(with(format!("listening on {}", path.display())))
 }
 
+/// Makes a daemon's data or run root readable by root alone: created 0700, and what an
+/// existing directory allows other users is taken away (its group keeps passing through, as
+/// the socket's group of a daemon's exec root must).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let with = |what: &str| {
+        let what = format!("{what} {}", dir.display());
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(with("creating"))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(with("reading"))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o027 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7750))
+            .map_err(with("restricting"))?;
+    }
+    Ok(())
+}
+
 /// Resolves when the process gets SIGINT or SIGTERM: a server's graceful end.
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
